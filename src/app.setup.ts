@@ -1,0 +1,64 @@
+import { BadRequestException, LogLevel as NestLogLevel, ValidationPipe, VersioningType, type INestApplication } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import type { ValidationError } from 'class-validator';
+import { AppModule } from './app.module';
+import { DomainExceptionFilter } from './common/domain-exception.filter';
+import type { KeelConfig, LogLevel } from './config/keel-config';
+
+export const MAX_BODY = '1mb';
+
+const NEST_LEVELS: Record<LogLevel, NestLogLevel[]> = {
+  debug: ['fatal', 'error', 'warn', 'log', 'debug'],
+  info: ['fatal', 'error', 'warn', 'log'],
+  warn: ['fatal', 'error', 'warn'],
+  error: ['fatal', 'error'],
+};
+
+/** Builds the app, not yet listening. `main.ts` and the e2e tests both come through here. */
+export async function createApp(config: KeelConfig, extraImports: Parameters<typeof AppModule.register>[1] = []): Promise<NestExpressApplication> {
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.register(config, extraImports), {
+    bodyParser: false,
+    abortOnError: false,
+    logger: NEST_LEVELS[config.logLevel],
+  });
+  setupApp(app);
+  return app;
+}
+
+/** Global pipes, filter, versioning, body limit and the OpenAPI document. */
+export function setupApp(app: NestExpressApplication): void {
+  app.useBodyParser('json', { limit: MAX_BODY });
+  app.enableVersioning({ type: VersioningType.URI });
+  app.useGlobalPipes(
+    new ValidationPipe({
+      whitelist: true,
+      forbidNonWhitelisted: true,
+      transform: true,
+      exceptionFactory: (errors) => new BadRequestException(flattenErrors(errors).join('; ')),
+    }),
+  );
+  app.useGlobalFilters(new DomainExceptionFilter());
+  SwaggerModule.setup('docs', app, () => buildOpenApi(app), { jsonDocumentUrl: 'docs-json' });
+}
+
+export function buildOpenApi(app: INestApplication) {
+  const config = new DocumentBuilder()
+    .setTitle('Keel')
+    .setDescription(
+      'Durable background jobs over REST. Jobs are stored before they are acknowledged, recovered at every start, ' +
+        'and delivered at least once. Errors are { statusCode, error, message }.',
+    )
+    .setVersion('1')
+    .build();
+  return SwaggerModule.createDocument(app, config);
+}
+
+function flattenErrors(errors: ValidationError[], parent = ''): string[] {
+  return errors.flatMap((e) => {
+    const path = parent ? `${parent}.${e.property}` : e.property;
+    const own = Object.values(e.constraints ?? {}).map((m) => (parent ? `${parent}.${m}` : m));
+    return [...own, ...flattenErrors(e.children ?? [], path)];
+  });
+}

@@ -1,0 +1,73 @@
+import { Catch, HttpException, HttpStatus, Logger, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
+import type { Response } from 'express';
+import { STATUS_CODES } from 'node:http';
+import {
+  BacklogFull,
+  ConcurrentChange,
+  DomainError,
+  InvalidJob,
+  InvalidTransition,
+  JobNotFound,
+  ShuttingDown,
+  StoreUnavailable,
+} from '../jobs/job.errors';
+
+const DOMAIN_STATUS = new Map<Function, number>([
+  [JobNotFound, HttpStatus.NOT_FOUND],
+  [InvalidTransition, HttpStatus.CONFLICT],
+  [ConcurrentChange, HttpStatus.CONFLICT],
+  [InvalidJob, HttpStatus.BAD_REQUEST],
+  [BacklogFull, HttpStatus.TOO_MANY_REQUESTS],
+  [ShuttingDown, HttpStatus.SERVICE_UNAVAILABLE],
+  [StoreUnavailable, HttpStatus.SERVICE_UNAVAILABLE],
+]);
+
+/** Seconds a client should wait after a 429 before submitting again. */
+export const BACKLOG_RETRY_AFTER_S = 5;
+
+/**
+ * The one place where errors become HTTP answers, always `{ statusCode, error, message }`:
+ * domain errors by type, Nest's HTTP exceptions as they are, body-parser's by their status,
+ * anything else as a fixed 500 (logged, never shown).
+ */
+@Catch()
+export class DomainExceptionFilter implements ExceptionFilter {
+  private readonly logger = new Logger('Http');
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const res = host.switchToHttp().getResponse<Response>();
+    const { status, message } = this.describe(exception);
+    if (exception instanceof BacklogFull) res.setHeader('Retry-After', String(BACKLOG_RETRY_AFTER_S));
+    res.status(status).json({ statusCode: status, error: STATUS_CODES[status] ?? 'Error', message });
+  }
+
+  private describe(exception: unknown): { status: number; message: string } {
+    if (exception instanceof DomainError) {
+      return { status: DOMAIN_STATUS.get(exception.constructor) ?? 500, message: exception.message };
+    }
+    if (exception instanceof HttpException) {
+      const body = exception.getResponse();
+      const raw = typeof body === 'string' ? body : (body as { message?: unknown }).message;
+      const message = Array.isArray(raw) ? raw.join('; ') : typeof raw === 'string' ? raw : exception.message;
+      return { status: exception.getStatus(), message };
+    }
+    const status = (exception as { status?: unknown; type?: unknown }).status;
+    if (typeof status === 'number' && status >= 400 && status < 500 && typeof (exception as { type?: unknown }).type === 'string') {
+      // body-parser: entity.too.large (413), entity.parse.failed (400), ...
+      return { status, message: bodyParserMessage(exception as { type: string; message: string }) };
+    }
+    this.logger.error((exception as Error)?.stack ?? String(exception));
+    return { status: 500, message: 'internal server error' };
+  }
+}
+
+function bodyParserMessage(err: { type: string; message: string }): string {
+  switch (err.type) {
+    case 'entity.too.large':
+      return 'the request body is larger than 1 MiB';
+    case 'entity.parse.failed':
+      return `the request body is not valid JSON: ${err.message}`;
+    default:
+      return err.message;
+  }
+}

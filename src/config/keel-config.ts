@@ -1,0 +1,75 @@
+import { randomUUID } from 'node:crypto';
+
+export const KEEL_CONFIG = 'KEEL:CONFIG';
+
+export type StoreKind = 'sqlite' | 'postgres' | 'memory';
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+/** The validated configuration (contract §2). Built once at startup by `loadConfig`. */
+export interface KeelConfig {
+  port: number;
+  host: string;
+  store: StoreKind;
+  sqliteFile: string;
+  databaseUrl?: string;
+  workerConcurrency: number;
+  queueCapacity: number;
+  maxBacklog: number;
+  jobTimeoutMs: number;
+  shutdownTimeoutMs: number;
+  leaseMs: number;
+  instanceId: string;
+  logLevel: LogLevel;
+}
+
+/** A bad setting. Its message is the one line printed before the process exits. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+type Env = Record<string, string | undefined>;
+
+export function loadConfig(env: Env = process.env): KeelConfig {
+  const store = oneOf(env, 'STORE', ['sqlite', 'postgres', 'memory'] as const, 'sqlite');
+  const databaseUrl = text(env, 'DATABASE_URL');
+  if (store === 'postgres') {
+    if (databaseUrl === undefined) throw new ConfigError('DATABASE_URL is required when STORE=postgres');
+    throw new ConfigError('STORE=postgres is not available in this version of Keel; use sqlite or memory');
+  }
+  return {
+    port: int(env, 'PORT', 3000, 0, 65535),
+    host: text(env, 'HOST') ?? '127.0.0.1',
+    store,
+    sqliteFile: text(env, 'SQLITE_FILE') ?? 'data/jobs.sqlite',
+    databaseUrl,
+    workerConcurrency: int(env, 'WORKER_CONCURRENCY', 8, 1, 1000),
+    queueCapacity: int(env, 'QUEUE_CAPACITY', 1000, 1, 1_000_000),
+    maxBacklog: int(env, 'MAX_BACKLOG', 100_000, 1, 1_000_000_000),
+    jobTimeoutMs: int(env, 'JOB_TIMEOUT_MS', 30_000, 1, 86_400_000),
+    shutdownTimeoutMs: int(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 3_600_000),
+    leaseMs: int(env, 'LEASE_MS', 10_000, 1000, 3_600_000),
+    instanceId: text(env, 'INSTANCE_ID') ?? randomUUID(),
+    logLevel: oneOf(env, 'LOG_LEVEL', ['debug', 'info', 'warn', 'error'] as const, 'info'),
+  };
+}
+
+function text(env: Env, name: string): string | undefined {
+  const value = env[name]?.trim();
+  return value === undefined || value === '' ? undefined : value;
+}
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = text(env, name);
+  if (raw === undefined) return fallback;
+  if (!/^-?\d+$/.test(raw)) throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
+  const value = Number(raw);
+  if (value < min || value > max) throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got ${raw}`);
+  return value;
+}
+
+function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
+  const raw = text(env, name);
+  if (raw === undefined) return fallback;
+  if (!(allowed as readonly string[]).includes(raw)) throw new ConfigError(`${name} must be one of ${allowed.join(', ')}, got "${raw}"`);
+  return raw as T;
+}

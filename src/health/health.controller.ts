@@ -1,0 +1,39 @@
+import { Controller, Get, HttpCode, Inject, ServiceUnavailableException, VERSION_NEUTRAL } from '@nestjs/common';
+import { ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
+import { ErrorResponseDto } from '../common/error-response.dto';
+import { LifecycleService } from '../lifecycle/lifecycle.service';
+import { JOBS_STORE, type JobStore } from '../store/job-store';
+import { WorkerPool } from '../workers/worker-pool.service';
+
+@ApiTags('health')
+@Controller({ path: 'health', version: VERSION_NEUTRAL })
+export class HealthController {
+  constructor(
+    @Inject(JOBS_STORE) private readonly store: JobStore,
+    private readonly workers: WorkerPool,
+    private readonly lifecycle: LifecycleService,
+  ) {}
+
+  @Get('live')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'The process runs' })
+  @ApiOkResponse({ schema: { example: { status: 'ok' } } })
+  live(): { status: string } {
+    return { status: 'ok' };
+  }
+
+  @Get('ready')
+  @ApiOperation({ summary: 'Recovery finished, workers run, the store answers, not shutting down' })
+  @ApiOkResponse({ schema: { example: { status: 'ready' } } })
+  @ApiServiceUnavailableResponse({ type: ErrorResponseDto })
+  async ready(): Promise<{ status: string }> {
+    if (this.lifecycle.shuttingDown) throw new ServiceUnavailableException('shutting down');
+    if (!this.workers.isRunning) throw new ServiceUnavailableException('starting: recovery or workers not ready yet');
+    try {
+      await this.store.ping();
+    } catch (err) {
+      throw new ServiceUnavailableException(`the store is unreachable: ${(err as Error).message}`);
+    }
+    return { status: 'ready' };
+  }
+}

@@ -1,0 +1,68 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { IsInt, IsISO8601, IsObject, IsOptional, IsString, Length, Matches, Max, Min } from 'class-validator';
+
+export const MAX_TIMEOUT_MS = 86_400_000;
+export const MAX_DELAY_MS = 366 * 86_400_000;
+
+export class CreateJobDto {
+  @ApiProperty({ example: 'sleep', description: 'A registered job type (built in: noop, sleep, fail).' })
+  @IsString()
+  @Length(1, 100)
+  @Matches(/^[A-Za-z0-9_.:-]+$/, { message: 'type may contain only letters, digits, _ . : and -' })
+  type!: string;
+
+  @ApiPropertyOptional({
+    type: 'object',
+    additionalProperties: true,
+    example: { ms: 200 },
+    description: "A JSON object, checked against the type's payload schema. Default {}.",
+  })
+  @IsOptional()
+  @IsObject({ message: 'payload must be a JSON object' })
+  payload?: Record<string, unknown>;
+
+  @ApiPropertyOptional({ minimum: -100, maximum: 100, default: 0, description: 'Higher runs first.' })
+  @IsOptional()
+  @IsInt()
+  @Min(-100)
+  @Max(100)
+  priority?: number;
+
+  @ApiPropertyOptional({ minimum: 1, maximum: 100, default: 3 })
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(100)
+  maxAttempts?: number;
+
+  @ApiPropertyOptional({
+    minimum: 0,
+    maximum: 3_600_000,
+    default: 1000,
+    description: 'Base of the retry delay: backoffMs · 2^(n−1), capped at 1 h, less up to 20% jitter.',
+  })
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  @Max(3_600_000)
+  backoffMs?: number;
+
+  @ApiPropertyOptional({ minimum: 1, maximum: MAX_TIMEOUT_MS, description: 'Per-attempt timeout; default JOB_TIMEOUT_MS.' })
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(MAX_TIMEOUT_MS)
+  timeoutMs?: number;
+
+  @ApiPropertyOptional({ format: 'date-time', description: 'Run no earlier than this time. Not with delayMs.' })
+  @IsOptional()
+  @IsISO8601({ strict: true }, { message: 'runAt must be an ISO 8601 date-time' })
+  runAt?: string;
+
+  @ApiPropertyOptional({ minimum: 0, maximum: MAX_DELAY_MS, description: 'Run no earlier than now + delayMs. Not with runAt.' })
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  @Max(MAX_DELAY_MS)
+  delayMs?: number;
+}

@@ -1,0 +1,34 @@
+import { ApiProperty } from '@nestjs/swagger';
+import { JOB_STATES, type JobState } from '../job.model';
+import type { JobView } from '../job.view';
+
+/** The job as the API returns it (contract §3); documents `JobView` for OpenAPI. */
+export class JobDto implements JobView {
+  @ApiProperty({ format: 'uuid', description: 'UUIDv7: time-ordered.' }) id!: string;
+  @ApiProperty({ example: 'sleep' }) type!: string;
+  @ApiProperty({ type: 'object', additionalProperties: true, example: { ms: 200 } }) payload!: Record<string, unknown>;
+  @ApiProperty({ enum: JOB_STATES }) state!: JobState;
+  @ApiProperty({ minimum: -100, maximum: 100 }) priority!: number;
+  @ApiProperty({ description: 'Attempts started so far.' }) attempts!: number;
+  @ApiProperty({ minimum: 1, maximum: 100 }) maxAttempts!: number;
+  @ApiProperty() backoffMs!: number;
+  @ApiProperty() timeoutMs!: number;
+  @ApiProperty({ format: 'date-time' }) runAt!: string;
+  @ApiProperty({ format: 'date-time' }) createdAt!: string;
+  @ApiProperty({ format: 'date-time' }) updatedAt!: string;
+  @ApiProperty({ format: 'date-time', nullable: true, type: String }) startedAt!: string | null;
+  @ApiProperty({ format: 'date-time', nullable: true, type: String }) finishedAt!: string | null;
+  @ApiProperty({ nullable: true, description: "The handler's result (JSON), once completed." }) result!: unknown;
+  @ApiProperty({ nullable: true, type: String }) lastError!: string | null;
+  @ApiProperty({ nullable: true, type: String }) idempotencyKey!: string | null;
+}
+
+export class JobListDto {
+  @ApiProperty({ type: [JobDto] }) items!: JobDto[];
+  @ApiProperty({ nullable: true, type: String, description: 'Pass as cursor for the next page; null on the last page.' })
+  nextCursor!: string | null;
+}
+
+export class JobBatchDto {
+  @ApiProperty({ type: [JobDto] }) items!: JobDto[];
+}

@@ -1,0 +1,105 @@
+import { InvalidTransition } from './job.errors';
+import type { Job, JobState } from './job.model';
+
+/**
+ * The only state machine of Keel. Every state change of every job is computed here, from the
+ * job as it is and an event; the stores apply the result with a compare-and-set on `from`.
+ * Pure: time and randomness come in with the event.
+ */
+export type JobEvent =
+  | { type: 'start'; now: number }
+  | { type: 'complete'; now: number; result: unknown }
+  | { type: 'fail'; now: number; error: string; permanent: boolean; jitter: number }
+  | { type: 'interrupt'; now: number }
+  | { type: 'giveBack'; now: number }
+  | { type: 'cancel'; now: number }
+  | { type: 'retry'; now: number };
+
+export type JobEventType = JobEvent['type'];
+
+/** (event, from) → the states it may lead to. A pair that is not here does not exist. */
+export const TRANSITIONS: Readonly<Record<JobEventType, Partial<Record<JobState, readonly JobState[]>>>> = {
+  start: { pending: ['processing', 'failed'] }, // failed: the poison-pill guard
+  complete: { processing: ['completed'] },
+  fail: { processing: ['pending', 'failed'] }, // pending: retry with backoff
+  interrupt: { processing: ['pending'] }, // recovery: the process that ran it is gone
+  giveBack: { processing: ['pending'] }, // shutdown could not wait: the attempt is not counted
+  cancel: { pending: ['cancelled'], processing: ['cancelled'] },
+  retry: { failed: ['pending'], cancelled: ['pending'] },
+};
+
+/** Fields a transition may set, besides `state` and `updatedAt`. */
+export type JobPatch = Partial<Pick<Job, 'attempts' | 'runAt' | 'startedAt' | 'finishedAt' | 'result' | 'lastError'>>;
+
+export interface JobChange {
+  from: JobState;
+  to: JobState;
+  patch: JobPatch;
+}
+
+export const MAX_BACKOFF_MS = 3_600_000;
+
+/** The delay before the attempt after attempt `attempt` failed: backoff · 2^(n−1), capped, less up to 20% jitter. */
+export function retryDelayMs(backoffMs: number, attempt: number, jitter: number): number {
+  if (backoffMs <= 0) return 0;
+  const base = Math.min(backoffMs * 2 ** Math.max(0, attempt - 1), MAX_BACKOFF_MS);
+  return Math.round(base * (1 - 0.2 * Math.min(Math.max(jitter, 0), 1)));
+}
+
+export function canApply(state: JobState, event: JobEventType): boolean {
+  return TRANSITIONS[event][state] !== undefined;
+}
+
+export function decide(job: Job, event: JobEvent): JobChange {
+  if (!canApply(job.state, event.type)) throw new InvalidTransition(job.id, job.state, event.type);
+  const from = job.state;
+  switch (event.type) {
+    case 'start':
+      if (job.attempts >= job.maxAttempts) {
+        return {
+          from,
+          to: 'failed',
+          patch: {
+            finishedAt: event.now,
+            lastError: `attempts used up (${job.attempts} of ${job.maxAttempts}) by interrupted attempts; not started again`,
+          },
+        };
+      }
+      return { from, to: 'processing', patch: { attempts: job.attempts + 1, startedAt: event.now, finishedAt: null } };
+    case 'complete':
+      return { from, to: 'completed', patch: { result: event.result ?? null, finishedAt: event.now } };
+    case 'fail':
+      if (event.permanent || job.attempts >= job.maxAttempts) {
+        return { from, to: 'failed', patch: { lastError: event.error, finishedAt: event.now } };
+      }
+      return {
+        from,
+        to: 'pending',
+        patch: { lastError: event.error, runAt: event.now + retryDelayMs(job.backoffMs, job.attempts, event.jitter) },
+      };
+    case 'interrupt':
+      return {
+        from,
+        to: 'pending',
+        patch: { lastError: `interrupted: the process running attempt ${job.attempts} stopped before it finished` },
+      };
+    case 'giveBack':
+      return {
+        from,
+        to: 'pending',
+        patch: {
+          attempts: Math.max(0, job.attempts - 1),
+          lastError: `interrupted by shutdown: attempt ${job.attempts} was given back and will run again`,
+        },
+      };
+    case 'cancel':
+      return { from, to: 'cancelled', patch: { finishedAt: event.now } };
+    case 'retry':
+      return { from, to: 'pending', patch: { attempts: 0, runAt: event.now, startedAt: null, finishedAt: null, result: null } };
+  }
+}
+
+/** The job after a change, as a store writes it. */
+export function applyChange(job: Job, change: JobChange, now: number): Job {
+  return { ...job, ...change.patch, state: change.to, updatedAt: now };
+}

@@ -1,0 +1,51 @@
+import type { JobState } from './job.model';
+
+/** Domain errors. Services throw these; `DomainExceptionFilter` maps them to HTTP statuses. */
+export abstract class DomainError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+export class JobNotFound extends DomainError {
+  constructor(readonly jobId: string) {
+    super(`job ${jobId} not found`);
+  }
+}
+
+export class InvalidTransition extends DomainError {
+  constructor(
+    readonly jobId: string,
+    readonly from: JobState,
+    readonly event: string,
+  ) {
+    super(`job ${jobId} is ${from}: ${event} is not allowed from ${from}`);
+  }
+}
+
+/** The compare-and-set found the job in another state than the one the change was computed from. */
+export class ConcurrentChange extends DomainError {
+  constructor(readonly jobId: string) {
+    super(`job ${jobId} changed while this request was handled; try again`);
+  }
+}
+
+export class InvalidJob extends DomainError {}
+
+export class BacklogFull extends DomainError {
+  constructor(
+    readonly backlog: number,
+    readonly maxBacklog: number,
+  ) {
+    super(`the backlog is full (${backlog} pending jobs, MAX_BACKLOG ${maxBacklog}); retry later`);
+  }
+}
+
+export class ShuttingDown extends DomainError {
+  constructor() {
+    super('the service is shutting down; submit to another instance or retry later');
+  }
+}
+
+export class StoreUnavailable extends DomainError {}

@@ -1,0 +1,70 @@
+export const JOB_STATES = ['pending', 'processing', 'completed', 'failed', 'cancelled'] as const;
+export type JobState = (typeof JOB_STATES)[number];
+
+export type JobPayload = Record<string, unknown>;
+
+/**
+ * A job as the stores keep it. Times are epoch milliseconds; `toJobView` turns them into the
+ * ISO strings of the HTTP contract.
+ */
+export interface Job {
+  id: string;
+  type: string;
+  payload: JobPayload;
+  state: JobState;
+  priority: number;
+  attempts: number;
+  maxAttempts: number;
+  backoffMs: number;
+  timeoutMs: number;
+  runAt: number;
+  createdAt: number;
+  updatedAt: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+  result: unknown;
+  lastError: string | null;
+  idempotencyKey: string | null;
+}
+
+/** What a submission asks for, after validation and defaults. */
+export interface NewJob {
+  id: string;
+  type: string;
+  payload: JobPayload;
+  priority: number;
+  maxAttempts: number;
+  backoffMs: number;
+  timeoutMs: number;
+  runAt: number;
+  createdAt: number;
+  idempotencyKey: string | null;
+}
+
+export function newJobRecord(input: NewJob): Job {
+  return {
+    ...input,
+    state: 'pending',
+    attempts: 0,
+    updatedAt: input.createdAt,
+    startedAt: null,
+    finishedAt: null,
+    result: null,
+    lastError: null,
+  };
+}
+
+/** The order in which ready jobs are dispatched: priority desc, then runAt, then id. */
+export interface DispatchKey {
+  id: string;
+  priority: number;
+  runAt: number;
+}
+
+export function compareDispatch(a: DispatchKey, b: DispatchKey): number {
+  if (a.priority !== b.priority) return b.priority - a.priority;
+  if (a.runAt !== b.runAt) return a.runAt - b.runAt;
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+}
+
+export const TERMINAL_STATES: ReadonlySet<JobState> = new Set(['completed', 'failed', 'cancelled']);

@@ -1,0 +1,48 @@
+import type { Job, JobPayload, JobState } from './job.model';
+
+/** A job as the HTTP API shows it and as handlers receive it (contract §3). */
+export interface JobView<P extends object = JobPayload> {
+  id: string;
+  type: string;
+  payload: P;
+  state: JobState;
+  priority: number;
+  attempts: number;
+  maxAttempts: number;
+  backoffMs: number;
+  timeoutMs: number;
+  runAt: string;
+  createdAt: string;
+  updatedAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  result: unknown;
+  lastError: string | null;
+  idempotencyKey: string | null;
+}
+
+export function toJobView(job: Job): JobView {
+  return {
+    id: job.id,
+    type: job.type,
+    payload: job.payload,
+    state: job.state,
+    priority: job.priority,
+    attempts: job.attempts,
+    maxAttempts: job.maxAttempts,
+    backoffMs: job.backoffMs,
+    timeoutMs: job.timeoutMs,
+    runAt: iso(job.runAt),
+    createdAt: iso(job.createdAt),
+    updatedAt: iso(job.updatedAt),
+    startedAt: job.startedAt === null ? null : iso(job.startedAt),
+    finishedAt: job.finishedAt === null ? null : iso(job.finishedAt),
+    result: job.result ?? null,
+    lastError: job.lastError,
+    idempotencyKey: job.idempotencyKey,
+  };
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}

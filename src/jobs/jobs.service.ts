@@ -1,0 +1,130 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { v7 as uuidv7 } from 'uuid';
+import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
+import { LifecycleService } from '../lifecycle/lifecycle.service';
+import { FeederService } from '../queue/feeder.service';
+import { JOBS_STORE, type JobStore } from '../store/job-store';
+import { JobHandlerRegistry } from '../workers/job-handler.registry';
+import { WorkerPool } from '../workers/worker-pool.service';
+import type { CreateJobDto } from './dto/create-job.dto';
+import type { ListJobsQuery } from './dto/list-jobs.query';
+import { InvalidJob, JobNotFound, ShuttingDown } from './job.errors';
+import type { Job, NewJob } from './job.model';
+
+export interface JobPage {
+  items: Job[];
+  nextCursor: string | null;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** The API's use cases. Every state change goes through the store's `transition`. */
+@Injectable()
+export class JobsService {
+  constructor(
+    @Inject(JOBS_STORE) private readonly store: JobStore,
+    @Inject(KEEL_CONFIG) private readonly config: KeelConfig,
+    private readonly registry: JobHandlerRegistry,
+    private readonly feeder: FeederService,
+    private readonly workers: WorkerPool,
+    private readonly lifecycle: LifecycleService,
+  ) {}
+
+  async submit(dto: CreateJobDto): Promise<Job> {
+    const [job] = await this.submitMany([dto], (message) => message);
+    return job;
+  }
+
+  /** All or nothing: one invalid job refuses the whole batch, naming its index. */
+  async submitBatch(dtos: CreateJobDto[]): Promise<Job[]> {
+    return this.submitMany(dtos, (message, index) => `jobs.${index}: ${message}`);
+  }
+
+  async get(id: string): Promise<Job> {
+    const job = await this.store.get(checkId(id));
+    if (!job) throw new JobNotFound(id);
+    return job;
+  }
+
+  async list(query: ListJobsQuery): Promise<JobPage> {
+    const limit = query.limit ?? 50;
+    const beforeId = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
+    const rows = await this.store.list({ state: query.state, type: query.type, limit: limit + 1, beforeId });
+    const items = rows.slice(0, limit);
+    const nextCursor = rows.length > limit ? encodeCursor(items[items.length - 1].id) : null;
+    return { items, nextCursor };
+  }
+
+  /**
+   * A pending job is cancelled at once. A job running in this process has its AbortSignal fired
+   * and its worker records the cancellation when the handler stops: the answer shows it still
+   * processing, with the cancellation under way.
+   */
+  async cancel(id: string): Promise<Job> {
+    const job = await this.get(id);
+    if (job.state === 'processing' && this.workers.requestCancel(job.id)) return job;
+    return this.store.transition(job.id, { type: 'cancel', now: Date.now() });
+  }
+
+  async retry(id: string): Promise<Job> {
+    const job = await this.store.transition(checkId(id), { type: 'retry', now: Date.now() });
+    this.feeder.wake();
+    return job;
+  }
+
+  private async submitMany(dtos: CreateJobDto[], describe: (message: string, index: number) => string): Promise<Job[]> {
+    if (this.lifecycle.shuttingDown) throw new ShuttingDown();
+    const now = Date.now();
+    const jobs: NewJob[] = [];
+    for (const [index, dto] of dtos.entries()) {
+      try {
+        jobs.push(await this.prepare(dto, now));
+      } catch (err) {
+        if (err instanceof InvalidJob) throw new InvalidJob(describe(err.message, index));
+        throw err;
+      }
+    }
+    const stored = await this.store.insert(jobs, this.config.maxBacklog);
+    this.feeder.wake();
+    return stored;
+  }
+
+  private async prepare(dto: CreateJobDto, now: number): Promise<NewJob> {
+    if (!this.registry.get(dto.type)) {
+      throw new InvalidJob(`unknown job type "${dto.type}"; known types: ${this.registry.types().join(', ')}`);
+    }
+    const payload = dto.payload ?? {};
+    const problems = await this.registry.validatePayload(dto.type, payload);
+    if (problems.length > 0) throw new InvalidJob(problems.join('; '));
+    if (dto.runAt !== undefined && dto.delayMs !== undefined) throw new InvalidJob('give runAt or delayMs, not both');
+    const runAt = dto.runAt !== undefined ? Date.parse(dto.runAt) : now + (dto.delayMs ?? 0);
+    if (!Number.isFinite(runAt)) throw new InvalidJob('runAt must be an ISO 8601 date-time');
+    return {
+      id: uuidv7(),
+      type: dto.type,
+      payload,
+      priority: dto.priority ?? 0,
+      maxAttempts: dto.maxAttempts ?? 3,
+      backoffMs: dto.backoffMs ?? 1000,
+      timeoutMs: dto.timeoutMs ?? this.config.jobTimeoutMs,
+      runAt,
+      createdAt: now,
+      idempotencyKey: null,
+    };
+  }
+}
+
+function checkId(id: string): string {
+  if (!UUID.test(id)) throw new InvalidJob(`id must be a UUID, got "${id.slice(0, 100)}"`);
+  return id.toLowerCase();
+}
+
+function encodeCursor(id: string): string {
+  return Buffer.from(id, 'utf8').toString('base64url');
+}
+
+function decodeCursor(cursor: string): string {
+  const id = Buffer.from(cursor, 'base64url').toString('utf8');
+  if (!UUID.test(id)) throw new InvalidJob('cursor is not one that this API returned');
+  return id;
+}

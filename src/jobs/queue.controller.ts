@@ -1,0 +1,30 @@
+import { Controller, Get, Inject } from '@nestjs/common';
+import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { DeliveryQueue } from '../queue/delivery-queue';
+import { RecoveryService } from '../recovery/recovery.service';
+import { JOBS_STORE, type JobStore } from '../store/job-store';
+import { WorkerPool } from '../workers/worker-pool.service';
+import { QueueStatsDto } from './dto/queue-stats.dto';
+
+@ApiTags('queue')
+@Controller({ path: 'queue', version: '1' })
+export class QueueController {
+  constructor(
+    @Inject(JOBS_STORE) private readonly store: JobStore,
+    private readonly queue: DeliveryQueue,
+    private readonly workers: WorkerPool,
+    private readonly recovery: RecoveryService,
+  ) {}
+
+  @Get()
+  @ApiOperation({ summary: 'Job counts, delivery queue, workers and the last startup recovery' })
+  @ApiOkResponse({ type: QueueStatsDto })
+  async stats(): Promise<QueueStatsDto> {
+    return {
+      counts: await this.store.counts(),
+      queue: { depth: this.queue.depth, capacity: this.queue.capacity },
+      workers: { concurrency: this.workers.concurrency, busy: this.workers.busy },
+      recovery: this.recovery.report,
+    };
+  }
+}

@@ -1,0 +1,133 @@
+import { Inject, Injectable, Logger, type BeforeApplicationShutdown } from '@nestjs/common';
+import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
+import { JOBS_STORE, type JobStore } from '../store/job-store';
+import { DeliveryQueue } from './delivery-queue';
+
+/** The longest the feeder sleeps without looking at the store: a safety net, not the wake-up path. */
+const SAFETY_POLL_MS = 30_000;
+/** Claims per store round trip; the queue's free space caps it too. */
+const CLAIM_BATCH = 500;
+const RETRY_AFTER_ERROR_MS = 1_000;
+
+/**
+ * Moves ready pending jobs from the store into the delivery queue, in dispatch order, when the
+ * queue has room. It claims each job as it moves it, so no job is delivered twice. It runs when
+ * woken: on submission, when a job becomes pending again, when a place frees up, and by a timer
+ * at the next scheduled `runAt`. When the queue is full it does nothing until a place frees up.
+ */
+@Injectable()
+export class FeederService implements BeforeApplicationShutdown {
+  private readonly logger = new Logger('Feeder');
+  private running = false;
+  private stopped = false;
+  private filling?: Promise<void>;
+  private again = false;
+  /** Whether the store may hold ready unclaimed jobs; a freed place only triggers a claim then. */
+  private storeMayHaveReady = true;
+  private timer?: NodeJS.Timeout;
+  private timerAt?: number;
+
+  constructor(
+    @Inject(JOBS_STORE) private readonly store: JobStore,
+    private readonly queue: DeliveryQueue,
+    @Inject(KEEL_CONFIG) private readonly config: KeelConfig,
+  ) {
+    queue.onSpace(() => {
+      if (this.storeMayHaveReady) this.schedule();
+    });
+  }
+
+  /** Fills the queue as far as the store allows; used by recovery to prime it. Returns ids delivered. */
+  async prime(): Promise<number> {
+    return this.fill();
+  }
+
+  /** From now on, wake-ups fill the queue. Called once recovery is done. */
+  start(): void {
+    this.running = true;
+    this.wake();
+  }
+
+  /** New ready work may exist (a submission, a retry, a job back to pending). */
+  wake(): void {
+    this.storeMayHaveReady = true;
+    this.schedule();
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    await this.stop();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.running = false;
+    this.clearTimer();
+    await this.filling;
+  }
+
+  private schedule(): void {
+    if (!this.running || this.stopped) return;
+    if (this.filling) {
+      this.again = true;
+      return;
+    }
+    this.filling = this.loop().finally(() => {
+      this.filling = undefined;
+    });
+  }
+
+  private async loop(): Promise<void> {
+    do {
+      this.again = false;
+      try {
+        await this.fill();
+        await this.armTimer();
+      } catch (err) {
+        this.logger.error(`feeding the queue failed; trying again in ${RETRY_AFTER_ERROR_MS} ms: ${(err as Error).message}`);
+        this.setTimer(Date.now() + RETRY_AFTER_ERROR_MS);
+        return;
+      }
+    } while (this.again && this.running);
+  }
+
+  private async fill(): Promise<number> {
+    let delivered = 0;
+    while (this.queue.free > 0 && !this.stopped) {
+      const wanted = Math.min(this.queue.free, CLAIM_BATCH);
+      const keys = await this.store.claimReady(this.config.instanceId, wanted, Date.now());
+      this.queue.push(keys);
+      delivered += keys.length;
+      if (keys.length < wanted) {
+        this.storeMayHaveReady = false;
+        break;
+      }
+    }
+    return delivered;
+  }
+
+  private async armTimer(): Promise<void> {
+    const now = Date.now();
+    const next = await this.store.nextScheduledAt(now);
+    this.setTimer(Math.min(next ?? Infinity, now + SAFETY_POLL_MS));
+  }
+
+  private setTimer(at: number): void {
+    if (this.stopped) return;
+    if (this.timer && this.timerAt !== undefined && this.timerAt <= at) return;
+    this.clearTimer();
+    this.timerAt = at;
+    // +1 ms: a timer may fire within the millisecond before `at`, when the job is not ready yet.
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.timerAt = undefined;
+      this.wake();
+    }, Math.max(0, at - Date.now()) + 1);
+    this.timer.unref();
+  }
+
+  private clearTimer(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerAt = undefined;
+  }
+}

@@ -1,0 +1,68 @@
+import type { JobEvent } from '../jobs/job-state-machine';
+import type { DispatchKey, Job, JobState, NewJob } from '../jobs/job.model';
+
+/** Injection token of the one `JobStore` of the app. */
+export const JOBS_STORE = 'KEEL:JOBS_STORE';
+
+export type StateCounts = Record<JobState, number>;
+
+export interface ListQuery {
+  state?: JobState;
+  type?: string;
+  limit: number;
+  /** Exclusive: list jobs older than this id (ids are UUIDv7, so id order is creation order). */
+  beforeId?: string;
+}
+
+export interface TransitionGuard {
+  /** Only apply when the job is held by this owner (a worker starting a job it was handed). */
+  owner?: string;
+}
+
+/**
+ * The source of truth. Every implementation passes `test/store.contract-spec.ts`.
+ *
+ * Ownership: a pending job that the feeder moved into this process's delivery queue, and a
+ * processing job, carry the owner (instance id) that holds it. A transition to any other state
+ * releases it. Claims are delivery bookkeeping, not state: they never change a job's state.
+ */
+export interface JobStore {
+  /** Opens the store and applies migrations. Throws when the store cannot be owned. */
+  open(): Promise<void>;
+  close(): Promise<void>;
+  /** A cheap round trip; throws when the store is unreachable. */
+  ping(): Promise<void>;
+
+  /**
+   * Inserts all jobs in one transaction, or none. Refuses with `BacklogFull` when the pending
+   * jobs would exceed `maxBacklog`.
+   */
+  insert(jobs: NewJob[], maxBacklog: number): Promise<Job[]>;
+  get(id: string): Promise<Job | undefined>;
+  list(query: ListQuery): Promise<Job[]>;
+
+  /**
+   * Applies `event` through the state machine (`decide`) as a compare-and-set on the current
+   * state. Throws `JobNotFound`, `InvalidTransition`, or `ConcurrentChange`.
+   */
+  transition(id: string, event: JobEvent, guard?: TransitionGuard): Promise<Job>;
+
+  /**
+   * Claims up to `limit` ready (runAt ≤ now), unclaimed pending jobs for `owner`, in dispatch
+   * order, and returns their dispatch keys. A claimed job is never returned again until released.
+   */
+  claimReady(owner: string, limit: number, now: number): Promise<DispatchKey[]>;
+  /** Releases the claims on pending jobs of `owner`, or of every owner when absent. */
+  releaseClaims(owner?: string): Promise<number>;
+  /** The earliest runAt of an unclaimed pending job that is not ready yet at `now`. */
+  nextScheduledAt(now: number): Promise<number | undefined>;
+
+  /** Up to `limit` ids of processing jobs, oldest first (recovery reads these in pages). */
+  processingIds(limit: number): Promise<string[]>;
+
+  counts(): Promise<StateCounts>;
+}
+
+export function emptyCounts(): StateCounts {
+  return { pending: 0, processing: 0, completed: 0, failed: 0, cancelled: 0 };
+}

@@ -1,0 +1,103 @@
+import { BacklogFull, ConcurrentChange, JobNotFound } from '../../jobs/job.errors';
+import type { JobEvent } from '../../jobs/job-state-machine';
+import { compareDispatch, newJobRecord, type DispatchKey, type Job, type NewJob } from '../../jobs/job.model';
+import { emptyCounts, type JobStore, type ListQuery, type StateCounts, type TransitionGuard } from '../job-store';
+import { planTransition } from '../plan-transition';
+
+interface Row {
+  job: Job;
+  owner: string | null;
+}
+
+/** Jobs in a Map, lost on exit: for tests and demos. Same semantics as the durable stores. */
+export class MemoryJobStore implements JobStore {
+  private readonly rows = new Map<string, Row>();
+  private readonly stateCounts = emptyCounts();
+
+  async open(): Promise<void> {}
+  async close(): Promise<void> {}
+  async ping(): Promise<void> {}
+
+  async insert(jobs: NewJob[], maxBacklog: number): Promise<Job[]> {
+    if (this.stateCounts.pending + jobs.length > maxBacklog) throw new BacklogFull(this.stateCounts.pending, maxBacklog);
+    const records = jobs.map(newJobRecord);
+    for (const job of records) {
+      this.rows.set(job.id, { job, owner: null });
+      this.stateCounts.pending += 1;
+    }
+    return records.map(clone);
+  }
+
+  async get(id: string): Promise<Job | undefined> {
+    const row = this.rows.get(id);
+    return row && clone(row.job);
+  }
+
+  async list(query: ListQuery): Promise<Job[]> {
+    const out: Job[] = [];
+    for (const id of [...this.rows.keys()].sort().reverse()) {
+      if (query.beforeId !== undefined && id >= query.beforeId) continue;
+      const { job } = this.rows.get(id)!;
+      if (query.state !== undefined && job.state !== query.state) continue;
+      if (query.type !== undefined && job.type !== query.type) continue;
+      out.push(clone(job));
+      if (out.length >= query.limit) break;
+    }
+    return out;
+  }
+
+  async transition(id: string, event: JobEvent, guard?: TransitionGuard): Promise<Job> {
+    const row = this.rows.get(id);
+    if (!row) throw new JobNotFound(id);
+    const planned = planTransition(row.job, row.owner, event, guard);
+    if (row.job.state !== planned.change.from) throw new ConcurrentChange(id);
+    this.stateCounts[planned.change.from] -= 1;
+    this.stateCounts[planned.change.to] += 1;
+    row.job = planned.next;
+    row.owner = planned.owner;
+    return clone(row.job);
+  }
+
+  async claimReady(owner: string, limit: number, now: number): Promise<DispatchKey[]> {
+    const ready: DispatchKey[] = [];
+    for (const { job, owner: held } of this.rows.values()) {
+      if (job.state === 'pending' && held === null && job.runAt <= now) ready.push({ id: job.id, priority: job.priority, runAt: job.runAt });
+    }
+    const claimed = ready.sort(compareDispatch).slice(0, limit);
+    for (const key of claimed) this.rows.get(key.id)!.owner = owner;
+    return claimed;
+  }
+
+  async releaseClaims(owner?: string): Promise<number> {
+    let released = 0;
+    for (const row of this.rows.values()) {
+      if (row.job.state === 'pending' && row.owner !== null && (owner === undefined || row.owner === owner)) {
+        row.owner = null;
+        released += 1;
+      }
+    }
+    return released;
+  }
+
+  async nextScheduledAt(now: number): Promise<number | undefined> {
+    let next: number | undefined;
+    for (const { job, owner } of this.rows.values()) {
+      if (job.state === 'pending' && owner === null && job.runAt > now && (next === undefined || job.runAt < next)) next = job.runAt;
+    }
+    return next;
+  }
+
+  async processingIds(limit: number): Promise<string[]> {
+    const ids: string[] = [];
+    for (const { job } of this.rows.values()) if (job.state === 'processing') ids.push(job.id);
+    return ids.sort().slice(0, limit);
+  }
+
+  async counts(): Promise<StateCounts> {
+    return { ...this.stateCounts };
+  }
+}
+
+function clone(job: Job): Job {
+  return structuredClone(job);
+}

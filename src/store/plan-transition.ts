@@ -1,0 +1,24 @@
+import { InvalidTransition } from '../jobs/job.errors';
+import { applyChange, decide, type JobChange, type JobEvent } from '../jobs/job-state-machine';
+import type { Job } from '../jobs/job.model';
+import type { TransitionGuard } from './job-store';
+
+export interface PlannedTransition {
+  change: JobChange;
+  next: Job;
+  /** The owner the job has after the change: kept while processing, released otherwise. */
+  owner: string | null;
+}
+
+/**
+ * What every store does before its compare-and-set: the state machine decides, the guard checks
+ * that a worker only starts a job that was handed to it.
+ */
+export function planTransition(job: Job, owner: string | null, event: JobEvent, guard?: TransitionGuard): PlannedTransition {
+  if (guard?.owner !== undefined && owner !== guard.owner) {
+    throw new InvalidTransition(job.id, job.state, `${event.type} by ${guard.owner} (the job is not held by it)`);
+  }
+  const change = decide(job, event);
+  const next = applyChange(job, change, event.now);
+  return { change, next, owner: change.to === 'processing' ? owner : null };
+}

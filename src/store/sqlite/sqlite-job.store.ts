@@ -1,0 +1,234 @@
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { BacklogFull, ConcurrentChange, JobNotFound } from '../../jobs/job.errors';
+import type { JobEvent } from '../../jobs/job-state-machine';
+import { compareDispatch, newJobRecord, type DispatchKey, type Job, type JobState, type NewJob } from '../../jobs/job.model';
+import { emptyCounts, type JobStore, type ListQuery, type StateCounts, type TransitionGuard } from '../job-store';
+import { planTransition } from '../plan-transition';
+import { StoreOwnershipError } from '../store.errors';
+import { SQLITE_MIGRATIONS } from './sqlite-migrations';
+import { SQL } from './sqlite-statements';
+
+interface JobRow {
+  id: string;
+  type: string;
+  payload: string;
+  state: JobState;
+  priority: number;
+  attempts: number;
+  max_attempts: number;
+  backoff_ms: number;
+  timeout_ms: number;
+  run_at: number;
+  created_at: number;
+  updated_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  result: string | null;
+  last_error: string | null;
+  idempotency_key: string | null;
+  owner: string | null;
+}
+
+type Statements = { [K in keyof typeof SQL]: Database.Statement };
+
+/**
+ * The embedded durable store: one SQLite file in WAL mode, owned by exactly one process.
+ *
+ * better-sqlite3 is synchronous, so each method runs to completion inside one event-loop turn:
+ * a read-decide-write transaction cannot interleave with another one in this process, and the
+ * exclusive lock keeps every other process out of the file.
+ */
+export class SqliteJobStore implements JobStore {
+  private db?: Database.Database;
+  private stmts?: Statements;
+  private readonly listStatements = new Map<string, Database.Statement>();
+  /** Exact, because this process is the file's only writer: loaded once at open, kept in step by every write. */
+  private stateCounts = emptyCounts();
+
+  constructor(private readonly file: string) {}
+
+  async open(): Promise<void> {
+    if (this.file !== ':memory:') mkdirSync(dirname(this.file), { recursive: true });
+    const db = new Database(this.file, { timeout: 0 });
+    try {
+      // EXCLUSIVE before WAL: the first write takes the file lock and this connection keeps it
+      // until it closes (or the process dies), so a second process cannot open the file.
+      db.pragma('locking_mode = EXCLUSIVE');
+      db.pragma('journal_mode = WAL');
+      db.exec('BEGIN IMMEDIATE; COMMIT');
+    } catch (err) {
+      db.close();
+      if (isBusy(err)) {
+        throw new StoreOwnershipError(`SQLITE_FILE ${this.file} is in use by another process: only one Keel process may own it`);
+      }
+      throw err;
+    }
+    // FULL: a commit is on disk before the submission is acknowledged (see docs/decisions.md).
+    db.pragma('synchronous = FULL');
+    db.pragma('foreign_keys = ON');
+    this.migrate(db);
+    this.db = db;
+    this.stmts = Object.fromEntries(Object.entries(SQL).map(([name, sql]) => [name, db.prepare(sql)])) as Statements;
+    const counts = emptyCounts();
+    for (const { state, n } of this.stmts.countByState.all() as { state: JobState; n: number }[]) counts[state] = n;
+    this.stateCounts = counts;
+  }
+
+  async close(): Promise<void> {
+    if (!this.db) return;
+    this.db.close();
+    this.db = undefined;
+    this.stmts = undefined;
+    this.listStatements.clear();
+  }
+
+  async ping(): Promise<void> {
+    this.statements().ping.get();
+  }
+
+  async insert(jobs: NewJob[], maxBacklog: number): Promise<Job[]> {
+    const stmts = this.statements();
+    if (this.stateCounts.pending + jobs.length > maxBacklog) throw new BacklogFull(this.stateCounts.pending, maxBacklog);
+    const records = jobs.map(newJobRecord);
+    this.database().transaction(() => {
+      for (const job of records) stmts.insertJob.run(toRow(job, null));
+    })();
+    this.stateCounts.pending += records.length;
+    return records;
+  }
+
+  async get(id: string): Promise<Job | undefined> {
+    const row = this.statements().getJob.get(id) as JobRow | undefined;
+    return row && fromRow(row);
+  }
+
+  async list(query: ListQuery): Promise<Job[]> {
+    const where: string[] = [];
+    if (query.state !== undefined) where.push('state = @state');
+    if (query.type !== undefined) where.push('type = @type');
+    if (query.beforeId !== undefined) where.push('id < @beforeId');
+    const sql = `SELECT * FROM jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT @limit`;
+    let stmt = this.listStatements.get(sql);
+    if (!stmt) {
+      stmt = this.database().prepare(sql);
+      this.listStatements.set(sql, stmt);
+    }
+    const params: Record<string, unknown> = { limit: query.limit };
+    if (query.state !== undefined) params.state = query.state;
+    if (query.type !== undefined) params.type = query.type;
+    if (query.beforeId !== undefined) params.beforeId = query.beforeId;
+    return (stmt.all(params) as JobRow[]).map(fromRow);
+  }
+
+  async transition(id: string, event: JobEvent, guard?: TransitionGuard): Promise<Job> {
+    const stmts = this.statements();
+    const row = stmts.getJob.get(id) as JobRow | undefined;
+    if (!row) throw new JobNotFound(id);
+    const planned = planTransition(fromRow(row), row.owner, event, guard);
+    const { changes } = stmts.applyTransition.run({ ...toRow(planned.next, planned.owner), from: planned.change.from });
+    if (changes !== 1) throw new ConcurrentChange(id);
+    this.stateCounts[planned.change.from] -= 1;
+    this.stateCounts[planned.change.to] += 1;
+    return planned.next;
+  }
+
+  async claimReady(owner: string, limit: number, now: number): Promise<DispatchKey[]> {
+    if (limit <= 0) return [];
+    const rows = this.statements().claimReady.all({ owner, now, limit }) as Pick<JobRow, 'id' | 'priority' | 'run_at'>[];
+    return rows.map((r) => ({ id: r.id, priority: r.priority, runAt: r.run_at })).sort(compareDispatch);
+  }
+
+  async releaseClaims(owner?: string): Promise<number> {
+    const stmts = this.statements();
+    return (owner === undefined ? stmts.releaseAllClaims.run() : stmts.releaseClaimsOf.run(owner)).changes;
+  }
+
+  async nextScheduledAt(now: number): Promise<number | undefined> {
+    const row = this.statements().nextScheduledAt.get(now) as { at: number | null };
+    return row.at ?? undefined;
+  }
+
+  async processingIds(limit: number): Promise<string[]> {
+    return (this.statements().processingIds.all(limit) as { id: string }[]).map((r) => r.id);
+  }
+
+  async counts(): Promise<StateCounts> {
+    this.statements();
+    return { ...this.stateCounts };
+  }
+
+  private migrate(db: Database.Database): void {
+    const applied = db.pragma('user_version', { simple: true }) as number;
+    if (applied > SQLITE_MIGRATIONS.length) {
+      throw new Error(`SQLITE_FILE ${this.file} has schema version ${applied}, newer than this Keel (${SQLITE_MIGRATIONS.length})`);
+    }
+    for (let version = applied; version < SQLITE_MIGRATIONS.length; version++) {
+      db.transaction(() => {
+        db.exec(SQLITE_MIGRATIONS[version]);
+        db.pragma(`user_version = ${version + 1}`);
+      })();
+    }
+  }
+
+  private database(): Database.Database {
+    if (!this.db) throw new Error('the SQLite store is not open');
+    return this.db;
+  }
+
+  private statements(): Statements {
+    if (!this.stmts) throw new Error('the SQLite store is not open');
+    return this.stmts;
+  }
+}
+
+function isBusy(err: unknown): boolean {
+  const code = (err as { code?: string }).code;
+  return code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED';
+}
+
+function toRow(job: Job, owner: string | null): JobRow {
+  return {
+    id: job.id,
+    type: job.type,
+    payload: JSON.stringify(job.payload),
+    state: job.state,
+    priority: job.priority,
+    attempts: job.attempts,
+    max_attempts: job.maxAttempts,
+    backoff_ms: job.backoffMs,
+    timeout_ms: job.timeoutMs,
+    run_at: job.runAt,
+    created_at: job.createdAt,
+    updated_at: job.updatedAt,
+    started_at: job.startedAt,
+    finished_at: job.finishedAt,
+    result: job.result === null || job.result === undefined ? null : JSON.stringify(job.result),
+    last_error: job.lastError,
+    idempotency_key: job.idempotencyKey,
+    owner,
+  };
+}
+
+function fromRow(row: JobRow): Job {
+  return {
+    id: row.id,
+    type: row.type,
+    payload: JSON.parse(row.payload) as Job['payload'],
+    state: row.state,
+    priority: row.priority,
+    attempts: row.attempts,
+    maxAttempts: row.max_attempts,
+    backoffMs: row.backoff_ms,
+    timeoutMs: row.timeout_ms,
+    runAt: row.run_at,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
+    result: row.result === null ? null : JSON.parse(row.result),
+    lastError: row.last_error,
+    idempotencyKey: row.idempotency_key,
+  };
+}

@@ -1,0 +1,38 @@
+/**
+ * Versioned schema migrations, applied in order at open; `PRAGMA user_version` records how many
+ * have run. Append only: a released migration is never edited.
+ */
+export const SQLITE_MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE jobs (
+    id              TEXT PRIMARY KEY,
+    type            TEXT NOT NULL,
+    payload         TEXT NOT NULL,
+    state           TEXT NOT NULL CHECK (state IN ('pending', 'processing', 'completed', 'failed', 'cancelled')),
+    priority        INTEGER NOT NULL,
+    attempts        INTEGER NOT NULL,
+    max_attempts    INTEGER NOT NULL,
+    backoff_ms      INTEGER NOT NULL,
+    timeout_ms      INTEGER NOT NULL,
+    run_at          INTEGER NOT NULL,
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL,
+    started_at      INTEGER,
+    finished_at     INTEGER,
+    result          TEXT,
+    last_error      TEXT,
+    idempotency_key TEXT,
+    owner           TEXT
+  );
+  -- Dispatch order of ready jobs that no process holds: the feeder reads the head of this index.
+  CREATE INDEX jobs_dispatch ON jobs (priority DESC, run_at, id) WHERE state = 'pending' AND owner IS NULL;
+  -- The feeder's timer: the earliest scheduled job.
+  CREATE INDEX jobs_scheduled ON jobs (run_at) WHERE state = 'pending' AND owner IS NULL;
+  -- Jobs held by a process: released at recovery and at shutdown.
+  CREATE INDEX jobs_owned ON jobs (owner) WHERE owner IS NOT NULL;
+  -- Listing by state (and recovery's processing pages), listing by type; both newest first.
+  CREATE INDEX jobs_state ON jobs (state, id);
+  CREATE INDEX jobs_type ON jobs (type, id);
+  CREATE UNIQUE INDEX jobs_idempotency_key ON jobs (idempotency_key) WHERE idempotency_key IS NOT NULL;
+  `,
+];

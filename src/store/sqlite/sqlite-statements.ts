@@ -1,0 +1,29 @@
+/** Every SQL statement of the SQLite store, named for what it does. */
+export const SQL = {
+  insertJob: `
+    INSERT INTO jobs (id, type, payload, state, priority, attempts, max_attempts, backoff_ms, timeout_ms,
+                      run_at, created_at, updated_at, started_at, finished_at, result, last_error, idempotency_key, owner)
+    VALUES (@id, @type, @payload, @state, @priority, @attempts, @max_attempts, @backoff_ms, @timeout_ms,
+            @run_at, @created_at, @updated_at, @started_at, @finished_at, @result, @last_error, @idempotency_key, @owner)`,
+  getJob: `SELECT * FROM jobs WHERE id = ?`,
+  /** The compare-and-set of every state change: it applies only if the state is still `from`. */
+  applyTransition: `
+    UPDATE jobs
+       SET state = @state, attempts = @attempts, run_at = @run_at, started_at = @started_at,
+           finished_at = @finished_at, result = @result, last_error = @last_error,
+           updated_at = @updated_at, owner = @owner
+     WHERE id = @id AND state = @from`,
+  claimReady: `
+    UPDATE jobs SET owner = @owner
+     WHERE id IN (SELECT id FROM jobs
+                   WHERE state = 'pending' AND owner IS NULL AND run_at <= @now
+                   ORDER BY priority DESC, run_at, id
+                   LIMIT @limit)
+    RETURNING id, priority, run_at`,
+  releaseClaimsOf: `UPDATE jobs SET owner = NULL WHERE owner = ? AND state = 'pending'`,
+  releaseAllClaims: `UPDATE jobs SET owner = NULL WHERE owner IS NOT NULL AND state = 'pending'`,
+  nextScheduledAt: `SELECT min(run_at) AS at FROM jobs WHERE state = 'pending' AND owner IS NULL AND run_at > ?`,
+  processingIds: `SELECT id FROM jobs WHERE state = 'processing' ORDER BY id LIMIT ?`,
+  countByState: `SELECT state, count(*) AS n FROM jobs GROUP BY state`,
+  ping: `SELECT 1`,
+} as const;

@@ -1,0 +1,13 @@
+export class DuplicateJobHandlerError extends Error {
+  override readonly name = 'DuplicateJobHandlerError';
+  constructor(type: string, first: string, second: string) {
+    super(`two job handlers for type "${type}": ${first} and ${second}. Each job type has exactly one @JobHandler; remove or rename one.`);
+  }
+}
+
+export class InvalidJobHandlerError extends Error {
+  override readonly name = 'InvalidJobHandlerError';
+  constructor(className: string, type: string) {
+    super(`${className} is marked @JobHandler("${type}") but does not extend JobHandlerBase; make it extend JobHandlerBase and implement handle(job, context).`);
+  }
+}

@@ -1,0 +1,58 @@
+import { Injectable, type OnModuleInit, type Type } from '@nestjs/common';
+import { DiscoveryService } from '@nestjs/core';
+import { plainToInstance } from 'class-transformer';
+import { validate, type ValidationError } from 'class-validator';
+import type { JobPayload } from '../jobs/job.model';
+import { JOB_HANDLER_METADATA, JobHandlerBase } from './job-handler';
+import { DuplicateJobHandlerError, InvalidJobHandlerError } from './job-handler.errors';
+
+export interface RegisteredHandler {
+  type: string;
+  handler: JobHandlerBase;
+  payload?: Type<object>;
+}
+
+/** Every `@JobHandler` provider of the app, found through Nest discovery at module init. */
+@Injectable()
+export class JobHandlerRegistry implements OnModuleInit {
+  private readonly handlers = new Map<string, RegisteredHandler>();
+
+  constructor(private readonly discovery: DiscoveryService) {}
+
+  onModuleInit(): void {
+    for (const wrapper of this.discovery.getProviders({ metadataKey: JOB_HANDLER_METADATA.KEY })) {
+      const meta = this.discovery.getMetadataByDecorator(JOB_HANDLER_METADATA, wrapper);
+      if (!meta || !wrapper.instance) continue;
+      const instance: unknown = wrapper.instance;
+      const className = (wrapper.metatype as Type | undefined)?.name ?? String(wrapper.token);
+      if (!(instance instanceof JobHandlerBase)) throw new InvalidJobHandlerError(className, meta.type);
+      const existing = this.handlers.get(meta.type);
+      if (existing) throw new DuplicateJobHandlerError(meta.type, existing.handler.constructor.name, className);
+      this.handlers.set(meta.type, { type: meta.type, handler: instance, payload: meta.payload });
+    }
+  }
+
+  get(type: string): RegisteredHandler | undefined {
+    return this.handlers.get(type);
+  }
+
+  types(): string[] {
+    return [...this.handlers.keys()].sort();
+  }
+
+  /** The problems with `payload` for `type`, as `payload.<field> ...` messages; empty when valid. */
+  async validatePayload(type: string, payload: JobPayload): Promise<string[]> {
+    const schema = this.handlers.get(type)?.payload;
+    if (!schema) return [];
+    const errors = await validate(plainToInstance(schema, payload), { whitelist: true, forbidNonWhitelisted: true });
+    return flatten(errors, 'payload');
+  }
+}
+
+function flatten(errors: ValidationError[], path: string): string[] {
+  return errors.flatMap((e) => {
+    const here = `${path}.${e.property}`;
+    const own = Object.values(e.constraints ?? {}).map((m) => `${path}: ${m}`);
+    return [...own, ...flatten(e.children ?? [], here)];
+  });
+}

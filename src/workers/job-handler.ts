@@ -1,0 +1,39 @@
+import { applyDecorators, Injectable, type Type } from '@nestjs/common';
+import { DiscoveryService } from '@nestjs/core';
+import type { JobPayload } from '../jobs/job.model';
+import type { JobView } from '../jobs/job.view';
+
+/** What a handler gets besides the job. */
+export interface JobContext {
+  jobId: string;
+  /** 1 for the first attempt; with at-least-once delivery, use it with the id to stay idempotent. */
+  attempt: number;
+  /** Fires on timeout, cancellation and shutdown; the attempt's outcome is decided then. */
+  signal: AbortSignal;
+}
+
+/** Every job handler extends this and is marked with `@JobHandler('type')`. */
+export abstract class JobHandlerBase<P extends object = JobPayload, R = unknown> {
+  abstract handle(job: JobView<P>, context: JobContext): Promise<R>;
+}
+
+export interface JobHandlerOptions {
+  /** A class-validator class for the payload, checked at submission (400 when it fails). */
+  payload?: Type<object>;
+}
+
+export interface JobHandlerMetadata extends JobHandlerOptions {
+  type: string;
+}
+
+export const JOB_HANDLER_METADATA = DiscoveryService.createDecorator<JobHandlerMetadata>();
+
+/** Marks a provider as the handler of one job type. A second handler for the same type fails startup. */
+export function JobHandler(type: string, options: JobHandlerOptions = {}): ClassDecorator {
+  return applyDecorators(Injectable(), JOB_HANDLER_METADATA({ type, ...options }));
+}
+
+/** Thrown by a handler: the job fails at once, without retry. */
+export class PermanentJobError extends Error {
+  override readonly name = 'PermanentJobError';
+}

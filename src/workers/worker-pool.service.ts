@@ -1,0 +1,197 @@
+import {
+  Inject,
+  Injectable,
+  Logger,
+  type BeforeApplicationShutdown,
+  type OnApplicationBootstrap,
+} from '@nestjs/common';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Deferred } from '../common/deferred';
+import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
+import { ConcurrentChange, InvalidTransition, JobNotFound } from '../jobs/job.errors';
+import type { JobEvent } from '../jobs/job-state-machine';
+import type { Job } from '../jobs/job.model';
+import { toJobView } from '../jobs/job.view';
+import { DeliveryQueue } from '../queue/delivery-queue';
+import { FeederService } from '../queue/feeder.service';
+import type { RecoveryReport } from '../recovery/recovery-report';
+import { RECOVERY_READY } from '../recovery/recovery.constants';
+import { JOBS_STORE, type JobStore } from '../store/job-store';
+import { AttemptAborted, untilAborted } from './attempt-abort';
+import { PermanentJobError } from './job-handler';
+import { JobHandlerRegistry } from './job-handler.registry';
+
+type PoolState = 'created' | 'running' | 'stopping' | 'stopped';
+
+/**
+ * `WORKER_CONCURRENCY` loops that take job ids from the delivery queue and run one attempt each.
+ * They start only once `RECOVERY_READY` resolves, and never read the store for work: the queue
+ * hands them ids. Each attempt's outcome is committed before its loop takes the next id.
+ */
+@Injectable()
+export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger = new Logger('Workers');
+  private state: PoolState = 'created';
+  private readonly stopTaking = new AbortController();
+  private loops: Promise<void>[] = [];
+  private readonly running = new Map<string, AbortController>();
+
+  constructor(
+    @Inject(JOBS_STORE) private readonly store: JobStore,
+    private readonly queue: DeliveryQueue,
+    private readonly feeder: FeederService,
+    private readonly registry: JobHandlerRegistry,
+    @Inject(RECOVERY_READY) private readonly recovered: Deferred<RecoveryReport>,
+    @Inject(KEEL_CONFIG) private readonly config: KeelConfig,
+  ) {}
+
+  get concurrency(): number {
+    return this.config.workerConcurrency;
+  }
+
+  get busy(): number {
+    return this.running.size;
+  }
+
+  get isRunning(): boolean {
+    return this.state === 'running';
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    await this.recovered.promise;
+    if (this.state !== 'created') return;
+    this.state = 'running';
+    this.loops = Array.from({ length: this.concurrency }, () => this.loop());
+    this.logger.log(`${this.concurrency} workers started; job types: ${this.registry.types().join(', ')}`);
+  }
+
+  /** Aborts the attempt of `jobId` if it runs in this process; its worker then cancels the job. */
+  requestCancel(jobId: string): boolean {
+    const controller = this.running.get(jobId);
+    if (!controller) return false;
+    controller.abort(new AttemptAborted('cancel', 'cancelled while running'));
+    return true;
+  }
+
+  /**
+   * Stops taking ids, lets running attempts finish for up to `SHUTDOWN_TIMEOUT_MS`, then aborts
+   * the rest: their worker gives the attempt back (pending, attempt not counted). Idempotent.
+   */
+  async beforeApplicationShutdown(): Promise<void> {
+    if (this.state === 'stopping' || this.state === 'stopped') return this.stopped();
+    this.state = 'stopping';
+    this.stopTaking.abort();
+    const all = Promise.all(this.loops);
+    const waitAbort = new AbortController();
+    const drained = await Promise.race([
+      all.then(() => true),
+      sleep(this.config.shutdownTimeoutMs, false, { signal: waitAbort.signal }).catch(() => false),
+    ]);
+    waitAbort.abort();
+    if (!drained) {
+      this.logger.warn(`shutdown: ${this.running.size} attempts still running after ${this.config.shutdownTimeoutMs} ms; giving them back`);
+      for (const controller of this.running.values()) {
+        controller.abort(new AttemptAborted('shutdown', 'interrupted by shutdown'));
+      }
+    }
+    await all;
+    this.state = 'stopped';
+    this.logger.log('workers stopped');
+  }
+
+  private async stopped(): Promise<void> {
+    await Promise.all(this.loops);
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopTaking.signal.aborted) {
+      const key = await this.queue.take(this.stopTaking.signal);
+      if (!key) return;
+      try {
+        await this.runAttempt(key.id);
+      } catch (err) {
+        this.logger.error(`job ${key.id}: ${(err as Error).stack ?? String(err)}`);
+      }
+    }
+  }
+
+  private async runAttempt(id: string): Promise<void> {
+    let job: Job;
+    try {
+      job = await this.store.transition(id, { type: 'start', now: Date.now() }, { owner: this.config.instanceId });
+    } catch (err) {
+      // Cancelled, deleted or taken back since it was queued: the queue entry is stale.
+      if (err instanceof InvalidTransition || err instanceof JobNotFound || err instanceof ConcurrentChange) return;
+      throw err;
+    }
+    if (job.state === 'failed') {
+      this.logger.warn(`job ${id} (${job.type}) failed without running: ${job.lastError}`);
+      return;
+    }
+    const registered = this.registry.get(job.type);
+    if (!registered) {
+      await this.settle(job, failure(`no handler for job type "${job.type}" in this process`, true));
+      return;
+    }
+    const controller = new AbortController();
+    const timer = setTimeout(
+      () => controller.abort(new AttemptAborted('timeout', `timed out after ${job.timeoutMs} ms`)),
+      job.timeoutMs,
+    );
+    this.running.set(id, controller);
+    let event: JobEvent;
+    try {
+      const result = await untilAborted(
+        () => registered.handler.handle(toJobView(job), { jobId: id, attempt: job.attempts, signal: controller.signal }),
+        controller.signal,
+      );
+      event = completion(result);
+    } catch (err) {
+      event = outcomeOfError(controller.signal.aborted ? controller.signal.reason : err);
+    } finally {
+      clearTimeout(timer);
+      this.running.delete(id);
+    }
+    await this.settle(job, event);
+  }
+
+  private async settle(job: Job, event: JobEvent): Promise<void> {
+    try {
+      const next = await this.store.transition(job.id, event);
+      if (next.state === 'pending') this.feeder.wake();
+      if (next.state === 'failed' || (next.state === 'pending' && event.type === 'fail')) {
+        this.logger.warn(`job ${job.id} (${job.type}) attempt ${job.attempts} failed: ${next.lastError}; now ${next.state}`);
+      }
+    } catch (err) {
+      if (err instanceof InvalidTransition || err instanceof ConcurrentChange) {
+        this.logger.warn(`job ${job.id}: outcome ${event.type} not applied: ${(err as Error).message}`);
+        return;
+      }
+      throw err;
+    }
+  }
+}
+
+function completion(result: unknown): JobEvent {
+  const now = Date.now();
+  try {
+    return { type: 'complete', now, result: JSON.parse(JSON.stringify(result ?? null)) as unknown };
+  } catch (err) {
+    return failure(`the handler's result is not JSON: ${(err as Error).message}`, true);
+  }
+}
+
+function outcomeOfError(err: unknown): JobEvent {
+  const now = Date.now();
+  if (err instanceof AttemptAborted) {
+    if (err.reason === 'cancel') return { type: 'cancel', now };
+    if (err.reason === 'shutdown') return { type: 'giveBack', now };
+    return failure(err.message, false);
+  }
+  if (err instanceof PermanentJobError) return failure(err.message, true);
+  return failure(err instanceof Error ? err.message : String(err), false);
+}
+
+function failure(error: string, permanent: boolean): JobEvent {
+  return { type: 'fail', now: Date.now(), error, permanent, jitter: Math.random() };
+}
