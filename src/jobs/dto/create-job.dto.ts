@@ -1,5 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsInt, IsISO8601, IsObject, IsOptional, IsString, Length, Matches, Max, Min } from 'class-validator';
+import { IsInt, IsISO8601, IsObject, IsString, Length, Matches, Max, Min } from 'class-validator';
+import { OptionalField } from '../../common/optional-field';
 
 export const MAX_TIMEOUT_MS = 86_400_000;
 export const MAX_DELAY_MS = 366 * 86_400_000;
@@ -17,19 +18,19 @@ export class CreateJobDto {
     example: { ms: 200 },
     description: "A JSON object, checked against the type's payload schema. Default {}.",
   })
-  @IsOptional()
+  @OptionalField()
   @IsObject({ message: 'payload must be a JSON object' })
   payload?: Record<string, unknown>;
 
   @ApiPropertyOptional({ minimum: -100, maximum: 100, default: 0, description: 'Higher runs first.' })
-  @IsOptional()
+  @OptionalField()
   @IsInt()
   @Min(-100)
   @Max(100)
   priority?: number;
 
   @ApiPropertyOptional({ minimum: 1, maximum: 100, default: 3 })
-  @IsOptional()
+  @OptionalField()
   @IsInt()
   @Min(1)
   @Max(100)
@@ -41,26 +42,26 @@ export class CreateJobDto {
     default: 1000,
     description: 'Base of the retry delay: backoffMs · 2^(n−1), capped at 1 h, less up to 20% jitter.',
   })
-  @IsOptional()
+  @OptionalField()
   @IsInt()
   @Min(0)
   @Max(3_600_000)
   backoffMs?: number;
 
   @ApiPropertyOptional({ minimum: 1, maximum: MAX_TIMEOUT_MS, description: 'Per-attempt timeout; default JOB_TIMEOUT_MS.' })
-  @IsOptional()
+  @OptionalField()
   @IsInt()
   @Min(1)
   @Max(MAX_TIMEOUT_MS)
   timeoutMs?: number;
 
   @ApiPropertyOptional({ format: 'date-time', description: 'Run no earlier than this time. Not with delayMs.' })
-  @IsOptional()
+  @OptionalField()
   @IsISO8601({ strict: true }, { message: 'runAt must be an ISO 8601 date-time' })
   runAt?: string;
 
   @ApiPropertyOptional({ minimum: 0, maximum: MAX_DELAY_MS, description: 'Run no earlier than now + delayMs. Not with runAt.' })
-  @IsOptional()
+  @OptionalField()
   @IsInt()
   @Min(0)
   @Max(MAX_DELAY_MS)
