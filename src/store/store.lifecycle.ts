@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
-import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
+import { ConfigError, KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
 import { JOBS_STORE, type JobStore } from './job-store';
+import { StoreOwnershipError } from './store.errors';
 
 /** Opens the store before anything uses it and closes it after everything else stopped. */
 @Injectable()
@@ -13,7 +14,15 @@ export class StoreLifecycle implements OnModuleInit, OnApplicationShutdown {
   ) {}
 
   async onModuleInit(): Promise<void> {
-    await this.store.open();
+    try {
+      await this.store.open();
+    } catch (err) {
+      // A file that cannot be created or is not a Keel database is a bad SQLITE_FILE: one line naming it.
+      if (this.config.store === 'sqlite' && !(err instanceof StoreOwnershipError) && !(err instanceof ConfigError)) {
+        throw new ConfigError(`SQLITE_FILE ${this.config.sqliteFile} cannot be used: ${(err as Error).message}`);
+      }
+      throw err;
+    }
     this.logger.log(this.config.store === 'sqlite' ? `sqlite store open: ${this.config.sqliteFile}` : `${this.config.store} store open`);
   }
 

@@ -1,0 +1,111 @@
+/**
+ * Starting the BUILT server (contract §1, §2): one owner per SQLite file, bad configuration
+ * refused with one line naming the variable, and the default file `data/jobs.sqlite` created
+ * relative to the working directory. Needs `npm run build` first.
+ */
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  cleanupProcesses,
+  freePort,
+  getQueue,
+  lines,
+  spawnKeel,
+  startKeel,
+  submitJob,
+  tempDir,
+  tempSqliteFile,
+  waitForState,
+  type EnvVars,
+} from './support/process';
+
+afterEach(async () => {
+  await cleanupProcesses();
+});
+
+describe('startup (process)', () => {
+  it('a second process on the same SQLITE_FILE exits non-zero with one line naming SQLITE_FILE; the first keeps serving', async () => {
+    const file = tempSqliteFile();
+    // the owner is itself a restart after a crash (WAL file left behind), the usual production case
+    const crashed = await startKeel({ sqliteFile: file });
+    const before = await submitJob(crashed.http, { type: 'noop' });
+    await waitForState(crashed.http, before.id, 'completed');
+    expect((await crashed.kill('SIGKILL')).signal).toBe('SIGKILL');
+    const first = await startKeel({ sqliteFile: file });
+
+    const second = spawnKeel({ env: { HOST: '127.0.0.1', PORT: String(await freePort()), STORE: 'sqlite', SQLITE_FILE: file, LOG_LEVEL: 'warn' } });
+    const exit = await second.waitExit(30_000);
+    expect(exit.code).not.toBe(0);
+    expect(exit.code).not.toBeNull();
+    const errLines = lines(second.stderr);
+    expect(errLines).toHaveLength(1);
+    expect(errLines[0]).toContain('SQLITE_FILE');
+    expect(second.stdout).not.toMatch(/listening/i);
+
+    // the owner is undisturbed: ready, its data intact, still taking and running jobs
+    expect(first.hasExited).toBe(false);
+    expect((await first.http.get('/health/ready')).status).toBe(200);
+    expect((await first.http.get(`/v1/jobs/${before.id}`)).body).toMatchObject({ state: 'completed' });
+    const after = await submitJob(first.http, { type: 'noop' });
+    await waitForState(first.http, after.id, 'completed');
+    expect((await getQueue(first.http)).counts.completed).toBe(2);
+
+    // and the refused opener damaged nothing: after the owner dies, the next owner sees both jobs
+    expect((await first.kill('SIGKILL')).signal).toBe('SIGKILL');
+    const next = await startKeel({ sqliteFile: file });
+    for (const id of [before.id, after.id]) expect((await next.http.get(`/v1/jobs/${id}`)).body).toMatchObject({ state: 'completed' });
+  });
+
+  const badConfigs: Array<{ name: string; env: EnvVars; mentions: string[] }> = [
+    { name: 'PORT=abc', env: { PORT: 'abc' }, mentions: ['PORT', 'abc'] },
+    { name: 'WORKER_CONCURRENCY=0', env: { WORKER_CONCURRENCY: '0' }, mentions: ['WORKER_CONCURRENCY'] },
+    { name: 'STORE=nope', env: { STORE: 'nope' }, mentions: ['STORE', 'nope'] },
+    { name: 'STORE=postgres without DATABASE_URL', env: { STORE: 'postgres', DATABASE_URL: undefined }, mentions: ['DATABASE_URL'] },
+  ];
+
+  /** SQLITE_FILE values that cannot be opened: a folder, a file that is not a database. */
+  function badSqliteFiles(): Array<{ name: string; env: EnvVars; mentions: string[] }> {
+    const dir = tempDir();
+    const notDb = join(dir, 'not-a-database.sqlite');
+    writeFileSync(notDb, 'this is not an SQLite database, just some text that is long enough to have a header\n'.repeat(20));
+    return [
+      { name: 'SQLITE_FILE=<a folder>', env: { SQLITE_FILE: dir }, mentions: ['SQLITE_FILE'] },
+      { name: 'SQLITE_FILE=<not a database>', env: { SQLITE_FILE: notDb }, mentions: ['SQLITE_FILE'] },
+    ];
+  }
+
+  it('bad configuration exits non-zero with one line naming the variable', async () => {
+    const results = await Promise.all(
+      [...badConfigs, ...badSqliteFiles()].map(async (bad) => {
+        const proc = spawnKeel({
+          env: { HOST: '127.0.0.1', PORT: String(await freePort()), STORE: 'sqlite', SQLITE_FILE: tempSqliteFile(), LOG_LEVEL: 'warn', ...bad.env },
+        });
+        return { bad, proc, exit: await proc.waitExit(30_000) };
+      }),
+    );
+    for (const { bad, proc, exit } of results) {
+      const context = `${bad.name}: exit ${JSON.stringify(exit)}\n${proc.output}`;
+      expect([context, exit.code !== 0 && exit.code !== null]).toEqual([context, true]);
+      const errLines = lines(proc.stderr);
+      expect([context, errLines.length]).toEqual([context, 1]);
+      for (const word of bad.mentions) expect([context, errLines[0].includes(word)]).toEqual([context, true]);
+      expect([context, /listening/i.test(proc.stdout)]).toEqual([context, false]);
+    }
+  });
+
+  it('without SQLITE_FILE it creates data/jobs.sqlite under the working directory, keeps jobs there, and exits 0 on SIGTERM', async () => {
+    const cwd = tempDir();
+    const env = { SQLITE_FILE: undefined };
+    const a = await startKeel({ cwd, env });
+    const dbFile = join(cwd, 'data', 'jobs.sqlite');
+    expect(existsSync(dbFile)).toBe(true);
+    const job = await submitJob(a.http, { type: 'noop' });
+    await waitForState(a.http, job.id, 'completed');
+    expect(await a.kill('SIGTERM', 20_000)).toEqual({ code: 0, signal: null });
+
+    // the same folder, started again: the job is there
+    const b = await startKeel({ cwd, env });
+    expect((await b.http.get(`/v1/jobs/${job.id}`)).body).toMatchObject({ state: 'completed' });
+    expect(await b.kill('SIGTERM', 20_000)).toEqual({ code: 0, signal: null });
+  });
+});
