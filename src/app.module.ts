@@ -1,9 +1,13 @@
 import { Module, type DynamicModule } from '@nestjs/common';
+import { AuthModule } from './auth/auth.module';
 import { ConfigModule } from './config/config.module';
 import type { KeelConfig } from './config/keel-config';
 import { HealthModule } from './health/health.module';
 import { JobsModule } from './jobs/jobs.module';
 import { LifecycleModule } from './lifecycle/lifecycle.module';
+import { loggingModule } from './logging/logging.module';
+import { MetricsHttpModule } from './metrics/metrics-http.module';
+import { MetricsModule } from './metrics/metrics.module';
 import { QueueModule } from './queue/queue.module';
 import { RecoveryModule } from './recovery/recovery.module';
 import { StoreModule } from './store/store.module';
@@ -22,13 +26,17 @@ export class AppModule {
       module: AppModule,
       imports: [
         ConfigModule.register(config),
+        loggingModule(config),
         LifecycleModule,
+        MetricsModule,
+        AuthModule,
         StoreModule,
         QueueModule,
         RecoveryModule,
         WorkersModule,
         JobsModule,
         HealthModule,
+        MetricsHttpModule,
         ...extraImports,
       ],
     };

@@ -1,28 +1,23 @@
-import { BadRequestException, LogLevel as NestLogLevel, ValidationPipe, VersioningType, type INestApplication } from '@nestjs/common';
+import { BadRequestException, ValidationPipe, VersioningType, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import type { ValidationError } from 'class-validator';
+import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module';
 import { DomainExceptionFilter } from './common/domain-exception.filter';
-import type { KeelConfig, LogLevel } from './config/keel-config';
+import type { KeelConfig } from './config/keel-config';
 
 export const MAX_BODY = '1mb';
-
-const NEST_LEVELS: Record<LogLevel, NestLogLevel[]> = {
-  debug: ['fatal', 'error', 'warn', 'log', 'debug'],
-  info: ['fatal', 'error', 'warn', 'log'],
-  warn: ['fatal', 'error', 'warn'],
-  error: ['fatal', 'error'],
-};
 
 /** Builds the app, not yet listening. `main.ts` and the e2e tests both come through here. */
 export async function createApp(config: KeelConfig, extraImports: Parameters<typeof AppModule.register>[1] = []): Promise<NestExpressApplication> {
   const app = await NestFactory.create<NestExpressApplication>(AppModule.register(config, extraImports), {
     bodyParser: false,
     abortOnError: false,
-    logger: NEST_LEVELS[config.logLevel],
+    bufferLogs: true,
   });
+  app.useLogger(app.get(Logger));
   setupApp(app);
   return app;
 }
@@ -51,6 +46,7 @@ export function buildOpenApi(app: INestApplication) {
         'and delivered at least once. Errors are { statusCode, error, message }.',
     )
     .setVersion('1')
+    .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'API_KEY, when the server sets one.' })
     .build();
   return SwaggerModule.createDocument(app, config);
 }

@@ -81,7 +81,7 @@ describe('a @JobHandler from an imported module', () => {
 
   it('is listed among the known types, next to the built-in ones', async () => {
     const { http } = await startApp({}, [GreetModule]);
-    expectError(await http.post('/v1/jobs').send({ type: 'nope' }), 400, /known types: custom, fail, noop, sleep/);
+    expectError(await http.post('/v1/jobs').send({ type: 'nope' }), 400, /known types: custom, fail, http, noop, sleep/);
     const noop = await submit(http, { type: 'noop' });
     expect((await waitForState(http, noop.id, 'completed')).result).toEqual({});
   });

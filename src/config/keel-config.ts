@@ -20,6 +20,10 @@ export interface KeelConfig {
   leaseMs: number;
   instanceId: string;
   logLevel: LogLevel;
+  /** When set, every /v1 route requires `Authorization: Bearer <apiKey>`. */
+  apiKey?: string;
+  /** Hosts (`host` or `host:port`) the http job type may call; empty: none. */
+  httpJobAllowedHosts: string[];
 }
 
 /** A bad setting. Its message is the one line printed before the process exits. */
@@ -50,7 +54,19 @@ export function loadConfig(env: Env = process.env): KeelConfig {
     leaseMs: int(env, 'LEASE_MS', 10_000, 1000, 3_600_000),
     instanceId: text(env, 'INSTANCE_ID') ?? randomUUID(),
     logLevel: oneOf(env, 'LOG_LEVEL', ['debug', 'info', 'warn', 'error'] as const, 'info'),
+    apiKey: text(env, 'API_KEY'),
+    httpJobAllowedHosts: hostList(env, 'HTTP_JOB_ALLOWED_HOSTS'),
   };
+}
+
+function hostList(env: Env, name: string): string[] {
+  const entries = (text(env, name) ?? '').split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  for (const entry of entries) {
+    if (!/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/.test(entry)) {
+      throw new ConfigError(`${name} must be comma-separated host or host:port entries, got "${entry}"`);
+    }
+  }
+  return entries;
 }
 
 function text(env: Env, name: string): string | undefined {

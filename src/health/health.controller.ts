@@ -1,11 +1,13 @@
 import { Controller, Get, HttpCode, Inject, ServiceUnavailableException, VERSION_NEUTRAL } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
+import { Public } from '../auth/public.decorator';
 import { ErrorResponseDto } from '../common/error-response.dto';
 import { LifecycleService } from '../lifecycle/lifecycle.service';
 import { JOBS_STORE, type JobStore } from '../store/job-store';
 import { WorkerPool } from '../workers/worker-pool.service';
 
 @ApiTags('health')
+@Public()
 @Controller({ path: 'health', version: VERSION_NEUTRAL })
 export class HealthController {
   constructor(

@@ -48,4 +48,18 @@ export class ShuttingDown extends DomainError {
   }
 }
 
+/** Another job already holds this idempotency key (a concurrent submission won the race). */
+export class IdempotencyKeyTaken extends DomainError {
+  constructor(readonly key: string) {
+    super(`the Idempotency-Key ${key} is already in use`);
+  }
+}
+
+/** The key was used before with a different request body. */
+export class IdempotencyKeyReused extends DomainError {
+  constructor(readonly key: string) {
+    super(`the Idempotency-Key ${key} was already used with a different request body`);
+  }
+}
+
 export class StoreUnavailable extends DomainError {}

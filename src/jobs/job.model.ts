@@ -39,9 +39,11 @@ export interface NewJob {
   runAt: number;
   createdAt: number;
   idempotencyKey: string | null;
+  /** Fingerprint of the submission that carried `idempotencyKey`, to tell a replay from a reuse. */
+  requestHash?: string | null;
 }
 
-export function newJobRecord(input: NewJob): Job {
+export function newJobRecord({ requestHash: _hash, ...input }: NewJob): Job {
   return {
     ...input,
     state: 'pending',

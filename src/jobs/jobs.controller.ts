@@ -1,8 +1,11 @@
-import { Body, Controller, Get, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
+import { Body, Controller, Get, Headers, HttpCode, HttpStatus, Param, Post, Query, Res } from '@nestjs/common';
 import {
   ApiBadRequestResponse,
+  ApiBearerAuth,
+  ApiUnauthorizedResponse,
   ApiConflictResponse,
   ApiCreatedResponse,
+  ApiHeader,
   ApiNotFoundResponse,
   ApiOkResponse,
   ApiOperation,
@@ -10,6 +13,7 @@ import {
   ApiServiceUnavailableResponse,
   ApiTags,
   ApiTooManyRequestsResponse,
+  ApiUnprocessableEntityResponse,
 } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { ErrorResponseDto } from '../common/error-response.dto';
@@ -21,19 +25,33 @@ import { toJobView, type JobView } from './job.view';
 import { JobsService } from './jobs.service';
 
 @ApiTags('jobs')
+@ApiBearerAuth()
+@ApiUnauthorizedResponse({ type: ErrorResponseDto, description: 'API_KEY is set and the request has no valid Bearer key.' })
 @Controller({ path: 'jobs', version: '1' })
 export class JobsController {
   constructor(private readonly jobs: JobsService) {}
 
   @Post()
   @ApiOperation({ summary: 'Submit a job' })
+  @ApiHeader({
+    name: 'Idempotency-Key',
+    required: false,
+    description: 'Submitting again with the same key and body returns the same job (200); kept as long as the job exists.',
+  })
   @ApiCreatedResponse({ type: JobDto, description: 'Stored as pending; Location names the job.' })
+  @ApiOkResponse({ type: JobDto, description: 'The Idempotency-Key was used before with the same body: the job created then.' })
   @ApiBadRequestResponse({ type: ErrorResponseDto, description: 'Invalid body, unknown type, or a payload that fails its schema.' })
   @ApiPayloadTooLargeResponse({ type: ErrorResponseDto, description: 'Body over 1 MiB.' })
+  @ApiUnprocessableEntityResponse({ type: ErrorResponseDto, description: 'The Idempotency-Key was used before with another body.' })
   @ApiTooManyRequestsResponse({ type: ErrorResponseDto, description: 'MAX_BACKLOG pending jobs reached; see Retry-After.' })
   @ApiServiceUnavailableResponse({ type: ErrorResponseDto, description: 'Shutting down.' })
-  async create(@Body() body: CreateJobDto, @Res({ passthrough: true }) res: Response): Promise<JobView> {
-    const job = await this.jobs.submit(body);
+  async create(
+    @Body() body: CreateJobDto,
+    @Headers('idempotency-key') idempotencyKey: string | undefined,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<JobView> {
+    const { job, created } = await this.jobs.submit(body, idempotencyKey);
+    if (!created) res.status(HttpStatus.OK);
     res.location(`/v1/jobs/${job.id}`);
     return toJobView(job);
   }

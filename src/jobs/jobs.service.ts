@@ -1,15 +1,23 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import { v7 as uuidv7 } from 'uuid';
 import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
 import { LifecycleService } from '../lifecycle/lifecycle.service';
+import { JobMetrics } from '../metrics/job-metrics';
 import { FeederService } from '../queue/feeder.service';
 import { JOBS_STORE, type JobStore } from '../store/job-store';
 import { JobHandlerRegistry } from '../workers/job-handler.registry';
 import { WorkerPool } from '../workers/worker-pool.service';
 import type { CreateJobDto } from './dto/create-job.dto';
 import type { ListJobsQuery } from './dto/list-jobs.query';
-import { InvalidJob, JobNotFound, ShuttingDown } from './job.errors';
+import { checkIdempotencyKey, requestFingerprint } from './idempotency';
+import { IdempotencyKeyReused, IdempotencyKeyTaken, InvalidJob, JobNotFound, ShuttingDown } from './job.errors';
 import type { Job, NewJob } from './job.model';
+
+export interface Submission {
+  job: Job;
+  /** False when an Idempotency-Key replay returned the job created before. */
+  created: boolean;
+}
 
 export interface JobPage {
   items: Job[];
@@ -21,6 +29,8 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** The API's use cases. Every state change goes through the store's `transition`. */
 @Injectable()
 export class JobsService {
+  private readonly logger = new Logger('Jobs');
+
   constructor(
     @Inject(JOBS_STORE) private readonly store: JobStore,
     @Inject(KEEL_CONFIG) private readonly config: KeelConfig,
@@ -28,11 +38,32 @@ export class JobsService {
     private readonly feeder: FeederService,
     private readonly workers: WorkerPool,
     private readonly lifecycle: LifecycleService,
+    private readonly metrics: JobMetrics,
   ) {}
 
-  async submit(dto: CreateJobDto): Promise<Job> {
-    const [job] = await this.submitMany([dto], (message) => message);
-    return job;
+  /**
+   * With an Idempotency-Key: the first request creates the job; the same key with the same body
+   * returns that job; with another body it is refused. Keys live as long as their job.
+   */
+  async submit(dto: CreateJobDto, idempotencyKey?: string): Promise<Submission> {
+    if (idempotencyKey === undefined) {
+      const [job] = await this.submitMany([dto], (message) => message);
+      return { job, created: true };
+    }
+    const key = checkIdempotencyKey(idempotencyKey);
+    const requestHash = requestFingerprint(dto);
+    const earlier = await this.replay(key, requestHash);
+    if (earlier) return { job: earlier, created: false };
+    try {
+      const [job] = await this.submitMany([dto], (message) => message, { key, requestHash });
+      return { job, created: true };
+    } catch (err) {
+      if (!(err instanceof IdempotencyKeyTaken)) throw err;
+      // A concurrent request with the same key committed first: answer as its replay.
+      const winner = await this.replay(key, requestHash);
+      if (!winner) throw err;
+      return { job: winner, created: false };
+    }
   }
 
   /** All or nothing: one invalid job refuses the whole batch, naming its index. */
@@ -62,23 +93,40 @@ export class JobsService {
    */
   async cancel(id: string): Promise<Job> {
     const job = await this.get(id);
-    if (job.state === 'processing' && this.workers.requestCancel(job.id)) return job;
-    return this.store.transition(job.id, { type: 'cancel', now: Date.now() });
+    if (job.state === 'processing' && this.workers.requestCancel(job.id)) {
+      this.logger.debug(`job ${job.id} (${job.type}) cancel requested while running`);
+      return job;
+    }
+    const cancelled = await this.store.transition(job.id, { type: 'cancel', now: Date.now() });
+    this.logger.debug(`job ${job.id} (${job.type}) cancel → cancelled`);
+    return cancelled;
   }
 
   async retry(id: string): Promise<Job> {
     const job = await this.store.transition(checkId(id), { type: 'retry', now: Date.now() });
+    this.logger.debug(`job ${job.id} (${job.type}) retry → pending`);
     this.feeder.wake();
     return job;
   }
 
-  private async submitMany(dtos: CreateJobDto[], describe: (message: string, index: number) => string): Promise<Job[]> {
+  private async replay(key: string, requestHash: string): Promise<Job | undefined> {
+    const earlier = await this.store.findByIdempotencyKey(key);
+    if (!earlier) return undefined;
+    if (earlier.requestHash !== requestHash) throw new IdempotencyKeyReused(key);
+    return earlier.job;
+  }
+
+  private async submitMany(
+    dtos: CreateJobDto[],
+    describe: (message: string, index: number) => string,
+    idempotency?: { key: string; requestHash: string },
+  ): Promise<Job[]> {
     if (this.lifecycle.shuttingDown) throw new ShuttingDown();
     const now = Date.now();
     const jobs: NewJob[] = [];
     for (const [index, dto] of dtos.entries()) {
       try {
-        jobs.push(await this.prepare(dto, now));
+        jobs.push({ ...(await this.prepare(dto, now)), idempotencyKey: idempotency?.key ?? null, requestHash: idempotency?.requestHash ?? null });
       } catch (err) {
         if (err instanceof InvalidJob) throw new InvalidJob(describe(err.message, index));
         throw err;
@@ -86,6 +134,10 @@ export class JobsService {
     }
     const stored = await this.store.insert(jobs, this.config.maxBacklog);
     this.feeder.wake();
+    for (const job of stored) {
+      this.metrics.submitted.inc({ type: job.type });
+      this.logger.debug(`job ${job.id} (${job.type}) submitted → pending`);
+    }
     return stored;
   }
 

@@ -1,5 +1,6 @@
 import { Controller, Get, Inject } from '@nestjs/common';
-import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiTags, ApiUnauthorizedResponse } from '@nestjs/swagger';
+import { ErrorResponseDto } from '../common/error-response.dto';
 import { DeliveryQueue } from '../queue/delivery-queue';
 import { RecoveryService } from '../recovery/recovery.service';
 import { JOBS_STORE, type JobStore } from '../store/job-store';
@@ -7,6 +8,8 @@ import { WorkerPool } from '../workers/worker-pool.service';
 import { QueueStatsDto } from './dto/queue-stats.dto';
 
 @ApiTags('queue')
+@ApiBearerAuth()
+@ApiUnauthorizedResponse({ type: ErrorResponseDto, description: 'API_KEY is set and the request has no valid Bearer key.' })
 @Controller({ path: 'queue', version: '1' })
 export class QueueController {
   constructor(

@@ -1,5 +1,6 @@
 import { Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import { Deferred } from '../common/deferred';
+import { JobMetrics } from '../metrics/job-metrics';
 import { FeederService } from '../queue/feeder.service';
 import { JOBS_STORE, type JobStore } from '../store/job-store';
 import type { RecoveryReport } from './recovery-report';
@@ -24,6 +25,7 @@ export class RecoveryService implements OnApplicationBootstrap {
     @Inject(JOBS_STORE) private readonly store: JobStore,
     private readonly feeder: FeederService,
     @Inject(RECOVERY_READY) private readonly ready: Deferred<RecoveryReport>,
+    private readonly metrics: JobMetrics,
   ) {}
 
   get report(): RecoveryReport {
@@ -47,6 +49,7 @@ export class RecoveryService implements OnApplicationBootstrap {
     const primed = await this.feeder.prime();
     this.feeder.start();
     const finished = Date.now();
+    this.metrics.recoveryDuration.set((finished - started) / 1000);
     this.lastReport = {
       startedAt: new Date(started).toISOString(),
       finishedAt: new Date(finished).toISOString(),
@@ -67,7 +70,8 @@ export class RecoveryService implements OnApplicationBootstrap {
       const ids = await this.store.processingIds(RECOVERY_PAGE_SIZE);
       if (ids.length === 0) return reset;
       for (const id of ids) {
-        await this.store.transition(id, { type: 'interrupt', now: Date.now() });
+        const job = await this.store.transition(id, { type: 'interrupt', now: Date.now() });
+        this.logger.debug(`job ${id} (${job.type}) interrupt → pending, attempt ${job.attempts} will run again`);
         reset += 1;
       }
     }

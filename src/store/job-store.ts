@@ -35,10 +35,12 @@ export interface JobStore {
 
   /**
    * Inserts all jobs in one transaction, or none. Refuses with `BacklogFull` when the pending
-   * jobs would exceed `maxBacklog`.
+   * jobs would exceed `maxBacklog`, and with `IdempotencyKeyTaken` when a key is already held.
    */
   insert(jobs: NewJob[], maxBacklog: number): Promise<Job[]>;
   get(id: string): Promise<Job | undefined>;
+  /** The job submitted with this idempotency key, and the fingerprint of that submission. */
+  findByIdempotencyKey(key: string): Promise<{ job: Job; requestHash: string | null } | undefined>;
   list(query: ListQuery): Promise<Job[]>;
 
   /**

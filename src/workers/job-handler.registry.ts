@@ -42,10 +42,13 @@ export class JobHandlerRegistry implements OnModuleInit {
 
   /** The problems with `payload` for `type`, as `payload.<field> ...` messages; empty when valid. */
   async validatePayload(type: string, payload: JobPayload): Promise<string[]> {
-    const schema = this.handlers.get(type)?.payload;
-    if (!schema) return [];
-    const errors = await validate(plainToInstance(schema, payload), { whitelist: true, forbidNonWhitelisted: true });
-    return flatten(errors, 'payload');
+    const registered = this.handlers.get(type);
+    if (!registered) return [];
+    if (registered.payload) {
+      const errors = await validate(plainToInstance(registered.payload, payload), { whitelist: true, forbidNonWhitelisted: true });
+      if (errors.length > 0) return flatten(errors, 'payload');
+    }
+    return registered.handler.validatePayload(payload);
   }
 }
 

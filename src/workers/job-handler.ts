@@ -15,6 +15,14 @@ export interface JobContext {
 /** Every job handler extends this and is marked with `@JobHandler('type')`. */
 export abstract class JobHandlerBase<P extends object = JobPayload, R = unknown> {
   abstract handle(job: JobView<P>, context: JobContext): Promise<R>;
+
+  /**
+   * Checks that need more than the payload class (settings, cross-field rules), run at submission
+   * after the class validated. Each message becomes part of the 400 answer.
+   */
+  validatePayload(_payload: P): string[] | Promise<string[]> {
+    return [];
+  }
 }
 
 export interface JobHandlerOptions {

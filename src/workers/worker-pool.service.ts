@@ -16,6 +16,7 @@ import { DeliveryQueue } from '../queue/delivery-queue';
 import { FeederService } from '../queue/feeder.service';
 import type { RecoveryReport } from '../recovery/recovery-report';
 import { RECOVERY_READY } from '../recovery/recovery.constants';
+import { JobMetrics } from '../metrics/job-metrics';
 import { JOBS_STORE, type JobStore } from '../store/job-store';
 import { AttemptAborted, untilAborted } from './attempt-abort';
 import { PermanentJobError } from './job-handler';
@@ -43,6 +44,7 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
     private readonly registry: JobHandlerRegistry,
     @Inject(RECOVERY_READY) private readonly recovered: Deferred<RecoveryReport>,
     @Inject(KEEL_CONFIG) private readonly config: KeelConfig,
+    private readonly metrics: JobMetrics,
   ) {}
 
   get concurrency(): number {
@@ -125,9 +127,11 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
       throw err;
     }
     if (job.state === 'failed') {
+      this.metrics.failed.inc({ type: job.type });
       this.logger.warn(`job ${id} (${job.type}) failed without running: ${job.lastError}`);
       return;
     }
+    this.logger.debug(`job ${id} (${job.type}) start → processing, attempt ${job.attempts}`);
     const registered = this.registry.get(job.type);
     if (!registered) {
       await this.settle(job, failure(`no handler for job type "${job.type}" in this process`, true));
@@ -139,6 +143,7 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
       job.timeoutMs,
     );
     this.running.set(id, controller);
+    const endTimer = this.metrics.duration.startTimer({ type: job.type });
     let event: JobEvent;
     try {
       const result = await untilAborted(
@@ -150,6 +155,7 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
       event = outcomeOfError(controller.signal.aborted ? controller.signal.reason : err);
     } finally {
       clearTimeout(timer);
+      endTimer();
       this.running.delete(id);
     }
     await this.settle(job, event);
@@ -159,8 +165,11 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
     try {
       const next = await this.store.transition(job.id, event);
       if (next.state === 'pending') this.feeder.wake();
+      this.count(next, event);
       if (next.state === 'failed' || (next.state === 'pending' && event.type === 'fail')) {
         this.logger.warn(`job ${job.id} (${job.type}) attempt ${job.attempts} failed: ${next.lastError}; now ${next.state}`);
+      } else {
+        this.logger.debug(`job ${job.id} (${job.type}) ${event.type} → ${next.state}, attempt ${job.attempts}`);
       }
     } catch (err) {
       if (err instanceof InvalidTransition || err instanceof ConcurrentChange) {
@@ -169,6 +178,13 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
       }
       throw err;
     }
+  }
+
+  private count(next: Job, event: JobEvent): void {
+    const labels = { type: next.type };
+    if (next.state === 'completed') this.metrics.completed.inc(labels);
+    else if (next.state === 'failed') this.metrics.failed.inc(labels);
+    else if (next.state === 'pending' && event.type === 'fail') this.metrics.retried.inc(labels);
   }
 }
 

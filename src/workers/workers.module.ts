@@ -4,6 +4,7 @@ import { QueueModule } from '../queue/queue.module';
 import { RecoveryModule } from '../recovery/recovery.module';
 import { StoreModule } from '../store/store.module';
 import { FailHandler } from './handlers/fail.handler';
+import { HttpHandler } from './handlers/http.handler';
 import { NoopHandler } from './handlers/noop.handler';
 import { SleepHandler } from './handlers/sleep.handler';
 import { JobHandlerRegistry } from './job-handler.registry';
@@ -12,7 +13,7 @@ import { WorkerPool } from './worker-pool.service';
 /** Imports RecoveryModule so that recovery's bootstrap hook has finished before the pool's runs. */
 @Module({
   imports: [DiscoveryModule, StoreModule, QueueModule, RecoveryModule],
-  providers: [JobHandlerRegistry, WorkerPool, NoopHandler, SleepHandler, FailHandler],
+  providers: [JobHandlerRegistry, WorkerPool, NoopHandler, SleepHandler, FailHandler, HttpHandler],
   exports: [JobHandlerRegistry, WorkerPool],
 })
 export class WorkersModule {}

@@ -1,4 +1,4 @@
-import { BacklogFull, ConcurrentChange, JobNotFound } from '../../jobs/job.errors';
+import { BacklogFull, ConcurrentChange, IdempotencyKeyTaken, JobNotFound } from '../../jobs/job.errors';
 import type { JobEvent } from '../../jobs/job-state-machine';
 import { compareDispatch, newJobRecord, type DispatchKey, type Job, type NewJob } from '../../jobs/job.model';
 import { emptyCounts, type JobStore, type ListQuery, type StateCounts, type TransitionGuard } from '../job-store';
@@ -13,6 +13,7 @@ interface Row {
 export class MemoryJobStore implements JobStore {
   private readonly rows = new Map<string, Row>();
   private readonly stateCounts = emptyCounts();
+  private readonly byIdempotencyKey = new Map<string, { id: string; requestHash: string | null }>();
 
   async open(): Promise<void> {}
   async close(): Promise<void> {}
@@ -20,9 +21,16 @@ export class MemoryJobStore implements JobStore {
 
   async insert(jobs: NewJob[], maxBacklog: number): Promise<Job[]> {
     if (this.stateCounts.pending + jobs.length > maxBacklog) throw new BacklogFull(this.stateCounts.pending, maxBacklog);
+    const keys = new Set<string>();
+    for (const job of jobs) {
+      if (job.idempotencyKey === null) continue;
+      if (this.byIdempotencyKey.has(job.idempotencyKey) || keys.has(job.idempotencyKey)) throw new IdempotencyKeyTaken(job.idempotencyKey);
+      keys.add(job.idempotencyKey);
+    }
     const records = jobs.map(newJobRecord);
-    for (const job of records) {
+    for (const [i, job] of records.entries()) {
       this.rows.set(job.id, { job, owner: null });
+      if (job.idempotencyKey !== null) this.byIdempotencyKey.set(job.idempotencyKey, { id: job.id, requestHash: jobs[i].requestHash ?? null });
       this.stateCounts.pending += 1;
     }
     return records.map(clone);
@@ -31,6 +39,12 @@ export class MemoryJobStore implements JobStore {
   async get(id: string): Promise<Job | undefined> {
     const row = this.rows.get(id);
     return row && clone(row.job);
+  }
+
+  async findByIdempotencyKey(key: string): Promise<{ job: Job; requestHash: string | null } | undefined> {
+    const entry = this.byIdempotencyKey.get(key);
+    const row = entry && this.rows.get(entry.id);
+    return row && { job: clone(row.job), requestHash: entry.requestHash };
   }
 
   async list(query: ListQuery): Promise<Job[]> {

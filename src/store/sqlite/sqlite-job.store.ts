@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { BacklogFull, ConcurrentChange, JobNotFound } from '../../jobs/job.errors';
+import { BacklogFull, ConcurrentChange, IdempotencyKeyTaken, JobNotFound } from '../../jobs/job.errors';
 import type { JobEvent } from '../../jobs/job-state-machine';
 import { compareDispatch, newJobRecord, type DispatchKey, type Job, type JobState, type NewJob } from '../../jobs/job.model';
 import { emptyCounts, type JobStore, type ListQuery, type StateCounts, type TransitionGuard } from '../job-store';
@@ -29,6 +29,7 @@ interface JobRow {
   last_error: string | null;
   idempotency_key: string | null;
   owner: string | null;
+  request_hash?: string | null;
 }
 
 type Statements = { [K in keyof typeof SQL]: Database.Statement };
@@ -92,9 +93,15 @@ export class SqliteJobStore implements JobStore {
     const stmts = this.statements();
     if (this.stateCounts.pending + jobs.length > maxBacklog) throw new BacklogFull(this.stateCounts.pending, maxBacklog);
     const records = jobs.map(newJobRecord);
-    this.database().transaction(() => {
-      for (const job of records) stmts.insertJob.run(toRow(job, null));
-    })();
+    try {
+      this.database().transaction(() => {
+        for (const [i, job] of records.entries()) stmts.insertJob.run({ ...toRow(job, null), request_hash: jobs[i].requestHash ?? null });
+      })();
+    } catch (err) {
+      const taken = records.find((job) => job.idempotencyKey !== null && stmts.getJobByIdempotencyKey.get(job.idempotencyKey));
+      if (isUniqueViolation(err) && taken) throw new IdempotencyKeyTaken(taken.idempotencyKey!);
+      throw err;
+    }
     this.stateCounts.pending += records.length;
     return records;
   }
@@ -102,6 +109,11 @@ export class SqliteJobStore implements JobStore {
   async get(id: string): Promise<Job | undefined> {
     const row = this.statements().getJob.get(id) as JobRow | undefined;
     return row && fromRow(row);
+  }
+
+  async findByIdempotencyKey(key: string): Promise<{ job: Job; requestHash: string | null } | undefined> {
+    const row = this.statements().getJobByIdempotencyKey.get(key) as JobRow | undefined;
+    return row && { job: fromRow(row), requestHash: row.request_hash ?? null };
   }
 
   async list(query: ListQuery): Promise<Job[]> {
@@ -186,6 +198,10 @@ export class SqliteJobStore implements JobStore {
 function isBusy(err: unknown): boolean {
   const code = (err as { code?: string }).code;
   return code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED';
+}
+
+function isUniqueViolation(err: unknown): boolean {
+  return (err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE';
 }
 
 function toRow(job: Job, owner: string | null): JobRow {

@@ -35,4 +35,8 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   CREATE INDEX jobs_type ON jobs (type, id);
   CREATE UNIQUE INDEX jobs_idempotency_key ON jobs (idempotency_key) WHERE idempotency_key IS NOT NULL;
   `,
+  `
+  -- Fingerprint of the submission that carried the idempotency key: same key, other body → 422.
+  ALTER TABLE jobs ADD COLUMN request_hash TEXT;
+  `,
 ];

@@ -2,10 +2,11 @@
 export const SQL = {
   insertJob: `
     INSERT INTO jobs (id, type, payload, state, priority, attempts, max_attempts, backoff_ms, timeout_ms,
-                      run_at, created_at, updated_at, started_at, finished_at, result, last_error, idempotency_key, owner)
+                      run_at, created_at, updated_at, started_at, finished_at, result, last_error, idempotency_key, owner, request_hash)
     VALUES (@id, @type, @payload, @state, @priority, @attempts, @max_attempts, @backoff_ms, @timeout_ms,
-            @run_at, @created_at, @updated_at, @started_at, @finished_at, @result, @last_error, @idempotency_key, @owner)`,
+            @run_at, @created_at, @updated_at, @started_at, @finished_at, @result, @last_error, @idempotency_key, @owner, @request_hash)`,
   getJob: `SELECT * FROM jobs WHERE id = ?`,
+  getJobByIdempotencyKey: `SELECT * FROM jobs WHERE idempotency_key = ?`,
   /** The compare-and-set of every state change: it applies only if the state is still `from`. */
   applyTransition: `
     UPDATE jobs

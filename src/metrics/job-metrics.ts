@@ -1,0 +1,39 @@
+import { Injectable } from '@nestjs/common';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/**
+ * The Prometheus instruments of one app, in a registry of its own (tests build several apps in
+ * one process; the global registry would refuse the second set of names).
+ */
+@Injectable()
+export class JobMetrics {
+  readonly registry = new Registry();
+  readonly submitted = new Counter({ name: 'jobs_submitted_total', help: 'Jobs accepted by the API.', labelNames: ['type'], registers: [this.registry] });
+  readonly completed = new Counter({ name: 'jobs_completed_total', help: 'Jobs completed.', labelNames: ['type'], registers: [this.registry] });
+  readonly failed = new Counter({ name: 'jobs_failed_total', help: 'Jobs failed for good.', labelNames: ['type'], registers: [this.registry] });
+  readonly retried = new Counter({
+    name: 'jobs_retried_total',
+    help: 'Failed attempts scheduled to run again after a backoff.',
+    labelNames: ['type'],
+    registers: [this.registry],
+  });
+  readonly queueDepth = new Gauge({ name: 'jobs_queue_depth', help: 'Job ids waiting in the in-memory delivery queue.', registers: [this.registry] });
+  readonly backlog = new Gauge({ name: 'jobs_backlog', help: 'Pending jobs in the store (ready and scheduled).', registers: [this.registry] });
+  readonly processing = new Gauge({ name: 'jobs_processing', help: 'Jobs in the processing state.', registers: [this.registry] });
+  readonly duration = new Histogram({
+    name: 'job_duration_seconds',
+    help: 'Duration of attempts, whatever their outcome.',
+    labelNames: ['type'],
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300],
+    registers: [this.registry],
+  });
+  readonly recoveryDuration = new Gauge({
+    name: 'recovery_duration_seconds',
+    help: 'How long the last startup recovery took.',
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+  }
+}
