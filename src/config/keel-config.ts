@@ -19,6 +19,11 @@ export interface KeelConfig {
   shutdownTimeoutMs: number;
   leaseMs: number;
   instanceId: string;
+  /**
+   * The name this process holds jobs and its lease under: INSTANCE_ID plus a suffix new at every
+   * start, so that a restarted instance never mistakes its dead predecessor's jobs for its own.
+   */
+  owner: string;
   logLevel: LogLevel;
   /** When set, every /v1 route requires `Authorization: Bearer <apiKey>`. */
   apiKey?: string;
@@ -34,11 +39,12 @@ export class ConfigError extends Error {
 type Env = Record<string, string | undefined>;
 
 export function loadConfig(env: Env = process.env): KeelConfig {
+  const instanceId = text(env, 'INSTANCE_ID') ?? randomUUID();
   const store = oneOf(env, 'STORE', ['sqlite', 'postgres', 'memory'] as const, 'sqlite');
   const databaseUrl = text(env, 'DATABASE_URL');
   if (store === 'postgres') {
     if (databaseUrl === undefined) throw new ConfigError('DATABASE_URL is required when STORE=postgres');
-    throw new ConfigError('STORE=postgres is not available in this version of Keel; use sqlite or memory');
+    if (!/^postgres(ql)?:\/\//.test(databaseUrl)) throw new ConfigError('DATABASE_URL must be a postgres:// or postgresql:// connection string');
   }
   return {
     port: int(env, 'PORT', 3000, 0, 65535),
@@ -52,7 +58,8 @@ export function loadConfig(env: Env = process.env): KeelConfig {
     jobTimeoutMs: int(env, 'JOB_TIMEOUT_MS', 30_000, 1, 86_400_000),
     shutdownTimeoutMs: int(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 3_600_000),
     leaseMs: int(env, 'LEASE_MS', 10_000, 1000, 3_600_000),
-    instanceId: text(env, 'INSTANCE_ID') ?? randomUUID(),
+    instanceId,
+    owner: `${instanceId}/${randomUUID().slice(0, 8)}`,
     logLevel: oneOf(env, 'LOG_LEVEL', ['debug', 'info', 'warn', 'error'] as const, 'info'),
     apiKey: text(env, 'API_KEY'),
     httpJobAllowedHosts: hostList(env, 'HTTP_JOB_ALLOWED_HOSTS'),

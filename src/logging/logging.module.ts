@@ -16,7 +16,7 @@ export function loggingModule(config: KeelConfig): DynamicModule {
   return LoggerModule.forRoot({
     pinoHttp: {
       level: config.logLevel,
-      base: { service: 'keel', instance: config.instanceId },
+      base: { service: 'keel', instance: config.owner },
       genReqId: (req: IncomingMessage, res: ServerResponse) => {
         const given = req.headers['x-request-id'];
         const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();

@@ -3,8 +3,6 @@ import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
 import { JOBS_STORE, type JobStore } from '../store/job-store';
 import { DeliveryQueue } from './delivery-queue';
 
-/** The longest the feeder sleeps without looking at the store: a safety net, not the wake-up path. */
-const SAFETY_POLL_MS = 30_000;
 /** Claims per store round trip; the queue's free space caps it too. */
 const CLAIM_BATCH = 500;
 const RETRY_AFTER_ERROR_MS = 1_000;
@@ -35,6 +33,8 @@ export class FeederService implements BeforeApplicationShutdown {
     queue.onSpace(() => {
       if (this.storeMayHaveReady) this.schedule();
     });
+    // Another process made work ready (shared stores only).
+    store.onWork(() => this.wake());
   }
 
   /** Fills the queue as far as the store allows; used by recovery to prime it. Returns ids delivered. */
@@ -94,7 +94,7 @@ export class FeederService implements BeforeApplicationShutdown {
     let delivered = 0;
     while (this.queue.free > 0 && !this.stopped) {
       const wanted = Math.min(this.queue.free, CLAIM_BATCH);
-      const keys = await this.store.claimReady(this.config.instanceId, wanted, Date.now());
+      const keys = await this.store.claimReady(this.config.owner, wanted, Date.now());
       this.queue.push(keys);
       delivered += keys.length;
       if (keys.length < wanted) {
@@ -108,7 +108,8 @@ export class FeederService implements BeforeApplicationShutdown {
   private async armTimer(): Promise<void> {
     const now = Date.now();
     const next = await this.store.nextScheduledAt(now);
-    this.setTimer(Math.min(next ?? Infinity, now + SAFETY_POLL_MS));
+    // The poll interval is a safety net, not the wake-up path.
+    this.setTimer(Math.min(next ?? Infinity, now + this.store.pollIntervalMs));
   }
 
   private setTimer(at: number): void {

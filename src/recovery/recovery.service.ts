@@ -1,5 +1,13 @@
-import { Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
+import {
+  Inject,
+  Injectable,
+  Logger,
+  type BeforeApplicationShutdown,
+  type OnApplicationBootstrap,
+} from '@nestjs/common';
 import { Deferred } from '../common/deferred';
+import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
+import { ConcurrentChange, InvalidTransition } from '../jobs/job.errors';
 import { JobMetrics } from '../metrics/job-metrics';
 import { FeederService } from '../queue/feeder.service';
 import { JOBS_STORE, type JobStore } from '../store/job-store';
@@ -7,25 +15,33 @@ import type { RecoveryReport } from './recovery-report';
 import { RECOVERY_PAGE_SIZE, RECOVERY_READY } from './recovery.constants';
 
 /**
- * Startup recovery (contract §5). Runs once, in `onApplicationBootstrap`, after the store opened
- * and before any worker takes a job: the workers await `RECOVERY_READY`, which only this service
+ * Recovery (contract §5). At startup, in `onApplicationBootstrap`, after the store opened and
+ * before any worker takes a job: the workers await `RECOVERY_READY`, which only this service
  * resolves, and Nest opens the port only after every bootstrap hook returned.
  *
- * 1. Every processing job goes back to pending through the state machine (its process is gone).
- * 2. Claims left by the previous process are released: its delivery queue died with it.
- * 3. The queue is primed up to its capacity; the rest stays pending in the store, and the
+ * 1. This process's lease is taken, so that no other instance mistakes it for a dead one.
+ * 2. Every processing job whose owner is gone goes back to pending through the state machine.
+ * 3. Claims of owners that are gone are released: their delivery queues died with them.
+ * 4. The queue is primed up to its capacity; the rest stays pending in the store, and the
  *    feeder delivers it as workers free places.
+ *
+ * Then, while running, the lease is renewed and steps 2 and 3 repeat, so that an instance that
+ * dies while others run has its jobs recovered within about `LEASE_MS` (shared stores; on an
+ * embedded store nobody else can hold jobs and the pass finds nothing).
  */
 @Injectable()
-export class RecoveryService implements OnApplicationBootstrap {
+export class RecoveryService implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger('Recovery');
   private lastReport: RecoveryReport = { startedAt: null, finishedAt: null, durationMs: null, resetToPending: 0, pendingFound: 0 };
+  private timers: NodeJS.Timeout[] = [];
+  private rescuing?: Promise<void>;
 
   constructor(
     @Inject(JOBS_STORE) private readonly store: JobStore,
     private readonly feeder: FeederService,
     @Inject(RECOVERY_READY) private readonly ready: Deferred<RecoveryReport>,
     private readonly metrics: JobMetrics,
+    @Inject(KEEL_CONFIG) private readonly config: KeelConfig,
   ) {}
 
   get report(): RecoveryReport {
@@ -39,12 +55,21 @@ export class RecoveryService implements OnApplicationBootstrap {
       this.ready.reject(err);
       throw err;
     }
+    this.every(Math.max(100, Math.floor(this.config.leaseMs / 3)), () => this.renewLease());
+    this.every(Math.max(100, Math.floor(this.config.leaseMs / 2)), () => this.rescue());
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    for (const timer of this.timers) clearInterval(timer);
+    this.timers = [];
+    await this.rescuing;
   }
 
   private async recover(): Promise<RecoveryReport> {
     const started = Date.now();
-    const resetToPending = await this.resetProcessing();
-    await this.store.releaseClaims();
+    await this.store.renewLease(this.config.owner, this.config.leaseMs);
+    const resetToPending = await this.resetAbandoned();
+    await this.store.releaseAbandonedClaims(this.config.owner);
     const pendingFound = (await this.store.counts()).pending;
     const primed = await this.feeder.prime();
     this.feeder.start();
@@ -64,16 +89,50 @@ export class RecoveryService implements OnApplicationBootstrap {
     return this.report;
   }
 
-  private async resetProcessing(): Promise<number> {
+  private async resetAbandoned(): Promise<number> {
     let reset = 0;
     for (;;) {
-      const ids = await this.store.processingIds(RECOVERY_PAGE_SIZE);
-      if (ids.length === 0) return reset;
+      const ids = await this.store.abandonedProcessingIds(this.config.owner, RECOVERY_PAGE_SIZE);
+      let progressed = 0;
       for (const id of ids) {
-        const job = await this.store.transition(id, { type: 'interrupt', now: Date.now() });
-        this.logger.debug(`job ${id} (${job.type}) interrupt → pending, attempt ${job.attempts} will run again`);
-        reset += 1;
+        try {
+          const job = await this.store.transition(id, { type: 'interrupt', now: Date.now() });
+          this.logger.debug(`job ${id} (${job.type}) interrupt → pending, attempt ${job.attempts} will run again`);
+          reset += 1;
+          progressed += 1;
+        } catch (err) {
+          // Another instance recovered it first, or it ended meanwhile.
+          if (!(err instanceof InvalidTransition || err instanceof ConcurrentChange)) throw err;
+        }
       }
+      if (ids.length < RECOVERY_PAGE_SIZE || progressed === 0) return reset;
     }
+  }
+
+  private async renewLease(): Promise<void> {
+    await this.store.renewLease(this.config.owner, this.config.leaseMs);
+  }
+
+  private async rescue(): Promise<void> {
+    if (this.rescuing) return;
+    this.rescuing = (async () => {
+      const reset = await this.resetAbandoned();
+      const released = await this.store.releaseAbandonedClaims(this.config.owner);
+      if (reset + released > 0) {
+        this.logger.warn(`recovered the jobs of a dead instance: ${reset} processing jobs reset to pending, ${released} claims released`);
+        this.feeder.wake();
+      }
+    })().finally(() => {
+      this.rescuing = undefined;
+    });
+    await this.rescuing;
+  }
+
+  private every(ms: number, task: () => Promise<void>): void {
+    const timer = setInterval(() => {
+      task().catch((err: unknown) => this.logger.warn(`lease or rescue pass failed: ${(err as Error).message}`));
+    }, ms);
+    timer.unref();
+    this.timers.push(timer);
   }
 }

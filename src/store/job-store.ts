@@ -54,13 +54,35 @@ export interface JobStore {
    * order, and returns their dispatch keys. A claimed job is never returned again until released.
    */
   claimReady(owner: string, limit: number, now: number): Promise<DispatchKey[]>;
-  /** Releases the claims on pending jobs of `owner`, or of every owner when absent. */
-  releaseClaims(owner?: string): Promise<number>;
+  /** Releases `owner`'s claim on one pending job (a claim whose id never reached the queue). */
+  releaseClaim(id: string, owner: string): Promise<boolean>;
+  /** Releases the claims of `owner` on pending jobs (a clean shutdown drops its queue). */
+  releaseClaims(owner: string): Promise<number>;
+  /** Releases claims on pending jobs held by owners that are gone (see `abandonedProcessingIds`). */
+  releaseAbandonedClaims(self: string): Promise<number>;
   /** The earliest runAt of an unclaimed pending job that is not ready yet at `now`. */
   nextScheduledAt(now: number): Promise<number | undefined>;
 
-  /** Up to `limit` ids of processing jobs, oldest first (recovery reads these in pages). */
-  processingIds(limit: number): Promise<string[]>;
+  /**
+   * Up to `limit` ids of processing jobs whose owner is gone, oldest first (recovery reads these
+   * in pages). Embedded stores have one owning process, so every owner but `self` is gone; a
+   * shared store asks the owners' leases.
+   */
+  abandonedProcessingIds(self: string, limit: number): Promise<string[]>;
+  /** The jobs `owner` holds (pending claims and processing): bounded by its queue and workers. */
+  heldBy(owner: string): Promise<{ id: string; state: JobState }[]>;
+
+  /** Declares `owner` alive for `leaseMs` more (shared stores); a no-op for embedded ones. */
+  renewLease(owner: string, leaseMs: number): Promise<void>;
+  /** Declares `owner` gone at once (clean shutdown). */
+  dropLease(owner: string): Promise<void>;
+  /**
+   * Calls `listener` when another process may have made work ready (shared stores: LISTEN/NOTIFY).
+   * Embedded stores have no other process and never call it.
+   */
+  onWork(listener: () => void): void;
+  /** How often the feeder looks at the store without being woken: a safety net. */
+  readonly pollIntervalMs: number;
 
   counts(): Promise<StateCounts>;
 }

@@ -21,12 +21,22 @@ export class StoreLifecycle implements OnModuleInit, OnApplicationShutdown {
       if (this.config.store === 'sqlite' && !(err instanceof StoreOwnershipError) && !(err instanceof ConfigError)) {
         throw new ConfigError(`SQLITE_FILE ${this.config.sqliteFile} cannot be used: ${(err as Error).message}`);
       }
+      if (this.config.store === 'postgres') {
+        throw new ConfigError(`DATABASE_URL: cannot open the PostgreSQL store: ${(err as Error).message}`);
+      }
       throw err;
     }
-    this.logger.log(this.config.store === 'sqlite' ? `sqlite store open: ${this.config.sqliteFile}` : `${this.config.store} store open`);
+    this.logger.log(this.config.store === 'sqlite' ? `sqlite store open: ${this.config.sqliteFile}` : `${this.config.store} store open as ${this.config.owner}`);
   }
 
+  /** Runs after the workers stopped: this process's claims and lease go, so others need not wait for it. */
   async onApplicationShutdown(): Promise<void> {
+    try {
+      await this.store.releaseClaims(this.config.owner);
+      await this.store.dropLease(this.config.owner);
+    } catch (err) {
+      this.logger.warn(`could not release this instance's claims and lease; others recover them when it expires: ${(err as Error).message}`);
+    }
     await this.store.close();
   }
 }

@@ -2,6 +2,7 @@ import type { Provider } from '@nestjs/common';
 import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
 import { JOBS_STORE, type JobStore } from './job-store';
 import { MemoryJobStore } from './memory/memory-job.store';
+import { PgJobStore } from './postgres/pg-job.store';
 import { SqliteJobStore } from './sqlite/sqlite-job.store';
 
 export function createJobStore(config: KeelConfig): JobStore {
@@ -11,7 +12,7 @@ export function createJobStore(config: KeelConfig): JobStore {
     case 'memory':
       return new MemoryJobStore();
     case 'postgres':
-      throw new Error('STORE=postgres is not available in this version of Keel');
+      return new PgJobStore({ connectionString: config.databaseUrl!, poolSize: Math.min(20, config.workerConcurrency + 4) });
   }
 }
 

@@ -36,6 +36,11 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
   private readonly stopTaking = new AbortController();
   private loops: Promise<void>[] = [];
   private readonly running = new Map<string, AbortController>();
+  /** Ids taken from the queue whose outcome is not committed yet. */
+  private readonly inFlight = new Set<string>();
+  private auditTimer?: NodeJS.Timeout;
+  private auditing = false;
+  private stopDeadlinePassed = false;
 
   constructor(
     @Inject(JOBS_STORE) private readonly store: JobStore,
@@ -64,6 +69,8 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
     if (this.state !== 'created') return;
     this.state = 'running';
     this.loops = Array.from({ length: this.concurrency }, () => this.loop());
+    this.auditTimer = setInterval(() => void this.audit(), Math.max(100, Math.floor(this.config.leaseMs / 2)));
+    this.auditTimer.unref();
     this.logger.log(`${this.concurrency} workers started; job types: ${this.registry.types().join(', ')}`);
   }
 
@@ -83,6 +90,7 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
     if (this.state === 'stopping' || this.state === 'stopped') return this.stopped();
     this.state = 'stopping';
     this.stopTaking.abort();
+    clearInterval(this.auditTimer);
     const all = Promise.all(this.loops);
     const waitAbort = new AbortController();
     const drained = await Promise.race([
@@ -91,6 +99,7 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
     ]);
     waitAbort.abort();
     if (!drained) {
+      this.stopDeadlinePassed = true;
       this.logger.warn(`shutdown: ${this.running.size} attempts still running after ${this.config.shutdownTimeoutMs} ms; giving them back`);
       for (const controller of this.running.values()) {
         controller.abort(new AttemptAborted('shutdown', 'interrupted by shutdown'));
@@ -109,10 +118,14 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
     while (!this.stopTaking.signal.aborted) {
       const key = await this.queue.take(this.stopTaking.signal);
       if (!key) return;
+      this.inFlight.add(key.id);
       try {
         await this.runAttempt(key.id);
       } catch (err) {
-        this.logger.error(`job ${key.id}: ${(err as Error).stack ?? String(err)}`);
+        // The store failed: `audit` gives the job back once the store answers again.
+        this.logger.error(`job ${key.id}: ${(err as Error).message}`);
+      } finally {
+        this.inFlight.delete(key.id);
       }
     }
   }
@@ -120,7 +133,7 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
   private async runAttempt(id: string): Promise<void> {
     let job: Job;
     try {
-      job = await this.store.transition(id, { type: 'start', now: Date.now() }, { owner: this.config.instanceId });
+      job = await this.store.transition(id, { type: 'start', now: Date.now() }, { owner: this.config.owner });
     } catch (err) {
       // Cancelled, deleted or taken back since it was queued: the queue entry is stale.
       if (err instanceof InvalidTransition || err instanceof JobNotFound || err instanceof ConcurrentChange) return;
@@ -161,7 +174,25 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
     await this.settle(job, event);
   }
 
+  /**
+   * Commits an attempt's outcome before the worker takes another job. While the store does not
+   * answer, it tries again (the worker pauses) until it does or the shutdown deadline passed; an
+   * outcome never committed leaves the job processing under this process's name, and recovery
+   * (ours, or another instance's once our lease expires) runs it again.
+   */
   private async settle(job: Job, event: JobEvent): Promise<void> {
+    for (let delay = 100; ; delay = Math.min(delay * 2, 5_000)) {
+      try {
+        return await this.commit(job, event);
+      } catch (err) {
+        if (this.state === 'stopped' || (this.state === 'stopping' && this.stopDeadlinePassed)) throw err;
+        this.logger.warn(`job ${job.id}: could not record ${event.type} (${(err as Error).message}); trying again in ${delay} ms`);
+        await sleep(delay);
+      }
+    }
+  }
+
+  private async commit(job: Job, event: JobEvent): Promise<void> {
     try {
       const next = await this.store.transition(job.id, event);
       if (next.state === 'pending') this.feeder.wake();
@@ -177,6 +208,35 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
         return;
       }
       throw err;
+    }
+  }
+
+  /**
+   * Jobs this process holds in the store but no longer in memory (a claim or a start whose answer
+   * was lost to a store fault) are handed back: a claim is released, a processing job goes back
+   * to pending. Never one that a worker has in hand.
+   */
+  private async audit(): Promise<void> {
+    if (this.auditing || this.state !== 'running') return;
+    this.auditing = true;
+    try {
+      for (const { id, state } of await this.store.heldBy(this.config.owner)) {
+        if (this.inFlight.has(id) || this.queue.has(id)) continue;
+        if (state === 'pending') {
+          if (await this.store.releaseClaim(id, this.config.owner)) this.feeder.wake();
+        } else if (state === 'processing' && !this.inFlight.has(id)) {
+          await this.store.transition(id, { type: 'interrupt', now: Date.now() }).then(
+            () => this.feeder.wake(),
+            (err: unknown) => {
+              if (!(err instanceof InvalidTransition || err instanceof ConcurrentChange)) throw err;
+            },
+          );
+        }
+      }
+    } catch (err) {
+      this.logger.warn(`audit of held jobs failed: ${(err as Error).message}`);
+    } finally {
+      this.auditing = false;
     }
   }
 

@@ -1,4 +1,5 @@
 import { BacklogFull, ConcurrentChange, IdempotencyKeyTaken, JobNotFound } from '../../jobs/job.errors';
+import type { JobState } from '../../jobs/job.model';
 import type { JobEvent } from '../../jobs/job-state-machine';
 import { compareDispatch, newJobRecord, type DispatchKey, type Job, type NewJob } from '../../jobs/job.model';
 import { emptyCounts, type JobStore, type ListQuery, type StateCounts, type TransitionGuard } from '../job-store';
@@ -82,15 +83,29 @@ export class MemoryJobStore implements JobStore {
     return claimed;
   }
 
-  async releaseClaims(owner?: string): Promise<number> {
-    let released = 0;
-    for (const row of this.rows.values()) {
-      if (row.job.state === 'pending' && row.owner !== null && (owner === undefined || row.owner === owner)) {
-        row.owner = null;
-        released += 1;
-      }
-    }
-    return released;
+  readonly pollIntervalMs = 30_000;
+
+  async releaseClaims(owner: string): Promise<number> {
+    return this.release((held) => held === owner);
+  }
+
+  async releaseClaim(id: string, owner: string): Promise<boolean> {
+    const row = this.rows.get(id);
+    if (!row || row.job.state !== 'pending' || row.owner !== owner) return false;
+    row.owner = null;
+    return true;
+  }
+
+  async releaseAbandonedClaims(self: string): Promise<number> {
+    return this.release((held) => held !== self);
+  }
+
+  async renewLease(): Promise<void> {}
+  async dropLease(): Promise<void> {}
+  onWork(): void {}
+
+  async heldBy(owner: string): Promise<{ id: string; state: JobState }[]> {
+    return [...this.rows.values()].filter((row) => row.owner === owner).map((row) => ({ id: row.job.id, state: row.job.state }));
   }
 
   async nextScheduledAt(now: number): Promise<number | undefined> {
@@ -101,10 +116,21 @@ export class MemoryJobStore implements JobStore {
     return next;
   }
 
-  async processingIds(limit: number): Promise<string[]> {
+  async abandonedProcessingIds(self: string, limit: number): Promise<string[]> {
     const ids: string[] = [];
-    for (const { job } of this.rows.values()) if (job.state === 'processing') ids.push(job.id);
+    for (const { job, owner } of this.rows.values()) if (job.state === 'processing' && owner !== self) ids.push(job.id);
     return ids.sort().slice(0, limit);
+  }
+
+  private release(abandoned: (owner: string) => boolean): number {
+    let released = 0;
+    for (const row of this.rows.values()) {
+      if (row.job.state === 'pending' && row.owner !== null && abandoned(row.owner)) {
+        row.owner = null;
+        released += 1;
+      }
+    }
+    return released;
   }
 
   async counts(): Promise<StateCounts> {

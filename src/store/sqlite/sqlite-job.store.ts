@@ -152,18 +152,36 @@ export class SqliteJobStore implements JobStore {
     return rows.map((r) => ({ id: r.id, priority: r.priority, runAt: r.run_at })).sort(compareDispatch);
   }
 
-  async releaseClaims(owner?: string): Promise<number> {
-    const stmts = this.statements();
-    return (owner === undefined ? stmts.releaseAllClaims.run() : stmts.releaseClaimsOf.run(owner)).changes;
+  /** One process owns the file, so every owner but this process is gone. */
+  readonly pollIntervalMs = 30_000;
+
+  async releaseClaims(owner: string): Promise<number> {
+    return this.statements().releaseClaimsOf.run(owner).changes;
   }
+
+  async releaseClaim(id: string, owner: string): Promise<boolean> {
+    return this.statements().releaseClaim.run(id, owner).changes === 1;
+  }
+
+  async releaseAbandonedClaims(self: string): Promise<number> {
+    return this.statements().releaseClaimsNotOf.run(self).changes;
+  }
+
+  async heldBy(owner: string): Promise<{ id: string; state: JobState }[]> {
+    return this.statements().heldBy.all(owner) as { id: string; state: JobState }[];
+  }
+
+  async renewLease(): Promise<void> {}
+  async dropLease(): Promise<void> {}
+  onWork(): void {}
 
   async nextScheduledAt(now: number): Promise<number | undefined> {
     const row = this.statements().nextScheduledAt.get(now) as { at: number | null };
     return row.at ?? undefined;
   }
 
-  async processingIds(limit: number): Promise<string[]> {
-    return (this.statements().processingIds.all(limit) as { id: string }[]).map((r) => r.id);
+  async abandonedProcessingIds(self: string, limit: number): Promise<string[]> {
+    return (this.statements().processingIdsNotOf.all(self, limit) as { id: string }[]).map((r) => r.id);
   }
 
   async counts(): Promise<StateCounts> {

@@ -21,10 +21,12 @@ export const SQL = {
                    ORDER BY priority DESC, run_at, id
                    LIMIT @limit)
     RETURNING id, priority, run_at`,
+  releaseClaim: `UPDATE jobs SET owner = NULL WHERE id = ? AND owner = ? AND state = 'pending'`,
   releaseClaimsOf: `UPDATE jobs SET owner = NULL WHERE owner = ? AND state = 'pending'`,
-  releaseAllClaims: `UPDATE jobs SET owner = NULL WHERE owner IS NOT NULL AND state = 'pending'`,
+  releaseClaimsNotOf: `UPDATE jobs SET owner = NULL WHERE owner IS NOT NULL AND owner <> ? AND state = 'pending'`,
+  heldBy: `SELECT id, state FROM jobs WHERE owner = ?`,
   nextScheduledAt: `SELECT min(run_at) AS at FROM jobs WHERE state = 'pending' AND owner IS NULL AND run_at > ?`,
-  processingIds: `SELECT id FROM jobs WHERE state = 'processing' ORDER BY id LIMIT ?`,
+  processingIdsNotOf: `SELECT id FROM jobs WHERE state = 'processing' AND (owner IS NULL OR owner <> ?) ORDER BY id LIMIT ?`,
   countByState: `SELECT state, count(*) AS n FROM jobs GROUP BY state`,
   ping: `SELECT 1`,
 } as const;

@@ -1,0 +1,407 @@
+import { Logger } from '@nestjs/common';
+import { createHash } from 'node:crypto';
+import { Client, Pool, types, type PoolClient, type PoolConfig } from 'pg';
+import { BacklogFull, ConcurrentChange, DomainError, IdempotencyKeyTaken, JobNotFound, StoreUnavailable } from '../../jobs/job.errors';
+import type { JobEvent } from '../../jobs/job-state-machine';
+import { compareDispatch, newJobRecord, type DispatchKey, type Job, type JobState, type NewJob } from '../../jobs/job.model';
+import { emptyCounts, type JobStore, type ListQuery, type StateCounts, type TransitionGuard } from '../job-store';
+import { planTransition } from '../plan-transition';
+import { PG_MIGRATIONS } from './pg-migrations';
+import { PG_SQL } from './pg-statements';
+
+interface JobRow {
+  id: string;
+  type: string;
+  payload: Job['payload'];
+  state: JobState;
+  priority: number;
+  attempts: number;
+  max_attempts: number;
+  backoff_ms: number;
+  timeout_ms: number;
+  run_at: number;
+  created_at: number;
+  updated_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  result: unknown;
+  last_error: string | null;
+  idempotency_key: string | null;
+  request_hash: string | null;
+  owner: string | null;
+}
+
+export interface PgJobStoreOptions {
+  connectionString: string;
+  /** A schema of its own (created if missing); tests use one each. Default: the search_path's. */
+  schema?: string;
+  poolSize?: number;
+}
+
+/** bigint columns are epoch milliseconds: well inside Number's exact range. */
+const INT8_OID = 20;
+const parseTypes = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === INT8_OID ? (value: string) => Number(value) : types.getTypeParser(oid, format as 'text')) as typeof types.getTypeParser,
+};
+
+/** Transitions retried when the compare-and-set lost a race, before answering ConcurrentChange. */
+const CAS_ATTEMPTS = 3;
+const LISTEN_RETRY_MAX_MS = 5_000;
+
+/**
+ * The shared store: several Keel processes on one PostgreSQL database. Ready jobs are claimed
+ * with `FOR UPDATE SKIP LOCKED`, so two instances never claim one job; processing jobs and claims
+ * carry their owner, whose lease (renewed by the owner, judged by the database clock) tells the
+ * others whether it is alive. Submissions and jobs back to pending are announced with NOTIFY.
+ */
+export class PgJobStore implements JobStore {
+  readonly pollIntervalMs = 2_000;
+  private readonly logger = new Logger('PgStore');
+  private pool?: Pool;
+  private listener?: Client;
+  private readonly workListeners: Array<() => void> = [];
+  private readonly channel: string;
+  private closed = false;
+  private listenRetry?: NodeJS.Timeout;
+
+  constructor(private readonly options: PgJobStoreOptions) {
+    const scope = options.schema ?? 'public';
+    this.channel = `keel_work_${createHash('sha256').update(scope).digest('hex').slice(0, 16)}`;
+  }
+
+  async open(): Promise<void> {
+    this.closed = false;
+    const pool = new Pool(this.poolConfig(this.options.poolSize ?? 10));
+    // An idle client's error (the server went away) must not crash the process; the next query reports it.
+    pool.on('error', (err) => this.logger.warn(`idle PostgreSQL connection failed: ${err.message}`));
+    this.pool = pool;
+    try {
+      if (this.options.schema) await pool.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(this.options.schema)}`);
+      await this.migrate(pool);
+    } catch (err) {
+      await this.close();
+      throw err;
+    }
+    await this.listen();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.listenRetry);
+    const listener = this.listener;
+    this.listener = undefined;
+    await listener?.end().catch(() => undefined);
+    const pool = this.pool;
+    this.pool = undefined;
+    await pool?.end().catch(() => undefined);
+  }
+
+  async ping(): Promise<void> {
+    await this.query(PG_SQL.ping);
+  }
+
+  async insert(jobs: NewJob[], maxBacklog: number): Promise<Job[]> {
+    const records = jobs.map(newJobRecord);
+    const columns = insertColumns(records, jobs);
+    return this.inTransaction(async (client) => {
+      const { rows } = await client.query<{ n: number }>(PG_SQL.countPending);
+      if (rows[0].n + jobs.length > maxBacklog) throw new BacklogFull(rows[0].n, maxBacklog);
+      try {
+        await client.query(PG_SQL.insertJobs, columns);
+      } catch (err) {
+        if ((err as { code?: string }).code === '23505' && (err as { constraint?: string }).constraint === 'keel_jobs_idempotency_key') {
+          throw new IdempotencyKeyTaken(records.find((r) => r.idempotencyKey !== null)?.idempotencyKey ?? '');
+        }
+        throw err;
+      }
+      await client.query(PG_SQL.notifyWork, [this.channel]);
+      return records;
+    });
+  }
+
+  async get(id: string): Promise<Job | undefined> {
+    const { rows } = await this.query<JobRow>(PG_SQL.getJob, [id]);
+    return rows[0] && fromRow(rows[0]);
+  }
+
+  async findByIdempotencyKey(key: string): Promise<{ job: Job; requestHash: string | null } | undefined> {
+    const { rows } = await this.query<JobRow>(PG_SQL.getJobByIdempotencyKey, [key]);
+    return rows[0] && { job: fromRow(rows[0]), requestHash: rows[0].request_hash };
+  }
+
+  async list(query: ListQuery): Promise<Job[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (query.state !== undefined) where.push(`state = $${params.push(query.state)}`);
+    if (query.type !== undefined) where.push(`type = $${params.push(query.type)}`);
+    if (query.beforeId !== undefined) where.push(`id < $${params.push(query.beforeId)}`);
+    const sql = `SELECT * FROM keel_jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT $${params.push(query.limit)}`;
+    const { rows } = await this.query<JobRow>(sql, params);
+    return rows.map(fromRow);
+  }
+
+  async transition(id: string, event: JobEvent, guard?: TransitionGuard): Promise<Job> {
+    for (let attempt = 1; ; attempt++) {
+      const { rows } = await this.query<JobRow>(PG_SQL.getJob, [id]);
+      if (!rows[0]) throw new JobNotFound(id);
+      const row = rows[0];
+      const planned = planTransition(fromRow(row), row.owner, event, guard);
+      const next = planned.next;
+      const { rowCount } = await this.query(PG_SQL.applyTransition, [
+        id,
+        next.state,
+        next.attempts,
+        next.runAt,
+        next.startedAt,
+        next.finishedAt,
+        jsonOrNull(next.result),
+        next.lastError,
+        next.updatedAt,
+        planned.owner,
+        row.state,
+        row.attempts,
+        row.updated_at,
+        row.owner,
+      ]);
+      if (rowCount === 1) {
+        if (next.state === 'pending') await this.query(PG_SQL.notifyWork, [this.channel]);
+        return next;
+      }
+      if (attempt >= CAS_ATTEMPTS) throw new ConcurrentChange(id);
+    }
+  }
+
+  async claimReady(owner: string, limit: number, now: number): Promise<DispatchKey[]> {
+    if (limit <= 0) return [];
+    const { rows } = await this.query<{ id: string; priority: number; run_at: number }>(PG_SQL.claimReady, [owner, now, limit]);
+    return rows.map((r) => ({ id: r.id, priority: r.priority, runAt: r.run_at })).sort(compareDispatch);
+  }
+
+  async releaseClaim(id: string, owner: string): Promise<boolean> {
+    return (await this.query(PG_SQL.releaseClaim, [id, owner])).rowCount === 1;
+  }
+
+  async releaseClaims(owner: string): Promise<number> {
+    return (await this.query(PG_SQL.releaseClaimsOf, [owner])).rowCount ?? 0;
+  }
+
+  async releaseAbandonedClaims(self: string): Promise<number> {
+    const released = (await this.query(PG_SQL.releaseAbandonedClaims, [self])).rowCount ?? 0;
+    if (released > 0) await this.query(PG_SQL.notifyWork, [this.channel]);
+    return released;
+  }
+
+  async abandonedProcessingIds(self: string, limit: number): Promise<string[]> {
+    const { rows } = await this.query<{ id: string }>(PG_SQL.abandonedProcessingIds, [self, limit]);
+    return rows.map((r) => r.id);
+  }
+
+  async heldBy(owner: string): Promise<{ id: string; state: JobState }[]> {
+    return (await this.query<{ id: string; state: JobState }>(PG_SQL.heldBy, [owner])).rows;
+  }
+
+  async nextScheduledAt(now: number): Promise<number | undefined> {
+    const { rows } = await this.query<{ at: number | null }>(PG_SQL.nextScheduledAt, [now]);
+    return rows[0].at ?? undefined;
+  }
+
+  async counts(): Promise<StateCounts> {
+    const counts = emptyCounts();
+    for (const { state, n } of (await this.query<{ state: JobState; n: number }>(PG_SQL.countByState)).rows) counts[state] = n;
+    return counts;
+  }
+
+  async renewLease(owner: string, leaseMs: number): Promise<void> {
+    await this.query(PG_SQL.renewLease, [owner, leaseMs]);
+  }
+
+  async dropLease(owner: string): Promise<void> {
+    await this.query(PG_SQL.dropLease, [owner]);
+    await this.query(PG_SQL.pruneLeases);
+  }
+
+  onWork(listener: () => void): void {
+    this.workListeners.push(listener);
+  }
+
+  private poolConfig(max: number): PoolConfig {
+    return {
+      connectionString: this.options.connectionString,
+      max,
+      types: parseTypes,
+      // A blackholed server must not hang a request or a worker forever.
+      connectionTimeoutMillis: 5_000,
+      query_timeout: 15_000,
+      keepAlive: true,
+      application_name: 'keel',
+      ...(this.options.schema ? { options: `-c search_path=${this.options.schema}` } : {}),
+    };
+  }
+
+  private async migrate(pool: Pool): Promise<void> {
+    const client = await pool.connect();
+    try {
+      await client.query(`SELECT pg_advisory_lock(hashtext('keel_migrations:' || current_schema()))`);
+      try {
+        await client.query(`CREATE TABLE IF NOT EXISTS keel_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`);
+        const { rows } = await client.query<{ v: number | null }>(`SELECT max(version) AS v FROM keel_migrations`);
+        const applied = rows[0].v ?? 0;
+        if (applied > PG_MIGRATIONS.length) {
+          throw new Error(`the database has schema version ${applied}, newer than this Keel (${PG_MIGRATIONS.length})`);
+        }
+        for (let version = applied; version < PG_MIGRATIONS.length; version++) {
+          await client.query('BEGIN');
+          try {
+            await client.query(PG_MIGRATIONS[version]);
+            await client.query(`INSERT INTO keel_migrations (version) VALUES ($1)`, [version + 1]);
+            await client.query('COMMIT');
+          } catch (err) {
+            await client.query('ROLLBACK');
+            throw err;
+          }
+        }
+      } finally {
+        await client.query(`SELECT pg_advisory_unlock(hashtext('keel_migrations:' || current_schema()))`);
+      }
+    } finally {
+      client.release();
+    }
+  }
+
+  /** A dedicated connection for LISTEN; when it drops, it reconnects and wakes the feeder to catch up. */
+  private async listen(delayMs = 250): Promise<void> {
+    if (this.closed) return;
+    const client = new Client(this.poolConfig(1));
+    client.on('notification', () => this.emitWork());
+    client.on('error', (err) => this.logger.warn(`LISTEN connection failed: ${err.message}`));
+    client.on('end', () => {
+      if (this.listener !== client || this.closed) return;
+      this.listener = undefined;
+      this.scheduleListen(delayMs);
+    });
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${this.channel}`);
+      this.listener = client;
+      this.emitWork();
+    } catch (err) {
+      await client.end().catch(() => undefined);
+      this.logger.warn(`LISTEN failed (${(err as Error).message}); retrying`);
+      this.scheduleListen(Math.min(delayMs * 2, LISTEN_RETRY_MAX_MS));
+    }
+  }
+
+  private scheduleListen(delayMs: number): void {
+    if (this.closed) return;
+    clearTimeout(this.listenRetry);
+    this.listenRetry = setTimeout(() => void this.listen(delayMs), delayMs);
+    this.listenRetry.unref();
+  }
+
+  private emitWork(): void {
+    for (const listener of this.workListeners) listener();
+  }
+
+  private async query<R extends object = object>(sql: string, params?: unknown[]) {
+    const pool = this.openPool();
+    try {
+      return await pool.query<R>(sql, params);
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  private async inTransaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
+    let client: PoolClient;
+    try {
+      client = await this.openPool().connect();
+    } catch (err) {
+      throw unavailable(err);
+    }
+    try {
+      await client.query('BEGIN');
+      const result = await work(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw unavailable(err);
+    } finally {
+      client.release();
+    }
+  }
+
+  private openPool(): Pool {
+    if (!this.pool) throw new StoreUnavailable('the PostgreSQL store is not open');
+    return this.pool;
+  }
+}
+
+const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', '57P01', '57P02', '57P03']);
+
+/** Connection-level failures become `StoreUnavailable` (503); domain and SQL errors pass through. */
+function unavailable(err: unknown): unknown {
+  if (err instanceof DomainError) return err;
+  const code = (err as { code?: string }).code ?? '';
+  const message = (err as Error).message ?? String(err);
+  if (CONNECTION_CODES.has(code) || code.startsWith('08') || /Connection terminated|timeout|not queryable|Client has encountered a connection error/i.test(message)) {
+    return new StoreUnavailable(`the PostgreSQL store is unreachable: ${message}`);
+  }
+  return err;
+}
+
+function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+function jsonOrNull(value: unknown): string | null {
+  return value === null || value === undefined ? null : JSON.stringify(value);
+}
+
+function insertColumns(records: Job[], jobs: NewJob[]): unknown[][] {
+  const col = <T>(pick: (job: Job, i: number) => T) => records.map(pick);
+  return [
+    col((j) => j.id),
+    col((j) => j.type),
+    col((j) => JSON.stringify(j.payload)),
+    col((j) => j.state),
+    col((j) => j.priority),
+    col((j) => j.attempts),
+    col((j) => j.maxAttempts),
+    col((j) => j.backoffMs),
+    col((j) => j.timeoutMs),
+    col((j) => j.runAt),
+    col((j) => j.createdAt),
+    col((j) => j.updatedAt),
+    col((j) => j.startedAt),
+    col((j) => j.finishedAt),
+    col((j) => jsonOrNull(j.result)),
+    col((j) => j.lastError),
+    col((j) => j.idempotencyKey),
+    col((_j, i) => jobs[i].requestHash ?? null),
+    col(() => null),
+  ];
+}
+
+function fromRow(row: JobRow): Job {
+  return {
+    id: row.id,
+    type: row.type,
+    payload: row.payload,
+    state: row.state,
+    priority: row.priority,
+    attempts: row.attempts,
+    maxAttempts: row.max_attempts,
+    backoffMs: row.backoff_ms,
+    timeoutMs: row.timeout_ms,
+    runAt: row.run_at,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
+    result: row.result ?? null,
+    lastError: row.last_error,
+    idempotencyKey: row.idempotency_key,
+  };
+}

@@ -1,0 +1,43 @@
+/**
+ * Versioned schema migrations for PostgreSQL, applied in order under an advisory lock, so that
+ * instances starting together apply each exactly once. `keel_migrations` records the versions.
+ * Append only: a released migration is never edited. Times are epoch milliseconds (bigint), as
+ * in the SQLite store; payload and result are `json`, which keeps the submitted text as it was.
+ */
+export const PG_MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE keel_jobs (
+    id              uuid PRIMARY KEY,
+    type            text NOT NULL,
+    payload         json NOT NULL,
+    state           text NOT NULL CHECK (state IN ('pending', 'processing', 'completed', 'failed', 'cancelled')),
+    priority        integer NOT NULL,
+    attempts        integer NOT NULL,
+    max_attempts    integer NOT NULL,
+    backoff_ms      integer NOT NULL,
+    timeout_ms      integer NOT NULL,
+    run_at          bigint NOT NULL,
+    created_at      bigint NOT NULL,
+    updated_at      bigint NOT NULL,
+    started_at      bigint,
+    finished_at     bigint,
+    result          json,
+    last_error      text,
+    idempotency_key text,
+    request_hash    text,
+    owner           text
+  );
+  CREATE INDEX keel_jobs_dispatch ON keel_jobs (priority DESC, run_at, id) WHERE state = 'pending' AND owner IS NULL;
+  CREATE INDEX keel_jobs_scheduled ON keel_jobs (run_at) WHERE state = 'pending' AND owner IS NULL;
+  CREATE INDEX keel_jobs_owned ON keel_jobs (owner) WHERE owner IS NOT NULL;
+  CREATE INDEX keel_jobs_state ON keel_jobs (state, id);
+  CREATE INDEX keel_jobs_type ON keel_jobs (type, id);
+  CREATE UNIQUE INDEX keel_jobs_idempotency_key ON keel_jobs (idempotency_key) WHERE idempotency_key IS NOT NULL;
+
+  -- One row per live process: it holds jobs while expires_at (database clock) is in the future.
+  CREATE TABLE keel_leases (
+    owner      text PRIMARY KEY,
+    expires_at bigint NOT NULL
+  );
+  `,
+];

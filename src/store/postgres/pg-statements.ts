@@ -1,0 +1,58 @@
+/** The database clock in epoch milliseconds: leases are judged by one clock, not by each host's. */
+const NOW_MS = `(extract(epoch from clock_timestamp()) * 1000)::bigint`;
+
+/** An owner is gone when it holds no unexpired lease. */
+const GONE = (column: string) => `NOT EXISTS (SELECT 1 FROM keel_leases l WHERE l.owner = ${column} AND l.expires_at > ${NOW_MS})`;
+
+const JOB_COLUMNS = `id, type, payload, state, priority, attempts, max_attempts, backoff_ms, timeout_ms, run_at, created_at,
+  updated_at, started_at, finished_at, result, last_error, idempotency_key, request_hash, owner`;
+
+/** Every SQL statement of the PostgreSQL store, named for what it does. */
+export const PG_SQL = {
+  /** All jobs of a submission in one statement: one array per column. */
+  insertJobs: `
+    INSERT INTO keel_jobs (${JOB_COLUMNS})
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::json[], $4::text[], $5::int[], $6::int[], $7::int[], $8::int[], $9::int[],
+                         $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[], $15::json[], $16::text[],
+                         $17::text[], $18::text[], $19::text[])`,
+  countPending: `SELECT count(*)::int AS n FROM keel_jobs WHERE state = 'pending'`,
+  getJob: `SELECT ${JOB_COLUMNS} FROM keel_jobs WHERE id = $1`,
+  getJobByIdempotencyKey: `SELECT ${JOB_COLUMNS} FROM keel_jobs WHERE idempotency_key = $1`,
+  /**
+   * The compare-and-set of every state change: it applies only if the job is still as it was
+   * read (state, attempts, updated_at and owner), so a change computed from a stale read fails.
+   */
+  applyTransition: `
+    UPDATE keel_jobs
+       SET state = $2, attempts = $3, run_at = $4, started_at = $5, finished_at = $6, result = $7::json,
+           last_error = $8, updated_at = $9, owner = $10
+     WHERE id = $1 AND state = $11 AND attempts = $12 AND updated_at = $13 AND owner IS NOT DISTINCT FROM $14`,
+  claimReady: `
+    UPDATE keel_jobs SET owner = $1
+     WHERE id IN (SELECT id FROM keel_jobs
+                   WHERE state = 'pending' AND owner IS NULL AND run_at <= $2
+                   ORDER BY priority DESC, run_at, id
+                   LIMIT $3
+                   FOR UPDATE SKIP LOCKED)
+    RETURNING id, priority, run_at`,
+  releaseClaim: `UPDATE keel_jobs SET owner = NULL WHERE id = $1 AND owner = $2 AND state = 'pending'`,
+  releaseClaimsOf: `UPDATE keel_jobs SET owner = NULL WHERE owner = $1 AND state = 'pending'`,
+  releaseAbandonedClaims: `
+    UPDATE keel_jobs j SET owner = NULL
+     WHERE j.owner IS NOT NULL AND j.owner <> $1 AND j.state = 'pending' AND ${GONE('j.owner')}`,
+  abandonedProcessingIds: `
+    SELECT j.id FROM keel_jobs j
+     WHERE j.state = 'processing' AND (j.owner IS NULL OR (j.owner <> $1 AND ${GONE('j.owner')}))
+     ORDER BY j.id LIMIT $2`,
+  heldBy: `SELECT id, state FROM keel_jobs WHERE owner = $1`,
+  nextScheduledAt: `SELECT min(run_at) AS at FROM keel_jobs WHERE state = 'pending' AND owner IS NULL AND run_at > $1`,
+  countByState: `SELECT state, count(*)::int AS n FROM keel_jobs GROUP BY state`,
+  renewLease: `
+    INSERT INTO keel_leases (owner, expires_at) VALUES ($1, ${NOW_MS} + $2)
+    ON CONFLICT (owner) DO UPDATE SET expires_at = EXCLUDED.expires_at`,
+  dropLease: `DELETE FROM keel_leases WHERE owner = $1`,
+  /** Leases that expired an hour ago are history: their jobs were recovered long since. */
+  pruneLeases: `DELETE FROM keel_leases WHERE expires_at < ${NOW_MS} - 3600000`,
+  notifyWork: `SELECT pg_notify($1, '')`,
+  ping: `SELECT 1`,
+} as const;
