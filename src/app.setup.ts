@@ -24,6 +24,7 @@ export async function createApp(config: KeelConfig, extraImports: Parameters<typ
 
 /** Global pipes, filter, versioning, body limit and the OpenAPI document. */
 export function setupApp(app: NestExpressApplication): void {
+  app.disable('x-powered-by');
   app.useBodyParser('json', { limit: MAX_BODY });
   app.enableVersioning({ type: VersioningType.URI });
   app.useGlobalPipes(

@@ -69,7 +69,8 @@ export function loadConfig(env: Env = process.env): KeelConfig {
 function hostList(env: Env, name: string): string[] {
   const entries = (text(env, name) ?? '').split(',').map((s) => s.trim()).filter((s) => s.length > 0);
   for (const entry of entries) {
-    if (!/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/.test(entry)) {
+    const port = /:(\d{1,5})$/.exec(entry)?.[1];
+    if (!/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/.test(entry) || (port !== undefined && Number(port) > 65535)) {
       throw new ConfigError(`${name} must be comma-separated host or host:port entries, got "${entry}"`);
     }
   }

@@ -6,7 +6,7 @@ export const MAX_TIMEOUT_MS = 86_400_000;
 export const MAX_DELAY_MS = 366 * 86_400_000;
 
 export class CreateJobDto {
-  @ApiProperty({ example: 'sleep', description: 'A registered job type (built in: noop, sleep, fail).' })
+  @ApiProperty({ example: 'sleep', description: 'A registered job type (built in: noop, sleep, fail, http).' })
   @IsString()
   @Length(1, 100)
   @Matches(/^[A-Za-z0-9_.:-]+$/, { message: 'type may contain only letters, digits, _ . : and -' })

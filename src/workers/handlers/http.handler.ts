@@ -36,6 +36,9 @@ export interface HttpResult {
   body: string;
 }
 
+/** RFC 9110 token characters. */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
 /** Statuses worth another attempt: the receiver may answer differently later. */
 function retryable(status: number): boolean {
   return status === 408 || status === 429 || status >= 500;
@@ -60,7 +63,9 @@ export class HttpHandler extends JobHandlerBase<HttpPayload, HttpResult> {
     const refusal = this.allowed.refusal(payload.url);
     if (refusal) problems.push(`payload.url: ${refusal}`);
     for (const [name, value] of Object.entries(payload.headers ?? {})) {
-      if (typeof value !== 'string') problems.push(`payload.headers.${name} must be a string`);
+      if (!HEADER_NAME.test(name)) problems.push(`payload.headers: "${name}" is not a valid header name`);
+      else if (typeof value !== 'string') problems.push(`payload.headers.${name} must be a string`);
+      else if (/[\r\n\0]/.test(value)) problems.push(`payload.headers.${name} must not contain CR, LF or NUL`);
     }
     return problems;
   }
@@ -71,9 +76,11 @@ export class HttpHandler extends JobHandlerBase<HttpPayload, HttpResult> {
     const refusal = this.allowed.refusal(url);
     if (refusal) throw new PermanentJobError(refusal);
     const sendsBody = body !== undefined && method !== 'GET';
+    // Header names are case-insensitive: lower-case the payload's so that they replace the
+    // defaults and can never be merged with the job headers below (fetch joins duplicates with ", ").
     const request: Record<string, string> = {
       ...(sendsBody && typeof body !== 'string' ? { 'content-type': 'application/json' } : {}),
-      ...headers,
+      ...Object.fromEntries(Object.entries(headers).map(([name, value]) => [name.toLowerCase(), value])),
       'x-job-id': job.id,
       'x-job-attempt': String(attempt),
       'idempotency-key': job.id,

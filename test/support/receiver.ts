@@ -1,0 +1,173 @@
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/**
+ * A real local HTTP server (127.0.0.1, ephemeral port) that the `http` job type calls in the
+ * specs: it records every request it receives, with the time it started and the time it ended
+ * (the answer was sent, or the connection closed first, e.g. because the caller was killed), and
+ * answers through a per-path responder.
+ */
+
+export interface Delivery {
+  /** 1-based order of arrival over the whole receiver. */
+  seq: number;
+  method: string;
+  path: string;
+  headers: IncomingHttpHeaders;
+  body: string;
+  /** When the request head arrived (Date.now()). */
+  start: number;
+  /** When the answer was sent or the connection closed, whichever came first; undefined while in flight. */
+  end?: number;
+  /** True when the answer was fully sent; false when the connection closed first. */
+  answered?: boolean;
+}
+
+export interface Answer {
+  status?: number;
+  headers?: Record<string, string>;
+  body?: string | Buffer;
+  /** Answer after this many ms (simulates a slow receiver; deliveries are in flight meanwhile). */
+  delayMs?: number;
+  /** Never answer; the connection stays open until the caller gives up. */
+  hang?: boolean;
+}
+
+/** Decides the answer; `call` is the 1-based count of requests to this path so far. */
+export type Responder = (delivery: Delivery, call: number) => Answer;
+
+export class Receiver {
+  readonly deliveries: Delivery[] = [];
+  private readonly responders = new Map<string, Responder>();
+  private readonly calls = new Map<string, number>();
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private server?: Server;
+  private defaultResponder: Responder = () => ({ status: 200, body: 'ok' });
+
+  /** Answers requests to `path` (without the query) with `responder`. */
+  on(path: string, responder: Responder): this {
+    this.responders.set(path, responder);
+    return this;
+  }
+
+  /** Answers requests to paths without their own responder. */
+  otherwise(responder: Responder): this {
+    this.defaultResponder = responder;
+    return this;
+  }
+
+  /** Listens on 127.0.0.1:`port` (0: an ephemeral port). */
+  async start(port = 0): Promise<this> {
+    const server = createServer((req, res) => this.handle(req, res));
+    server.keepAliveTimeout = 60_000;
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, '127.0.0.1', () => resolve());
+    });
+    return this;
+  }
+
+  get port(): number {
+    if (!this.server) throw new Error('receiver not started');
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  /** `host:port`, for HTTP_JOB_ALLOWED_HOSTS. */
+  get hostPort(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  url(path: string): string {
+    return `http://${this.hostPort}${path}`;
+  }
+
+  /** The requests to `path`, in order of arrival. */
+  to(path: string): Delivery[] {
+    return this.deliveries.filter((d) => d.path === path);
+  }
+
+  /** The requests carrying `X-Job-Id: id`, in order of arrival. */
+  forJob(id: string): Delivery[] {
+    return this.deliveries.filter((d) => d.headers['x-job-id'] === id);
+  }
+
+  get inFlight(): number {
+    return this.deliveries.filter((d) => d.end === undefined).length;
+  }
+
+  get answered(): number {
+    return this.deliveries.filter((d) => d.answered === true).length;
+  }
+
+  async close(): Promise<void> {
+    for (const timer of this.timers) clearTimeout(timer);
+    this.timers.clear();
+    const server = this.server;
+    if (!server) return;
+    this.server = undefined;
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const path = (req.url ?? '/').split('?')[0];
+    const delivery: Delivery = {
+      seq: this.deliveries.length + 1,
+      method: req.method ?? '',
+      path,
+      headers: req.headers,
+      body: '',
+      start: Date.now(),
+    };
+    this.deliveries.push(delivery);
+    const ended = (answered: boolean) => {
+      if (delivery.end !== undefined) return;
+      delivery.end = Date.now();
+      delivery.answered = answered;
+    };
+    res.once('finish', () => ended(true));
+    res.once('close', () => ended(res.writableFinished));
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('error', () => undefined);
+    req.on('end', () => {
+      delivery.body = Buffer.concat(chunks).toString('utf8');
+      const call = (this.calls.get(path) ?? 0) + 1;
+      this.calls.set(path, call);
+      const answer = (this.responders.get(path) ?? this.defaultResponder)(delivery, call);
+      if (answer.hang) return;
+      const send = () => {
+        if (res.destroyed || res.writableEnded) return;
+        res.writeHead(answer.status ?? 200, answer.headers ?? {});
+        res.end(answer.body ?? '');
+      };
+      if (answer.delayMs && answer.delayMs > 0) {
+        const timer = setTimeout(() => {
+          this.timers.delete(timer);
+          send();
+        }, answer.delayMs);
+        this.timers.add(timer);
+      } else {
+        send();
+      }
+    });
+  }
+}
+
+/** Starts a receiver; close it in afterEach (`closeReceivers`). */
+const open = new Set<Receiver>();
+
+export async function startReceiver(setup: (r: Receiver) => void = () => undefined, port = 0): Promise<Receiver> {
+  const receiver = new Receiver();
+  setup(receiver);
+  await receiver.start(port);
+  open.add(receiver);
+  return receiver;
+}
+
+export async function closeReceivers(): Promise<void> {
+  const all = [...open];
+  open.clear();
+  await Promise.all(all.map((r) => r.close()));
+}
