@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { BacklogFull, ConcurrentChange, IdempotencyKeyTaken, JobNotFound } from '../../jobs/job.errors';
+import { BacklogFull, ConcurrentChange, IdempotencyKeyTaken, JobNotFound, StoreUnavailable } from '../../jobs/job.errors';
 import type { JobEvent } from '../../jobs/job-state-machine';
 import { compareDispatch, newJobRecord, type DispatchKey, type Job, type JobState, type NewJob } from '../../jobs/job.model';
 import { emptyCounts, type JobStore, type ListQuery, type StateCounts, type TransitionGuard } from '../job-store';
@@ -100,7 +100,7 @@ export class SqliteJobStore implements JobStore {
     } catch (err) {
       const taken = records.find((job) => job.idempotencyKey !== null && stmts.getJobByIdempotencyKey.get(job.idempotencyKey));
       if (isUniqueViolation(err) && taken) throw new IdempotencyKeyTaken(taken.idempotencyKey!);
-      throw err;
+      throw unavailable(err);
     }
     this.stateCounts.pending += records.length;
     return records;
@@ -139,7 +139,7 @@ export class SqliteJobStore implements JobStore {
     const row = stmts.getJob.get(id) as JobRow | undefined;
     if (!row) throw new JobNotFound(id);
     const planned = planTransition(fromRow(row), row.owner, event, guard);
-    const { changes } = stmts.applyTransition.run({ ...toRow(planned.next, planned.owner), from: planned.change.from });
+    const { changes } = write(() => stmts.applyTransition.run({ ...toRow(planned.next, planned.owner), from: planned.change.from }));
     if (changes !== 1) throw new ConcurrentChange(id);
     this.stateCounts[planned.change.from] -= 1;
     this.stateCounts[planned.change.to] += 1;
@@ -148,7 +148,7 @@ export class SqliteJobStore implements JobStore {
 
   async claimReady(owner: string, limit: number, now: number): Promise<DispatchKey[]> {
     if (limit <= 0) return [];
-    const rows = this.statements().claimReady.all({ owner, now, limit }) as Pick<JobRow, 'id' | 'priority' | 'run_at'>[];
+    const rows = write(() => this.statements().claimReady.all({ owner, now, limit })) as Pick<JobRow, 'id' | 'priority' | 'run_at'>[];
     return rows.map((r) => ({ id: r.id, priority: r.priority, runAt: r.run_at })).sort(compareDispatch);
   }
 
@@ -156,15 +156,15 @@ export class SqliteJobStore implements JobStore {
   readonly pollIntervalMs = 30_000;
 
   async releaseClaims(owner: string): Promise<number> {
-    return this.statements().releaseClaimsOf.run(owner).changes;
+    return write(() => this.statements().releaseClaimsOf.run(owner)).changes;
   }
 
   async releaseClaim(id: string, owner: string): Promise<boolean> {
-    return this.statements().releaseClaim.run(id, owner).changes === 1;
+    return write(() => this.statements().releaseClaim.run(id, owner)).changes === 1;
   }
 
   async releaseAbandonedClaims(self: string): Promise<number> {
-    return this.statements().releaseClaimsNotOf.run(self).changes;
+    return write(() => this.statements().releaseClaimsNotOf.run(self)).changes;
   }
 
   async heldBy(owner: string): Promise<{ id: string; state: JobState }[]> {
@@ -211,6 +211,32 @@ export class SqliteJobStore implements JobStore {
     if (!this.stmts) throw new Error('the SQLite store is not open');
     return this.stmts;
   }
+}
+
+/**
+ * A write the file cannot take (disk full, read-only, I/O error) is the store being unavailable:
+ * 503 for a submission, a paused worker, and everything resumes when the fault ends.
+ */
+function write<T>(statement: () => T): T {
+  try {
+    return statement();
+  } catch (err) {
+    throw unavailable(err);
+  }
+}
+
+const FAULTS: Record<string, string> = {
+  SQLITE_FULL: 'the disk is full',
+  SQLITE_READONLY: 'the file is read-only',
+  SQLITE_IOERR: 'an I/O error',
+  SQLITE_CANTOPEN: 'the file cannot be opened',
+  SQLITE_BUSY: 'the file is locked',
+};
+
+function unavailable(err: unknown): unknown {
+  const code = (err as { code?: string }).code ?? '';
+  const fault = Object.keys(FAULTS).find((prefix) => code.startsWith(prefix));
+  return fault ? new StoreUnavailable(`the SQLite store cannot write: ${FAULTS[fault]} (${code})`) : err;
 }
 
 function isBusy(err: unknown): boolean {
