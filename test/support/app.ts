@@ -9,6 +9,7 @@ import { createApp } from '../../src/app.setup';
 import { loadConfig, type KeelConfig } from '../../src/config/keel-config';
 import type { JobView } from '../../src/jobs/job.view';
 import { waitFor } from './wait';
+import type { QueueStatsDto } from '../../src/jobs/dto/queue-stats.dto';
 
 /**
  * Boot code of the e2e specs (test/*.e2e-spec.ts): the real app, built by `createApp` exactly as
@@ -156,18 +157,7 @@ export function waitForState(http: Http, id: string, state: JobView['state']): P
   return waitForJob(http, id, (job) => job.state === state, `to be ${state}`);
 }
 
-export interface QueueStats {
-  counts: Record<JobView['state'], number>;
-  queue: { depth: number; capacity: number };
-  workers: { concurrency: number; busy: number };
-  recovery: {
-    startedAt: string | null;
-    finishedAt: string | null;
-    durationMs: number | null;
-    resetToPending: number;
-    pendingFound: number;
-  };
-}
+export type QueueStats = QueueStatsDto;
 
 export async function queueStats(http: Http): Promise<QueueStats> {
   const res = await http.get('/v1/queue');

@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { waitFor } from './wait';
+import type { QueueStatsDto } from '../../src/jobs/dto/queue-stats.dto';
+import type { JobView } from '../../src/jobs/job.view';
 
 /**
  * Helpers for the process specs (test/*.process-spec.ts): they run the BUILT server
@@ -289,38 +291,9 @@ export class JsonClient {
 }
 
 /** The job as the API shows it (contract §3). */
-export interface JobJson {
-  id: string;
-  type: string;
-  payload: Record<string, unknown>;
-  state: 'pending' | 'processing' | 'completed' | 'failed' | 'cancelled';
-  priority: number;
-  attempts: number;
-  maxAttempts: number;
-  backoffMs: number;
-  timeoutMs: number;
-  runAt: string;
-  createdAt: string;
-  updatedAt: string;
-  startedAt: string | null;
-  finishedAt: string | null;
-  result: unknown;
-  lastError: string | null;
-  idempotencyKey: string | null;
-}
+export type JobJson = JobView;
 
-export interface QueueJson {
-  counts: Record<JobJson['state'], number>;
-  queue: { depth: number; capacity: number };
-  workers: { concurrency: number; busy: number };
-  recovery: {
-    startedAt: string | null;
-    finishedAt: string | null;
-    durationMs: number | null;
-    resetToPending: number;
-    pendingFound: number;
-  };
-}
+export type QueueJson = QueueStatsDto;
 
 /** POST /v1/jobs, expecting 201. */
 export async function submitJob(client: JsonClient, body: Record<string, unknown>): Promise<JobJson> {
