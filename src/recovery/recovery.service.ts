@@ -35,6 +35,8 @@ export class RecoveryService implements OnApplicationBootstrap, BeforeApplicatio
   private lastReport: RecoveryReport = { startedAt: null, finishedAt: null, durationMs: null, resetToPending: 0, pendingFound: 0 };
   private timers: NodeJS.Timeout[] = [];
   private rescuing?: Promise<void>;
+  /** When this process last renewed its lease (its own clock). */
+  private lastRenewal = Date.now();
 
   constructor(
     @Inject(JOBS_STORE) private readonly store: JobStore,
@@ -46,6 +48,15 @@ export class RecoveryService implements OnApplicationBootstrap, BeforeApplicatio
 
   get report(): RecoveryReport {
     return { ...this.lastReport };
+  }
+
+  /**
+   * Whether this process may have lost its lease: two renewals in a row failed, so others may soon
+   * take it for dead and run its jobs. Workers then stop their attempts and take no new ones until
+   * a renewal succeeds again. Never true on an embedded store, whose renewal cannot fail.
+   */
+  get leaseAtRisk(): boolean {
+    return Date.now() - this.lastRenewal > (this.config.leaseMs * 2) / 3;
   }
 
   async onApplicationBootstrap(): Promise<void> {
@@ -67,7 +78,7 @@ export class RecoveryService implements OnApplicationBootstrap, BeforeApplicatio
 
   private async recover(): Promise<RecoveryReport> {
     const started = Date.now();
-    await this.store.renewLease(this.config.owner, this.config.leaseMs);
+    await this.renewLease();
     const resetToPending = await this.resetAbandoned();
     await this.store.releaseAbandonedClaims(this.config.owner);
     const pendingFound = (await this.store.counts()).pending;
@@ -110,7 +121,9 @@ export class RecoveryService implements OnApplicationBootstrap, BeforeApplicatio
   }
 
   private async renewLease(): Promise<void> {
+    const started = Date.now();
     await this.store.renewLease(this.config.owner, this.config.leaseMs);
+    this.lastRenewal = started;
   }
 
   private async rescue(): Promise<void> {
@@ -128,9 +141,17 @@ export class RecoveryService implements OnApplicationBootstrap, BeforeApplicatio
     await this.rescuing;
   }
 
+  /** Runs `task` every `ms`, never two runs at once (a slow store must not pile them up). */
   private every(ms: number, task: () => Promise<void>): void {
+    let busy = false;
     const timer = setInterval(() => {
-      task().catch((err: unknown) => this.logger.warn(`lease or rescue pass failed: ${(err as Error).message}`));
+      if (busy) return;
+      busy = true;
+      task()
+        .catch((err: unknown) => this.logger.warn(`lease or rescue pass failed: ${(err as Error).message}`))
+        .finally(() => {
+          busy = false;
+        });
     }, ms);
     timer.unref();
     this.timers.push(timer);

@@ -2,7 +2,7 @@
 export class AttemptAborted extends Error {
   override readonly name = 'AttemptAborted';
   constructor(
-    readonly reason: 'timeout' | 'cancel' | 'shutdown',
+    readonly reason: 'timeout' | 'cancel' | 'shutdown' | 'lease',
     message: string,
   ) {
     super(message);

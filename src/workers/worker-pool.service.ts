@@ -16,6 +16,7 @@ import { DeliveryQueue } from '../queue/delivery-queue';
 import { FeederService } from '../queue/feeder.service';
 import type { RecoveryReport } from '../recovery/recovery-report';
 import { RECOVERY_READY } from '../recovery/recovery.constants';
+import { RecoveryService } from '../recovery/recovery.service';
 import { JobMetrics } from '../metrics/job-metrics';
 import { JOBS_STORE, type JobStore } from '../store/job-store';
 import { AttemptAborted, untilAborted } from './attempt-abort';
@@ -40,6 +41,7 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
   private readonly inFlight = new Set<string>();
   private auditTimer?: NodeJS.Timeout;
   private auditing = false;
+  private leaseTimer?: NodeJS.Timeout;
   private stopDeadlinePassed = false;
 
   constructor(
@@ -50,6 +52,7 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
     @Inject(RECOVERY_READY) private readonly recovered: Deferred<RecoveryReport>,
     @Inject(KEEL_CONFIG) private readonly config: KeelConfig,
     private readonly metrics: JobMetrics,
+    private readonly recovery: RecoveryService,
   ) {}
 
   get concurrency(): number {
@@ -71,6 +74,8 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
     this.loops = Array.from({ length: this.concurrency }, () => this.loop());
     this.auditTimer = setInterval(() => void this.audit(), Math.max(100, Math.floor(this.config.leaseMs / 2)));
     this.auditTimer.unref();
+    this.leaseTimer = setInterval(() => this.fenceIfLeaseAtRisk(), Math.max(50, Math.floor(this.config.leaseMs / 6)));
+    this.leaseTimer.unref();
     this.logger.log(`${this.concurrency} workers started; job types: ${this.registry.types().join(', ')}`);
   }
 
@@ -91,6 +96,7 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
     this.state = 'stopping';
     this.stopTaking.abort();
     clearInterval(this.auditTimer);
+    clearInterval(this.leaseTimer);
     const all = Promise.all(this.loops);
     const waitAbort = new AbortController();
     const drained = await Promise.race([
@@ -116,6 +122,10 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
 
   private async loop(): Promise<void> {
     while (!this.stopTaking.signal.aborted) {
+      if (this.recovery.leaseAtRisk) {
+        await sleep(100, undefined, { signal: this.stopTaking.signal }).catch(() => undefined);
+        continue;
+      }
       const key = await this.queue.take(this.stopTaking.signal);
       if (!key) return;
       this.inFlight.add(key.id);
@@ -194,7 +204,7 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
 
   private async commit(job: Job, event: JobEvent): Promise<void> {
     try {
-      const next = await this.store.transition(job.id, event);
+      const next = await this.store.transition(job.id, event, { owner: this.config.owner });
       if (next.state === 'pending') this.feeder.wake();
       this.count(next, event);
       if (next.state === 'failed' || (next.state === 'pending' && event.type === 'fail')) {
@@ -225,7 +235,7 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
         if (state === 'pending') {
           if (await this.store.releaseClaim(id, this.config.owner)) this.feeder.wake();
         } else if (state === 'processing' && !this.inFlight.has(id)) {
-          await this.store.transition(id, { type: 'interrupt', now: Date.now() }).then(
+          await this.store.transition(id, { type: 'interrupt', now: Date.now() }, { owner: this.config.owner }).then(
             () => this.feeder.wake(),
             (err: unknown) => {
               if (!(err instanceof InvalidTransition || err instanceof ConcurrentChange)) throw err;
@@ -237,6 +247,19 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
       this.logger.warn(`audit of held jobs failed: ${(err as Error).message}`);
     } finally {
       this.auditing = false;
+    }
+  }
+
+  /**
+   * Fencing: when this process may have lost its lease, others may already be running its jobs
+   * again. Its own attempts are stopped (each goes back to pending as interrupted, once the store
+   * takes the outcome) so that two runs of one job overlap as little as possible.
+   */
+  private fenceIfLeaseAtRisk(): void {
+    if (!this.recovery.leaseAtRisk || this.running.size === 0) return;
+    this.logger.warn(`the lease could not be renewed: stopping ${this.running.size} attempts; their jobs will run again`);
+    for (const controller of this.running.values()) {
+      controller.abort(new AttemptAborted('lease', 'stopped: this instance could not renew its lease'));
     }
   }
 
@@ -262,6 +285,7 @@ function outcomeOfError(err: unknown): JobEvent {
   if (err instanceof AttemptAborted) {
     if (err.reason === 'cancel') return { type: 'cancel', now };
     if (err.reason === 'shutdown') return { type: 'giveBack', now };
+    if (err.reason === 'lease') return { type: 'interrupt', now };
     return failure(err.message, false);
   }
   if (err instanceof PermanentJobError) return failure(err.message, true);

@@ -319,16 +319,22 @@ export class PgJobStore implements JobStore {
     } catch (err) {
       throw unavailable(err);
     }
+    // A connection whose transaction state is unknown is destroyed (the server then rolls back),
+    // never pooled: the next queries on it would run inside that transaction, and commit with it.
+    let broken: Error | undefined;
     try {
       await client.query('BEGIN');
       const result = await work(client);
       await client.query('COMMIT');
       return result;
     } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw unavailable(err);
+      const failure = unavailable(err);
+      // A connection fault, or a timed-out statement that may still run on the server: no ROLLBACK.
+      if (failure instanceof StoreUnavailable) broken = err as Error;
+      else await client.query('ROLLBACK').catch((rollbackErr: Error) => (broken = rollbackErr));
+      throw failure;
     } finally {
-      client.release();
+      client.release(broken);
     }
   }
 

@@ -1,0 +1,387 @@
+/**
+ * PgJobStore in process (no server), where it differs from the embedded stores and the shared
+ * contract suite (test/store.contract-spec.ts) does not look: several stores (several pools, as
+ * several Keel instances) on one database. Claims never hand one job to two owners; a processing
+ * job or a claim is "abandoned" only once its owner's lease (database clock) expired or was
+ * dropped; NOTIFY wakes the other stores; a compare-and-set lost to a concurrent change fails
+ * cleanly; connection faults are StoreUnavailable and the LISTEN connection comes back.
+ *
+ * Runs only with TEST_DATABASE_URL (one fresh database for the file, one schema per test).
+ */
+import { Logger } from '@nestjs/common';
+import { Client } from 'pg';
+import { v7 as uuidv7 } from 'uuid';
+import { ConcurrentChange, InvalidTransition, StoreUnavailable } from '../src/jobs/job.errors';
+import type { Job, NewJob } from '../src/jobs/job.model';
+import { PgJobStore } from '../src/store/postgres/pg-job.store';
+import {
+  createTestDatabase,
+  dropTestDatabases,
+  pgQuery,
+  randomName,
+  warnPgSkipped,
+  withHostPort,
+  type TestDatabase,
+} from './support/postgres';
+import { closeProxies, startPgProxy } from './support/tcp-proxy';
+import { waitFor } from './support/wait';
+
+const describePg = process.env.TEST_DATABASE_URL ? describe : describe.skip;
+warnPgSkipped('test/postgres-store.spec.ts');
+
+const NO_LIMIT = 1_000_000;
+const HOUR = 3_600_000;
+const A = 'keel-a/aaaaaaaa';
+const B = 'keel-b/bbbbbbbb';
+
+function newJob(overrides: Partial<NewJob> = {}): NewJob {
+  const now = Date.now();
+  return {
+    id: uuidv7(),
+    type: 'noop',
+    payload: {},
+    priority: 0,
+    maxAttempts: 3,
+    backoffMs: 0,
+    timeoutMs: 30_000,
+    runAt: now - 1_000,
+    createdAt: now - 1_000,
+    idempotencyKey: null,
+    requestHash: null,
+    ...overrides,
+  };
+}
+
+const sorted = (ids: string[]) => [...ids].sort();
+
+describePg('PgJobStore: several stores on one database', () => {
+  let db: TestDatabase;
+  let schema: string;
+  const stores: PgJobStore[] = [];
+
+  /** A new open store on this test's schema (its own pool and LISTEN connection). */
+  async function openStore(url = db.url, poolSize = 10): Promise<PgJobStore> {
+    const store = new PgJobStore({ connectionString: url, schema, poolSize });
+    stores.push(store);
+    await store.open();
+    return store;
+  }
+
+  async function insert(store: PgJobStore, n: number, overrides: Partial<NewJob> = {}): Promise<Job[]> {
+    return store.insert(Array.from({ length: n }, () => newJob(overrides)), NO_LIMIT);
+  }
+
+  /** Inserts a job and starts it as `owner` (claim + start), as a worker of that instance does. */
+  async function processingBy(store: PgJobStore, owner: string): Promise<Job> {
+    const [job] = await insert(store, 1);
+    const claimed = await store.claimReady(owner, NO_LIMIT, Date.now());
+    expect(claimed.map((k) => k.id)).toContain(job.id);
+    for (const key of claimed) if (key.id !== job.id) await store.releaseClaim(key.id, owner);
+    const started = await store.transition(job.id, { type: 'start', now: Date.now() }, { owner });
+    expect(started.state).toBe('processing');
+    return started;
+  }
+
+  async function ownerOf(id: string): Promise<string | null> {
+    const rows = await pgQuery<{ owner: string | null }>(db.url, `SELECT owner FROM ${schema}.keel_jobs WHERE id = $1`, [id]);
+    return rows[0].owner;
+  }
+
+  beforeAll(async () => {
+    Logger.overrideLogger(['error']);
+    db = await createTestDatabase();
+  });
+
+  beforeEach(() => {
+    schema = randomName('s_');
+  });
+
+  afterEach(async () => {
+    await closeProxies();
+    await Promise.all(stores.splice(0).map((s) => s.close()));
+  });
+
+  afterAll(async () => {
+    await closeProxies();
+    await Promise.all(stores.splice(0).map((s) => s.close()));
+    await dropTestDatabases();
+  });
+
+  it('two stores claiming at once never get the same job, and together claim every ready job once', async () => {
+    const [a, b] = [await openStore(), await openStore()];
+    const total = 400;
+    const jobs = [...(await insert(a, 200)), ...(await insert(b, 200))];
+    expect(jobs).toHaveLength(total);
+
+    // 2 × 40 concurrent claims of 1..13 jobs each (≥ total in all), interleaved
+    const calls: Array<Promise<{ owner: string; ids: string[] }>> = [];
+    for (let i = 0; i < 40; i++) {
+      for (const [store, owner] of [
+        [a, A],
+        [b, B],
+      ] as const) {
+        const limit = 1 + ((i * 7) % 13);
+        calls.push(store.claimReady(owner, limit, Date.now()).then((keys) => ({ owner, ids: keys.map((k) => k.id) })));
+      }
+    }
+    const results = await Promise.all(calls);
+    const claimedBy = new Map<string, string>();
+    for (const { owner, ids } of results) {
+      for (const id of ids) {
+        if (claimedBy.has(id)) throw new Error(`job ${id} claimed by ${claimedBy.get(id)} and by ${owner}`);
+        claimedBy.set(id, owner);
+      }
+    }
+    // the claims covered every job (sum of limits ≥ total), and both stores got some
+    const limits = Array.from({ length: 40 }, (_, i) => 1 + ((i * 7) % 13)).reduce((x, y) => x + y, 0) * 2;
+    expect(limits).toBeGreaterThanOrEqual(total);
+    // SKIP LOCKED may return fewer than asked under contention: what is left is claimed now, still once
+    const mop = [
+      ...(await a.claimReady(A, NO_LIMIT, Date.now())).map((k) => ({ owner: A, ids: [k.id] })),
+      ...(await b.claimReady(B, NO_LIMIT, Date.now())).map((k) => ({ owner: B, ids: [k.id] })),
+    ];
+    for (const { owner, ids } of mop) {
+      expect(claimedBy.has(ids[0])).toBe(false);
+      claimedBy.set(ids[0], owner);
+    }
+    results.push(...mop);
+    expect(sorted([...claimedBy.keys()])).toEqual(sorted(jobs.map((j) => j.id)));
+    // the store agrees with what each claimer was told
+    const held = new Map([
+      [A, (await a.heldBy(A)).map((h) => h.id)],
+      [B, (await b.heldBy(B)).map((h) => h.id)],
+    ]);
+    expect(held.get(A)!.length + held.get(B)!.length).toBe(total);
+    for (const { owner, ids } of results) for (const id of ids) expect(held.get(owner)).toContain(id);
+    expect(results.some((r) => r.owner === A && r.ids.length > 0)).toBe(true);
+    expect(results.some((r) => r.owner === B && r.ids.length > 0)).toBe(true);
+    // nothing is left to claim
+    expect(await a.claimReady(A, NO_LIMIT, Date.now())).toEqual([]);
+    expect(await b.claimReady(B, NO_LIMIT, Date.now())).toEqual([]);
+  });
+
+  it('abandonedProcessingIds: not while the owner holds a live lease; yes once it expired or was dropped; never its own', async () => {
+    const [a, b] = [await openStore(), await openStore()];
+    await b.renewLease(B, HOUR);
+
+    // A alive (a long lease): its processing job is not abandoned
+    await a.renewLease(A, HOUR);
+    const job = await processingBy(a, A);
+    expect(await b.abandonedProcessingIds(B, 100)).toEqual([]);
+    // A's own view never lists its own jobs
+    expect(await a.abandonedProcessingIds(A, 100)).toEqual([]);
+
+    // A renews with a very short lease and stops renewing: once the database clock passes it, the job is abandoned
+    await a.renewLease(A, 300);
+    const found = await waitFor(async () => {
+      const ids = await b.abandonedProcessingIds(B, 100);
+      return ids.length > 0 ? ids : undefined;
+    }, "A's lease to expire");
+    expect(found).toEqual([job.id]);
+    // still never its own, even expired
+    expect(await a.abandonedProcessingIds(A, 100)).toEqual([]);
+
+    // A comes back (renews): not abandoned any more
+    await a.renewLease(A, HOUR);
+    expect(await b.abandonedProcessingIds(B, 100)).toEqual([]);
+
+    // a dropped lease (clean shutdown) is gone at once: no waiting
+    await a.dropLease(A);
+    expect(await b.abandonedProcessingIds(B, 100)).toEqual([job.id]);
+
+    // an owner that never had a lease is gone, and the page limit holds, oldest first
+    const c = 'keel-c/cccccccc';
+    const more = [await processingBy(a, c), await processingBy(a, c)];
+    expect(await b.abandonedProcessingIds(B, 2)).toEqual([job.id, more[0].id]);
+    expect(await b.abandonedProcessingIds(B, 100)).toEqual([job.id, more[0].id, more[1].id]);
+
+    // B recovers it through the state machine; A's late outcome then loses cleanly
+    const back = await b.transition(job.id, { type: 'interrupt', now: Date.now() });
+    expect(back.state).toBe('pending');
+    expect(await ownerOf(job.id)).toBeNull();
+    await expect(a.transition(job.id, { type: 'complete', now: Date.now(), result: {} })).rejects.toBeInstanceOf(InvalidTransition);
+    expect(await b.abandonedProcessingIds(B, 100)).toEqual([more[0].id, more[1].id]);
+  });
+
+  it("releaseAbandonedClaims: a live owner's claims stay; an expired or dropped owner's are released and claimable again", async () => {
+    const [a, b] = [await openStore(), await openStore()];
+    await b.renewLease(B, HOUR);
+    await a.renewLease(A, HOUR);
+    const jobs = await insert(a, 5);
+    const claimed = await a.claimReady(A, 3, Date.now());
+    expect(claimed).toHaveLength(3);
+    const own = await b.claimReady(B, 1, Date.now());
+    expect(own).toHaveLength(1);
+
+    // A alive: nothing released; B's own claim is never released by itself
+    expect(await b.releaseAbandonedClaims(B)).toBe(0);
+    expect(await a.releaseAbandonedClaims(A)).toBe(0);
+    expect(sorted((await a.heldBy(A)).map((h) => h.id))).toEqual(sorted(claimed.map((k) => k.id)));
+
+    // A's lease runs out
+    await a.renewLease(A, 300);
+    const released = await waitFor(async () => {
+      const n = await b.releaseAbandonedClaims(B);
+      return n > 0 ? n : undefined;
+    }, "A's lease to expire");
+    expect(released).toBe(3);
+    expect(await a.heldBy(A)).toEqual([]);
+    expect(await b.heldBy(B)).toEqual([{ id: own[0].id, state: 'pending' }]);
+    // released, not changed: still pending, claimable by B now (the 3 released + the 1 never claimed)
+    for (const k of claimed) expect((await b.get(k.id))!.state).toBe('pending');
+    const reclaimed = await b.claimReady(B, NO_LIMIT, Date.now());
+    expect(sorted(reclaimed.map((k) => k.id))).toEqual(
+      sorted(jobs.map((j) => j.id).filter((id) => id !== own[0].id)),
+    );
+
+    // a dropped lease: released at once; processing jobs are not touched by this call
+    await a.renewLease(A, HOUR);
+    const [x] = await insert(a, 1);
+    expect((await a.claimReady(A, NO_LIMIT, Date.now())).map((k) => k.id)).toEqual([x.id]);
+    const running = await processingBy(a, A);
+    await a.dropLease(A);
+    expect(await b.releaseAbandonedClaims(B)).toBe(1);
+    expect(await ownerOf(x.id)).toBeNull();
+    expect(await ownerOf(running.id)).toBe(A);
+    expect((await b.get(running.id))!.state).toBe('processing');
+  });
+
+  it("onWork fires on another store's insert, retry and released claims (LISTEN/NOTIFY across connections)", async () => {
+    const [a, b] = [await openStore(), await openStore()];
+    let woken = 0;
+    b.onWork(() => (woken += 1));
+
+    let before = woken;
+    await insert(a, 1);
+    await waitFor(() => woken > before, 'B woken by A.insert');
+
+    // a job back to pending (retry of a failed job) wakes too
+    const [job] = await insert(a, 1, { maxAttempts: 1 });
+    await a.renewLease(A, HOUR);
+    await a.claimReady(A, NO_LIMIT, Date.now());
+    await a.transition(job.id, { type: 'start', now: Date.now() }, { owner: A });
+    await a.transition(job.id, { type: 'fail', now: Date.now(), error: 'x', permanent: true, jitter: 0 });
+    before = woken;
+    await a.transition(job.id, { type: 'retry', now: Date.now() });
+    await waitFor(() => woken > before, 'B woken by A.transition(retry)');
+
+    // released abandoned claims wake too
+    const c = 'keel-c/cccccccc';
+    await insert(a, 1);
+    expect((await a.claimReady(c, NO_LIMIT, Date.now())).length).toBeGreaterThan(0);
+    before = woken;
+    expect(await a.releaseAbandonedClaims(A)).toBeGreaterThan(0);
+    await waitFor(() => woken > before, 'B woken by A.releaseAbandonedClaims');
+  });
+
+  it('a compare-and-set loses cleanly: of two concurrent transitions of one job exactly one wins', async () => {
+    const [a, b] = [await openStore(), await openStore()];
+    await a.renewLease(A, HOUR);
+    const n = 30;
+
+    // two starts of one pending job from two stores: one start, attempts 1, never 2
+    const pending = await insert(a, n);
+    const starts = await Promise.all(
+      pending.map((job) =>
+        Promise.allSettled([
+          a.transition(job.id, { type: 'start', now: Date.now() }),
+          b.transition(job.id, { type: 'start', now: Date.now() }),
+        ]),
+      ),
+    );
+    for (const [i, outcomes] of starts.entries()) {
+      const won = outcomes.filter((o): o is PromiseFulfilledResult<Job> => o.status === 'fulfilled');
+      const lost = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected');
+      expect(won).toHaveLength(1);
+      expect(lost).toHaveLength(1);
+      expect(lost[0].reason instanceof InvalidTransition || lost[0].reason instanceof ConcurrentChange).toBe(true);
+      const stored = (await a.get(pending[i].id))!;
+      expect(stored).toMatchObject({ state: 'processing', attempts: 1 });
+      expect(stored.updatedAt).toBe(won[0].value.updatedAt);
+    }
+
+    // complete (a worker) against cancel (an API call on another instance): exactly one lands
+    const outcomes = await Promise.all(
+      pending.map((job) =>
+        Promise.allSettled([
+          a.transition(job.id, { type: 'complete', now: Date.now(), result: { by: 'a' } }),
+          b.transition(job.id, { type: 'cancel', now: Date.now() }),
+        ]),
+      ),
+    );
+    for (const [i, [complete, cancel]] of outcomes.entries()) {
+      const stored = (await a.get(pending[i].id))!;
+      const fulfilled = [complete, cancel].filter((o) => o.status === 'fulfilled');
+      expect(fulfilled).toHaveLength(1);
+      const loser = [complete, cancel].find((o): o is PromiseRejectedResult => o.status === 'rejected')!;
+      expect(loser.reason instanceof InvalidTransition || loser.reason instanceof ConcurrentChange).toBe(true);
+      if (complete.status === 'fulfilled') {
+        expect(stored).toMatchObject({ state: 'completed', result: { by: 'a' } });
+      } else {
+        expect(stored).toMatchObject({ state: 'cancelled', result: null });
+      }
+      expect(await ownerOf(stored.id)).toBeNull();
+    }
+  });
+
+  it('an insert whose statement timed out is refused and never commits later: its connection is not pooled again', async () => {
+    // one connection in the pool, so that a connection given back would be the next one used
+    const store = await openStore(db.url, 1);
+    const [first, second] = [newJob({ idempotencyKey: 'first' }), newJob({ idempotencyKey: 'second' })];
+    // another session holds a lock that lets the backlog count run but blocks the INSERT past query_timeout (15 s)
+    const other = new Client({ connectionString: db.url });
+    await other.connect();
+    try {
+      await other.query('BEGIN');
+      await other.query(`LOCK TABLE ${schema}.keel_jobs IN SHARE MODE`);
+      await expect(store.insert([first], NO_LIMIT)).rejects.toBeInstanceOf(StoreUnavailable);
+      // the blocked INSERT now runs on the server, in a transaction nobody will commit
+      await other.query('COMMIT');
+    } finally {
+      await other.end().catch(() => undefined);
+    }
+    // the next transaction must not commit it along with its own
+    await store.insert([second], NO_LIMIT);
+    expect(await store.get(first.id)).toBeUndefined();
+    expect(await store.findByIdempotencyKey('first')).toBeUndefined();
+    expect((await store.get(second.id))?.state).toBe('pending');
+    const keys = await pgQuery<{ k: string }>(db.url, `SELECT idempotency_key AS k FROM ${schema}.keel_jobs`);
+    expect(keys).toEqual([{ k: 'second' }]);
+  }, 60_000);
+
+  it('connection faults are StoreUnavailable; SQL errors are not; the LISTEN connection comes back after a cut', async () => {
+    const proxy = await startPgProxy(db.url);
+    const viaProxy = withHostPort(db.url, proxy.host, proxy.port);
+    const a = await openStore();
+    const b = await openStore(viaProxy, 4);
+    let woken = 0;
+    b.onWork(() => (woken += 1));
+    await b.ping();
+
+    await proxy.cut();
+    await expect(b.ping()).rejects.toBeInstanceOf(StoreUnavailable);
+    await expect(b.insert([newJob()], NO_LIMIT)).rejects.toBeInstanceOf(StoreUnavailable);
+    await expect(b.claimReady(B, 10, Date.now())).rejects.toBeInstanceOf(StoreUnavailable);
+    await expect(b.renewLease(B, HOUR)).rejects.toBeInstanceOf(StoreUnavailable);
+
+    await proxy.restore();
+    await waitFor(async () => {
+      await b.ping();
+      return true;
+    }, 'B to reach the database again');
+    // the LISTEN connection reconnected: A's inserts wake B again (wait for one that does)
+    let last = woken;
+    await waitFor(async () => {
+      last = woken;
+      await insert(a, 1);
+      return waitFor(() => woken > last, 'a wake-up', { timeoutMs: 1_000 }).catch(() => false);
+    }, 'B woken by A.insert after the cut');
+    const job = (await insert(b, 1))[0];
+    expect((await a.get(job.id))!.state).toBe('pending');
+
+    // a SQL error (not a connection fault) is passed through as it is
+    const sqlError = await b.get('not-a-uuid').catch((err: unknown) => err);
+    expect(sqlError).toBeInstanceOf(Error);
+    expect(sqlError).not.toBeInstanceOf(StoreUnavailable);
+  });
+});
