@@ -3,12 +3,20 @@ import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import type { ValidationError } from 'class-validator';
+import type { NextFunction, Request, Response } from 'express';
 import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module';
 import { DomainExceptionFilter } from './common/domain-exception.filter';
 import type { KeelConfig } from './config/keel-config';
 
 export const MAX_BODY = '1mb';
+/**
+ * Objects and arrays nested deeper than this in a JSON body are refused with 400: the validation
+ * pipeline (and every JSON walk after it) recurses, and a 1 MiB body of brackets would exhaust
+ * the stack and answer 500. Keys `__proto__`, `constructor` and `prototype` are refused too: the
+ * validation pipeline would strip them, and a job must run with the payload that was sent.
+ */
+export const MAX_JSON_DEPTH = 100;
 
 /** Builds the app, not yet listening. `main.ts` and the e2e tests both come through here. */
 export async function createApp(config: KeelConfig, extraImports: Parameters<typeof AppModule.register>[1] = []): Promise<NestExpressApplication> {
@@ -26,6 +34,7 @@ export async function createApp(config: KeelConfig, extraImports: Parameters<typ
 export function setupApp(app: NestExpressApplication): void {
   app.disable('x-powered-by');
   app.useBodyParser('json', { limit: MAX_BODY });
+  app.use(refuseHostileJson);
   app.enableVersioning({ type: VersioningType.URI });
   app.useGlobalPipes(
     new ValidationPipe({
@@ -50,6 +59,31 @@ export function buildOpenApi(app: INestApplication) {
     .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'API_KEY, when the server sets one.' })
     .build();
   return SwaggerModule.createDocument(app, config);
+}
+
+/** Keys that name an object's prototype machinery: refused rather than silently dropped. */
+const RESERVED_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+/** Runs right after the JSON parser; an iterative walk, so that the check itself cannot overflow. */
+function refuseHostileJson(req: Request, _res: Response, next: NextFunction): void {
+  const problem = jsonBodyProblem(req.body, MAX_JSON_DEPTH);
+  next(problem ? new BadRequestException(problem) : undefined);
+}
+
+/** Why a parsed JSON body is refused (too deep, a reserved key), or undefined. */
+export function jsonBodyProblem(value: unknown, maxDepth: number): string | undefined {
+  const stack: Array<{ value: unknown; depth: number; path: string }> = [{ value, depth: 1, path: '' }];
+  while (stack.length > 0) {
+    const item = stack.pop()!;
+    if (item.value === null || typeof item.value !== 'object') continue;
+    if (item.depth > maxDepth) return `the request body is nested more than ${maxDepth} levels deep`;
+    for (const [key, child] of Object.entries(item.value)) {
+      const path = item.path ? `${item.path}.${key}` : key;
+      if (!Array.isArray(item.value) && RESERVED_KEYS.has(key)) return `${path}: the key "${key}" is reserved and not accepted`;
+      stack.push({ value: child, depth: item.depth + 1, path });
+    }
+  }
+  return undefined;
 }
 
 function flattenErrors(errors: ValidationError[], parent = ''): string[] {

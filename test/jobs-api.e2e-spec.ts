@@ -79,6 +79,8 @@ describe('POST /v1/jobs', () => {
     ['a string payload', { type: 'noop', payload: 'hello' }, /payload must be a JSON object/],
     ['a null payload', { type: 'noop', payload: null }, /payload must be a JSON object/],
     ['a null priority', { type: 'noop', priority: null }, /priority must be an integer/],
+    ['a __proto__ key in the payload', { type: 'noop', payload: { ['__proto__']: { polluted: 1 } } }, /payload\.__proto__: the key "__proto__" is reserved/],
+    ['a constructor key deep in the payload', { type: 'noop', payload: { car: { constructor: 'Ford' } } }, /payload\.car\.constructor: the key "constructor" is reserved/],
     ['a null maxAttempts', { type: 'noop', maxAttempts: null }, /maxAttempts/],
     ['a null runAt', { type: 'noop', runAt: null }, /runAt/],
     ['a number payload', { type: 'noop', payload: 7 }, /payload must be a JSON object/],

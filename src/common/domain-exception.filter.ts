@@ -55,22 +55,25 @@ export class DomainExceptionFilter implements ExceptionFilter {
       const message = Array.isArray(raw) ? raw.join('; ') : typeof raw === 'string' ? raw : exception.message;
       return { status: exception.getStatus(), message };
     }
-    const status = (exception as { status?: unknown; type?: unknown }).status;
-    if (typeof status === 'number' && status >= 400 && status < 500 && typeof (exception as { type?: unknown }).type === 'string') {
-      // body-parser: entity.too.large (413), entity.parse.failed (400), ...
-      return { status, message: bodyParserMessage(exception as { type: string; message: string }) };
+    const { status, type, expose } = exception as { status?: unknown; type?: unknown; expose?: unknown };
+    if (typeof status === 'number' && status >= 400 && status < 500 && (typeof type === 'string' || expose === true)) {
+      // body-parser: entity.too.large (413), entity.parse.failed (400), ...; also the http-errors it
+      // raises without a type, e.g. a Content-Encoding: gzip body that is not gzip (400).
+      return { status, message: bodyParserMessage(exception as { type?: string; message: string }) };
     }
     this.logger.error((exception as Error)?.stack ?? String(exception));
     return { status: 500, message: 'internal server error' };
   }
 }
 
-function bodyParserMessage(err: { type: string; message: string }): string {
+function bodyParserMessage(err: { type?: string; message: string }): string {
   switch (err.type) {
     case 'entity.too.large':
       return 'the request body is larger than 1 MiB';
     case 'entity.parse.failed':
       return `the request body is not valid JSON: ${err.message}`;
+    case undefined:
+      return `the request body could not be read: ${err.message}`;
     default:
       return err.message;
   }

@@ -40,7 +40,11 @@ export class JobsController {
   })
   @ApiCreatedResponse({ type: JobDto, description: 'Stored as pending; Location names the job.' })
   @ApiOkResponse({ type: JobDto, description: 'The Idempotency-Key was used before with the same body: the job created then.' })
-  @ApiBadRequestResponse({ type: ErrorResponseDto, description: 'Invalid body, unknown type, or a payload that fails its schema.' })
+  @ApiBadRequestResponse({
+    type: ErrorResponseDto,
+    description:
+      'Invalid body, unknown type, a payload that fails its schema, JSON nested more than 100 levels, or a key named __proto__, constructor or prototype.',
+  })
   @ApiPayloadTooLargeResponse({ type: ErrorResponseDto, description: 'Body over 1 MiB.' })
   @ApiUnprocessableEntityResponse({ type: ErrorResponseDto, description: 'The Idempotency-Key was used before with another body.' })
   @ApiTooManyRequestsResponse({ type: ErrorResponseDto, description: 'MAX_BACKLOG pending jobs reached; see Retry-After.' })

@@ -1,4 +1,5 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { Transform } from 'class-transformer';
 import { IsInt, IsISO8601, IsObject, IsString, Length, Matches, Max, Min } from 'class-validator';
 import { OptionalField } from '../../common/optional-field';
 
@@ -20,6 +21,9 @@ export class CreateJobDto {
   })
   @OptionalField()
   @IsObject({ message: 'payload must be a JSON object' })
+  // The payload as it was sent: class-transformer's copy would silently drop every key named like
+  // a method of Object.prototype (toString, valueOf, hasOwnProperty, ...), at any depth.
+  @Transform(({ obj }) => (obj as { payload?: unknown }).payload, { toClassOnly: true })
   payload?: Record<string, unknown>;
 
   @ApiPropertyOptional({ minimum: -100, maximum: 100, default: 0, description: 'Higher runs first.' })

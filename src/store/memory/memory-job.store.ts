@@ -28,7 +28,8 @@ export class MemoryJobStore implements JobStore {
       if (this.byIdempotencyKey.has(job.idempotencyKey) || keys.has(job.idempotencyKey)) throw new IdempotencyKeyTaken(job.idempotencyKey);
       keys.add(job.idempotencyKey);
     }
-    const records = jobs.map(newJobRecord);
+    // Copies, like a durable store's rows: the caller's payload objects must not alias stored jobs.
+    const records = jobs.map((job) => clone(newJobRecord(job)));
     for (const [i, job] of records.entries()) {
       this.rows.set(job.id, { job, owner: null });
       if (job.idempotencyKey !== null) this.byIdempotencyKey.set(job.idempotencyKey, { id: job.id, requestHash: jobs[i].requestHash ?? null });
@@ -68,7 +69,7 @@ export class MemoryJobStore implements JobStore {
     if (row.job.state !== planned.change.from) throw new ConcurrentChange(id);
     this.stateCounts[planned.change.from] -= 1;
     this.stateCounts[planned.change.to] += 1;
-    row.job = planned.next;
+    row.job = clone(planned.next);
     row.owner = planned.owner;
     return clone(row.job);
   }
