@@ -1,8 +1,8 @@
-// Unit specs sit beside the code (src/**/*.spec.ts); e2e and process specs live in test/.
+// Unit specs sit beside the code (src/**/*.spec.ts); the store contract, e2e and process specs live in test/.
 module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/src', '<rootDir>/test'],
-  testRegex: '.*\\.(spec|e2e-spec|process-spec)\\.ts$',
+  testRegex: '.*\\.(spec|contract-spec|e2e-spec|process-spec)\\.ts$',
   moduleFileExtensions: ['ts', 'js', 'json'],
   transform: {
     '^.+\\.ts$': ['ts-jest', { isolatedModules: true, tsconfig: 'tsconfig.json' }],

@@ -1,0 +1,839 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { v7 as uuidv7 } from 'uuid';
+import { applyChange, canApply, decide, type JobEvent, type JobEventType } from '../src/jobs/job-state-machine';
+import { BacklogFull, IdempotencyKeyTaken, InvalidTransition, JobNotFound } from '../src/jobs/job.errors';
+import { JOB_STATES, type DispatchKey, type Job, type JobState, type NewJob } from '../src/jobs/job.model';
+import { emptyCounts, type JobStore, type StateCounts, type TransitionGuard } from '../src/store/job-store';
+import { SqliteJobStore } from '../src/store/sqlite/sqlite-job.store';
+import { StoreOwnershipError } from '../src/store/store.errors';
+import { STORE_KINDS, openTempSqlite, type StoreUnderTest, type TempSqlite } from './support/stores';
+
+/**
+ * The JobStore contract (see src/store/job-store.ts), run against every store in
+ * test/support/stores.ts. The store is the source of truth of contract §4-5: these checks are
+ * what lets recovery, the feeder and the workers trust any implementation alike.
+ *
+ * Time is explicit everywhere (events carry `now`, claims take `now`), so nothing here waits.
+ */
+
+const T0 = Date.UTC(2026, 10, 28, 12, 0, 0);
+/** A `now` at which every job created with the default runAt is ready. */
+const NOW = T0 + 10_000;
+const NO_LIMIT = 1_000_000;
+const SELF = 'keel-a/00000001';
+const OTHER = 'keel-b/00000002';
+const EVENT_TYPES: readonly JobEventType[] = ['start', 'complete', 'fail', 'interrupt', 'giveBack', 'cancel', 'retry'];
+
+/** Ids are UUIDv7 generated in order, so a later `newJob` has a greater id. */
+function newJob(overrides: Partial<NewJob> = {}): NewJob {
+  return {
+    id: uuidv7(),
+    type: 'noop',
+    payload: {},
+    priority: 0,
+    maxAttempts: 3,
+    backoffMs: 1000,
+    timeoutMs: 30_000,
+    runAt: T0,
+    createdAt: T0,
+    idempotencyKey: null,
+    requestHash: null,
+    ...overrides,
+  };
+}
+
+type EventOptions = { result?: unknown; error?: string; permanent?: boolean; jitter?: number };
+
+function event(type: JobEventType, now: number, options: EventOptions = {}): JobEvent {
+  switch (type) {
+    case 'complete':
+      return { type, now, result: 'result' in options ? options.result : { ok: true } };
+    case 'fail':
+      return { type, now, error: options.error ?? 'boom', permanent: options.permanent ?? false, jitter: options.jitter ?? 0 };
+    default:
+      return { type, now };
+  }
+}
+
+const ids = (items: Array<{ id: string }>) => items.map((item) => item.id);
+const keyOf = (job: Job): DispatchKey => ({ id: job.id, priority: job.priority, runAt: job.runAt });
+const byId = <T extends { id: string }>(items: T[]) => [...items].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+
+describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
+  let subject: StoreUnderTest;
+  let store: JobStore;
+  let clock: number;
+
+  beforeEach(async () => {
+    subject = await kind.create();
+    store = subject.store;
+    clock = NOW;
+    // Shared stores judge owners by their lease; this process is alive, OTHER never is.
+    await store.renewLease(SELF, 3_600_000);
+  });
+
+  afterEach(async () => {
+    await subject?.dispose();
+  });
+
+  async function insertOne(overrides: Partial<NewJob> = {}): Promise<Job> {
+    const [job] = await store.insert([newJob(overrides)], NO_LIMIT);
+    return job;
+  }
+
+  /**
+   * Applies one event and checks that the store did exactly what the state machine decided, no
+   * more: the returned job and the stored one are `applyChange(decide(before))`.
+   */
+  async function step(id: string, type: JobEventType, options: EventOptions = {}, guard?: TransitionGuard): Promise<Job> {
+    clock += 1000;
+    const ev = event(type, clock, options);
+    const before = (await store.get(id))!;
+    const expected = applyChange(before, decide(before, ev), ev.now);
+    const after = await store.transition(id, ev, guard);
+    expect(after).toEqual(expected);
+    expect(await store.get(id)).toEqual(expected);
+    return after;
+  }
+
+  async function jobIn(state: JobState, overrides: Partial<NewJob> = {}): Promise<Job> {
+    const job = await insertOne(overrides);
+    switch (state) {
+      case 'pending':
+        return job;
+      case 'processing':
+        return step(job.id, 'start');
+      case 'completed':
+        await step(job.id, 'start');
+        return step(job.id, 'complete');
+      case 'failed':
+        await step(job.id, 'start');
+        return step(job.id, 'fail', { permanent: true });
+      case 'cancelled':
+        return step(job.id, 'cancel');
+    }
+  }
+
+  /** A ready job claimed by `owner` (and started when `processing`); the caller leaves no other ready job unclaimed. */
+  async function heldJob(owner: string, state: 'pending' | 'processing', overrides: Partial<NewJob> = {}): Promise<Job> {
+    const job = await insertOne(overrides);
+    expect(ids(await store.claimReady(owner, NO_LIMIT, NOW))).toEqual([job.id]);
+    return state === 'processing' ? step(job.id, 'start', {}, { owner }) : job;
+  }
+
+  async function countedFromList(): Promise<StateCounts> {
+    const counts = emptyCounts();
+    for (const job of await store.list({ limit: NO_LIMIT })) counts[job.state] += 1;
+    return counts;
+  }
+
+  async function expectExactCounts(expected: Partial<StateCounts>): Promise<void> {
+    const counts = await store.counts();
+    expect(counts).toEqual({ ...emptyCounts(), ...expected });
+    expect(counts).toEqual(await countedFromList());
+  }
+
+  describe('insert and get', () => {
+    it('stores every field and reads it back unchanged', async () => {
+      const input = newJob({
+        type: 'http',
+        payload: {
+          url: 'https://example.com/hook?a=1&b=2',
+          nested: { list: [1, 'two', null, true, { deep: -0.25 }], empty: {}, none: [] },
+          text: 'żółw 🐢 "quoted" \\ back\nslash',
+          max: Number.MAX_SAFE_INTEGER,
+        },
+        priority: -7,
+        maxAttempts: 5,
+        backoffMs: 250,
+        timeoutMs: 1234,
+        runAt: T0 + 5000,
+        createdAt: T0 - 1,
+        idempotencyKey: 'key-1',
+        requestHash: 'hash-1',
+      });
+      const [returned] = await store.insert([input], NO_LIMIT);
+      const expected: Job = {
+        id: input.id,
+        type: 'http',
+        payload: input.payload,
+        state: 'pending',
+        priority: -7,
+        attempts: 0,
+        maxAttempts: 5,
+        backoffMs: 250,
+        timeoutMs: 1234,
+        runAt: T0 + 5000,
+        createdAt: T0 - 1,
+        updatedAt: T0 - 1,
+        startedAt: null,
+        finishedAt: null,
+        result: null,
+        lastError: null,
+        idempotencyKey: 'key-1',
+      };
+      expect(returned).toStrictEqual(expected);
+      expect(await store.get(input.id)).toStrictEqual(expected);
+      expect(await store.findByIdempotencyKey('key-1')).toStrictEqual({ job: expected, requestHash: 'hash-1' });
+    });
+
+    it('inserts a batch in order and returns each job', async () => {
+      const batch = [newJob({ type: 'a' }), newJob({ type: 'b', priority: 3 }), newJob({ type: 'c', runAt: T0 + 1 })];
+      const returned = await store.insert(batch, NO_LIMIT);
+      expect(ids(returned)).toEqual(ids(batch));
+      for (const job of returned) expect(await store.get(job.id)).toEqual(job);
+    });
+
+    it('knows nothing of an id or key it never stored', async () => {
+      await insertOne({ idempotencyKey: 'k' });
+      expect(await store.get(uuidv7())).toBeUndefined();
+      expect(await store.findByIdempotencyKey('other-key')).toBeUndefined();
+    });
+
+    it.each<[string, unknown]>([
+      ['an object', { status: 200, body: { list: [1, 'a', null], unicode: 'ü ✓' } }],
+      ['an array', ['a', 1, false]],
+      ['a string', 'done'],
+      ['zero', 0],
+      ['false', false],
+      ['null', null],
+    ])('keeps a result that is %s', async (_what, result) => {
+      const job = await jobIn('processing');
+      await step(job.id, 'complete', { result });
+      expect((await store.get(job.id))!.result).toStrictEqual(result);
+    });
+
+    it('keeps its own copy: changing an object given to it or returned by it changes nothing stored', async () => {
+      const input = newJob({ payload: { list: [1] } });
+      const [returned] = await store.insert([input], NO_LIMIT);
+      (input.payload.list as number[]).push(2);
+      (returned.payload.list as number[]).push(3);
+      returned.state = 'completed';
+      const fetched = (await store.get(input.id))!;
+      expect(fetched).toMatchObject({ state: 'pending', payload: { list: [1] } });
+
+      fetched.payload.extra = true;
+      await step(input.id, 'start');
+      const result = { n: 1 };
+      await store.transition(input.id, event('complete', NOW, { result }));
+      result.n = 2;
+      expect(await store.get(input.id)).toMatchObject({ payload: { list: [1] }, result: { n: 1 } });
+    });
+  });
+
+  describe('insert is all or nothing', () => {
+    it('refuses with BacklogFull when pending + n > maxBacklog, and stores none of the batch', async () => {
+      // Scheduled jobs are pending too: they count towards the backlog.
+      await store.insert([newJob(), newJob({ runAt: T0 + 3_600_000 })], 3);
+      const refused = [newJob(), newJob()];
+      await expect(store.insert(refused, 3)).rejects.toThrow(BacklogFull);
+      for (const job of refused) expect(await store.get(job.id)).toBeUndefined();
+      await expectExactCounts({ pending: 2 });
+
+      const [third] = await store.insert([newJob()], 3);
+      await expect(store.insert([newJob()], 3)).rejects.toMatchObject({ name: 'BacklogFull', backlog: 3, maxBacklog: 3 });
+      await expect(store.insert([], 3)).resolves.toEqual([]);
+
+      // A job that leaves pending makes room: processing and ended jobs are not backlog.
+      await step(third.id, 'start');
+      await store.insert([newJob()], 3);
+      await expectExactCounts({ pending: 3, processing: 1 });
+    });
+
+    it('refuses a whole batch when one of its idempotency keys is taken', async () => {
+      const holder = await insertOne({ idempotencyKey: 'taken', requestHash: 'first' });
+      const batch = [newJob(), newJob({ idempotencyKey: 'taken', requestHash: 'second' }), newJob({ idempotencyKey: 'free' })];
+      await expect(store.insert(batch, NO_LIMIT)).rejects.toThrow(IdempotencyKeyTaken);
+      for (const job of batch) expect(await store.get(job.id)).toBeUndefined();
+      expect(await store.findByIdempotencyKey('free')).toBeUndefined();
+      expect(await store.findByIdempotencyKey('taken')).toEqual({ job: holder, requestHash: 'first' });
+      await expectExactCounts({ pending: 1 });
+    });
+  });
+
+  describe('list', () => {
+    const TYPES = ['noop', 'sleep', 'fail'];
+    let all: Job[];
+    let newestFirst: string[];
+
+    beforeEach(async () => {
+      all = await store.insert(Array.from({ length: 12 }, (_, i) => newJob({ type: TYPES[i % 3] })), NO_LIMIT);
+      for (const [i, job] of all.entries()) if (i % 4 === 0) await step(job.id, 'cancel');
+      all = await Promise.all(all.map(async (job) => (await store.get(job.id))!));
+      newestFirst = ids(all).reverse();
+    });
+
+    const expectedIds = (keep: (job: Job) => boolean) => ids([...all].reverse().filter(keep));
+
+    it('gives the newest first, up to limit, with every field', async () => {
+      const listed = await store.list({ limit: 100 });
+      expect(ids(listed)).toEqual(newestFirst);
+      for (const job of listed) expect(job).toEqual(all.find((j) => j.id === job.id));
+      expect(ids(await store.list({ limit: 5 }))).toEqual(newestFirst.slice(0, 5));
+    });
+
+    it('filters by state, by type, and by both', async () => {
+      expect(ids(await store.list({ state: 'cancelled', limit: 100 }))).toEqual(expectedIds((j) => j.state === 'cancelled'));
+      expect(ids(await store.list({ state: 'pending', limit: 100 }))).toEqual(expectedIds((j) => j.state === 'pending'));
+      expect(await store.list({ state: 'completed', limit: 100 })).toEqual([]);
+      expect(ids(await store.list({ type: 'sleep', limit: 100 }))).toEqual(expectedIds((j) => j.type === 'sleep'));
+      expect(ids(await store.list({ type: 'noop', state: 'cancelled', limit: 100 }))).toEqual(
+        expectedIds((j) => j.type === 'noop' && j.state === 'cancelled'),
+      );
+      expect(await store.list({ type: 'unknown', limit: 100 })).toEqual([]);
+    });
+
+    it('pages with beforeId, exclusive, without gaps or repeats', async () => {
+      const pages: string[][] = [];
+      let beforeId: string | undefined;
+      // Bounded: an inclusive beforeId would return the same page forever.
+      for (let i = 0; i < 5; i++) {
+        const page = ids(await store.list({ limit: 5, beforeId }));
+        if (page.length === 0) break;
+        pages.push(page);
+        beforeId = page[page.length - 1];
+      }
+      expect(pages.map((p) => p.length)).toEqual([5, 5, 2]);
+      expect(pages.flat()).toEqual(newestFirst);
+
+      expect(ids(await store.list({ limit: 1, beforeId: newestFirst[3] }))).toEqual([newestFirst[4]]);
+      expect(await store.list({ limit: 10, beforeId: newestFirst[11] })).toEqual([]);
+      expect(ids(await store.list({ state: 'pending', type: 'fail', limit: 1, beforeId: newestFirst[0] }))).toEqual(
+        expectedIds((j) => j.state === 'pending' && j.type === 'fail' && j.id < newestFirst[0]).slice(0, 1),
+      );
+    });
+  });
+
+  describe('transition', () => {
+    type Path = Array<[JobEventType, JobState, EventOptions?]>;
+    const PATHS: Array<{ name: string; path: Path; overrides?: Partial<NewJob> }> = [
+      { name: 'start, complete', path: [['start', 'processing'], ['complete', 'completed']] },
+      {
+        name: 'a retryable failure, then success',
+        path: [['start', 'processing'], ['fail', 'pending'], ['start', 'processing'], ['complete', 'completed']],
+      },
+      {
+        name: 'every attempt fails, then a retry starts over',
+        path: [
+          ['start', 'processing'],
+          ['fail', 'pending', { jitter: 0.5 }],
+          ['start', 'processing'],
+          ['fail', 'pending', { jitter: 1 }],
+          ['start', 'processing'],
+          ['fail', 'failed'],
+          ['retry', 'pending'],
+          ['start', 'processing'],
+          ['complete', 'completed'],
+        ],
+      },
+      { name: 'a permanent failure, retried', path: [['start', 'processing'], ['fail', 'failed', { permanent: true }], ['retry', 'pending']] },
+      {
+        name: 'interrupted, given back, then run',
+        path: [
+          ['start', 'processing'],
+          ['interrupt', 'pending'],
+          ['start', 'processing'],
+          ['giveBack', 'pending'],
+          ['start', 'processing'],
+          ['complete', 'completed'],
+        ],
+      },
+      { name: 'cancelled while pending, retried', path: [['cancel', 'cancelled'], ['retry', 'pending'], ['start', 'processing']] },
+      { name: 'cancelled while processing, retried', path: [['start', 'processing'], ['cancel', 'cancelled'], ['retry', 'pending']] },
+      {
+        name: 'the poison-pill guard: attempts used up by interruptions',
+        path: [['start', 'processing'], ['interrupt', 'pending'], ['start', 'processing'], ['interrupt', 'pending'], ['start', 'failed']],
+        overrides: { maxAttempts: 2 },
+      },
+    ];
+
+    it.each(PATHS)('follows the state machine: $name', async ({ path, overrides }) => {
+      const job = await insertOne(overrides);
+      const states: JobState[] = [];
+      for (const [type, , options] of path) states.push((await step(job.id, type, options)).state);
+      expect(states).toEqual(path.map(([, to]) => to));
+      await expectExactCounts({ [states[states.length - 1]]: 1 });
+    });
+
+    it('keeps attempts on interrupt, gives one back on giveBack, and schedules a retry after backoff', async () => {
+      const job = await jobIn('processing', { backoffMs: 1000 });
+      expect((await step(job.id, 'fail', { jitter: 0 })).runAt).toBe(clock + 1000);
+      expect((await step(job.id, 'start')).attempts).toBe(2);
+      expect(await step(job.id, 'interrupt')).toMatchObject({ state: 'pending', attempts: 2, lastError: expect.stringMatching(/interrupted/) });
+      await step(job.id, 'start');
+      expect(await step(job.id, 'giveBack')).toMatchObject({ state: 'pending', attempts: 2, lastError: expect.stringMatching(/interrupted/) });
+    });
+
+    it.each(JOB_STATES)('from %s, refuses every event the state machine does not allow, changing nothing', async (state) => {
+      const job = await jobIn(state);
+      const counts = await store.counts();
+      const refused = EVENT_TYPES.filter((type) => !canApply(state, type));
+      expect(refused.length).toBeGreaterThan(0);
+      for (const type of refused) {
+        await expect(store.transition(job.id, event(type, NOW + 60_000))).rejects.toThrow(InvalidTransition);
+      }
+      expect(await store.get(job.id)).toEqual(job);
+      expect(await store.counts()).toEqual(counts);
+    });
+
+    it('throws JobNotFound for an id it does not have', async () => {
+      await insertOne();
+      for (const type of EVENT_TYPES) {
+        await expect(store.transition(uuidv7(), event(type, NOW))).rejects.toThrow(JobNotFound);
+      }
+      await expectExactCounts({ pending: 1 });
+    });
+  });
+
+  describe('the owner guard', () => {
+    it('lets a worker start only a job claimed by its own owner', async () => {
+      const job = await insertOne();
+      const guarded = (owner: string) => store.transition(job.id, event('start', NOW), { owner });
+
+      await expect(guarded(SELF)).rejects.toThrow(InvalidTransition);
+      expect(await store.claimReady(OTHER, 10, NOW)).toEqual([keyOf(job)]);
+      await expect(guarded(SELF)).rejects.toThrow(InvalidTransition);
+      expect(await store.get(job.id)).toEqual(job);
+      expect(await store.heldBy(OTHER)).toEqual([{ id: job.id, state: 'pending' }]);
+
+      expect(await guarded(OTHER)).toMatchObject({ state: 'processing', attempts: 1 });
+      expect(await store.heldBy(OTHER)).toEqual([{ id: job.id, state: 'processing' }]);
+      expect(await store.heldBy(SELF)).toEqual([]);
+      await expectExactCounts({ processing: 1 });
+    });
+
+    it('no longer lets the owner start a job whose claim was released', async () => {
+      const job = await heldJob(SELF, 'pending');
+      expect(await store.releaseClaims(SELF)).toBe(1);
+      await expect(store.transition(job.id, event('start', NOW), { owner: SELF })).rejects.toThrow(InvalidTransition);
+      expect((await store.get(job.id))!.state).toBe('pending');
+    });
+
+    it('refuses a stale start of a job that was cancelled after it was queued', async () => {
+      const job = await heldJob(SELF, 'pending');
+      await step(job.id, 'cancel');
+      await expect(store.transition(job.id, event('start', NOW), { owner: SELF })).rejects.toThrow(InvalidTransition);
+      expect((await store.get(job.id))!.state).toBe('cancelled');
+    });
+  });
+
+  describe('claimReady', () => {
+    it('claims in dispatch order: priority desc, then runAt, then id', async () => {
+      const jobs = await store.insert(
+        [
+          newJob({ priority: 0, runAt: T0 + 30 }),
+          newJob({ priority: 5, runAt: T0 + 50 }),
+          newJob({ priority: 0, runAt: T0 + 10 }),
+          newJob({ priority: -3, runAt: T0 }),
+          newJob({ priority: 5, runAt: T0 + 50 }),
+          newJob({ priority: 100, runAt: T0 + 99 }),
+          newJob({ priority: 0, runAt: T0 + 10 }),
+        ],
+        NO_LIMIT,
+      );
+      const expected = [5, 1, 4, 2, 6, 0, 3].map((i) => keyOf(jobs[i]));
+      expect(await store.claimReady(SELF, 100, NOW)).toEqual(expected);
+
+      // One at a time, the order must decide which job is claimed, not only how the batch is sorted.
+      expect(await store.releaseClaims(SELF)).toBe(7);
+      const oneByOne: DispatchKey[] = [];
+      for (let i = 0; i < 7; i++) oneByOne.push(...(await store.claimReady(SELF, 1, NOW)));
+      expect(oneByOne).toEqual(expected);
+    });
+
+    it('among equal priorities, claims the earlier runAt first even when its id is newer', async () => {
+      const jobs = await store.insert([newJob({ runAt: T0 + 3 }), newJob({ runAt: T0 + 2 }), newJob({ runAt: T0 + 1 })], NO_LIMIT);
+      expect(ids(await store.claimReady(SELF, 1, NOW))).toEqual([jobs[2].id]);
+      expect(ids(await store.claimReady(SELF, 1, NOW))).toEqual([jobs[1].id]);
+    });
+
+    it('respects limit, never returns a job twice, and goes on in dispatch order', async () => {
+      const jobs = await store.insert(Array.from({ length: 7 }, (_, i) => newJob({ priority: i % 3 })), NO_LIMIT);
+      const order = ids([...jobs].sort((a, b) => b.priority - a.priority || (a.id < b.id ? -1 : 1)));
+
+      expect(await store.claimReady(SELF, 0, NOW)).toEqual([]);
+      const first = ids(await store.claimReady(SELF, 2, NOW));
+      const second = ids(await store.claimReady(OTHER, 3, NOW));
+      const third = ids(await store.claimReady(SELF, 10, NOW));
+      expect([first.length, second.length, third.length]).toEqual([2, 3, 2]);
+      expect([...first, ...second, ...third]).toEqual(order);
+      expect(await store.claimReady(SELF, 10, NOW)).toEqual([]);
+      expect(await store.claimReady(OTHER, 10, NOW)).toEqual([]);
+      expect(ids(byId(await store.heldBy(SELF)))).toEqual([...first, ...third].sort());
+      // Claims are bookkeeping, not state.
+      await expectExactCounts({ pending: 7 });
+    });
+
+    it('skips scheduled jobs until their runAt, inclusive', async () => {
+      const [ready, due, later] = await store.insert([newJob({ runAt: T0 }), newJob({ runAt: T0 + 100 }), newJob({ runAt: T0 + 101 })], NO_LIMIT);
+      expect(ids(await store.claimReady(SELF, 10, T0 + 99))).toEqual([ready.id]);
+      expect(ids(await store.claimReady(SELF, 10, T0 + 100))).toEqual([due.id]);
+      expect(await store.claimReady(SELF, 10, T0 + 100)).toEqual([]);
+      expect(ids(await store.claimReady(SELF, 10, T0 + 101))).toEqual([later.id]);
+    });
+
+    it('skips jobs that are not pending and jobs another owner claimed', async () => {
+      for (const state of ['processing', 'completed', 'failed', 'cancelled'] as const) await jobIn(state);
+      await heldJob(OTHER, 'pending');
+      const free = await insertOne();
+      expect(await store.claimReady(SELF, 10, NOW)).toEqual([keyOf(free)]);
+    });
+  });
+
+  describe('releasing claims', () => {
+    it('releaseClaims(owner) makes that owner’s pending claims claimable again, and only those', async () => {
+      const jobs = await store.insert([newJob(), newJob(), newJob(), newJob()], NO_LIMIT);
+      expect(ids(await store.claimReady(SELF, 2, NOW))).toEqual(ids(jobs.slice(0, 2)));
+      expect(ids(await store.claimReady(OTHER, 1, NOW))).toEqual([jobs[2].id]);
+      await step(jobs[0].id, 'start', {}, { owner: SELF });
+
+      // A running job stays held: only the queue's claims go.
+      expect(await store.releaseClaims(SELF)).toBe(1);
+      expect(await store.heldBy(SELF)).toEqual([{ id: jobs[0].id, state: 'processing' }]);
+      expect(await store.heldBy(OTHER)).toEqual([{ id: jobs[2].id, state: 'pending' }]);
+      expect(ids(await store.claimReady(SELF, 10, NOW))).toEqual([jobs[1].id, jobs[3].id]);
+      expect(await store.releaseClaims('nobody')).toBe(0);
+    });
+
+    it('releaseAbandonedClaims(self) releases the claims of owners that are gone, not its own', async () => {
+      const mine = await heldJob(SELF, 'pending');
+      const theirs = await heldJob(OTHER, 'pending');
+      const running = await heldJob(OTHER, 'processing');
+      expect(await store.releaseAbandonedClaims(SELF)).toBe(1);
+      expect(await store.heldBy(SELF)).toEqual([{ id: mine.id, state: 'pending' }]);
+      expect(await store.heldBy(OTHER)).toEqual([{ id: running.id, state: 'processing' }]);
+      expect(await store.claimReady(SELF, 10, NOW)).toEqual([keyOf(theirs)]);
+    });
+
+    it('releaseClaim(id, owner) releases one claim of that owner', async () => {
+      const mine = await heldJob(SELF, 'pending');
+      const theirs = await heldJob(OTHER, 'pending');
+      const free = await insertOne({ runAt: NOW + 1 });
+      expect(await store.releaseClaim(theirs.id, SELF)).toBe(false);
+      expect(await store.releaseClaim(free.id, SELF)).toBe(false);
+      expect(await store.releaseClaim(uuidv7(), SELF)).toBe(false);
+      expect(await store.releaseClaim(mine.id, SELF)).toBe(true);
+      expect(await store.releaseClaim(mine.id, SELF)).toBe(false);
+      expect(await store.claimReady(OTHER, 10, NOW)).toEqual([keyOf(mine)]);
+    });
+
+    it('a transition to pending or to an end state releases the claim', async () => {
+      // backoff 0: a failed attempt is ready again at once, so it shows up in claimReady.
+      const cancelled = await heldJob(SELF, 'pending', { backoffMs: 0 });
+      const failed = await heldJob(SELF, 'processing', { backoffMs: 0 });
+      const interrupted = await heldJob(SELF, 'processing', { backoffMs: 0 });
+      const givenBack = await heldJob(SELF, 'processing', { backoffMs: 0 });
+      const completed = await heldJob(SELF, 'processing', { backoffMs: 0 });
+      const running = await heldJob(SELF, 'processing', { backoffMs: 0 });
+      await step(cancelled.id, 'cancel');
+      await step(failed.id, 'fail');
+      await step(interrupted.id, 'interrupt');
+      await step(givenBack.id, 'giveBack');
+      await step(completed.id, 'complete');
+      await step(running.id, 'cancel');
+
+      expect(await store.heldBy(SELF)).toEqual([]);
+      await step(cancelled.id, 'retry');
+      expect(ids(byId(await store.claimReady(OTHER, 10, clock)))).toEqual([cancelled.id, failed.id, interrupted.id, givenBack.id]);
+    });
+  });
+
+  describe('nextScheduledAt', () => {
+    it('is the earliest runAt after now of an unclaimed pending job', async () => {
+      expect(await store.nextScheduledAt(T0)).toBeUndefined();
+      const [, , soon, middle] = await store.insert(
+        [newJob({ runAt: T0 }), newJob({ runAt: T0 + 500 }), newJob({ runAt: T0 + 200 }), newJob({ runAt: T0 + 300 })],
+        NO_LIMIT,
+      );
+      expect(await store.nextScheduledAt(T0)).toBe(T0 + 200);
+      // Strictly after now: a job due now is ready, not scheduled.
+      expect(await store.nextScheduledAt(T0 + 199)).toBe(T0 + 200);
+      expect(await store.nextScheduledAt(T0 + 200)).toBe(T0 + 300);
+
+      await step(soon.id, 'cancel');
+      expect(await store.nextScheduledAt(T0)).toBe(T0 + 300);
+      expect(ids(await store.claimReady(SELF, 10, T0 + 300))).toEqual([expect.any(String), middle.id]);
+      expect(await store.nextScheduledAt(T0)).toBe(T0 + 500);
+      expect(await store.nextScheduledAt(T0 + 500)).toBeUndefined();
+    });
+  });
+
+  describe('abandonedProcessingIds', () => {
+    it('lists processing jobs of other owners and of none, oldest first, up to limit', async () => {
+      const a = await heldJob(OTHER, 'processing');
+      await heldJob(SELF, 'processing');
+      const b = await jobIn('processing');
+      const c = await heldJob(OTHER, 'processing');
+      await heldJob(OTHER, 'pending');
+      await jobIn('completed');
+
+      expect(await store.abandonedProcessingIds(SELF, 10)).toEqual([a.id, b.id, c.id]);
+      expect(await store.abandonedProcessingIds(SELF, 2)).toEqual([a.id, b.id]);
+    });
+
+    it('empties as recovery interrupts those jobs', async () => {
+      const jobs = [await jobIn('processing'), await jobIn('processing'), await jobIn('processing')];
+      let page: string[];
+      let rounds = 0;
+      while ((page = await store.abandonedProcessingIds(SELF, 2)).length > 0) {
+        for (const id of page) await step(id, 'interrupt');
+        rounds += 1;
+      }
+      expect(rounds).toBe(2);
+      for (const job of jobs) expect((await store.get(job.id))!.state).toBe('pending');
+      await expectExactCounts({ pending: 3 });
+    });
+  });
+
+  describe('counts', () => {
+    it('stay exact through inserts, transitions and refusals', async () => {
+      await expectExactCounts({});
+      const jobs = await store.insert(Array.from({ length: 10 }, () => newJob({ maxAttempts: 2, backoffMs: 0 })), NO_LIMIT);
+      await expectExactCounts({ pending: 10 });
+
+      for (const job of jobs.slice(0, 7)) await step(job.id, 'start');
+      await expectExactCounts({ pending: 3, processing: 7 });
+
+      await step(jobs[0].id, 'complete');
+      await step(jobs[1].id, 'complete');
+      await step(jobs[2].id, 'fail', { permanent: true });
+      await step(jobs[3].id, 'fail');
+      await step(jobs[4].id, 'cancel');
+      await step(jobs[5].id, 'interrupt');
+      await step(jobs[6].id, 'giveBack');
+      await step(jobs[7].id, 'cancel');
+      await expectExactCounts({ pending: 5, completed: 2, failed: 1, cancelled: 2 });
+
+      await step(jobs[2].id, 'retry');
+      await step(jobs[4].id, 'retry');
+      await expect(store.transition(jobs[0].id, event('retry', NOW))).rejects.toThrow(InvalidTransition);
+      await expect(store.insert([newJob(), newJob()], 8)).rejects.toThrow(BacklogFull);
+      await expectExactCounts({ pending: 7, completed: 2, cancelled: 1 });
+    });
+  });
+
+  if (kind.durable) {
+    describe('durability', () => {
+      it('keeps every job, field, claim and count across close and reopen', async () => {
+        // Claimed first: heldJob needs every other ready job claimed already.
+        const running = await heldJob(SELF, 'processing');
+        await heldJob(SELF, 'pending');
+        await heldJob(OTHER, 'pending');
+        await jobIn('completed');
+        await jobIn('failed');
+        await jobIn('cancelled');
+        await insertOne({ runAt: NOW + 60_000 });
+        const keyed = await insertOne({ type: 'http', payload: { url: 'https://example.com', n: [1, { x: null }] }, idempotencyKey: 'k', requestHash: 'h' });
+
+        const jobsBefore = await store.list({ limit: 100 });
+        const countsBefore = await store.counts();
+        const heldBefore = byId(await store.heldBy(SELF));
+        expect(countsBefore).toEqual({ pending: 4, processing: 1, completed: 1, failed: 1, cancelled: 1 });
+
+        store = await subject.reopen!();
+        expect(await store.list({ limit: 100 })).toEqual(jobsBefore);
+        await expectExactCounts(countsBefore);
+        expect(await store.findByIdempotencyKey('k')).toEqual({ job: keyed, requestHash: 'h' });
+        // Claims outlive a restart: recovery, not the store, decides what to release.
+        expect(byId(await store.heldBy(SELF))).toEqual(heldBefore);
+        expect(await store.abandonedProcessingIds('keel-a/restarted', 10)).toEqual([running.id]);
+
+        // Counts loaded at open go on in step with new writes.
+        await insertOne();
+        await step(running.id, 'complete');
+        await expectExactCounts({ pending: 5, completed: 2, failed: 1, cancelled: 1 });
+        store = await subject.reopen!();
+        await expectExactCounts({ pending: 5, completed: 2, failed: 1, cancelled: 1 });
+      });
+
+      it('refuses a batch over the backlog after a reopen, counting the pending jobs it found', async () => {
+        await store.insert([newJob(), newJob()], 3);
+        store = await subject.reopen!();
+        await expect(store.insert([newJob(), newJob()], 3)).rejects.toThrow(BacklogFull);
+        await store.insert([newJob()], 3);
+        await expectExactCounts({ pending: 3 });
+      });
+    });
+  }
+});
+
+/**
+ * The child processes below open the file exactly as `SqliteJobStore.open` does: the lock is
+ * per process, so only another process can show that the file has one owner.
+ */
+const SQLITE_CHILD_PRELUDE = `
+  const Database = require(process.env.KEEL_BETTER_SQLITE3);
+  const db = new Database(process.env.KEEL_SQLITE_FILE, { timeout: 0 });
+  const own = () => {
+    db.pragma('locking_mode = EXCLUSIVE');
+    db.pragma('journal_mode = WAL');
+    db.exec('BEGIN IMMEDIATE; COMMIT');
+  };
+`;
+/** Tries to own the file once and prints the outcome: "owned" or the SQLite error code. */
+const TRY_OWN = `${SQLITE_CHILD_PRELUDE}
+  try { own(); console.log('owned'); } catch (err) { console.log(err.code || err.message); } finally { db.close(); }
+`;
+/** Owns the file, prints "locked", and keeps it until killed. */
+const HOLD = `${SQLITE_CHILD_PRELUDE}
+  own();
+  console.log('locked');
+  setInterval(() => {}, 1 << 30);
+`;
+
+/**
+ * The real `SqliteJobStore`, from the TypeScript sources transpiled on require by the project's
+ * own TypeScript (ts-node is not installed): it catches a change to the store's own open() that
+ * the scripts above, which copy it, would not. Prints "locked" once open() resolved, or the
+ * error's name and message; with KEEL_HOLD=1 it keeps the store open until killed.
+ */
+const REAL_STORE = `
+  const fs = require('node:fs');
+  const ts = require(process.env.KEEL_TYPESCRIPT);
+  require.extensions['.ts'] = (module, filename) => {
+    const { outputText } = ts.transpileModule(fs.readFileSync(filename, 'utf8'), {
+      fileName: filename,
+      compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
+    });
+    module._compile(outputText, filename);
+  };
+  const { SqliteJobStore } = require(process.env.KEEL_SQLITE_STORE);
+  const store = new SqliteJobStore(process.env.KEEL_SQLITE_FILE);
+  store.open().then(
+    () => {
+      console.log('locked');
+      if (process.env.KEEL_HOLD === '1') setInterval(() => {}, 1 << 30);
+      else store.close();
+    },
+    (err) => console.log(err.name + ': ' + err.message),
+  );
+`;
+
+function spawnSqliteChild(script: string, file: string, env: Record<string, string> = {}): ChildProcess {
+  return spawn(process.execPath, ['-e', script], {
+    env: {
+      ...process.env,
+      KEEL_BETTER_SQLITE3: require.resolve('better-sqlite3'),
+      KEEL_TYPESCRIPT: require.resolve('typescript'),
+      KEEL_SQLITE_STORE: join(__dirname, '..', 'src', 'store', 'sqlite', 'sqlite-job.store.ts'),
+      KEEL_SQLITE_FILE: file,
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
+function output(child: ChildProcess): { stdout: () => string; stderr: () => string } {
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  return { stdout: () => stdout, stderr: () => stderr };
+}
+
+function exited(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => child.once('exit', () => resolve()));
+}
+
+/** Resolves once the child printed `line`; rejects if it exits first. */
+function says(child: ChildProcess, line: string): Promise<void> {
+  const out = output(child);
+  return new Promise((resolve, reject) => {
+    const onData = () => {
+      if (out.stdout().split('\n').includes(line)) {
+        child.off('exit', onExit);
+        resolve();
+      }
+    };
+    const onExit = (code: number | null) => {
+      child.stdout!.off('data', onData);
+      reject(new Error(`the child exited (${code}) before saying "${line}": ${out.stdout()} ${out.stderr()}`));
+    };
+    child.stdout!.on('data', onData);
+    child.once('exit', onExit);
+  });
+}
+
+describe('SqliteJobStore: one process owns the file', () => {
+  let sqlite: TempSqlite | undefined;
+  let child: ChildProcess | undefined;
+
+  afterEach(async () => {
+    if (child) {
+      child.kill('SIGKILL');
+      await exited(child);
+      child = undefined;
+    }
+    await sqlite?.dispose();
+    sqlite = undefined;
+  });
+
+  it('keeps a second process out while the store is open', async () => {
+    sqlite = await openTempSqlite();
+    const [job] = await sqlite.store.insert([newJob()], NO_LIMIT);
+
+    child = spawnSqliteChild(TRY_OWN, sqlite.file);
+    const out = output(child);
+    await exited(child);
+    expect({ stdout: out.stdout().trim(), stderr: out.stderr() }).toEqual({ stdout: 'SQLITE_BUSY', stderr: '' });
+
+    // The owner is unharmed by the attempt.
+    expect(await sqlite.store.get(job.id)).toEqual(job);
+    await sqlite.store.insert([newJob()], NO_LIMIT);
+    expect((await sqlite.store.counts()).pending).toBe(2);
+  });
+
+  it('lets another process own the file once the store is closed', async () => {
+    sqlite = await openTempSqlite();
+    await sqlite.store.close();
+    child = spawnSqliteChild(TRY_OWN, sqlite.file);
+    const out = output(child);
+    await exited(child);
+    expect(out.stdout().trim()).toBe('owned');
+  });
+
+  it('open() rejects with StoreOwnershipError naming SQLITE_FILE while another process holds the file', async () => {
+    sqlite = await openTempSqlite();
+    const [job] = await sqlite.store.insert([newJob()], NO_LIMIT);
+    await sqlite.store.close();
+
+    child = spawnSqliteChild(HOLD, sqlite.file);
+    await says(child, 'locked');
+    const second = new SqliteJobStore(sqlite.file);
+    try {
+      const refusal = await second.open().then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expect(refusal).toBeInstanceOf(StoreOwnershipError);
+      expect((refusal as Error).message).toContain('SQLITE_FILE');
+      expect((refusal as Error).message).toContain(sqlite.file);
+      await expect(second.ping()).rejects.toThrow(/not open/);
+
+      // The lock dies with the process that held it: no stale lock file to clean up by hand.
+      child.kill('SIGKILL');
+      await exited(child);
+      child = undefined;
+      await second.open();
+      expect(await second.get(job.id)).toEqual(job);
+      expect((await second.counts()).pending).toBe(1);
+    } finally {
+      await second.close();
+    }
+  });
+
+  it('holds between two real Keel stores in two processes, whichever opens second', async () => {
+    sqlite = await openTempSqlite();
+    child = spawnSqliteChild(REAL_STORE, sqlite.file);
+    const first = output(child);
+    await exited(child);
+    expect(first.stdout()).toMatch(/^StoreOwnershipError: SQLITE_FILE .* is in use by another process/);
+
+    await sqlite.store.close();
+    child = spawnSqliteChild(REAL_STORE, sqlite.file, { KEEL_HOLD: '1' });
+    await says(child, 'locked');
+    await expect(new SqliteJobStore(sqlite.file).open()).rejects.toThrow(StoreOwnershipError);
+  });
+});

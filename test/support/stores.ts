@@ -1,0 +1,91 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { JobStore } from '../../src/store/job-store';
+import { MemoryJobStore } from '../../src/store/memory/memory-job.store';
+import { SqliteJobStore } from '../../src/store/sqlite/sqlite-job.store';
+
+/**
+ * Every JobStore implementation that `test/store.contract-spec.ts` runs against. A new store joins
+ * the contract by adding one entry here, e.g. PostgreSQL: `create` opens a `PgJobStore` on
+ * `TEST_DATABASE_URL` in a fresh schema, `reopen` closes it and opens a new one on that schema,
+ * `dispose` drops the schema (and the entry is left out, loudly, when the variable is unset).
+ */
+export interface StoreKind {
+  name: string;
+  /** Whether its data outlives `close`: then `create` gives a `reopen`. */
+  durable: boolean;
+  /** A new, open, empty store of this kind. */
+  create(): Promise<StoreUnderTest>;
+}
+
+export interface StoreUnderTest {
+  /** The open store; after `reopen`, the reopened one. */
+  readonly store: JobStore;
+  /** Closes the store and opens the same data again (durable stores only). */
+  reopen?(): Promise<JobStore>;
+  /** Closes the store and removes everything it left behind. Idempotent. */
+  dispose(): Promise<void>;
+}
+
+export const STORE_KINDS: readonly StoreKind[] = [
+  {
+    name: 'memory',
+    durable: false,
+    async create() {
+      const store = new MemoryJobStore();
+      await store.open();
+      return { store, dispose: () => store.close() };
+    },
+  },
+  {
+    name: 'sqlite',
+    durable: true,
+    async create() {
+      const sqlite = await openTempSqlite();
+      return {
+        get store() {
+          return sqlite.store;
+        },
+        reopen: () => sqlite.reopen(),
+        dispose: () => sqlite.dispose(),
+      };
+    },
+  },
+];
+
+export interface TempSqlite {
+  readonly file: string;
+  readonly store: SqliteJobStore;
+  reopen(): Promise<SqliteJobStore>;
+  dispose(): Promise<void>;
+}
+
+/** A `SqliteJobStore` on a real file in a fresh temp folder; `dispose` closes it and removes the folder. */
+export async function openTempSqlite(): Promise<TempSqlite> {
+  const dir = mkdtempSync(join(tmpdir(), 'keel-store-'));
+  const file = join(dir, 'jobs.sqlite');
+  let store = new SqliteJobStore(file);
+  try {
+    await store.open();
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+  return {
+    file,
+    get store() {
+      return store;
+    },
+    async reopen() {
+      await store.close();
+      store = new SqliteJobStore(file);
+      await store.open();
+      return store;
+    },
+    async dispose() {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
