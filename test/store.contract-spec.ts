@@ -637,6 +637,8 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
         expect(await store.findByIdempotencyKey('k')).toEqual({ job: keyed, requestHash: 'h' });
         // Claims outlive a restart: recovery, not the store, decides what to release.
         expect(byId(await store.heldBy(SELF))).toEqual(heldBefore);
+        // The process that held it is gone (a shared store learns so from its lease).
+        await store.dropLease(SELF);
         expect(await store.abandonedProcessingIds('keel-a/restarted', 10)).toEqual([running.id]);
 
         // Counts loaded at open go on in step with new writes.

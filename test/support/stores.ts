@@ -3,7 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { JobStore } from '../../src/store/job-store';
 import { MemoryJobStore } from '../../src/store/memory/memory-job.store';
+import { PgJobStore } from '../../src/store/postgres/pg-job.store';
 import { SqliteJobStore } from '../../src/store/sqlite/sqlite-job.store';
+import { randomName, TEST_DATABASE_URL, warnPgSkipped, withClient } from './postgres';
 
 /**
  * Every JobStore implementation that `test/store.contract-spec.ts` runs against. A new store joins
@@ -27,6 +29,34 @@ export interface StoreUnderTest {
   /** Closes the store and removes everything it left behind. Idempotent. */
   dispose(): Promise<void>;
 }
+
+const POSTGRES: StoreKind = {
+  name: 'postgres',
+  durable: true,
+  async create() {
+    const url = TEST_DATABASE_URL!;
+    const schema = randomName('keel_contract');
+    let store = new PgJobStore({ connectionString: url, schema, poolSize: 4 });
+    await store.open();
+    return {
+      get store() {
+        return store;
+      },
+      async reopen() {
+        await store.close();
+        store = new PgJobStore({ connectionString: url, schema, poolSize: 4 });
+        await store.open();
+        return store;
+      },
+      async dispose() {
+        await store.close();
+        await withClient(url, (client) => client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`));
+      },
+    };
+  },
+};
+
+if (!TEST_DATABASE_URL) warnPgSkipped('the store contract suite (postgres)');
 
 export const STORE_KINDS: readonly StoreKind[] = [
   {
@@ -52,6 +82,7 @@ export const STORE_KINDS: readonly StoreKind[] = [
       };
     },
   },
+  ...(TEST_DATABASE_URL ? [POSTGRES] : []),
 ];
 
 export interface TempSqlite {
