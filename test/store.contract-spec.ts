@@ -572,6 +572,17 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
       expect(await store.abandonedProcessingIds(SELF, 2)).toEqual([a.id, b.id]);
     });
 
+    it('names the owner each was found with; a reset guarded by it refuses once another owner holds the job', async () => {
+      const job = await heldJob(OTHER, 'processing');
+      expect(await store.abandonedProcessing(SELF, 10)).toEqual([{ id: job.id, owner: OTHER }]);
+      // another rescuer was faster, and a live owner started the job again
+      await step(job.id, 'interrupt', {}, { owner: OTHER });
+      await store.claimReady(SELF, 10, T0 + 1);
+      await step(job.id, 'start', {}, { owner: SELF });
+      await expect(step(job.id, 'interrupt', {}, { owner: OTHER })).rejects.toBeInstanceOf(InvalidTransition);
+      expect((await store.get(job.id))!.state).toBe('processing');
+    });
+
     it('empties as recovery interrupts those jobs', async () => {
       const jobs = [await jobIn('processing'), await jobIn('processing'), await jobIn('processing')];
       let page: string[];

@@ -56,7 +56,7 @@ export class RecoveryService implements OnApplicationBootstrap, BeforeApplicatio
    * a renewal succeeds again. Never true on an embedded store, whose renewal cannot fail.
    */
   get leaseAtRisk(): boolean {
-    return Date.now() - this.lastRenewal > (this.config.leaseMs * 2) / 3;
+    return this.store.shared && Date.now() - this.lastRenewal > (this.config.leaseMs * 2) / 3;
   }
 
   async onApplicationBootstrap(): Promise<void> {
@@ -83,6 +83,8 @@ export class RecoveryService implements OnApplicationBootstrap, BeforeApplicatio
     await this.store.releaseAbandonedClaims(this.config.owner);
     const pendingFound = (await this.store.counts()).pending;
     const primed = await this.feeder.prime();
+    // Renewed again now: the periodic renewal starts only after this hook returns.
+    await this.renewLease();
     this.feeder.start();
     const finished = Date.now();
     this.metrics.recoveryDuration.set((finished - started) / 1000);
@@ -103,11 +105,13 @@ export class RecoveryService implements OnApplicationBootstrap, BeforeApplicatio
   private async resetAbandoned(): Promise<number> {
     let reset = 0;
     for (;;) {
-      const ids = await this.store.abandonedProcessingIds(this.config.owner, RECOVERY_PAGE_SIZE);
+      const found = await this.store.abandonedProcessing(this.config.owner, RECOVERY_PAGE_SIZE);
       let progressed = 0;
-      for (const id of ids) {
+      for (const { id, owner } of found) {
         try {
-          const job = await this.store.transition(id, { type: 'interrupt', now: Date.now() });
+          // Guarded by the dead owner found: if another rescuer reset the job and a live instance
+          // started it meanwhile, this reset must not touch that live attempt.
+          const job = await this.store.transition(id, { type: 'interrupt', now: Date.now() }, { owner });
           this.logger.debug(`job ${id} (${job.type}) interrupt → pending, attempt ${job.attempts} will run again`);
           reset += 1;
           progressed += 1;
@@ -116,7 +120,7 @@ export class RecoveryService implements OnApplicationBootstrap, BeforeApplicatio
           if (!(err instanceof InvalidTransition || err instanceof ConcurrentChange)) throw err;
         }
       }
-      if (ids.length < RECOVERY_PAGE_SIZE || progressed === 0) return reset;
+      if (found.length < RECOVERY_PAGE_SIZE || progressed === 0) return reset;
     }
   }
 

@@ -15,8 +15,11 @@ export interface ListQuery {
 }
 
 export interface TransitionGuard {
-  /** Only apply when the job is held by this owner (a worker starting a job it was handed). */
-  owner?: string;
+  /**
+   * Only apply when the job is held by this owner: a worker starting a job it was handed, or
+   * recording an outcome; recovery resetting a job of the dead owner it found (null: no owner).
+   */
+  owner?: string | null;
 }
 
 /**
@@ -68,6 +71,8 @@ export interface JobStore {
    * in pages). Embedded stores have one owning process, so every owner but `self` is gone; a
    * shared store asks the owners' leases.
    */
+  abandonedProcessing(self: string, limit: number): Promise<{ id: string; owner: string | null }[]>;
+  /** The ids of `abandonedProcessing`. */
   abandonedProcessingIds(self: string, limit: number): Promise<string[]>;
   /** The jobs `owner` holds (pending claims and processing): bounded by its queue and workers. */
   heldBy(owner: string): Promise<{ id: string; state: JobState }[]>;
@@ -81,6 +86,8 @@ export interface JobStore {
    * Embedded stores have no other process and never call it.
    */
   onWork(listener: () => void): void;
+  /** Whether other processes may hold jobs in this store (then leases matter). */
+  readonly shared: boolean;
   /** How often the feeder looks at the store without being woken: a safety net. */
   readonly pollIntervalMs: number;
 

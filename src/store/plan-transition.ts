@@ -15,7 +15,7 @@ export interface PlannedTransition {
  * that a worker only starts a job that was handed to it.
  */
 export function planTransition(job: Job, owner: string | null, event: JobEvent, guard?: TransitionGuard): PlannedTransition {
-  if (guard?.owner !== undefined && owner !== guard.owner) {
+  if (guard !== undefined && guard.owner !== undefined && owner !== guard.owner) {
     throw new InvalidTransition(job.id, job.state, `${event.type} by ${guard.owner} (the job is not held by it)`);
   }
   const change = decide(job, event);

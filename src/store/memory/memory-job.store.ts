@@ -84,6 +84,7 @@ export class MemoryJobStore implements JobStore {
     return claimed;
   }
 
+  readonly shared = false;
   readonly pollIntervalMs = 30_000;
 
   async releaseClaims(owner: string): Promise<number> {
@@ -117,10 +118,14 @@ export class MemoryJobStore implements JobStore {
     return next;
   }
 
+  async abandonedProcessing(self: string, limit: number): Promise<{ id: string; owner: string | null }[]> {
+    const found: { id: string; owner: string | null }[] = [];
+    for (const { job, owner } of this.rows.values()) if (job.state === 'processing' && owner !== self) found.push({ id: job.id, owner });
+    return found.sort((a, b) => (a.id < b.id ? -1 : 1)).slice(0, limit);
+  }
+
   async abandonedProcessingIds(self: string, limit: number): Promise<string[]> {
-    const ids: string[] = [];
-    for (const { job, owner } of this.rows.values()) if (job.state === 'processing' && owner !== self) ids.push(job.id);
-    return ids.sort().slice(0, limit);
+    return (await this.abandonedProcessing(self, limit)).map((r) => r.id);
   }
 
   private release(abandoned: (owner: string) => boolean): number {

@@ -56,6 +56,7 @@ const LISTEN_RETRY_MAX_MS = 5_000;
  * others whether it is alive. Submissions and jobs back to pending are announced with NOTIFY.
  */
 export class PgJobStore implements JobStore {
+  readonly shared = true;
   readonly pollIntervalMs = 2_000;
   private readonly logger = new Logger('PgStore');
   private pool?: Pool;
@@ -192,9 +193,12 @@ export class PgJobStore implements JobStore {
     return released;
   }
 
+  async abandonedProcessing(self: string, limit: number): Promise<{ id: string; owner: string | null }[]> {
+    return (await this.query<{ id: string; owner: string | null }>(PG_SQL.abandonedProcessingIds, [self, limit])).rows;
+  }
+
   async abandonedProcessingIds(self: string, limit: number): Promise<string[]> {
-    const { rows } = await this.query<{ id: string }>(PG_SQL.abandonedProcessingIds, [self, limit]);
-    return rows.map((r) => r.id);
+    return (await this.abandonedProcessing(self, limit)).map((r) => r.id);
   }
 
   async heldBy(owner: string): Promise<{ id: string; state: JobState }[]> {

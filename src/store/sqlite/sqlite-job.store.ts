@@ -153,6 +153,7 @@ export class SqliteJobStore implements JobStore {
   }
 
   /** One process owns the file, so every owner but this process is gone. */
+  readonly shared = false;
   readonly pollIntervalMs = 30_000;
 
   async releaseClaims(owner: string): Promise<number> {
@@ -180,8 +181,12 @@ export class SqliteJobStore implements JobStore {
     return row.at ?? undefined;
   }
 
+  async abandonedProcessing(self: string, limit: number): Promise<{ id: string; owner: string | null }[]> {
+    return this.statements().processingIdsNotOf.all(self, limit) as { id: string; owner: string | null }[];
+  }
+
   async abandonedProcessingIds(self: string, limit: number): Promise<string[]> {
-    return (this.statements().processingIdsNotOf.all(self, limit) as { id: string }[]).map((r) => r.id);
+    return (await this.abandonedProcessing(self, limit)).map((r) => r.id);
   }
 
   async counts(): Promise<StateCounts> {
