@@ -5,7 +5,7 @@ import {
   type BeforeApplicationShutdown,
   type OnApplicationBootstrap,
 } from '@nestjs/common';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { setImmediate as yieldToEventLoop, setTimeout as sleep } from 'node:timers/promises';
 import { Deferred } from '../common/deferred';
 import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
 import { ConcurrentChange, InvalidTransition, JobNotFound } from '../jobs/job.errors';
@@ -137,6 +137,9 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
       } finally {
         this.inFlight.delete(key.id);
       }
+      // With a synchronous store and a handler that resolves at once, a loop would never leave the
+      // microtask queue: HTTP, timers and the other loops would starve behind a long backlog.
+      await yieldToEventLoop();
     }
   }
 

@@ -1,4 +1,8 @@
-/** Every SQL statement of the SQLite store, named for what it does. */
+/**
+ * Every SQL statement of the SQLite store, named for what it does. The feeder's two queries name
+ * their partial index: without statistics the planner prefers `jobs_state` and sorts every pending
+ * job on each claim, which costs tens of milliseconds per claim at 100,000 pending jobs.
+ */
 export const SQL = {
   insertJob: `
     INSERT INTO jobs (id, type, payload, state, priority, attempts, max_attempts, backoff_ms, timeout_ms,
@@ -16,7 +20,7 @@ export const SQL = {
      WHERE id = @id AND state = @from`,
   claimReady: `
     UPDATE jobs SET owner = @owner
-     WHERE id IN (SELECT id FROM jobs
+     WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_dispatch
                    WHERE state = 'pending' AND owner IS NULL AND run_at <= @now
                    ORDER BY priority DESC, run_at, id
                    LIMIT @limit)
@@ -25,7 +29,7 @@ export const SQL = {
   releaseClaimsOf: `UPDATE jobs SET owner = NULL WHERE owner = ? AND state = 'pending'`,
   releaseClaimsNotOf: `UPDATE jobs SET owner = NULL WHERE owner IS NOT NULL AND owner <> ? AND state = 'pending'`,
   heldBy: `SELECT id, state FROM jobs WHERE owner = ?`,
-  nextScheduledAt: `SELECT min(run_at) AS at FROM jobs WHERE state = 'pending' AND owner IS NULL AND run_at > ?`,
+  nextScheduledAt: `SELECT min(run_at) AS at FROM jobs INDEXED BY jobs_scheduled WHERE state = 'pending' AND owner IS NULL AND run_at > ?`,
   processingIdsNotOf: `SELECT id, owner FROM jobs WHERE state = 'processing' AND (owner IS NULL OR owner <> ?) ORDER BY id LIMIT ?`,
   countByState: `SELECT state, count(*) AS n FROM jobs GROUP BY state`,
   ping: `SELECT 1`,
