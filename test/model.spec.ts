@@ -426,7 +426,7 @@ async function crashAndRecover(w: World): Promise<void> {
   expect(w.lastReport).toMatchObject({ resetToPending: wasProcessing.length, pendingFound });
   // Nothing is processing right after recovery, and nothing is left for another pass.
   expect((await w.store.counts()).processing).toBe(0);
-  expect(await w.store.abandonedProcessingIds(w.owner, NO_LIMIT)).toEqual([]);
+  expect((await w.store.abandonedProcessing(w.owner, NO_LIMIT)).map((r) => r.id)).toEqual([]);
 
   for (const [id, old] of before) {
     const now = (await w.store.get(id))!;
@@ -485,7 +485,7 @@ async function checkAgreement(w: World): Promise<void> {
   for (const [id, state] of heldIds) if (state === 'pending') expect({ id, queued: w.queue.has(id) }).toEqual({ id, queued: true });
 
   // Every processing job is this process's: none is held by a process that is gone.
-  expect(await w.store.abandonedProcessingIds(w.owner, NO_LIMIT)).toEqual([]);
+  expect((await w.store.abandonedProcessing(w.owner, NO_LIMIT)).map((r) => r.id)).toEqual([]);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -160,47 +160,47 @@ describePg('PgJobStore: several stores on one database', () => {
     expect(await b.claimReady(B, NO_LIMIT, Date.now())).toEqual([]);
   });
 
-  it('abandonedProcessingIds: not while the owner holds a live lease; yes once it expired or was dropped; never its own', async () => {
+  it('abandonedProcessing: not while the owner holds a live lease; yes once it expired or was dropped; never its own', async () => {
     const [a, b] = [await openStore(), await openStore()];
     await b.renewLease(B, HOUR);
 
     // A alive (a long lease): its processing job is not abandoned
     await a.renewLease(A, HOUR);
     const job = await processingBy(a, A);
-    expect(await b.abandonedProcessingIds(B, 100)).toEqual([]);
+    expect((await b.abandonedProcessing(B, 100)).map((r) => r.id)).toEqual([]);
     // A's own view never lists its own jobs
-    expect(await a.abandonedProcessingIds(A, 100)).toEqual([]);
+    expect((await a.abandonedProcessing(A, 100)).map((r) => r.id)).toEqual([]);
 
     // A renews with a very short lease and stops renewing: once the database clock passes it, the job is abandoned
     await a.renewLease(A, 300);
     const found = await waitFor(async () => {
-      const ids = await b.abandonedProcessingIds(B, 100);
+      const ids = (await b.abandonedProcessing(B, 100)).map((r) => r.id);
       return ids.length > 0 ? ids : undefined;
     }, "A's lease to expire");
     expect(found).toEqual([job.id]);
     // still never its own, even expired
-    expect(await a.abandonedProcessingIds(A, 100)).toEqual([]);
+    expect((await a.abandonedProcessing(A, 100)).map((r) => r.id)).toEqual([]);
 
     // A comes back (renews): not abandoned any more
     await a.renewLease(A, HOUR);
-    expect(await b.abandonedProcessingIds(B, 100)).toEqual([]);
+    expect((await b.abandonedProcessing(B, 100)).map((r) => r.id)).toEqual([]);
 
     // a dropped lease (clean shutdown) is gone at once: no waiting
     await a.dropLease(A);
-    expect(await b.abandonedProcessingIds(B, 100)).toEqual([job.id]);
+    expect((await b.abandonedProcessing(B, 100)).map((r) => r.id)).toEqual([job.id]);
 
     // an owner that never had a lease is gone, and the page limit holds, oldest first
     const c = 'keel-c/cccccccc';
     const more = [await processingBy(a, c), await processingBy(a, c)];
-    expect(await b.abandonedProcessingIds(B, 2)).toEqual([job.id, more[0].id]);
-    expect(await b.abandonedProcessingIds(B, 100)).toEqual([job.id, more[0].id, more[1].id]);
+    expect((await b.abandonedProcessing(B, 2)).map((r) => r.id)).toEqual([job.id, more[0].id]);
+    expect((await b.abandonedProcessing(B, 100)).map((r) => r.id)).toEqual([job.id, more[0].id, more[1].id]);
 
     // B recovers it through the state machine; A's late outcome then loses cleanly
     const back = await b.transition(job.id, { type: 'interrupt', now: Date.now() });
     expect(back.state).toBe('pending');
     expect(await ownerOf(job.id)).toBeNull();
     await expect(a.transition(job.id, { type: 'complete', now: Date.now(), result: {} })).rejects.toBeInstanceOf(InvalidTransition);
-    expect(await b.abandonedProcessingIds(B, 100)).toEqual([more[0].id, more[1].id]);
+    expect((await b.abandonedProcessing(B, 100)).map((r) => r.id)).toEqual([more[0].id, more[1].id]);
   });
 
   it("releaseAbandonedClaims: a live owner's claims stay; an expired or dropped owner's are released and claimable again", async () => {

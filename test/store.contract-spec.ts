@@ -559,7 +559,7 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
     });
   });
 
-  describe('abandonedProcessingIds', () => {
+  describe('abandonedProcessing', () => {
     it('lists processing jobs of other owners and of none, oldest first, up to limit', async () => {
       const a = await heldJob(OTHER, 'processing');
       await heldJob(SELF, 'processing');
@@ -568,8 +568,8 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
       await heldJob(OTHER, 'pending');
       await jobIn('completed');
 
-      expect(await store.abandonedProcessingIds(SELF, 10)).toEqual([a.id, b.id, c.id]);
-      expect(await store.abandonedProcessingIds(SELF, 2)).toEqual([a.id, b.id]);
+      expect((await store.abandonedProcessing(SELF, 10)).map((r) => r.id)).toEqual([a.id, b.id, c.id]);
+      expect((await store.abandonedProcessing(SELF, 2)).map((r) => r.id)).toEqual([a.id, b.id]);
     });
 
     it('names the owner each was found with; a reset guarded by it refuses once another owner holds the job', async () => {
@@ -587,7 +587,7 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
       const jobs = [await jobIn('processing'), await jobIn('processing'), await jobIn('processing')];
       let page: string[];
       let rounds = 0;
-      while ((page = await store.abandonedProcessingIds(SELF, 2)).length > 0) {
+      while ((page = (await store.abandonedProcessing(SELF, 2)).map((r) => r.id)).length > 0) {
         for (const id of page) await step(id, 'interrupt');
         rounds += 1;
       }
@@ -650,7 +650,7 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
         expect(byId(await store.heldBy(SELF))).toEqual(heldBefore);
         // The process that held it is gone (a shared store learns so from its lease).
         await store.dropLease(SELF);
-        expect(await store.abandonedProcessingIds('keel-a/restarted', 10)).toEqual([running.id]);
+        expect((await store.abandonedProcessing('keel-a/restarted', 10)).map((r) => r.id)).toEqual([running.id]);
 
         // Counts loaded at open go on in step with new writes.
         await insertOne();

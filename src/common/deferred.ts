@@ -1,7 +1,6 @@
 /** A promise resolved from elsewhere: the readiness token between recovery and the workers. */
 export class Deferred<T> {
   readonly promise: Promise<T>;
-  private settled = false;
   private resolveFn!: (value: T) => void;
   private rejectFn!: (reason: unknown) => void;
 
@@ -14,17 +13,11 @@ export class Deferred<T> {
     this.promise.catch(() => undefined);
   }
 
-  get isSettled(): boolean {
-    return this.settled;
-  }
-
   resolve(value: T): void {
-    this.settled = true;
     this.resolveFn(value);
   }
 
   reject(reason: unknown): void {
-    this.settled = true;
     this.rejectFn(reason);
   }
 }

@@ -172,27 +172,4 @@ describe('DeliveryQueue', () => {
       expect(listener).not.toHaveBeenCalled();
     });
   });
-
-  describe('clear', () => {
-    it('empties the queue and returns what it held', async () => {
-      const q = queue(5);
-      q.push([key('a', 1), key('b', 2), key('c', 3)]);
-      const cleared = q.clear();
-      expect(cleared.map((k) => k.id).sort()).toEqual(['a', 'b', 'c']);
-      expect([q.depth, q.free]).toEqual([0, 5]);
-      expect(q.has('a')).toBe(false);
-      // The ids are free again: the store still has these jobs as pending.
-      q.push([key('a'), key('b'), key('c'), key('d'), key('e')]);
-      expect(q.depth).toBe(5);
-    });
-
-    it('leaves a waiting taker waiting for the next push', async () => {
-      const q = queue(5);
-      const waiting = q.take();
-      q.clear();
-      expect(await settled(waiting)).toBe('pending');
-      q.push([key('a')]);
-      expect(await waiting).toEqual(key('a'));
-    });
-  });
 });

@@ -75,13 +75,6 @@ export class DeliveryQueue {
     this.spaceListeners.push(listener);
   }
 
-  /** Empties the queue (shutdown); the store still has every one of these jobs as pending. */
-  clear(): DispatchKey[] {
-    const all = this.heap.splice(0);
-    this.ids.clear();
-    return all;
-  }
-
   private notifySpace(): void {
     for (const listener of this.spaceListeners) listener();
   }

@@ -61,7 +61,7 @@ export interface JobStore {
   releaseClaim(id: string, owner: string): Promise<boolean>;
   /** Releases the claims of `owner` on pending jobs (a clean shutdown drops its queue). */
   releaseClaims(owner: string): Promise<number>;
-  /** Releases claims on pending jobs held by owners that are gone (see `abandonedProcessingIds`). */
+  /** Releases claims on pending jobs held by owners that are gone (see `abandonedProcessing`). */
   releaseAbandonedClaims(self: string): Promise<number>;
   /** The earliest runAt of an unclaimed pending job that is not ready yet at `now`. */
   nextScheduledAt(now: number): Promise<number | undefined>;
@@ -72,8 +72,6 @@ export interface JobStore {
    * shared store asks the owners' leases.
    */
   abandonedProcessing(self: string, limit: number): Promise<{ id: string; owner: string | null }[]>;
-  /** The ids of `abandonedProcessing`. */
-  abandonedProcessingIds(self: string, limit: number): Promise<string[]>;
   /** The jobs `owner` holds (pending claims and processing): bounded by its queue and workers. */
   heldBy(owner: string): Promise<{ id: string; state: JobState }[]>;
 

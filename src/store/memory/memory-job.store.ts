@@ -124,10 +124,6 @@ export class MemoryJobStore implements JobStore {
     return found.sort((a, b) => (a.id < b.id ? -1 : 1)).slice(0, limit);
   }
 
-  async abandonedProcessingIds(self: string, limit: number): Promise<string[]> {
-    return (await this.abandonedProcessing(self, limit)).map((r) => r.id);
-  }
-
   private release(abandoned: (owner: string) => boolean): number {
     let released = 0;
     for (const row of this.rows.values()) {

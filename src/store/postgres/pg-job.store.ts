@@ -194,11 +194,7 @@ export class PgJobStore implements JobStore {
   }
 
   async abandonedProcessing(self: string, limit: number): Promise<{ id: string; owner: string | null }[]> {
-    return (await this.query<{ id: string; owner: string | null }>(PG_SQL.abandonedProcessingIds, [self, limit])).rows;
-  }
-
-  async abandonedProcessingIds(self: string, limit: number): Promise<string[]> {
-    return (await this.abandonedProcessing(self, limit)).map((r) => r.id);
+    return (await this.query<{ id: string; owner: string | null }>(PG_SQL.abandonedProcessing, [self, limit])).rows;
   }
 
   async heldBy(owner: string): Promise<{ id: string; state: JobState }[]> {

@@ -40,7 +40,7 @@ export const PG_SQL = {
   releaseAbandonedClaims: `
     UPDATE keel_jobs j SET owner = NULL
      WHERE j.owner IS NOT NULL AND j.owner <> $1 AND j.state = 'pending' AND ${GONE('j.owner')}`,
-  abandonedProcessingIds: `
+  abandonedProcessing: `
     SELECT j.id, j.owner FROM keel_jobs j
      WHERE j.state = 'processing' AND (j.owner IS NULL OR (j.owner <> $1 AND ${GONE('j.owner')}))
      ORDER BY j.id LIMIT $2`,

@@ -182,11 +182,7 @@ export class SqliteJobStore implements JobStore {
   }
 
   async abandonedProcessing(self: string, limit: number): Promise<{ id: string; owner: string | null }[]> {
-    return this.statements().processingIdsNotOf.all(self, limit) as { id: string; owner: string | null }[];
-  }
-
-  async abandonedProcessingIds(self: string, limit: number): Promise<string[]> {
-    return (await this.abandonedProcessing(self, limit)).map((r) => r.id);
+    return this.statements().abandonedProcessing.all(self, limit) as { id: string; owner: string | null }[];
   }
 
   async counts(): Promise<StateCounts> {

@@ -30,7 +30,7 @@ export const SQL = {
   releaseClaimsNotOf: `UPDATE jobs SET owner = NULL WHERE owner IS NOT NULL AND owner <> ? AND state = 'pending'`,
   heldBy: `SELECT id, state FROM jobs WHERE owner = ?`,
   nextScheduledAt: `SELECT min(run_at) AS at FROM jobs INDEXED BY jobs_scheduled WHERE state = 'pending' AND owner IS NULL AND run_at > ?`,
-  processingIdsNotOf: `SELECT id, owner FROM jobs WHERE state = 'processing' AND (owner IS NULL OR owner <> ?) ORDER BY id LIMIT ?`,
+  abandonedProcessing: `SELECT id, owner FROM jobs WHERE state = 'processing' AND (owner IS NULL OR owner <> ?) ORDER BY id LIMIT ?`,
   countByState: `SELECT state, count(*) AS n FROM jobs GROUP BY state`,
   ping: `SELECT 1`,
 } as const;
