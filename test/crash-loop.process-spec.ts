@@ -43,7 +43,7 @@ import {
   type KeelProcess,
 } from './support/process';
 import { createTestDatabase, dropTestDatabases, warnPgSkipped } from './support/postgres';
-import { closeReceivers, startReceiver, type Delivery, type Receiver } from './support/receiver';
+import { auditDeliveries, closeReceivers, startReceiver, type Receiver } from './support/receiver';
 import { waitFor } from './support/wait';
 
 const SOAK = process.env.KEEL_SOAK === '1';
@@ -294,31 +294,10 @@ async function crashLoop(setup: Setup): Promise<string[]> {
   }
 
   // --- deliveries per job
-  const byJob = new Map<string, Delivery[]>();
-  for (const d of receiver.deliveries) {
-    const id = d.headers['x-job-id'] as string;
-    if (!ids.has(id)) problems.push(`delivery ${d.seq} carries X-Job-Id ${id}, not a submitted job`);
-    if (d.headers['idempotency-key'] !== id) problems.push(`delivery ${d.seq}: Idempotency-Key ${String(d.headers['idempotency-key'])} is not the job id ${id}`);
-    byJob.set(id, [...(byJob.get(id) ?? []), d]);
-  }
-  let overlaps = 0;
-  const overlapping: string[] = [];
-  for (const [id, list] of byJob) {
-    const sorted = [...list].sort((a, b) => a.start - b.start || a.seq - b.seq);
-    for (let i = 1; i < sorted.length; i++) {
-      const prev = sorted[i - 1];
-      if (prev.end === undefined || sorted[i].start < prev.end) {
-        overlaps += 1;
-        overlapping.push(id);
-        if (overlaps <= 5) {
-          const shown = sorted.map(({ seq, start, end, headers }) => ({ seq, attempt: headers['x-job-attempt'], start, end }));
-          problems.push(`job ${id}: delivery ${sorted[i].seq} started before delivery ${prev.seq} ended: ${JSON.stringify(shown)}`);
-        }
-      }
-      const [a, b] = [Number(prev.headers['x-job-attempt']), Number(sorted[i].headers['x-job-attempt'])];
-      if (!(b > a)) problems.push(`job ${id}: delivery ${sorted[i].seq} is attempt ${b}, after attempt ${a}`);
-    }
-  }
+  const audit = auditDeliveries(receiver.deliveries, ids);
+  const { byJob, overlapping } = audit;
+  const overlaps = overlapping.length;
+  problems.push(...audit.problems.slice(0, 10));
   const deliveries = receiver.deliveries.length;
   const redeliveries = deliveries - byJob.size;
   const redeliveredJobs = [...byJob.values()].filter((l) => l.length > 1).length;

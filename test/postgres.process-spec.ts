@@ -41,7 +41,7 @@ import {
   withHostPort,
   type TestDatabase,
 } from './support/postgres';
-import { closeReceivers, startReceiver, type Delivery } from './support/receiver';
+import { auditDeliveries, closeReceivers, startReceiver } from './support/receiver';
 import { closeProxies, startPgProxy } from './support/tcp-proxy';
 import { waitFor } from './support/wait';
 
@@ -178,27 +178,11 @@ describePg('several instances on PostgreSQL (process)', () => {
     await waitFor(() => receiver.inFlight === 0, 'no delivery in flight');
     expect(await pgQuery(db.url, `SELECT id FROM keel_jobs WHERE owner IS NOT NULL OR state <> 'completed'`)).toEqual([]);
 
-    // every delivery belongs to a submitted job; every job delivered at least once
-    const byJob = new Map<string, Delivery[]>();
-    for (const d of receiver.deliveries) {
-      const id = d.headers['x-job-id'] as string;
-      expect(ids.has(id)).toBe(true);
-      expect(d.headers['idempotency-key']).toBe(id);
-      byJob.set(id, [...(byJob.get(id) ?? []), d]);
-    }
+    // every delivery belongs to a submitted job; every job delivered at least once; per job,
+    // deliveries never overlap in time and their attempt numbers go up
+    const { byJob, problems } = auditDeliveries(receiver.deliveries, ids);
+    expect(problems).toEqual([]);
     expect(byJob.size).toBe(JOBS);
-
-    // per job: deliveries never overlap in time, and their attempt numbers go up
-    for (const [id, list] of byJob) {
-      const ordered = [...list].sort((x, y) => x.start - y.start || x.seq - y.seq);
-      for (let i = 1; i < ordered.length; i++) {
-        const prev = ordered[i - 1];
-        if (prev.end === undefined || ordered[i].start < prev.end) {
-          throw new Error(`job ${id}: delivery ${ordered[i].seq} started before delivery ${prev.seq} ended: ${JSON.stringify(ordered.map(({ seq, start, end, headers }) => ({ seq, start, end, attempt: headers['x-job-attempt'] })))}`);
-        }
-        expect(Number(ordered[i].headers['x-job-attempt'])).toBeGreaterThan(Number(prev.headers['x-job-attempt']));
-      }
-    }
 
     // re-deliveries: at most the attempts B was running when it died; its claimed jobs ran once
     const redeliveries = receiver.deliveries.length - byJob.size;

@@ -171,3 +171,42 @@ export async function closeReceivers(): Promise<void> {
   open.clear();
   await Promise.all(all.map((r) => r.close()));
 }
+
+export interface DeliveryAudit {
+  /** Deliveries by X-Job-Id, each job's in the order they started. */
+  byJob: Map<string, Delivery[]>;
+  /** Ids of jobs whose deliveries overlapped in time. */
+  overlapping: string[];
+  /** Every broken rule, one line each (empty when all hold). */
+  problems: string[];
+}
+
+/**
+ * The delivery rules every webhook test checks: each delivery names a submitted job and carries
+ * its id as Idempotency-Key; per job, deliveries never overlap in time and attempts go up.
+ */
+export function auditDeliveries(deliveries: readonly Delivery[], submitted: ReadonlySet<string>): DeliveryAudit {
+  const byJob = new Map<string, Delivery[]>();
+  const problems: string[] = [];
+  const overlapping: string[] = [];
+  for (const d of deliveries) {
+    const id = d.headers['x-job-id'] as string;
+    if (!submitted.has(id)) problems.push(`delivery ${d.seq} carries X-Job-Id ${id}, not a submitted job`);
+    if (d.headers['idempotency-key'] !== id) problems.push(`delivery ${d.seq}: Idempotency-Key ${String(d.headers['idempotency-key'])} is not the job id ${id}`);
+    byJob.set(id, [...(byJob.get(id) ?? []), d]);
+  }
+  for (const [id, list] of byJob) {
+    list.sort((a, b) => a.start - b.start || a.seq - b.seq);
+    for (let i = 1; i < list.length; i++) {
+      const prev = list[i - 1];
+      if (prev.end === undefined || list[i].start < prev.end) {
+        overlapping.push(id);
+        const shown = list.map(({ seq, start, end, headers }) => ({ seq, attempt: headers['x-job-attempt'], start, end }));
+        problems.push(`job ${id}: delivery ${list[i].seq} started before delivery ${prev.seq} ended: ${JSON.stringify(shown)}`);
+      }
+      const [a, b] = [Number(prev.headers['x-job-attempt']), Number(list[i].headers['x-job-attempt'])];
+      if (!(b > a)) problems.push(`job ${id}: delivery ${list[i].seq} is attempt ${b}, after attempt ${a}`);
+    }
+  }
+  return { byJob, overlapping, problems };
+}
