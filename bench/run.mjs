@@ -35,6 +35,9 @@ const graphile = benchRequire('graphile-worker');
 const REDIS_URL = new URL(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
 const PG_URL = (process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432').replace(/\/$/, '');
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',')) : null;
+// BENCH_SYSTEMS narrows the systems measured: sqlite, postgres (Keel's stores), bullmq, graphile-worker, pg-boss, bare.
+const SYSTEMS = process.env.BENCH_SYSTEMS ? new Set(process.env.BENCH_SYSTEMS.split(',')) : null;
+const want = (system) => !SYSTEMS || SYSTEMS.has(system);
 const DRAIN_JOBS = Number(process.env.BENCH_DRAIN_JOBS ?? 20000);
 const RECOVERY_SIZES = (process.env.BENCH_RECOVERY ?? '100000,1000000').split(',').filter(Boolean).map(Number);
 const HTTP_SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 10);
@@ -558,24 +561,27 @@ async function main() {
   log(`node ${process.version}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model}), load ${loadStart.map((x) => x.toFixed(2)).join(' ')}`);
   await step('baseline', async () => { await commitCost(); await keelBaseline('sqlite'); await keelBaseline('postgres'); });
   await step('drain', async () => {
-    await keelDrain('sqlite');
-    await keelDrain('postgres');
-    await bullmqDrain();
-    await graphileDrain();
-    await pgBossDrain();
+    if (want('sqlite')) await keelDrain('sqlite');
+    if (want('postgres')) await keelDrain('postgres');
+    if (want('bullmq')) await bullmqDrain();
+    if (want('graphile-worker')) await graphileDrain();
+    if (want('pg-boss')) await pgBossDrain();
   });
   await step('http', async () => {
-    const bare = await bareHttp();
-    await keelHttp('sqlite', bare);
-    await keelHttp('postgres', bare);
+    const bare = want('bare') ? await bareHttp() : undefined;
+    if (want('sqlite')) await keelHttp('sqlite', bare);
+    if (want('postgres')) await keelHttp('postgres', bare);
   });
   await step('batch', async () => {
-    await keelBatch('sqlite');
-    await keelBatch('postgres');
-    await keelBatch('sqlite', true);
-    await keelBatch('postgres', true);
+    if (want('sqlite')) await keelBatch('sqlite');
+    if (want('postgres')) await keelBatch('postgres');
+    if (want('sqlite')) await keelBatch('sqlite', true);
+    if (want('postgres')) await keelBatch('postgres', true);
   });
-  await step('latency', async () => { await keelLatency('sqlite'); await keelLatency('postgres'); });
+  await step('latency', async () => {
+    if (want('sqlite')) await keelLatency('sqlite');
+    if (want('postgres')) await keelLatency('postgres');
+  });
   await step('recovery', async () => {
     for (const store of RECOVERY_STORES) {
       for (const n of RECOVERY_SIZES) {

@@ -7,6 +7,7 @@ import { compareDispatch, newJobRecord, type DispatchKey, type Job, type JobStat
 import { emptyCounts, type JobStore, type ListQuery, type StateCounts, type TransitionGuard } from '../job-store';
 import { planTransition } from '../plan-transition';
 import { StoreOwnershipError } from '../store.errors';
+import { GroupCommit } from './group-commit';
 import { SQLITE_MIGRATIONS } from './sqlite-migrations';
 import { SQL } from './sqlite-statements';
 
@@ -44,6 +45,7 @@ type Statements = { [K in keyof typeof SQL]: Database.Statement };
 export class SqliteJobStore implements JobStore {
   private db?: Database.Database;
   private stmts?: Statements;
+  private group?: GroupCommit;
   private readonly listStatements = new Map<string, Database.Statement>();
   /** Exact, because this process is the file's only writer: loaded once at open, kept in step by every write. */
   private stateCounts = emptyCounts();
@@ -75,10 +77,21 @@ export class SqliteJobStore implements JobStore {
     const counts = emptyCounts();
     for (const { state, n } of this.stmts.countByState.all() as { state: JobState; n: number }[]) counts[state] = n;
     this.stateCounts = counts;
+    this.group = new GroupCommit(db, {
+      snapshot: () => {
+        const saved = { ...this.stateCounts };
+        return () => {
+          this.stateCounts = saved;
+        };
+      },
+      fault: unavailable,
+    });
   }
 
   async close(): Promise<void> {
     if (!this.db) return;
+    this.group?.flush();
+    this.group = undefined;
     this.db.close();
     this.db = undefined;
     this.stmts = undefined;
@@ -91,19 +104,21 @@ export class SqliteJobStore implements JobStore {
 
   async insert(jobs: NewJob[], maxBacklog: number): Promise<Job[]> {
     const stmts = this.statements();
-    if (this.stateCounts.pending + jobs.length > maxBacklog) throw new BacklogFull(this.stateCounts.pending, maxBacklog);
     const records = jobs.map(newJobRecord);
-    try {
-      this.database().transaction(() => {
-        for (const [i, job] of records.entries()) stmts.insertJob.run({ ...toRow(job, null), request_hash: jobs[i].requestHash ?? null });
-      })();
-    } catch (err) {
-      const taken = records.find((job) => job.idempotencyKey !== null && stmts.getJobByIdempotencyKey.get(job.idempotencyKey));
-      if (isUniqueViolation(err) && taken) throw new IdempotencyKeyTaken(taken.idempotencyKey!);
-      throw unavailable(err);
-    }
-    this.stateCounts.pending += records.length;
-    return records;
+    const rows = records.map((job, i) => ({ ...toRow(job, null), request_hash: jobs[i].requestHash ?? null }));
+    return this.writes().run(() => {
+      // Checked in the group, after the writes queued before it: the count is exact.
+      if (this.stateCounts.pending + records.length > maxBacklog) throw new BacklogFull(this.stateCounts.pending, maxBacklog);
+      try {
+        for (const row of rows) stmts.insertJob.run(row);
+      } catch (err) {
+        const taken = records.find((job) => job.idempotencyKey !== null && stmts.getJobByIdempotencyKey.get(job.idempotencyKey));
+        if (isUniqueViolation(err) && taken) throw new IdempotencyKeyTaken(taken.idempotencyKey!);
+        throw unavailable(err);
+      }
+      this.stateCounts.pending += records.length;
+      return records;
+    });
   }
 
   async get(id: string): Promise<Job | undefined> {
@@ -124,7 +139,8 @@ export class SqliteJobStore implements JobStore {
     const sql = `SELECT * FROM jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT @limit`;
     let stmt = this.listStatements.get(sql);
     if (!stmt) {
-      stmt = this.database().prepare(sql);
+      if (!this.db) throw new Error('the SQLite store is not open');
+      stmt = this.db.prepare(sql);
       this.listStatements.set(sql, stmt);
     }
     const params: Record<string, unknown> = { limit: query.limit };
@@ -134,21 +150,25 @@ export class SqliteJobStore implements JobStore {
     return (stmt.all(params) as JobRow[]).map(fromRow);
   }
 
+  /** Reads, decides and writes inside the group's transaction: the compare-and-set sees every earlier write. */
   async transition(id: string, event: JobEvent, guard?: TransitionGuard): Promise<Job> {
     const stmts = this.statements();
-    const row = stmts.getJob.get(id) as JobRow | undefined;
-    if (!row) throw new JobNotFound(id);
-    const planned = planTransition(fromRow(row), row.owner, event, guard);
-    const { changes } = write(() => stmts.applyTransition.run({ ...toRow(planned.next, planned.owner), from: planned.change.from }));
-    if (changes !== 1) throw new ConcurrentChange(id);
-    this.stateCounts[planned.change.from] -= 1;
-    this.stateCounts[planned.change.to] += 1;
-    return planned.next;
+    return this.writes().run(() => {
+      const row = stmts.getJob.get(id) as JobRow | undefined;
+      if (!row) throw new JobNotFound(id);
+      const planned = planTransition(fromRow(row), row.owner, event, guard);
+      const { changes } = write(() => stmts.applyTransition.run({ ...toRow(planned.next, planned.owner), from: planned.change.from }));
+      if (changes !== 1) throw new ConcurrentChange(id);
+      this.stateCounts[planned.change.from] -= 1;
+      this.stateCounts[planned.change.to] += 1;
+      return planned.next;
+    });
   }
 
   async claimReady(owner: string, limit: number, now: number): Promise<DispatchKey[]> {
     if (limit <= 0) return [];
-    const rows = write(() => this.statements().claimReady.all({ owner, now, limit })) as Pick<JobRow, 'id' | 'priority' | 'run_at'>[];
+    const stmts = this.statements();
+    const rows = await this.writes().run(() => write(() => stmts.claimReady.all({ owner, now, limit })) as Pick<JobRow, 'id' | 'priority' | 'run_at'>[]);
     return rows.map((r) => ({ id: r.id, priority: r.priority, runAt: r.run_at })).sort(compareDispatch);
   }
 
@@ -157,15 +177,18 @@ export class SqliteJobStore implements JobStore {
   readonly pollIntervalMs = 30_000;
 
   async releaseClaims(owner: string): Promise<number> {
-    return write(() => this.statements().releaseClaimsOf.run(owner)).changes;
+    const stmts = this.statements();
+    return this.writes().run(() => write(() => stmts.releaseClaimsOf.run(owner)).changes);
   }
 
   async releaseClaim(id: string, owner: string): Promise<boolean> {
-    return write(() => this.statements().releaseClaim.run(id, owner)).changes === 1;
+    const stmts = this.statements();
+    return this.writes().run(() => write(() => stmts.releaseClaim.run(id, owner)).changes === 1);
   }
 
   async releaseAbandonedClaims(self: string): Promise<number> {
-    return write(() => this.statements().releaseClaimsNotOf.run(self)).changes;
+    const stmts = this.statements();
+    return this.writes().run(() => write(() => stmts.releaseClaimsNotOf.run(self)).changes);
   }
 
   async heldBy(owner: string): Promise<{ id: string; state: JobState }[]> {
@@ -203,9 +226,9 @@ export class SqliteJobStore implements JobStore {
     }
   }
 
-  private database(): Database.Database {
-    if (!this.db) throw new Error('the SQLite store is not open');
-    return this.db;
+  private writes(): GroupCommit {
+    if (!this.group) throw new Error('the SQLite store is not open');
+    return this.group;
   }
 
   private statements(): Statements {

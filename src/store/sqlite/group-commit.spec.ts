@@ -1,0 +1,103 @@
+import Database from 'better-sqlite3';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { GroupCommit } from './group-commit';
+
+describe('GroupCommit', () => {
+  let dir: string;
+  let db: Database.Database;
+  let counter: { n: number };
+  let group: GroupCommit;
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'keel-group-'));
+    db = new Database(join(dir, 'g.sqlite'));
+    db.pragma('journal_mode = WAL');
+    db.exec('CREATE TABLE t (k TEXT PRIMARY KEY)');
+    counter = { n: 0 };
+    group = new GroupCommit(db, {
+      snapshot: () => {
+        const saved = counter.n;
+        return () => {
+          counter.n = saved;
+        };
+      },
+      fault: (err) => new Error(`fault: ${(err as Error).message}`),
+    });
+  });
+
+  afterEach(() => {
+    db.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const insert = (k: string) => () => {
+    db.prepare('INSERT INTO t (k) VALUES (?)').run(k);
+    counter.n += 1;
+    return k;
+  };
+  const keys = () => (db.prepare('SELECT k FROM t ORDER BY k').all() as { k: string }[]).map((r) => r.k);
+
+  it('commits the writes asked for in one turn of the event loop in one transaction', async () => {
+    const results = await Promise.all([group.run(insert('a')), group.run(insert('b')), group.run(insert('c'))]);
+    expect(results).toEqual(['a', 'b', 'c']);
+    expect(group.commits).toBe(1);
+    expect(keys()).toEqual(['a', 'b', 'c']);
+    await group.run(insert('d'));
+    expect(group.commits).toBe(2);
+  });
+
+  it('settles no promise before the commit', async () => {
+    let settled = false;
+    const done = group.run(insert('a')).then(() => (settled = true));
+    await Promise.resolve();
+    expect(settled).toBe(false);
+    expect(db.inTransaction).toBe(false);
+    await done;
+    expect(settled).toBe(true);
+  });
+
+  it('undoes and rejects a write that throws, alone: the rest of its group commits', async () => {
+    const failing = () => {
+      db.prepare('INSERT INTO t (k) VALUES (?)').run('x');
+      counter.n += 1;
+      throw new Error('refused');
+    };
+    const outcomes = await Promise.allSettled([group.run(insert('a')), group.run(failing), group.run(insert('a')), group.run(insert('b'))]);
+    expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'rejected', 'fulfilled']);
+    expect((outcomes[1] as PromiseRejectedResult).reason).toEqual(new Error('refused'));
+    expect((outcomes[2] as PromiseRejectedResult).reason.code).toBe('SQLITE_CONSTRAINT_PRIMARYKEY');
+    expect(keys()).toEqual(['a', 'b']);
+    expect(group.commits).toBe(1);
+  });
+
+  it('rejects every write of a group that cannot commit, and restores what the store keeps in memory', async () => {
+    await group.run(insert('kept'));
+    expect(counter.n).toBe(1);
+    // The file cannot grow: a write runs out of pages and SQLite abandons the transaction.
+    const pages = db.pragma('page_count', { simple: true }) as number;
+    db.pragma(`max_page_count = ${pages}`);
+    const big = (k: string) => () => {
+      db.prepare('INSERT INTO t (k) VALUES (?)').run(k + 'x'.repeat(200_000));
+      counter.n += 1;
+      return k;
+    };
+    const outcomes = await Promise.allSettled([group.run(insert('a')), group.run(big('b')), group.run(insert('c'))]);
+    expect(outcomes.every((o) => o.status === 'rejected')).toBe(true);
+    for (const o of outcomes) expect(((o as PromiseRejectedResult).reason as Error).message).toMatch(/^fault: /);
+    expect(counter.n).toBe(1);
+    expect(keys()).toEqual(['kept']);
+    expect(db.inTransaction).toBe(false);
+    db.pragma('max_page_count = 1073741823');
+    await expect(group.run(insert('after'))).resolves.toBe('after');
+    expect(keys()).toEqual(['after', 'kept']);
+  });
+
+  it('commits what is queued when flushed at once (the store closing)', () => {
+    const pending = group.run(insert('a'));
+    group.flush();
+    expect(keys()).toEqual(['a']);
+    return expect(pending).resolves.toBe('a');
+  });
+});

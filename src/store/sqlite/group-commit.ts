@@ -1,0 +1,97 @@
+import type Database from 'better-sqlite3';
+
+interface Write<T = unknown> {
+  work: () => T;
+  resolve: (value: T) => void;
+  reject: (err: unknown) => void;
+  outcome?: { ok: true; value: T } | { ok: false; error: unknown };
+}
+
+/**
+ * Group commit: every write asked for during one turn of the event loop runs in one transaction,
+ * and one fsync makes all of them durable. A caller's promise settles only after that commit, so
+ * an answer (a 201, a worker's next step) never runs ahead of the disk.
+ *
+ * Each write runs in a savepoint of its own: one that throws (a state change that no longer
+ * applies, a taken idempotency key) is undone alone and rejects alone; the others commit. When
+ * the transaction as a whole cannot commit (disk full, I/O error), SQLite undoes all of it and
+ * every write of the group rejects with that error: none of them happened.
+ */
+export class GroupCommit {
+  private queued: Write[] = [];
+  private scheduled?: NodeJS.Immediate;
+  private readonly begin: Database.Statement;
+  private readonly commit: Database.Statement;
+  private readonly rollback: Database.Statement;
+  private readonly inSavepoint: (work: () => unknown) => unknown;
+  /** Groups committed so far (each one fsync). */
+  commits = 0;
+
+  constructor(
+    private readonly db: Database.Database,
+    /** Called before a group runs and when it is undone: the store keeps its in-memory state in step. */
+    private readonly hooks: { snapshot: () => () => void; fault: (err: unknown) => unknown },
+  ) {
+    this.begin = db.prepare('BEGIN');
+    this.commit = db.prepare('COMMIT');
+    this.rollback = db.prepare('ROLLBACK');
+    // Inside an open transaction better-sqlite3 runs a transaction function as a savepoint.
+    this.inSavepoint = db.transaction((work: () => unknown) => work());
+  }
+
+  /** Runs `work` in the next group; resolves with its result once the group is committed. */
+  run<T>(work: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.queued.push({ work, resolve, reject } as Write);
+      this.scheduled ??= setImmediate(() => this.flush());
+    });
+  }
+
+  /** Commits what is queued now (the store is closing). */
+  flush(): void {
+    if (this.scheduled) clearImmediate(this.scheduled);
+    this.scheduled = undefined;
+    const group = this.queued;
+    this.queued = [];
+    if (group.length === 0) return;
+    const restore = this.hooks.snapshot();
+    let fatal: { error: unknown } | undefined;
+    try {
+      this.begin.run();
+      for (const write of group) {
+        try {
+          write.outcome = { ok: true, value: this.inSavepoint(write.work) };
+        } catch (error) {
+          // Some errors (SQLITE_FULL, SQLITE_IOERR) make SQLite roll back the whole transaction.
+          if (!this.db.inTransaction) {
+            fatal = { error };
+            break;
+          }
+          write.outcome = { ok: false, error };
+        }
+      }
+      if (!fatal) {
+        this.commit.run();
+        this.commits += 1;
+      }
+    } catch (error) {
+      fatal = { error };
+    }
+    if (fatal) {
+      try {
+        if (this.db.inTransaction) this.rollback.run();
+      } catch {
+        // The connection undoes an unfinished transaction itself; the group has failed either way.
+      }
+      restore();
+      const error = this.hooks.fault(fatal.error);
+      for (const write of group) write.reject(error);
+      return;
+    }
+    for (const write of group) {
+      const outcome = write.outcome!;
+      if (outcome.ok) write.resolve(outcome.value);
+      else write.reject(outcome.error);
+    }
+  }
+}
