@@ -473,6 +473,25 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
       expect(ids(await store.claimReady(SELF, 10, T0 + 101))).toEqual([later.id]);
     });
 
+    it('claims across priority levels whose first jobs are scheduled, down to the lowest level', async () => {
+      const jobs = await store.insert(
+        [
+          newJob({ priority: 100, runAt: NOW + 1 }),
+          newJob({ priority: 5, runAt: NOW + 10 }),
+          newJob({ priority: 5, runAt: T0 }),
+          newJob({ priority: 0, runAt: NOW + 1 }),
+          newJob({ priority: 0, runAt: NOW }),
+          newJob({ priority: -100, runAt: T0 }),
+          newJob({ priority: -100, runAt: NOW + 5 }),
+        ],
+        NO_LIMIT,
+      );
+      expect(ids(await store.claimReady(SELF, 2, NOW))).toEqual([jobs[2].id, jobs[4].id]);
+      expect(ids(await store.claimReady(SELF, 10, NOW))).toEqual([jobs[5].id]);
+      expect(await store.claimReady(SELF, 10, NOW)).toEqual([]);
+      expect(ids(await store.claimReady(SELF, 10, NOW + 10))).toEqual([jobs[0].id, jobs[1].id, jobs[3].id, jobs[6].id]);
+    });
+
     it('skips jobs that are not pending and jobs another owner claimed', async () => {
       for (const state of ['processing', 'completed', 'failed', 'cancelled'] as const) await jobIn(state);
       await heldJob(OTHER, 'pending');

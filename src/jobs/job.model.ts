@@ -43,16 +43,26 @@ export interface NewJob {
   requestHash?: string | null;
 }
 
-export function newJobRecord({ requestHash: _hash, ...input }: NewJob): Job {
+/** Fields named one by one: a rest/spread copy costs several times more on the submission path. */
+export function newJobRecord(input: NewJob): Job {
   return {
-    ...input,
+    id: input.id,
+    type: input.type,
+    payload: input.payload,
     state: 'pending',
+    priority: input.priority,
     attempts: 0,
+    maxAttempts: input.maxAttempts,
+    backoffMs: input.backoffMs,
+    timeoutMs: input.timeoutMs,
+    runAt: input.runAt,
+    createdAt: input.createdAt,
     updatedAt: input.createdAt,
     startedAt: null,
     finishedAt: null,
     result: null,
     lastError: null,
+    idempotencyKey: input.idempotencyKey,
   };
 }
 

@@ -105,7 +105,7 @@ export class SqliteJobStore implements JobStore {
   async insert(jobs: NewJob[], maxBacklog: number): Promise<Job[]> {
     const stmts = this.statements();
     const records = jobs.map(newJobRecord);
-    const rows = records.map((job, i) => ({ ...toRow(job, null), request_hash: jobs[i].requestHash ?? null }));
+    const rows = records.map((job, i) => insertParams(job, jobs[i].requestHash ?? null));
     return this.writes().run(() => {
       // Checked in the group, after the writes queued before it: the count is exact.
       if (this.stateCounts.pending + records.length > maxBacklog) throw new BacklogFull(this.stateCounts.pending, maxBacklog);
@@ -157,7 +157,7 @@ export class SqliteJobStore implements JobStore {
       const row = stmts.getJob.get(id) as JobRow | undefined;
       if (!row) throw new JobNotFound(id);
       const planned = planTransition(fromRow(row), row.owner, event, guard);
-      const { changes } = write(() => stmts.applyTransition.run({ ...toRow(planned.next, planned.owner), from: planned.change.from }));
+      const { changes } = write(() => stmts.applyTransition.run(transitionParams(planned.next, planned.owner, planned.change.from)));
       if (changes !== 1) throw new ConcurrentChange(id);
       this.stateCounts[planned.change.from] -= 1;
       this.stateCounts[planned.change.to] += 1;
@@ -165,10 +165,28 @@ export class SqliteJobStore implements JobStore {
     });
   }
 
+  /**
+   * Claims level by level, highest priority first (at most 201 levels): one search that ran over
+   * every priority at once would read past every scheduled job to find the ready ones.
+   */
   async claimReady(owner: string, limit: number, now: number): Promise<DispatchKey[]> {
     if (limit <= 0) return [];
     const stmts = this.statements();
-    const rows = await this.writes().run(() => write(() => stmts.claimReady.all({ owner, now, limit })) as Pick<JobRow, 'id' | 'priority' | 'run_at'>[]);
+    const rows = await this.writes().run(() =>
+      write(() => {
+        const claimed: Pick<JobRow, 'id' | 'priority' | 'run_at'>[] = [];
+        let below = Number.MAX_SAFE_INTEGER;
+        while (claimed.length < limit) {
+          const { priority } = stmts.levelBelow.get(below) as { priority: number | null };
+          if (priority === null) break;
+          for (const row of stmts.claimReadyAt.all({ owner, now, priority, limit: limit - claimed.length })) {
+            claimed.push(row as Pick<JobRow, 'id' | 'priority' | 'run_at'>);
+          }
+          below = priority;
+        }
+        return claimed;
+      }),
+    );
     return rows.map((r) => ({ id: r.id, priority: r.priority, runAt: r.run_at })).sort(compareDispatch);
   }
 
@@ -272,27 +290,39 @@ function isUniqueViolation(err: unknown): boolean {
   return (err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE';
 }
 
-function toRow(job: Job, owner: string | null): JobRow {
-  return {
-    id: job.id,
-    type: job.type,
-    payload: JSON.stringify(job.payload),
-    state: job.state,
-    priority: job.priority,
-    attempts: job.attempts,
-    max_attempts: job.maxAttempts,
-    backoff_ms: job.backoffMs,
-    timeout_ms: job.timeoutMs,
-    run_at: job.runAt,
-    created_at: job.createdAt,
-    updated_at: job.updatedAt,
-    started_at: job.startedAt,
-    finished_at: job.finishedAt,
-    result: job.result === null || job.result === undefined ? null : JSON.stringify(job.result),
-    last_error: job.lastError,
-    idempotency_key: job.idempotencyKey,
+/** The parameters of `insertJob`, in its column order. */
+function insertParams(job: Job, requestHash: string | null): unknown[] {
+  return [
+    job.id,
+    job.type,
+    JSON.stringify(job.payload),
+    job.priority,
+    job.maxAttempts,
+    job.backoffMs,
+    job.timeoutMs,
+    job.runAt,
+    job.createdAt,
+    job.updatedAt,
+    job.idempotencyKey,
+    requestHash,
+  ];
+}
+
+/** The parameters of `applyTransition`: the changed columns, then the compare-and-set. */
+function transitionParams(next: Job, owner: string | null, from: JobState): unknown[] {
+  return [
+    next.state,
+    next.attempts,
+    next.runAt,
+    next.startedAt,
+    next.finishedAt,
+    next.result === null || next.result === undefined ? null : JSON.stringify(next.result),
+    next.lastError,
+    next.updatedAt,
     owner,
-  };
+    next.id,
+    from,
+  ];
 }
 
 function fromRow(row: JobRow): Job {

@@ -1,28 +1,37 @@
 /**
- * Every SQL statement of the SQLite store, named for what it does. The feeder's two queries name
- * their partial index: without statistics the planner prefers `jobs_state` and sorts every pending
- * job on each claim, which costs tens of milliseconds per claim at 100,000 pending jobs.
+ * Every SQL statement of the SQLite store, named for what it does. The two statements on the hot
+ * path take positional parameters: binding an array costs less than binding named properties.
+ * The feeder's queries name their partial index: without statistics the planner prefers
+ * `jobs_state` and sorts every pending job on each claim, which costs tens of milliseconds per
+ * claim at 100,000 pending jobs.
  */
 export const SQL = {
   insertJob: `
     INSERT INTO jobs (id, type, payload, state, priority, attempts, max_attempts, backoff_ms, timeout_ms,
                       run_at, created_at, updated_at, started_at, finished_at, result, last_error, idempotency_key, owner, request_hash)
-    VALUES (@id, @type, @payload, @state, @priority, @attempts, @max_attempts, @backoff_ms, @timeout_ms,
-            @run_at, @created_at, @updated_at, @started_at, @finished_at, @result, @last_error, @idempotency_key, @owner, @request_hash)`,
+    VALUES (?, ?, ?, 'pending', ?, 0, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, ?, NULL, ?)`,
   getJob: `SELECT * FROM jobs WHERE id = ?`,
   getJobByIdempotencyKey: `SELECT * FROM jobs WHERE idempotency_key = ?`,
   /** The compare-and-set of every state change: it applies only if the state is still `from`. */
   applyTransition: `
     UPDATE jobs
-       SET state = @state, attempts = @attempts, run_at = @run_at, started_at = @started_at,
-           finished_at = @finished_at, result = @result, last_error = @last_error,
-           updated_at = @updated_at, owner = @owner
-     WHERE id = @id AND state = @from`,
-  claimReady: `
+       SET state = ?, attempts = ?, run_at = ?, started_at = ?, finished_at = ?, result = ?, last_error = ?,
+           updated_at = ?, owner = ?
+     WHERE id = ? AND state = ?`,
+  /** The next priority level below `below` that has unclaimed pending jobs (ready or not). */
+  levelBelow: `
+    SELECT max(priority) AS priority FROM jobs INDEXED BY jobs_dispatch
+     WHERE state = 'pending' AND owner IS NULL AND priority < ?`,
+  /**
+   * Claims the ready jobs of one priority level, in dispatch order. Within a level the index is in
+   * run_at order, so the search stops at the first job that is not ready: scheduled jobs further
+   * down the index are never read.
+   */
+  claimReadyAt: `
     UPDATE jobs SET owner = @owner
      WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_dispatch
-                   WHERE state = 'pending' AND owner IS NULL AND run_at <= @now
-                   ORDER BY priority DESC, run_at, id
+                   WHERE state = 'pending' AND owner IS NULL AND priority = @priority AND run_at <= @now
+                   ORDER BY run_at, id
                    LIMIT @limit)
     RETURNING id, priority, run_at`,
   releaseClaim: `UPDATE jobs SET owner = NULL WHERE id = ? AND owner = ? AND state = 'pending'`,

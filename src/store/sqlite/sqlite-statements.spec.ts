@@ -1,0 +1,47 @@
+import Database from 'better-sqlite3';
+import { SQLITE_MIGRATIONS } from './sqlite-migrations';
+import { SQL } from './sqlite-statements';
+
+/**
+ * The feeder's queries run on every wake-up, over every pending job: each must be an index search
+ * that stops early, never a scan or a sort. Plans are checked on an empty schema, where the planner
+ * has no statistics: the case of a new file.
+ */
+describe('SQLite statements: query plans of the hot path', () => {
+  let db: Database.Database;
+
+  beforeAll(() => {
+    db = new Database(':memory:');
+    for (const migration of SQLITE_MIGRATIONS) db.exec(migration);
+  });
+
+  afterAll(() => db.close());
+
+  const plan = (sql: string, params: unknown): string =>
+    (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(params as never) as { detail: string }[]).map((r) => r.detail).join(' | ');
+
+  it('claims one priority level by an index search on (priority, run_at), in index order', () => {
+    const detail = plan(SQL.claimReadyAt, { owner: 'o', now: 0, priority: 0, limit: 10 });
+    expect(detail).toContain('SEARCH jobs USING INDEX jobs_dispatch (priority=? AND run_at<?)');
+    expect(detail).not.toMatch(/TEMP B-TREE|SCAN jobs/);
+  });
+
+  it('finds the next priority level by an index search', () => {
+    const detail = plan(SQL.levelBelow, [0]);
+    expect(detail).toContain('SEARCH jobs USING INDEX jobs_dispatch (priority<?)');
+    expect(detail).not.toMatch(/TEMP B-TREE|SCAN jobs/);
+  });
+
+  it('finds the next scheduled job by an index search on run_at', () => {
+    const detail = plan(SQL.nextScheduledAt, [0]);
+    expect(detail).toContain('SEARCH jobs USING INDEX jobs_scheduled (run_at>?)');
+    expect(detail).not.toMatch(/TEMP B-TREE|SCAN jobs/);
+  });
+
+  it('reads and changes one job by its primary key', () => {
+    expect(plan(SQL.getJob, ['x'])).toMatch(/SEARCH jobs USING INDEX sqlite_autoindex_jobs_1 \(id=\?\)/);
+    expect(plan(SQL.applyTransition, ['pending', 0, 0, null, null, null, null, 0, null, 'x', 'pending'])).toMatch(
+      /SEARCH jobs USING INDEX sqlite_autoindex_jobs_1 \(id=\?\)/,
+    );
+  });
+});
