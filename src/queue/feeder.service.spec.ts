@@ -1,0 +1,83 @@
+import type { KeelConfig } from '../config/keel-config';
+import { MemoryJobStore } from '../store/memory/memory-job.store';
+import { DeliveryQueue } from './delivery-queue';
+import { FeederService } from './feeder.service';
+
+const OWNER = 'feeder-spec';
+
+/** Lets the feeder's store round trips finish: a few macrotasks, no clock. */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+}
+
+describe('FeederService', () => {
+  let store: MemoryJobStore;
+  let queue: DeliveryQueue;
+  let feeder: FeederService;
+  let claims: number[];
+
+  beforeEach(async () => {
+    store = new MemoryJobStore();
+    await store.open();
+    const config = { queueCapacity: 10, owner: OWNER } as KeelConfig;
+    queue = new DeliveryQueue(config);
+    claims = [];
+    const claimReady = store.claimReady.bind(store);
+    store.claimReady = async (owner, limit, now) => {
+      const keys = await claimReady(owner, limit, now);
+      claims.push(keys.length);
+      return keys;
+    };
+    feeder = new FeederService(store, queue, config);
+    const now = Date.now();
+    await store.insert(
+      Array.from({ length: 100 }, (_, i) => ({
+        id: `00000000-0000-7000-8000-${String(i).padStart(12, '0')}`,
+        type: 'noop',
+        payload: {},
+        priority: 0,
+        maxAttempts: 3,
+        backoffMs: 1000,
+        timeoutMs: 1000,
+        runAt: now,
+        createdAt: now,
+        idempotencyKey: null,
+      })),
+      1_000,
+    );
+  });
+
+  afterEach(async () => {
+    await feeder.stop();
+    await store.close();
+  });
+
+  it('fills the queue, then refills it in one claim once the workers have taken half of it', async () => {
+    feeder.start();
+    await settle();
+    expect(queue.depth).toBe(10);
+    expect(claims).toEqual([10]);
+
+    for (let i = 0; i < 4; i++) await queue.take();
+    await settle();
+    expect(queue.depth).toBe(6);
+    expect(claims).toEqual([10]);
+
+    await queue.take();
+    await settle();
+    expect(queue.depth).toBe(10);
+    expect(claims).toEqual([10, 5]);
+  });
+
+  it('claims at once on a wake-up (a submission), whatever the depth', async () => {
+    feeder.start();
+    await settle();
+    await queue.take();
+    await settle();
+    expect(queue.depth).toBe(9);
+    feeder.wake();
+    await settle();
+    expect(queue.depth).toBe(10);
+    expect(claims).toEqual([10, 1]);
+  });
+});
