@@ -101,3 +101,33 @@ describe('GroupCommit', () => {
     return expect(pending).resolves.toBe('a');
   });
 });
+
+describe('GroupCommit durability', () => {
+  let dir: string;
+  let db: Database.Database;
+  let group: GroupCommit;
+  const synchronous = () => db.pragma('synchronous', { simple: true }) as number;
+  const FULL = 2;
+  const NORMAL = 1;
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'keel-group-'));
+    db = new Database(join(dir, 'g.sqlite'));
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    group = new GroupCommit(db, { snapshot: () => () => undefined, fault: (err) => err });
+  });
+
+  afterEach(() => {
+    db.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('commits a group of bookkeeping writes without a sync, and any group with a full write with one', async () => {
+    expect(await Promise.all([group.run(synchronous, 'none'), group.run(synchronous, 'none')])).toEqual([NORMAL, NORMAL]);
+    expect(await Promise.all([group.run(synchronous, 'none'), group.run(synchronous)])).toEqual([FULL, FULL]);
+    expect(await group.run(synchronous)).toBe(FULL);
+    expect(await group.run(synchronous, 'none')).toBe(NORMAL);
+    expect(await group.run(synchronous)).toBe(FULL);
+  });
+});

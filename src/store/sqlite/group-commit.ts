@@ -1,7 +1,15 @@
 import type Database from 'better-sqlite3';
 
+/**
+ * `full`: the write is a promise to someone (a submission, a state change) and the commit waits
+ * for the disk. `none`: bookkeeping that recovery rebuilds anyway (claims): a group made only of
+ * such writes commits without waiting for the disk; the next full commit syncs its pages too.
+ */
+export type Durability = 'full' | 'none';
+
 interface Write<T = unknown> {
   work: () => T;
+  durability: Durability;
   resolve: (value: T) => void;
   reject: (err: unknown) => void;
   outcome?: { ok: true; value: T } | { ok: false; error: unknown };
@@ -24,8 +32,10 @@ export class GroupCommit {
   private readonly commit: Database.Statement;
   private readonly rollback: Database.Statement;
   private readonly inSavepoint: (work: () => unknown) => unknown;
-  /** Groups committed so far (each one fsync). */
+  /** Groups committed so far. */
   commits = 0;
+  /** Whether the connection is left at NORMAL by the last group. */
+  private relaxed = false;
 
   constructor(
     private readonly db: Database.Database,
@@ -40,9 +50,9 @@ export class GroupCommit {
   }
 
   /** Runs `work` in the next group; resolves with its result once the group is committed. */
-  run<T>(work: () => T): Promise<T> {
+  run<T>(work: () => T, durability: Durability = 'full'): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.queued.push({ work, resolve, reject } as Write);
+      this.queued.push({ work, durability, resolve, reject } as Write);
       this.scheduled ??= setImmediate(() => this.flush());
     });
   }
@@ -55,8 +65,15 @@ export class GroupCommit {
     this.queued = [];
     if (group.length === 0) return;
     const restore = this.hooks.snapshot();
+    const unsynced = group.every((write) => write.durability === 'none');
     let fatal: { error: unknown } | undefined;
     try {
+      // In WAL mode NORMAL commits without a sync and syncs at checkpoints: never a corrupt file,
+      // at worst the last commits lost on a power cut. FULL is the connection's setting. (Not a
+      // prepared statement: SQLite applies this pragma when it compiles it.)
+      if (unsynced && !this.relaxed) this.db.pragma('synchronous = NORMAL');
+      if (!unsynced && this.relaxed) this.db.pragma('synchronous = FULL');
+      this.relaxed = unsynced;
       this.begin.run();
       for (const write of group) {
         try {

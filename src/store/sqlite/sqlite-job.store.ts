@@ -169,7 +169,9 @@ export class SqliteJobStore implements JobStore {
 
   /**
    * Claims level by level, highest priority first (at most 201 levels): one search that ran over
-   * every priority at once would read past every scheduled job to find the ready ones.
+   * every priority at once would read past every scheduled job to find the ready ones. Claims and
+   * their releases need no sync of their own: after a crash every claim of the dead process is
+   * released anyway, and the start that follows a claim commits with a sync.
    */
   async claimReady(owner: string, limit: number, now: number): Promise<DispatchKey[]> {
     if (limit <= 0) return [];
@@ -188,6 +190,7 @@ export class SqliteJobStore implements JobStore {
         }
         return claimed;
       }),
+      'none',
     );
     return rows.map((r) => ({ id: r.id, priority: r.priority, runAt: r.run_at })).sort(compareDispatch);
   }
@@ -198,17 +201,17 @@ export class SqliteJobStore implements JobStore {
 
   async releaseClaims(owner: string): Promise<number> {
     const stmts = this.statements();
-    return this.writes().run(() => write(() => stmts.releaseClaimsOf.run(owner)).changes);
+    return this.writes().run(() => write(() => stmts.releaseClaimsOf.run(owner)).changes, 'none');
   }
 
   async releaseClaim(id: string, owner: string): Promise<boolean> {
     const stmts = this.statements();
-    return this.writes().run(() => write(() => stmts.releaseClaim.run(id, owner)).changes === 1);
+    return this.writes().run(() => write(() => stmts.releaseClaim.run(id, owner)).changes === 1, 'none');
   }
 
   async releaseAbandonedClaims(self: string): Promise<number> {
     const stmts = this.statements();
-    return this.writes().run(() => write(() => stmts.releaseClaimsNotOf.run(self)).changes);
+    return this.writes().run(() => write(() => stmts.releaseClaimsNotOf.run(self)).changes, 'none');
   }
 
   async heldBy(owner: string): Promise<{ id: string; state: JobState }[]> {
