@@ -33,6 +33,9 @@ export async function createApp(config: KeelConfig, extraImports: Parameters<typ
 /** Global pipes, filter, versioning, body limit and the OpenAPI document. */
 export function setupApp(app: NestExpressApplication): void {
   app.disable('x-powered-by');
+  // Answers describe jobs that change from one request to the next: a hash of every body (Express
+  // computes one per response by default) costs CPU on each submission and saves no transfer.
+  app.set('etag', false);
   app.useBodyParser('json', { limit: MAX_BODY });
   app.use(refuseHostileJson);
   app.enableVersioning({ type: VersioningType.URI });
