@@ -4,6 +4,7 @@ import type { JobView } from '../src/jobs/job.view';
 import { JobHandler, JobHandlerBase, PermanentJobError, type JobContext } from '../src/workers/job-handler';
 import { DuplicateJobHandlerError, InvalidJobHandlerError } from '../src/workers/job-handler.errors';
 import { closeAllApps, expectError, startApp, submit, totalJobs, waitForState } from './support/app';
+import { createTestDatabase, dropTestDatabases, TEST_DATABASE_URL } from './support/postgres';
 
 /** Handlers registered by an application module, imported through createApp's extra imports. */
 
@@ -67,7 +68,32 @@ class PlainHandler {
 @Module({ providers: [PlainHandler] })
 class PlainModule {}
 
+/** Throws what some libraries do: an error whose text carries a NUL character. */
+@JobHandler('nul-error')
+class NulErrorHandler extends JobHandlerBase {
+  async handle(): Promise<unknown> {
+    throw new PermanentJobError('bad\u0000byte');
+  }
+}
+
+@Module({ providers: [NulErrorHandler] })
+class NulErrorModule {}
+
 afterEach(closeAllApps);
+afterAll(() => (TEST_DATABASE_URL ? dropTestDatabases() : undefined));
+
+describe('an error text that a store cannot keep as it is', () => {
+  // PostgreSQL text refuses NUL: the outcome would never commit and the job would stay processing.
+  const stores: [string, () => Promise<Record<string, string>>][] = [['memory', async () => ({})]];
+  if (TEST_DATABASE_URL) stores.push(['postgres', async () => ({ STORE: 'postgres', DATABASE_URL: (await createTestDatabase()).url })]);
+
+  it.each(stores)('is recorded with NUL replaced, and the job ends (%s)', async (_store, env) => {
+    const { http } = await startApp(await env(), [NulErrorModule]);
+    const job = await submit(http, { type: 'nul-error' });
+    const failed = await waitForState(http, job.id, 'failed');
+    expect(failed.lastError).toBe('bad\ufffdbyte');
+  });
+});
 
 describe('a @JobHandler from an imported module', () => {
   it('is usable over HTTP', async () => {

@@ -5,13 +5,15 @@
  * job or a claim is "abandoned" only once its owner's lease (database clock) expired or was
  * dropped; NOTIFY wakes the other stores; a compare-and-set lost to a concurrent change fails
  * cleanly; connection faults are StoreUnavailable and the LISTEN connection comes back.
+ * Transitions asked for in one turn are applied as a group (one read, one compare-and-set), each
+ * job with the outcome it would have alone.
  *
  * Runs only with TEST_DATABASE_URL (one fresh database for the file, one schema per test).
  */
 import { Logger } from '@nestjs/common';
 import { Client } from 'pg';
 import { v7 as uuidv7 } from 'uuid';
-import { ConcurrentChange, InvalidTransition, StoreUnavailable } from '../src/jobs/job.errors';
+import { ConcurrentChange, InvalidTransition, JobNotFound, StoreUnavailable } from '../src/jobs/job.errors';
 import type { Job, NewJob } from '../src/jobs/job.model';
 import { PgJobStore } from '../src/store/postgres/pg-job.store';
 import {
@@ -383,5 +385,217 @@ describePg('PgJobStore: several stores on one database', () => {
     const sqlError = await b.get('not-a-uuid').catch((err: unknown) => err);
     expect(sqlError).toBeInstanceOf(Error);
     expect(sqlError).not.toBeInstanceOf(StoreUnavailable);
+  });
+
+  // Transitions are applied in groups (PgTransitionGroups): what is asked for in one event-loop
+  // turn shares one read and one compare-and-set statement, with the guarantees of one alone.
+
+  /** What `work` cost in transition groups and round trips on `store`. */
+  async function cost<T>(store: PgJobStore, work: () => Promise<T>): Promise<{ value: T; groups: number; roundTrips: number }> {
+    const before = store.transitionStats;
+    const value = await work();
+    const after = store.transitionStats;
+    return { value, groups: after.groups - before.groups, roundTrips: after.roundTrips - before.roundTrips };
+  }
+
+  const start = (store: PgJobStore, id: string, owner?: string) =>
+    store.transition(id, { type: 'start', now: Date.now() }, owner === undefined ? undefined : { owner });
+  const complete = (store: PgJobStore, id: string, result: unknown = null) => store.transition(id, { type: 'complete', now: Date.now(), result });
+
+  it('transitions asked for in one turn apply as a group: one read and one compare-and-set per group of up to 500', async () => {
+    const store = await openStore();
+    const jobs = await insert(store, 120);
+    expect(await store.claimReady(A, NO_LIMIT, Date.now())).toHaveLength(120);
+
+    const started = await cost(store, () => Promise.all(jobs.map((j) => start(store, j.id, A))));
+    expect(started).toMatchObject({ groups: 1, roundTrips: 2 });
+    for (const [i, job] of started.value.entries()) {
+      expect(job).toMatchObject({ id: jobs[i].id, state: 'processing', attempts: 1 });
+      expect(await store.get(job.id)).toEqual(job);
+      expect(await ownerOf(job.id)).toBe(A);
+    }
+
+    const completed = await cost(store, () => Promise.all(jobs.map((j, i) => complete(store, j.id, { i }))));
+    expect(completed).toMatchObject({ groups: 1, roundTrips: 2 });
+    for (const [i, job] of completed.value.entries()) {
+      expect(job).toMatchObject({ id: jobs[i].id, state: 'completed', attempts: 1, result: { i } });
+      expect(await store.get(job.id)).toEqual(job);
+      expect(await ownerOf(job.id)).toBeNull();
+    }
+
+    // a group holds at most 500: 520 starts take two
+    const more = await insert(store, 520);
+    const big = await cost(store, () => Promise.all(more.map((j) => start(store, j.id))));
+    expect(big).toMatchObject({ groups: 2, roundTrips: 4 });
+    expect((await store.counts()).processing).toBe(520);
+  });
+
+  it('transitions of one job asked for in the same turn apply one after the other, in order', async () => {
+    const store = await openStore();
+    const [job, other] = await insert(store, 2);
+    // start, fail (retry: back to pending), start again, then complete: all asked for at once
+    const asked = await cost(store, () =>
+      Promise.all([
+        start(store, job.id),
+        start(store, other.id),
+        store.transition(job.id, { type: 'fail', now: Date.now(), error: 'boom', permanent: false, jitter: 0 }),
+        start(store, job.id),
+        complete(store, job.id, 'done'),
+      ]),
+    );
+    const [first, otherStarted, failed, second, done] = asked.value;
+    expect(first).toMatchObject({ state: 'processing', attempts: 1 });
+    expect(otherStarted).toMatchObject({ state: 'processing', attempts: 1 });
+    expect(failed).toMatchObject({ state: 'pending', attempts: 1, lastError: 'boom' });
+    expect(second).toMatchObject({ state: 'processing', attempts: 2 });
+    expect(done).toMatchObject({ state: 'completed', attempts: 2, result: 'done' });
+    expect(await store.get(job.id)).toEqual(done);
+    // four groups (one per step of the job; the other job rode in the first), one NOTIFY for the retry
+    expect(asked).toMatchObject({ groups: 4, roundTrips: 9 });
+  });
+
+  it('a group whose jobs go back to pending sends one NOTIFY, and its callers answer after it', async () => {
+    const [a, b] = [await openStore(), await openStore()];
+    const jobs = await insert(a, 20);
+    await Promise.all(jobs.map((j) => start(a, j.id)));
+    // B's LISTEN connection is up once open() returned
+    let woken = 0;
+    b.onWork(() => (woken += 1));
+    const failed = await cost(a, () =>
+      Promise.all(jobs.map((j) => a.transition(j.id, { type: 'fail', now: Date.now(), error: 'x', permanent: false, jitter: 0 }))),
+    );
+    expect(failed).toMatchObject({ groups: 1, roundTrips: 3 });
+    for (const job of failed.value) expect(job.state).toBe('pending');
+    await waitFor(() => woken > 0, 'B woken by the group');
+  });
+
+  it('a compare-and-set lost within a group is read and tried again; the rest of the group applies at once', async () => {
+    const store = await openStore();
+    const jobs = await insert(store, 5);
+    const [raced] = jobs;
+    // another session changes one row and holds its lock: the group's read sees the old row, its
+    // compare-and-set waits for the lock, then finds the row changed for that job only
+    const other = new Client({ connectionString: db.url });
+    await other.connect();
+    try {
+      await other.query('BEGIN');
+      await other.query(`UPDATE ${schema}.keel_jobs SET updated_at = updated_at + 1 WHERE id = $1`, [raced.id]);
+      // the raced job's completion is asked for at once too: it must still come after its start
+      const asked = cost(store, () => Promise.all([...jobs.map((j) => start(store, j.id)), complete(store, raced.id, 'after')]));
+      await waitFor(async () => {
+        const waiting = await pgQuery(
+          db.url,
+          `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%UPDATE keel_jobs j%'`,
+        );
+        return waiting.length > 0;
+      }, "the group's compare-and-set to wait for the row lock");
+      await other.query('COMMIT');
+      const { value, groups, roundTrips } = await asked;
+      const completed = value.pop()!;
+      for (const job of value) expect(job).toMatchObject({ state: 'processing', attempts: 1 });
+      for (const job of value.slice(1)) expect(await store.get(job.id)).toEqual(job);
+      expect(completed).toMatchObject({ id: raced.id, state: 'completed', attempts: 1, result: 'after' });
+      expect(await store.get(raced.id)).toEqual(completed);
+      // the first group applied four starts; the raced start was read again and applied in a
+      // second group, ahead of the completion, which came in a third
+      expect({ groups, roundTrips }).toEqual({ groups: 3, roundTrips: 6 });
+    } finally {
+      await other.end().catch(() => undefined);
+    }
+  });
+
+  it('a compare-and-set that keeps losing answers ConcurrentChange after three tries, as alone; the others apply', async () => {
+    const store = await openStore();
+    const [stuck, ...others] = await insert(store, 4);
+    // a trigger that skips every update of one row: its compare-and-set never applies
+    await pgQuery(
+      db.url,
+      `CREATE FUNCTION ${schema}.skip_one() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN IF OLD.id = '${stuck.id}' THEN RETURN NULL; END IF; RETURN NEW; END $$;
+       CREATE TRIGGER skip_one BEFORE UPDATE ON ${schema}.keel_jobs FOR EACH ROW EXECUTE FUNCTION ${schema}.skip_one()`,
+    );
+    const asked = await cost(store, () => Promise.allSettled([stuck, ...others].map((j) => start(store, j.id))));
+    const [lost, ...won] = asked.value;
+    expect(lost.status === 'rejected' && lost.reason).toBeInstanceOf(ConcurrentChange);
+    for (const outcome of won) expect(outcome.status === 'fulfilled' && outcome.value).toMatchObject({ state: 'processing', attempts: 1 });
+    expect(await store.get(stuck.id)).toMatchObject({ state: 'pending', attempts: 0 });
+    // three reads and three compare-and-sets for the stuck job, the first shared with the others
+    expect(asked).toMatchObject({ groups: 3, roundTrips: 6 });
+
+    // alone, the same answer after the same number of tries
+    const alone = await cost(store, () => start(store, stuck.id).catch((err: unknown) => err));
+    expect(alone.value).toBeInstanceOf(ConcurrentChange);
+    expect(alone).toMatchObject({ groups: 3, roundTrips: 6 });
+  });
+
+  it('a refusal in a group (stale event, not held, unknown job) rejects its caller only', async () => {
+    const store = await openStore();
+    const [p1, p2, pending, unclaimed] = await insert(store, 4);
+    await Promise.all([start(store, p1.id), start(store, p2.id)]);
+    const missing = uuidv7();
+    const asked = await cost(store, () =>
+      Promise.allSettled([
+        complete(store, p1.id, 1),
+        complete(store, pending.id), // pending: complete is not allowed
+        start(store, unclaimed.id, A), // not held by A
+        complete(store, missing),
+        complete(store, p2.id, 2),
+      ]),
+    );
+    const [r1, rPending, rUnclaimed, rMissing, r2] = asked.value;
+    expect(r1.status === 'fulfilled' && r1.value).toMatchObject({ state: 'completed', result: 1 });
+    expect(r2.status === 'fulfilled' && r2.value).toMatchObject({ state: 'completed', result: 2 });
+    expect(rPending.status === 'rejected' && rPending.reason).toBeInstanceOf(InvalidTransition);
+    expect(rUnclaimed.status === 'rejected' && rUnclaimed.reason).toBeInstanceOf(InvalidTransition);
+    expect(rMissing.status === 'rejected' && rMissing.reason).toBeInstanceOf(JobNotFound);
+    expect(asked).toMatchObject({ groups: 1, roundTrips: 2 });
+    expect(await store.get(pending.id)).toMatchObject({ state: 'pending', attempts: 0 });
+    expect(await store.get(unclaimed.id)).toMatchObject({ state: 'pending', attempts: 0 });
+  });
+
+  it("a value the database refuses fails that job's transition only, with the error it gets alone", async () => {
+    const store = await openStore();
+    const jobs = await insert(store, 3);
+    await Promise.all(jobs.map((j) => start(store, j.id)));
+    const [bad, ...good] = jobs;
+    // text columns refuse NUL: the group's statement fails, and each job is then applied alone
+    const outcomes = await Promise.allSettled([
+      store.transition(bad.id, { type: 'fail', now: Date.now(), error: 'nul \u0000 byte', permanent: true, jitter: 0 }),
+      ...good.map((j) => complete(store, j.id, 'ok')),
+    ]);
+    const [refused, ...applied] = outcomes;
+    const alone = await store
+      .transition(bad.id, { type: 'fail', now: Date.now(), error: 'nul \u0000 byte', permanent: true, jitter: 0 })
+      .catch((err: unknown) => err);
+    expect(refused.status === 'rejected' && refused.reason).toBeInstanceOf(Error);
+    expect(refused.status === 'rejected' && refused.reason).not.toBeInstanceOf(StoreUnavailable);
+    expect(refused.status === 'rejected' && (refused.reason as { code?: string }).code).toBe((alone as { code?: string }).code);
+    for (const outcome of applied) expect(outcome.status === 'fulfilled' && outcome.value).toMatchObject({ state: 'completed', result: 'ok' });
+    expect(await store.get(bad.id)).toMatchObject({ state: 'processing' });
+  });
+
+  it('a connection fault fails every caller of the group with StoreUnavailable; nothing of it applied', async () => {
+    const proxy = await startPgProxy(db.url);
+    const a = await openStore();
+    const b = await openStore(withHostPort(db.url, proxy.host, proxy.port), 4);
+    const jobs = await insert(b, 6);
+    await proxy.cut();
+    const outcomes = await Promise.allSettled(jobs.map((j) => start(b, j.id)));
+    for (const outcome of outcomes) expect(outcome.status === 'rejected' && outcome.reason).toBeInstanceOf(StoreUnavailable);
+    for (const job of jobs) expect(await a.get(job.id)).toMatchObject({ state: 'pending', attempts: 0 });
+
+    await proxy.restore();
+    const started = await waitFor(async () => Promise.all(jobs.map((j) => start(b, j.id))), 'B to reach the database again');
+    for (const job of started) expect(job).toMatchObject({ state: 'processing', attempts: 1 });
+  });
+
+  it('close waits for the transitions asked for before it', async () => {
+    const store = await openStore();
+    const jobs = await insert(store, 10);
+    const asked = Promise.all(jobs.map((j) => start(store, j.id)));
+    await store.close();
+    for (const job of await asked) expect(job.state).toBe('processing');
+    const reopened = await openStore();
+    for (const job of jobs) expect(await reopened.get(job.id)).toMatchObject({ state: 'processing', attempts: 1 });
   });
 });

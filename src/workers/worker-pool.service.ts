@@ -295,6 +295,10 @@ function outcomeOfError(err: unknown): JobEvent {
   return failure(err instanceof Error ? err.message : String(err), false);
 }
 
+/**
+ * An error text as every store can keep it: PostgreSQL text refuses NUL, and an outcome that
+ * never commits would leave the job processing until a restart.
+ */
 function failure(error: string, permanent: boolean): JobEvent {
-  return { type: 'fail', now: Date.now(), error, permanent, jitter: Math.random() };
+  return { type: 'fail', now: Date.now(), error: error.replace(/\u0000/g, '\ufffd'), permanent, jitter: Math.random() };
 }

@@ -1,35 +1,14 @@
 import { Logger } from '@nestjs/common';
 import { createHash } from 'node:crypto';
 import { Client, Pool, types, type PoolClient, type PoolConfig } from 'pg';
-import { BacklogFull, ConcurrentChange, DomainError, IdempotencyKeyTaken, JobNotFound, StoreUnavailable } from '../../jobs/job.errors';
+import { BacklogFull, DomainError, IdempotencyKeyTaken, StoreUnavailable } from '../../jobs/job.errors';
 import type { JobEvent } from '../../jobs/job-state-machine';
 import { compareDispatch, newJobRecord, type DispatchKey, type Job, type JobState, type NewJob } from '../../jobs/job.model';
 import { emptyCounts, type JobStore, type ListQuery, type StateCounts, type TransitionGuard } from '../job-store';
-import { planTransition } from '../plan-transition';
 import { PG_MIGRATIONS } from './pg-migrations';
+import { fromRow, jsonOrNull, type JobRow } from './pg-rows';
 import { PG_SQL } from './pg-statements';
-
-interface JobRow {
-  id: string;
-  type: string;
-  payload: Job['payload'];
-  state: JobState;
-  priority: number;
-  attempts: number;
-  max_attempts: number;
-  backoff_ms: number;
-  timeout_ms: number;
-  run_at: number;
-  created_at: number;
-  updated_at: number;
-  started_at: number | null;
-  finished_at: number | null;
-  result: unknown;
-  last_error: string | null;
-  idempotency_key: string | null;
-  request_hash: string | null;
-  owner: string | null;
-}
+import { PgTransitionGroups } from './pg-transition-groups';
 
 export interface PgJobStoreOptions {
   connectionString: string;
@@ -45,8 +24,6 @@ const parseTypes = {
     oid === INT8_OID ? (value: string) => Number(value) : types.getTypeParser(oid, format as 'text')) as typeof types.getTypeParser,
 };
 
-/** Transitions retried when the compare-and-set lost a race, before answering ConcurrentChange. */
-const CAS_ATTEMPTS = 3;
 const LISTEN_RETRY_MAX_MS = 5_000;
 
 /**
@@ -65,6 +42,12 @@ export class PgJobStore implements JobStore {
   private readonly channel: string;
   private closed = false;
   private listenRetry?: NodeJS.Timeout;
+  private readonly transitions = new PgTransitionGroups({
+    query: (sql, params) => this.query(sql, params),
+    notifyWork: async () => {
+      await this.query(PG_SQL.notifyWork, [this.channel]);
+    },
+  });
 
   constructor(private readonly options: PgJobStoreOptions) {
     const scope = options.schema ?? 'public';
@@ -89,6 +72,8 @@ export class PgJobStore implements JobStore {
 
   async close(): Promise<void> {
     this.closed = true;
+    // Transitions asked for before the close are applied (or refused) before the pool ends.
+    await this.transitions.settled();
     clearTimeout(this.listenRetry);
     const listener = this.listener;
     this.listener = undefined;
@@ -142,35 +127,14 @@ export class PgJobStore implements JobStore {
     return rows.map(fromRow);
   }
 
-  async transition(id: string, event: JobEvent, guard?: TransitionGuard): Promise<Job> {
-    for (let attempt = 1; ; attempt++) {
-      const { rows } = await this.query<JobRow>(PG_SQL.getJob, [id]);
-      if (!rows[0]) throw new JobNotFound(id);
-      const row = rows[0];
-      const planned = planTransition(fromRow(row), row.owner, event, guard);
-      const next = planned.next;
-      const { rowCount } = await this.query(PG_SQL.applyTransition, [
-        id,
-        next.state,
-        next.attempts,
-        next.runAt,
-        next.startedAt,
-        next.finishedAt,
-        jsonOrNull(next.result),
-        next.lastError,
-        next.updatedAt,
-        planned.owner,
-        row.state,
-        row.attempts,
-        row.updated_at,
-        row.owner,
-      ]);
-      if (rowCount === 1) {
-        if (next.state === 'pending') await this.query(PG_SQL.notifyWork, [this.channel]);
-        return next;
-      }
-      if (attempt >= CAS_ATTEMPTS) throw new ConcurrentChange(id);
-    }
+  /** Applied in groups: see `PgTransitionGroups`. */
+  transition(id: string, event: JobEvent, guard?: TransitionGuard): Promise<Job> {
+    return this.transitions.transition(id, event, guard);
+  }
+
+  /** How transitions were applied so far: groups, and the queries they took. For tests. */
+  get transitionStats(): { readonly groups: number; readonly roundTrips: number } {
+    return { groups: this.transitions.groups, roundTrips: this.transitions.roundTrips };
   }
 
   async claimReady(owner: string, limit: number, now: number): Promise<DispatchKey[]> {
@@ -361,10 +325,6 @@ function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
 }
 
-function jsonOrNull(value: unknown): string | null {
-  return value === null || value === undefined ? null : JSON.stringify(value);
-}
-
 function insertColumns(records: Job[], jobs: NewJob[]): unknown[][] {
   const col = <T>(pick: (job: Job, i: number) => T) => records.map(pick);
   return [
@@ -388,26 +348,4 @@ function insertColumns(records: Job[], jobs: NewJob[]): unknown[][] {
     col((_j, i) => jobs[i].requestHash ?? null),
     col(() => null),
   ];
-}
-
-function fromRow(row: JobRow): Job {
-  return {
-    id: row.id,
-    type: row.type,
-    payload: row.payload,
-    state: row.state,
-    priority: row.priority,
-    attempts: row.attempts,
-    maxAttempts: row.max_attempts,
-    backoffMs: row.backoff_ms,
-    timeoutMs: row.timeout_ms,
-    runAt: row.run_at,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-    startedAt: row.started_at,
-    finishedAt: row.finished_at,
-    result: row.result ?? null,
-    lastError: row.last_error,
-    idempotencyKey: row.idempotency_key,
-  };
 }

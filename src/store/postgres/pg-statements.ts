@@ -17,6 +17,8 @@ export const PG_SQL = {
                          $17::text[], $18::text[], $19::text[])`,
   countPending: `SELECT count(*)::int AS n FROM keel_jobs WHERE state = 'pending'`,
   getJob: `SELECT ${JOB_COLUMNS} FROM keel_jobs WHERE id = $1`,
+  /** The rows of a group of transitions, read once for all of them. */
+  getJobs: `SELECT ${JOB_COLUMNS} FROM keel_jobs WHERE id = ANY($1::uuid[])`,
   getJobByIdempotencyKey: `SELECT ${JOB_COLUMNS} FROM keel_jobs WHERE idempotency_key = $1`,
   /**
    * The compare-and-set of every state change: it applies only if the job is still as it was
@@ -27,6 +29,22 @@ export const PG_SQL = {
        SET state = $2, attempts = $3, run_at = $4, started_at = $5, finished_at = $6, result = $7::json,
            last_error = $8, updated_at = $9, owner = $10
      WHERE id = $1 AND state = $11 AND attempts = $12 AND updated_at = $13 AND owner IS NOT DISTINCT FROM $14`,
+  /**
+   * `applyTransition` for a group of distinct jobs in one statement, one array per parameter of it
+   * (same order, same conditions): one commit for the group. Returns the ids it applied to; a job
+   * missing there lost its compare-and-set.
+   */
+  applyTransitions: `
+    UPDATE keel_jobs j
+       SET state = v.state, attempts = v.attempts, run_at = v.run_at, started_at = v.started_at, finished_at = v.finished_at,
+           result = v.result, last_error = v.last_error, updated_at = v.updated_at, owner = v.owner
+      FROM unnest($1::uuid[], $2::text[], $3::int[], $4::bigint[], $5::bigint[], $6::bigint[], $7::json[], $8::text[],
+                  $9::bigint[], $10::text[], $11::text[], $12::int[], $13::bigint[], $14::text[])
+           AS v(id, state, attempts, run_at, started_at, finished_at, result, last_error, updated_at, owner,
+                was_state, was_attempts, was_updated_at, was_owner)
+     WHERE j.id = v.id AND j.state = v.was_state AND j.attempts = v.was_attempts AND j.updated_at = v.was_updated_at
+       AND j.owner IS NOT DISTINCT FROM v.was_owner
+    RETURNING j.id`,
   claimReady: `
     UPDATE keel_jobs SET owner = $1
      WHERE id IN (SELECT id FROM keel_jobs

@@ -1,0 +1,50 @@
+import type { Job, JobState } from '../../jobs/job.model';
+
+/** A `keel_jobs` row as the driver returns it (bigint columns parsed to numbers). */
+export interface JobRow {
+  id: string;
+  type: string;
+  payload: Job['payload'];
+  state: JobState;
+  priority: number;
+  attempts: number;
+  max_attempts: number;
+  backoff_ms: number;
+  timeout_ms: number;
+  run_at: number;
+  created_at: number;
+  updated_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  result: unknown;
+  last_error: string | null;
+  idempotency_key: string | null;
+  request_hash: string | null;
+  owner: string | null;
+}
+
+export function fromRow(row: JobRow): Job {
+  return {
+    id: row.id,
+    type: row.type,
+    payload: row.payload,
+    state: row.state,
+    priority: row.priority,
+    attempts: row.attempts,
+    maxAttempts: row.max_attempts,
+    backoffMs: row.backoff_ms,
+    timeoutMs: row.timeout_ms,
+    runAt: row.run_at,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
+    result: row.result ?? null,
+    lastError: row.last_error,
+    idempotencyKey: row.idempotency_key,
+  };
+}
+
+export function jsonOrNull(value: unknown): string | null {
+  return value === null || value === undefined ? null : JSON.stringify(value);
+}

@@ -1,0 +1,286 @@
+import type { QueryResult, QueryResultRow } from 'pg';
+import { ConcurrentChange, JobNotFound, StoreUnavailable } from '../../jobs/job.errors';
+import type { JobEvent } from '../../jobs/job-state-machine';
+import type { Job } from '../../jobs/job.model';
+import type { TransitionGuard } from '../job-store';
+import { planTransition, type PlannedTransition } from '../plan-transition';
+import { fromRow, jsonOrNull, type JobRow } from './pg-rows';
+import { PG_SQL } from './pg-statements';
+
+/** Compare-and-sets tried for one transition that keeps losing races, before ConcurrentChange. */
+export const CAS_ATTEMPTS = 3;
+/** The most transitions in one group: one statement stays bounded (parameters, row locks held). */
+export const MAX_GROUP_SIZE = 500;
+/** Groups applied at once: while one waits for its commit, the next one reads its rows. */
+const MAX_GROUPS_RUNNING = 2;
+
+/** Ids in the one form the database returns them; other spellings go through the single path. */
+const CANONICAL_UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** What the groups need from the store. `query` maps connection faults to StoreUnavailable. */
+export interface TransitionDb {
+  query<R extends QueryResultRow>(sql: string, params: unknown[]): Promise<QueryResult<R>>;
+  /** NOTIFY: work may be ready for the feeders. */
+  notifyWork(): Promise<void>;
+}
+
+interface Asked {
+  id: string;
+  /** The id as the database spells it (lower case): how rows and returned ids are matched. */
+  key: string;
+  event: JobEvent;
+  guard?: TransitionGuard;
+  /** Compare-and-sets lost so far. */
+  lost: number;
+  resolve: (job: Job) => void;
+  reject: (err: unknown) => void;
+}
+
+interface Planned {
+  asked: Asked;
+  plan: PlannedTransition;
+  /** The parameters of `applyTransition` for this job. */
+  params: unknown[];
+}
+
+/**
+ * Group commit of state changes. Every transition asked for during one turn of the event loop
+ * is applied with the others: one read of all their rows, the state machine per job, and one
+ * compare-and-set statement for all of them, so one commit (one WAL flush) serves the group. A
+ * caller's promise settles only once that statement has committed.
+ *
+ * Each job keeps the guarantees of a transition applied alone: its compare-and-set has the same
+ * conditions, one that lost a race is read and tried again (ConcurrentChange after
+ * CAS_ATTEMPTS), and a refusal of the state machine rejects that caller only. A job is in at
+ * most one running group, and its transitions are applied in the order they were asked for.
+ */
+export class PgTransitionGroups {
+  private queued: Asked[] = [];
+  private scheduled?: NodeJS.Immediate;
+  private running = 0;
+  /** Keys of the jobs in a running group: a later transition of one waits for it to settle. */
+  private readonly busy = new Set<string>();
+  private readonly unsettled = new Set<Promise<unknown>>();
+  /** Groups applied so far. */
+  groups = 0;
+  /** Queries sent for transitions so far (reads, compare-and-sets, NOTIFYs). */
+  roundTrips = 0;
+
+  constructor(private readonly db: TransitionDb) {}
+
+  transition(id: string, event: JobEvent, guard?: TransitionGuard): Promise<Job> {
+    const promise = new Promise<Job>((resolve, reject) => {
+      const asked: Asked = { id, key: id.toLowerCase(), event, guard, lost: 0, resolve, reject };
+      if (CANONICAL_UUID.test(id)) {
+        this.queued.push(asked);
+        this.schedule();
+      } else {
+        // The database may accept other spellings of a uuid, or refuse the id: exactly as before.
+        this.alone(asked).then(resolve, reject);
+      }
+    });
+    this.unsettled.add(promise);
+    const forget = () => this.unsettled.delete(promise);
+    promise.then(forget, forget);
+    return promise;
+  }
+
+  /** Resolves once every transition asked for so far has settled (the store is closing). */
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this.unsettled]);
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.queued.length === 0 || this.running >= MAX_GROUPS_RUNNING) return;
+    this.scheduled = setImmediate(() => this.flush());
+  }
+
+  private flush(): void {
+    this.scheduled = undefined;
+    while (this.running < MAX_GROUPS_RUNNING) {
+      const group = this.take();
+      if (group.length === 0) return;
+      this.running += 1;
+      this.groups += 1;
+      void this.apply(group).finally(() => {
+        this.running -= 1;
+        this.schedule();
+      });
+    }
+  }
+
+  /**
+   * The next group, in the order asked: at most one transition per job, none of a job in a
+   * running group, at most MAX_GROUP_SIZE. What is left stays queued, in order.
+   */
+  private take(): Asked[] {
+    const group: Asked[] = [];
+    const rest: Asked[] = [];
+    const taken = new Set<string>();
+    for (const asked of this.queued) {
+      if (group.length < MAX_GROUP_SIZE && !this.busy.has(asked.key) && !taken.has(asked.key)) {
+        group.push(asked);
+        taken.add(asked.key);
+      } else {
+        rest.push(asked);
+      }
+    }
+    this.queued = rest;
+    for (const key of taken) this.busy.add(key);
+    return group;
+  }
+
+  /** Settles one caller and frees its job for its next transition. Never throws. */
+  private settle(asked: Asked, outcome: { job: Job } | { error: unknown }): void {
+    this.busy.delete(asked.key);
+    if ('job' in outcome) asked.resolve(outcome.job);
+    else asked.reject(outcome.error);
+    this.schedule();
+  }
+
+  /** Applies a group; settles every caller of it, and never rejects. */
+  private async apply(group: Asked[]): Promise<void> {
+    const open = new Set(group);
+    const settle = (asked: Asked, outcome: { job: Job } | { error: unknown }) => {
+      if (open.delete(asked)) this.settle(asked, outcome);
+    };
+    try {
+      let rows: JobRow[];
+      try {
+        rows = (await this.query<JobRow>(PG_SQL.getJobs, [group.map((a) => a.key)])).rows;
+      } catch (error) {
+        return await this.failed(group, error, settle);
+      }
+      const byKey = new Map(rows.map((row) => [row.id, row]));
+      const planned: Planned[] = [];
+      for (const asked of group) {
+        const row = byKey.get(asked.key);
+        if (!row) {
+          settle(asked, { error: new JobNotFound(asked.id) });
+          continue;
+        }
+        try {
+          const plan = planTransition(fromRow(row), row.owner, asked.event, asked.guard);
+          planned.push({ asked, plan, params: casParams(row, plan) });
+        } catch (error) {
+          settle(asked, { error });
+        }
+      }
+      if (planned.length === 0) return;
+      // Rows in id order: two groups touching the same jobs lock them in the same order.
+      planned.sort((a, b) => (a.asked.key < b.asked.key ? -1 : 1));
+
+      let applied: Set<string>;
+      try {
+        const columns = planned[0].params.map((_, i) => planned.map((p) => p.params[i]));
+        applied = new Set((await this.query<{ id: string }>(PG_SQL.applyTransitions, columns)).rows.map((r) => r.id));
+      } catch (error) {
+        return await this.failed(planned.map((p) => p.asked), error, settle);
+      }
+
+      const retried: Asked[] = [];
+      const toPending: Planned[] = [];
+      for (const p of planned) {
+        if (applied.has(p.asked.key)) {
+          if (p.plan.next.state === 'pending') toPending.push(p);
+          else settle(p.asked, { job: p.plan.next });
+        } else if (++p.asked.lost >= CAS_ATTEMPTS) {
+          settle(p.asked, { error: new ConcurrentChange(p.asked.id) });
+        } else {
+          retried.push(p.asked);
+        }
+      }
+      if (retried.length > 0) {
+        // Read again in the next group, ahead of any later transition of the same jobs.
+        for (const asked of retried) {
+          open.delete(asked);
+          this.busy.delete(asked.key);
+        }
+        this.queued.unshift(...retried);
+        this.schedule();
+      }
+      if (toPending.length > 0) {
+        // One NOTIFY for the group; its callers answer once the feeders have been told.
+        try {
+          this.roundTrips += 1;
+          await this.db.notifyWork();
+          for (const p of toPending) settle(p.asked, { job: p.plan.next });
+        } catch (error) {
+          for (const p of toPending) settle(p.asked, { error });
+        }
+      }
+    } catch (error) {
+      // Not expected (every step above catches its own): no caller is left waiting anyway.
+      for (const asked of [...open]) settle(asked, { error });
+    }
+  }
+
+  /**
+   * A group's statement failed, so none of it applied. A connection fault is every caller's
+   * answer. Any other error may come from one job's values (text the database refuses, say) or
+   * from the grouping itself (a deadlock with another instance's group): each job is then
+   * applied alone, so that one job's error is its caller's only.
+   */
+  private async failed(group: Asked[], error: unknown, settle: (asked: Asked, outcome: { job: Job } | { error: unknown }) => void): Promise<void> {
+    if (error instanceof StoreUnavailable || group.length === 1) {
+      for (const asked of group) settle(asked, { error });
+      return;
+    }
+    await Promise.all(
+      group.map((asked) =>
+        this.alone(asked).then(
+          (job) => settle(asked, { job }),
+          (err: unknown) => settle(asked, { error: err }),
+        ),
+      ),
+    );
+  }
+
+  /** One transition on its own: read, state machine, compare-and-set; again while it loses a race. */
+  private async alone(asked: Asked): Promise<Job> {
+    for (;;) {
+      const { rows } = await this.query<JobRow>(PG_SQL.getJob, [asked.id]);
+      if (!rows[0]) throw new JobNotFound(asked.id);
+      const row = rows[0];
+      const plan = planTransition(fromRow(row), row.owner, asked.event, asked.guard);
+      const { rowCount } = await this.query(PG_SQL.applyTransition, casParams(row, plan));
+      if (rowCount === 1) {
+        if (plan.next.state === 'pending') {
+          this.roundTrips += 1;
+          await this.db.notifyWork();
+        }
+        return plan.next;
+      }
+      if (++asked.lost >= CAS_ATTEMPTS) throw new ConcurrentChange(asked.id);
+    }
+  }
+
+  private query<R extends QueryResultRow>(sql: string, params: unknown[]): Promise<QueryResult<R>> {
+    this.roundTrips += 1;
+    return this.db.query<R>(sql, params);
+  }
+}
+
+/**
+ * The parameters of `applyTransition` (and one row of the arrays of `applyTransitions`): the
+ * change, then the row as it was read, which the compare-and-set requires to be unchanged.
+ */
+function casParams(row: JobRow, plan: PlannedTransition): unknown[] {
+  const next = plan.next;
+  return [
+    row.id,
+    next.state,
+    next.attempts,
+    next.runAt,
+    next.startedAt,
+    next.finishedAt,
+    jsonOrNull(next.result),
+    next.lastError,
+    next.updatedAt,
+    plan.owner,
+    row.state,
+    row.attempts,
+    row.updated_at,
+    row.owner,
+  ];
+}
