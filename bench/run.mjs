@@ -263,7 +263,27 @@ async function keelDrain(store) {
   if (store === 'postgres') await dropDb(target.dbName);
 }
 
-function cannon(port, label) {
+/** CPU time (user + system) a process has used so far, in µs, from /proc (Linux). */
+function cpuMicros(pid) {
+  try {
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1e6) / 100; // clock ticks: 100 per second on Linux
+  } catch {
+    return NaN;
+  }
+}
+
+// The server's CPU per request tells the cost of the request path even when the machine is
+// shared: requests/s fall with a noisy neighbour, CPU per request much less.
+async function cannon(port, label, pid) {
+  const cpu0 = cpuMicros(pid);
+  const res = await cannonRun(port, label);
+  res.cpuUsPerRequest = Math.round((cpuMicros(pid) - cpu0) / res.requests.total);
+  log(`${label}: server CPU ${res.cpuUsPerRequest} µs per request`);
+  return res;
+}
+
+function cannonRun(port, label) {
   return new Promise((resolve, reject) => {
     autocannon({
       url: `http://127.0.0.1:${port}/v1/jobs`,
@@ -297,25 +317,28 @@ async function bareHttp() {
     child.on('exit', (c) => reject(new Error(`bare server exited ${c}`)));
   });
   await warm(port);
-  const res = await cannon(port, 'bare NestJS');
+  const res = await cannon(port, 'bare NestJS', child.pid);
   child.kill('SIGTERM');
   await new Promise((r) => child.on('exit', r));
   record('HTTP single submit, 10 connections', 'bare NestJS route (Express)', res.requests.average, 'req/s', {
     p50Ms: res.latency.p50, p99Ms: res.latency.p99, non2xx: res.non2xx + res.errors + res.timeouts,
+    cpuUsPerRequest: res.cpuUsPerRequest, note: `server CPU ${res.cpuUsPerRequest} µs per request`,
   });
-  return res.requests.average;
+  return res;
 }
 
 async function keelHttp(store, bare) {
   const target = await freshKeelStore(store, 'http');
   const k = await startKeel(store, target);
   await warm(k.port);
-  const res = await cannon(k.port, `Keel (${store})`);
+  const res = await cannon(k.port, `Keel (${store})`, k.child.pid);
   await k.stop();
+  const cpu = `server CPU ${res.cpuUsPerRequest} µs per request`;
   record('HTTP single submit, 10 connections', `Keel (${store})`, res.requests.average, 'req/s', {
     p50Ms: res.latency.p50, p99Ms: res.latency.p99, non2xx: res.non2xx + res.errors + res.timeouts,
-    ofBare: bare ? round(res.requests.average / bare) : undefined,
-    note: bare ? `${Math.round((100 * res.requests.average) / bare)}% of bare` : undefined,
+    cpuUsPerRequest: res.cpuUsPerRequest,
+    ofBare: bare ? round(res.requests.average / bare.requests.average) : undefined,
+    note: bare ? `${Math.round((100 * res.requests.average) / bare.requests.average)}% of bare; ${cpu} (bare ${bare.cpuUsPerRequest})` : cpu,
   });
   if (store === 'postgres') await dropDb(target.dbName);
 }

@@ -5,7 +5,7 @@ import type { KeelConfig } from './config/keel-config';
 import { HealthModule } from './health/health.module';
 import { JobsModule } from './jobs/jobs.module';
 import { LifecycleModule } from './lifecycle/lifecycle.module';
-import { loggingModule } from './logging/logging.module';
+import { LoggingModule } from './logging/logging.module';
 import { MetricsHttpModule } from './metrics/metrics-http.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { QueueModule } from './queue/queue.module';
@@ -26,7 +26,7 @@ export class AppModule {
       module: AppModule,
       imports: [
         ConfigModule.register(config),
-        loggingModule(config),
+        LoggingModule.register(config),
         LifecycleModule,
         MetricsModule,
         AuthModule,

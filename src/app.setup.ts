@@ -4,10 +4,11 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import type { ValidationError } from 'class-validator';
 import type { NextFunction, Request, Response } from 'express';
-import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module';
 import { DomainExceptionFilter } from './common/domain-exception.filter';
 import type { KeelConfig } from './config/keel-config';
+import { KEEL_LOGGER, type KeelLogger } from './logging/keel-logger';
+import { requestLogging } from './logging/request-logging';
 
 export const MAX_BODY = '1mb';
 /**
@@ -25,13 +26,15 @@ export async function createApp(config: KeelConfig, extraImports: Parameters<typ
     abortOnError: false,
     bufferLogs: true,
   });
-  app.useLogger(app.get(Logger));
+  app.useLogger(app.get<string, KeelLogger>(KEEL_LOGGER));
   setupApp(app);
   return app;
 }
 
 /** Global pipes, filter, versioning, body limit and the OpenAPI document. */
 export function setupApp(app: NestExpressApplication): void {
+  // First: a request refused by the body parser gets its id and its line too.
+  app.use(requestLogging(app.get<string, KeelLogger>(KEEL_LOGGER).root));
   app.disable('x-powered-by');
   // Answers describe jobs that change from one request to the next: a hash of every body (Express
   // computes one per response by default) costs CPU on each submission and saves no transfer.

@@ -132,6 +132,8 @@ describe('structured logs (process)', () => {
       const line = httpLines.find((l) => l.msg.includes(transition));
       expect([transition, line?.level]).toEqual([transition, 20]);
     }
+    // the workers' lines belong to no request: they carry no request id
+    expect(httpLines.filter((l) => !l.msg.includes('submitted')).every((l) => l.req === undefined)).toBe(true);
 
     // failures at warn (pino level 40)
     const failLine = about(failed.id).find((l) => /failed/.test(l.msg) && l.msg.includes('now failed'));

@@ -40,12 +40,12 @@ export class DomainExceptionFilter implements ExceptionFilter {
 
   catch(exception: unknown, host: ArgumentsHost): void {
     const res = host.switchToHttp().getResponse<Response>();
-    const { status, message } = this.describe(exception);
+    const { status, message } = this.describe(exception, host.switchToHttp().getRequest<{ id?: string }>().id);
     if (exception instanceof BacklogFull) res.setHeader('Retry-After', String(BACKLOG_RETRY_AFTER_S));
     res.status(status).json({ statusCode: status, error: STATUS_CODES[status] ?? 'Error', message });
   }
 
-  private describe(exception: unknown): { status: number; message: string } {
+  private describe(exception: unknown, requestId: string | undefined): { status: number; message: string } {
     if (exception instanceof DomainError) {
       return { status: DOMAIN_STATUS.get(exception.constructor) ?? 500, message: exception.message };
     }
@@ -61,7 +61,7 @@ export class DomainExceptionFilter implements ExceptionFilter {
       // raises without a type, e.g. a Content-Encoding: gzip body that is not gzip (400).
       return { status, message: bodyParserMessage(exception as { type?: string; message: string }) };
     }
-    this.logger.error((exception as Error)?.stack ?? String(exception));
+    this.logger.error({ msg: (exception as Error)?.stack ?? String(exception), req: { id: requestId } });
     return { status: 500, message: 'internal server error' };
   }
 }

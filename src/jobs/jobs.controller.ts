@@ -21,6 +21,7 @@ import { CreateJobDto } from './dto/create-job.dto';
 import { CreateJobsBatchDto } from './dto/create-jobs-batch.dto';
 import { JobBatchDto, JobDto, JobListDto } from './dto/job.dto';
 import { ListJobsQuery } from './dto/list-jobs.query';
+import { RequestId } from '../logging/request-id.decorator';
 import { toJobView, type JobView } from './job.view';
 import { JobsService } from './jobs.service';
 
@@ -53,8 +54,9 @@ export class JobsController {
     @Body() body: CreateJobDto,
     @Headers('idempotency-key') idempotencyKey: string | undefined,
     @Res({ passthrough: true }) res: Response,
+    @RequestId() requestId: string | undefined,
   ): Promise<JobView> {
-    const { job, created } = await this.jobs.submit(body, idempotencyKey);
+    const { job, created } = await this.jobs.submit(body, idempotencyKey, requestId);
     if (!created) res.status(HttpStatus.OK);
     res.location(`/v1/jobs/${job.id}`);
     return toJobView(job);
@@ -67,8 +69,8 @@ export class JobsController {
   @ApiPayloadTooLargeResponse({ type: ErrorResponseDto, description: 'Body over 1 MiB.' })
   @ApiTooManyRequestsResponse({ type: ErrorResponseDto, description: 'The batch would pass MAX_BACKLOG.' })
   @ApiServiceUnavailableResponse({ type: ErrorResponseDto, description: 'Shutting down.' })
-  async createBatch(@Body() body: CreateJobsBatchDto): Promise<{ items: JobView[] }> {
-    const jobs = await this.jobs.submitBatch(body.jobs);
+  async createBatch(@Body() body: CreateJobsBatchDto, @RequestId() requestId: string | undefined): Promise<{ items: JobView[] }> {
+    const jobs = await this.jobs.submitBatch(body.jobs, requestId);
     return { items: jobs.map(toJobView) };
   }
 
@@ -97,8 +99,8 @@ export class JobsController {
   @ApiBadRequestResponse({ type: ErrorResponseDto, description: 'The id is not a UUID.' })
   @ApiNotFoundResponse({ type: ErrorResponseDto })
   @ApiConflictResponse({ type: ErrorResponseDto, description: 'Already completed, failed or cancelled.' })
-  async cancel(@Param('id') id: string): Promise<JobView> {
-    return toJobView(await this.jobs.cancel(id));
+  async cancel(@Param('id') id: string, @RequestId() requestId: string | undefined): Promise<JobView> {
+    return toJobView(await this.jobs.cancel(id, requestId));
   }
 
   @Post(':id/retry')
@@ -108,7 +110,7 @@ export class JobsController {
   @ApiBadRequestResponse({ type: ErrorResponseDto, description: 'The id is not a UUID.' })
   @ApiNotFoundResponse({ type: ErrorResponseDto })
   @ApiConflictResponse({ type: ErrorResponseDto, description: 'Neither failed nor cancelled.' })
-  async retry(@Param('id') id: string): Promise<JobView> {
-    return toJobView(await this.jobs.retry(id));
+  async retry(@Param('id') id: string, @RequestId() requestId: string | undefined): Promise<JobView> {
+    return toJobView(await this.jobs.retry(id, requestId));
   }
 }

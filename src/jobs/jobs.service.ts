@@ -45,9 +45,9 @@ export class JobsService {
    * With an Idempotency-Key: the first request creates the job; the same key with the same body
    * returns that job; with another body it is refused. Keys live as long as their job.
    */
-  async submit(dto: CreateJobDto, idempotencyKey?: string): Promise<Submission> {
+  async submit(dto: CreateJobDto, idempotencyKey?: string, requestId?: string): Promise<Submission> {
     if (idempotencyKey === undefined) {
-      const [job] = await this.submitMany([dto], (message) => message);
+      const [job] = await this.submitMany([dto], (message) => message, requestId);
       return { job, created: true };
     }
     const key = checkIdempotencyKey(idempotencyKey);
@@ -55,7 +55,7 @@ export class JobsService {
     const earlier = await this.replay(key, requestHash);
     if (earlier) return { job: earlier, created: false };
     try {
-      const [job] = await this.submitMany([dto], (message) => message, { key, requestHash });
+      const [job] = await this.submitMany([dto], (message) => message, requestId, { key, requestHash });
       return { job, created: true };
     } catch (err) {
       if (!(err instanceof IdempotencyKeyTaken)) throw err;
@@ -67,8 +67,8 @@ export class JobsService {
   }
 
   /** All or nothing: one invalid job refuses the whole batch, naming its index. */
-  async submitBatch(dtos: CreateJobDto[]): Promise<Job[]> {
-    return this.submitMany(dtos, (message, index) => `jobs.${index}: ${message}`);
+  async submitBatch(dtos: CreateJobDto[], requestId?: string): Promise<Job[]> {
+    return this.submitMany(dtos, (message, index) => `jobs.${index}: ${message}`, requestId);
   }
 
   async get(id: string): Promise<Job> {
@@ -91,22 +91,27 @@ export class JobsService {
    * and its worker records the cancellation when the handler stops: the answer shows it still
    * processing, with the cancellation under way.
    */
-  async cancel(id: string): Promise<Job> {
+  async cancel(id: string, requestId?: string): Promise<Job> {
     const job = await this.get(id);
     if (job.state === 'processing' && this.workers.requestCancel(job.id)) {
-      this.logger.debug(`job ${job.id} (${job.type}) cancel requested while running`);
+      this.debug(`job ${job.id} (${job.type}) cancel requested while running`, requestId);
       return job;
     }
     const cancelled = await this.store.transition(job.id, { type: 'cancel', now: Date.now() });
-    this.logger.debug(`job ${job.id} (${job.type}) cancel → cancelled`);
+    this.debug(`job ${job.id} (${job.type}) cancel → cancelled`, requestId);
     return cancelled;
   }
 
-  async retry(id: string): Promise<Job> {
+  async retry(id: string, requestId?: string): Promise<Job> {
     const job = await this.store.transition(checkId(id), { type: 'retry', now: Date.now() });
-    this.logger.debug(`job ${job.id} (${job.type}) retry → pending`);
+    this.debug(`job ${job.id} (${job.type}) retry → pending`, requestId);
     this.feeder.wake();
     return job;
+  }
+
+  /** A debug line that carries the id of the request it belongs to. */
+  private debug(msg: string, requestId: string | undefined): void {
+    this.logger.debug(requestId === undefined ? msg : { msg, req: { id: requestId } });
   }
 
   private async replay(key: string, requestHash: string): Promise<Job | undefined> {
@@ -119,6 +124,7 @@ export class JobsService {
   private async submitMany(
     dtos: CreateJobDto[],
     describe: (message: string, index: number) => string,
+    requestId: string | undefined,
     idempotency?: { key: string; requestHash: string },
   ): Promise<Job[]> {
     if (this.lifecycle.shuttingDown) throw new ShuttingDown();
@@ -136,7 +142,7 @@ export class JobsService {
     this.feeder.wake();
     for (const job of stored) {
       this.metrics.submitted.inc({ type: job.type });
-      this.logger.debug(`job ${job.id} (${job.type}) submitted → pending`);
+      this.debug(`job ${job.id} (${job.type}) submitted → pending`, requestId);
     }
     return stored;
   }

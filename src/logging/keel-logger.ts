@@ -1,0 +1,69 @@
+import type { LoggerService } from '@nestjs/common';
+import pino, { type DestinationStream, type Logger as Pino } from 'pino';
+import type { KeelConfig } from '../config/keel-config';
+
+/** Where the root logger lives in the app: `app.get(KEEL_LOGGER)`. */
+export const KEEL_LOGGER = 'KEEL:LOGGER';
+
+/**
+ * JSON lines on stdout through pino, at `LOG_LEVEL`, each with `service` and `instance`.
+ * Authorization and Cookie headers of request lines are redacted.
+ */
+export function createRootLogger(config: Pick<KeelConfig, 'logLevel' | 'owner'>, destination?: DestinationStream): Pino {
+  const options = {
+    level: config.logLevel,
+    base: { service: 'keel', instance: config.owner },
+    redact: { paths: ['req.headers.authorization', 'req.headers.cookie'], censor: '[redacted]' },
+  };
+  return destination ? pino(options, destination) : pino(options);
+}
+
+type Level = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+
+/**
+ * Nest's logger interface over the root logger: every `new Logger(context)` of the code base
+ * writes through here, with `context` on the line. A message may be an object whose `msg` is the
+ * text and whose other fields go on the line as they are (e.g. `{ msg, req: { id } }`).
+ */
+export class KeelLogger implements LoggerService {
+  constructor(readonly root: Pino) {}
+
+  log(message: unknown, ...rest: unknown[]): void {
+    this.write('info', message, rest);
+  }
+
+  error(message: unknown, ...rest: unknown[]): void {
+    this.write('error', message, rest);
+  }
+
+  warn(message: unknown, ...rest: unknown[]): void {
+    this.write('warn', message, rest);
+  }
+
+  debug(message: unknown, ...rest: unknown[]): void {
+    this.write('debug', message, rest);
+  }
+
+  verbose(message: unknown, ...rest: unknown[]): void {
+    this.write('trace', message, rest);
+  }
+
+  fatal(message: unknown, ...rest: unknown[]): void {
+    this.write('fatal', message, rest);
+  }
+
+  /** Nest passes the context as the last string; `error` may carry a stack before it. */
+  private write(level: Level, message: unknown, rest: unknown[]): void {
+    if (!this.root.isLevelEnabled(level)) return;
+    const context = typeof rest[rest.length - 1] === 'string' ? (rest[rest.length - 1] as string) : undefined;
+    const stack = level === 'error' && rest.length > 1 && typeof rest[0] === 'string' ? rest[0] : undefined;
+    if (message !== null && typeof message === 'object' && !(message instanceof Error)) {
+      const { msg, ...fields } = message as { msg?: unknown };
+      this.root[level]({ ...fields, context, stack }, String(msg ?? ''));
+    } else if (message instanceof Error) {
+      this.root[level]({ context, err: message }, message.message);
+    } else {
+      this.root[level]({ context, stack }, String(message));
+    }
+  }
+}
