@@ -6,7 +6,8 @@
  * dropped; NOTIFY wakes the other stores; a compare-and-set lost to a concurrent change fails
  * cleanly; connection faults are StoreUnavailable and the LISTEN connection comes back.
  * Transitions asked for in one turn are applied as a group (one read, one compare-and-set), each
- * job with the outcome it would have alone.
+ * job with the outcome it would have alone; the outcome of an attempt this store started is
+ * planned on the row the start wrote (no read), with the answers a read would give.
  *
  * Runs only with TEST_DATABASE_URL (one fresh database for the file, one schema per test).
  */
@@ -16,6 +17,7 @@ import { v7 as uuidv7 } from 'uuid';
 import { ConcurrentChange, InvalidTransition, JobNotFound, StoreUnavailable } from '../src/jobs/job.errors';
 import type { Job, NewJob } from '../src/jobs/job.model';
 import { PgJobStore } from '../src/store/postgres/pg-job.store';
+import { MAX_WRITTEN_ROWS } from '../src/store/postgres/pg-transition-groups';
 import {
   createTestDatabase,
   dropTestDatabases,
@@ -415,8 +417,9 @@ describePg('PgJobStore: several stores on one database', () => {
       expect(await ownerOf(job.id)).toBe(A);
     }
 
+    // planned on the rows the starts wrote: the compare-and-set alone
     const completed = await cost(store, () => Promise.all(jobs.map((j, i) => complete(store, j.id, { i }))));
-    expect(completed).toMatchObject({ groups: 1, roundTrips: 2 });
+    expect(completed).toMatchObject({ groups: 1, roundTrips: 1 });
     for (const [i, job] of completed.value.entries()) {
       expect(job).toMatchObject({ id: jobs[i].id, state: 'completed', attempts: 1, result: { i } });
       expect(await store.get(job.id)).toEqual(job);
@@ -450,8 +453,9 @@ describePg('PgJobStore: several stores on one database', () => {
     expect(second).toMatchObject({ state: 'processing', attempts: 2 });
     expect(done).toMatchObject({ state: 'completed', attempts: 2, result: 'done' });
     expect(await store.get(job.id)).toEqual(done);
-    // four groups (one per step of the job; the other job rode in the first), one NOTIFY for the retry
-    expect(asked).toMatchObject({ groups: 4, roundTrips: 9 });
+    // four groups (one per step of the job; the other job rode in the first), one NOTIFY for the
+    // retry; the fail and the complete follow a start of this store: no read
+    expect(asked).toMatchObject({ groups: 4, roundTrips: 7 });
   });
 
   it('a group whose jobs go back to pending sends one NOTIFY, and its callers answer after it', async () => {
@@ -464,7 +468,8 @@ describePg('PgJobStore: several stores on one database', () => {
     const failed = await cost(a, () =>
       Promise.all(jobs.map((j) => a.transition(j.id, { type: 'fail', now: Date.now(), error: 'x', permanent: false, jitter: 0 }))),
     );
-    expect(failed).toMatchObject({ groups: 1, roundTrips: 3 });
+    // no read (the rows the starts wrote), one compare-and-set, one NOTIFY
+    expect(failed).toMatchObject({ groups: 1, roundTrips: 2 });
     for (const job of failed.value) expect(job.state).toBe('pending');
     await waitFor(() => woken > 0, 'B woken by the group');
   });
@@ -497,8 +502,8 @@ describePg('PgJobStore: several stores on one database', () => {
       expect(completed).toMatchObject({ id: raced.id, state: 'completed', attempts: 1, result: 'after' });
       expect(await store.get(raced.id)).toEqual(completed);
       // the first group applied four starts; the raced start was read again and applied in a
-      // second group, ahead of the completion, which came in a third
-      expect({ groups, roundTrips }).toEqual({ groups: 3, roundTrips: 6 });
+      // second group, ahead of the completion, which came in a third (without a read)
+      expect({ groups, roundTrips }).toEqual({ groups: 3, roundTrips: 5 });
     } finally {
       await other.end().catch(() => undefined);
     }
@@ -598,4 +603,145 @@ describePg('PgJobStore: several stores on one database', () => {
     const reopened = await openStore();
     for (const job of jobs) expect(await reopened.get(job.id)).toMatchObject({ state: 'processing', attempts: 1 });
   });
+
+  // The outcome of an attempt this store started is planned on the row its start wrote: no read.
+  // The compare-and-set decides; a job changed since is read and answered as without that row.
+
+  const byOwner = (owner: string) => ({ owner });
+  const fail = (store: PgJobStore, id: string, permanent: boolean, owner?: string) =>
+    store.transition(id, { type: 'fail', now: Date.now(), error: 'boom', permanent, jitter: 0 }, owner === undefined ? undefined : byOwner(owner));
+
+  it('outcomes of attempts this store started skip the read: one round trip, the rows a read would give', async () => {
+    const store = await openStore();
+    const jobs = await insert(store, 40, { payload: { nested: { n: 1 } } });
+    expect(await store.claimReady(A, NO_LIMIT, Date.now())).toHaveLength(40);
+    const started = await cost(store, () => Promise.all(jobs.map((j) => start(store, j.id, A))));
+    expect(started).toMatchObject({ groups: 1, roundTrips: 2 });
+    // the caller's objects are its own: changing them changes nothing the store answers later
+    for (const job of started.value) (job.payload.nested as { n: number }).n = 99;
+
+    // completes, permanent failures, and shutdown give-backs (to pending: one NOTIFY), all guarded
+    const outcomes = await cost(store, () =>
+      Promise.all(
+        jobs.map((j, i) =>
+          i < 30
+            ? store.transition(j.id, { type: 'complete', now: Date.now(), result: { i } }, byOwner(A))
+            : i < 35
+              ? fail(store, j.id, true, A)
+              : store.transition(j.id, { type: 'giveBack', now: Date.now() }, byOwner(A)),
+        ),
+      ),
+    );
+    expect(outcomes).toMatchObject({ groups: 1, roundTrips: 2 });
+    for (const [i, job] of outcomes.value.entries()) {
+      const state = i < 30 ? 'completed' : i < 35 ? 'failed' : 'pending';
+      expect(job).toMatchObject({ id: jobs[i].id, state, attempts: i < 35 ? 1 : 0, payload: { nested: { n: 1 } } });
+      expect(await store.get(job.id)).toEqual(job);
+      expect(await ownerOf(job.id)).toBeNull();
+    }
+
+    // a group of kept and unkept rows reads the unkept ones only: one read, one compare-and-set
+    const given = jobs.slice(35);
+    expect((await store.claimReady(A, NO_LIMIT, Date.now())).map((k) => k.id).sort()).toEqual(sorted(given.map((j) => j.id)));
+    await Promise.all(given.slice(0, 3).map((j) => start(store, j.id, A)));
+    const mixed = await cost(store, () =>
+      Promise.all([...given.slice(0, 3).map((j) => complete(store, j.id, 'done')), ...given.slice(3).map((j) => store.transition(j.id, { type: 'cancel', now: Date.now() }))]),
+    );
+    expect(mixed).toMatchObject({ groups: 1, roundTrips: 2 });
+    expect(mixed.value.map((j) => j.state)).toEqual(['completed', 'completed', 'completed', 'cancelled', 'cancelled']);
+    for (const job of mixed.value) expect(await store.get(job.id)).toEqual(job);
+  });
+
+  it('a job changed by another store or connection after the start: the outcome misses, is read, and answers as a read would', async () => {
+    const [a, b] = [await openStore(), await openStore()];
+    const jobs = await insert(a, 4);
+    const [cancelled, rescued, restarted, touched] = jobs;
+    expect(await a.claimReady(A, NO_LIMIT, Date.now())).toHaveLength(4);
+    await Promise.all(jobs.map((j) => start(a, j.id, A)));
+
+    // cancelled through another instance: complete is refused, as after a read
+    await b.transition(cancelled.id, { type: 'cancel', now: Date.now() });
+    const late = await cost(a, () => a.transition(cancelled.id, { type: 'complete', now: Date.now(), result: 1 }, byOwner(A)).catch((err: unknown) => err));
+    expect(late.value).toBeInstanceOf(InvalidTransition);
+    // the compare-and-set on the kept row missed, then the read refused it
+    expect(late).toMatchObject({ groups: 2, roundTrips: 2 });
+    expect(await a.get(cancelled.id)).toMatchObject({ state: 'cancelled', result: null });
+
+    // rescued by another instance (guarded by the owner it found, as recovery does): the outcome is refused
+    await b.transition(rescued.id, { type: 'interrupt', now: Date.now() }, byOwner(A));
+    await expect(fail(a, rescued.id, false, A)).rejects.toBeInstanceOf(InvalidTransition);
+    expect(await a.get(rescued.id)).toMatchObject({ state: 'pending', attempts: 1 });
+    expect(await ownerOf(rescued.id)).toBeNull();
+
+    // rescued, then started again by the other instance: the late outcome is not A's to give
+    await b.transition(restarted.id, { type: 'interrupt', now: Date.now() }, byOwner(A));
+    expect((await b.claimReady(B, NO_LIMIT, Date.now())).map((k) => k.id)).toContain(restarted.id);
+    await start(b, restarted.id, B);
+    await expect(a.transition(restarted.id, { type: 'complete', now: Date.now(), result: 'a' }, byOwner(A))).rejects.toBeInstanceOf(InvalidTransition);
+    expect(await a.get(restarted.id)).toMatchObject({ state: 'processing', attempts: 2 });
+    expect(await ownerOf(restarted.id)).toBe(B);
+    expect(await b.transition(restarted.id, { type: 'complete', now: Date.now(), result: 'b' }, byOwner(B))).toMatchObject({ state: 'completed', result: 'b' });
+
+    // a row changed by another connection in a way the state machine accepts: read, then applied
+    await pgQuery(db.url, `UPDATE ${schema}.keel_jobs SET updated_at = updated_at + 1, last_error = 'touched' WHERE id = $1`, [touched.id]);
+    const applied = await cost(a, () => a.transition(touched.id, { type: 'complete', now: Date.now(), result: 'ok' }, byOwner(A)));
+    expect(applied).toMatchObject({ groups: 2, roundTrips: 3 });
+    expect(applied.value).toMatchObject({ state: 'completed', result: 'ok', lastError: 'touched', attempts: 1 });
+    expect(await a.get(touched.id)).toEqual(applied.value);
+  });
+
+  it('a refusal is never answered from a kept row: a start or retry the stored row allows applies', async () => {
+    const [a, b] = [await openStore(), await openStore()];
+    const [job, other] = await insert(a, 2);
+    expect(await a.claimReady(A, NO_LIMIT, Date.now())).toHaveLength(2);
+    await Promise.all([start(a, job.id, A), start(a, other.id, A)]);
+
+    // rescued by another instance, then handed to A again: A's start applies (the kept row said processing)
+    await b.transition(job.id, { type: 'interrupt', now: Date.now() }, byOwner(A));
+    expect((await a.claimReady(A, NO_LIMIT, Date.now())).map((k) => k.id)).toEqual([job.id]);
+    const again = await cost(a, () => start(a, job.id, A));
+    expect(again.value).toMatchObject({ state: 'processing', attempts: 2 });
+    expect(again).toMatchObject({ groups: 1, roundTrips: 2 });
+    // and its outcome is planned on the row that start wrote
+    const done = await cost(a, () => a.transition(job.id, { type: 'complete', now: Date.now(), result: 2 }, byOwner(A)));
+    expect(done).toMatchObject({ groups: 1, roundTrips: 1 });
+    expect(await a.get(job.id)).toEqual(done.value);
+
+    // cancelled by another instance: a retry through A applies
+    await b.transition(other.id, { type: 'cancel', now: Date.now() });
+    const retried = await a.transition(other.id, { type: 'retry', now: Date.now() });
+    expect(retried).toMatchObject({ state: 'pending', attempts: 0 });
+    expect(await a.get(other.id)).toEqual(retried);
+  });
+
+  it('an outcome whose statement met a connection fault keeps no row: the next try reads', async () => {
+    const proxy = await startPgProxy(db.url);
+    const a = await openStore();
+    const b = await openStore(withHostPort(db.url, proxy.host, proxy.port), 4);
+    const [job] = await insert(a, 1);
+    expect(await b.claimReady(B, NO_LIMIT, Date.now())).toHaveLength(1);
+    await start(b, job.id, B);
+    await proxy.cut();
+    await expect(b.transition(job.id, { type: 'complete', now: Date.now(), result: 1 }, byOwner(B))).rejects.toBeInstanceOf(StoreUnavailable);
+    await proxy.restore();
+    await waitFor(async () => {
+      await b.ping();
+      return true;
+    }, 'B to reach the database again');
+    const retried = await cost(b, () => b.transition(job.id, { type: 'complete', now: Date.now(), result: 2 }, byOwner(B)));
+    expect(retried).toMatchObject({ groups: 1, roundTrips: 2 });
+    expect(retried.value).toMatchObject({ state: 'completed', result: 2 });
+    expect(await a.get(job.id)).toEqual(retried.value);
+  });
+
+  it(`kept rows are bounded: past ${MAX_WRITTEN_ROWS} all are dropped, and those outcomes read`, async () => {
+    const store = await openStore();
+    const jobs = await insert(store, MAX_WRITTEN_ROWS + 1);
+    await Promise.all(jobs.map((j) => start(store, j.id)));
+    const completed = await cost(store, () => Promise.all(jobs.map((j) => complete(store, j.id))));
+    // 9 groups of up to 500; at most one row was still kept, so every group read
+    expect(completed.groups).toBe(Math.ceil(jobs.length / 500));
+    expect(completed.roundTrips).toBe(2 * completed.groups);
+    expect((await store.counts()).completed).toBe(jobs.length);
+  }, 60_000);
 });

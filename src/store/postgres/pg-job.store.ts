@@ -74,6 +74,7 @@ export class PgJobStore implements JobStore {
     this.closed = true;
     // Transitions asked for before the close are applied (or refused) before the pool ends.
     await this.transitions.settled();
+    this.transitions.forgetWritten();
     clearTimeout(this.listenRetry);
     const listener = this.listener;
     this.listener = undefined;

@@ -22,7 +22,8 @@ export const PG_SQL = {
   getJobByIdempotencyKey: `SELECT ${JOB_COLUMNS} FROM keel_jobs WHERE idempotency_key = $1`,
   /**
    * The compare-and-set of every state change: it applies only if the job is still as it was
-   * read (state, attempts, updated_at and owner), so a change computed from a stale read fails.
+   * read, or as this store last wrote it (state, attempts, updated_at and owner), so a change
+   * computed from a stale row fails.
    */
   applyTransition: `
     UPDATE keel_jobs

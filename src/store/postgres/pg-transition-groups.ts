@@ -13,6 +13,8 @@ export const CAS_ATTEMPTS = 3;
 export const MAX_GROUP_SIZE = 500;
 /** Groups applied at once: while one waits for its commit, the next one reads its rows. */
 const MAX_GROUPS_RUNNING = 2;
+/** Rows kept from this store's own starts; past this many all are dropped (a missing one costs a read). */
+export const MAX_WRITTEN_ROWS = 4_096;
 
 /** Ids in the one form the database returns them; other spellings go through the single path. */
 const CANONICAL_UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -41,7 +43,18 @@ interface Planned {
   plan: PlannedTransition;
   /** The parameters of `applyTransition` for this job. */
   params: unknown[];
+  /** Planned on the row this store wrote, not on a read. */
+  written: boolean;
 }
+
+/** A processing job as this store's own compare-and-set wrote it, and the owner it wrote. */
+interface WrittenRow {
+  job: Job;
+  owner: string | null;
+}
+
+/** The columns the compare-and-set requires to be unchanged, as read or as written. */
+type CasRow = Pick<JobRow, 'id' | 'state' | 'attempts' | 'updated_at' | 'owner'>;
 
 /**
  * Group commit of state changes. Every transition asked for during one turn of the event loop
@@ -53,6 +66,8 @@ interface Planned {
  * conditions, one that lost a race is read and tried again (ConcurrentChange after
  * CAS_ATTEMPTS), and a refusal of the state machine rejects that caller only. A job is in at
  * most one running group, and its transitions are applied in the order they were asked for.
+ *
+ * The outcome of an attempt is planned without a read: see `written`.
  */
 export class PgTransitionGroups {
   private queued: Asked[] = [];
@@ -61,6 +76,26 @@ export class PgTransitionGroups {
   /** Keys of the jobs in a running group: a later transition of one waits for it to settle. */
   private readonly busy = new Set<string>();
   private readonly unsettled = new Set<Promise<unknown>>();
+  /**
+   * The row this store wrote for each job it started, until that job's next transition here: a
+   * worker's outcome is planned on it and skips the read, so it costs one round trip.
+   *
+   * Planning on it is as safe as reading the row. The compare-and-set still requires state,
+   * attempts, updated_at and owner to be as written (the same values, sent the same way), and
+   * anyone who changes a processing job since (a cancel, another instance's recovery, an
+   * interrupt) changes its state or its owner; only a start gives it back a processing state
+   * under this owner, and every start of this owner goes through this store. When the row
+   * changed, the compare-and-set misses and the job is read and planned again, as any other
+   * (that miss is not counted as a lost race: a read would have seen the change at once). A
+   * refusal is never answered from a kept row: the job is read, and refused or applied on what
+   * is stored.
+   *
+   * Only a successful start that leaves the job processing keeps a row. The job's next transition
+   * takes it away, whether it applies, misses or fails, so a statement whose result is unknown
+   * (a connection fault) leaves nothing behind. Rows are copies (the caller's job objects do not
+   * alias them), and there are at most MAX_WRITTEN_ROWS of them.
+   */
+  private readonly written = new Map<string, WrittenRow>();
   /** Groups applied so far. */
   groups = 0;
   /** Queries sent for transitions so far (reads, compare-and-sets, NOTIFYs). */
@@ -88,6 +123,36 @@ export class PgTransitionGroups {
   /** Resolves once every transition asked for so far has settled (the store is closing). */
   async settled(): Promise<void> {
     await Promise.allSettled([...this.unsettled]);
+  }
+
+  /** Drops every written row kept (the store closed). */
+  forgetWritten(): void {
+    this.written.clear();
+  }
+
+  /** Keeps the row a transition of this store wrote, when it left the job processing. */
+  private keepWritten(key: string, plan: PlannedTransition): void {
+    if (plan.next.state !== 'processing') return;
+    if (this.written.size >= MAX_WRITTEN_ROWS) this.written.clear();
+    this.written.set(key, { job: structuredClone(plan.next), owner: plan.owner });
+  }
+
+  /**
+   * Takes the row this store wrote for the job, and plans on it. Undefined when none is kept or
+   * the plan is refused on it: the job is then read.
+   */
+  private planOnWritten(asked: Asked): Planned | undefined {
+    const written = this.written.get(asked.key);
+    if (!written) return undefined;
+    this.written.delete(asked.key);
+    const { job, owner } = written;
+    try {
+      const plan = planTransition(job, owner, asked.event, asked.guard);
+      const was: CasRow = { id: job.id, state: job.state, attempts: job.attempts, updated_at: job.updatedAt, owner };
+      return { asked, plan, params: casParams(was, plan), written: true };
+    } catch {
+      return undefined;
+    }
   }
 
   private schedule(): void {
@@ -145,25 +210,34 @@ export class PgTransitionGroups {
       if (open.delete(asked)) this.settle(asked, outcome);
     };
     try {
-      let rows: JobRow[];
-      try {
-        rows = (await this.query<JobRow>(PG_SQL.getJobs, [group.map((a) => a.key)])).rows;
-      } catch (error) {
-        return await this.failed(group, error, settle);
-      }
-      const byKey = new Map(rows.map((row) => [row.id, row]));
       const planned: Planned[] = [];
+      const unread: Asked[] = [];
       for (const asked of group) {
-        const row = byKey.get(asked.key);
-        if (!row) {
-          settle(asked, { error: new JobNotFound(asked.id) });
-          continue;
-        }
+        const onWritten = this.planOnWritten(asked);
+        if (onWritten) planned.push(onWritten);
+        else unread.push(asked);
+      }
+      if (unread.length > 0) {
+        let rows: JobRow[];
         try {
-          const plan = planTransition(fromRow(row), row.owner, asked.event, asked.guard);
-          planned.push({ asked, plan, params: casParams(row, plan) });
+          rows = (await this.query<JobRow>(PG_SQL.getJobs, [unread.map((a) => a.key)])).rows;
         } catch (error) {
-          settle(asked, { error });
+          // The whole group, as before: those planned on kept rows too (their rows are dropped).
+          return await this.failed(group, error, settle);
+        }
+        const byKey = new Map(rows.map((row) => [row.id, row]));
+        for (const asked of unread) {
+          const row = byKey.get(asked.key);
+          if (!row) {
+            settle(asked, { error: new JobNotFound(asked.id) });
+            continue;
+          }
+          try {
+            const plan = planTransition(fromRow(row), row.owner, asked.event, asked.guard);
+            planned.push({ asked, plan, params: casParams(row, plan), written: false });
+          } catch (error) {
+            settle(asked, { error });
+          }
         }
       }
       if (planned.length === 0) return;
@@ -182,8 +256,12 @@ export class PgTransitionGroups {
       const toPending: Planned[] = [];
       for (const p of planned) {
         if (applied.has(p.asked.key)) {
+          this.keepWritten(p.asked.key, p.plan);
           if (p.plan.next.state === 'pending') toPending.push(p);
           else settle(p.asked, { job: p.plan.next });
+        } else if (p.written) {
+          // Changed since this store wrote it: read it, as without the kept row.
+          retried.push(p.asked);
         } else if (++p.asked.lost >= CAS_ATTEMPTS) {
           settle(p.asked, { error: new ConcurrentChange(p.asked.id) });
         } else {
@@ -242,9 +320,11 @@ export class PgTransitionGroups {
       const { rows } = await this.query<JobRow>(PG_SQL.getJob, [asked.id]);
       if (!rows[0]) throw new JobNotFound(asked.id);
       const row = rows[0];
+      this.written.delete(row.id);
       const plan = planTransition(fromRow(row), row.owner, asked.event, asked.guard);
       const { rowCount } = await this.query(PG_SQL.applyTransition, casParams(row, plan));
       if (rowCount === 1) {
+        this.keepWritten(row.id, plan);
         if (plan.next.state === 'pending') {
           this.roundTrips += 1;
           await this.db.notifyWork();
@@ -263,9 +343,10 @@ export class PgTransitionGroups {
 
 /**
  * The parameters of `applyTransition` (and one row of the arrays of `applyTransitions`): the
- * change, then the row as it was read, which the compare-and-set requires to be unchanged.
+ * change, then the row as it was read (or as this store wrote it), which the compare-and-set
+ * requires to be unchanged. A written row's values are the ones the change before sent here.
  */
-function casParams(row: JobRow, plan: PlannedTransition): unknown[] {
+function casParams(row: CasRow, plan: PlannedTransition): unknown[] {
   const next = plan.next;
   return [
     row.id,
