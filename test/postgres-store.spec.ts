@@ -278,6 +278,21 @@ describePg('PgJobStore: several stores on one database', () => {
     await waitFor(() => woken > before, 'B woken by A.releaseAbandonedClaims');
   });
 
+  it('onWork ignores the notifications of its own store: that process has woken its feeder itself', async () => {
+    const [a, b] = [await openStore(), await openStore()];
+    const woken = { a: 0, b: 0 };
+    a.onWork(() => (woken.a += 1));
+    b.onWork(() => (woken.b += 1));
+    // Notifications reach each LISTEN connection in commit order: once A hears B's insert, it has
+    // heard its own earlier one too.
+    const base = { ...woken };
+    await insert(a, 1);
+    await waitFor(() => woken.b > base.b, 'B woken by A.insert');
+    await insert(b, 1);
+    await waitFor(() => woken.a > base.a, 'A woken by B.insert');
+    expect(woken.a - base.a).toBe(1);
+  });
+
   it('a compare-and-set loses cleanly: of two concurrent transitions of one job exactly one wins', async () => {
     const [a, b] = [await openStore(), await openStore()];
     await a.renewLease(A, HOUR);

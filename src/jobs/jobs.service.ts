@@ -139,7 +139,8 @@ export class JobsService {
       }
     }
     const stored = await this.store.insert(jobs, this.config.maxBacklog);
-    this.feeder.wake();
+    // Scheduled jobs only: the feeder sets a timer instead of looking for ready work now.
+    this.feeder.wakeAt(Math.min(...stored.map((job) => job.runAt)));
     for (const job of stored) {
       this.metrics.submitted.inc({ type: job.type });
       this.debug(`job ${job.id} (${job.type}) submitted → pending`, requestId);

@@ -81,3 +81,39 @@ describe('FeederService', () => {
     expect(claims).toEqual([10, 1]);
   });
 });
+
+describe('FeederService.wakeAt', () => {
+  it('looks at the store when the scheduled job comes due, not at the submission', async () => {
+    const store = new MemoryJobStore();
+    await store.open();
+    const config = { queueCapacity: 10, owner: OWNER } as KeelConfig;
+    const queue = new DeliveryQueue(config);
+    let claims = 0;
+    const claimReady = store.claimReady.bind(store);
+    store.claimReady = async (owner, limit, now) => {
+      claims += 1;
+      return claimReady(owner, limit, now);
+    };
+    const feeder = new FeederService(store, queue, config);
+    feeder.start();
+    await settle();
+    const before = claims;
+
+    const now = Date.now();
+    const runAt = now + 30;
+    await store.insert(
+      [{ id: '00000000-0000-7000-8000-000000000001', type: 'noop', payload: {}, priority: 0, maxAttempts: 3, backoffMs: 1000, timeoutMs: 1000, runAt, createdAt: now, idempotencyKey: null }],
+      1_000,
+    );
+    feeder.wakeAt(runAt);
+    await settle();
+    expect(claims).toBe(before);
+    expect(queue.depth).toBe(0);
+
+    const key = await queue.take();
+    expect(key?.id).toBe('00000000-0000-7000-8000-000000000001');
+    expect(Date.now()).toBeGreaterThanOrEqual(runAt);
+    await feeder.stop();
+    await store.close();
+  });
+});

@@ -58,6 +58,13 @@ export class FeederService implements BeforeApplicationShutdown {
     this.schedule();
   }
 
+  /** Work becomes ready at `runAt` (a scheduled submission): a timer then, no store query now. */
+  wakeAt(runAt: number): void {
+    if (!this.running || this.stopped) return;
+    if (runAt <= Date.now()) this.wake();
+    else this.setTimer(runAt);
+  }
+
   async beforeApplicationShutdown(): Promise<void> {
     await this.stop();
   }
@@ -85,7 +92,9 @@ export class FeederService implements BeforeApplicationShutdown {
       this.again = false;
       try {
         await this.fill();
-        await this.armTimer();
+        // While the store still has ready jobs (the queue is full), the next refill finds any
+        // scheduled job that came due; the timer matters once it has none.
+        if (!this.storeMayHaveReady) await this.armTimer();
       } catch (err) {
         this.logger.error(`feeding the queue failed; trying again in ${RETRY_AFTER_ERROR_MS} ms: ${(err as Error).message}`);
         this.setTimer(Date.now() + RETRY_AFTER_ERROR_MS);

@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { Client, Pool, types, type PoolClient, type PoolConfig } from 'pg';
 import { BacklogFull, DomainError, IdempotencyKeyTaken, StoreUnavailable } from '../../jobs/job.errors';
 import type { JobEvent } from '../../jobs/job-state-machine';
@@ -40,12 +40,17 @@ export class PgJobStore implements JobStore {
   private listener?: Client;
   private readonly workListeners: Array<() => void> = [];
   private readonly channel: string;
+  /**
+   * Sent with each NOTIFY of this store: its own notifications come back to its LISTEN
+   * connection, and this process has woken its feeder already.
+   */
+  private readonly notifier = randomUUID();
   private closed = false;
   private listenRetry?: NodeJS.Timeout;
   private readonly transitions = new PgTransitionGroups({
     query: (sql, params) => this.query(sql, params),
     notifyWork: async () => {
-      await this.query(PG_SQL.notifyWork, [this.channel]);
+      await this.query(PG_SQL.notifyWork, [this.channel, this.notifier]);
     },
   });
 
@@ -88,21 +93,25 @@ export class PgJobStore implements JobStore {
     await this.query(PG_SQL.ping);
   }
 
+  /**
+   * One statement inside an explicit transaction: a statement that outlives the client's timeout
+   * then dies with its connection, uncommitted, instead of committing a submission already
+   * answered with 503.
+   */
   async insert(jobs: NewJob[], maxBacklog: number): Promise<Job[]> {
     const records = jobs.map(newJobRecord);
-    const columns = insertColumns(records, jobs);
+    const params = [...insertColumns(records, jobs), records.length, maxBacklog, this.channel, this.notifier];
     return this.inTransaction(async (client) => {
-      const { rows } = await client.query<{ n: number }>(PG_SQL.countPending);
-      if (rows[0].n + jobs.length > maxBacklog) throw new BacklogFull(rows[0].n, maxBacklog);
+      let outcome: { pending: number; inserted: number };
       try {
-        await client.query(PG_SQL.insertJobs, columns);
+        outcome = (await client.query<{ pending: number; inserted: number }>(PG_SQL.submitJobs, params)).rows[0];
       } catch (err) {
         if ((err as { code?: string }).code === '23505' && (err as { constraint?: string }).constraint === 'keel_jobs_idempotency_key') {
           throw new IdempotencyKeyTaken(records.find((r) => r.idempotencyKey !== null)?.idempotencyKey ?? '');
         }
         throw err;
       }
-      await client.query(PG_SQL.notifyWork, [this.channel]);
+      if (outcome.inserted !== records.length) throw new BacklogFull(outcome.pending, maxBacklog);
       return records;
     });
   }
@@ -154,7 +163,7 @@ export class PgJobStore implements JobStore {
 
   async releaseAbandonedClaims(self: string): Promise<number> {
     const released = (await this.query(PG_SQL.releaseAbandonedClaims, [self])).rowCount ?? 0;
-    if (released > 0) await this.query(PG_SQL.notifyWork, [this.channel]);
+    if (released > 0) await this.query(PG_SQL.notifyWork, [this.channel, this.notifier]);
     return released;
   }
 
@@ -238,7 +247,9 @@ export class PgJobStore implements JobStore {
   private async listen(delayMs = 250): Promise<void> {
     if (this.closed) return;
     const client = new Client(this.poolConfig(1));
-    client.on('notification', () => this.emitWork());
+    client.on('notification', (message) => {
+      if (message.payload !== this.notifier) this.emitWork();
+    });
     client.on('error', (err) => this.logger.warn(`LISTEN connection failed: ${err.message}`));
     client.on('end', () => {
       if (this.listener !== client || this.closed) return;

@@ -9,13 +9,25 @@ const JOB_COLUMNS = `id, type, payload, state, priority, attempts, max_attempts,
 
 /** Every SQL statement of the PostgreSQL store, named for what it does. */
 export const PG_SQL = {
-  /** All jobs of a submission in one statement: one array per column. */
-  insertJobs: `
-    INSERT INTO keel_jobs (${JOB_COLUMNS})
-    SELECT * FROM unnest($1::uuid[], $2::text[], $3::json[], $4::text[], $5::int[], $6::int[], $7::int[], $8::int[], $9::int[],
-                         $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[], $15::json[], $16::text[],
-                         $17::text[], $18::text[], $19::text[])`,
-  countPending: `SELECT count(*)::int AS n FROM keel_jobs WHERE state = 'pending'`,
+  /**
+   * A whole submission in one statement and one round trip: the backlog check, the insert of all
+   * its jobs (one array per column) and, when any was inserted, the NOTIFY; all of it or nothing.
+   * The count and the insert see one snapshot. $20 is the number of jobs, $21 MAX_BACKLOG, $22 the
+   * channel, $23 this store's name (see notifyWork).
+   */
+  submitJobs: `
+    WITH backlog AS (SELECT count(*)::int AS n FROM keel_jobs WHERE state = 'pending'),
+    inserted AS (
+      INSERT INTO keel_jobs (${JOB_COLUMNS})
+      SELECT u.* FROM unnest($1::uuid[], $2::text[], $3::json[], $4::text[], $5::int[], $6::int[], $7::int[], $8::int[], $9::int[],
+                             $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[], $15::json[], $16::text[],
+                             $17::text[], $18::text[], $19::text[]) AS u, backlog
+       WHERE backlog.n + $20::int <= $21::int
+      RETURNING 1
+    )
+    SELECT backlog.n AS pending, (SELECT count(*)::int FROM inserted) AS inserted,
+           CASE WHEN EXISTS (SELECT 1 FROM inserted) THEN pg_notify($22, $23) END AS notified
+      FROM backlog`,
   getJob: `SELECT ${JOB_COLUMNS} FROM keel_jobs WHERE id = $1`,
   /** The rows of a group of transitions, read once for all of them. */
   getJobs: `SELECT ${JOB_COLUMNS} FROM keel_jobs WHERE id = ANY($1::uuid[])`,
@@ -72,6 +84,7 @@ export const PG_SQL = {
   dropLease: `DELETE FROM keel_leases WHERE owner = $1`,
   /** Leases that expired an hour ago are history: their jobs were recovered long since. */
   pruneLeases: `DELETE FROM keel_leases WHERE expires_at < ${NOW_MS} - 3600000`,
-  notifyWork: `SELECT pg_notify($1, '')`,
+  /** The payload names the store that sent it, which ignores its own. */
+  notifyWork: `SELECT pg_notify($1, $2)`,
   ping: `SELECT 1`,
 } as const;
