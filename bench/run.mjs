@@ -4,7 +4,7 @@
 //
 // Environment: REDIS_URL (redis://127.0.0.1:6379), PG_URL (postgres://postgres@127.0.0.1:5432),
 // BENCH_ONLY (comma-separated scenario names to run), BENCH_DRAIN_JOBS (20000),
-// BENCH_RECOVERY (100000,1000000), BENCH_HTTP_SECONDS (10), BENCH_LATENCY_JOBS (300).
+// BENCH_RECOVERY (100000,1000000), BENCH_HTTP_SECONDS (10), BENCH_LATENCY_JOBS (1000).
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
@@ -41,7 +41,7 @@ const want = (system) => !SYSTEMS || SYSTEMS.has(system);
 const DRAIN_JOBS = Number(process.env.BENCH_DRAIN_JOBS ?? 20000);
 const RECOVERY_SIZES = (process.env.BENCH_RECOVERY ?? '100000,1000000').split(',').filter(Boolean).map(Number);
 const HTTP_SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 10);
-const LATENCY_JOBS = Number(process.env.BENCH_LATENCY_JOBS ?? 300);
+const LATENCY_JOBS = Number(process.env.BENCH_LATENCY_JOBS ?? 1000);
 const CONCURRENCY = 10;
 const DRAIN_CAP_MS = 180_000; // every drain is bounded: past the cap the rate is completed / elapsed
 const READY_CAP_MS = 180_000;

@@ -43,6 +43,19 @@ export function toJobView(job: Job): JobView {
   };
 }
 
+/** The jobs of a batch share their times (created, runAt): the last two conversions are kept. */
+const recent: Array<{ ms: number; iso: string }> = [
+  { ms: NaN, iso: '' },
+  { ms: NaN, iso: '' },
+];
+let oldest = 0;
+
 function iso(ms: number): string {
-  return new Date(ms).toISOString();
+  if (recent[0].ms === ms) return recent[0].iso;
+  if (recent[1].ms === ms) return recent[1].iso;
+  const slot = recent[oldest];
+  slot.ms = ms;
+  slot.iso = new Date(ms).toISOString();
+  oldest = 1 - oldest;
+  return slot.iso;
 }
