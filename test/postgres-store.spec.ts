@@ -7,16 +7,18 @@
  * cleanly; connection faults are StoreUnavailable and the LISTEN connection comes back.
  * Transitions asked for in one turn are applied as a group (one read, one compare-and-set), each
  * job with the outcome it would have alone; the outcome of an attempt this store started is
- * planned on the row the start wrote (no read), with the answers a read would give.
+ * planned on the row the start wrote (no read), with the answers a read would give. Keyless
+ * submissions asked for in one turn share one transaction, each answered as it would be alone.
  *
  * Runs only with TEST_DATABASE_URL (one fresh database for the file, one schema per test).
  */
 import { Logger } from '@nestjs/common';
 import { Client } from 'pg';
 import { v7 as uuidv7 } from 'uuid';
-import { ConcurrentChange, InvalidTransition, JobNotFound, StoreUnavailable } from '../src/jobs/job.errors';
+import { BacklogFull, ConcurrentChange, IdempotencyKeyTaken, InvalidTransition, JobNotFound, StoreUnavailable } from '../src/jobs/job.errors';
 import type { Job, NewJob } from '../src/jobs/job.model';
 import { PgJobStore } from '../src/store/postgres/pg-job.store';
+import { MAX_GROUP_JOBS, MAX_GROUP_SUBMISSIONS } from '../src/store/postgres/pg-insert-groups';
 import { MAX_WRITTEN_ROWS } from '../src/store/postgres/pg-transition-groups';
 import {
   createTestDatabase,
@@ -759,4 +761,161 @@ describePg('PgJobStore: several stores on one database', () => {
     expect(completed.roundTrips).toBe(2 * completed.groups);
     expect((await store.counts()).completed).toBe(jobs.length);
   }, 60_000);
+
+  // Keyless submissions are committed in groups (PgInsertGroups): what is asked for in one turn
+  // shares one transaction, each submission whole or not at all, with the answer it has alone.
+
+  /** What `work` cost in insert groups and transactions on `store`. */
+  async function insertCost<T>(store: PgJobStore, work: () => Promise<T>): Promise<{ value: T; groups: number; transactions: number }> {
+    const before = store.insertStats;
+    const value = await work();
+    const after = store.insertStats;
+    return { value, groups: after.groups - before.groups, transactions: after.transactions - before.transactions };
+  }
+
+  const jobsOf = (n: number, overrides: Partial<NewJob> = {}) => Array.from({ length: n }, () => newJob(overrides));
+
+  it('keyless submissions asked for in one turn commit in one transaction, each stored whole, and wake the other stores', async () => {
+    const [a, b] = [await openStore(), await openStore()];
+    let woken = 0;
+    b.onWork(() => (woken += 1));
+    const sizes = [1, 3, 1, 5, 2, 1, 1, 4];
+    const asked = await insertCost(a, () => Promise.all(sizes.map((n) => a.insert(jobsOf(n), NO_LIMIT))));
+    expect(asked).toMatchObject({ groups: 1, transactions: 1 });
+    for (const [i, jobs] of asked.value.entries()) {
+      expect(jobs).toHaveLength(sizes[i]);
+      for (const job of jobs) expect(await b.get(job.id)).toEqual(job);
+    }
+    expect((await b.counts()).pending).toBe(sizes.reduce((x, y) => x + y, 0));
+    await waitFor(() => woken > 0, 'B woken by the group');
+
+    // one alone is one transaction too
+    expect(await insertCost(a, () => a.insert(jobsOf(2), NO_LIMIT))).toMatchObject({ groups: 1, transactions: 1 });
+  });
+
+  it(`a group holds at most ${MAX_GROUP_SUBMISSIONS} submissions and ${MAX_GROUP_JOBS} jobs`, async () => {
+    const store = await openStore();
+    const many = await insertCost(store, () => Promise.all(Array.from({ length: MAX_GROUP_SUBMISSIONS + 1 }, () => store.insert(jobsOf(1), NO_LIMIT))));
+    expect(many).toMatchObject({ groups: 2, transactions: 2 });
+    const big = MAX_GROUP_JOBS / 1_000 + 1;
+    const large = await insertCost(store, () => Promise.all(Array.from({ length: big }, () => store.insert(jobsOf(1_000), NO_LIMIT))));
+    expect(large).toMatchObject({ groups: 2, transactions: 2 });
+    expect((await store.counts()).pending).toBe(MAX_GROUP_SUBMISSIONS + 1 + big * 1_000);
+  }, 60_000);
+
+  it('backlog in a group: admitted in the order asked, each against the count plus the ones before it; one that does not fit is refused alone', async () => {
+    const store = await openStore();
+    await insert(store, 3);
+    const sizes = [4, 4, 2, 1, 1];
+    const asked = sizes.map((n) => jobsOf(n));
+    const outcomes = await insertCost(store, () => Promise.allSettled(asked.map((jobs) => store.insert(jobs, 10))));
+    expect(outcomes).toMatchObject({ groups: 1, transactions: 1 });
+    const [first, second, third, fourth, fifth] = outcomes.value;
+    // 3 pending + 4 = 7; + 4 would be 11: refused; + 2 = 9; + 1 = 10; + 1 would be 11: refused
+    for (const admitted of [first, third, fourth]) expect(admitted.status).toBe('fulfilled');
+    expect(second.status === 'rejected' && second.reason).toBeInstanceOf(BacklogFull);
+    expect(second.status === 'rejected' && second.reason).toMatchObject({ backlog: 7, maxBacklog: 10 });
+    expect(fifth.status === 'rejected' && fifth.reason).toMatchObject({ name: 'BacklogFull', backlog: 10, maxBacklog: 10 });
+    for (const i of [0, 2, 3]) for (const job of asked[i]) expect((await store.get(job.id))?.state).toBe('pending');
+    for (const i of [1, 4]) for (const job of asked[i]) expect(await store.get(job.id)).toBeUndefined();
+    expect((await store.counts()).pending).toBe(10);
+
+    // a group none of which fits stores nothing and refuses each with the count
+    const full = await insertCost(store, () => Promise.allSettled([store.insert(jobsOf(1), 10), store.insert(jobsOf(2), 10)]));
+    expect(full).toMatchObject({ groups: 1, transactions: 1 });
+    for (const outcome of full.value) expect(outcome.status === 'rejected' && outcome.reason).toMatchObject({ name: 'BacklogFull', backlog: 10, maxBacklog: 10 });
+    expect((await store.counts()).pending).toBe(10);
+  });
+
+  it('a submission with a key goes alone: a taken key fails that submission only, the keyless ones of its turn commit', async () => {
+    const store = await openStore();
+    const [holder] = await store.insert([newJob({ idempotencyKey: 'taken' })], NO_LIMIT);
+    const keyless = [jobsOf(2), jobsOf(1), jobsOf(3)];
+    const [reused, fresh] = [newJob({ idempotencyKey: 'taken' }), newJob({ idempotencyKey: 'fresh' })];
+    const asked = await insertCost(store, () =>
+      Promise.allSettled([
+        store.insert(keyless[0], NO_LIMIT),
+        store.insert([reused], NO_LIMIT),
+        store.insert(keyless[1], NO_LIMIT),
+        store.insert([fresh], NO_LIMIT),
+        store.insert(keyless[2], NO_LIMIT),
+      ]),
+    );
+    // the three keyless in one transaction, each keyed one in its own
+    expect(asked).toMatchObject({ groups: 1, transactions: 3 });
+    const [k0, taken, k1, freshOutcome, k2] = asked.value;
+    expect(taken.status === 'rejected' && taken.reason).toBeInstanceOf(IdempotencyKeyTaken);
+    for (const outcome of [k0, k1, k2, freshOutcome]) expect(outcome.status).toBe('fulfilled');
+    for (const job of [...keyless.flat(), fresh]) expect((await store.get(job.id))?.state).toBe('pending');
+    expect(await store.get(reused.id)).toBeUndefined();
+    expect((await store.findByIdempotencyKey('taken'))?.job.id).toBe(holder.id);
+  });
+
+  it("a value the database refuses fails that submission only: the group's submissions are tried again alone", async () => {
+    const store = await openStore();
+    const good = [jobsOf(2), jobsOf(1), jobsOf(3)];
+    const bad = [newJob(), newJob({ type: 'nul \u0000 type' })];
+    const asked = await insertCost(store, () =>
+      Promise.allSettled([store.insert(good[0], NO_LIMIT), store.insert(bad, NO_LIMIT), store.insert(good[1], NO_LIMIT), store.insert(good[2], NO_LIMIT)]),
+    );
+    // the group's transaction, then each of the four alone
+    expect(asked).toMatchObject({ groups: 1, transactions: 5 });
+    const [g0, refused, g1, g2] = asked.value;
+    const alone = await store.insert([newJob({ type: 'nul \u0000 type' })], NO_LIMIT).catch((err: unknown) => err);
+    expect(refused.status === 'rejected' && refused.reason).toBeInstanceOf(Error);
+    expect(refused.status === 'rejected' && refused.reason).not.toBeInstanceOf(StoreUnavailable);
+    expect(refused.status === 'rejected' && (refused.reason as { code?: string }).code).toBe((alone as { code?: string }).code);
+    for (const outcome of [g0, g1, g2]) expect(outcome.status).toBe('fulfilled');
+    for (const job of good.flat()) expect((await store.get(job.id))?.state).toBe('pending');
+    for (const job of bad) expect(await store.get(job.id)).toBeUndefined();
+  });
+
+  it('a connection lost in the middle of a group fails all of it with StoreUnavailable, and it never commits later', async () => {
+    const proxy = await startPgProxy(db.url);
+    const a = await openStore();
+    const b = await openStore(withHostPort(db.url, proxy.host, proxy.port), 4);
+    const lost = [jobsOf(2), jobsOf(1), jobsOf(3)];
+    // another session holds a lock that lets the backlog count run but blocks the group's INSERT
+    const other = new Client({ connectionString: db.url });
+    await other.connect();
+    const blocked = `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'keel'
+                       AND pid <> pg_backend_pid() AND query LIKE '%INSERT INTO keel_jobs%'`;
+    try {
+      await other.query('BEGIN');
+      await other.query(`LOCK TABLE ${schema}.keel_jobs IN SHARE MODE`);
+      const asked = insertCost(b, () => Promise.allSettled(lost.map((jobs) => b.insert(jobs, NO_LIMIT))));
+      await waitFor(async () => (await pgQuery(db.url, `${blocked} AND wait_event_type = 'Lock'`)).length > 0, "the group's INSERT to wait for the lock");
+      await proxy.cut();
+      const { value, groups, transactions } = await asked;
+      expect({ groups, transactions }).toEqual({ groups: 1, transactions: 1 });
+      for (const outcome of value) expect(outcome.status === 'rejected' && outcome.reason).toBeInstanceOf(StoreUnavailable);
+      // the INSERT now runs on the server, in a transaction nobody will commit
+      await other.query('COMMIT');
+    } finally {
+      await other.end().catch(() => undefined);
+    }
+    await waitFor(async () => (await pgQuery(db.url, blocked)).length === 0, 'the cut-off session to end');
+    for (const job of lost.flat()) expect(await a.get(job.id)).toBeUndefined();
+
+    await proxy.restore();
+    await waitFor(async () => {
+      await b.ping();
+      return true;
+    }, 'B to reach the database again');
+    const later = [jobsOf(1), jobsOf(2)];
+    await Promise.all(later.map((jobs) => b.insert(jobs, NO_LIMIT)));
+    const ids = await pgQuery<{ id: string }>(db.url, `SELECT id FROM ${schema}.keel_jobs`);
+    expect(sorted(ids.map((r) => r.id))).toEqual(sorted(later.flat().map((j) => j.id)));
+  });
+
+  it('close waits for the submissions asked for before it', async () => {
+    const store = await openStore();
+    const keyless = Array.from({ length: 10 }, () => jobsOf(2));
+    const keyed = newJob({ idempotencyKey: 'closing' });
+    const asked = Promise.all([...keyless.map((jobs) => store.insert(jobs, NO_LIMIT)), store.insert([keyed], NO_LIMIT)]);
+    await store.close();
+    expect((await asked).flat()).toHaveLength(21);
+    const reopened = await openStore();
+    for (const job of [...keyless.flat(), keyed]) expect((await reopened.get(job.id))?.state).toBe('pending');
+  });
 });

@@ -3,10 +3,11 @@ import { createHash, randomUUID } from 'node:crypto';
 import { Client, Pool, types, type PoolClient, type PoolConfig } from 'pg';
 import { BacklogFull, DomainError, IdempotencyKeyTaken, StoreUnavailable } from '../../jobs/job.errors';
 import type { JobEvent } from '../../jobs/job-state-machine';
-import { compareDispatch, newJobRecord, type DispatchKey, type Job, type JobState, type NewJob } from '../../jobs/job.model';
+import { compareDispatch, type DispatchKey, type Job, type JobState, type NewJob } from '../../jobs/job.model';
 import { emptyCounts, type JobStore, type ListQuery, type StateCounts, type TransitionGuard } from '../job-store';
 import { PG_MIGRATIONS } from './pg-migrations';
-import { fromRow, jsonOrNull, type JobRow } from './pg-rows';
+import { PgInsertGroups } from './pg-insert-groups';
+import { fromRow, insertColumns, type JobRow } from './pg-rows';
 import { PG_SQL } from './pg-statements';
 import { PgTransitionGroups } from './pg-transition-groups';
 
@@ -53,6 +54,11 @@ export class PgJobStore implements JobStore {
       await this.query(PG_SQL.notifyWork, [this.channel, this.notifier]);
     },
   });
+  private readonly inserts = new PgInsertGroups({
+    insertAlone: (records, jobs, maxBacklog) => this.insertAlone(records, jobs, maxBacklog),
+    inTransaction: (work) => this.inTransaction(work),
+    notifyParams: () => [this.channel, this.notifier],
+  });
 
   constructor(private readonly options: PgJobStoreOptions) {
     const scope = options.schema ?? 'public';
@@ -77,8 +83,8 @@ export class PgJobStore implements JobStore {
 
   async close(): Promise<void> {
     this.closed = true;
-    // Transitions asked for before the close are applied (or refused) before the pool ends.
-    await this.transitions.settled();
+    // Submissions and transitions asked for before the close are applied (or refused) before the pool ends.
+    await Promise.all([this.inserts.settled(), this.transitions.settled()]);
     this.transitions.forgetWritten();
     clearTimeout(this.listenRetry);
     const listener = this.listener;
@@ -93,13 +99,22 @@ export class PgJobStore implements JobStore {
     await this.query(PG_SQL.ping);
   }
 
+  /** Keyless submissions are committed in groups: see `PgInsertGroups`. */
+  insert(jobs: NewJob[], maxBacklog: number): Promise<Job[]> {
+    return this.inserts.insert(jobs, maxBacklog);
+  }
+
+  /** How submissions were committed so far: groups taken, and transactions begun. For tests. */
+  get insertStats(): { readonly groups: number; readonly transactions: number } {
+    return { groups: this.inserts.groups, transactions: this.inserts.transactions };
+  }
+
   /**
-   * One statement inside an explicit transaction: a statement that outlives the client's timeout
-   * then dies with its connection, uncommitted, instead of committing a submission already
-   * answered with 503.
+   * One submission alone: one statement inside an explicit transaction. A statement that outlives
+   * the client's timeout then dies with its connection, uncommitted, instead of committing a
+   * submission already answered with 503.
    */
-  async insert(jobs: NewJob[], maxBacklog: number): Promise<Job[]> {
-    const records = jobs.map(newJobRecord);
+  private async insertAlone(records: Job[], jobs: NewJob[], maxBacklog: number): Promise<Job[]> {
     const params = [...insertColumns(records, jobs), records.length, maxBacklog, this.channel, this.notifier];
     return this.inTransaction(async (client) => {
       let outcome: { pending: number; inserted: number };
@@ -298,6 +313,10 @@ export class PgJobStore implements JobStore {
     // A connection whose transaction state is unknown is destroyed (the server then rolls back),
     // never pooled: the next queries on it would run inside that transaction, and commit with it.
     let broken: Error | undefined;
+    // The pool listens for errors of idle connections only: one lost while held here would be
+    // an unhandled 'error' event. The query in flight rejects with it too.
+    const onError = (err: Error) => (broken = err);
+    client.on('error', onError);
     try {
       await client.query('BEGIN');
       const result = await work(client);
@@ -310,6 +329,7 @@ export class PgJobStore implements JobStore {
       else await client.query('ROLLBACK').catch((rollbackErr: Error) => (broken = rollbackErr));
       throw failure;
     } finally {
+      client.off('error', onError);
       client.release(broken);
     }
   }
@@ -335,29 +355,4 @@ function unavailable(err: unknown): unknown {
 
 function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
-}
-
-function insertColumns(records: Job[], jobs: NewJob[]): unknown[][] {
-  const col = <T>(pick: (job: Job, i: number) => T) => records.map(pick);
-  return [
-    col((j) => j.id),
-    col((j) => j.type),
-    col((j) => JSON.stringify(j.payload)),
-    col((j) => j.state),
-    col((j) => j.priority),
-    col((j) => j.attempts),
-    col((j) => j.maxAttempts),
-    col((j) => j.backoffMs),
-    col((j) => j.timeoutMs),
-    col((j) => j.runAt),
-    col((j) => j.createdAt),
-    col((j) => j.updatedAt),
-    col((j) => j.startedAt),
-    col((j) => j.finishedAt),
-    col((j) => jsonOrNull(j.result)),
-    col((j) => j.lastError),
-    col((j) => j.idempotencyKey),
-    col((_j, i) => jobs[i].requestHash ?? null),
-    col(() => null),
-  ];
 }

@@ -7,6 +7,11 @@ const GONE = (column: string) => `NOT EXISTS (SELECT 1 FROM keel_leases l WHERE 
 const JOB_COLUMNS = `id, type, payload, state, priority, attempts, max_attempts, backoff_ms, timeout_ms, run_at, created_at,
   updated_at, started_at, finished_at, result, last_error, idempotency_key, request_hash, owner`;
 
+/** Jobs to insert, one array per column (in `JOB_COLUMNS` order): $1 … $19. */
+const UNNEST_JOBS = `unnest($1::uuid[], $2::text[], $3::json[], $4::text[], $5::int[], $6::int[], $7::int[], $8::int[], $9::int[],
+                             $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[], $15::json[], $16::text[],
+                             $17::text[], $18::text[], $19::text[])`;
+
 /** Every SQL statement of the PostgreSQL store, named for what it does. */
 export const PG_SQL = {
   /**
@@ -19,15 +24,26 @@ export const PG_SQL = {
     WITH backlog AS (SELECT count(*)::int AS n FROM keel_jobs WHERE state = 'pending'),
     inserted AS (
       INSERT INTO keel_jobs (${JOB_COLUMNS})
-      SELECT u.* FROM unnest($1::uuid[], $2::text[], $3::json[], $4::text[], $5::int[], $6::int[], $7::int[], $8::int[], $9::int[],
-                             $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[], $15::json[], $16::text[],
-                             $17::text[], $18::text[], $19::text[]) AS u, backlog
+      SELECT u.* FROM ${UNNEST_JOBS} AS u, backlog
        WHERE backlog.n + $20::int <= $21::int
       RETURNING 1
     )
     SELECT backlog.n AS pending, (SELECT count(*)::int FROM inserted) AS inserted,
            CASE WHEN EXISTS (SELECT 1 FROM inserted) THEN pg_notify($22, $23) END AS notified
       FROM backlog`,
+  /** The backlog a group of submissions is admitted against, counted once inside its transaction. */
+  countPending: `SELECT count(*)::int AS n FROM keel_jobs WHERE state = 'pending'`,
+  /**
+   * The jobs of every admitted submission of a group, and the NOTIFY, in one statement. $20 is the
+   * channel, $21 this store's name (see notifyWork).
+   */
+  insertJobs: `
+    WITH inserted AS (
+      INSERT INTO keel_jobs (${JOB_COLUMNS})
+      SELECT u.* FROM ${UNNEST_JOBS} AS u
+      RETURNING 1
+    )
+    SELECT CASE WHEN EXISTS (SELECT 1 FROM inserted) THEN pg_notify($20, $21) END AS notified`,
   getJob: `SELECT ${JOB_COLUMNS} FROM keel_jobs WHERE id = $1`,
   /** The rows of a group of transitions, read once for all of them. */
   getJobs: `SELECT ${JOB_COLUMNS} FROM keel_jobs WHERE id = ANY($1::uuid[])`,

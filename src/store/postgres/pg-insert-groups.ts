@@ -1,0 +1,166 @@
+import type { PoolClient } from 'pg';
+import { BacklogFull, StoreUnavailable } from '../../jobs/job.errors';
+import { newJobRecord, type Job, type NewJob } from '../../jobs/job.model';
+import { insertColumns } from './pg-rows';
+import { PG_SQL } from './pg-statements';
+
+/** The most submissions in one group. */
+export const MAX_GROUP_SUBMISSIONS = 1_000;
+/** The most jobs in one group (a submission holds up to 1,000): one statement stays bounded. */
+export const MAX_GROUP_JOBS = 5_000;
+/** Groups in flight at once, each on a connection of its own: while one commits, the next gathers. */
+const MAX_GROUPS_RUNNING = 2;
+
+/** What the groups need from the store. Both map connection faults to StoreUnavailable. */
+export interface InsertDb {
+  /** One submission in a transaction of its own: the backlog check, insert and NOTIFY. */
+  insertAlone(records: Job[], jobs: NewJob[], maxBacklog: number): Promise<Job[]>;
+  /**
+   * `work` between BEGIN and COMMIT on one connection. A connection whose transaction state is
+   * unknown (a fault, a timed-out statement) is destroyed, so that transaction never commits.
+   */
+  inTransaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T>;
+  /** The parameters of a NOTIFY after the jobs: the channel and this store's name. */
+  notifyParams(): [string, string];
+}
+
+interface Submission {
+  jobs: NewJob[];
+  records: Job[];
+  maxBacklog: number;
+  resolve: (jobs: Job[]) => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * Group commit of submissions. The keyless submissions asked for during one turn of the event
+ * loop share one transaction: one backlog count, one insert of the jobs of all admitted ones,
+ * one NOTIFY, one commit. A round trip costs more CPU here than the work of a submission does.
+ *
+ * Each submission keeps the guarantees it has alone: all of its jobs or none, and its caller
+ * answered only after the commit. Submissions are admitted in the order asked, each against the
+ * count plus the jobs of the ones admitted before it; one that does not fit is refused alone.
+ *
+ * A submission with an idempotency key goes alone: a key already taken must fail its own
+ * submission, not the group. Keyless jobs have fresh ids, so a group's insert has nothing of its
+ * own to conflict on; when it fails all the same (and not for a lost connection), each submission
+ * is tried again alone, so that an error belongs to its own caller only.
+ */
+export class PgInsertGroups {
+  private queued: Submission[] = [];
+  private scheduled?: NodeJS.Immediate;
+  private running = 0;
+  private readonly unsettled = new Set<Promise<unknown>>();
+  /** Groups taken from the queue so far (a group of one goes alone). */
+  groups = 0;
+  /** Transactions begun for submissions so far, grouped or alone. */
+  transactions = 0;
+
+  constructor(private readonly db: InsertDb) {}
+
+  insert(jobs: NewJob[], maxBacklog: number): Promise<Job[]> {
+    const promise = new Promise<Job[]>((resolve, reject) => {
+      const submission: Submission = { jobs, records: jobs.map(newJobRecord), maxBacklog, resolve, reject };
+      // An empty submission goes alone too: it answers exactly as before, even past the backlog.
+      if (jobs.length === 0 || jobs.some((job) => job.idempotencyKey !== null && job.idempotencyKey !== undefined)) {
+        this.alone(submission).then(resolve, reject);
+      } else {
+        this.queued.push(submission);
+        this.schedule();
+      }
+    });
+    this.unsettled.add(promise);
+    const forget = () => this.unsettled.delete(promise);
+    promise.then(forget, forget);
+    return promise;
+  }
+
+  /** Resolves once every submission asked for so far has settled (the store is closing). */
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this.unsettled]);
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.queued.length === 0 || this.running >= MAX_GROUPS_RUNNING) return;
+    this.scheduled = setImmediate(() => this.flush());
+  }
+
+  private flush(): void {
+    this.scheduled = undefined;
+    while (this.running < MAX_GROUPS_RUNNING && this.queued.length > 0) {
+      const group = this.take();
+      this.running += 1;
+      this.groups += 1;
+      void this.apply(group).finally(() => {
+        this.running -= 1;
+        this.schedule();
+      });
+    }
+  }
+
+  /** The next group, in the order asked: at most MAX_GROUP_SUBMISSIONS and MAX_GROUP_JOBS. */
+  private take(): Submission[] {
+    let n = 0;
+    let jobs = 0;
+    while (n < this.queued.length && n < MAX_GROUP_SUBMISSIONS && (n === 0 || jobs + this.queued[n].records.length <= MAX_GROUP_JOBS)) {
+      jobs += this.queued[n].records.length;
+      n += 1;
+    }
+    return this.queued.splice(0, n);
+  }
+
+  /** Applies a group; settles every caller of it, and never rejects. */
+  private async apply(group: Submission[]): Promise<void> {
+    try {
+      if (group.length === 1) {
+        // Alone, the count, insert and NOTIFY are one statement: a round trip fewer.
+        await this.alone(group[0]).then(group[0].resolve, group[0].reject);
+        return;
+      }
+      let outcome: { admitted: Submission[]; refused: Array<{ submission: Submission; backlog: number }> };
+      try {
+        this.transactions += 1;
+        outcome = await this.db.inTransaction(async (client) => {
+          let backlog = (await client.query<{ n: number }>(PG_SQL.countPending)).rows[0].n;
+          const admitted: Submission[] = [];
+          const refused: Array<{ submission: Submission; backlog: number }> = [];
+          for (const submission of group) {
+            if (backlog + submission.records.length <= submission.maxBacklog) {
+              admitted.push(submission);
+              backlog += submission.records.length;
+            } else {
+              refused.push({ submission, backlog });
+            }
+          }
+          if (admitted.length > 0) {
+            const columns = insertColumns(
+              admitted.flatMap((s) => s.records),
+              admitted.flatMap((s) => s.jobs),
+            );
+            await client.query(PG_SQL.insertJobs, [...columns, ...this.db.notifyParams()]);
+          }
+          return { admitted, refused };
+        });
+      } catch (error) {
+        // Nothing of the group committed. A lost connection is every caller's answer; any other
+        // error may be one submission's values: each is tried alone, and keeps its own answer.
+        if (error instanceof StoreUnavailable) {
+          for (const submission of group) submission.reject(error);
+        } else {
+          await Promise.all(group.map((submission) => this.alone(submission).then(submission.resolve, submission.reject)));
+        }
+        return;
+      }
+      for (const submission of outcome.admitted) submission.resolve(submission.records);
+      for (const { submission, backlog } of outcome.refused) submission.reject(new BacklogFull(backlog, submission.maxBacklog));
+    } catch (error) {
+      // Not expected (every step above catches its own): no caller is left waiting anyway.
+      for (const submission of group) submission.reject(error);
+    }
+  }
+
+  private alone(submission: Submission): Promise<Job[]> {
+    this.transactions += 1;
+    return this.db.insertAlone(submission.records, submission.jobs, submission.maxBacklog);
+  }
+}
