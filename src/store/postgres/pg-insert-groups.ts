@@ -3,13 +3,12 @@ import { BacklogFull, StoreUnavailable } from '../../jobs/job.errors';
 import { newJobRecord, type Job, type NewJob } from '../../jobs/job.model';
 import { insertColumns } from './pg-rows';
 import { PG_SQL } from './pg-statements';
+import { TurnGroups } from './turn-groups';
 
 /** The most submissions in one group. */
 export const MAX_GROUP_SUBMISSIONS = 1_000;
 /** The most jobs in one group (a submission holds up to 1,000): one statement stays bounded. */
 export const MAX_GROUP_JOBS = 5_000;
-/** Groups in flight at once, each on a connection of its own: while one commits, the next gathers. */
-const MAX_GROUPS_RUNNING = 2;
 
 /** What the groups need from the store. Both map connection faults to StoreUnavailable. */
 export interface InsertDb {
@@ -46,17 +45,13 @@ interface Submission {
  * own to conflict on; when it fails all the same (and not for a lost connection), each submission
  * is tried again alone, so that an error belongs to its own caller only.
  */
-export class PgInsertGroups {
-  private queued: Submission[] = [];
-  private scheduled?: NodeJS.Immediate;
-  private running = 0;
-  private readonly unsettled = new Set<Promise<unknown>>();
-  /** Groups taken from the queue so far (a group of one goes alone). */
-  groups = 0;
+export class PgInsertGroups extends TurnGroups<Submission> {
   /** Transactions begun for submissions so far, grouped or alone. */
   transactions = 0;
 
-  constructor(private readonly db: InsertDb) {}
+  constructor(private readonly db: InsertDb) {
+    super();
+  }
 
   insert(jobs: NewJob[], maxBacklog: number): Promise<Job[]> {
     const promise = new Promise<Job[]>((resolve, reject) => {
@@ -69,37 +64,11 @@ export class PgInsertGroups {
         this.schedule();
       }
     });
-    this.unsettled.add(promise);
-    const forget = () => this.unsettled.delete(promise);
-    promise.then(forget, forget);
-    return promise;
-  }
-
-  /** Resolves once every submission asked for so far has settled (the store is closing). */
-  async settled(): Promise<void> {
-    await Promise.allSettled([...this.unsettled]);
-  }
-
-  private schedule(): void {
-    if (this.scheduled || this.queued.length === 0 || this.running >= MAX_GROUPS_RUNNING) return;
-    this.scheduled = setImmediate(() => this.flush());
-  }
-
-  private flush(): void {
-    this.scheduled = undefined;
-    while (this.running < MAX_GROUPS_RUNNING && this.queued.length > 0) {
-      const group = this.take();
-      this.running += 1;
-      this.groups += 1;
-      void this.apply(group).finally(() => {
-        this.running -= 1;
-        this.schedule();
-      });
-    }
+    return this.track(promise);
   }
 
   /** The next group, in the order asked: at most MAX_GROUP_SUBMISSIONS and MAX_GROUP_JOBS. */
-  private take(): Submission[] {
+  protected take(): Submission[] {
     let n = 0;
     let jobs = 0;
     while (n < this.queued.length && n < MAX_GROUP_SUBMISSIONS && (n === 0 || jobs + this.queued[n].records.length <= MAX_GROUP_JOBS)) {
@@ -110,7 +79,7 @@ export class PgInsertGroups {
   }
 
   /** Applies a group; settles every caller of it, and never rejects. */
-  private async apply(group: Submission[]): Promise<void> {
+  protected async apply(group: Submission[]): Promise<void> {
     try {
       if (group.length === 1) {
         // Alone, the count, insert and NOTIFY are one statement: a round trip fewer.

@@ -6,13 +6,12 @@ import type { TransitionGuard } from '../job-store';
 import { planTransition, type PlannedTransition } from '../plan-transition';
 import { fromRow, jsonOrNull, type JobRow } from './pg-rows';
 import { PG_SQL } from './pg-statements';
+import { TurnGroups } from './turn-groups';
 
 /** Compare-and-sets tried for one transition that keeps losing races, before ConcurrentChange. */
 export const CAS_ATTEMPTS = 3;
 /** The most transitions in one group: one statement stays bounded (parameters, row locks held). */
 export const MAX_GROUP_SIZE = 500;
-/** Groups applied at once: while one waits for its commit, the next one reads its rows. */
-const MAX_GROUPS_RUNNING = 2;
 /** Rows kept from this store's own starts; past this many all are dropped (a missing one costs a read). */
 export const MAX_WRITTEN_ROWS = 4_096;
 
@@ -69,13 +68,9 @@ type CasRow = Pick<JobRow, 'id' | 'state' | 'attempts' | 'updated_at' | 'owner'>
  *
  * The outcome of an attempt is planned without a read: see `written`.
  */
-export class PgTransitionGroups {
-  private queued: Asked[] = [];
-  private scheduled?: NodeJS.Immediate;
-  private running = 0;
+export class PgTransitionGroups extends TurnGroups<Asked> {
   /** Keys of the jobs in a running group: a later transition of one waits for it to settle. */
   private readonly busy = new Set<string>();
-  private readonly unsettled = new Set<Promise<unknown>>();
   /**
    * The row this store wrote for each job it started, until that job's next transition here: a
    * worker's outcome is planned on it and skips the read, so it costs one round trip.
@@ -96,12 +91,12 @@ export class PgTransitionGroups {
    * alias them), and there are at most MAX_WRITTEN_ROWS of them.
    */
   private readonly written = new Map<string, WrittenRow>();
-  /** Groups applied so far. */
-  groups = 0;
   /** Queries sent for transitions so far (reads, compare-and-sets, NOTIFYs). */
   roundTrips = 0;
 
-  constructor(private readonly db: TransitionDb) {}
+  constructor(private readonly db: TransitionDb) {
+    super();
+  }
 
   transition(id: string, event: JobEvent, guard?: TransitionGuard): Promise<Job> {
     const promise = new Promise<Job>((resolve, reject) => {
@@ -114,15 +109,7 @@ export class PgTransitionGroups {
         this.alone(asked).then(resolve, reject);
       }
     });
-    this.unsettled.add(promise);
-    const forget = () => this.unsettled.delete(promise);
-    promise.then(forget, forget);
-    return promise;
-  }
-
-  /** Resolves once every transition asked for so far has settled (the store is closing). */
-  async settled(): Promise<void> {
-    await Promise.allSettled([...this.unsettled]);
+    return this.track(promise);
   }
 
   /** Drops every written row kept (the store closed). */
@@ -155,30 +142,11 @@ export class PgTransitionGroups {
     }
   }
 
-  private schedule(): void {
-    if (this.scheduled || this.queued.length === 0 || this.running >= MAX_GROUPS_RUNNING) return;
-    this.scheduled = setImmediate(() => this.flush());
-  }
-
-  private flush(): void {
-    this.scheduled = undefined;
-    while (this.running < MAX_GROUPS_RUNNING) {
-      const group = this.take();
-      if (group.length === 0) return;
-      this.running += 1;
-      this.groups += 1;
-      void this.apply(group).finally(() => {
-        this.running -= 1;
-        this.schedule();
-      });
-    }
-  }
-
   /**
    * The next group, in the order asked: at most one transition per job, none of a job in a
    * running group, at most MAX_GROUP_SIZE. What is left stays queued, in order.
    */
-  private take(): Asked[] {
+  protected take(): Asked[] {
     const group: Asked[] = [];
     const rest: Asked[] = [];
     const taken = new Set<string>();
@@ -204,7 +172,7 @@ export class PgTransitionGroups {
   }
 
   /** Applies a group; settles every caller of it, and never rejects. */
-  private async apply(group: Asked[]): Promise<void> {
+  protected async apply(group: Asked[]): Promise<void> {
     const open = new Set(group);
     const settle = (asked: Asked, outcome: { job: Job } | { error: unknown }) => {
       if (open.delete(asked)) this.settle(asked, outcome);
