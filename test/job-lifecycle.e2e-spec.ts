@@ -278,7 +278,7 @@ describe.each(STORES)('jobs on the %s store', (_store, storeEnv) => {
       const jobs = [await submit(http, FOREVER), await submit(http, FOREVER), await submit(http, FOREVER)];
       await waitFor(async () => (await queueStats(http)).counts.processing === 2, 'two jobs processing');
       const stats = await queueStats(http);
-      expect(stats.workers).toEqual({ concurrency: 2, busy: 2 });
+      expect(stats.workers).toEqual({ concurrency: 2, busy: 2, overdue: 0 });
       expect(stats.counts).toMatchObject({ processing: 2, pending: 1 });
       const states = await Promise.all(jobs.map(async (j) => (await getJob(http, j.id)).state));
       expect([...states].sort()).toEqual(['pending', 'processing', 'processing']);

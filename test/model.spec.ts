@@ -111,6 +111,8 @@ interface ModelJob {
   timeoutMs: number;
   /** The process holding it: a feeder claim (pending) or a worker (processing); null otherwise. */
   owner: string | null;
+  /** A cancel was asked for while it was processing: the attempt's end (or recovery) cancels it. */
+  cancelRequested: boolean;
 }
 
 interface QueueEntry extends DispatchKey {
@@ -122,6 +124,9 @@ interface QueueEntry extends DispatchKey {
 function dispatchOrder(a: DispatchKey, b: DispatchKey): number {
   return b.priority - a.priority || a.runAt - b.runAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
+
+/** The types this model's process handles: the feeder claims only these. */
+const JOB_TYPES = ['noop'];
 
 /** Everything one property run works on: the real components and the model, side by side. */
 class World {
@@ -154,6 +159,7 @@ class World {
   buildProcess(): void {
     this.queue = new DeliveryQueue(this.config());
     this.feeder = new FeederService(this.store, this.queue, this.config());
+    this.feeder.handleTypes(JOB_TYPES);
     // The model drives feeding itself (`prime`); a started feeder would fill on its own timers.
     this.feeder.start = () => undefined;
   }
@@ -266,6 +272,7 @@ async function apply(w: World, cmd: Cmd): Promise<void> {
         backoffMs: cmd.backoffMs,
         timeoutMs: cmd.timeoutMs,
         owner: null,
+        cancelRequested: false,
       });
       return;
     }
@@ -330,9 +337,15 @@ async function apply(w: World, cmd: Cmd): Promise<void> {
     case 'complete': {
       const job = w.target(cmd, ['processing']);
       if (!job) return;
-      const event: JobEvent = { type: 'complete', now: w.now, result: { done: job.id } };
+      const event: JobEvent = { type: 'complete', now: w.now, attempt: job.attempts, result: { done: job.id } };
       if (job.state !== 'processing') return expectRefused(w.store.transition(job.id, event), `complete of ${job.state} ${job.id}`);
       const done = await transitioned(w, job.id, event);
+      if (job.cancelRequested) {
+        // Whatever the handler returned: the cancel asked for while it ran wins.
+        expect(done).toMatchObject({ state: 'cancelled', result: null, finishedAt: w.now });
+        Object.assign(job, { state: 'cancelled', owner: null });
+        return;
+      }
       expect(done).toMatchObject({ result: { done: job.id }, finishedAt: w.now });
       Object.assign(job, { state: 'completed', owner: null });
       return;
@@ -344,11 +357,14 @@ async function apply(w: World, cmd: Cmd): Promise<void> {
       if (!job) return;
       const permanent = cmd.kind === 'fail' && cmd.permanent;
       const error = cmd.kind === 'timeout' ? `timed out after ${job.timeoutMs} ms` : `boom ${job.attempts}`;
-      const event: JobEvent = { type: 'fail', now: w.now, error, permanent, jitter: cmd.kind === 'fail' ? cmd.jitter : 0.5 };
+      const event: JobEvent = { type: 'fail', now: w.now, attempt: job.attempts, error, permanent, jitter: cmd.kind === 'fail' ? cmd.jitter : 0.5 };
       if (job.state !== 'processing') return expectRefused(w.store.transition(job.id, event), `fail of ${job.state} ${job.id}`);
       const failed = await transitioned(w, job.id, event);
       expect(failed.lastError).toBe(error);
-      if (permanent || job.attempts >= job.maxAttempts) {
+      if (job.cancelRequested) {
+        expect(failed).toMatchObject({ state: 'cancelled', finishedAt: w.now });
+        Object.assign(job, { state: 'cancelled', owner: null });
+      } else if (permanent || job.attempts >= job.maxAttempts) {
         Object.assign(job, { state: 'failed', owner: null });
         expect(failed.finishedAt).toBe(w.now);
       } else {
@@ -370,6 +386,13 @@ async function apply(w: World, cmd: Cmd): Promise<void> {
         return expectRefused(w.store.transition(job.id, event), `cancel of ${job.state} ${job.id}`);
       }
       const cancelled = await transitioned(w, job.id, event);
+      if (job.state === 'processing') {
+        // A request: the job stays processing, its attempt is asked to stop.
+        expect(cancelled).toMatchObject({ state: 'processing', attempts: job.attempts });
+        expect(cancelled.cancelRequestedAt).not.toBeNull();
+        job.cancelRequested = true;
+        return;
+      }
       expect(cancelled.finishedAt).toBe(w.now);
       Object.assign(job, { state: 'cancelled', owner: null });
       w.markStale(job.id);
@@ -384,7 +407,7 @@ async function apply(w: World, cmd: Cmd): Promise<void> {
         return expectRefused(w.store.transition(job.id, event), `retry of ${job.state} ${job.id}`);
       }
       await transitioned(w, job.id, event);
-      Object.assign(job, { state: 'pending', attempts: 0, runAt: w.now, owner: null });
+      Object.assign(job, { state: 'pending', attempts: 0, runAt: w.now, owner: null, cancelRequested: false });
       return;
     }
 
@@ -405,7 +428,12 @@ async function apply(w: World, cmd: Cmd): Promise<void> {
 async function crashAndRecover(w: World): Promise<void> {
   const before = new Map<string, Job>();
   for (const id of w.jobs.keys()) before.set(id, (await w.store.get(id))!);
-  const wasProcessing = w.modelJobs(['processing']).map((j) => j.id);
+  const wasProcessing = w.modelJobs(['processing'])
+    .filter((j) => !j.cancelRequested)
+    .map((j) => j.id);
+  const wasCancelling = w.modelJobs(['processing'])
+    .filter((j) => j.cancelRequested)
+    .map((j) => j.id);
 
   if (w.sut.reopen) await w.sut.reopen();
   w.generation += 1;
@@ -419,6 +447,8 @@ async function crashAndRecover(w: World): Promise<void> {
 
   // The model: processing → pending (attempts kept), every claim of the dead process released, then priming.
   for (const id of wasProcessing) Object.assign(w.jobs.get(id)!, { state: 'pending', owner: null });
+  // A cancel asked for while it ran is honoured: cancelled, not run again.
+  for (const id of wasCancelling) Object.assign(w.jobs.get(id)!, { state: 'cancelled', owner: null });
   for (const job of w.jobs.values()) job.owner = null;
   w.queueModel = [];
   const pendingFound = w.modelCounts().pending;
@@ -434,6 +464,8 @@ async function crashAndRecover(w: World): Promise<void> {
       // Interrupted: back to pending, same attempt count, the error says why.
       expect(now).toEqual({ ...old, state: 'pending', updatedAt: w.now, lastError: now.lastError });
       expect(now.lastError).toMatch(/interrupted/);
+    } else if (wasCancelling.includes(id)) {
+      expect(now).toEqual({ ...old, state: 'cancelled', updatedAt: w.now, finishedAt: w.now });
     } else {
       // Completed, failed, cancelled and pending jobs are untouched (only claims are released).
       expect(now).toEqual(old);

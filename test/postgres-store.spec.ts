@@ -205,7 +205,7 @@ describePg('PgJobStore: several stores on one database', () => {
     const back = await b.transition(job.id, { type: 'interrupt', now: Date.now() });
     expect(back.state).toBe('pending');
     expect(await ownerOf(job.id)).toBeNull();
-    await expect(a.transition(job.id, { type: 'complete', now: Date.now(), result: {} })).rejects.toBeInstanceOf(InvalidTransition);
+    await expect(a.transition(job.id, { type: 'complete', now: Date.now(), attempt: 1, result: {} })).rejects.toBeInstanceOf(InvalidTransition);
     expect((await b.abandonedProcessing(B, 100)).map((r) => r.id)).toEqual([more[0].id, more[1].id]);
   });
 
@@ -232,7 +232,7 @@ describePg('PgJobStore: several stores on one database', () => {
     }, "A's lease to expire");
     expect(released).toBe(3);
     expect(await a.heldBy(A)).toEqual([]);
-    expect(await b.heldBy(B)).toEqual([{ id: own[0].id, state: 'pending' }]);
+    expect(await b.heldBy(B)).toEqual([{ id: own[0].id, state: 'pending', attempts: 0, owner: B }]);
     // released, not changed: still pending, claimable by B now (the 3 released + the 1 never claimed)
     for (const k of claimed) expect((await b.get(k.id))!.state).toBe('pending');
     const reclaimed = await b.claimReady(B, NO_LIMIT, Date.now());
@@ -266,7 +266,7 @@ describePg('PgJobStore: several stores on one database', () => {
     await a.renewLease(A, HOUR);
     await a.claimReady(A, NO_LIMIT, Date.now());
     await a.transition(job.id, { type: 'start', now: Date.now() }, { owner: A });
-    await a.transition(job.id, { type: 'fail', now: Date.now(), error: 'x', permanent: true, jitter: 0 });
+    await a.transition(job.id, { type: 'fail', now: Date.now(), attempt: 1, error: 'x', permanent: true, jitter: 0 });
     before = woken;
     await a.transition(job.id, { type: 'retry', now: Date.now() });
     await waitFor(() => woken > before, 'B woken by A.transition(retry)');
@@ -321,25 +321,26 @@ describePg('PgJobStore: several stores on one database', () => {
       expect(stored.updatedAt).toBe(won[0].value.updatedAt);
     }
 
-    // complete (a worker) against cancel (an API call on another instance): exactly one lands
+    // complete (a worker) against cancel (an API call on another instance): either the outcome
+    // lands first and the cancel is refused, or the cancel request is recorded first and the
+    // outcome then cancels the job; never a job completed with a cancel answered as accepted
     const outcomes = await Promise.all(
       pending.map((job) =>
         Promise.allSettled([
-          a.transition(job.id, { type: 'complete', now: Date.now(), result: { by: 'a' } }),
+          a.transition(job.id, { type: 'complete', now: Date.now(), attempt: 1, result: { by: 'a' } }),
           b.transition(job.id, { type: 'cancel', now: Date.now() }),
         ]),
       ),
     );
     for (const [i, [complete, cancel]] of outcomes.entries()) {
       const stored = (await a.get(pending[i].id))!;
-      const fulfilled = [complete, cancel].filter((o) => o.status === 'fulfilled');
-      expect(fulfilled).toHaveLength(1);
-      const loser = [complete, cancel].find((o): o is PromiseRejectedResult => o.status === 'rejected')!;
-      expect(loser.reason instanceof InvalidTransition || loser.reason instanceof ConcurrentChange).toBe(true);
-      if (complete.status === 'fulfilled') {
-        expect(stored).toMatchObject({ state: 'completed', result: { by: 'a' } });
+      expect(complete.status).toBe('fulfilled');
+      if (cancel.status === 'rejected') {
+        expect(cancel.reason).toBeInstanceOf(InvalidTransition);
+        expect(stored).toMatchObject({ state: 'completed', result: { by: 'a' }, cancelRequestedAt: null });
       } else {
-        expect(stored).toMatchObject({ state: 'cancelled', result: null });
+        expect(cancel.value).toMatchObject({ state: 'processing' });
+        expect(stored).toMatchObject({ state: 'cancelled', result: null, cancelRequestedAt: cancel.value.cancelRequestedAt });
       }
       expect(await ownerOf(stored.id)).toBeNull();
     }
@@ -419,7 +420,8 @@ describePg('PgJobStore: several stores on one database', () => {
 
   const start = (store: PgJobStore, id: string, owner?: string) =>
     store.transition(id, { type: 'start', now: Date.now() }, owner === undefined ? undefined : { owner });
-  const complete = (store: PgJobStore, id: string, result: unknown = null) => store.transition(id, { type: 'complete', now: Date.now(), result });
+  const complete = (store: PgJobStore, id: string, result: unknown = null, attempt = 1) =>
+    store.transition(id, { type: 'complete', now: Date.now(), attempt, result });
 
   it('transitions asked for in one turn apply as a group: one read and one compare-and-set per group of up to 500', async () => {
     const store = await openStore();
@@ -458,9 +460,9 @@ describePg('PgJobStore: several stores on one database', () => {
       Promise.all([
         start(store, job.id),
         start(store, other.id),
-        store.transition(job.id, { type: 'fail', now: Date.now(), error: 'boom', permanent: false, jitter: 0 }),
+        store.transition(job.id, { type: 'fail', now: Date.now(), attempt: 1, error: 'boom', permanent: false, jitter: 0 }),
         start(store, job.id),
-        complete(store, job.id, 'done'),
+        complete(store, job.id, 'done', 2),
       ]),
     );
     const [first, otherStarted, failed, second, done] = asked.value;
@@ -470,12 +472,12 @@ describePg('PgJobStore: several stores on one database', () => {
     expect(second).toMatchObject({ state: 'processing', attempts: 2 });
     expect(done).toMatchObject({ state: 'completed', attempts: 2, result: 'done' });
     expect(await store.get(job.id)).toEqual(done);
-    // four groups (one per step of the job; the other job rode in the first), one NOTIFY for the
-    // retry; the fail and the complete follow a start of this store: no read
-    expect(asked).toMatchObject({ groups: 4, roundTrips: 7 });
+    // four groups (one per step of the job; the other job rode in the first), each NOTIFY inside its
+    // statement; the fail and the complete follow a start of this store: no read
+    expect(asked).toMatchObject({ groups: 4, roundTrips: 6 });
   });
 
-  it('a group whose jobs go back to pending sends one NOTIFY, and its callers answer after it', async () => {
+  it('a group whose jobs go back to pending notifies within its one statement', async () => {
     const [a, b] = [await openStore(), await openStore()];
     const jobs = await insert(a, 20);
     await Promise.all(jobs.map((j) => start(a, j.id)));
@@ -483,10 +485,10 @@ describePg('PgJobStore: several stores on one database', () => {
     let woken = 0;
     b.onWork(() => (woken += 1));
     const failed = await cost(a, () =>
-      Promise.all(jobs.map((j) => a.transition(j.id, { type: 'fail', now: Date.now(), error: 'x', permanent: false, jitter: 0 }))),
+      Promise.all(jobs.map((j) => a.transition(j.id, { type: 'fail', now: Date.now(), attempt: 1, error: 'x', permanent: false, jitter: 0 }))),
     );
-    // no read (the rows the starts wrote), one compare-and-set, one NOTIFY
-    expect(failed).toMatchObject({ groups: 1, roundTrips: 2 });
+    // no read (the rows the starts wrote), one compare-and-set that also NOTIFYs
+    expect(failed).toMatchObject({ groups: 1, roundTrips: 1 });
     for (const job of failed.value) expect(job.state).toBe('pending');
     await waitFor(() => woken > 0, 'B woken by the group');
   });
@@ -582,12 +584,12 @@ describePg('PgJobStore: several stores on one database', () => {
     const [bad, ...good] = jobs;
     // text columns refuse NUL: the group's statement fails, and each job is then applied alone
     const outcomes = await Promise.allSettled([
-      store.transition(bad.id, { type: 'fail', now: Date.now(), error: 'nul \u0000 byte', permanent: true, jitter: 0 }),
+      store.transition(bad.id, { type: 'fail', now: Date.now(), attempt: 1, error: 'nul \u0000 byte', permanent: true, jitter: 0 }),
       ...good.map((j) => complete(store, j.id, 'ok')),
     ]);
     const [refused, ...applied] = outcomes;
     const alone = await store
-      .transition(bad.id, { type: 'fail', now: Date.now(), error: 'nul \u0000 byte', permanent: true, jitter: 0 })
+      .transition(bad.id, { type: 'fail', now: Date.now(), attempt: 1, error: 'nul \u0000 byte', permanent: true, jitter: 0 })
       .catch((err: unknown) => err);
     expect(refused.status === 'rejected' && refused.reason).toBeInstanceOf(Error);
     expect(refused.status === 'rejected' && refused.reason).not.toBeInstanceOf(StoreUnavailable);
@@ -626,7 +628,7 @@ describePg('PgJobStore: several stores on one database', () => {
 
   const byOwner = (owner: string) => ({ owner });
   const fail = (store: PgJobStore, id: string, permanent: boolean, owner?: string) =>
-    store.transition(id, { type: 'fail', now: Date.now(), error: 'boom', permanent, jitter: 0 }, owner === undefined ? undefined : byOwner(owner));
+    store.transition(id, { type: 'fail', now: Date.now(), attempt: 1, error: 'boom', permanent, jitter: 0 }, owner === undefined ? undefined : byOwner(owner));
 
   it('outcomes of attempts this store started skip the read: one round trip, the rows a read would give', async () => {
     const store = await openStore();
@@ -637,19 +639,19 @@ describePg('PgJobStore: several stores on one database', () => {
     // the caller's objects are its own: changing them changes nothing the store answers later
     for (const job of started.value) (job.payload.nested as { n: number }).n = 99;
 
-    // completes, permanent failures, and shutdown give-backs (to pending: one NOTIFY), all guarded
+    // completes, permanent failures, and shutdown give-backs (to pending: NOTIFY in the statement), all guarded
     const outcomes = await cost(store, () =>
       Promise.all(
         jobs.map((j, i) =>
           i < 30
-            ? store.transition(j.id, { type: 'complete', now: Date.now(), result: { i } }, byOwner(A))
+            ? store.transition(j.id, { type: 'complete', now: Date.now(), attempt: 1, result: { i } }, byOwner(A))
             : i < 35
               ? fail(store, j.id, true, A)
-              : store.transition(j.id, { type: 'giveBack', now: Date.now() }, byOwner(A)),
+              : store.transition(j.id, { type: 'giveBack', now: Date.now() , attempt: 1}, byOwner(A)),
         ),
       ),
     );
-    expect(outcomes).toMatchObject({ groups: 1, roundTrips: 2 });
+    expect(outcomes).toMatchObject({ groups: 1, roundTrips: 1 });
     for (const [i, job] of outcomes.value.entries()) {
       const state = i < 30 ? 'completed' : i < 35 ? 'failed' : 'pending';
       expect(job).toMatchObject({ id: jobs[i].id, state, attempts: i < 35 ? 1 : 0, payload: { nested: { n: 1 } } });
@@ -676,13 +678,13 @@ describePg('PgJobStore: several stores on one database', () => {
     expect(await a.claimReady(A, NO_LIMIT, Date.now())).toHaveLength(4);
     await Promise.all(jobs.map((j) => start(a, j.id, A)));
 
-    // cancelled through another instance: complete is refused, as after a read
+    // a cancel requested through another instance: the outcome cancels the job, as after a read
     await b.transition(cancelled.id, { type: 'cancel', now: Date.now() });
-    const late = await cost(a, () => a.transition(cancelled.id, { type: 'complete', now: Date.now(), result: 1 }, byOwner(A)).catch((err: unknown) => err));
-    expect(late.value).toBeInstanceOf(InvalidTransition);
-    // the compare-and-set on the kept row missed, then the read refused it
-    expect(late).toMatchObject({ groups: 2, roundTrips: 2 });
-    expect(await a.get(cancelled.id)).toMatchObject({ state: 'cancelled', result: null });
+    const late = await cost(a, () => a.transition(cancelled.id, { type: 'complete', now: Date.now(), attempt: 1, result: 1 }, byOwner(A)));
+    expect(late.value).toMatchObject({ state: 'cancelled', result: null });
+    // the compare-and-set on the kept row missed, then the read row was planned and applied
+    expect(late).toMatchObject({ groups: 2, roundTrips: 3 });
+    expect(await a.get(cancelled.id)).toEqual(late.value);
 
     // rescued by another instance (guarded by the owner it found, as recovery does): the outcome is refused
     await b.transition(rescued.id, { type: 'interrupt', now: Date.now() }, byOwner(A));
@@ -694,14 +696,14 @@ describePg('PgJobStore: several stores on one database', () => {
     await b.transition(restarted.id, { type: 'interrupt', now: Date.now() }, byOwner(A));
     expect((await b.claimReady(B, NO_LIMIT, Date.now())).map((k) => k.id)).toContain(restarted.id);
     await start(b, restarted.id, B);
-    await expect(a.transition(restarted.id, { type: 'complete', now: Date.now(), result: 'a' }, byOwner(A))).rejects.toBeInstanceOf(InvalidTransition);
+    await expect(a.transition(restarted.id, { type: 'complete', now: Date.now(), attempt: 1, result: 'a' }, byOwner(A))).rejects.toBeInstanceOf(InvalidTransition);
     expect(await a.get(restarted.id)).toMatchObject({ state: 'processing', attempts: 2 });
     expect(await ownerOf(restarted.id)).toBe(B);
-    expect(await b.transition(restarted.id, { type: 'complete', now: Date.now(), result: 'b' }, byOwner(B))).toMatchObject({ state: 'completed', result: 'b' });
+    expect(await b.transition(restarted.id, { type: 'complete', now: Date.now(), attempt: 2, result: 'b' }, byOwner(B))).toMatchObject({ state: 'completed', result: 'b' });
 
     // a row changed by another connection in a way the state machine accepts: read, then applied
     await pgQuery(db.url, `UPDATE ${schema}.keel_jobs SET updated_at = updated_at + 1, last_error = 'touched' WHERE id = $1`, [touched.id]);
-    const applied = await cost(a, () => a.transition(touched.id, { type: 'complete', now: Date.now(), result: 'ok' }, byOwner(A)));
+    const applied = await cost(a, () => a.transition(touched.id, { type: 'complete', now: Date.now(), attempt: 1, result: 'ok' }, byOwner(A)));
     expect(applied).toMatchObject({ groups: 2, roundTrips: 3 });
     expect(applied.value).toMatchObject({ state: 'completed', result: 'ok', lastError: 'touched', attempts: 1 });
     expect(await a.get(touched.id)).toEqual(applied.value);
@@ -720,12 +722,13 @@ describePg('PgJobStore: several stores on one database', () => {
     expect(again.value).toMatchObject({ state: 'processing', attempts: 2 });
     expect(again).toMatchObject({ groups: 1, roundTrips: 2 });
     // and its outcome is planned on the row that start wrote
-    const done = await cost(a, () => a.transition(job.id, { type: 'complete', now: Date.now(), result: 2 }, byOwner(A)));
+    const done = await cost(a, () => a.transition(job.id, { type: 'complete', now: Date.now(), attempt: 2, result: 2 }, byOwner(A)));
     expect(done).toMatchObject({ groups: 1, roundTrips: 1 });
     expect(await a.get(job.id)).toEqual(done.value);
 
-    // cancelled by another instance: a retry through A applies
+    // cancelled by another instance (a request, then recovery of A's attempt): a retry through A applies
     await b.transition(other.id, { type: 'cancel', now: Date.now() });
+    expect(await b.transition(other.id, { type: 'interrupt', now: Date.now() }, byOwner(A))).toMatchObject({ state: 'cancelled' });
     const retried = await a.transition(other.id, { type: 'retry', now: Date.now() });
     expect(retried).toMatchObject({ state: 'pending', attempts: 0 });
     expect(await a.get(other.id)).toEqual(retried);
@@ -739,13 +742,13 @@ describePg('PgJobStore: several stores on one database', () => {
     expect(await b.claimReady(B, NO_LIMIT, Date.now())).toHaveLength(1);
     await start(b, job.id, B);
     await proxy.cut();
-    await expect(b.transition(job.id, { type: 'complete', now: Date.now(), result: 1 }, byOwner(B))).rejects.toBeInstanceOf(StoreUnavailable);
+    await expect(b.transition(job.id, { type: 'complete', now: Date.now(), attempt: 1, result: 1 }, byOwner(B))).rejects.toBeInstanceOf(StoreUnavailable);
     await proxy.restore();
     await waitFor(async () => {
       await b.ping();
       return true;
     }, 'B to reach the database again');
-    const retried = await cost(b, () => b.transition(job.id, { type: 'complete', now: Date.now(), result: 2 }, byOwner(B)));
+    const retried = await cost(b, () => b.transition(job.id, { type: 'complete', now: Date.now(), attempt: 1, result: 2 }, byOwner(B)));
     expect(retried).toMatchObject({ groups: 1, roundTrips: 2 });
     expect(retried.value).toMatchObject({ state: 'completed', result: 2 });
     expect(await a.get(job.id)).toEqual(retried.value);

@@ -29,7 +29,7 @@ describe('GET /v1/queue', () => {
     expect(Object.keys(body).sort()).toEqual(['counts', 'queue', 'recovery', 'workers']);
     expect(body.counts).toEqual({ pending: 0, processing: 0, completed: 0, failed: 0, cancelled: 0 });
     expect(body.queue).toEqual({ depth: 0, capacity: 7 });
-    expect(body.workers).toEqual({ concurrency: 3, busy: 0 });
+    expect(body.workers).toEqual({ concurrency: 3, busy: 0, overdue: 0 });
     expect(Object.keys(body.recovery).sort()).toEqual(['durationMs', 'finishedAt', 'pendingFound', 'resetToPending', 'startedAt']);
     expect(body.recovery.startedAt).toMatch(ISO);
     expect(body.recovery.finishedAt).toMatch(ISO);
@@ -52,7 +52,7 @@ describe('GET /v1/queue', () => {
     expect((await http.post(`/v1/jobs/${cancelled.id}/cancel`)).status).toBe(200);
     const stats = await queueStats(http);
     expect(stats.counts).toEqual({ pending: 1, processing: 1, completed: 1, failed: 1, cancelled: 1 });
-    expect(stats.workers).toEqual({ concurrency: 2, busy: 1 });
+    expect(stats.workers).toEqual({ concurrency: 2, busy: 1, overdue: 0 });
     expect(stats.queue.depth).toBe(0);
   });
 
@@ -184,7 +184,8 @@ describe('OpenAPI', () => {
     expect(error.properties.message.type).toBe('string');
 
     const job = doc.components.schemas.JobDto;
-    expect(Object.keys(job.properties)).toHaveLength(17);
+    expect(Object.keys(job.properties)).toHaveLength(18);
+    expect(job.properties.cancelRequestedAt).toMatchObject({ format: 'date-time', nullable: true });
     const create = doc.components.schemas.CreateJobDto;
     expect(Object.keys(create.properties).sort()).toEqual(
       ['backoffMs', 'delayMs', 'maxAttempts', 'payload', 'priority', 'runAt', 'timeoutMs', 'type'].sort(),

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { v7 as uuidv7 } from 'uuid';
 import { applyChange, canApply, decide, type JobEvent, type JobEventType } from '../src/jobs/job-state-machine';
-import { BacklogFull, IdempotencyKeyTaken, InvalidTransition, JobNotFound } from '../src/jobs/job.errors';
+import { BacklogFull, IdempotencyKeyTaken, InvalidTransition, JobNotFound, StaleOutcome } from '../src/jobs/job.errors';
 import { JOB_STATES, type DispatchKey, type Job, type JobState, type NewJob } from '../src/jobs/job.model';
 import { emptyCounts, type JobStore, type StateCounts, type TransitionGuard } from '../src/store/job-store';
 import { SqliteJobStore } from '../src/store/sqlite/sqlite-job.store';
@@ -43,14 +43,20 @@ function newJob(overrides: Partial<NewJob> = {}): NewJob {
   };
 }
 
-type EventOptions = { result?: unknown; error?: string; permanent?: boolean; jitter?: number };
+/** `attempt`: the attempt an outcome names (default 1). */
+type EventOptions = { result?: unknown; error?: string; permanent?: boolean; jitter?: number; attempt?: number };
 
 function event(type: JobEventType, now: number, options: EventOptions = {}): JobEvent {
+  const attempt = options.attempt ?? 1;
   switch (type) {
     case 'complete':
-      return { type, now, result: 'result' in options ? options.result : { ok: true } };
+      return { type, now, attempt, result: 'result' in options ? options.result : { ok: true } };
     case 'fail':
-      return { type, now, error: options.error ?? 'boom', permanent: options.permanent ?? false, jitter: options.jitter ?? 0 };
+      return { type, now, attempt, error: options.error ?? 'boom', permanent: options.permanent ?? false, jitter: options.jitter ?? 0 };
+    case 'giveBack':
+      return { type, now, attempt };
+    case 'interrupt':
+      return options.attempt === undefined ? { type, now } : { type, now, attempt };
     default:
       return { type, now };
   }
@@ -88,8 +94,9 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
    */
   async function step(id: string, type: JobEventType, options: EventOptions = {}, guard?: TransitionGuard): Promise<Job> {
     clock += 1000;
-    const ev = event(type, clock, options);
     const before = (await store.get(id))!;
+    // An outcome names the attempt the job is processing, unless the test says otherwise.
+    const ev = event(type, clock, { attempt: type === 'interrupt' ? undefined : before.attempts, ...options });
     const expected = applyChange(before, decide(before, ev), ev.now);
     const after = await store.transition(id, ev, guard);
     expect(after).toEqual(expected);
@@ -155,6 +162,7 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
       });
       const [returned] = await store.insert([input], NO_LIMIT);
       const expected: Job = {
+        cancelRequestedAt: null,
         id: input.id,
         type: 'http',
         payload: input.payload,
@@ -340,7 +348,18 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
         ],
       },
       { name: 'cancelled while pending, retried', path: [['cancel', 'cancelled'], ['retry', 'pending'], ['start', 'processing']] },
-      { name: 'cancelled while processing, retried', path: [['start', 'processing'], ['cancel', 'cancelled'], ['retry', 'pending']] },
+      {
+        name: 'cancelled while processing: a request, then the attempt ends cancelled, retried',
+        path: [['start', 'processing'], ['cancel', 'processing'], ['complete', 'cancelled'], ['retry', 'pending']],
+      },
+      {
+        name: 'cancelled while processing, the attempt fails: cancelled, not retried',
+        path: [['start', 'processing'], ['cancel', 'processing'], ['fail', 'cancelled']],
+      },
+      {
+        name: 'cancelled while processing, then interrupted by a crash: recovery cancels it',
+        path: [['start', 'processing'], ['cancel', 'processing'], ['interrupt', 'cancelled'], ['retry', 'pending']],
+      },
       {
         name: 'the poison-pill guard: attempts used up by interruptions',
         path: [['start', 'processing'], ['interrupt', 'pending'], ['start', 'processing'], ['interrupt', 'pending'], ['start', 'failed']],
@@ -395,10 +414,10 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
       expect(await store.claimReady(OTHER, 10, NOW)).toEqual([keyOf(job)]);
       await expect(guarded(SELF)).rejects.toThrow(InvalidTransition);
       expect(await store.get(job.id)).toEqual(job);
-      expect(await store.heldBy(OTHER)).toEqual([{ id: job.id, state: 'pending' }]);
+      expect(await store.heldBy(OTHER)).toEqual([{ id: job.id, state: 'pending', attempts: 0, owner: OTHER }]);
 
       expect(await guarded(OTHER)).toMatchObject({ state: 'processing', attempts: 1 });
-      expect(await store.heldBy(OTHER)).toEqual([{ id: job.id, state: 'processing' }]);
+      expect(await store.heldBy(OTHER)).toEqual([{ id: job.id, state: 'processing', attempts: 1, owner: OTHER }]);
       expect(await store.heldBy(SELF)).toEqual([]);
       await expectExactCounts({ processing: 1 });
     });
@@ -418,7 +437,70 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
     });
   });
 
+  describe('one running attempt: outcomes name their attempt, cancels of running jobs are requests', () => {
+    it('applies an outcome only to the attempt it names, and refuses any other as StaleOutcome, changing nothing', async () => {
+      const job = await heldJob(SELF, 'processing', { backoffMs: 0 });
+      await step(job.id, 'fail', {}, { owner: SELF });
+      await store.claimReady(SELF, 10, clock);
+      const second = await step(job.id, 'start', {}, { owner: SELF });
+      expect(second).toMatchObject({ state: 'processing', attempts: 2 });
+      // the first attempt's outcome again (its commit was not seen): it must not end the second
+      for (const late of [event('fail', clock + 1, { attempt: 1 }), event('complete', clock + 1, { attempt: 1 }), event('giveBack', clock + 1, { attempt: 1 })]) {
+        await expect(store.transition(job.id, late, { owner: SELF })).rejects.toBeInstanceOf(StaleOutcome);
+      }
+      expect(await store.get(job.id)).toEqual(second);
+      const done = await step(job.id, 'complete', {}, { owner: SELF });
+      expect(done.state).toBe('completed');
+      // and once applied, the same outcome again is stale too
+      await expect(store.transition(job.id, event('complete', clock + 1, { attempt: 2 }), { owner: SELF })).rejects.toBeInstanceOf(StaleOutcome);
+      expect(await store.get(job.id)).toEqual(done);
+    });
+
+    it('refuses an outcome by another owner than the one running the attempt', async () => {
+      const job = await heldJob(SELF, 'processing');
+      await expect(store.transition(job.id, event('complete', clock + 1), { owner: OTHER })).rejects.toBeInstanceOf(InvalidTransition);
+      expect((await store.get(job.id))!.state).toBe('processing');
+    });
+
+    it('records a cancel of a processing job as a request that its owner finds; the attempt ends cancelled', async () => {
+      const job = await heldJob(SELF, 'processing');
+      const other = await heldJob(OTHER, 'processing');
+      expect(await store.cancelRequests(SELF)).toEqual([]);
+      const requested = await step(job.id, 'cancel');
+      expect(requested).toMatchObject({ state: 'processing', attempts: 1, cancelRequestedAt: clock });
+      await step(other.id, 'cancel');
+      expect(await store.cancelRequests(SELF)).toEqual([{ id: job.id, attempt: 1 }]);
+      expect(await store.cancelRequests(OTHER)).toEqual([{ id: other.id, attempt: 1 }]);
+      await expect(store.transition(job.id, event('retry', clock + 1))).rejects.toBeInstanceOf(InvalidTransition);
+      const ended = await step(job.id, 'complete', {}, { owner: SELF });
+      expect(ended).toMatchObject({ state: 'cancelled', cancelRequestedAt: requested.cancelRequestedAt });
+      expect(await store.cancelRequests(SELF)).toEqual([]);
+      await expectExactCounts({ cancelled: 1, processing: 1 });
+      const retried = await step(job.id, 'retry');
+      expect(retried).toMatchObject({ state: 'pending', attempts: 0, cancelRequestedAt: null });
+    });
+
+    it('recovery honours a recorded cancel request: the abandoned job becomes cancelled, not pending', async () => {
+      const job = await heldJob(OTHER, 'processing');
+      await step(job.id, 'cancel');
+      const [found] = await store.abandonedProcessing(SELF, 10);
+      const recovered = await step(job.id, 'interrupt', { attempt: found.attempts }, { owner: found.owner });
+      expect(recovered.state).toBe('cancelled');
+      expect(await store.claimReady(SELF, 10, clock)).toEqual([]);
+    });
+  });
+
   describe('claimReady', () => {
+    it('claims only jobs of the types it is given, in dispatch order, and leaves the others for their instances', async () => {
+      const noop = await insertOne({ type: 'noop', priority: 1 });
+      const http = await insertOne({ type: 'http', priority: 5 });
+      const sleep = await insertOne({ type: 'sleep', priority: 0 });
+      expect(ids(await store.claimReady(SELF, 10, NOW, ['noop', 'sleep']))).toEqual([noop.id, sleep.id]);
+      expect(await store.claimReady(SELF, 10, NOW, [])).toEqual([]);
+      expect(await store.claimReady(SELF, 10, NOW, ['email'])).toEqual([]);
+      expect(ids(await store.claimReady(OTHER, 10, NOW, ['http']))).toEqual([http.id]);
+    });
+
     it('claims in dispatch order: priority desc, then runAt, then id', async () => {
       const jobs = await store.insert(
         [
@@ -509,8 +591,8 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
 
       // A running job stays held: only the queue's claims go.
       expect(await store.releaseClaims(SELF)).toBe(1);
-      expect(await store.heldBy(SELF)).toEqual([{ id: jobs[0].id, state: 'processing' }]);
-      expect(await store.heldBy(OTHER)).toEqual([{ id: jobs[2].id, state: 'pending' }]);
+      expect(await store.heldBy(SELF)).toEqual([{ id: jobs[0].id, state: 'processing', attempts: 1, owner: SELF }]);
+      expect(await store.heldBy(OTHER)).toEqual([{ id: jobs[2].id, state: 'pending', attempts: 0, owner: OTHER }]);
       expect(ids(await store.claimReady(SELF, 10, NOW))).toEqual([jobs[1].id, jobs[3].id]);
       expect(await store.releaseClaims('nobody')).toBe(0);
     });
@@ -520,8 +602,8 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
       const theirs = await heldJob(OTHER, 'pending');
       const running = await heldJob(OTHER, 'processing');
       expect(await store.releaseAbandonedClaims(SELF)).toBe(1);
-      expect(await store.heldBy(SELF)).toEqual([{ id: mine.id, state: 'pending' }]);
-      expect(await store.heldBy(OTHER)).toEqual([{ id: running.id, state: 'processing' }]);
+      expect(await store.heldBy(SELF)).toEqual([{ id: mine.id, state: 'pending', attempts: 0, owner: SELF }]);
+      expect(await store.heldBy(OTHER)).toEqual([{ id: running.id, state: 'processing', attempts: 1, owner: OTHER }]);
       expect(await store.claimReady(SELF, 10, NOW)).toEqual([keyOf(theirs)]);
     });
 
@@ -551,6 +633,8 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
       await step(givenBack.id, 'giveBack');
       await step(completed.id, 'complete');
       await step(running.id, 'cancel');
+      expect(await store.heldBy(SELF)).toEqual([{ id: running.id, state: 'processing', attempts: 1, owner: SELF }]);
+      await step(running.id, 'complete');
 
       expect(await store.heldBy(SELF)).toEqual([]);
       await step(cancelled.id, 'retry');
@@ -593,7 +677,7 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
 
     it('names the owner each was found with; a reset guarded by it refuses once another owner holds the job', async () => {
       const job = await heldJob(OTHER, 'processing');
-      expect(await store.abandonedProcessing(SELF, 10)).toEqual([{ id: job.id, owner: OTHER }]);
+      expect(await store.abandonedProcessing(SELF, 10)).toEqual([{ id: job.id, state: 'processing', attempts: 1, owner: OTHER }]);
       // another rescuer was faster, and a live owner started the job again
       await step(job.id, 'interrupt', {}, { owner: OTHER });
       await store.claimReady(SELF, 10, T0 + 1);
@@ -630,6 +714,8 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
       await step(jobs[2].id, 'fail', { permanent: true });
       await step(jobs[3].id, 'fail');
       await step(jobs[4].id, 'cancel');
+      await expectExactCounts({ pending: 4, processing: 3, completed: 2, failed: 1 });
+      await step(jobs[4].id, 'fail');
       await step(jobs[5].id, 'interrupt');
       await step(jobs[6].id, 'giveBack');
       await step(jobs[7].id, 'cancel');

@@ -1,4 +1,4 @@
-import { InvalidTransition } from './job.errors';
+import { InvalidTransition, StaleOutcome } from './job.errors';
 import {
   MAX_BACKOFF_MS,
   TRANSITIONS,
@@ -49,6 +49,7 @@ function job(overrides: Partial<Job> = {}): Job {
     result: null,
     lastError: null,
     idempotencyKey: null,
+    cancelRequestedAt: null,
     ...overrides,
   });
 }
@@ -62,12 +63,18 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
+/** An event; an attempt's outcome names attempt 1 unless `extra.attempt` says otherwise. */
 function event(type: JobEventType, extra: Partial<Extract<JobEvent, { type: 'fail' }>> = {}): JobEvent {
+  const attempt = extra.attempt ?? 1;
   switch (type) {
     case 'fail':
-      return { type, now: NOW, error: 'boom', permanent: false, jitter: 0, ...extra };
+      return { type, now: NOW, error: 'boom', permanent: false, jitter: 0, ...extra, attempt };
     case 'complete':
-      return { type, now: NOW, result: { ok: true } };
+      return { type, now: NOW, attempt, result: { ok: true } };
+    case 'giveBack':
+      return { type, now: NOW, attempt };
+    case 'interrupt':
+      return extra.attempt === undefined ? { type, now: NOW } : { type, now: NOW, attempt };
     default:
       return { type, now: NOW };
   }
@@ -117,7 +124,7 @@ const SCENARIOS: Scenario[] = [
   {
     name: 'complete: an undefined result is stored as null',
     job: job({ state: 'processing', attempts: 1 }),
-    event: { type: 'complete', now: NOW, result: undefined },
+    event: { type: 'complete', now: NOW, attempt: 1, result: undefined },
     expected: { from: 'processing', to: 'completed', patch: { result: null, finishedAt: NOW } },
   },
   {
@@ -129,7 +136,7 @@ const SCENARIOS: Scenario[] = [
   {
     name: 'fail: retryable after attempt 2 waits backoff · 2^1 less the full 20% jitter',
     job: job({ state: 'processing', attempts: 2, maxAttempts: 3, backoffMs: 1000 }),
-    event: event('fail', { jitter: 1 }),
+    event: event('fail', { jitter: 1, attempt: 2 }),
     expected: { from: 'processing', to: 'pending', patch: { lastError: 'boom', runAt: NOW + 1600 } },
   },
   {
@@ -147,7 +154,7 @@ const SCENARIOS: Scenario[] = [
   {
     name: 'fail: retryable, but the last attempt',
     job: job({ state: 'processing', attempts: 3, maxAttempts: 3 }),
-    event: event('fail'),
+    event: event('fail', { attempt: 3 }),
     expected: { from: 'processing', to: 'failed', patch: { lastError: 'boom', finishedAt: NOW } },
   },
   {
@@ -157,10 +164,40 @@ const SCENARIOS: Scenario[] = [
     expected: { from: 'processing', to: 'pending', patch: { lastError: interrupted } },
   },
   {
+    name: 'interrupt: by the worker that ran it, naming its attempt',
+    job: job({ state: 'processing', attempts: 2 }),
+    event: event('interrupt', { attempt: 2 }),
+    expected: { from: 'processing', to: 'pending', patch: { lastError: interrupted } },
+  },
+  {
     name: 'giveBack: the attempt is not counted',
     job: job({ state: 'processing', attempts: 2 }),
-    event: event('giveBack'),
+    event: event('giveBack', { attempt: 2 }),
     expected: { from: 'processing', to: 'pending', patch: { attempts: 1, lastError: interrupted } },
+  },
+  {
+    name: 'complete: a cancel was asked for while it ran, so the job is cancelled whatever the result',
+    job: job({ state: 'processing', attempts: 1, cancelRequestedAt: EARLIER }),
+    event: event('complete'),
+    expected: { from: 'processing', to: 'cancelled', patch: { finishedAt: NOW } },
+  },
+  {
+    name: 'fail: a cancel was asked for while it ran, so the job is cancelled, not retried',
+    job: job({ state: 'processing', attempts: 1, cancelRequestedAt: EARLIER }),
+    event: event('fail'),
+    expected: { from: 'processing', to: 'cancelled', patch: { finishedAt: NOW, lastError: 'boom' } },
+  },
+  {
+    name: 'interrupt: recovery honours a recorded cancel request',
+    job: job({ state: 'processing', attempts: 2, cancelRequestedAt: EARLIER }),
+    event: event('interrupt'),
+    expected: { from: 'processing', to: 'cancelled', patch: { finishedAt: NOW } },
+  },
+  {
+    name: 'giveBack: a shutdown does not give back a job whose cancel was asked for',
+    job: job({ state: 'processing', attempts: 1, cancelRequestedAt: EARLIER }),
+    event: event('giveBack'),
+    expected: { from: 'processing', to: 'cancelled', patch: { finishedAt: NOW } },
   },
   {
     name: 'cancel: a pending job',
@@ -169,22 +206,36 @@ const SCENARIOS: Scenario[] = [
     expected: { from: 'pending', to: 'cancelled', patch: { finishedAt: NOW } },
   },
   {
-    name: 'cancel: a processing job',
+    name: 'cancel: a processing job gets a cancel request and stays processing until its attempt ends',
     job: job({ state: 'processing', attempts: 1, startedAt: EARLIER }),
     event: event('cancel'),
-    expected: { from: 'processing', to: 'cancelled', patch: { finishedAt: NOW } },
+    expected: { from: 'processing', to: 'processing', patch: { cancelRequestedAt: NOW } },
+  },
+  {
+    name: 'cancel: asked again while processing, the first request time stays',
+    job: job({ state: 'processing', attempts: 1, startedAt: EARLIER, cancelRequestedAt: EARLIER }),
+    event: event('cancel'),
+    expected: { from: 'processing', to: 'processing', patch: { cancelRequestedAt: EARLIER } },
   },
   {
     name: 'retry: a failed job starts over',
     job: job({ state: 'failed', attempts: 3, startedAt: EARLIER, finishedAt: EARLIER, lastError: 'boom' }),
     event: event('retry'),
-    expected: { from: 'failed', to: 'pending', patch: { attempts: 0, runAt: NOW, startedAt: null, finishedAt: null, result: null } },
+    expected: {
+      from: 'failed',
+      to: 'pending',
+      patch: { attempts: 0, runAt: NOW, startedAt: null, finishedAt: null, result: null, cancelRequestedAt: null },
+    },
   },
   {
     name: 'retry: a cancelled job starts over',
-    job: job({ state: 'cancelled', attempts: 1, startedAt: EARLIER, finishedAt: EARLIER }),
+    job: job({ state: 'cancelled', attempts: 1, startedAt: EARLIER, finishedAt: EARLIER, cancelRequestedAt: EARLIER }),
     event: event('retry'),
-    expected: { from: 'cancelled', to: 'pending', patch: { attempts: 0, runAt: NOW, startedAt: null, finishedAt: null, result: null } },
+    expected: {
+      from: 'cancelled',
+      to: 'pending',
+      patch: { attempts: 0, runAt: NOW, startedAt: null, finishedAt: null, result: null, cancelRequestedAt: null },
+    },
   },
 ];
 
@@ -193,7 +244,7 @@ const FORBIDDEN_PAIRS = ALL_PAIRS.filter((p) => !CONTRACT_PAIRS.has(p.key));
 
 describe('job state machine', () => {
   describe('the transition table', () => {
-    it('knows exactly the 7 events and the 9 (event, state) pairs of contract §4', () => {
+    it('knows exactly the 7 events and the 9 (event, state) pairs of contract §4 and §4a', () => {
       expect(Object.keys(TRANSITIONS).sort()).toEqual([...EVENT_TYPES].sort());
       const pairs = Object.entries(TRANSITIONS).flatMap(([type, from]) => Object.keys(from).map((state) => `${type}:${state}`));
       expect(new Set(pairs)).toEqual(CONTRACT_PAIRS);
@@ -260,7 +311,35 @@ describe('job state machine', () => {
   });
 
   it('a giveBack never makes attempts negative', () => {
-    expect(decide(job({ state: 'processing', attempts: 0 }), event('giveBack')).patch.attempts).toBe(0);
+    expect(decide(job({ state: 'processing', attempts: 0 }), event('giveBack', { attempt: 0 })).patch.attempts).toBe(0);
+  });
+
+  describe('outcomes name their attempt', () => {
+    it.each(['complete', 'fail', 'giveBack', 'interrupt'] as const)('%s of an earlier attempt is stale, never applied to the running one', (type) => {
+      const running = job({ state: 'processing', attempts: 2 });
+      expect(() => decide(running, event(type, { attempt: 1 }))).toThrow(StaleOutcome);
+      expect(() => decide(running, event(type, { attempt: 3 }))).toThrow(StaleOutcome);
+    });
+
+    it.each(['pending', 'completed', 'failed', 'cancelled'] as const)('an outcome that finds the job %s is stale (it was applied or taken back)', (state) => {
+      let thrown: unknown;
+      try {
+        decide(job({ state, attempts: 1 }), event('complete'));
+      } catch (err) {
+        thrown = err;
+      }
+      expect(thrown).toBeInstanceOf(StaleOutcome);
+      expect(thrown).toBeInstanceOf(InvalidTransition);
+    });
+
+    it('the same outcome twice: the second finds the job moved on and is stale', () => {
+      const running = job({ state: 'processing', attempts: 1 });
+      const failed = event('fail', { attempt: 1 });
+      const after = applyChange(running, decide(running, failed), NOW);
+      const restarted = applyChange(after, decide(after, event('start')), NOW);
+      expect(restarted).toMatchObject({ state: 'processing', attempts: 2 });
+      expect(() => decide(restarted, failed)).toThrow(StaleOutcome);
+    });
   });
 
   it('interrupting then starting again counts towards the poison-pill guard', () => {
@@ -272,7 +351,7 @@ describe('job state machine', () => {
     step('start');
     step('interrupt');
     step('start');
-    step('interrupt');
+    current = applyChange(current, decide(current, event('interrupt', { attempt: 2 })), NOW);
     expect(current).toMatchObject({ state: 'pending', attempts: 2 });
     step('start');
     expect(current.state).toBe('failed');

@@ -1,17 +1,22 @@
-import { InvalidTransition } from './job.errors';
+import { InvalidTransition, StaleOutcome } from './job.errors';
 import type { Job, JobState } from './job.model';
 
 /**
  * The only state machine of Keel. Every state change of every job is computed here, from the
  * job as it is and an event; the stores apply the result with a compare-and-set on `from`.
  * Pure: time and randomness come in with the event.
+ *
+ * An attempt's outcome (complete, fail, giveBack, and interrupt from the worker that ran it)
+ * names its attempt: it applies only while the job is processing that very attempt, so an
+ * outcome that arrives late or twice can never land on a later attempt (`StaleOutcome`).
+ * Recovery's interrupt may name none: it resets whatever attempt the dead owner left.
  */
 export type JobEvent =
   | { type: 'start'; now: number }
-  | { type: 'complete'; now: number; result: unknown }
-  | { type: 'fail'; now: number; error: string; permanent: boolean; jitter: number }
-  | { type: 'interrupt'; now: number }
-  | { type: 'giveBack'; now: number }
+  | { type: 'complete'; now: number; attempt: number; result: unknown }
+  | { type: 'fail'; now: number; attempt: number; error: string; permanent: boolean; jitter: number }
+  | { type: 'interrupt'; now: number; attempt?: number }
+  | { type: 'giveBack'; now: number; attempt: number }
   | { type: 'cancel'; now: number }
   | { type: 'retry'; now: number };
 
@@ -20,16 +25,21 @@ export type JobEventType = JobEvent['type'];
 /** (event, from) → the states it may lead to. A pair that is not here does not exist. */
 export const TRANSITIONS: Readonly<Record<JobEventType, Partial<Record<JobState, readonly JobState[]>>>> = {
   start: { pending: ['processing', 'failed'] }, // failed: the poison-pill guard
-  complete: { processing: ['completed'] },
-  fail: { processing: ['pending', 'failed'] }, // pending: retry with backoff
-  interrupt: { processing: ['pending'] }, // recovery: the process that ran it is gone
-  giveBack: { processing: ['pending'] }, // shutdown could not wait: the attempt is not counted
-  cancel: { pending: ['cancelled'], processing: ['cancelled'] },
+  // cancelled: every outcome of an attempt whose job has a recorded cancel request
+  complete: { processing: ['completed', 'cancelled'] },
+  fail: { processing: ['pending', 'failed', 'cancelled'] }, // pending: retry with backoff
+  interrupt: { processing: ['pending', 'cancelled'] }, // recovery: the process that ran it is gone
+  giveBack: { processing: ['pending', 'cancelled'] }, // shutdown could not wait: the attempt is not counted
+  // processing → processing: the cancel request is recorded; the attempt's end cancels the job
+  cancel: { pending: ['cancelled'], processing: ['processing'] },
   retry: { failed: ['pending'], cancelled: ['pending'] },
 };
 
+/** The events that end an attempt: each names the attempt it ends. */
+const OUTCOMES: ReadonlySet<JobEventType> = new Set(['complete', 'fail', 'interrupt', 'giveBack']);
+
 /** Fields a transition may set, besides `state` and `updatedAt`. */
-export type JobPatch = Partial<Pick<Job, 'attempts' | 'runAt' | 'startedAt' | 'finishedAt' | 'result' | 'lastError'>>;
+export type JobPatch = Partial<Pick<Job, 'attempts' | 'runAt' | 'startedAt' | 'finishedAt' | 'result' | 'lastError' | 'cancelRequestedAt'>>;
 
 export interface JobChange {
   from: JobState;
@@ -51,8 +61,19 @@ export function canApply(state: JobState, event: JobEventType): boolean {
 }
 
 export function decide(job: Job, event: JobEvent): JobChange {
-  if (!canApply(job.state, event.type)) throw new InvalidTransition(job.id, job.state, event.type);
+  if (!canApply(job.state, event.type)) {
+    if (OUTCOMES.has(event.type)) throw new StaleOutcome(job.id, job.state, job.attempts, event.type, outcomeAttempt(event));
+    throw new InvalidTransition(job.id, job.state, event.type);
+  }
   const from = job.state;
+  const attempt = outcomeAttempt(event);
+  if (attempt !== undefined && attempt !== job.attempts) throw new StaleOutcome(job.id, job.state, job.attempts, event.type, attempt);
+  if (OUTCOMES.has(event.type) && job.cancelRequestedAt !== null) {
+    // Whatever the handler returned: the cancel was asked for while it ran.
+    const patch: JobPatch = { finishedAt: event.now };
+    if (event.type === 'fail') patch.lastError = event.error;
+    return { from, to: 'cancelled', patch };
+  }
   switch (event.type) {
     case 'start':
       if (job.attempts >= job.maxAttempts) {
@@ -93,10 +114,25 @@ export function decide(job: Job, event: JobEvent): JobChange {
         },
       };
     case 'cancel':
+      if (from === 'processing') return { from, to: 'processing', patch: { cancelRequestedAt: job.cancelRequestedAt ?? event.now } };
       return { from, to: 'cancelled', patch: { finishedAt: event.now } };
     case 'retry':
-      return { from, to: 'pending', patch: { attempts: 0, runAt: event.now, startedAt: null, finishedAt: null, result: null } };
+      return {
+        from,
+        to: 'pending',
+        patch: { attempts: 0, runAt: event.now, startedAt: null, finishedAt: null, result: null, cancelRequestedAt: null },
+      };
   }
+}
+
+/** Whether the event ends an attempt (and so names it). */
+export function isOutcome(event: JobEvent): boolean {
+  return OUTCOMES.has(event.type);
+}
+
+/** The attempt an outcome names; undefined for other events and for recovery's interrupt. */
+export function outcomeAttempt(event: JobEvent): number | undefined {
+  return 'attempt' in event ? event.attempt : undefined;
 }
 
 /** The job after a change, as a store writes it. */

@@ -24,6 +24,23 @@ export class InvalidTransition extends DomainError {
   }
 }
 
+/**
+ * An attempt's outcome that does not name the attempt the job is processing now: late, repeated,
+ * or after a rescue or a cancel. It is discarded (and counted), never applied to another attempt.
+ */
+export class StaleOutcome extends InvalidTransition {
+  constructor(
+    jobId: string,
+    from: JobState,
+    readonly currentAttempt: number,
+    event: string,
+    readonly attempt: number | undefined,
+  ) {
+    super(jobId, from, event);
+    this.message = `job ${jobId} is ${from}, attempt ${currentAttempt}: ${event} of attempt ${attempt ?? '?'} is stale`;
+  }
+}
+
 /** The compare-and-set found the job in another state than the one the change was computed from. */
 export class ConcurrentChange extends DomainError {
   constructor(readonly jobId: string) {

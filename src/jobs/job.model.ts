@@ -25,6 +25,8 @@ export interface Job {
   result: unknown;
   lastError: string | null;
   idempotencyKey: string | null;
+  /** When a cancel of the running attempt was asked for (the job is cancelled when it ends). */
+  cancelRequestedAt: number | null;
 }
 
 /** What a submission asks for, after validation and defaults. */
@@ -63,6 +65,7 @@ export function newJobRecord(input: NewJob): Job {
     result: null,
     lastError: null,
     idempotencyKey: input.idempotencyKey,
+    cancelRequestedAt: null,
   };
 }
 

@@ -20,6 +20,7 @@ function job(over: Partial<Job>): Job {
     result: null,
     lastError: null,
     idempotencyKey: null,
+    cancelRequestedAt: null,
     ...over,
   };
 }

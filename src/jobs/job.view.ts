@@ -19,6 +19,8 @@ export interface JobView<P extends object = JobPayload> {
   result: unknown;
   lastError: string | null;
   idempotencyKey: string | null;
+  /** Set when a cancel was asked for while the job was processing; it is cancelled when the attempt ends. */
+  cancelRequestedAt: string | null;
 }
 
 export function toJobView(job: Job): JobView {
@@ -40,6 +42,7 @@ export function toJobView(job: Job): JobView {
     result: job.result ?? null,
     lastError: job.lastError,
     idempotencyKey: job.idempotencyKey,
+    cancelRequestedAt: job.cancelRequestedAt === null ? null : iso(job.cancelRequestedAt),
   };
 }
 

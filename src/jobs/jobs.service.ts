@@ -87,19 +87,21 @@ export class JobsService {
   }
 
   /**
-   * A pending job is cancelled at once. A job running in this process has its AbortSignal fired
-   * and its worker records the cancellation when the handler stops: the answer shows it still
-   * processing, with the cancellation under way.
+   * One change through the state machine, a compare-and-set on the state the store finds: a
+   * pending job is cancelled at once; a processing job gets a cancel request, recorded (and
+   * synced) before the answer, and the process running its attempt, whichever it is, fires the
+   * attempt's AbortSignal; the job becomes cancelled when the attempt ends.
    */
   async cancel(id: string, requestId?: string): Promise<Job> {
-    const job = await this.get(id);
-    if (job.state === 'processing' && this.workers.requestCancel(job.id)) {
-      this.debug(`job ${job.id} (${job.type}) cancel requested while running`, requestId);
-      return job;
+    const job = await this.store.transition(checkId(id), { type: 'cancel', now: Date.now() });
+    if (job.state === 'processing') {
+      // Here at once if it runs in this process; elsewhere through the store (NOTIFY, then a poll).
+      this.workers.requestCancel(job.id);
+      this.debug(`job ${job.id} (${job.type}) cancel requested while attempt ${job.attempts} runs`, requestId);
+    } else {
+      this.debug(`job ${job.id} (${job.type}) cancel → cancelled`, requestId);
     }
-    const cancelled = await this.store.transition(job.id, { type: 'cancel', now: Date.now() });
-    this.debug(`job ${job.id} (${job.type}) cancel → cancelled`, requestId);
-    return cancelled;
+    return job;
   }
 
   async retry(id: string, requestId?: string): Promise<Job> {

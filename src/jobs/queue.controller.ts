@@ -26,7 +26,7 @@ export class QueueController {
     return {
       counts: await this.store.counts(),
       queue: { depth: this.queue.depth, capacity: this.queue.capacity },
-      workers: { concurrency: this.workers.concurrency, busy: this.workers.busy },
+      workers: { concurrency: this.workers.concurrency, busy: this.workers.busy, overdue: this.workers.overdue },
       recovery: this.recovery.report,
     };
   }

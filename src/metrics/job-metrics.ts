@@ -17,6 +17,12 @@ export class JobMetrics {
     labelNames: ['type'],
     registers: [this.registry],
   });
+  readonly staleOutcomes = new Counter({
+    name: 'jobs_stale_outcomes_total',
+    help: 'Outcomes of attempts that were no longer the running attempt (late, repeated, after a rescue or a cancel): discarded.',
+    labelNames: ['type'],
+    registers: [this.registry],
+  });
   readonly queueDepth = new Gauge({ name: 'jobs_queue_depth', help: 'Job ids waiting in the in-memory delivery queue.', registers: [this.registry] });
   readonly backlog = new Gauge({ name: 'jobs_backlog', help: 'Pending jobs in the store (ready and scheduled).', registers: [this.registry] });
   readonly processing = new Gauge({ name: 'jobs_processing', help: 'Jobs in the processing state.', registers: [this.registry] });

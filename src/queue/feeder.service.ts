@@ -25,20 +25,33 @@ export class FeederService implements BeforeApplicationShutdown {
   private storeMayHaveReady = true;
   private timer?: NodeJS.Timeout;
   private timerAt?: number;
+  /** The job types this process has handlers for: it claims no other. */
+  private types: readonly string[] = [];
+  /**
+   * How many claimed ids the queue may hold. On a shared store, at most 2 × WORKER_CONCURRENCY:
+   * a claimed job that waits in one instance's queue is a job its idle peers cannot run.
+   */
+  private readonly limit: number;
 
   constructor(
     @Inject(JOBS_STORE) private readonly store: JobStore,
     private readonly queue: DeliveryQueue,
     @Inject(KEEL_CONFIG) private readonly config: KeelConfig,
   ) {
+    this.limit = store.shared ? Math.min(queue.capacity, 2 * config.workerConcurrency) : queue.capacity;
     // Refill at half empty, in one claim, rather than one claim per freed place: a drain then costs
-    // a claim per capacity/2 jobs. A submission still wakes the feeder at once (see `wake`).
-    const refillAt = Math.floor(queue.capacity / 2);
+    // a claim per limit/2 jobs. A submission still wakes the feeder at once (see `wake`).
+    const refillAt = Math.floor(this.limit / 2);
     queue.onSpace(() => {
       if (this.storeMayHaveReady && queue.depth <= refillAt) this.schedule();
     });
     // Another process made work ready (shared stores only).
     store.onWork(() => this.wake());
+  }
+
+  /** The job types to claim: those this process has a handler for. Set once handlers are discovered. */
+  handleTypes(types: readonly string[]): void {
+    this.types = [...types];
   }
 
   /** Fills the queue as far as the store allows; used by recovery to prime it. Returns ids delivered. */
@@ -105,9 +118,9 @@ export class FeederService implements BeforeApplicationShutdown {
 
   private async fill(): Promise<number> {
     let delivered = 0;
-    while (this.queue.free > 0 && !this.stopped) {
-      const wanted = Math.min(this.queue.free, CLAIM_BATCH);
-      const keys = await this.store.claimReady(this.config.owner, wanted, Date.now());
+    while (this.free() > 0 && !this.stopped) {
+      const wanted = Math.min(this.free(), CLAIM_BATCH);
+      const keys = await this.store.claimReady(this.config.owner, wanted, Date.now(), this.types);
       this.queue.push(keys);
       delivered += keys.length;
       if (keys.length < wanted) {
@@ -116,6 +129,10 @@ export class FeederService implements BeforeApplicationShutdown {
       }
     }
     return delivered;
+  }
+
+  private free(): number {
+    return Math.max(0, Math.min(this.queue.free, this.limit - this.queue.depth));
   }
 
   private async armTimer(): Promise<void> {

@@ -35,8 +35,11 @@ export class RecoveryService implements OnApplicationBootstrap, BeforeApplicatio
   private lastReport: RecoveryReport = { startedAt: null, finishedAt: null, durationMs: null, resetToPending: 0, pendingFound: 0 };
   private timers: NodeJS.Timeout[] = [];
   private rescuing?: Promise<void>;
-  /** When this process last renewed its lease (its own clock). */
-  private lastRenewal = Date.now();
+  /**
+   * When this process last renewed its lease, on the monotonic clock: a wall clock stepped back
+   * (NTP) would make an old renewal look recent and disable the fence.
+   */
+  private lastRenewal = performance.now();
 
   constructor(
     @Inject(JOBS_STORE) private readonly store: JobStore,
@@ -56,7 +59,7 @@ export class RecoveryService implements OnApplicationBootstrap, BeforeApplicatio
    * a renewal succeeds again. Never true on an embedded store, whose renewal cannot fail.
    */
   get leaseAtRisk(): boolean {
-    return this.store.shared && Date.now() - this.lastRenewal > (this.config.leaseMs * 2) / 3;
+    return this.store.shared && performance.now() - this.lastRenewal > (this.config.leaseMs * 2) / 3;
   }
 
   async onApplicationBootstrap(): Promise<void> {
@@ -107,13 +110,18 @@ export class RecoveryService implements OnApplicationBootstrap, BeforeApplicatio
     for (;;) {
       const found = await this.store.abandonedProcessing(this.config.owner, RECOVERY_PAGE_SIZE);
       let progressed = 0;
-      for (const { id, owner } of found) {
+      for (const { id, owner, attempts } of found) {
         try {
-          // Guarded by the dead owner found: if another rescuer reset the job and a live instance
-          // started it meanwhile, this reset must not touch that live attempt.
-          const job = await this.store.transition(id, { type: 'interrupt', now: Date.now() }, { owner });
-          this.logger.debug(`job ${id} (${job.type}) interrupt → pending, attempt ${job.attempts} will run again`);
-          reset += 1;
+          // Names the dead owner's attempt: if another rescuer reset the job and a live instance
+          // started it meanwhile, this reset must not touch that live attempt. A job whose cancel
+          // was asked for becomes cancelled instead.
+          const job = await this.store.transition(id, { type: 'interrupt', now: Date.now(), attempt: attempts }, { owner });
+          this.logger.debug(
+            job.state === 'cancelled'
+              ? `job ${id} (${job.type}) interrupt → cancelled, its cancel was asked for while attempt ${attempts} ran`
+              : `job ${id} (${job.type}) interrupt → pending, attempt ${job.attempts} will run again`,
+          );
+          if (job.state === 'pending') reset += 1;
           progressed += 1;
         } catch (err) {
           // Another instance recovered it first, or it ended meanwhile.
@@ -125,7 +133,7 @@ export class RecoveryService implements OnApplicationBootstrap, BeforeApplicatio
   }
 
   private async renewLease(): Promise<void> {
-    const started = Date.now();
+    const started = performance.now();
     await this.store.renewLease(this.config.owner, this.config.leaseMs);
     this.lastRenewal = started;
   }

@@ -22,6 +22,14 @@ export interface TransitionGuard {
   owner?: string | null;
 }
 
+/** A job someone holds: its id, state, attempt number and owner. */
+export interface HeldJob {
+  id: string;
+  state: JobState;
+  attempts: number;
+  owner: string | null;
+}
+
 /**
  * The source of truth. Every implementation passes `test/store.contract-spec.ts`.
  *
@@ -53,10 +61,12 @@ export interface JobStore {
   transition(id: string, event: JobEvent, guard?: TransitionGuard): Promise<Job>;
 
   /**
-   * Claims up to `limit` ready (runAt ≤ now), unclaimed pending jobs for `owner`, in dispatch
-   * order, and returns their dispatch keys. A claimed job is never returned again until released.
+   * Claims up to `limit` ready (runAt ≤ now), unclaimed pending jobs of the given `types` for
+   * `owner`, in dispatch order, and returns their dispatch keys. A claimed job is never returned
+   * again until released. Jobs of other types are left for the processes that handle them; the
+   * feeder always names its types (without them, every type is claimed: tests and tools).
    */
-  claimReady(owner: string, limit: number, now: number): Promise<DispatchKey[]>;
+  claimReady(owner: string, limit: number, now: number, types?: readonly string[]): Promise<DispatchKey[]>;
   /** Releases `owner`'s claim on one pending job (a claim whose id never reached the queue). */
   releaseClaim(id: string, owner: string): Promise<boolean>;
   /** Releases the claims of `owner` on pending jobs (a clean shutdown drops its queue). */
@@ -71,9 +81,16 @@ export interface JobStore {
    * in pages). Embedded stores have one owning process, so every owner but `self` is gone; a
    * shared store asks the owners' leases.
    */
-  abandonedProcessing(self: string, limit: number): Promise<{ id: string; owner: string | null }[]>;
+  abandonedProcessing(self: string, limit: number): Promise<HeldJob[]>;
   /** The jobs `owner` holds (pending claims and processing): bounded by its queue and workers. */
-  heldBy(owner: string): Promise<{ id: string; state: JobState }[]>;
+  heldBy(owner: string): Promise<HeldJob[]>;
+  /** The attempts `owner` runs whose job has a recorded cancel request (the poll behind `onCancelRequest`). */
+  cancelRequests(owner: string): Promise<{ id: string; attempt: number }[]>;
+  /**
+   * Calls `listener` with a job id when a cancel request was recorded for a processing job, by any
+   * process (shared stores: LISTEN/NOTIFY). Embedded stores have no other process and never call it.
+   */
+  onCancelRequest(listener: (id: string) => void): void;
 
   /** Declares `owner` alive for `leaseMs` more (shared stores); a no-op for embedded ones. */
   renewLease(owner: string, leaseMs: number): Promise<void>;

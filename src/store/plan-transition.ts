@@ -1,5 +1,5 @@
-import { InvalidTransition } from '../jobs/job.errors';
-import { applyChange, decide, type JobChange, type JobEvent } from '../jobs/job-state-machine';
+import { InvalidTransition, StaleOutcome } from '../jobs/job.errors';
+import { applyChange, decide, isOutcome, outcomeAttempt, type JobChange, type JobEvent } from '../jobs/job-state-machine';
 import type { Job } from '../jobs/job.model';
 import type { TransitionGuard } from './job-store';
 
@@ -12,10 +12,12 @@ export interface PlannedTransition {
 
 /**
  * What every store does before its compare-and-set: the state machine decides, the guard checks
- * that a worker only starts a job that was handed to it.
+ * that a worker only starts a job that was handed to it and only ends an attempt it runs.
  */
 export function planTransition(job: Job, owner: string | null, event: JobEvent, guard?: TransitionGuard): PlannedTransition {
   if (guard !== undefined && guard.owner !== undefined && owner !== guard.owner) {
+    // An outcome from an owner that no longer holds the job: its attempt was taken back.
+    if (isOutcome(event)) throw new StaleOutcome(job.id, job.state, job.attempts, event.type, outcomeAttempt(event));
     throw new InvalidTransition(job.id, job.state, `${event.type} by ${guard.owner} (the job is not held by it)`);
   }
   const change = decide(job, event);

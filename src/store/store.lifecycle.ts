@@ -1,5 +1,6 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { ConfigError, KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
+import { LifecycleService } from '../lifecycle/lifecycle.service';
 import { JOBS_STORE, type JobStore } from './job-store';
 import { StoreOwnershipError } from './store.errors';
 
@@ -11,6 +12,7 @@ export class StoreLifecycle implements OnModuleInit, OnApplicationShutdown {
   constructor(
     @Inject(JOBS_STORE) private readonly store: JobStore,
     @Inject(KEEL_CONFIG) private readonly config: KeelConfig,
+    private readonly lifecycle: LifecycleService,
   ) {}
 
   async onModuleInit(): Promise<void> {
@@ -33,7 +35,8 @@ export class StoreLifecycle implements OnModuleInit, OnApplicationShutdown {
   async onApplicationShutdown(): Promise<void> {
     try {
       await this.store.releaseClaims(this.config.owner);
-      await this.store.dropLease(this.config.owner);
+      if (this.lifecycle.leaseMustExpire) this.logger.warn('the lease is left to expire: handlers that ignore their AbortSignal were still running');
+      else await this.store.dropLease(this.config.owner);
     } catch (err) {
       this.logger.warn(`could not release this instance's claims and lease; others recover them when it expires: ${(err as Error).message}`);
     }

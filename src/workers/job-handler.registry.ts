@@ -3,6 +3,7 @@ import { DiscoveryService } from '@nestjs/core';
 import { plainToInstance } from 'class-transformer';
 import { validate, type ValidationError } from 'class-validator';
 import type { JobPayload } from '../jobs/job.model';
+import { FeederService } from '../queue/feeder.service';
 import { JOB_HANDLER_METADATA, JobHandlerBase } from './job-handler';
 import { DuplicateJobHandlerError, InvalidJobHandlerError } from './job-handler.errors';
 
@@ -17,7 +18,10 @@ export interface RegisteredHandler {
 export class JobHandlerRegistry implements OnModuleInit {
   private readonly handlers = new Map<string, RegisteredHandler>();
 
-  constructor(private readonly discovery: DiscoveryService) {}
+  constructor(
+    private readonly discovery: DiscoveryService,
+    private readonly feeder: FeederService,
+  ) {}
 
   onModuleInit(): void {
     for (const wrapper of this.discovery.getProviders({ metadataKey: JOB_HANDLER_METADATA.KEY })) {
@@ -30,6 +34,8 @@ export class JobHandlerRegistry implements OnModuleInit {
       if (existing) throw new DuplicateJobHandlerError(meta.type, existing.handler.constructor.name, className);
       this.handlers.set(meta.type, { type: meta.type, handler: instance, payload: meta.payload });
     }
+    // Only jobs of these types are claimed: another version's types are left to the instances that run it.
+    this.feeder.handleTypes(this.types());
   }
 
   get(type: string): RegisteredHandler | undefined {

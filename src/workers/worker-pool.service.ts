@@ -8,7 +8,7 @@ import {
 import { setImmediate as yieldToEventLoop, setTimeout as sleep } from 'node:timers/promises';
 import { Deferred } from '../common/deferred';
 import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
-import { ConcurrentChange, InvalidTransition, JobNotFound } from '../jobs/job.errors';
+import { ConcurrentChange, InvalidTransition, JobNotFound, StaleOutcome } from '../jobs/job.errors';
 import type { JobEvent } from '../jobs/job-state-machine';
 import type { Job } from '../jobs/job.model';
 import { toJobView } from '../jobs/job.view';
@@ -17,18 +17,34 @@ import { FeederService } from '../queue/feeder.service';
 import type { RecoveryReport } from '../recovery/recovery-report';
 import { RECOVERY_READY } from '../recovery/recovery.constants';
 import { RecoveryService } from '../recovery/recovery.service';
+import { LifecycleService } from '../lifecycle/lifecycle.service';
 import { JobMetrics } from '../metrics/job-metrics';
 import { JOBS_STORE, type JobStore } from '../store/job-store';
-import { AttemptAborted, untilAborted } from './attempt-abort';
+import { AttemptAborted } from './attempt-abort';
 import { PermanentJobError } from './job-handler';
 import { JobHandlerRegistry } from './job-handler.registry';
 
 type PoolState = 'created' | 'running' | 'stopping' | 'stopped';
 
+/** An attempt running in this process: (job id, attempt number) with this process as owner. */
+interface RunningAttempt {
+  attempt: number;
+  controller: AbortController;
+}
+
+/** How often running attempts are checked for a recorded cancel request (the fallback of the NOTIFY). */
+export const CANCEL_POLL_MS = 500;
+/** After the shutdown deadline, how long aborted handlers get to settle before the process stops waiting. */
+const ABORT_GRACE_MS = 1_000;
+
 /**
  * `WORKER_CONCURRENCY` loops that take job ids from the delivery queue and run one attempt each.
  * They start only once `RECOVERY_READY` resolves, and never read the store for work: the queue
  * hands them ids. Each attempt's outcome is committed before its loop takes the next id.
+ *
+ * An attempt ends when its handler settles, not when its AbortSignal fires: a handler that
+ * ignores the signal keeps its slot and its job stays processing (counted in `overdue`), so the
+ * job is never started again while its handler still runs here.
  */
 @Injectable()
 export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShutdown {
@@ -36,9 +52,15 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
   private state: PoolState = 'created';
   private readonly stopTaking = new AbortController();
   private loops: Promise<void>[] = [];
-  private readonly running = new Map<string, AbortController>();
-  /** Ids taken from the queue whose outcome is not committed yet. */
-  private readonly inFlight = new Set<string>();
+  private readonly running = new Map<string, RunningAttempt>();
+  /**
+   * Ids taken from the queue whose outcome is not committed yet, with how many loops hold each:
+   * a loop that just committed an attempt may still hold the id while another loop starts the
+   * job's next attempt, and its cleanup must not forget that one.
+   */
+  private readonly inFlight = new Map<string, number>();
+  private cancelTimer?: NodeJS.Timeout;
+  private pollingCancels = false;
   private auditTimer?: NodeJS.Timeout;
   private auditing = false;
   private leaseTimer?: NodeJS.Timeout;
@@ -53,7 +75,11 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
     @Inject(KEEL_CONFIG) private readonly config: KeelConfig,
     private readonly metrics: JobMetrics,
     private readonly recovery: RecoveryService,
-  ) {}
+    private readonly lifecycle: LifecycleService,
+  ) {
+    // A cancel recorded through any instance reaches the one running the attempt.
+    store.onCancelRequest((id) => this.requestCancel(id));
+  }
 
   get concurrency(): number {
     return this.config.workerConcurrency;
@@ -63,27 +89,40 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
     return this.running.size;
   }
 
+  /** Attempts whose AbortSignal fired but whose handler has not settled yet. */
+  get overdue(): number {
+    let n = 0;
+    for (const { controller } of this.running.values()) if (controller.signal.aborted) n += 1;
+    return n;
+  }
+
   get isRunning(): boolean {
     return this.state === 'running';
   }
 
   async onApplicationBootstrap(): Promise<void> {
     await this.recovered.promise;
-    if (this.state !== 'created') return;
+    // A signal during recovery: no attempt starts, not even one.
+    if (this.state !== 'created' || this.lifecycle.shuttingDown) return;
     this.state = 'running';
     this.loops = Array.from({ length: this.concurrency }, () => this.loop());
     this.auditTimer = setInterval(() => void this.audit(), Math.max(100, Math.floor(this.config.leaseMs / 2)));
     this.auditTimer.unref();
     this.leaseTimer = setInterval(() => this.fenceIfLeaseAtRisk(), Math.max(50, Math.floor(this.config.leaseMs / 6)));
     this.leaseTimer.unref();
+    this.cancelTimer = setInterval(() => void this.pollCancelRequests(), CANCEL_POLL_MS);
+    this.cancelTimer.unref();
     this.logger.log(`${this.concurrency} workers started; job types: ${this.registry.types().join(', ')}`);
   }
 
-  /** Aborts the attempt of `jobId` if it runs in this process; its worker then cancels the job. */
+  /**
+   * Fires the AbortSignal of the attempt of `jobId` if it runs in this process (a cancel request
+   * was recorded for it); the job becomes cancelled when the attempt ends. False if it runs elsewhere.
+   */
   requestCancel(jobId: string): boolean {
-    const controller = this.running.get(jobId);
-    if (!controller) return false;
-    controller.abort(new AttemptAborted('cancel', 'cancelled while running'));
+    const running = this.running.get(jobId);
+    if (!running) return false;
+    if (!running.controller.signal.aborted) running.controller.abort(new AttemptAborted('cancel', 'cancelled while running'));
     return true;
   }
 
@@ -97,24 +136,25 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
     this.stopTaking.abort();
     clearInterval(this.auditTimer);
     clearInterval(this.leaseTimer);
+    clearInterval(this.cancelTimer);
     const all = Promise.all(this.loops);
-    const waitAbort = new AbortController();
-    const drained = await Promise.race([
-      all.then(() => true),
-      sleep(this.config.shutdownTimeoutMs, false, { signal: waitAbort.signal }).catch(() => false),
-    ]);
-    waitAbort.abort();
-    if (!drained) {
+    if (!(await settlesWithin(all, this.config.shutdownTimeoutMs))) {
       this.stopDeadlinePassed = true;
       this.logger.warn(`shutdown: ${this.running.size} attempts still running after ${this.config.shutdownTimeoutMs} ms; giving them back`);
-      for (const controller of this.running.values()) {
-        controller.abort(new AttemptAborted('shutdown', 'interrupted by shutdown'));
+      for (const { controller } of this.running.values()) {
+        if (!controller.signal.aborted) controller.abort(new AttemptAborted('shutdown', 'interrupted by shutdown'));
+      }
+      if (!(await settlesWithin(all, ABORT_GRACE_MS))) {
+        // Their jobs stay processing under this process's name: recovered at the next start, or by
+        // another instance once this one's lease expires, never while this process still runs them.
+        this.logger.warn(`shutdown: ${this.running.size} handlers ignore their AbortSignal; their jobs are left processing for recovery`);
+        this.lifecycle.keepLease();
       }
     }
-    await all;
     this.state = 'stopped';
     this.logger.log('workers stopped');
   }
+
 
   private async stopped(): Promise<void> {
     await Promise.all(this.loops);
@@ -127,15 +167,18 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
         continue;
       }
       const key = await this.queue.take(this.stopTaking.signal);
-      if (!key) return;
-      this.inFlight.add(key.id);
+      // Taken as the signal came: the claim is released at shutdown, the job stays pending.
+      if (!key || this.stopTaking.signal.aborted || this.lifecycle.shuttingDown) return;
+      this.inFlight.set(key.id, (this.inFlight.get(key.id) ?? 0) + 1);
       try {
         await this.runAttempt(key.id);
       } catch (err) {
         // The store failed: `audit` gives the job back once the store answers again.
         this.logger.error(`job ${key.id}: ${(err as Error).message}`);
       } finally {
-        this.inFlight.delete(key.id);
+        const held = (this.inFlight.get(key.id) ?? 1) - 1;
+        if (held > 0) this.inFlight.set(key.id, held);
+        else this.inFlight.delete(key.id);
       }
       // With a synchronous store and a handler that resolves at once, a loop would never leave the
       // microtask queue: HTTP, timers and the other loops would starve behind a long backlog.
@@ -158,9 +201,10 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
       return;
     }
     this.logger.debug(`job ${id} (${job.type}) start → processing, attempt ${job.attempts}`);
+    const attempt = job.attempts;
     const registered = this.registry.get(job.type);
     if (!registered) {
-      await this.settle(job, failure(`no handler for job type "${job.type}" in this process`, true));
+      await this.settle(job, failure(attempt, `no handler for job type "${job.type}" in this process`, true));
       return;
     }
     const controller = new AbortController();
@@ -168,17 +212,18 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
       () => controller.abort(new AttemptAborted('timeout', `timed out after ${job.timeoutMs} ms`)),
       job.timeoutMs,
     );
-    this.running.set(id, controller);
+    this.running.set(id, { attempt, controller });
     const endTimer = this.metrics.duration.startTimer({ type: job.type });
     let event: JobEvent;
     try {
-      const result = await untilAborted(
-        () => registered.handler.handle(toJobView(job), { jobId: id, attempt: job.attempts, signal: controller.signal }),
-        controller.signal,
+      // Awaited to its end, even once the signal fired: the attempt holds its slot until then.
+      const result = await Promise.resolve().then(() =>
+        registered.handler.handle(toJobView(job), { jobId: id, attempt, signal: controller.signal }),
       );
-      event = completion(result);
+      // The outcome was decided when the signal fired, whatever the handler did after.
+      event = controller.signal.aborted ? outcomeOfError(attempt, controller.signal.reason) : completion(attempt, result);
     } catch (err) {
-      event = outcomeOfError(controller.signal.aborted ? controller.signal.reason : err);
+      event = outcomeOfError(attempt, controller.signal.aborted ? controller.signal.reason : err);
     } finally {
       clearTimeout(timer);
       endTimer();
@@ -205,6 +250,11 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
     }
   }
 
+  /**
+   * The outcome names its attempt and this owner: the store applies it only while the job is
+   * processing that attempt here. Anything else (a repeat of an outcome that did commit, one
+   * after a rescue) is stale: discarded and counted, never applied to another attempt.
+   */
   private async commit(job: Job, event: JobEvent): Promise<void> {
     try {
       const next = await this.store.transition(job.id, event, { owner: this.config.owner });
@@ -216,11 +266,31 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
         this.logger.debug(`job ${job.id} (${job.type}) ${event.type} → ${next.state}, attempt ${job.attempts}`);
       }
     } catch (err) {
-      if (err instanceof InvalidTransition || err instanceof ConcurrentChange) {
-        this.logger.warn(`job ${job.id}: outcome ${event.type} not applied: ${(err as Error).message}`);
+      if (err instanceof InvalidTransition || err instanceof ConcurrentChange || err instanceof JobNotFound) {
+        this.metrics.staleOutcomes.inc({ type: job.type });
+        const why = err instanceof StaleOutcome ? err.message : `${(err as Error).message} (attempt ${job.attempts})`;
+        this.logger.warn(`job ${job.id} (${job.type}): stale outcome ${event.type} discarded: ${why}`);
         return;
       }
       throw err;
+    }
+  }
+
+  /**
+   * The fallback of the cancel NOTIFY (and of a request recorded while its attempt was starting):
+   * attempts this process runs whose job has a recorded cancel request are stopped.
+   */
+  private async pollCancelRequests(): Promise<void> {
+    if (this.pollingCancels || this.running.size === 0) return;
+    this.pollingCancels = true;
+    try {
+      for (const { id, attempt } of await this.store.cancelRequests(this.config.owner)) {
+        if (this.running.get(id)?.attempt === attempt) this.requestCancel(id);
+      }
+    } catch (err) {
+      this.logger.warn(`looking for cancel requests failed: ${(err as Error).message}`);
+    } finally {
+      this.pollingCancels = false;
     }
   }
 
@@ -233,12 +303,12 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
     if (this.auditing || this.state !== 'running') return;
     this.auditing = true;
     try {
-      for (const { id, state } of await this.store.heldBy(this.config.owner)) {
+      for (const { id, state, attempts } of await this.store.heldBy(this.config.owner)) {
         if (this.inFlight.has(id) || this.queue.has(id)) continue;
         if (state === 'pending') {
           if (await this.store.releaseClaim(id, this.config.owner)) this.feeder.wake();
         } else if (state === 'processing' && !this.inFlight.has(id)) {
-          await this.store.transition(id, { type: 'interrupt', now: Date.now() }, { owner: this.config.owner }).then(
+          await this.store.transition(id, { type: 'interrupt', now: Date.now(), attempt: attempts }, { owner: this.config.owner }).then(
             () => this.feeder.wake(),
             (err: unknown) => {
               if (!(err instanceof InvalidTransition || err instanceof ConcurrentChange)) throw err;
@@ -261,8 +331,8 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
   private fenceIfLeaseAtRisk(): void {
     if (!this.recovery.leaseAtRisk || this.running.size === 0) return;
     this.logger.warn(`the lease could not be renewed: stopping ${this.running.size} attempts; their jobs will run again`);
-    for (const controller of this.running.values()) {
-      controller.abort(new AttemptAborted('lease', 'stopped: this instance could not renew its lease'));
+    for (const { controller } of this.running.values()) {
+      if (!controller.signal.aborted) controller.abort(new AttemptAborted('lease', 'stopped: this instance could not renew its lease'));
     }
   }
 
@@ -274,31 +344,47 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
   }
 }
 
-function completion(result: unknown): JobEvent {
-  const now = Date.now();
+/** Whether `work` settles within `ms`. */
+async function settlesWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
+  const waitAbort = new AbortController();
   try {
-    return { type: 'complete', now, result: JSON.parse(JSON.stringify(result ?? null)) as unknown };
-  } catch (err) {
-    return failure(`the handler's result is not JSON: ${(err as Error).message}`, true);
+    return await Promise.race([
+      work.then(() => true),
+      sleep(ms, false, { signal: waitAbort.signal }).catch(() => false),
+    ]);
+  } finally {
+    waitAbort.abort();
   }
 }
 
-function outcomeOfError(err: unknown): JobEvent {
+function completion(attempt: number, result: unknown): JobEvent {
+  const now = Date.now();
+  try {
+    return { type: 'complete', now, attempt, result: JSON.parse(JSON.stringify(result ?? null)) as unknown };
+  } catch (err) {
+    return failure(attempt, `the handler's result is not JSON: ${(err as Error).message}`, true);
+  }
+}
+
+/**
+ * A cancelled attempt's outcome is whatever the handler's error says: the store turns any outcome
+ * of a job with a recorded cancel request into `cancelled`.
+ */
+function outcomeOfError(attempt: number, err: unknown): JobEvent {
   const now = Date.now();
   if (err instanceof AttemptAborted) {
-    if (err.reason === 'cancel') return { type: 'cancel', now };
-    if (err.reason === 'shutdown') return { type: 'giveBack', now };
-    if (err.reason === 'lease') return { type: 'interrupt', now };
-    return failure(err.message, false);
+    if (err.reason === 'shutdown') return { type: 'giveBack', now, attempt };
+    if (err.reason === 'lease') return { type: 'interrupt', now, attempt };
+    return failure(attempt, err.message, false);
   }
-  if (err instanceof PermanentJobError) return failure(err.message, true);
-  return failure(err instanceof Error ? err.message : String(err), false);
+  if (err instanceof PermanentJobError) return failure(attempt, err.message, true);
+  return failure(attempt, err instanceof Error ? err.message : String(err), false);
 }
 
 /**
  * An error text as every store can keep it: PostgreSQL text refuses NUL, and an outcome that
  * never commits would leave the job processing until a restart.
  */
-function failure(error: string, permanent: boolean): JobEvent {
-  return { type: 'fail', now: Date.now(), error: error.replace(/\u0000/g, '\ufffd'), permanent, jitter: Math.random() };
+function failure(attempt: number, error: string, permanent: boolean): JobEvent {
+  return { type: 'fail', now: Date.now(), attempt, error: error.replace(/\u0000/g, '\ufffd'), permanent, jitter: Math.random() };
 }

@@ -21,6 +21,13 @@ export class JobDto implements JobView {
   @ApiProperty({ nullable: true, description: "The handler's result (JSON), once completed." }) result!: unknown;
   @ApiProperty({ nullable: true, type: String }) lastError!: string | null;
   @ApiProperty({ nullable: true, type: String }) idempotencyKey!: string | null;
+  @ApiProperty({
+    format: 'date-time',
+    nullable: true,
+    type: String,
+    description: 'When a cancel was asked for while the job was processing: its attempt is being stopped, and the job is cancelled when it ends.',
+  })
+  cancelRequestedAt!: string | null;
 }
 
 export class JobListDto {

@@ -16,6 +16,10 @@ class QueueDepthDto {
 class WorkersDto {
   @ApiProperty({ description: 'WORKER_CONCURRENCY.' }) concurrency!: number;
   @ApiProperty({ description: 'Attempts running now.' }) busy!: number;
+  @ApiProperty({
+    description: 'Attempts whose AbortSignal fired (timeout, cancel, shutdown) but whose handler has not settled: each keeps its worker slot, and its job stays processing, until it does.',
+  })
+  overdue!: number;
 }
 
 class RecoveryDto {

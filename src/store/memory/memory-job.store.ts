@@ -1,8 +1,7 @@
 import { BacklogFull, ConcurrentChange, IdempotencyKeyTaken, JobNotFound } from '../../jobs/job.errors';
-import type { JobState } from '../../jobs/job.model';
 import type { JobEvent } from '../../jobs/job-state-machine';
 import { compareDispatch, newJobRecord, type DispatchKey, type Job, type NewJob } from '../../jobs/job.model';
-import { emptyCounts, type JobStore, type ListQuery, type StateCounts, type TransitionGuard } from '../job-store';
+import { emptyCounts, type HeldJob, type JobStore, type ListQuery, type StateCounts, type TransitionGuard } from '../job-store';
 import { planTransition } from '../plan-transition';
 
 interface Row {
@@ -74,10 +73,11 @@ export class MemoryJobStore implements JobStore {
     return clone(row.job);
   }
 
-  async claimReady(owner: string, limit: number, now: number): Promise<DispatchKey[]> {
+  async claimReady(owner: string, limit: number, now: number, types?: readonly string[]): Promise<DispatchKey[]> {
     const ready: DispatchKey[] = [];
+    const handled = types && new Set(types);
     for (const { job, owner: held } of this.rows.values()) {
-      if (job.state === 'pending' && held === null && job.runAt <= now) ready.push({ id: job.id, priority: job.priority, runAt: job.runAt });
+      if (job.state === 'pending' && held === null && job.runAt <= now && (!handled || handled.has(job.type))) ready.push({ id: job.id, priority: job.priority, runAt: job.runAt });
     }
     const claimed = ready.sort(compareDispatch).slice(0, limit);
     for (const key of claimed) this.rows.get(key.id)!.owner = owner;
@@ -105,9 +105,16 @@ export class MemoryJobStore implements JobStore {
   async renewLease(): Promise<void> {}
   async dropLease(): Promise<void> {}
   onWork(): void {}
+  onCancelRequest(): void {}
 
-  async heldBy(owner: string): Promise<{ id: string; state: JobState }[]> {
-    return [...this.rows.values()].filter((row) => row.owner === owner).map((row) => ({ id: row.job.id, state: row.job.state }));
+  async heldBy(owner: string): Promise<HeldJob[]> {
+    return [...this.rows.values()].filter((row) => row.owner === owner).map(held);
+  }
+
+  async cancelRequests(owner: string): Promise<{ id: string; attempt: number }[]> {
+    return [...this.rows.values()]
+      .filter((row) => row.owner === owner && row.job.state === 'processing' && row.job.cancelRequestedAt !== null)
+      .map((row) => ({ id: row.job.id, attempt: row.job.attempts }));
   }
 
   async nextScheduledAt(now: number): Promise<number | undefined> {
@@ -118,9 +125,9 @@ export class MemoryJobStore implements JobStore {
     return next;
   }
 
-  async abandonedProcessing(self: string, limit: number): Promise<{ id: string; owner: string | null }[]> {
-    const found: { id: string; owner: string | null }[] = [];
-    for (const { job, owner } of this.rows.values()) if (job.state === 'processing' && owner !== self) found.push({ id: job.id, owner });
+  async abandonedProcessing(self: string, limit: number): Promise<HeldJob[]> {
+    const found: HeldJob[] = [];
+    for (const row of this.rows.values()) if (row.job.state === 'processing' && row.owner !== self) found.push(held(row));
     return found.sort((a, b) => (a.id < b.id ? -1 : 1)).slice(0, limit);
   }
 
@@ -138,6 +145,10 @@ export class MemoryJobStore implements JobStore {
   async counts(): Promise<StateCounts> {
     return { ...this.stateCounts };
   }
+}
+
+function held(row: Row): HeldJob {
+  return { id: row.job.id, state: row.job.state, attempts: row.job.attempts, owner: row.owner };
 }
 
 function clone(job: Job): Job {

@@ -4,7 +4,7 @@ import { Client, Pool, types, type PoolClient, type PoolConfig } from 'pg';
 import { BacklogFull, DomainError, IdempotencyKeyTaken, StoreUnavailable } from '../../jobs/job.errors';
 import type { JobEvent } from '../../jobs/job-state-machine';
 import { compareDispatch, type DispatchKey, type Job, type JobState, type NewJob } from '../../jobs/job.model';
-import { emptyCounts, type JobStore, type ListQuery, type StateCounts, type TransitionGuard } from '../job-store';
+import { emptyCounts, type HeldJob, type JobStore, type ListQuery, type StateCounts, type TransitionGuard } from '../job-store';
 import { PG_MIGRATIONS } from './pg-migrations';
 import { PgInsertGroups } from './pg-insert-groups';
 import { fromRow, insertColumns, type JobRow } from './pg-rows';
@@ -38,9 +38,14 @@ export class PgJobStore implements JobStore {
   readonly pollIntervalMs = 2_000;
   private readonly logger = new Logger('PgStore');
   private pool?: Pool;
+  /** The lease's own connection: renewal never waits behind the workers' queries. */
+  private leasePool?: Pool;
   private listener?: Client;
   private readonly workListeners: Array<() => void> = [];
+  private readonly cancelListeners: Array<(id: string) => void> = [];
   private readonly channel: string;
+  /** Carries the id of each job whose running attempt is asked to stop. */
+  private readonly cancelChannel: string;
   /**
    * Sent with each NOTIFY of this store: its own notifications come back to its LISTEN
    * connection, and this process has woken its feeder already.
@@ -50,9 +55,7 @@ export class PgJobStore implements JobStore {
   private listenRetry?: NodeJS.Timeout;
   private readonly transitions = new PgTransitionGroups({
     query: (sql, params) => this.query(sql, params),
-    notifyWork: async () => {
-      await this.query(PG_SQL.notifyWork, [this.channel, this.notifier]);
-    },
+    notifyParams: () => [this.channel, this.notifier, this.cancelChannel],
   });
   private readonly inserts = new PgInsertGroups({
     insertAlone: (records, jobs, maxBacklog) => this.insertAlone(records, jobs, maxBacklog),
@@ -62,7 +65,9 @@ export class PgJobStore implements JobStore {
 
   constructor(private readonly options: PgJobStoreOptions) {
     const scope = options.schema ?? 'public';
-    this.channel = `keel_work_${createHash('sha256').update(scope).digest('hex').slice(0, 16)}`;
+    const scopeHash = createHash('sha256').update(scope).digest('hex').slice(0, 16);
+    this.channel = `keel_work_${scopeHash}`;
+    this.cancelChannel = `keel_cancel_${scopeHash}`;
   }
 
   async open(): Promise<void> {
@@ -71,6 +76,9 @@ export class PgJobStore implements JobStore {
     // An idle client's error (the server went away) must not crash the process; the next query reports it.
     pool.on('error', (err) => this.logger.warn(`idle PostgreSQL connection failed: ${err.message}`));
     this.pool = pool;
+    const leasePool = new Pool(this.poolConfig(1));
+    leasePool.on('error', (err) => this.logger.warn(`idle PostgreSQL lease connection failed: ${err.message}`));
+    this.leasePool = leasePool;
     try {
       if (this.options.schema) await pool.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(this.options.schema)}`);
       await this.migrate(pool);
@@ -93,6 +101,9 @@ export class PgJobStore implements JobStore {
     const pool = this.pool;
     this.pool = undefined;
     await pool?.end().catch(() => undefined);
+    const leasePool = this.leasePool;
+    this.leasePool = undefined;
+    await leasePool?.end().catch(() => undefined);
   }
 
   async ping(): Promise<void> {
@@ -147,7 +158,7 @@ export class PgJobStore implements JobStore {
     if (query.state !== undefined) where.push(`state = $${params.push(query.state)}`);
     if (query.type !== undefined) where.push(`type = $${params.push(query.type)}`);
     if (query.beforeId !== undefined) where.push(`id < $${params.push(query.beforeId)}`);
-    const sql = `SELECT * FROM keel_jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT $${params.push(query.limit)}`;
+    const sql = PG_SQL.listJobs(where.length ? `WHERE ${where.join(' AND ')}` : '', `$${params.push(query.limit)}`);
     const { rows } = await this.query<JobRow>(sql, params);
     return rows.map(fromRow);
   }
@@ -162,9 +173,9 @@ export class PgJobStore implements JobStore {
     return { groups: this.transitions.groups, roundTrips: this.transitions.roundTrips };
   }
 
-  async claimReady(owner: string, limit: number, now: number): Promise<DispatchKey[]> {
-    if (limit <= 0) return [];
-    const { rows } = await this.query<{ id: string; priority: number; run_at: number }>(PG_SQL.claimReady, [owner, now, limit]);
+  async claimReady(owner: string, limit: number, now: number, types?: readonly string[]): Promise<DispatchKey[]> {
+    if (limit <= 0 || types?.length === 0) return [];
+    const { rows } = await this.query<{ id: string; priority: number; run_at: number }>(PG_SQL.claimReady, [owner, now, limit, types ?? null]);
     return rows.map((r) => ({ id: r.id, priority: r.priority, runAt: r.run_at })).sort(compareDispatch);
   }
 
@@ -177,17 +188,20 @@ export class PgJobStore implements JobStore {
   }
 
   async releaseAbandonedClaims(self: string): Promise<number> {
-    const released = (await this.query(PG_SQL.releaseAbandonedClaims, [self])).rowCount ?? 0;
-    if (released > 0) await this.query(PG_SQL.notifyWork, [this.channel, this.notifier]);
-    return released;
+    const { rows } = await this.query<{ released: number }>(PG_SQL.releaseAbandonedClaims, [self, this.channel, this.notifier]);
+    return rows[0].released;
   }
 
-  async abandonedProcessing(self: string, limit: number): Promise<{ id: string; owner: string | null }[]> {
-    return (await this.query<{ id: string; owner: string | null }>(PG_SQL.abandonedProcessing, [self, limit])).rows;
+  async abandonedProcessing(self: string, limit: number): Promise<HeldJob[]> {
+    return (await this.query<HeldJob>(PG_SQL.abandonedProcessing, [self, limit])).rows;
   }
 
-  async heldBy(owner: string): Promise<{ id: string; state: JobState }[]> {
-    return (await this.query<{ id: string; state: JobState }>(PG_SQL.heldBy, [owner])).rows;
+  async heldBy(owner: string): Promise<HeldJob[]> {
+    return (await this.query<HeldJob>(PG_SQL.heldBy, [owner])).rows;
+  }
+
+  async cancelRequests(owner: string): Promise<{ id: string; attempt: number }[]> {
+    return (await this.query<{ id: string; attempt: number }>(PG_SQL.cancelRequests, [owner])).rows;
   }
 
   async nextScheduledAt(now: number): Promise<number | undefined> {
@@ -202,16 +216,20 @@ export class PgJobStore implements JobStore {
   }
 
   async renewLease(owner: string, leaseMs: number): Promise<void> {
-    await this.query(PG_SQL.renewLease, [owner, leaseMs]);
+    await this.leaseQuery(PG_SQL.renewLease, [owner, leaseMs]);
   }
 
   async dropLease(owner: string): Promise<void> {
-    await this.query(PG_SQL.dropLease, [owner]);
-    await this.query(PG_SQL.pruneLeases);
+    await this.leaseQuery(PG_SQL.dropLease, [owner]);
+    await this.leaseQuery(PG_SQL.pruneLeases);
   }
 
   onWork(listener: () => void): void {
     this.workListeners.push(listener);
+  }
+
+  onCancelRequest(listener: (id: string) => void): void {
+    this.cancelListeners.push(listener);
   }
 
   private poolConfig(max: number): PoolConfig {
@@ -263,7 +281,11 @@ export class PgJobStore implements JobStore {
     if (this.closed) return;
     const client = new Client(this.poolConfig(1));
     client.on('notification', (message) => {
-      if (message.payload !== this.notifier) this.emitWork();
+      if (message.channel === this.cancelChannel) {
+        for (const listener of this.cancelListeners) listener(message.payload ?? '');
+      } else if (message.payload !== this.notifier) {
+        this.emitWork();
+      }
     });
     client.on('error', (err) => this.logger.warn(`LISTEN connection failed: ${err.message}`));
     client.on('end', () => {
@@ -273,7 +295,7 @@ export class PgJobStore implements JobStore {
     });
     try {
       await client.connect();
-      await client.query(`LISTEN ${this.channel}`);
+      await client.query(`LISTEN ${this.channel}; LISTEN ${this.cancelChannel}`);
       this.listener = client;
       this.emitWork();
     } catch (err) {
@@ -298,6 +320,15 @@ export class PgJobStore implements JobStore {
     const pool = this.openPool();
     try {
       return await pool.query<R>(sql, params);
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  private async leaseQuery(sql: string, params?: unknown[]): Promise<void> {
+    if (!this.leasePool) throw new StoreUnavailable('the PostgreSQL store is not open');
+    try {
+      await this.leasePool.query(sql, params);
     } catch (err) {
       throw unavailable(err);
     }

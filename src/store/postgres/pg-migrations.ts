@@ -40,4 +40,8 @@ export const PG_MIGRATIONS: readonly string[] = [
     expires_at bigint NOT NULL
   );
   `,
+  `
+  -- A cancel asked for while the job was processing: the attempt's end makes it cancelled.
+  ALTER TABLE keel_jobs ADD COLUMN cancel_requested_at bigint;
+  `,
 ];

@@ -21,6 +21,7 @@ export interface JobRow {
   idempotency_key: string | null;
   request_hash: string | null;
   owner: string | null;
+  cancel_requested_at: number | null;
 }
 
 export function fromRow(row: JobRow): Job {
@@ -42,6 +43,7 @@ export function fromRow(row: JobRow): Job {
     result: row.result ?? null,
     lastError: row.last_error,
     idempotencyKey: row.idempotency_key,
+    cancelRequestedAt: row.cancel_requested_at ?? null,
   };
 }
 

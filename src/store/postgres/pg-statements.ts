@@ -7,6 +7,20 @@ const GONE = (column: string) => `NOT EXISTS (SELECT 1 FROM keel_leases l WHERE 
 const JOB_COLUMNS = `id, type, payload, state, priority, attempts, max_attempts, backoff_ms, timeout_ms, run_at, created_at,
   updated_at, started_at, finished_at, result, last_error, idempotency_key, request_hash, owner`;
 
+/** What a read returns: every column a job is made of. */
+const SELECT_COLUMNS = `${JOB_COLUMNS}, cancel_requested_at`;
+
+/**
+ * Folded into every statement that changes jobs, so that a committed change and its NOTIFYs are
+ * one statement: no separate query whose failure could make a committed change look failed.
+ * `changed` has the changed rows' id, state and cancel_requested_at; `$W` is the work channel,
+ * `$N` this store's name (see notifyWork), `$C` the cancel channel.
+ */
+const notifyChanged = (w: string, n: string, c: string) => `
+    work AS (SELECT pg_notify(${w}, ${n}) FROM (SELECT 1 FROM changed WHERE state = 'pending' LIMIT 1) AS w),
+    cancels AS (SELECT pg_notify(${c}, id::text) FROM changed WHERE state = 'processing' AND cancel_requested_at IS NOT NULL)
+  SELECT id, (SELECT count(*) FROM work) AS work_notified, (SELECT count(*) FROM cancels) AS cancels_notified FROM changed`;
+
 /** Jobs to insert, one array per column (in `JOB_COLUMNS` order): $1 … $19. */
 const UNNEST_JOBS = `unnest($1::uuid[], $2::text[], $3::json[], $4::text[], $5::int[], $6::int[], $7::int[], $8::int[], $9::int[],
                              $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[], $15::json[], $16::text[],
@@ -44,54 +58,69 @@ export const PG_SQL = {
       RETURNING 1
     )
     SELECT CASE WHEN EXISTS (SELECT 1 FROM inserted) THEN pg_notify($20, $21) END AS notified`,
-  getJob: `SELECT ${JOB_COLUMNS} FROM keel_jobs WHERE id = $1`,
+  getJob: `SELECT ${SELECT_COLUMNS} FROM keel_jobs WHERE id = $1`,
   /** The rows of a group of transitions, read once for all of them. */
-  getJobs: `SELECT ${JOB_COLUMNS} FROM keel_jobs WHERE id = ANY($1::uuid[])`,
-  getJobByIdempotencyKey: `SELECT ${JOB_COLUMNS} FROM keel_jobs WHERE idempotency_key = $1`,
+  getJobs: `SELECT ${SELECT_COLUMNS} FROM keel_jobs WHERE id = ANY($1::uuid[])`,
+  getJobByIdempotencyKey: `SELECT ${SELECT_COLUMNS} FROM keel_jobs WHERE idempotency_key = $1`,
+  listJobs: (where: string, limit: string) => `SELECT ${SELECT_COLUMNS} FROM keel_jobs ${where} ORDER BY id DESC LIMIT ${limit}`,
   /**
    * The compare-and-set of every state change: it applies only if the job is still as it was
    * read, or as this store last wrote it (state, attempts, updated_at and owner), so a change
-   * computed from a stale row fails.
+   * computed from a stale row fails. Its NOTIFYs (work ready, a cancel request) are part of it.
+   * $16 the work channel, $17 this store's name, $18 the cancel channel.
    */
   applyTransition: `
-    UPDATE keel_jobs
-       SET state = $2, attempts = $3, run_at = $4, started_at = $5, finished_at = $6, result = $7::json,
-           last_error = $8, updated_at = $9, owner = $10
-     WHERE id = $1 AND state = $11 AND attempts = $12 AND updated_at = $13 AND owner IS NOT DISTINCT FROM $14`,
+    WITH changed AS (
+      UPDATE keel_jobs
+         SET state = $2, attempts = $3, run_at = $4, started_at = $5, finished_at = $6, result = $7::json,
+             last_error = $8, updated_at = $9, owner = $10, cancel_requested_at = $15
+       WHERE id = $1 AND state = $11 AND attempts = $12 AND updated_at = $13 AND owner IS NOT DISTINCT FROM $14
+      RETURNING id, state, cancel_requested_at
+    ),${notifyChanged('$16', '$17', '$18')}`,
   /**
    * `applyTransition` for a group of distinct jobs in one statement, one array per parameter of it
-   * (same order, same conditions): one commit for the group. Returns the ids it applied to; a job
-   * missing there lost its compare-and-set.
+   * (same order, same conditions): one commit for the group, NOTIFYs included. Returns the ids it
+   * applied to; a job missing there lost its compare-and-set.
    */
   applyTransitions: `
-    UPDATE keel_jobs j
-       SET state = v.state, attempts = v.attempts, run_at = v.run_at, started_at = v.started_at, finished_at = v.finished_at,
-           result = v.result, last_error = v.last_error, updated_at = v.updated_at, owner = v.owner
-      FROM unnest($1::uuid[], $2::text[], $3::int[], $4::bigint[], $5::bigint[], $6::bigint[], $7::json[], $8::text[],
-                  $9::bigint[], $10::text[], $11::text[], $12::int[], $13::bigint[], $14::text[])
-           AS v(id, state, attempts, run_at, started_at, finished_at, result, last_error, updated_at, owner,
-                was_state, was_attempts, was_updated_at, was_owner)
-     WHERE j.id = v.id AND j.state = v.was_state AND j.attempts = v.was_attempts AND j.updated_at = v.was_updated_at
-       AND j.owner IS NOT DISTINCT FROM v.was_owner
-    RETURNING j.id`,
+    WITH changed AS (
+      UPDATE keel_jobs j
+         SET state = v.state, attempts = v.attempts, run_at = v.run_at, started_at = v.started_at, finished_at = v.finished_at,
+             result = v.result, last_error = v.last_error, updated_at = v.updated_at, owner = v.owner,
+             cancel_requested_at = v.cancel_requested_at
+        FROM unnest($1::uuid[], $2::text[], $3::int[], $4::bigint[], $5::bigint[], $6::bigint[], $7::json[], $8::text[],
+                    $9::bigint[], $10::text[], $11::text[], $12::int[], $13::bigint[], $14::text[], $15::bigint[])
+             AS v(id, state, attempts, run_at, started_at, finished_at, result, last_error, updated_at, owner,
+                  was_state, was_attempts, was_updated_at, was_owner, cancel_requested_at)
+       WHERE j.id = v.id AND j.state = v.was_state AND j.attempts = v.was_attempts AND j.updated_at = v.was_updated_at
+         AND j.owner IS NOT DISTINCT FROM v.was_owner
+      RETURNING j.id, j.state, j.cancel_requested_at
+    ),${notifyChanged('$16', '$17', '$18')}`,
+  /** Ready jobs of the types this instance handles ($4; NULL: any), in dispatch order, none locked by another claim. */
   claimReady: `
     UPDATE keel_jobs SET owner = $1
      WHERE id IN (SELECT id FROM keel_jobs
-                   WHERE state = 'pending' AND owner IS NULL AND run_at <= $2
+                   WHERE state = 'pending' AND owner IS NULL AND run_at <= $2 AND ($4::text[] IS NULL OR type = ANY($4::text[]))
                    ORDER BY priority DESC, run_at, id
                    LIMIT $3
                    FOR UPDATE SKIP LOCKED)
     RETURNING id, priority, run_at`,
   releaseClaim: `UPDATE keel_jobs SET owner = NULL WHERE id = $1 AND owner = $2 AND state = 'pending'`,
   releaseClaimsOf: `UPDATE keel_jobs SET owner = NULL WHERE owner = $1 AND state = 'pending'`,
+  /** Released claims are work for the feeders: the NOTIFY is part of the statement. $2 channel, $3 this store's name. */
   releaseAbandonedClaims: `
-    UPDATE keel_jobs j SET owner = NULL
-     WHERE j.owner IS NOT NULL AND j.owner <> $1 AND j.state = 'pending' AND ${GONE('j.owner')}`,
+    WITH released AS (
+      UPDATE keel_jobs j SET owner = NULL
+       WHERE j.owner IS NOT NULL AND j.owner <> $1 AND j.state = 'pending' AND ${GONE('j.owner')}
+      RETURNING 1
+    )
+    SELECT count(*)::int AS released, CASE WHEN count(*) > 0 THEN pg_notify($2, $3) END AS notified FROM released`,
   abandonedProcessing: `
-    SELECT j.id, j.owner FROM keel_jobs j
+    SELECT j.id, j.state, j.attempts, j.owner FROM keel_jobs j
      WHERE j.state = 'processing' AND (j.owner IS NULL OR (j.owner <> $1 AND ${GONE('j.owner')}))
      ORDER BY j.id LIMIT $2`,
-  heldBy: `SELECT id, state FROM keel_jobs WHERE owner = $1`,
+  heldBy: `SELECT id::text, state, attempts, owner FROM keel_jobs WHERE owner = $1`,
+  cancelRequests: `SELECT id::text, attempts AS attempt FROM keel_jobs WHERE owner = $1 AND state = 'processing' AND cancel_requested_at IS NOT NULL`,
   nextScheduledAt: `SELECT min(run_at) AS at FROM keel_jobs WHERE state = 'pending' AND owner IS NULL AND run_at > $1`,
   countByState: `SELECT state, count(*)::int AS n FROM keel_jobs GROUP BY state`,
   renewLease: `

@@ -21,8 +21,8 @@ const CANONICAL_UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f
 /** What the groups need from the store. `query` maps connection faults to StoreUnavailable. */
 export interface TransitionDb {
   query<R extends QueryResultRow>(sql: string, params: unknown[]): Promise<QueryResult<R>>;
-  /** NOTIFY: work may be ready for the feeders. */
-  notifyWork(): Promise<void>;
+  /** The NOTIFY parameters every transition statement ends with: work channel, this store's name, cancel channel. */
+  notifyParams(): unknown[];
 }
 
 interface Asked {
@@ -91,7 +91,7 @@ export class PgTransitionGroups extends TurnGroups<Asked> {
    * alias them), and there are at most MAX_WRITTEN_ROWS of them.
    */
   private readonly written = new Map<string, WrittenRow>();
-  /** Queries sent for transitions so far (reads, compare-and-sets, NOTIFYs). */
+  /** Queries sent for transitions so far (reads and compare-and-sets, their NOTIFYs included). */
   roundTrips = 0;
 
   constructor(private readonly db: TransitionDb) {
@@ -214,19 +214,17 @@ export class PgTransitionGroups extends TurnGroups<Asked> {
 
       let applied: Set<string>;
       try {
-        const columns = planned[0].params.map((_, i) => planned.map((p) => p.params[i]));
+        const columns = [...planned[0].params.map((_, i) => planned.map((p) => p.params[i])), ...this.db.notifyParams()];
         applied = new Set((await this.query<{ id: string }>(PG_SQL.applyTransitions, columns)).rows.map((r) => r.id));
       } catch (error) {
         return await this.failed(planned.map((p) => p.asked), error, settle);
       }
 
       const retried: Asked[] = [];
-      const toPending: Planned[] = [];
       for (const p of planned) {
         if (applied.has(p.asked.key)) {
           this.keepWritten(p.asked.key, p.plan);
-          if (p.plan.next.state === 'pending') toPending.push(p);
-          else settle(p.asked, { job: p.plan.next });
+          settle(p.asked, { job: p.plan.next });
         } else if (p.written) {
           // Changed since this store wrote it: read it, as without the kept row.
           retried.push(p.asked);
@@ -244,16 +242,6 @@ export class PgTransitionGroups extends TurnGroups<Asked> {
         }
         this.queued.unshift(...retried);
         this.schedule();
-      }
-      if (toPending.length > 0) {
-        // One NOTIFY for the group; its callers answer once the feeders have been told.
-        try {
-          this.roundTrips += 1;
-          await this.db.notifyWork();
-          for (const p of toPending) settle(p.asked, { job: p.plan.next });
-        } catch (error) {
-          for (const p of toPending) settle(p.asked, { error });
-        }
       }
     } catch (error) {
       // Not expected (every step above catches its own): no caller is left waiting anyway.
@@ -290,13 +278,9 @@ export class PgTransitionGroups extends TurnGroups<Asked> {
       const row = rows[0];
       this.written.delete(row.id);
       const plan = planTransition(fromRow(row), row.owner, asked.event, asked.guard);
-      const { rowCount } = await this.query(PG_SQL.applyTransition, casParams(row, plan));
+      const { rowCount } = await this.query(PG_SQL.applyTransition, [...casParams(row, plan), ...this.db.notifyParams()]);
       if (rowCount === 1) {
         this.keepWritten(row.id, plan);
-        if (plan.next.state === 'pending') {
-          this.roundTrips += 1;
-          await this.db.notifyWork();
-        }
         return plan.next;
       }
       if (++asked.lost >= CAS_ATTEMPTS) throw new ConcurrentChange(asked.id);
@@ -331,5 +315,6 @@ function casParams(row: CasRow, plan: PlannedTransition): unknown[] {
     row.attempts,
     row.updated_at,
     row.owner,
+    next.cancelRequestedAt,
   ];
 }

@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import { BacklogFull, ConcurrentChange, IdempotencyKeyTaken, JobNotFound, StoreUnavailable } from '../../jobs/job.errors';
 import type { JobEvent } from '../../jobs/job-state-machine';
 import { compareDispatch, newJobRecord, type DispatchKey, type Job, type JobState, type NewJob } from '../../jobs/job.model';
-import { emptyCounts, type JobStore, type ListQuery, type StateCounts, type TransitionGuard } from '../job-store';
+import { emptyCounts, type HeldJob, type JobStore, type ListQuery, type StateCounts, type TransitionGuard } from '../job-store';
 import { planTransition } from '../plan-transition';
 import { StoreOwnershipError } from '../store.errors';
 import { GroupCommit } from './group-commit';
@@ -31,6 +31,7 @@ interface JobRow {
   idempotency_key: string | null;
   owner: string | null;
   request_hash?: string | null;
+  cancel_requested_at: number | null;
 }
 
 type Statements = { [K in keyof typeof SQL]: Database.Statement };
@@ -173,9 +174,10 @@ export class SqliteJobStore implements JobStore {
    * their releases need no sync of their own: after a crash every claim of the dead process is
    * released anyway, and the start that follows a claim commits with a sync.
    */
-  async claimReady(owner: string, limit: number, now: number): Promise<DispatchKey[]> {
-    if (limit <= 0) return [];
+  async claimReady(owner: string, limit: number, now: number, types?: readonly string[]): Promise<DispatchKey[]> {
+    if (limit <= 0 || types?.length === 0) return [];
     const stmts = this.statements();
+    const typeList = types === undefined ? null : JSON.stringify(types);
     const rows = await this.writes().run(() =>
       write(() => {
         const claimed: Pick<JobRow, 'id' | 'priority' | 'run_at'>[] = [];
@@ -183,7 +185,7 @@ export class SqliteJobStore implements JobStore {
         while (claimed.length < limit) {
           const { priority } = stmts.levelBelow.get(below) as { priority: number | null };
           if (priority === null) break;
-          for (const row of stmts.claimReadyAt.all({ owner, now, priority, limit: limit - claimed.length })) {
+          for (const row of stmts.claimReadyAt.all({ owner, now, priority, types: typeList, limit: limit - claimed.length })) {
             claimed.push(row as Pick<JobRow, 'id' | 'priority' | 'run_at'>);
           }
           below = priority;
@@ -214,21 +216,27 @@ export class SqliteJobStore implements JobStore {
     return this.writes().run(() => write(() => stmts.releaseClaimsNotOf.run(self)).changes, 'none');
   }
 
-  async heldBy(owner: string): Promise<{ id: string; state: JobState }[]> {
-    return this.statements().heldBy.all(owner) as { id: string; state: JobState }[];
+  async heldBy(owner: string): Promise<HeldJob[]> {
+    return this.statements().heldBy.all(owner) as HeldJob[];
+  }
+
+  async cancelRequests(owner: string): Promise<{ id: string; attempt: number }[]> {
+    return this.statements().cancelRequests.all(owner) as { id: string; attempt: number }[];
   }
 
   async renewLease(): Promise<void> {}
   async dropLease(): Promise<void> {}
   onWork(): void {}
+  /** The API runs in the one process that owns the file: it stops the attempt itself. */
+  onCancelRequest(): void {}
 
   async nextScheduledAt(now: number): Promise<number | undefined> {
     const row = this.statements().nextScheduledAt.get(now) as { at: number | null };
     return row.at ?? undefined;
   }
 
-  async abandonedProcessing(self: string, limit: number): Promise<{ id: string; owner: string | null }[]> {
-    return this.statements().abandonedProcessing.all(self, limit) as { id: string; owner: string | null }[];
+  async abandonedProcessing(self: string, limit: number): Promise<HeldJob[]> {
+    return this.statements().abandonedProcessing.all(self, limit) as HeldJob[];
   }
 
   async counts(): Promise<StateCounts> {
@@ -325,6 +333,7 @@ function transitionParams(next: Job, owner: string | null, from: JobState): unkn
     next.lastError,
     next.updatedAt,
     owner,
+    next.cancelRequestedAt,
     next.id,
     from,
   ];
@@ -349,5 +358,6 @@ function fromRow(row: JobRow): Job {
     result: row.result === null ? null : JSON.parse(row.result),
     lastError: row.last_error,
     idempotencyKey: row.idempotency_key,
+    cancelRequestedAt: row.cancel_requested_at ?? null,
   };
 }

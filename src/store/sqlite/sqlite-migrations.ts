@@ -39,4 +39,8 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   -- Fingerprint of the submission that carried the idempotency key: same key, other body → 422.
   ALTER TABLE jobs ADD COLUMN request_hash TEXT;
   `,
+  `
+  -- A cancel asked for while the job was processing: the attempt's end makes it cancelled.
+  ALTER TABLE jobs ADD COLUMN cancel_requested_at INTEGER;
+  `,
 ];

@@ -21,9 +21,11 @@ describe('SQLite statements: query plans of the hot path', () => {
     (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(params as never) as { detail: string }[]).map((r) => r.detail).join(' | ');
 
   it('claims one priority level by an index search on (priority, run_at), in index order', () => {
-    const detail = plan(SQL.claimReadyAt, { owner: 'o', now: 0, priority: 0, limit: 10 });
-    expect(detail).toContain('SEARCH jobs USING INDEX jobs_dispatch (priority=? AND run_at<?)');
-    expect(detail).not.toMatch(/TEMP B-TREE|SCAN jobs/);
+    for (const types of [JSON.stringify(['noop', 'http']), null]) {
+      const detail = plan(SQL.claimReadyAt, { owner: 'o', now: 0, priority: 0, types, limit: 10 });
+      expect(detail).toContain('SEARCH jobs USING INDEX jobs_dispatch (priority=? AND run_at<?)');
+      expect(detail).not.toMatch(/TEMP B-TREE|SCAN jobs /);
+    }
   });
 
   it('finds the next priority level by an index search', () => {
@@ -40,7 +42,7 @@ describe('SQLite statements: query plans of the hot path', () => {
 
   it('reads and changes one job by its primary key', () => {
     expect(plan(SQL.getJob, ['x'])).toMatch(/SEARCH jobs USING INDEX sqlite_autoindex_jobs_1 \(id=\?\)/);
-    expect(plan(SQL.applyTransition, ['pending', 0, 0, null, null, null, null, 0, null, 'x', 'pending'])).toMatch(
+    expect(plan(SQL.applyTransition, ['pending', 0, 0, null, null, null, null, 0, null, null, 'x', 'pending'])).toMatch(
       /SEARCH jobs USING INDEX sqlite_autoindex_jobs_1 \(id=\?\)/,
     );
   });

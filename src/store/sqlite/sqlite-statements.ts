@@ -16,30 +16,32 @@ export const SQL = {
   applyTransition: `
     UPDATE jobs
        SET state = ?, attempts = ?, run_at = ?, started_at = ?, finished_at = ?, result = ?, last_error = ?,
-           updated_at = ?, owner = ?
+           updated_at = ?, owner = ?, cancel_requested_at = ?
      WHERE id = ? AND state = ?`,
   /** The next priority level below `below` that has unclaimed pending jobs (ready or not). */
   levelBelow: `
     SELECT max(priority) AS priority FROM jobs INDEXED BY jobs_dispatch
      WHERE state = 'pending' AND owner IS NULL AND priority < ?`,
   /**
-   * Claims the ready jobs of one priority level, in dispatch order. Within a level the index is in
-   * run_at order, so the search stops at the first job that is not ready: scheduled jobs further
-   * down the index are never read.
+   * Claims the ready jobs of one priority level whose type this process handles (@types: a JSON
+   * array; NULL: any type), in dispatch order. Within a level the index is in run_at order, so the search stops at
+   * the first job that is not ready: scheduled jobs further down the index are never read.
    */
   claimReadyAt: `
     UPDATE jobs SET owner = @owner
      WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_dispatch
                    WHERE state = 'pending' AND owner IS NULL AND priority = @priority AND run_at <= @now
+                     AND (@types IS NULL OR type IN (SELECT value FROM json_each(@types)))
                    ORDER BY run_at, id
                    LIMIT @limit)
     RETURNING id, priority, run_at`,
   releaseClaim: `UPDATE jobs SET owner = NULL WHERE id = ? AND owner = ? AND state = 'pending'`,
   releaseClaimsOf: `UPDATE jobs SET owner = NULL WHERE owner = ? AND state = 'pending'`,
   releaseClaimsNotOf: `UPDATE jobs SET owner = NULL WHERE owner IS NOT NULL AND owner <> ? AND state = 'pending'`,
-  heldBy: `SELECT id, state FROM jobs WHERE owner = ?`,
+  heldBy: `SELECT id, state, attempts, owner FROM jobs WHERE owner = ?`,
+  cancelRequests: `SELECT id, attempts AS attempt FROM jobs WHERE owner = ? AND state = 'processing' AND cancel_requested_at IS NOT NULL`,
   nextScheduledAt: `SELECT min(run_at) AS at FROM jobs INDEXED BY jobs_scheduled WHERE state = 'pending' AND owner IS NULL AND run_at > ?`,
-  abandonedProcessing: `SELECT id, owner FROM jobs WHERE state = 'processing' AND (owner IS NULL OR owner <> ?) ORDER BY id LIMIT ?`,
+  abandonedProcessing: `SELECT id, state, attempts, owner FROM jobs WHERE state = 'processing' AND (owner IS NULL OR owner <> ?) ORDER BY id LIMIT ?`,
   countByState: `SELECT state, count(*) AS n FROM jobs GROUP BY state`,
   ping: `SELECT 1`,
 } as const;
