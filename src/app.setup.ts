@@ -27,6 +27,9 @@ export async function createApp(config: KeelConfig, extraImports: Parameters<typ
     bufferLogs: true,
   });
   app.useLogger(app.get<string, KeelLogger>(KEEL_LOGGER));
+  // Nest's own lines so far go out through it; from here every line is written as it happens (the
+  // startup's too: recovery is logged while it runs, not once the port opens).
+  app.flushLogs();
   setupApp(app);
   return app;
 }

@@ -78,6 +78,7 @@ export class RecoveryService implements OnApplicationBootstrap, BeforeApplicatio
 
   private async recover(): Promise<RecoveryReport> {
     const started = Date.now();
+    this.logger.log('recovery started');
     await this.renewLease();
     const resetToPending = await this.resetAbandoned();
     await this.store.releaseAbandonedClaims(this.config.owner);
