@@ -18,6 +18,7 @@ import type { RecoveryReport } from '../recovery/recovery-report';
 import { RECOVERY_READY } from '../recovery/recovery.constants';
 import { RecoveryService } from '../recovery/recovery.service';
 import { JobMetrics } from '../metrics/job-metrics';
+import { LifecycleService } from '../lifecycle/lifecycle.service';
 import { JOBS_STORE, type JobStore } from '../store/job-store';
 import { AttemptAborted, untilAborted } from './attempt-abort';
 import { PermanentJobError } from './job-handler';
@@ -53,6 +54,7 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
     @Inject(KEEL_CONFIG) private readonly config: KeelConfig,
     private readonly metrics: JobMetrics,
     private readonly recovery: RecoveryService,
+    private readonly lifecycle: LifecycleService,
   ) {}
 
   get concurrency(): number {
@@ -69,7 +71,9 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
 
   async onApplicationBootstrap(): Promise<void> {
     await this.recovered.promise;
-    if (this.state !== 'created') return;
+    // A signal during startup: no worker starts. From a later signal on, no loop takes a new job.
+    if (this.state !== 'created' || this.lifecycle.shuttingDown) return;
+    this.lifecycle.signal.addEventListener('abort', () => this.stopTaking.abort(), { once: true });
     this.state = 'running';
     this.loops = Array.from({ length: this.concurrency }, () => this.loop());
     this.auditTimer = setInterval(() => void this.audit(), Math.max(100, Math.floor(this.config.leaseMs / 2)));
