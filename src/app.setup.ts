@@ -7,6 +7,7 @@ import type { NextFunction, Request, Response } from 'express';
 import { AppModule } from './app.module';
 import { DomainExceptionFilter } from './common/domain-exception.filter';
 import type { KeelConfig } from './config/keel-config';
+import { LifecycleService } from './lifecycle/lifecycle.service';
 import { KEEL_LOGGER, type KeelLogger } from './logging/keel-logger';
 import { requestLogging } from './logging/request-logging';
 
@@ -27,6 +28,9 @@ export async function createApp(config: KeelConfig, extraImports: Parameters<typ
     bufferLogs: true,
   });
   app.useLogger(app.get<string, KeelLogger>(KEEL_LOGGER));
+  // Nest's own lines so far go out through it; from here every line is written as it happens (the
+  // startup's too: recovery is logged while it runs, not once the port opens).
+  app.flushLogs();
   setupApp(app);
   return app;
 }
@@ -35,6 +39,7 @@ export async function createApp(config: KeelConfig, extraImports: Parameters<typ
 export function setupApp(app: NestExpressApplication): void {
   // First: a request refused by the body parser gets its id and its line too.
   app.use(requestLogging(app.get<string, KeelLogger>(KEEL_LOGGER).root));
+  app.use(closeConnectionWhenStopping(app.get(LifecycleService)));
   app.disable('x-powered-by');
   // Answers describe jobs that change from one request to the next: a hash of every body (Express
   // computes one per response by default) costs CPU on each submission and saves no transfer.
@@ -65,6 +70,17 @@ export function buildOpenApi(app: INestApplication) {
     .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'API_KEY, when the server sets one.' })
     .build();
   return SwaggerModule.createDocument(app, config);
+}
+
+/**
+ * Once the shutdown began, every answer carries `Connection: close` and Node closes the connection
+ * after it: a keep-alive client cannot hold the HTTP server's close open with one more request.
+ */
+function closeConnectionWhenStopping(lifecycle: LifecycleService) {
+  return (_req: Request, res: Response, next: NextFunction): void => {
+    if (lifecycle.shuttingDown) res.setHeader('Connection', 'close');
+    next();
+  };
 }
 
 /** Keys that name an object's prototype machinery: refused rather than silently dropped. */

@@ -1,30 +1,49 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import type { NestExpressApplication } from '@nestjs/platform-express';
+import type { Server } from 'node:http';
+import type { Socket } from 'node:net';
 import { createApp } from './app.setup';
-import { ConfigError, loadConfig } from './config/keel-config';
+import { ConfigError, loadConfig, type KeelConfig } from './config/keel-config';
 import { LifecycleService } from './lifecycle/lifecycle.service';
 import { StoreOwnershipError } from './store/store.errors';
 
+/** After SHUTDOWN_TIMEOUT_MS + this, the process exits whatever still hangs (contract: + 2 s at most). */
+const LAST_RESORT_MARGIN_MS = 1_500;
+
 let app: NestExpressApplication | undefined;
+let config: KeelConfig | undefined;
 let started: Promise<void> | undefined;
 let closing = false;
 
 /**
  * First signal: a clean shutdown (drain, give back, close the store), then exit 0. A signal
- * before the app exists exits at once: nothing is open yet. A second signal exits at once too;
- * whatever was running is recovered at the next start.
+ * before the app exists exits at once: nothing is open yet. A signal during startup lets the
+ * startup hooks end (recovery stops early, no worker starts) and the port never opens. A second
+ * signal exits at once; whatever was running is recovered at the next start.
+ *
+ * The exit comes within SHUTDOWN_TIMEOUT_MS + 2 s of the first signal whatever the clients do:
+ * see `boundConnections`, and a last-resort timer for anything else that hangs.
  */
 function onSignal(signal: NodeJS.Signals): void {
   const logger = new Logger('Keel');
-  if (closing || !app) {
+  if (closing || !app || !config) {
     logger.warn(`${signal}: exiting now`);
     process.exit(closing ? 1 : 0);
   }
   closing = true;
   logger.log(`${signal}: shutting down`);
   const current = app;
+  const timeoutMs = config.shutdownTimeoutMs;
   current.get(LifecycleService).beginShutdown();
+  boundConnections(current.getHttpServer() as Server, timeoutMs);
+  setTimeout(() => {
+    logger.warn(
+      `shutdown not finished ${timeoutMs + LAST_RESORT_MARGIN_MS} ms after ${signal}: exiting now; ` +
+        'jobs still processing are recovered at the next start',
+    );
+    process.exit(0);
+  }, timeoutMs + LAST_RESORT_MARGIN_MS).unref();
   void (started ?? Promise.resolve())
     .catch(() => undefined)
     .then(() => current.close())
@@ -37,15 +56,36 @@ function onSignal(signal: NodeJS.Signals): void {
     );
 }
 
+/**
+ * Nest's close waits for the HTTP server's, which waits for every open connection: a client
+ * that keeps one open (idle keep-alive, a request sent a few bytes at a time, headers never
+ * finished) would hold the exit forever. So: idle connections are closed at the signal; every
+ * answer after it says `Connection: close` (see `setupApp`); and `timeoutMs` after the signal
+ * every connection still open is destroyed, and any new one as soon as it is accepted.
+ */
+function boundConnections(server: Server, timeoutMs: number): void {
+  server.closeIdleConnections();
+  setTimeout(() => {
+    server.on('connection', (socket: Socket) => socket.destroy());
+    server.closeAllConnections();
+  }, timeoutMs).unref();
+}
+
 async function main(): Promise<void> {
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
-  const config = loadConfig();
-  app = await createApp(config);
-  started = app.listen(config.port, config.host).then(() => undefined);
+  config = loadConfig();
+  const { port, host } = config;
+  const current = await createApp(config);
+  app = current;
+  // Init (store, recovery, workers) first; the port opens only if no signal came meanwhile.
+  started = current.init().then(async () => {
+    if (current.get(LifecycleService).shuttingDown) return;
+    await current.listen(port, host);
+    const address = current.getHttpServer().address() as { port: number };
+    new Logger('Keel').log(`listening on http://${host}:${address.port} (docs at /docs)`);
+  });
   await started;
-  const port = (app.getHttpServer().address() as { port: number }).port;
-  new Logger('Keel').log(`listening on http://${config.host}:${port} (docs at /docs)`);
 }
 
 main().catch((err: unknown) => {

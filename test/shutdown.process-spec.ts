@@ -89,7 +89,8 @@ describe('shutdown (process)', () => {
     const started = Date.now();
     const exit = await b.kill('SIGTERM', 20_000);
     expect(exit).toEqual({ code: 0, signal: null });
-    expect(Date.now() - started).toBeLessThan(20_000);
+    // Contract §4a: exit within SHUTDOWN_TIMEOUT_MS + 2 s of the signal (the wait above is longer).
+    expect(Date.now() - started).toBeLessThan(Number(env.SHUTDOWN_TIMEOUT_MS) + 2_000);
 
     const c = await startKeel({ sqliteFile: file, env: { WORKER_CONCURRENCY: '2' } });
     const stats = await getQueue(c.http);

@@ -3,15 +3,21 @@ import { Injectable } from '@nestjs/common';
 /**
  * Whether the process is shutting down. Set the moment a signal arrives (before Nest's
  * shutdown hooks run one module at a time), so that submissions and readiness answer 503
- * for the whole drain.
+ * for the whole drain, recovery stops resetting jobs, workers take no new attempt, and a
+ * startup still under way never opens the port.
  */
 @Injectable()
 export class LifecycleService {
-  private stopping = false;
+  private readonly stop = new AbortController();
   private leaseKept = false;
 
   get shuttingDown(): boolean {
-    return this.stopping;
+    return this.stop.signal.aborted;
+  }
+
+  /** Aborted when the shutdown begins. */
+  get signal(): AbortSignal {
+    return this.stop.signal;
   }
 
   /**
@@ -28,10 +34,10 @@ export class LifecycleService {
   }
 
   beginShutdown(): void {
-    this.stopping = true;
+    this.stop.abort();
   }
 
   beforeApplicationShutdown(): void {
-    this.stopping = true;
+    this.beginShutdown();
   }
 }

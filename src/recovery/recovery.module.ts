@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { Deferred } from '../common/deferred';
+import { LifecycleModule } from '../lifecycle/lifecycle.module';
 import { QueueModule } from '../queue/queue.module';
 import { StoreModule } from '../store/store.module';
 import type { RecoveryReport } from './recovery-report';
@@ -11,7 +12,7 @@ import { RecoveryService } from './recovery.service';
  * bootstrap hooks of imported modules first, so recovery is done before the awaiting hook runs.
  */
 @Module({
-  imports: [StoreModule, QueueModule],
+  imports: [StoreModule, QueueModule, LifecycleModule],
   providers: [RecoveryService, { provide: RECOVERY_READY, useFactory: () => new Deferred<RecoveryReport>() }],
   exports: [RecoveryService, RECOVERY_READY],
 })

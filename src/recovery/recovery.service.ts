@@ -2,12 +2,14 @@ import {
   Inject,
   Injectable,
   Logger,
+  Optional,
   type BeforeApplicationShutdown,
   type OnApplicationBootstrap,
 } from '@nestjs/common';
 import { Deferred } from '../common/deferred';
 import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
 import { ConcurrentChange, InvalidTransition } from '../jobs/job.errors';
+import { LifecycleService } from '../lifecycle/lifecycle.service';
 import { JobMetrics } from '../metrics/job-metrics';
 import { FeederService } from '../queue/feeder.service';
 import { JOBS_STORE, type JobStore } from '../store/job-store';
@@ -47,6 +49,7 @@ export class RecoveryService implements OnApplicationBootstrap, BeforeApplicatio
     @Inject(RECOVERY_READY) private readonly ready: Deferred<RecoveryReport>,
     private readonly metrics: JobMetrics,
     @Inject(KEEL_CONFIG) private readonly config: KeelConfig,
+    @Optional() private readonly lifecycle?: LifecycleService,
   ) {}
 
   get report(): RecoveryReport {
@@ -81,6 +84,7 @@ export class RecoveryService implements OnApplicationBootstrap, BeforeApplicatio
 
   private async recover(): Promise<RecoveryReport> {
     const started = Date.now();
+    this.logger.log('recovery started');
     await this.renewLease();
     const resetToPending = await this.resetAbandoned();
     await this.store.releaseAbandonedClaims(this.config.owner);
@@ -111,6 +115,8 @@ export class RecoveryService implements OnApplicationBootstrap, BeforeApplicatio
       const found = await this.store.abandonedProcessing(this.config.owner, RECOVERY_PAGE_SIZE);
       let progressed = 0;
       for (const { id, owner, attempts } of found) {
+        // A signal: the jobs not reset yet stay with their dead owner, for the next recovery.
+        if (this.lifecycle?.shuttingDown) return reset;
         try {
           // Names the dead owner's attempt: if another rescuer reset the job and a live instance
           // started it meanwhile, this reset must not touch that live attempt. A job whose cancel

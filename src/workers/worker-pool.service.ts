@@ -35,7 +35,7 @@ interface RunningAttempt {
 /** How often running attempts are checked for a recorded cancel request (the fallback of the NOTIFY). */
 export const CANCEL_POLL_MS = 500;
 /** After the shutdown deadline, how long aborted handlers get to settle before the process stops waiting. */
-const ABORT_GRACE_MS = 1_000;
+const ABORT_GRACE_MS = 500;
 
 /**
  * `WORKER_CONCURRENCY` loops that take job ids from the delivery queue and run one attempt each.
@@ -102,8 +102,9 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
 
   async onApplicationBootstrap(): Promise<void> {
     await this.recovered.promise;
-    // A signal during recovery: no attempt starts, not even one.
+    // A signal during startup: no worker starts. From a later signal on, no loop takes a new job.
     if (this.state !== 'created' || this.lifecycle.shuttingDown) return;
+    this.lifecycle.signal.addEventListener('abort', () => this.stopTaking.abort(), { once: true });
     this.state = 'running';
     this.loops = Array.from({ length: this.concurrency }, () => this.loop());
     this.auditTimer = setInterval(() => void this.audit(), Math.max(100, Math.floor(this.config.leaseMs / 2)));

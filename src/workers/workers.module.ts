@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
+import { LifecycleModule } from '../lifecycle/lifecycle.module';
 import { QueueModule } from '../queue/queue.module';
 import { RecoveryModule } from '../recovery/recovery.module';
 import { StoreModule } from '../store/store.module';
@@ -12,7 +13,7 @@ import { WorkerPool } from './worker-pool.service';
 
 /** Imports RecoveryModule so that recovery's bootstrap hook has finished before the pool's runs. */
 @Module({
-  imports: [DiscoveryModule, StoreModule, QueueModule, RecoveryModule],
+  imports: [DiscoveryModule, StoreModule, QueueModule, RecoveryModule, LifecycleModule],
   providers: [JobHandlerRegistry, WorkerPool, NoopHandler, SleepHandler, FailHandler, HttpHandler],
   exports: [JobHandlerRegistry, WorkerPool],
 })
