@@ -39,4 +39,12 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   -- Fingerprint of the submission that carried the idempotency key: same key, other body → 422.
   ALTER TABLE jobs ADD COLUMN request_hash TEXT;
   `,
+  `
+  -- The readiness probe's write after a failed write (SqliteJobStore.ping): at most one row, a page long.
+  CREATE TABLE keel_probe (
+    id     INTEGER PRIMARY KEY,
+    at     INTEGER NOT NULL,
+    filler BLOB NOT NULL
+  );
+  `,
 ];
