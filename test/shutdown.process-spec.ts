@@ -89,7 +89,8 @@ describe('shutdown (process)', () => {
     const started = Date.now();
     const exit = await b.kill('SIGTERM', 20_000);
     expect(exit).toEqual({ code: 0, signal: null });
-    expect(Date.now() - started).toBeLessThan(20_000);
+    // contract §4a: the process exits within SHUTDOWN_TIMEOUT_MS + 2 s (20 s is only kill()'s bound)
+    expect(Date.now() - started).toBeLessThan(200 + 2_000);
 
     const c = await startKeel({ sqliteFile: file, env: { WORKER_CONCURRENCY: '2' } });
     const stats = await getQueue(c.http);
