@@ -8,4 +8,6 @@ module.exports = {
     '^.+\\.ts$': ['ts-jest', { isolatedModules: true, tsconfig: 'tsconfig.json' }],
   },
   testTimeout: 60000,
+  // The process specs run dist/main.js: rebuild it first when src/ is newer (silent when fresh).
+  globalSetup: '<rootDir>/test/support/build-if-stale.js',
 };

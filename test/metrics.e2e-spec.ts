@@ -65,7 +65,10 @@ async function scrape(http: Http): Promise<Metrics> {
 
 describe('GET /metrics', () => {
   it('counts submitted, completed, failed and retried jobs per type, and times every attempt', async () => {
+    const beforeStart = Date.now();
     const { http } = await startApp({ WORKER_CONCURRENCY: '2' });
+    const afterStart = Date.now();
+    const submitted = performance.now();
     const noops = await Promise.all([1, 2, 3].map((n) => submit(http, { type: 'noop', payload: { n } })));
     const permanent = await submit(http, { type: 'fail', payload: { permanent: true } });
     const flaky = await submit(http, { type: 'fail', backoffMs: 0, payload: { failTimes: 1 } });
@@ -73,6 +76,8 @@ describe('GET /metrics', () => {
     await waitForState(http, permanent.id, 'failed');
     const flakyDone = await waitForState(http, flaky.id, 'completed');
     expect(flakyDone.attempts).toBe(2);
+    // every attempt ran between the first submission and now
+    const ranWithinSeconds = (performance.now() - submitted) / 1000;
 
     const m = await scrape(http);
     expect(m.value('jobs_submitted_total', { type: 'noop' })).toBe(3);
@@ -99,7 +104,9 @@ describe('GET /metrics', () => {
     expect(m.value('job_duration_seconds_count', { type: 'fail' })).toBe(3);
     expect(m.value('job_duration_seconds_bucket', { type: 'noop', le: '+Inf' })).toBe(3);
     expect(m.value('job_duration_seconds_bucket', { type: 'fail', le: '+Inf' })).toBe(3);
-    expect(m.value('job_duration_seconds_sum', { type: 'noop' })).toBeGreaterThanOrEqual(0);
+    // three attempts, each timed by a monotonic clock (never 0) and each within the test's window
+    expect(m.value('job_duration_seconds_sum', { type: 'noop' })).toBeGreaterThan(0);
+    expect(m.value('job_duration_seconds_sum', { type: 'noop' })).toBeLessThanOrEqual(3 * ranWithinSeconds);
     for (const type of ['noop', 'fail']) {
       const buckets = m.samples
         .filter((s) => s.name === 'job_duration_seconds_bucket' && s.labels.type === type)
@@ -116,11 +123,11 @@ describe('GET /metrics', () => {
     expect(m.value('jobs_backlog')).toBe(0);
     expect(m.value('jobs_processing')).toBe(0);
 
-    // the startup recovery's duration
+    // the startup recovery's duration: the one GET /v1/queue reports, and within the app's start
     const recovery = m.value('recovery_duration_seconds');
-    expect(recovery).toBeDefined();
-    expect(recovery).toBeGreaterThanOrEqual(0);
-    expect(Number.isFinite(recovery)).toBe(true);
+    const report = (await http.get('/v1/queue')).body.recovery as { durationMs: number };
+    expect(recovery).toBe(report.durationMs / 1000);
+    expect(report.durationMs).toBeLessThanOrEqual(afterStart - beforeStart);
 
     // default process metrics
     expect(m.value('process_cpu_user_seconds_total')).toBeGreaterThan(0);
@@ -233,11 +240,16 @@ describe('GET /metrics', () => {
 describe('recovery_duration_seconds on a SQLite file', () => {
   it('is set by the startup recovery', async () => {
     try {
+      const beforeStart = Date.now();
       const { http } = await startApp({ STORE: 'sqlite', SQLITE_FILE: tempSqliteFile() });
+      const afterStart = Date.now();
       const m = await scrape(http);
       const value = m.value('recovery_duration_seconds');
-      expect(value).toBeGreaterThanOrEqual(0);
-      expect(value).toBeLessThan(60);
+      const report = (await http.get('/v1/queue')).body.recovery as { durationMs: number; startedAt: string; finishedAt: string };
+      expect(value).toBe(report.durationMs / 1000);
+      expect(report.durationMs).toBe(Date.parse(report.finishedAt) - Date.parse(report.startedAt));
+      expect(Date.parse(report.startedAt)).toBeGreaterThanOrEqual(beforeStart);
+      expect(Date.parse(report.finishedAt)).toBeLessThanOrEqual(afterStart);
     } finally {
       await closeAllApps();
       removeTempDirs();

@@ -3,7 +3,8 @@
  * while a job runs, then takes them again. Promised (README "Faults", docs/reliability.md):
  *
  * - submissions answer 503 with a message saying the store cannot write, and why;
- * - the service stays live, reads still answer;
+ * - the service stays live, reads still answer; /health/ready answers 503 from the first failed
+ *   write until a write goes through again (contract §4a);
  * - the worker whose attempt ended during the fault does not drop its outcome: it pauses and tries
  *   again, and the outcome of that same attempt is committed once the fault ends (no re-run);
  * - jobs queued or scheduled before the fault run after it; new submissions are 201 and run.
@@ -200,6 +201,11 @@ describe.each([DISK_FULL, READ_ONLY])('a store fault on SQLite: $name (in-proces
       expectError(await http.post(`/v1/jobs/${queued.id}/cancel`), 503, fault.message);
     }
 
+    // not ready: the last write failed, and the probe write that readiness tries fails as well
+    // (it needs a new page, as the 16 KiB writes do)
+    const notReady = new RegExp(`^the store is unreachable: ${fault.message.source.slice(1)}`);
+    expectError(await http.get('/health/ready'), 503, notReady);
+
     // the service stays live and reads answer
     expect((await http.get('/health/live')).status).toBe(200);
     expect((await getJob(http, running.id)).state).toBe('processing');
@@ -220,9 +226,12 @@ describe.each([DISK_FULL, READ_ONLY])('a store fault on SQLite: $name (in-proces
       await waitFor(() => trace.claims >= 1, 'a claim refused by the store', { timeoutMs: 10_000 });
     }
     expect((await http.get('/health/live')).status).toBe(200);
+    expectError(await http.get('/health/ready'), 503, notReady);
 
-    // --- the fault ends: the same attempt's outcome is committed, nothing runs twice
+    // --- the fault ends: ready again (the probe write goes through, with or without other traffic),
+    // and the same attempt's outcome is committed, nothing runs twice
     fault.end(db);
+    await waitFor(async () => (await http.get('/health/ready')).status === 200, '/health/ready to answer 200 again');
     const done = await waitForState(http, running.id, 'completed');
     expect(done.attempts).toBe(1);
     expect(done.lastError).toBeNull();

@@ -2,6 +2,7 @@ import Database from 'better-sqlite3';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { StoreUnavailable } from '../../jobs/job.errors';
 import { GroupCommit } from './group-commit';
 
 describe('GroupCommit', () => {
@@ -92,6 +93,50 @@ describe('GroupCommit', () => {
     db.pragma('max_page_count = 1073741823');
     await expect(group.run(insert('after'))).resolves.toBe('after');
     expect(keys()).toEqual(['after', 'kept']);
+  });
+
+  it('rolls the whole group back when the check before COMMIT throws, and records the fault', async () => {
+    await group.run(insert('kept'));
+    let gone = true;
+    const checked = new GroupCommit(db, {
+      snapshot: () => {
+        const saved = counter.n;
+        return () => {
+          counter.n = saved;
+        };
+      },
+      fault: (err) => err,
+      beforeCommit: () => {
+        if (gone) throw new StoreUnavailable('the file is gone');
+      },
+    });
+    const outcomes = await Promise.allSettled([checked.run(insert('a')), checked.run(insert('b'))]);
+    expect(outcomes.map((o) => (o as PromiseRejectedResult).reason)).toEqual([new StoreUnavailable('the file is gone'), new StoreUnavailable('the file is gone')]);
+    expect(keys()).toEqual(['kept']);
+    expect(counter.n).toBe(1);
+    expect(db.inTransaction).toBe(false);
+    expect(checked.fault).toEqual(new StoreUnavailable('the file is gone'));
+    gone = false;
+    await checked.run(insert('c'));
+    expect(keys()).toEqual(['c', 'kept']);
+  });
+
+  it('keeps the fault of a refused write through ordinary commits, until a probe commits with no write refused', async () => {
+    const refused = () => {
+      throw new StoreUnavailable('cannot write');
+    };
+    await expect(group.run(refused)).rejects.toThrow('cannot write');
+    expect(group.fault).toEqual(new StoreUnavailable('cannot write'));
+    await group.run(insert('a'));
+    expect(group.fault).toEqual(new StoreUnavailable('cannot write'));
+    // a probe in a group where another write is refused leaves the fault
+    await Promise.allSettled([group.probe(() => undefined), group.run(refused)]);
+    expect(group.fault).toEqual(new StoreUnavailable('cannot write'));
+    // a failed probe leaves it too
+    await expect(group.probe(refused)).rejects.toThrow('cannot write');
+    expect(group.fault).toEqual(new StoreUnavailable('cannot write'));
+    await group.probe(() => undefined);
+    expect(group.fault).toBeUndefined();
   });
 
   it('commits what is queued when flushed at once (the store closing)', () => {

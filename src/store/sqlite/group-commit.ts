@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { StoreUnavailable } from '../../jobs/job.errors';
 
 /**
  * `full`: the write is a promise to someone (a submission, a state change) and the commit waits
@@ -12,6 +13,8 @@ interface Write<T = unknown> {
   durability: Durability;
   resolve: (value: T) => void;
   reject: (err: unknown) => void;
+  /** A probe: its commit shows the store takes writes again (see `fault`). */
+  probe?: boolean;
   outcome?: { ok: true; value: T } | { ok: false; error: unknown };
 }
 
@@ -24,6 +27,10 @@ interface Write<T = unknown> {
  * applies, a taken idempotency key) is undone alone and rejects alone; the others commit. When
  * the transaction as a whole cannot commit (disk full, I/O error), SQLite undoes all of it and
  * every write of the group rejects with that error: none of them happened.
+ *
+ * `beforeCommit` runs inside the transaction right before COMMIT: when it throws, the group is
+ * rolled back and fails as a whole (the store checks there that its file is still the one it
+ * opened).
  */
 export class GroupCommit {
   private queued: Write[] = [];
@@ -34,13 +41,24 @@ export class GroupCommit {
   private readonly inSavepoint: (work: () => unknown) => unknown;
   /** Groups committed so far. */
   commits = 0;
+  /**
+   * Why the store could not write, from the first write that failed with StoreUnavailable (alone or
+   * with its whole group) until a probe commits in a group where no write failed so. Ordinary
+   * writes that go through do not clear it: on a full disk a small write can fit where the next
+   * large one does not, and readiness would flap; the probe is a write that needs new space.
+   */
+  fault?: StoreUnavailable | Error;
   /** Whether the connection is left at NORMAL by the last group. */
   private relaxed = false;
 
   constructor(
     private readonly db: Database.Database,
     /** Called before a group runs and when it is undone: the store keeps its in-memory state in step. */
-    private readonly hooks: { snapshot: () => () => void; fault: (err: unknown) => unknown },
+    private readonly hooks: {
+      snapshot: () => () => void;
+      fault: (err: unknown) => unknown;
+      beforeCommit?: () => void;
+    },
   ) {
     this.begin = db.prepare('BEGIN');
     this.commit = db.prepare('COMMIT');
@@ -51,8 +69,17 @@ export class GroupCommit {
 
   /** Runs `work` in the next group; resolves with its result once the group is committed. */
   run<T>(work: () => T, durability: Durability = 'full'): Promise<T> {
+    return this.queue(work, durability, false);
+  }
+
+  /** Runs `work` (a write that needs new space) with a sync; when its group commits cleanly, `fault` is cleared. */
+  probe(work: () => void): Promise<void> {
+    return this.queue(work, 'full', true);
+  }
+
+  private queue<T>(work: () => T, durability: Durability, probe: boolean): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.queued.push({ work, durability, resolve, reject } as Write);
+      this.queued.push({ work, durability, resolve, reject, probe } as Write);
       this.scheduled ??= setImmediate(() => this.flush());
     });
   }
@@ -88,6 +115,7 @@ export class GroupCommit {
         }
       }
       if (!fatal) {
+        this.hooks.beforeCommit?.();
         this.commit.run();
         this.commits += 1;
       }
@@ -102,9 +130,13 @@ export class GroupCommit {
       }
       restore();
       const error = this.hooks.fault(fatal.error);
+      this.fault = error instanceof Error ? error : new Error(String(error));
       for (const write of group) write.reject(error);
       return;
     }
+    const failed = group.find((write) => !write.outcome!.ok && write.outcome!.error instanceof StoreUnavailable);
+    if (failed) this.fault = (failed.outcome as { error: StoreUnavailable }).error;
+    else if (group.some((write) => write.probe && write.outcome!.ok)) this.fault = undefined;
     for (const write of group) {
       const outcome = write.outcome!;
       if (outcome.ok) write.resolve(outcome.value);

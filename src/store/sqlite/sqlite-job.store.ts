@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { BacklogFull, ConcurrentChange, IdempotencyKeyTaken, JobNotFound, StoreUnavailable } from '../../jobs/job.errors';
 import type { JobEvent } from '../../jobs/job-state-machine';
@@ -36,6 +36,21 @@ interface JobRow {
 
 type Statements = { [K in keyof typeof SQL]: Database.Statement };
 
+/** Which file a path names: a file deleted, or another renamed over it, has another identity. */
+interface FileIdentity {
+  dev: bigint;
+  ino: bigint;
+}
+
+/**
+ * The readiness probe's write (table `keel_probe`): a row one page long, inserted before the last
+ * one is deleted, so that it needs a new page as the failed writes of a full disk did.
+ */
+const PROBE_SQL = {
+  insert: `INSERT INTO keel_probe (at, filler) VALUES (?, zeroblob(?))`,
+  prune: `DELETE FROM keel_probe WHERE id < ?`,
+} as const;
+
 /**
  * The embedded durable store: one SQLite file in WAL mode, owned by exactly one process.
  *
@@ -50,6 +65,11 @@ export class SqliteJobStore implements JobStore {
   private readonly listStatements = new Map<string, Database.Statement>();
   /** Exact, because this process is the file's only writer: loaded once at open, kept in step by every write. */
   private stateCounts = emptyCounts();
+  /** The database file and its WAL as opened: checked before every commit and every ping. */
+  private identity?: { db: FileIdentity; wal: FileIdentity };
+  /** Whether the WAL was emptied into the database file after the files went (done once). */
+  private walSecured = false;
+  private probeStatements?: { insert: Database.Statement; prune: Database.Statement; pageSize: number };
 
   constructor(private readonly file: string) {}
 
@@ -75,6 +95,21 @@ export class SqliteJobStore implements JobStore {
     // 64 MiB of page cache (the default is 2 MiB): the indexes of a large backlog stay in memory.
     db.pragma('cache_size = -65536');
     this.migrate(db);
+    if (this.file !== ':memory:' && this.file !== '') {
+      // Locking mode EXCLUSIVE keeps the WAL open, and its file present, until the store closes.
+      const dbFile = identityOf(this.file);
+      const walFile = identityOf(`${this.file}-wal`);
+      if (!dbFile || !walFile) {
+        db.close();
+        throw new Error(`SQLITE_FILE ${this.file}: the database file or its WAL is missing right after opening it`);
+      }
+      this.identity = { db: dbFile, wal: walFile };
+    }
+    this.probeStatements = {
+      insert: db.prepare(PROBE_SQL.insert),
+      prune: db.prepare(PROBE_SQL.prune),
+      pageSize: db.pragma('page_size', { simple: true }) as number,
+    };
     this.db = db;
     this.stmts = Object.fromEntries(Object.entries(SQL).map(([name, sql]) => [name, db.prepare(sql)])) as Statements;
     const counts = emptyCounts();
@@ -87,7 +122,11 @@ export class SqliteJobStore implements JobStore {
           this.stateCounts = saved;
         };
       },
-      fault: unavailable,
+      fault: (err) => {
+        this.secureWal();
+        return unavailable(err);
+      },
+      beforeCommit: () => this.checkFiles(),
     });
   }
 
@@ -98,11 +137,79 @@ export class SqliteJobStore implements JobStore {
     this.db.close();
     this.db = undefined;
     this.stmts = undefined;
+    this.probeStatements = undefined;
+    this.identity = undefined;
+    this.walSecured = false;
     this.listStatements.clear();
   }
 
+  /**
+   * Ready while the file is the one opened and the last write did not fail. After a failed write,
+   * a probe write (one that needs new space, synced) decides: a store fixed meanwhile is ready again
+   * without waiting for traffic.
+   */
   async ping(): Promise<void> {
-    this.statements().ping.get();
+    const stmts = this.statements();
+    try {
+      this.checkFiles();
+    } catch (err) {
+      this.secureWal();
+      throw err;
+    }
+    stmts.ping.get();
+    const group = this.writes();
+    if (group.fault) {
+      const probe = this.probeStatements!;
+      await group.probe(() =>
+        write(() => {
+          const { lastInsertRowid } = probe.insert.run(Date.now(), probe.pageSize);
+          probe.prune.run(lastInsertRowid);
+        }),
+      );
+    }
+  }
+
+  /**
+   * Throws StoreUnavailable when the database file or its WAL is no longer the file this store
+   * opened (deleted, or another renamed over it): a commit into it would be acknowledged into a
+   * file that is gone. Two stat calls, a few microseconds (docs/decisions.md).
+   */
+  private checkFiles(): void {
+    if (!this.identity) return;
+    const wal = `${this.file}-wal`;
+    for (const [path, opened] of [
+      [this.file, this.identity.db],
+      [wal, this.identity.wal],
+    ] as const) {
+      const now = identityOf(path);
+      if (now && now.dev === opened.dev && now.ino === opened.ino) continue;
+      throw new StoreUnavailable(
+        `the SQLite file ${path} was ${now ? 'replaced' : 'deleted'} under the running process: ` +
+          'nothing more is written; restart Keel once the file is back in place (README "Recovery")',
+      );
+    }
+  }
+
+  /**
+   * Once the files went: empties the WAL into the database file through the open handles (a
+   * checkpoint). When only the WAL went, what it held, every commit acknowledged so far, is then in
+   * the database file, which survives a restart; when the database file went, the WAL left at the
+   * path no longer holds frames that a restart would replay onto another file.
+   */
+  private secureWal(): void {
+    if (this.walSecured || !this.db || this.db.inTransaction || !this.identity) return;
+    try {
+      this.checkFiles();
+      return;
+    } catch {
+      // gone or replaced: secure what the WAL holds
+    }
+    this.walSecured = true;
+    try {
+      this.db.pragma('wal_checkpoint(TRUNCATE)');
+    } catch {
+      // nothing more can be done here; the store answers 503 either way
+    }
   }
 
   async insert(jobs: NewJob[], maxBacklog: number): Promise<Job[]> {
@@ -292,6 +399,11 @@ function unavailable(err: unknown): unknown {
   const code = (err as { code?: string }).code ?? '';
   const fault = Object.keys(FAULTS).find((prefix) => code.startsWith(prefix));
   return fault ? new StoreUnavailable(`the SQLite store cannot write: ${FAULTS[fault]} (${code})`) : err;
+}
+
+function identityOf(path: string): FileIdentity | undefined {
+  const stat = statSync(path, { throwIfNoEntry: false, bigint: true });
+  return stat && { dev: stat.dev, ino: stat.ino };
 }
 
 function isBusy(err: unknown): boolean {

@@ -43,4 +43,12 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   -- A cancel asked for while the job was processing: the attempt's end makes it cancelled.
   ALTER TABLE jobs ADD COLUMN cancel_requested_at INTEGER;
   `,
+  `
+  -- The readiness probe's write after a failed write (SqliteJobStore.ping): at most one row, a page long.
+  CREATE TABLE keel_probe (
+    id     INTEGER PRIMARY KEY,
+    at     INTEGER NOT NULL,
+    filler BLOB NOT NULL
+  );
+  `,
 ];
