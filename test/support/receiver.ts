@@ -181,11 +181,21 @@ export interface DeliveryAudit {
   problems: string[];
 }
 
+export interface AuditOptions {
+  /**
+   * Per job, the times (Date.now(), taken before the request was sent) of each
+   * `POST /v1/jobs/:id/retry` that answered 200: a retry sets `attempts` back to 0, so the first
+   * delivery that starts after one may be attempt 1 again. Overlap is checked across retries too.
+   */
+  retries?: ReadonlyMap<string, readonly number[]>;
+}
+
 /**
  * The delivery rules every webhook test checks: each delivery names a submitted job and carries
- * its id as Idempotency-Key; per job, deliveries never overlap in time and attempts go up.
+ * its id as Idempotency-Key; per job, deliveries never overlap in time and attempts go up (within
+ * each run between two retries, see `AuditOptions.retries`).
  */
-export function auditDeliveries(deliveries: readonly Delivery[], submitted: ReadonlySet<string>): DeliveryAudit {
+export function auditDeliveries(deliveries: readonly Delivery[], submitted: ReadonlySet<string>, { retries }: AuditOptions = {}): DeliveryAudit {
   const byJob = new Map<string, Delivery[]>();
   const problems: string[] = [];
   const overlapping: string[] = [];
@@ -205,7 +215,8 @@ export function auditDeliveries(deliveries: readonly Delivery[], submitted: Read
         problems.push(`job ${id}: delivery ${list[i].seq} started before delivery ${prev.seq} ended: ${JSON.stringify(shown)}`);
       }
       const [a, b] = [Number(prev.headers['x-job-attempt']), Number(list[i].headers['x-job-attempt'])];
-      if (!(b > a)) problems.push(`job ${id}: delivery ${list[i].seq} is attempt ${b}, after attempt ${a}`);
+      const retriedBetween = (retries?.get(id) ?? []).some((t) => prev.start <= t && t <= list[i].start);
+      if (!(b > a) && !(retriedBetween && b >= 1)) problems.push(`job ${id}: delivery ${list[i].seq} is attempt ${b}, after attempt ${a}`);
     }
   }
   return { byJob, overlapping, problems };

@@ -11,6 +11,12 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
  * - `restore()`: back to forwarding. After a blackhole the held bytes are delivered, as TCP
  *   delivers them once a brief partition heals; connections accepted meanwhile are connected
  *   upstream now. After a cut the port listens again (the same port).
+ * - `dropAfter(text, every)`: while forwarding, each client→server chunk that contains `text` is
+ *   counted (one counter over all connections); every `every`-th one is forwarded, then its
+ *   connection is closed at once: the server gets the chunk and then end-of-file, the client sees
+ *   the connection die without an answer. With `pg_notify`, this is a connection dropped right
+ *   after a statement with a NOTIFY was sent: the statement commits, the client is told it failed.
+ *   Deterministic (a counter, no randomness); `stopDropping()` ends it.
  *
  * `closeProxies()` in afterEach/afterAll closes every proxy still open.
  */
@@ -38,6 +44,11 @@ export class TcpProxy {
   accepted = 0;
   /** Chunks held back by a blackhole since the start (either direction). */
   heldChunks = 0;
+  /** `dropAfter`: client→server chunks that contained the text while it was set, since the start. */
+  matchedChunks = 0;
+  /** `dropAfter`: connections closed after a matching chunk, since the start. */
+  droppedConnections = 0;
+  private drop?: { text: Buffer; every: number };
 
   constructor(
     readonly targetHost: string,
@@ -91,6 +102,20 @@ export class TcpProxy {
     }
   }
 
+  /**
+   * From now on, every `every`-th client→server chunk containing `text` (counted since the start)
+   * is forwarded and then its connection is closed (see the class comment).
+   */
+  dropAfter(text: string, every = 2): void {
+    if (!Number.isInteger(every) || every < 1) throw new Error(`every must be a positive integer, got ${every}`);
+    this.drop = { text: Buffer.from(text, 'utf8'), every };
+  }
+
+  /** Ends `dropAfter`: every chunk is forwarded again. */
+  stopDropping(): void {
+    this.drop = undefined;
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     open.delete(this);
@@ -131,6 +156,13 @@ export class TcpProxy {
     client.on('error', () => undefined);
     client.on('close', () => this.destroyPair(pair));
     client.on('data', (chunk: Buffer) => {
+      if (this.currentMode === 'forward' && pair.upstream && this.drop && chunk.includes(this.drop.text)) {
+        this.matchedChunks += 1;
+        if (this.matchedChunks % this.drop.every === 0) {
+          this.dropAfterSending(pair, chunk);
+          return;
+        }
+      }
       if (this.currentMode === 'forward' && pair.upstream) {
         pair.upstream.write(chunk);
       } else {
@@ -162,6 +194,24 @@ export class TcpProxy {
   private flush(pair: Pair): void {
     if (pair.upstream) for (const chunk of pair.toUpstream.splice(0)) pair.upstream.write(chunk);
     for (const chunk of pair.toClient.splice(0)) pair.client.write(chunk);
+  }
+
+  /**
+   * Sends `chunk` and then end-of-file upstream (the server reads the whole chunk before it sees
+   * the end), and destroys the client side now: the client never gets the answer.
+   */
+  private dropAfterSending(pair: Pair, chunk: Buffer): void {
+    if (!this.pairs.delete(pair)) return;
+    this.droppedConnections += 1;
+    const upstream = pair.upstream!;
+    upstream.removeAllListeners('data');
+    upstream.on('data', () => undefined);
+    pair.client.destroy();
+    upstream.end(chunk);
+    // The server closes its side once it read the end; never leave the socket behind.
+    const timer = setTimeout(() => upstream.destroy(), 10_000);
+    timer.unref();
+    upstream.once('close', () => clearTimeout(timer));
   }
 
   private destroyPair(pair: Pair): void {
