@@ -343,7 +343,7 @@ async function crashLoop(setup: Setup): Promise<string[]> {
   const log = {
     rescues: matching(/recovered the jobs of a dead instance/).length,
     leaseFences: matching(/the lease could not be renewed/).length,
-    refusedOutcomes: matching(/outcome \w+ not applied/).length,
+    refusedOutcomes: matching(/stale outcome \w+ discarded/).length,
   };
   // A lease fence (an instance that could not renew its lease in time stops its own attempts, to
   // be run again) costs what a kill costs; it should not happen here, and is reported when it does.
@@ -505,13 +505,14 @@ describePg('a stalled instance on PostgreSQL (process)', () => {
     await waitFor(
       async () => {
         seen = await getJob(b.http, job.id);
-        return /outcome \w+ not applied/.test(a.stdout) || seen.state !== 'processing';
+        return /stale outcome \w+ discarded/.test(a.stdout) || seen.state !== 'processing';
       },
       "A's late outcome to be dealt with",
       { timeoutMs: 60_000 },
     ).catch((err: Error) => {
       throw new Error(`${err.message}; job: ${JSON.stringify(seen)}\nA: ${a.output}\nB: ${b.output}`);
     });
+    if (seen?.state !== 'processing') throw new Error(`job: ${JSON.stringify(seen)}\nA: ${a.output}\nB: ${b.output}`);
     expect(seen).toMatchObject({ state: 'processing', attempts: 2 });
 
     // attempt 2 succeeds: the job ends completed, by it

@@ -150,7 +150,7 @@ describePg('one running attempt per job (PostgreSQL, two instances, process)', (
   }, 90_000);
 
   it('b. connections dropped right after a statement with a NOTIFY: no overlapping deliveries, attempts go up, every job completes', async () => {
-    const WAVES = 12;
+    const WAVES = 6;
     const WAVE = 40;
     const JOBS = WAVES * WAVE;
     const CONCURRENCY = 20;
@@ -175,7 +175,7 @@ describePg('one running attempt per job (PostgreSQL, two instances, process)', (
         () =>
           submitBatch(
             (wave % 2 === 0 ? a : b).http,
-            Array.from({ length: WAVE }, (_, i) => ({ type: 'http', maxAttempts: 20, backoffMs: 0, payload: { url: receiver.url(`/job/${wave}/${i}`) } })),
+            Array.from({ length: WAVE }, (_, i) => ({ type: 'http', maxAttempts: 100, backoffMs: 0, payload: { url: receiver.url(`/job/${wave}/${i}`) } })),
           ).catch((err: Error) => {
             // refused before anything was stored (the store was unreachable a moment ago): again
             if (/answered 503/.test(err.message)) return undefined;
@@ -184,7 +184,10 @@ describePg('one running attempt per job (PostgreSQL, two instances, process)', (
         `wave ${wave} submitted`,
         { timeoutMs: 30_000, intervalMs: 100 },
       );
-      proxy.dropAfter('pg_notify', 2);
+      // Every state change's statement carries its NOTIFY clause: one in four is cut after it was
+      // sent (a start or an outcome committed but reported as failed; attempts lost to cut starts
+      // count, hence maxAttempts 100).
+      proxy.dropAfter('pg_notify', 4);
       for (const job of submitted) ids.add(job.id);
       done = await waitFor(
         async () => {

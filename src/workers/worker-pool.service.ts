@@ -34,6 +34,8 @@ interface RunningAttempt {
 
 /** How often running attempts are checked for a recorded cancel request (the fallback of the NOTIFY). */
 export const CANCEL_POLL_MS = 500;
+/** After a store fault in an attempt, the audit runs this soon (it also runs every LEASE_MS / 2). */
+const AUDIT_SOON_MS = 200;
 /** After the shutdown deadline, how long aborted handlers get to settle before the process stops waiting. */
 const ABORT_GRACE_MS = 500;
 
@@ -62,6 +64,7 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
   private cancelTimer?: NodeJS.Timeout;
   private pollingCancels = false;
   private auditTimer?: NodeJS.Timeout;
+  private auditSoonTimer?: NodeJS.Timeout;
   private auditing = false;
   private leaseTimer?: NodeJS.Timeout;
   private stopDeadlinePassed = false;
@@ -136,6 +139,7 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
     this.state = 'stopping';
     this.stopTaking.abort();
     clearInterval(this.auditTimer);
+    clearTimeout(this.auditSoonTimer);
     clearInterval(this.leaseTimer);
     clearInterval(this.cancelTimer);
     const all = Promise.all(this.loops);
@@ -174,8 +178,10 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
       try {
         await this.runAttempt(key.id);
       } catch (err) {
-        // The store failed: `audit` gives the job back once the store answers again.
+        // The store failed (a start or an outcome whose answer was lost may still have committed):
+        // `audit` gives the job back once the store answers again, soon rather than at its next pass.
         this.logger.error(`job ${key.id}: ${(err as Error).message}`);
+        this.auditSoon();
       } finally {
         const held = (this.inFlight.get(key.id) ?? 1) - 1;
         if (held > 0) this.inFlight.set(key.id, held);
@@ -293,6 +299,15 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
     } finally {
       this.pollingCancels = false;
     }
+  }
+
+  private auditSoon(): void {
+    if (this.auditSoonTimer || this.state !== 'running') return;
+    this.auditSoonTimer = setTimeout(() => {
+      this.auditSoonTimer = undefined;
+      void this.audit();
+    }, AUDIT_SOON_MS);
+    this.auditSoonTimer.unref();
   }
 
   /**
