@@ -107,7 +107,8 @@ interface CancelRequest {
   done: boolean;
 }
 
-export const seenCases = new Map<string, number>();
+/** How often each situation worth racing came up, per store: a run that never reaches them proves nothing. */
+const seenCases = new Map<string, number>();
 function saw(what: string): void {
   seenCases.set(what, (seenCases.get(what) ?? 0) + 1);
 }
@@ -119,6 +120,7 @@ class Run {
   readonly cancelRequests: CancelRequest[] = [];
   /** Per job, how many retries were accepted. */
   readonly retries = new Map<string, number>();
+  readonly maxAttempts = new Map<string, number>();
   app!: TestApp;
   service!: JobsService;
   pool!: WorkerPool;
@@ -167,7 +169,8 @@ class Run {
     return pool.length === 0 ? undefined : pool[t.pick % pool.length];
   }
 
-  async apply(cmd: Cmd): Promise<void> {
+  /** Applies one command; a submission returns the new job's id. */
+  async apply(cmd: Cmd): Promise<string | void> {
     switch (cmd.kind) {
       case 'submit': {
         const dto: CreateJobDto = {
@@ -179,7 +182,8 @@ class Run {
         };
         const { job } = await this.service.submit(dto);
         this.jobIds.push(job.id);
-        return;
+        this.maxAttempts.set(job.id, cmd.maxAttempts);
+        return job.id;
       }
       case 'cancel': {
         const id = await this.target(cmd);
@@ -280,7 +284,7 @@ function expectNoViolation(run: Run): void {
 }
 
 /** Per job, the attempt numbers the handler saw rise by one, from 1 again only after an accepted retry. */
-function expectAttemptSequences(run: Run, maxAttempts: Map<string, number>): void {
+function expectAttemptSequences(run: Run): void {
   for (const id of run.jobIds) {
     const seen = run.log.of(id).map((a) => a.attempt);
     let generations = 0;
@@ -288,7 +292,7 @@ function expectAttemptSequences(run: Run, maxAttempts: Map<string, number>): voi
       if (n === 1) generations += 1;
       else if (i === 0) expect({ id, seen, first: n }).toEqual({ id, seen, first: 1 });
       else expect({ id, seen, at: i, n }).toEqual({ id, seen, at: i, n: seen[i - 1] + 1 });
-      expect(n).toBeLessThanOrEqual(maxAttempts.get(id)!);
+      expect(n).toBeLessThanOrEqual(run.maxAttempts.get(id)!);
     }
     expect({ id, seen, generations: Math.max(0, generations - 1) <= (run.retries.get(id) ?? 0) }).toEqual({ id, seen, generations: true });
   }
@@ -367,11 +371,11 @@ function expectNoStaleOutcome(run: Run): void {
   expect(stale.map((t) => `${t.id} ${t.event.type}: ${t.error!.message}`)).toEqual([]);
 }
 
-async function checkStep(run: Run, maxAttempts: Map<string, number>): Promise<void> {
+async function checkStep(run: Run): Promise<void> {
   expectNoViolation(run);
   await expectAgreement(run);
   await expectCancelsDelivered(run);
-  expectAttemptSequences(run, maxAttempts);
+  expectAttemptSequences(run);
   expectNoStaleOutcome(run);
 }
 
@@ -379,7 +383,7 @@ async function checkStep(run: Run, maxAttempts: Map<string, number>): Promise<vo
  * Every hanging attempt is released (and every later one succeeds at once); then nothing is left
  * running and no job is stuck: each is final, or pending with its next attempt not due yet.
  */
-async function checkEnd(run: Run, maxAttempts: Map<string, number>): Promise<void> {
+async function checkEnd(run: Run): Promise<void> {
   run.log.autoSucceed = true;
   for (const a of run.log.live()) a.finish('success');
   const at = Date.now();
@@ -396,7 +400,7 @@ async function checkEnd(run: Run, maxAttempts: Map<string, number>): Promise<voi
   }, 'every job to end', { timeoutMs: 10_000 }).catch((err: Error) => {
     throw new Error(`${err.message}; last seen: ${JSON.stringify(last)}; live attempts: ${run.log.live().length}, busy ${run.pool.busy}`);
   });
-  await checkStep(run, maxAttempts);
+  await checkStep(run);
   expect(run.cancelRequests.filter((r) => !r.done).map((r) => r.jobId)).toEqual([]);
   const stats = await queueStats(run.app.http);
   expect({ processing: stats.counts.processing, busy: stats.workers.busy, overdue: stats.workers.overdue }).toEqual({ processing: 0, busy: 0, overdue: 0 });
@@ -428,7 +432,7 @@ const STORES: StoreCase[] = [
   { name: 'memory', numRuns: 25, env: async () => ({ STORE: 'memory' }) },
   { name: 'sqlite', numRuns: 25, env: async () => ({ STORE: 'sqlite', SQLITE_FILE: tempSqliteFile() }) },
   ...(TEST_DATABASE_URL
-    ? [{ name: 'postgres', numRuns: 12, env: async () => ({ STORE: 'postgres', DATABASE_URL: (await createTestDatabase()).url }) }]
+    ? [{ name: 'postgres', numRuns: 20, env: async () => ({ STORE: 'postgres', DATABASE_URL: (await createTestDatabase()).url }) }]
     : []),
 ];
 
@@ -436,29 +440,28 @@ afterEach(async () => {
   await closeAllApps();
   removeTempDirs();
 });
-afterAll(() => console.log(JSON.stringify([...seenCases].sort())));
 afterAll(() => (TEST_DATABASE_URL ? dropTestDatabases() : undefined));
 
 describe.each(STORES)('model-based: one running attempt per job through cancel and retry ($name)', (storeCase) => {
+  beforeAll(() => seenCases.clear());
+
   it('never runs two attempts of a job at once, whatever cancels and retries race the workers', async () => {
     await fc.assert(
       fc.asyncProperty(fc.array(cmdArb, { minLength: 5, maxLength: 25 }), async (cmds) => {
         const run = new Run();
-        const maxAttempts = new Map<string, number>();
         try {
           await run.start(await storeCase.env());
           for (const [i, cmd] of cmds.entries()) {
             try {
               await run.apply(cmd);
-              if (cmd.kind === 'submit') maxAttempts.set(run.jobIds[run.jobIds.length - 1], cmd.maxAttempts);
-              await checkStep(run, maxAttempts);
+              await checkStep(run);
             } catch (err) {
               (err as Error).message = `step ${i} ${JSON.stringify(cmd)}:\n${(err as Error).message}`;
               throw err;
             }
           }
           try {
-            await checkEnd(run, maxAttempts);
+            await checkEnd(run);
           } catch (err) {
             (err as Error).message = `after releasing every attempt:\n${(err as Error).message}`;
             throw err;
@@ -471,5 +474,61 @@ describe.each(STORES)('model-based: one running attempt per job through cancel a
       }),
       { numRuns: storeCase.numRuns, endOnFailure: true },
     );
+    // The races this test is for came up: cancels of running jobs, and attempts running on after their signal.
+    const seen = Object.fromEntries(seenCases);
+    const times = (prefix: string) => [...seenCases].filter(([what]) => what.startsWith(prefix)).reduce((n, [, k]) => n + k, 0);
+    expect({ seen, cancelsWhileProcessing: times('cancel processing') > 0, overdue: times('overdue') > 0 }).toEqual({
+      seen,
+      cancelsWhileProcessing: true,
+      overdue: true,
+    });
   }, 180_000);
+
+  it('replays the race the rule is for: a cancel of an attempt that ignores its signal, a retry while it runs on, a retry once it ended', async () => {
+    const run = new Run();
+    try {
+      await run.start(await storeCase.env());
+      const stubborn = (await run.apply({ kind: 'submit', honour: false, maxAttempts: 2, backoffMs: 0, shortTimeout: false })) as string;
+      const polite = (await run.apply({ kind: 'submit', honour: true, maxAttempts: 2, backoffMs: 0, shortTimeout: false })) as string;
+      const first = await waitFor(() => run.log.liveOf(stubborn), 'the first attempt of the stubborn job to run');
+      await waitFor(() => run.log.liveOf(polite), 'the first attempt of the polite job to run');
+      await checkStep(run);
+
+      // Cancelled while running: answered processing, signal fired, ignored; the job stays processing, overdue.
+      await run.apply({ kind: 'cancel', pick: run.jobIds.indexOf(stubborn), among: 'any' });
+      await run.apply({ kind: 'cancel', pick: run.jobIds.indexOf(polite), among: 'any' });
+      expect(run.cancelRequests.map((r) => [r.jobId, r.attempt])).toEqual([
+        [stubborn, 1],
+        [polite, 1],
+      ]);
+      await checkStep(run);
+      expect(first.settledAt).toBeUndefined();
+      expect((await run.store.get(stubborn))?.state).toBe('processing');
+      expect((await run.store.get(polite))?.state).toBe('cancelled');
+      expect((await queueStats(run.app.http)).workers).toMatchObject({ busy: 1, overdue: 1 });
+
+      // A retry while it runs on is refused, a second cancel changes nothing; neither starts it again.
+      await run.apply({ kind: 'retry', pick: run.jobIds.indexOf(stubborn), among: 'any' });
+      await run.apply({ kind: 'cancel', pick: run.jobIds.indexOf(stubborn), among: 'any' });
+      await run.apply({ kind: 'turn', immediates: 3, waitMs: 20 });
+      await checkStep(run);
+      expect(run.log.of(stubborn)).toHaveLength(1);
+
+      // Its handler returns a success: the job is cancelled all the same, and only then may a retry run it.
+      first.finish('success');
+      await checkStep(run);
+      expect(await run.store.get(stubborn)).toMatchObject({ state: 'cancelled', attempts: 1 });
+      expect((await queueStats(run.app.http)).workers).toMatchObject({ busy: 0, overdue: 0 });
+      await run.apply({ kind: 'retry', pick: run.jobIds.indexOf(stubborn), among: 'any' });
+      const again = await waitFor(() => run.log.of(stubborn)[1], 'the stubborn job to run again after the retry');
+      expect(again.attempt).toBe(1);
+      await checkStep(run);
+      await checkEnd(run);
+      expect(await run.store.get(stubborn)).toMatchObject({ state: 'completed', attempts: 1 });
+    } finally {
+      run.log.autoSucceed = true;
+      for (const a of run.log.live()) a.finish('success');
+      await run.close();
+    }
+  });
 });
