@@ -1,4 +1,4 @@
-import type { JobView } from '../src/jobs/job.view';
+import type { JobView } from '../src/core/job.view';
 import {
   closeAllApps,
   expectError,

@@ -1,4 +1,4 @@
-import type { JobView } from '../src/jobs/job.view';
+import type { JobView } from '../src/core/job.view';
 import { closeAllApps, expectError, startApp, submit, waitForJob, waitForState, type Http } from './support/app';
 import { freePort } from './support/process';
 import { closeReceivers, startReceiver, type Receiver } from './support/receiver';

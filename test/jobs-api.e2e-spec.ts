@@ -1,5 +1,5 @@
 import { LifecycleService } from '../src/lifecycle/lifecycle.service';
-import type { JobView } from '../src/jobs/job.view';
+import type { JobView } from '../src/core/job.view';
 import {
   closeAllApps,
   expectError,

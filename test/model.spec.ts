@@ -1,15 +1,15 @@
 import { Logger } from '@nestjs/common';
 import fc from 'fast-check';
 import { v7 as uuidv7 } from 'uuid';
-import { Deferred } from '../src/common/deferred';
 import { loadConfig, type KeelConfig } from '../src/config/keel-config';
-import { BacklogFull, InvalidTransition } from '../src/jobs/job.errors';
-import type { JobEvent } from '../src/jobs/job-state-machine';
-import { JOB_STATES, type DispatchKey, type Job, type JobState } from '../src/jobs/job.model';
+import { BacklogFull, InvalidTransition } from '../src/core/job.errors';
+import type { JobEvent } from '../src/core/job-state-machine';
+import { JOB_STATES, type DispatchKey, type Job, type JobState } from '../src/core/job.model';
 import type { JobMetrics } from '../src/metrics/job-metrics';
 import { DeliveryQueue } from '../src/queue/delivery-queue';
 import { FeederService } from '../src/queue/feeder.service';
 import type { RecoveryReport } from '../src/recovery/recovery-report';
+import { LeaseService } from '../src/recovery/lease.service';
 import { RecoveryService } from '../src/recovery/recovery.service';
 import type { JobStore, StateCounts } from '../src/store/job-store';
 import { STORE_KINDS, type StoreKind, type StoreUnderTest } from './support/stores';
@@ -439,10 +439,12 @@ async function crashAndRecover(w: World): Promise<void> {
   w.generation += 1;
   w.owner = `model/${w.generation}`;
   w.buildProcess();
-  const recovery = new RecoveryService(w.store, w.feeder, new Deferred<RecoveryReport>(), METRICS_STUB, w.config());
+  const lease = new LeaseService(w.store, w.config());
+  const recovery = new RecoveryService(w.store, w.feeder, lease, METRICS_STUB, w.config());
   await recovery.onApplicationBootstrap();
   // Its lease-renewal and rescue timers (no-ops on an embedded store) are not part of the model.
   await recovery.beforeApplicationShutdown();
+  lease.beforeApplicationShutdown();
   w.lastReport = recovery.report;
 
   // The model: processing → pending (attempts kept), every claim of the dead process released, then priming.

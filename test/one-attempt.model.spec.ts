@@ -1,9 +1,9 @@
 import fc from 'fast-check';
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import type { CreateJobDto } from '../src/jobs/dto/create-job.dto';
-import { InvalidTransition, StaleOutcome } from '../src/jobs/job.errors';
-import type { JobEvent } from '../src/jobs/job-state-machine';
-import type { Job, JobState } from '../src/jobs/job.model';
+import { InvalidTransition, StaleOutcome } from '../src/core/job.errors';
+import type { JobEvent } from '../src/core/job-state-machine';
+import type { Job, JobState } from '../src/core/job.model';
 import { JobsService } from '../src/jobs/jobs.service';
 import { JOBS_STORE, type JobStore } from '../src/store/job-store';
 import { WorkerPool } from '../src/workers/worker-pool.service';

@@ -15,8 +15,8 @@
 import { Logger } from '@nestjs/common';
 import { Client } from 'pg';
 import { v7 as uuidv7 } from 'uuid';
-import { BacklogFull, ConcurrentChange, IdempotencyKeyTaken, InvalidTransition, JobNotFound, StoreUnavailable } from '../src/jobs/job.errors';
-import type { Job, NewJob } from '../src/jobs/job.model';
+import { BacklogFull, ConcurrentChange, IdempotencyKeyTaken, InvalidTransition, JobNotFound, StoreUnavailable } from '../src/core/job.errors';
+import type { Job, NewJob } from '../src/core/job.model';
 import { PgJobStore } from '../src/store/postgres/pg-job.store';
 import { MAX_GROUP_JOBS, MAX_GROUP_SUBMISSIONS } from '../src/store/postgres/pg-insert-groups';
 import { MAX_WRITTEN_ROWS } from '../src/store/postgres/pg-transition-groups';

@@ -1,5 +1,5 @@
 import { v7 as uuidv7 } from 'uuid';
-import type { JobView } from '../src/jobs/job.view';
+import type { JobView } from '../src/core/job.view';
 import { SqliteJobStore } from '../src/store/sqlite/sqlite-job.store';
 import { StoreOwnershipError } from '../src/store/store.errors';
 import {

@@ -25,11 +25,11 @@
 import { Module } from '@nestjs/common';
 import type Database from 'better-sqlite3';
 import { IsInt, IsOptional, IsString, Max, Min } from 'class-validator';
-import { StoreUnavailable } from '../src/jobs/job.errors';
-import type { JobView } from '../src/jobs/job.view';
+import { StoreUnavailable } from '../src/core/job.errors';
+import type { JobView } from '../src/core/job.view';
 import { JOBS_STORE } from '../src/store/job-store';
 import type { SqliteJobStore } from '../src/store/sqlite/sqlite-job.store';
-import { JobHandler, JobHandlerBase, type JobContext } from '../src/workers/job-handler';
+import { JobHandler, JobHandlerBase, type JobContext } from '../src/core/job-handler';
 import { closeAllApps, expectError, getJob, queueStats, removeTempDirs, startApp, submit, tempSqliteFile, waitForState, type TestApp } from './support/app';
 import { waitFor } from './support/wait';
 

@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { v7 as uuidv7 } from 'uuid';
-import { applyChange, canApply, decide, type JobEvent, type JobEventType } from '../src/jobs/job-state-machine';
-import { BacklogFull, IdempotencyKeyTaken, InvalidTransition, JobNotFound, StaleOutcome } from '../src/jobs/job.errors';
-import { JOB_STATES, type DispatchKey, type Job, type JobState, type NewJob } from '../src/jobs/job.model';
+import { applyChange, canApply, decide, type JobEvent, type JobEventType } from '../src/core/job-state-machine';
+import { BacklogFull, IdempotencyKeyTaken, InvalidTransition, JobNotFound, StaleOutcome } from '../src/core/job.errors';
+import { JOB_STATES, type DispatchKey, type Job, type JobState, type NewJob } from '../src/core/job.model';
 import { emptyCounts, type JobStore, type StateCounts, type TransitionGuard } from '../src/store/job-store';
 import { SqliteJobStore } from '../src/store/sqlite/sqlite-job.store';
 import { StoreOwnershipError } from '../src/store/store.errors';

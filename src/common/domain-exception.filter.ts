@@ -12,7 +12,7 @@ import {
   JobNotFound,
   ShuttingDown,
   StoreUnavailable,
-} from '../jobs/job.errors';
+} from '../core/job.errors';
 
 const DOMAIN_STATUS = new Map<Function, number>([
   [JobNotFound, HttpStatus.NOT_FOUND],

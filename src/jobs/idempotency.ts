@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { InvalidJob } from './job.errors';
+import { InvalidJob } from '../core/job.errors';
 
 /** Printable ASCII without spaces at the ends, 1..255 characters (as the IETF draft suggests for keys). */
 const KEY = /^[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?$/;

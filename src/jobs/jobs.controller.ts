@@ -22,7 +22,7 @@ import { CreateJobsBatchDto } from './dto/create-jobs-batch.dto';
 import { JobBatchDto, JobDto, JobListDto } from './dto/job.dto';
 import { ListJobsQuery } from './dto/list-jobs.query';
 import { RequestId } from '../logging/request-id.decorator';
-import { toJobView, type JobView } from './job.view';
+import { toJobView, type JobView } from '../core/job.view';
 import { JobsService } from './jobs.service';
 
 @ApiTags('jobs')

@@ -10,8 +10,8 @@ import { WorkerPool } from '../workers/worker-pool.service';
 import type { CreateJobDto } from './dto/create-job.dto';
 import type { ListJobsQuery } from './dto/list-jobs.query';
 import { checkIdempotencyKey, requestFingerprint } from './idempotency';
-import { IdempotencyKeyReused, IdempotencyKeyTaken, InvalidJob, JobNotFound, ShuttingDown } from './job.errors';
-import type { Job, NewJob } from './job.model';
+import { IdempotencyKeyReused, IdempotencyKeyTaken, InvalidJob, JobNotFound, ShuttingDown } from '../core/job.errors';
+import type { Job, NewJob } from '../core/job.model';
 
 export interface Submission {
   job: Job;

@@ -1,5 +1,5 @@
 import type { KeelConfig } from '../config/keel-config';
-import type { DispatchKey } from '../jobs/job.model';
+import type { DispatchKey } from '../core/job.model';
 import { DeliveryQueue } from './delivery-queue';
 
 function queue(capacity: number): DeliveryQueue {

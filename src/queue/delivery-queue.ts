@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
-import { compareDispatch, type DispatchKey } from '../jobs/job.model';
+import { compareDispatch, type DispatchKey } from '../core/job.model';
 
 /**
  * The in-memory delivery queue: at most `QUEUE_CAPACITY` job ids (with their dispatch keys, so

@@ -1,10 +1,9 @@
 import { Module } from '@nestjs/common';
-import { Deferred } from '../common/deferred';
 import { LifecycleModule } from '../lifecycle/lifecycle.module';
 import { QueueModule } from '../queue/queue.module';
 import { StoreModule } from '../store/store.module';
-import type { RecoveryReport } from './recovery-report';
-import { RECOVERY_READY } from './recovery.constants';
+import { LeaseService } from './lease.service';
+import { RECOVERY_READY, type RecoveryReadiness } from './recovery.constants';
 import { RecoveryService } from './recovery.service';
 
 /**
@@ -13,7 +12,12 @@ import { RecoveryService } from './recovery.service';
  */
 @Module({
   imports: [StoreModule, QueueModule, LifecycleModule],
-  providers: [RecoveryService, { provide: RECOVERY_READY, useFactory: () => new Deferred<RecoveryReport>() }],
-  exports: [RecoveryService, RECOVERY_READY],
+  providers: [
+    RecoveryService,
+    LeaseService,
+    // Read-only: a promise to await, never a deferred someone else could resolve.
+    { provide: RECOVERY_READY, useFactory: (recovery: RecoveryService): RecoveryReadiness => ({ done: recovery.ready }), inject: [RecoveryService] },
+  ],
+  exports: [RecoveryService, LeaseService, RECOVERY_READY],
 })
 export class RecoveryModule {}

@@ -8,13 +8,14 @@ import {
 } from '@nestjs/common';
 import { Deferred } from '../common/deferred';
 import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
-import { ConcurrentChange, InvalidTransition } from '../jobs/job.errors';
+import { ConcurrentChange, InvalidTransition } from '../core/job.errors';
 import { LifecycleService } from '../lifecycle/lifecycle.service';
 import { JobMetrics } from '../metrics/job-metrics';
 import { FeederService } from '../queue/feeder.service';
 import { JOBS_STORE, type JobStore } from '../store/job-store';
 import type { RecoveryReport } from './recovery-report';
-import { RECOVERY_PAGE_SIZE, RECOVERY_READY } from './recovery.constants';
+import { LeaseService } from './lease.service';
+import { RECOVERY_PAGE_SIZE } from './recovery.constants';
 
 /**
  * Recovery (contract §5). At startup, in `onApplicationBootstrap`, after the store opened and
@@ -37,42 +38,35 @@ export class RecoveryService implements OnApplicationBootstrap, BeforeApplicatio
   private lastReport: RecoveryReport = { startedAt: null, finishedAt: null, durationMs: null, resetToPending: 0, pendingFound: 0 };
   private timers: NodeJS.Timeout[] = [];
   private rescuing?: Promise<void>;
-  /**
-   * When this process last renewed its lease, on the monotonic clock: a wall clock stepped back
-   * (NTP) would make an old renewal look recent and disable the fence.
-   */
-  private lastRenewal = performance.now();
+  /** Resolved only here; others get its promise (`RECOVERY_READY`), which they can only await. */
+  private readonly done = new Deferred<RecoveryReport>();
 
   constructor(
     @Inject(JOBS_STORE) private readonly store: JobStore,
     private readonly feeder: FeederService,
-    @Inject(RECOVERY_READY) private readonly ready: Deferred<RecoveryReport>,
+    private readonly lease: LeaseService,
     private readonly metrics: JobMetrics,
     @Inject(KEEL_CONFIG) private readonly config: KeelConfig,
     @Optional() private readonly lifecycle?: LifecycleService,
   ) {}
 
+  /** Resolves with the report once recovery is done; rejects if it failed. */
+  get ready(): Promise<RecoveryReport> {
+    return this.done.promise;
+  }
+
   get report(): RecoveryReport {
     return { ...this.lastReport };
   }
 
-  /**
-   * Whether this process may have lost its lease: two renewals in a row failed, so others may soon
-   * take it for dead and run its jobs. Workers then stop their attempts and take no new ones until
-   * a renewal succeeds again. Never true on an embedded store, whose renewal cannot fail.
-   */
-  get leaseAtRisk(): boolean {
-    return this.store.shared && performance.now() - this.lastRenewal > (this.config.leaseMs * 2) / 3;
-  }
-
   async onApplicationBootstrap(): Promise<void> {
     try {
-      this.ready.resolve(await this.recover());
+      this.done.resolve(await this.recover());
     } catch (err) {
-      this.ready.reject(err);
+      this.done.reject(err);
       throw err;
     }
-    this.every(Math.max(100, Math.floor(this.config.leaseMs / 3)), () => this.renewLease());
+    this.lease.keepRenewing();
     this.every(Math.max(100, Math.floor(this.config.leaseMs / 2)), () => this.rescue());
   }
 
@@ -85,13 +79,13 @@ export class RecoveryService implements OnApplicationBootstrap, BeforeApplicatio
   private async recover(): Promise<RecoveryReport> {
     const started = Date.now();
     this.logger.log('recovery started');
-    await this.renewLease();
+    await this.lease.renew();
     const resetToPending = await this.resetAbandoned();
     await this.store.releaseAbandonedClaims(this.config.owner);
     const pendingFound = (await this.store.counts()).pending;
     const primed = await this.feeder.prime();
     // Renewed again now: the periodic renewal starts only after this hook returns.
-    await this.renewLease();
+    await this.lease.renew();
     this.feeder.start();
     const finished = Date.now();
     this.metrics.recoveryDuration.set((finished - started) / 1000);
@@ -138,12 +132,6 @@ export class RecoveryService implements OnApplicationBootstrap, BeforeApplicatio
     }
   }
 
-  private async renewLease(): Promise<void> {
-    const started = performance.now();
-    await this.store.renewLease(this.config.owner, this.config.leaseMs);
-    this.lastRenewal = started;
-  }
-
   private async rescue(): Promise<void> {
     if (this.rescuing) return;
     this.rescuing = (async () => {
@@ -166,7 +154,7 @@ export class RecoveryService implements OnApplicationBootstrap, BeforeApplicatio
       if (busy) return;
       busy = true;
       task()
-        .catch((err: unknown) => this.logger.warn(`lease or rescue pass failed: ${(err as Error).message}`))
+        .catch((err: unknown) => this.logger.warn(`rescue pass failed: ${(err as Error).message}`))
         .finally(() => {
           busy = false;
         });

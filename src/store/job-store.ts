@@ -1,5 +1,5 @@
-import type { JobEvent } from '../jobs/job-state-machine';
-import type { DispatchKey, Job, JobState, NewJob } from '../jobs/job.model';
+import type { JobEvent } from '../core/job-state-machine';
+import type { DispatchKey, Job, JobState, NewJob } from '../core/job.model';
 
 /** Injection token of the one `JobStore` of the app. */
 export const JOBS_STORE = 'KEEL:JOBS_STORE';

@@ -1,6 +1,6 @@
-import { InvalidTransition, StaleOutcome } from '../jobs/job.errors';
-import { applyChange, decide, isOutcome, outcomeAttempt, type JobChange, type JobEvent } from '../jobs/job-state-machine';
-import type { Job } from '../jobs/job.model';
+import { InvalidTransition, StaleOutcome } from '../core/job.errors';
+import { applyChange, decide, isOutcome, outcomeAttempt, type JobChange, type JobEvent } from '../core/job-state-machine';
+import type { Job } from '../core/job.model';
 import type { TransitionGuard } from './job-store';
 
 export interface PlannedTransition {

@@ -2,9 +2,9 @@ import { Injectable, type OnModuleInit, type Type } from '@nestjs/common';
 import { DiscoveryService } from '@nestjs/core';
 import { plainToInstance } from 'class-transformer';
 import { validate, type ValidationError } from 'class-validator';
-import type { JobPayload } from '../jobs/job.model';
+import type { JobPayload } from '../core/job.model';
 import { FeederService } from '../queue/feeder.service';
-import { JOB_HANDLER_METADATA, JobHandlerBase } from './job-handler';
+import { JOB_HANDLER_METADATA, JobHandlerBase } from '../core/job-handler';
 import { DuplicateJobHandlerError, InvalidJobHandlerError } from './job-handler.errors';
 
 export interface RegisteredHandler {

@@ -6,22 +6,21 @@ import {
   type OnApplicationBootstrap,
 } from '@nestjs/common';
 import { setImmediate as yieldToEventLoop, setTimeout as sleep } from 'node:timers/promises';
-import { Deferred } from '../common/deferred';
 import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
-import { ConcurrentChange, InvalidTransition, JobNotFound, StaleOutcome } from '../jobs/job.errors';
-import type { JobEvent } from '../jobs/job-state-machine';
-import type { Job } from '../jobs/job.model';
-import { toJobView } from '../jobs/job.view';
+import { ConcurrentChange, InvalidTransition, JobNotFound, StaleOutcome } from '../core/job.errors';
+import type { JobEvent } from '../core/job-state-machine';
+import type { Job } from '../core/job.model';
+import { toJobView } from '../core/job.view';
 import { DeliveryQueue } from '../queue/delivery-queue';
 import { FeederService } from '../queue/feeder.service';
 import type { RecoveryReport } from '../recovery/recovery-report';
-import { RECOVERY_READY } from '../recovery/recovery.constants';
-import { RecoveryService } from '../recovery/recovery.service';
+import { RECOVERY_READY, type RecoveryReadiness } from '../recovery/recovery.constants';
+import { LeaseService } from '../recovery/lease.service';
 import { LifecycleService } from '../lifecycle/lifecycle.service';
 import { JobMetrics } from '../metrics/job-metrics';
 import { JOBS_STORE, type JobStore } from '../store/job-store';
 import { AttemptAborted } from './attempt-abort';
-import { PermanentJobError } from './job-handler';
+import { PermanentJobError } from '../core/job-handler';
 import { JobHandlerRegistry } from './job-handler.registry';
 
 type PoolState = 'created' | 'running' | 'stopping' | 'stopped';
@@ -74,10 +73,10 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
     private readonly queue: DeliveryQueue,
     private readonly feeder: FeederService,
     private readonly registry: JobHandlerRegistry,
-    @Inject(RECOVERY_READY) private readonly recovered: Deferred<RecoveryReport>,
+    @Inject(RECOVERY_READY) private readonly recovered: RecoveryReadiness,
     @Inject(KEEL_CONFIG) private readonly config: KeelConfig,
     private readonly metrics: JobMetrics,
-    private readonly recovery: RecoveryService,
+    private readonly lease: LeaseService,
     private readonly lifecycle: LifecycleService,
   ) {
     // A cancel recorded through any instance reaches the one running the attempt.
@@ -104,7 +103,7 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
   }
 
   async onApplicationBootstrap(): Promise<void> {
-    await this.recovered.promise;
+    await this.recovered.done;
     // A signal during startup: no worker starts. From a later signal on, no loop takes a new job.
     if (this.state !== 'created' || this.lifecycle.shuttingDown) return;
     this.lifecycle.signal.addEventListener('abort', () => this.stopTaking.abort(), { once: true });
@@ -167,7 +166,7 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
 
   private async loop(): Promise<void> {
     while (!this.stopTaking.signal.aborted) {
-      if (this.recovery.leaseAtRisk) {
+      if (this.lease.atRisk) {
         await sleep(100, undefined, { signal: this.stopTaking.signal }).catch(() => undefined);
         continue;
       }
@@ -345,7 +344,7 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
    * takes the outcome) so that two runs of one job overlap as little as possible.
    */
   private fenceIfLeaseAtRisk(): void {
-    if (!this.recovery.leaseAtRisk || this.running.size === 0) return;
+    if (!this.lease.atRisk || this.running.size === 0) return;
     this.logger.warn(`the lease could not be renewed: stopping ${this.running.size} attempts; their jobs will run again`);
     for (const { controller } of this.running.values()) {
       if (!controller.signal.aborted) controller.abort(new AttemptAborted('lease', 'stopped: this instance could not renew its lease'));

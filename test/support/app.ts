@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import request, { type Response } from 'supertest';
 import { createApp } from '../../src/app.setup';
 import { loadConfig, type KeelConfig } from '../../src/config/keel-config';
-import type { JobView } from '../../src/jobs/job.view';
+import type { JobView } from '../../src/core/job.view';
 import { waitFor } from './wait';
 import type { QueueStatsDto } from '../../src/jobs/dto/queue-stats.dto';
 

@@ -1,6 +1,6 @@
 import { Module } from '@nestjs/common';
-import type { JobView } from '../../src/jobs/job.view';
-import { JobHandler, JobHandlerBase, PermanentJobError, type JobContext } from '../../src/workers/job-handler';
+import type { JobView } from '../../src/core/job.view';
+import { JobHandler, JobHandlerBase, PermanentJobError, type JobContext } from '../../src/core/job-handler';
 
 /**
  * A job handler whose attempts the test ends by hand, and that records every attempt it runs.

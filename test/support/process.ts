@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { waitFor } from './wait';
 import type { QueueStatsDto } from '../../src/jobs/dto/queue-stats.dto';
-import type { JobView } from '../../src/jobs/job.view';
+import type { JobView } from '../../src/core/job.view';
 
 /**
  * Helpers for the process specs (test/*.process-spec.ts): they run the BUILT server

@@ -1,6 +1,6 @@
 import { ApiProperty } from '@nestjs/swagger';
-import { JOB_STATES, type JobState } from '../job.model';
-import type { JobView } from '../job.view';
+import { JOB_STATES, type JobState } from '../../core/job.model';
+import type { JobView } from '../../core/job.view';
 
 /** The job as the API returns it (contract §3); documents `JobView` for OpenAPI. */
 export class JobDto implements JobView {

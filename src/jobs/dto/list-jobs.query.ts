@@ -1,7 +1,7 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsIn, IsInt, IsOptional, IsString, Length, Max, Min } from 'class-validator';
-import { JOB_STATES, type JobState } from '../job.model';
+import { JOB_STATES, type JobState } from '../../core/job.model';
 
 export class ListJobsQuery {
   @ApiPropertyOptional({ enum: JOB_STATES })

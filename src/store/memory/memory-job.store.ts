@@ -1,6 +1,6 @@
-import { BacklogFull, ConcurrentChange, IdempotencyKeyTaken, JobNotFound } from '../../jobs/job.errors';
-import type { JobEvent } from '../../jobs/job-state-machine';
-import { compareDispatch, newJobRecord, type DispatchKey, type Job, type NewJob } from '../../jobs/job.model';
+import { BacklogFull, ConcurrentChange, IdempotencyKeyTaken, JobNotFound } from '../../core/job.errors';
+import type { JobEvent } from '../../core/job-state-machine';
+import { compareDispatch, newJobRecord, type DispatchKey, type Job, type NewJob } from '../../core/job.model';
 import { emptyCounts, type HeldJob, type JobStore, type ListQuery, type StateCounts, type TransitionGuard } from '../job-store';
 import { planTransition } from '../plan-transition';
 

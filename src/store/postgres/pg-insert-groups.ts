@@ -1,6 +1,6 @@
 import type { PoolClient } from 'pg';
-import { BacklogFull, StoreUnavailable } from '../../jobs/job.errors';
-import { newJobRecord, type Job, type NewJob } from '../../jobs/job.model';
+import { BacklogFull, StoreUnavailable } from '../../core/job.errors';
+import { newJobRecord, type Job, type NewJob } from '../../core/job.model';
 import { insertColumns } from './pg-rows';
 import { PG_SQL } from './pg-statements';
 import { TurnGroups } from './turn-groups';

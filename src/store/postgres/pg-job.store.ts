@@ -1,9 +1,9 @@
 import { Logger } from '@nestjs/common';
 import { createHash, randomUUID } from 'node:crypto';
 import { Client, Pool, types, type PoolClient, type PoolConfig } from 'pg';
-import { BacklogFull, DomainError, IdempotencyKeyTaken, StoreUnavailable } from '../../jobs/job.errors';
-import type { JobEvent } from '../../jobs/job-state-machine';
-import { compareDispatch, type DispatchKey, type Job, type JobState, type NewJob } from '../../jobs/job.model';
+import { BacklogFull, DomainError, IdempotencyKeyTaken, StoreUnavailable } from '../../core/job.errors';
+import type { JobEvent } from '../../core/job-state-machine';
+import { compareDispatch, type DispatchKey, type Job, type JobState, type NewJob } from '../../core/job.model';
 import { emptyCounts, type HeldJob, type JobStore, type ListQuery, type StateCounts, type TransitionGuard } from '../job-store';
 import { PG_MIGRATIONS } from './pg-migrations';
 import { PgInsertGroups } from './pg-insert-groups';

@@ -1,4 +1,4 @@
-import type { Job, JobState, NewJob } from '../../jobs/job.model';
+import type { Job, JobState, NewJob } from '../../core/job.model';
 
 /** A `keel_jobs` row as the driver returns it (bigint columns parsed to numbers). */
 export interface JobRow {

@@ -1,7 +1,7 @@
 import type { QueryResult, QueryResultRow } from 'pg';
-import { ConcurrentChange, JobNotFound, StoreUnavailable } from '../../jobs/job.errors';
-import type { JobEvent } from '../../jobs/job-state-machine';
-import type { Job } from '../../jobs/job.model';
+import { ConcurrentChange, JobNotFound, StoreUnavailable } from '../../core/job.errors';
+import type { JobEvent } from '../../core/job-state-machine';
+import type { Job } from '../../core/job.model';
 import type { TransitionGuard } from '../job-store';
 import { planTransition, type PlannedTransition } from '../plan-transition';
 import { fromRow, jsonOrNull, type JobRow } from './pg-rows';

@@ -2,7 +2,7 @@ import Database from 'better-sqlite3';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { StoreUnavailable } from '../../jobs/job.errors';
+import { StoreUnavailable } from '../../core/job.errors';
 import { GroupCommit } from './group-commit';
 
 describe('GroupCommit', () => {

@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import { StoreUnavailable } from '../../jobs/job.errors';
+import { StoreUnavailable } from '../../core/job.errors';
 
 /**
  * `full`: the write is a promise to someone (a submission, a state change) and the commit waits

@@ -1,9 +1,9 @@
 import Database from 'better-sqlite3';
 import { mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { BacklogFull, ConcurrentChange, IdempotencyKeyTaken, JobNotFound, StoreUnavailable } from '../../jobs/job.errors';
-import type { JobEvent } from '../../jobs/job-state-machine';
-import { compareDispatch, newJobRecord, type DispatchKey, type Job, type JobState, type NewJob } from '../../jobs/job.model';
+import { BacklogFull, ConcurrentChange, IdempotencyKeyTaken, JobNotFound, StoreUnavailable } from '../../core/job.errors';
+import type { JobEvent } from '../../core/job-state-machine';
+import { compareDispatch, newJobRecord, type DispatchKey, type Job, type JobState, type NewJob } from '../../core/job.model';
 import { emptyCounts, type HeldJob, type JobStore, type ListQuery, type StateCounts, type TransitionGuard } from '../job-store';
 import { planTransition } from '../plan-transition';
 import { StoreOwnershipError } from '../store.errors';

@@ -1,7 +1,7 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
 import { IsBoolean, IsInt, IsOptional, IsString, MaxLength, Min } from 'class-validator';
-import type { JobView } from '../../jobs/job.view';
-import { JobHandler, JobHandlerBase, PermanentJobError, type JobContext } from '../job-handler';
+import type { JobView } from '../../core/job.view';
+import { JobHandler, JobHandlerBase, PermanentJobError, type JobContext } from '../../core/job-handler';
 
 export class FailPayload {
   @ApiPropertyOptional({ description: 'The error message.', maxLength: 1000 })

@@ -2,8 +2,8 @@ import { Inject } from '@nestjs/common';
 import { ApiPropertyOptional, ApiProperty } from '@nestjs/swagger';
 import { IsIn, IsObject, IsOptional, IsString, MaxLength } from 'class-validator';
 import { KEEL_CONFIG, type KeelConfig } from '../../config/keel-config';
-import type { JobView } from '../../jobs/job.view';
-import { JobHandler, JobHandlerBase, PermanentJobError, type JobContext } from '../job-handler';
+import type { JobView } from '../../core/job.view';
+import { JobHandler, JobHandlerBase, PermanentJobError, type JobContext } from '../../core/job-handler';
 import { AllowedHosts } from './allowed-hosts';
 
 export const HTTP_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;

@@ -1,4 +1,4 @@
-import { JobHandler, JobHandlerBase } from '../job-handler';
+import { JobHandler, JobHandlerBase } from '../../core/job-handler';
 
 /** Completes at once with `{}`. */
 @JobHandler('noop')

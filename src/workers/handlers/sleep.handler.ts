@@ -1,8 +1,8 @@
 import { ApiProperty } from '@nestjs/swagger';
 import { IsInt, Max, Min } from 'class-validator';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { JobView } from '../../jobs/job.view';
-import { JobHandler, JobHandlerBase, type JobContext } from '../job-handler';
+import type { JobView } from '../../core/job.view';
+import { JobHandler, JobHandlerBase, type JobContext } from '../../core/job-handler';
 
 export class SleepPayload {
   @ApiProperty({ minimum: 0, maximum: 3_600_000, description: 'How long to wait, in milliseconds.' })

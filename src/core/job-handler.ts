@@ -1,7 +1,7 @@
 import { applyDecorators, Injectable, type Type } from '@nestjs/common';
 import { DiscoveryService } from '@nestjs/core';
-import type { JobPayload } from '../jobs/job.model';
-import type { JobView } from '../jobs/job.view';
+import type { JobPayload } from './job.model';
+import type { JobView } from './job.view';
 
 /** What a handler gets besides the job. */
 export interface JobContext {

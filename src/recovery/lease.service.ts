@@ -1,0 +1,61 @@
+import { Inject, Injectable, Logger, type BeforeApplicationShutdown } from '@nestjs/common';
+import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
+import { JOBS_STORE, type JobStore } from '../store/job-store';
+
+/**
+ * This process's lease on a shared store: taken by recovery before it resets anything, renewed
+ * every `LEASE_MS / 3` once recovery is done, and watched by the workers' fence (`atRisk`).
+ * Embedded stores have no lease to lose: renewing is a no-op and `atRisk` is never true.
+ */
+@Injectable()
+export class LeaseService implements BeforeApplicationShutdown {
+  private readonly logger = new Logger('Lease');
+  private timer?: NodeJS.Timeout;
+  private renewing = false;
+  /**
+   * When this process last renewed its lease, on the monotonic clock: a wall clock stepped back
+   * (NTP) would make an old renewal look recent and disable the fence.
+   */
+  private lastRenewal = performance.now();
+
+  constructor(
+    @Inject(JOBS_STORE) private readonly store: JobStore,
+    @Inject(KEEL_CONFIG) private readonly config: KeelConfig,
+  ) {}
+
+  /**
+   * Whether this process may have lost its lease: renewals failed for two thirds of `LEASE_MS`,
+   * so others may soon take it for dead and run its jobs. Workers then stop their attempts and take
+   * no new ones until a renewal succeeds again.
+   */
+  get atRisk(): boolean {
+    return this.store.shared && performance.now() - this.lastRenewal > (this.config.leaseMs * 2) / 3;
+  }
+
+  /** Renews the lease once; the time counted from is the start of the successful renewal. */
+  async renew(): Promise<void> {
+    const started = performance.now();
+    await this.store.renewLease(this.config.owner, this.config.leaseMs);
+    this.lastRenewal = started;
+  }
+
+  /** Renews every `LEASE_MS / 3` from now on, never two renewals at once. */
+  keepRenewing(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => {
+      if (this.renewing) return;
+      this.renewing = true;
+      this.renew()
+        .catch((err: unknown) => this.logger.warn(`lease renewal failed: ${(err as Error).message}`))
+        .finally(() => {
+          this.renewing = false;
+        });
+    }, Math.max(100, Math.floor(this.config.leaseMs / 3)));
+    this.timer.unref();
+  }
+
+  beforeApplicationShutdown(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+}
