@@ -10,19 +10,13 @@ import type { KeelConfig } from './config/keel-config';
 import { LifecycleService } from './lifecycle/lifecycle.service';
 import { KEEL_LOGGER, type KeelLogger } from './logging/keel-logger';
 import { requestLogging } from './logging/request-logging';
+import { jsonBodyProblem, MAX_JSON_DEPTH } from './common/input-validation';
 
 export const MAX_BODY = '1mb';
-/**
- * Objects and arrays nested deeper than this in a JSON body are refused with 400: the validation
- * pipeline (and every JSON walk after it) recurses, and a 1 MiB body of brackets would exhaust
- * the stack and answer 500. Keys `__proto__`, `constructor` and `prototype` are refused too: the
- * validation pipeline would strip them, and a job must run with the payload that was sent.
- */
-export const MAX_JSON_DEPTH = 100;
 
 /** Builds the app, not yet listening. `main.ts` and the e2e tests both come through here. */
-export async function createApp(config: KeelConfig, extraImports: Parameters<typeof AppModule.register>[1] = []): Promise<NestExpressApplication> {
-  const app = await NestFactory.create<NestExpressApplication>(AppModule.register(config, extraImports), {
+export async function createApp(config: KeelConfig, extraImports: Parameters<typeof AppModule.forRoot>[1] = []): Promise<NestExpressApplication> {
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config, extraImports), {
     bodyParser: false,
     abortOnError: false,
     bufferLogs: true,
@@ -47,14 +41,8 @@ export function setupApp(app: NestExpressApplication): void {
   app.useBodyParser('json', { limit: MAX_BODY });
   app.use(refuseHostileJson);
   app.enableVersioning({ type: VersioningType.URI });
-  app.useGlobalPipes(
-    new ValidationPipe({
-      whitelist: true,
-      forbidNonWhitelisted: true,
-      transform: true,
-      exceptionFactory: (errors) => new BadRequestException(flattenErrors(errors).join('; ')),
-    }),
-  );
+  // Keel's controllers carry their own pipe and filter; this one answers what fails before a route
+  // (body parser, hostile JSON, unknown paths) with the same error shape.
   app.useGlobalFilters(new DomainExceptionFilter());
   SwaggerModule.setup('docs', app, () => buildOpenApi(app), { jsonDocumentUrl: 'docs-json' });
 }
@@ -83,35 +71,8 @@ function closeConnectionWhenStopping(lifecycle: LifecycleService) {
   };
 }
 
-/** Keys that name an object's prototype machinery: refused rather than silently dropped. */
-const RESERVED_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
-
 /** Runs right after the JSON parser; an iterative walk, so that the check itself cannot overflow. */
 function refuseHostileJson(req: Request, _res: Response, next: NextFunction): void {
   const problem = jsonBodyProblem(req.body, MAX_JSON_DEPTH);
   next(problem ? new BadRequestException(problem) : undefined);
-}
-
-/** Why a parsed JSON body is refused (too deep, a reserved key), or undefined. */
-export function jsonBodyProblem(value: unknown, maxDepth: number): string | undefined {
-  const stack: Array<{ value: unknown; depth: number; path: string }> = [{ value, depth: 1, path: '' }];
-  while (stack.length > 0) {
-    const item = stack.pop()!;
-    if (item.value === null || typeof item.value !== 'object') continue;
-    if (item.depth > maxDepth) return `the request body is nested more than ${maxDepth} levels deep`;
-    for (const [key, child] of Object.entries(item.value)) {
-      const path = item.path ? `${item.path}.${key}` : key;
-      if (!Array.isArray(item.value) && RESERVED_KEYS.has(key)) return `${path}: the key "${key}" is reserved and not accepted`;
-      stack.push({ value: child, depth: item.depth + 1, path });
-    }
-  }
-  return undefined;
-}
-
-function flattenErrors(errors: ValidationError[], parent = ''): string[] {
-  return errors.flatMap((e) => {
-    const path = parent ? `${parent}.${e.property}` : e.property;
-    const own = Object.values(e.constraints ?? {}).map((m) => (parent ? `${parent}.${m}` : m));
-    return [...own, ...flattenErrors(e.children ?? [], path)];
-  });
 }

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { isDeepStrictEqual } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import type { Response } from 'supertest';
-import { MAX_JSON_DEPTH } from '../src/app.setup';
+import { MAX_JSON_DEPTH } from '../src/common/input-validation';
 import { JOB_STATES } from '../src/core/job.model';
 import type { JobView } from '../src/core/job.view';
 import { closeAllApps, removeTempDirs, startApp, submit, tempSqliteFile, totalJobs, type Http, type TestApp } from './support/app';

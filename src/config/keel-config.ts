@@ -38,6 +38,92 @@ export class ConfigError extends Error {
 
 type Env = Record<string, string | undefined>;
 
+/**
+ * The settings of `KeelModule.forRoot` (contract §13): the §2 variables in camelCase, except
+ * PORT and HOST, which belong to the standalone server.
+ */
+export interface KeelSettings {
+  store?: StoreKind;
+  sqliteFile?: string;
+  databaseUrl?: string;
+  workerConcurrency?: number;
+  queueCapacity?: number;
+  maxBacklog?: number;
+  jobTimeoutMs?: number;
+  shutdownTimeoutMs?: number;
+  leaseMs?: number;
+  instanceId?: string;
+  apiKey?: string;
+  httpJobAllowedHosts?: string[] | string;
+  logLevel?: LogLevel;
+}
+
+/** Each setting's variable in `loadConfig`. */
+const SETTING_VARIABLES: Record<keyof KeelSettings, string> = {
+  store: 'STORE',
+  sqliteFile: 'SQLITE_FILE',
+  databaseUrl: 'DATABASE_URL',
+  workerConcurrency: 'WORKER_CONCURRENCY',
+  queueCapacity: 'QUEUE_CAPACITY',
+  maxBacklog: 'MAX_BACKLOG',
+  jobTimeoutMs: 'JOB_TIMEOUT_MS',
+  shutdownTimeoutMs: 'SHUTDOWN_TIMEOUT_MS',
+  leaseMs: 'LEASE_MS',
+  instanceId: 'INSTANCE_ID',
+  apiKey: 'API_KEY',
+  httpJobAllowedHosts: 'HTTP_JOB_ALLOWED_HOSTS',
+  logLevel: 'LOG_LEVEL',
+};
+
+/**
+ * The configuration of a `KeelModule.forRoot(settings)`: the same rules and defaults as the
+ * environment's, and a bad value is a `ConfigError` naming the setting (`workerConcurrency must
+ * be ...`). Unknown settings are refused too: a typo must not fall back to a default silently.
+ */
+export function configFromSettings(settings: KeelSettings): KeelConfig {
+  const env: Env = {};
+  const names: Record<string, string> = {};
+  for (const [key, value] of Object.entries(settings) as Array<[keyof KeelSettings, unknown]>) {
+    const variable = SETTING_VARIABLES[key];
+    if (variable === undefined) throw new ConfigError(`${String(key)} is not a Keel setting; known: ${Object.keys(SETTING_VARIABLES).join(', ')}`);
+    if (value === undefined || value === null) continue;
+    names[variable] = key;
+    if (Array.isArray(value)) env[variable] = value.join(',');
+    else if (typeof value === 'string' || typeof value === 'number') env[variable] = String(value);
+    else throw new ConfigError(`${key} must be a ${key === 'httpJobAllowedHosts' ? 'list of strings' : 'string or number'}, got ${typeof value}`);
+  }
+  try {
+    return loadConfig(env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    // The message names the variable; a module user knows the setting.
+    throw new ConfigError(err.message.replace(/\b[A-Z][A-Z_]+\b/g, (name) => names[name] ?? settingOf(name) ?? name));
+  }
+}
+
+function settingOf(variable: string): string | undefined {
+  return (Object.entries(SETTING_VARIABLES) as Array<[string, string]>).find(([, v]) => v === variable)?.[0];
+}
+
+/** The settings that reproduce `config` (the standalone server builds the module from the environment). */
+export function settingsOf(config: KeelConfig): KeelSettings {
+  return {
+    store: config.store,
+    sqliteFile: config.sqliteFile,
+    databaseUrl: config.databaseUrl,
+    workerConcurrency: config.workerConcurrency,
+    queueCapacity: config.queueCapacity,
+    maxBacklog: config.maxBacklog,
+    jobTimeoutMs: config.jobTimeoutMs,
+    shutdownTimeoutMs: config.shutdownTimeoutMs,
+    leaseMs: config.leaseMs,
+    instanceId: config.instanceId,
+    apiKey: config.apiKey,
+    httpJobAllowedHosts: config.httpJobAllowedHosts,
+    logLevel: config.logLevel,
+  };
+}
+
 export function loadConfig(env: Env = process.env): KeelConfig {
   const instanceId = text(env, 'INSTANCE_ID') ?? randomUUID();
   const store = oneOf(env, 'STORE', ['sqlite', 'postgres', 'memory'] as const, 'sqlite');

@@ -1,4 +1,6 @@
-import { Body, Controller, Get, Headers, HttpCode, HttpStatus, Param, Post, Query, Res } from '@nestjs/common';
+import { DomainExceptionFilter } from '../common/domain-exception.filter';
+import { keelValidationPipe } from '../common/keel-validation.pipe';
+import { Body, Controller, Get, Headers, HttpCode, HttpStatus, Param, Post, Query, Res, UseFilters, UsePipes } from '@nestjs/common';
 import {
   ApiBadRequestResponse,
   ApiBearerAuth,
@@ -28,7 +30,9 @@ import { JobsService } from './jobs.service';
 @ApiTags('jobs')
 @ApiBearerAuth()
 @ApiUnauthorizedResponse({ type: ErrorResponseDto, description: 'API_KEY is set and the request has no valid Bearer key.' })
-@Controller({ path: 'jobs', version: '1' })
+@UsePipes(keelValidationPipe())
+@UseFilters(DomainExceptionFilter)
+@Controller('v1/jobs')
 export class JobsController {
   constructor(private readonly jobs: JobsService) {}
 

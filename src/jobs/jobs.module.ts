@@ -1,15 +1,23 @@
-import { Module } from '@nestjs/common';
+import { Module, type DynamicModule } from '@nestjs/common';
 import { QueueModule } from '../queue/queue.module';
 import { RecoveryModule } from '../recovery/recovery.module';
 import { StoreModule } from '../store/store.module';
 import { WorkersModule } from '../workers/workers.module';
 import { JobsController } from './jobs.controller';
+import { JobsClient } from './jobs.client';
 import { JobsService } from './jobs.service';
 import { QueueController } from './queue.controller';
 
-@Module({
-  imports: [StoreModule, QueueModule, RecoveryModule, WorkersModule],
-  controllers: [JobsController, QueueController],
-  providers: [JobsService],
-})
-export class JobsModule {}
+/** The jobs feature: `JobsClient` always, the `/v1` routes when `http`. */
+@Module({})
+export class JobsModule {
+  static register({ http }: { http: boolean }): DynamicModule {
+    return {
+      module: JobsModule,
+      imports: [StoreModule, QueueModule, RecoveryModule, WorkersModule],
+      controllers: http ? [JobsController, QueueController] : [],
+      providers: [JobsService, JobsClient],
+      exports: [JobsService, JobsClient],
+    };
+  }
+}

@@ -1,4 +1,6 @@
-import { Controller, Get, Inject } from '@nestjs/common';
+import { DomainExceptionFilter } from '../common/domain-exception.filter';
+import { keelValidationPipe } from '../common/keel-validation.pipe';
+import { Controller, Get, Inject, UseFilters, UsePipes } from '@nestjs/common';
 import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiTags, ApiUnauthorizedResponse } from '@nestjs/swagger';
 import { ErrorResponseDto } from '../common/error-response.dto';
 import { DeliveryQueue } from '../queue/delivery-queue';
@@ -10,7 +12,9 @@ import { QueueStatsDto } from './dto/queue-stats.dto';
 @ApiTags('queue')
 @ApiBearerAuth()
 @ApiUnauthorizedResponse({ type: ErrorResponseDto, description: 'API_KEY is set and the request has no valid Bearer key.' })
-@Controller({ path: 'queue', version: '1' })
+@UsePipes(keelValidationPipe())
+@UseFilters(DomainExceptionFilter)
+@Controller('v1/queue')
 export class QueueController {
   constructor(
     @Inject(JOBS_STORE) private readonly store: JobStore,

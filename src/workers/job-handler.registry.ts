@@ -5,7 +5,7 @@ import { validate, type ValidationError } from 'class-validator';
 import type { JobPayload } from '../core/job.model';
 import { FeederService } from '../queue/feeder.service';
 import { JOB_HANDLER_METADATA, JobHandlerBase } from '../core/job-handler';
-import { DuplicateJobHandlerError, InvalidJobHandlerError } from './job-handler.errors';
+import { DuplicateJobHandlerError, InvalidJobHandlerError, RequestScopedJobHandlerError } from './job-handler.errors';
 
 export interface RegisteredHandler {
   type: string;
@@ -26,9 +26,12 @@ export class JobHandlerRegistry implements OnModuleInit {
   onModuleInit(): void {
     for (const wrapper of this.discovery.getProviders({ metadataKey: JOB_HANDLER_METADATA.KEY })) {
       const meta = this.discovery.getMetadataByDecorator(JOB_HANDLER_METADATA, wrapper);
-      if (!meta || !wrapper.instance) continue;
-      const instance: unknown = wrapper.instance;
+      if (!meta) continue;
       const className = (wrapper.metatype as Type | undefined)?.name ?? String(wrapper.token);
+      // Never skipped silently: its type would then be refused as unknown, with no word why.
+      if (!wrapper.isDependencyTreeStatic()) throw new RequestScopedJobHandlerError(className, meta.type);
+      if (!wrapper.instance) continue;
+      const instance: unknown = wrapper.instance;
       if (!(instance instanceof JobHandlerBase)) throw new InvalidJobHandlerError(className, meta.type);
       const existing = this.handlers.get(meta.type);
       if (existing) throw new DuplicateJobHandlerError(meta.type, existing.handler.constructor.name, className);

@@ -1,0 +1,70 @@
+import { Injectable } from '@nestjs/common';
+import { Observable, Subject } from 'rxjs';
+import type { JobEvent as StateEvent } from '../core/job-state-machine';
+import type { Job } from '../core/job.model';
+import { toJobView, type JobView } from '../core/job.view';
+
+/** What happened to a job (contract §11). */
+export type KeelEventName =
+  | 'job.created'
+  | 'job.started'
+  | 'job.progress'
+  | 'job.completed'
+  | 'job.retrying'
+  | 'job.failed'
+  | 'job.cancelled';
+
+/** One event: a strictly increasing id (per process), its name, and the job as it is after it. */
+export interface KeelEvent {
+  id: number;
+  event: KeelEventName;
+  job: JobView;
+}
+
+/**
+ * The events of the jobs of this process, as an RxJS Observable (`events$`): every submission and
+ * every state change this process commits. Nothing is computed while nobody subscribes.
+ */
+@Injectable()
+export class JobEvents {
+  private readonly subject = new Subject<KeelEvent>();
+  private lastId = 0;
+
+  /** Hot: a subscriber sees the events from the moment it subscribes. */
+  readonly events$: Observable<KeelEvent> = this.subject.asObservable();
+
+  /** Jobs just stored. */
+  created(jobs: readonly Job[]): void {
+    if (!this.subject.observed) return;
+    for (const job of jobs) this.emit('job.created', job);
+  }
+
+  /** A state change the store committed: `job` is the job after it. */
+  changed(job: Job, cause: StateEvent): void {
+    if (!this.subject.observed) return;
+    const name = eventName(job, cause);
+    if (name) this.emit(name, job);
+  }
+
+  private emit(event: KeelEventName, job: Job): void {
+    this.lastId += 1;
+    this.subject.next({ id: this.lastId, event, job: toJobView(job) });
+  }
+}
+
+/** The event a committed change is; none for a cancel request (the job stays processing). */
+function eventName(job: Job, cause: StateEvent): KeelEventName | undefined {
+  switch (job.state) {
+    case 'processing':
+      return cause.type === 'start' ? 'job.started' : undefined;
+    case 'completed':
+      return 'job.completed';
+    case 'failed':
+      return 'job.failed';
+    case 'cancelled':
+      return 'job.cancelled';
+    case 'pending':
+      // back to pending: after a failed or interrupted attempt, or a retry asked for
+      return 'job.retrying';
+  }
+}

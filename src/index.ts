@@ -1,0 +1,32 @@
+/**
+ * Keel's public surface (contract §13): what an application imports from the package. Anything
+ * not exported here is internal and may change.
+ */
+export { KeelModule } from './keel.module';
+export type { KeelModuleOptions, KeelModuleExtras } from './keel.module-definition';
+export type { KeelSettings, StoreKind, LogLevel } from './config/keel-config';
+export { ConfigError } from './config/keel-config';
+
+export { JobHandler, JobHandlerBase, PermanentJobError } from './core/job-handler';
+export type { JobContext, JobHandlerOptions } from './core/job-handler';
+
+export { JobsClient } from './jobs/jobs.client';
+export type { JobOptions, BulkJob, ListQuery } from './jobs/jobs.client';
+export { JobEvents } from './events/job-events';
+export type { KeelEvent, KeelEventName } from './events/job-events';
+
+export { JOB_STATES } from './core/job.model';
+export type { JobState, JobPayload } from './core/job.model';
+export type { JobView as Job, JobView } from './core/job.view';
+export {
+  DomainError,
+  InvalidJob,
+  JobNotFound,
+  InvalidTransition,
+  ConcurrentChange,
+  BacklogFull,
+  IdempotencyKeyReused,
+  ShuttingDown,
+  StoreUnavailable,
+} from './core/job.errors';
+export { DuplicateJobHandlerError, InvalidJobHandlerError, RequestScopedJobHandlerError } from './workers/job-handler.errors';
