@@ -23,12 +23,13 @@ describe('FeederService', () => {
     queue = new DeliveryQueue(config);
     claims = [];
     const claimReady = store.claimReady.bind(store);
-    store.claimReady = async (owner, limit, now) => {
-      const keys = await claimReady(owner, limit, now);
+    store.claimReady = async (owner, limit, now, types) => {
+      const keys = await claimReady(owner, limit, now, types);
       claims.push(keys.length);
       return keys;
     };
     feeder = new FeederService(store, queue, config);
+    feeder.handleTypes(['noop', 'sleep']);
     const now = Date.now();
     await store.insert(
       Array.from({ length: 100 }, (_, i) => ({
@@ -80,6 +81,16 @@ describe('FeederService', () => {
     expect(queue.depth).toBe(10);
     expect(claims).toEqual([10, 1]);
   });
+  it('claims only jobs of the types this process handles', async () => {
+    feeder.handleTypes(['sleep', 'http']);
+    feeder.start();
+    await settle();
+    expect(queue.depth).toBe(0);
+    feeder.handleTypes(['noop']);
+    feeder.wake();
+    await settle();
+    expect(queue.depth).toBe(10);
+  });
 });
 
 describe('FeederService.wakeAt', () => {
@@ -115,5 +126,36 @@ describe('FeederService.wakeAt', () => {
     expect(Date.now()).toBeGreaterThanOrEqual(runAt);
     await feeder.stop();
     await store.close();
+  });
+
+  it('on a shared store, holds at most 2 × WORKER_CONCURRENCY claimed jobs, whatever QUEUE_CAPACITY', async () => {
+    const shared = new MemoryJobStore();
+    await shared.open();
+    Object.defineProperty(shared, 'shared', { value: true });
+    const config = { queueCapacity: 10, workerConcurrency: 2, owner: OWNER } as KeelConfig;
+    const sharedQueue = new DeliveryQueue(config);
+    const sharedFeeder = new FeederService(shared, sharedQueue, config);
+    sharedFeeder.handleTypes(['noop']);
+    const now = Date.now();
+    await shared.insert(
+      Array.from({ length: 20 }, (_, i) => ({
+        id: `00000000-0000-7000-9000-${String(i).padStart(12, '0')}`,
+        type: 'noop',
+        payload: {},
+        priority: 0,
+        maxAttempts: 3,
+        backoffMs: 1000,
+        timeoutMs: 1000,
+        runAt: now,
+        createdAt: now,
+        idempotencyKey: null,
+      })),
+      1_000,
+    );
+    sharedFeeder.start();
+    await settle();
+    expect(sharedQueue.depth).toBe(4);
+    expect((await shared.heldBy(OWNER)).length).toBe(4);
+    await sharedFeeder.stop();
   });
 });

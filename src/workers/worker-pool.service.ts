@@ -135,6 +135,11 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
    */
   async beforeApplicationShutdown(): Promise<void> {
     if (this.state === 'stopping' || this.state === 'stopped') return this.stopped();
+    if (this.state === 'created') {
+      // Never started (a signal during recovery): nothing to drain, nothing to say.
+      this.state = 'stopped';
+      return;
+    }
     this.state = 'stopping';
     this.stopTaking.abort();
     clearInterval(this.auditTimer);
