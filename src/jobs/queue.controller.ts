@@ -1,6 +1,6 @@
 import { Controller, Get, Inject } from '@nestjs/common';
-import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiTags, ApiUnauthorizedResponse } from '@nestjs/swagger';
-import { ErrorResponseDto } from '../common/error-response.dto';
+import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiKeyRequired } from '../openapi/api-responses';
 import { DeliveryQueue } from '../queue/delivery-queue';
 import { RecoveryService } from '../recovery/recovery.service';
 import { JOBS_STORE, type JobStore } from '../store/job-store';
@@ -8,8 +8,7 @@ import { WorkerPool } from '../workers/worker-pool.service';
 import { QueueStatsDto } from './dto/queue-stats.dto';
 
 @ApiTags('queue')
-@ApiBearerAuth()
-@ApiUnauthorizedResponse({ type: ErrorResponseDto, description: 'API_KEY is set and the request has no valid Bearer key.' })
+@ApiKeyRequired()
 @Controller({ path: 'queue', version: '1' })
 export class QueueController {
   constructor(
@@ -21,7 +20,7 @@ export class QueueController {
 
   @Get()
   @ApiOperation({ summary: 'Job counts, delivery queue, workers and the last startup recovery' })
-  @ApiOkResponse({ type: QueueStatsDto })
+  @ApiOkResponse({ type: QueueStatsDto, description: 'The counts and the state of this instance.' })
   async stats(): Promise<QueueStatsDto> {
     return {
       counts: await this.store.counts(),
