@@ -33,7 +33,8 @@ export class JobsController {
   @ApiHeader({
     name: 'Idempotency-Key',
     required: false,
-    description: 'Submitting again with the same key and body returns the same job (200); kept as long as the job exists.',
+    schema: { type: 'string', minLength: 1, maxLength: 255, example: 'order-1234-receipt' },
+    description: 'Submitting again with the same key and body returns the same job (200); kept as long as the job exists. 1 to 255 printable ASCII characters.',
   })
   @ApiBody({ type: CreateJobDto, examples: CREATE_JOB_EXAMPLES })
   @ApiCreatedResponse({ type: JobDto, description: 'Stored as pending; Location names the job.', headers: LOCATION })
