@@ -1,16 +1,17 @@
-import { BadRequestException, ValidationPipe, VersioningType, type INestApplication } from '@nestjs/common';
+import { BadRequestException, ValidationPipe, VersioningType } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { SwaggerModule } from '@nestjs/swagger';
 import type { ValidationError } from 'class-validator';
 import type { NextFunction, Request, Response } from 'express';
 import { AppModule } from './app.module';
 import { DomainExceptionFilter } from './common/domain-exception.filter';
-import type { KeelConfig } from './config/keel-config';
+import { KEEL_CONFIG, type KeelConfig } from './config/keel-config';
 import { LifecycleService } from './lifecycle/lifecycle.service';
 import { KEEL_LOGGER, type KeelLogger } from './logging/keel-logger';
 import { requestLogging } from './logging/request-logging';
 import { jsonBodyProblem, MAX_JSON_DEPTH } from './common/input-validation';
+import { buildOpenApi } from './openapi/openapi-document';
 
 export const MAX_BODY = '1mb';
 
@@ -44,20 +45,7 @@ export function setupApp(app: NestExpressApplication): void {
   // Keel's controllers carry their own pipe and filter; this one answers what fails before a route
   // (body parser, hostile JSON, unknown paths) with the same error shape.
   app.useGlobalFilters(new DomainExceptionFilter());
-  SwaggerModule.setup('docs', app, () => buildOpenApi(app), { jsonDocumentUrl: 'docs-json' });
-}
-
-export function buildOpenApi(app: INestApplication) {
-  const config = new DocumentBuilder()
-    .setTitle('Keel')
-    .setDescription(
-      'Durable background jobs over REST. Jobs are stored before they are acknowledged, recovered at every start, ' +
-        'and delivered at least once. Errors are { statusCode, error, message }.',
-    )
-    .setVersion('1')
-    .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'API_KEY, when the server sets one.' })
-    .build();
-  return SwaggerModule.createDocument(app, config);
+  SwaggerModule.setup('docs', app, () => buildOpenApi(app, app.get<string, KeelConfig>(KEEL_CONFIG)), { jsonDocumentUrl: 'docs-json' });
 }
 
 /**

@@ -189,11 +189,15 @@ describe('OpenAPI', () => {
     const job = doc.components.schemas.JobDto;
     expect(Object.keys(job.properties)).toHaveLength(18);
     expect(job.properties.cancelRequestedAt).toMatchObject({ format: 'date-time', nullable: true });
+    // the job request is one schema per registered type (test/openapi.e2e-spec.ts checks them in depth)
     const create = doc.components.schemas.CreateJobDto;
-    expect(Object.keys(create.properties).sort()).toEqual(
+    expect(create.discriminator.propertyName).toBe('type');
+    expect(Object.keys(create.discriminator.mapping).sort()).toEqual(['fail', 'http', 'noop', 'sleep']);
+    const noop = doc.components.schemas[create.discriminator.mapping.noop.replace('#/components/schemas/', '')];
+    expect(Object.keys(noop.properties).sort()).toEqual(
       ['backoffMs', 'delayMs', 'maxAttempts', 'payload', 'priority', 'runAt', 'timeoutMs', 'type'].sort(),
     );
-    expect(create.required).toEqual(['type']);
+    expect(noop.required).toEqual(['type']);
     expect(doc.components.schemas.QueueStatsDto).toBeDefined();
   });
 });

@@ -2,7 +2,7 @@ import { ApiProperty } from '@nestjs/swagger';
 
 /** Every error response: `{ statusCode, error, message }`. */
 export class ErrorResponseDto {
-  @ApiProperty({ example: 400 }) statusCode!: number;
-  @ApiProperty({ example: 'Bad Request' }) error!: string;
-  @ApiProperty({ example: 'maxAttempts must not be less than 1' }) message!: string;
+  @ApiProperty({ type: 'integer', example: 400, description: 'The HTTP status.' }) statusCode!: number;
+  @ApiProperty({ example: 'Bad Request', description: 'Its reason phrase.' }) error!: string;
+  @ApiProperty({ example: 'maxAttempts must not be less than 1', description: 'What went wrong.' }) message!: string;
 }

@@ -1,7 +1,7 @@
 import { Controller, Get, HttpCode, Inject, ServiceUnavailableException, VERSION_NEUTRAL } from '@nestjs/common';
-import { ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { Public } from '../auth/public.decorator';
-import { ErrorResponseDto } from '../common/error-response.dto';
+import { ApiErrorResponse } from '../openapi/api-responses';
 import { LifecycleService } from '../lifecycle/lifecycle.service';
 import { JOBS_STORE, type JobStore } from '../store/job-store';
 import { WorkerPool } from '../workers/worker-pool.service';
@@ -19,15 +19,15 @@ export class HealthController {
   @Get('live')
   @HttpCode(200)
   @ApiOperation({ summary: 'The process runs' })
-  @ApiOkResponse({ schema: { example: { status: 'ok' } } })
+  @ApiOkResponse({ description: 'The process runs.', schema: statusSchema('ok') })
   live(): { status: string } {
     return { status: 'ok' };
   }
 
   @Get('ready')
   @ApiOperation({ summary: 'Recovery finished, workers run, the store answers, not shutting down' })
-  @ApiOkResponse({ schema: { example: { status: 'ready' } } })
-  @ApiServiceUnavailableResponse({ type: ErrorResponseDto })
+  @ApiOkResponse({ description: 'Ready to take and run jobs.', schema: statusSchema('ready') })
+  @ApiErrorResponse(503, 'Starting, shutting down, or the store does not answer.', 'shutting down')
   async ready(): Promise<{ status: string }> {
     if (this.lifecycle.shuttingDown) throw new ServiceUnavailableException('shutting down');
     if (!this.workers.isRunning) throw new ServiceUnavailableException('starting: recovery or workers not ready yet');
@@ -38,4 +38,8 @@ export class HealthController {
     }
     return { status: 'ready' };
   }
+}
+
+function statusSchema(status: string) {
+  return { type: 'object', properties: { status: { type: 'string', enum: [status] } }, required: ['status'], example: { status } };
 }

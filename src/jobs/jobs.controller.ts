@@ -1,35 +1,30 @@
-import { DomainExceptionFilter } from '../common/domain-exception.filter';
 import { keelValidationPipe } from '../common/keel-validation.pipe';
 import { Body, Controller, Get, Headers, HttpCode, HttpStatus, Param, Post, Query, Res, UseFilters, UsePipes } from '@nestjs/common';
-import {
-  ApiBadRequestResponse,
-  ApiBearerAuth,
-  ApiUnauthorizedResponse,
-  ApiConflictResponse,
-  ApiCreatedResponse,
-  ApiHeader,
-  ApiNotFoundResponse,
-  ApiOkResponse,
-  ApiOperation,
-  ApiPayloadTooLargeResponse,
-  ApiServiceUnavailableResponse,
-  ApiTags,
-  ApiTooManyRequestsResponse,
-  ApiUnprocessableEntityResponse,
-} from '@nestjs/swagger';
+import { ApiBody, ApiCreatedResponse, ApiHeader, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
-import { ErrorResponseDto } from '../common/error-response.dto';
-import { CreateJobDto } from './dto/create-job.dto';
-import { CreateJobsBatchDto } from './dto/create-jobs-batch.dto';
+import { CREATE_JOB_EXAMPLES, CreateJobDto } from './dto/create-job.dto';
+import { CREATE_JOBS_BATCH_EXAMPLES, CreateJobsBatchDto, MAX_BATCH } from './dto/create-jobs-batch.dto';
 import { JobBatchDto, JobDto, JobListDto } from './dto/job.dto';
 import { ListJobsQuery } from './dto/list-jobs.query';
 import { RequestId } from '../logging/request-id.decorator';
 import { toJobView, type JobView } from '../core/job.view';
 import { JobsService } from './jobs.service';
+import { ApiErrorResponse, ApiKeyRequired } from '../openapi/api-responses';
+import { BACKLOG_RETRY_AFTER_S, DomainExceptionFilter } from '../common/domain-exception.filter';
+
+const EXAMPLE_ID = '0193b0c2-6a4e-7d3c-9f1e-2b5c8d7e4f10';
+const LOCATION = { Location: { description: 'The job: `/v1/jobs/<id>`.', schema: { type: 'string', example: `/v1/jobs/${EXAMPLE_ID}` } } };
+const RETRY_AFTER = {
+  'Retry-After': { description: 'Seconds to wait before submitting again.', schema: { type: 'integer', example: BACKLOG_RETRY_AFTER_S } },
+};
+const ID_PARAM = ApiParam({ name: 'id', format: 'uuid', description: 'The job id (UUIDv7).', example: EXAMPLE_ID });
+const BAD_ID = ApiErrorResponse(400, 'The id is not a UUID.', 'id must be a UUID, got "42"');
+const NOT_FOUND = ApiErrorResponse(404, 'No job has this id.', `job ${EXAMPLE_ID} not found`);
+const SHUTTING_DOWN = ApiErrorResponse(503, 'Shutting down: submit to another instance or retry later.', 'the service is shutting down; submit to another instance or retry later');
+const TOO_LARGE = ApiErrorResponse(413, 'The body is over 1 MiB.', 'the request body is larger than 1 MiB');
 
 @ApiTags('jobs')
-@ApiBearerAuth()
-@ApiUnauthorizedResponse({ type: ErrorResponseDto, description: 'API_KEY is set and the request has no valid Bearer key.' })
+@ApiKeyRequired()
 @UsePipes(keelValidationPipe())
 @UseFilters(DomainExceptionFilter)
 @Controller('v1/jobs')
@@ -41,19 +36,26 @@ export class JobsController {
   @ApiHeader({
     name: 'Idempotency-Key',
     required: false,
-    description: 'Submitting again with the same key and body returns the same job (200); kept as long as the job exists.',
+    schema: { type: 'string', minLength: 1, maxLength: 255, example: 'order-1234-receipt' },
+    description: 'Submitting again with the same key and body returns the same job (200); kept as long as the job exists. 1 to 255 printable ASCII characters.',
   })
-  @ApiCreatedResponse({ type: JobDto, description: 'Stored as pending; Location names the job.' })
-  @ApiOkResponse({ type: JobDto, description: 'The Idempotency-Key was used before with the same body: the job created then.' })
-  @ApiBadRequestResponse({
-    type: ErrorResponseDto,
-    description:
-      'Invalid body, unknown type, a payload that fails its schema, JSON nested more than 100 levels, or a key named __proto__, constructor or prototype.',
-  })
-  @ApiPayloadTooLargeResponse({ type: ErrorResponseDto, description: 'Body over 1 MiB.' })
-  @ApiUnprocessableEntityResponse({ type: ErrorResponseDto, description: 'The Idempotency-Key was used before with another body.' })
-  @ApiTooManyRequestsResponse({ type: ErrorResponseDto, description: 'MAX_BACKLOG pending jobs reached; see Retry-After.' })
-  @ApiServiceUnavailableResponse({ type: ErrorResponseDto, description: 'Shutting down.' })
+  @ApiBody({ type: CreateJobDto, examples: CREATE_JOB_EXAMPLES })
+  @ApiCreatedResponse({ type: JobDto, description: 'Stored as pending; Location names the job.', headers: LOCATION })
+  @ApiOkResponse({ type: JobDto, description: 'The Idempotency-Key was used before with the same body: the job created then.', headers: LOCATION })
+  @ApiErrorResponse(
+    400,
+    'Invalid body, unknown type, a payload that fails its schema, JSON nested more than 100 levels, ' +
+      'or a key named `__proto__`, `constructor` or `prototype`.',
+    'maxAttempts must not be less than 1',
+  )
+  @TOO_LARGE
+  @ApiErrorResponse(
+    422,
+    'The Idempotency-Key was used before with another body.',
+    'the Idempotency-Key order-1234-receipt was already used with a different request body',
+  )
+  @ApiErrorResponse(429, 'MAX_BACKLOG pending jobs reached; see Retry-After.', 'the backlog is full (100000 pending jobs, MAX_BACKLOG 100000); retry later', RETRY_AFTER)
+  @SHUTTING_DOWN
   async create(
     @Body() body: CreateJobDto,
     @Headers('idempotency-key') idempotencyKey: string | undefined,
@@ -67,12 +69,13 @@ export class JobsController {
   }
 
   @Post('batch')
-  @ApiOperation({ summary: 'Submit 1 to 1000 jobs, all or nothing' })
-  @ApiCreatedResponse({ type: JobBatchDto })
-  @ApiBadRequestResponse({ type: ErrorResponseDto, description: 'Names the index of the first invalid job.' })
-  @ApiPayloadTooLargeResponse({ type: ErrorResponseDto, description: 'Body over 1 MiB.' })
-  @ApiTooManyRequestsResponse({ type: ErrorResponseDto, description: 'The batch would pass MAX_BACKLOG.' })
-  @ApiServiceUnavailableResponse({ type: ErrorResponseDto, description: 'Shutting down.' })
+  @ApiOperation({ summary: `Submit 1 to ${MAX_BATCH} jobs, all or nothing` })
+  @ApiBody({ type: CreateJobsBatchDto, examples: CREATE_JOBS_BATCH_EXAMPLES })
+  @ApiCreatedResponse({ type: JobBatchDto, description: 'All the jobs, stored as pending, in the order sent.' })
+  @ApiErrorResponse(400, 'Names the index of the first invalid job.', 'jobs.1: unknown job type "nope"; known types: fail, http, noop, sleep')
+  @TOO_LARGE
+  @ApiErrorResponse(429, 'The batch would pass MAX_BACKLOG; see Retry-After.', 'the backlog is full (99990 pending jobs, MAX_BACKLOG 100000); retry later', RETRY_AFTER)
+  @SHUTTING_DOWN
   async createBatch(@Body() body: CreateJobsBatchDto, @RequestId() requestId: string | undefined): Promise<{ items: JobView[] }> {
     const jobs = await this.jobs.submitBatch(body.jobs, requestId);
     return { items: jobs.map(toJobView) };
@@ -80,8 +83,8 @@ export class JobsController {
 
   @Get()
   @ApiOperation({ summary: 'List jobs, newest first' })
-  @ApiOkResponse({ type: JobListDto })
-  @ApiBadRequestResponse({ type: ErrorResponseDto })
+  @ApiOkResponse({ type: JobListDto, description: 'One page of jobs, newest first; nextCursor fetches the next.' })
+  @ApiErrorResponse(400, 'A query parameter is invalid.', 'limit must not be less than 1')
   async list(@Query() query: ListJobsQuery): Promise<{ items: JobView[]; nextCursor: string | null }> {
     const page = await this.jobs.list(query);
     return { items: page.items.map(toJobView), nextCursor: page.nextCursor };
@@ -89,9 +92,10 @@ export class JobsController {
 
   @Get(':id')
   @ApiOperation({ summary: 'Get a job' })
-  @ApiOkResponse({ type: JobDto })
-  @ApiBadRequestResponse({ type: ErrorResponseDto, description: 'The id is not a UUID.' })
-  @ApiNotFoundResponse({ type: ErrorResponseDto })
+  @ID_PARAM
+  @ApiOkResponse({ type: JobDto, description: 'The job.' })
+  @BAD_ID
+  @NOT_FOUND
   async get(@Param('id') id: string): Promise<JobView> {
     return toJobView(await this.jobs.get(id));
   }
@@ -99,10 +103,11 @@ export class JobsController {
   @Post(':id/cancel')
   @HttpCode(200)
   @ApiOperation({ summary: 'Cancel a pending or running job' })
+  @ID_PARAM
   @ApiOkResponse({ type: JobDto, description: 'Cancelled, or still processing with the cancellation under way.' })
-  @ApiBadRequestResponse({ type: ErrorResponseDto, description: 'The id is not a UUID.' })
-  @ApiNotFoundResponse({ type: ErrorResponseDto })
-  @ApiConflictResponse({ type: ErrorResponseDto, description: 'Already completed, failed or cancelled.' })
+  @BAD_ID
+  @NOT_FOUND
+  @ApiErrorResponse(409, 'Already completed, failed or cancelled.', `job ${EXAMPLE_ID} is completed: cancel is not allowed from completed`)
   async cancel(@Param('id') id: string, @RequestId() requestId: string | undefined): Promise<JobView> {
     return toJobView(await this.jobs.cancel(id, requestId));
   }
@@ -110,10 +115,11 @@ export class JobsController {
   @Post(':id/retry')
   @HttpCode(200)
   @ApiOperation({ summary: 'Run a failed or cancelled job again, from attempt 0' })
-  @ApiOkResponse({ type: JobDto })
-  @ApiBadRequestResponse({ type: ErrorResponseDto, description: 'The id is not a UUID.' })
-  @ApiNotFoundResponse({ type: ErrorResponseDto })
-  @ApiConflictResponse({ type: ErrorResponseDto, description: 'Neither failed nor cancelled.' })
+  @ID_PARAM
+  @ApiOkResponse({ type: JobDto, description: 'The job, pending again.' })
+  @BAD_ID
+  @NOT_FOUND
+  @ApiErrorResponse(409, 'Neither failed nor cancelled.', `job ${EXAMPLE_ID} is processing: retry is not allowed from processing`)
   async retry(@Param('id') id: string, @RequestId() requestId: string | undefined): Promise<JobView> {
     return toJobView(await this.jobs.retry(id, requestId));
   }

@@ -1,8 +1,8 @@
-import { DomainExceptionFilter } from '../common/domain-exception.filter';
 import { keelValidationPipe } from '../common/keel-validation.pipe';
+import { DomainExceptionFilter } from '../common/domain-exception.filter';
 import { Controller, Get, Inject, UseFilters, UsePipes } from '@nestjs/common';
-import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiTags, ApiUnauthorizedResponse } from '@nestjs/swagger';
-import { ErrorResponseDto } from '../common/error-response.dto';
+import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiKeyRequired } from '../openapi/api-responses';
 import { DeliveryQueue } from '../queue/delivery-queue';
 import { RecoveryService } from '../recovery/recovery.service';
 import { JOBS_STORE, type JobStore } from '../store/job-store';
@@ -10,8 +10,7 @@ import { WorkerPool } from '../workers/worker-pool.service';
 import { QueueStatsDto } from './dto/queue-stats.dto';
 
 @ApiTags('queue')
-@ApiBearerAuth()
-@ApiUnauthorizedResponse({ type: ErrorResponseDto, description: 'API_KEY is set and the request has no valid Bearer key.' })
+@ApiKeyRequired()
 @UsePipes(keelValidationPipe())
 @UseFilters(DomainExceptionFilter)
 @Controller('v1/queue')
@@ -25,7 +24,7 @@ export class QueueController {
 
   @Get()
   @ApiOperation({ summary: 'Job counts, delivery queue, workers and the last startup recovery' })
-  @ApiOkResponse({ type: QueueStatsDto })
+  @ApiOkResponse({ type: QueueStatsDto, description: 'The counts and the state of this instance.' })
   async stats(): Promise<QueueStatsDto> {
     return {
       counts: await this.store.counts(),

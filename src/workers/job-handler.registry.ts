@@ -49,6 +49,11 @@ export class JobHandlerRegistry implements OnModuleInit {
     return [...this.handlers.keys()].sort();
   }
 
+  /** Each registered type with its payload class (if any), sorted by type: what the OpenAPI document describes. */
+  registrations(): Array<{ type: string; payload?: Type<object> }> {
+    return this.types().map((type) => ({ type, payload: this.handlers.get(type)!.payload }));
+  }
+
   /** The problems with `payload` for `type`, as `payload.<field> ...` messages; empty when valid. */
   async validatePayload(type: string, payload: JobPayload): Promise<string[]> {
     const registered = this.handlers.get(type);

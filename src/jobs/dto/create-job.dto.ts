@@ -6,8 +6,19 @@ import { OptionalField } from '../../common/optional-field';
 export const MAX_TIMEOUT_MS = 86_400_000;
 export const MAX_DELAY_MS = 366 * 86_400_000;
 
+/**
+ * The documented request examples of POST /v1/jobs. Each is valid as it stands on a server with
+ * the default settings (so no `http` job: its host list is empty by default); a test submits them.
+ */
+export const CREATE_JOB_EXAMPLES = {
+  sleep: { summary: 'Wait 200 ms, higher priority, up to 5 attempts', value: { type: 'sleep', payload: { ms: 200 }, priority: 5, maxAttempts: 5 } },
+  delayed: { summary: 'Run in a minute (delayMs)', value: { type: 'noop', delayMs: 60_000 } },
+  scheduled: { summary: 'Run at a set time (runAt)', value: { type: 'noop', runAt: '2030-01-01T00:00:00.000Z' } },
+  fail: { summary: 'Fail once, then complete; retry at once', value: { type: 'fail', payload: { failTimes: 1 }, backoffMs: 0 } },
+};
+
 export class CreateJobDto {
-  @ApiProperty({ example: 'sleep', description: 'A registered job type (built in: noop, sleep, fail, http).' })
+  @ApiProperty({ description: 'A registered job type (built in: noop, sleep, fail, http); it chooses the payload schema.' })
   @IsString()
   @Length(1, 100)
   @Matches(/^[A-Za-z0-9_.:-]+$/, { message: 'type may contain only letters, digits, _ . : and -' })
@@ -16,7 +27,6 @@ export class CreateJobDto {
   @ApiPropertyOptional({
     type: 'object',
     additionalProperties: true,
-    example: { ms: 200 },
     description: "A JSON object, checked against the type's payload schema. Default {}.",
   })
   @OptionalField()
@@ -26,14 +36,14 @@ export class CreateJobDto {
   @Transform(({ obj }) => (obj as { payload?: unknown }).payload, { toClassOnly: true })
   payload?: Record<string, unknown>;
 
-  @ApiPropertyOptional({ minimum: -100, maximum: 100, default: 0, description: 'Higher runs first.' })
+  @ApiPropertyOptional({ type: 'integer', minimum: -100, maximum: 100, default: 0, description: 'Higher runs first.' })
   @OptionalField()
   @IsInt()
   @Min(-100)
   @Max(100)
   priority?: number;
 
-  @ApiPropertyOptional({ minimum: 1, maximum: 100, default: 3 })
+  @ApiPropertyOptional({ type: 'integer', minimum: 1, maximum: 100, default: 3, description: 'Attempts before the job fails.' })
   @OptionalField()
   @IsInt()
   @Min(1)
@@ -41,6 +51,7 @@ export class CreateJobDto {
   maxAttempts?: number;
 
   @ApiPropertyOptional({
+    type: 'integer',
     minimum: 0,
     maximum: 3_600_000,
     default: 1000,
@@ -52,7 +63,7 @@ export class CreateJobDto {
   @Max(3_600_000)
   backoffMs?: number;
 
-  @ApiPropertyOptional({ minimum: 1, maximum: MAX_TIMEOUT_MS, description: 'Per-attempt timeout; default JOB_TIMEOUT_MS.' })
+  @ApiPropertyOptional({ type: 'integer', minimum: 1, maximum: MAX_TIMEOUT_MS, description: 'Per-attempt timeout; default JOB_TIMEOUT_MS.' })
   @OptionalField()
   @IsInt()
   @Min(1)
@@ -64,7 +75,7 @@ export class CreateJobDto {
   @IsISO8601({ strict: true }, { message: 'runAt must be an ISO 8601 date-time' })
   runAt?: string;
 
-  @ApiPropertyOptional({ minimum: 0, maximum: MAX_DELAY_MS, description: 'Run no earlier than now + delayMs. Not with runAt.' })
+  @ApiPropertyOptional({ type: 'integer', minimum: 0, maximum: MAX_DELAY_MS, description: 'Run no earlier than now + delayMs. Not with runAt.' })
   @OptionalField()
   @IsInt()
   @Min(0)

@@ -5,20 +5,25 @@ import type { JobView } from '../../core/job.view';
 /** The job as the API returns it (contract §3); documents `JobView` for OpenAPI. */
 export class JobDto implements JobView {
   @ApiProperty({ format: 'uuid', description: 'UUIDv7: time-ordered.' }) id!: string;
-  @ApiProperty({ example: 'sleep' }) type!: string;
-  @ApiProperty({ type: 'object', additionalProperties: true, example: { ms: 200 } }) payload!: Record<string, unknown>;
+  @ApiProperty({ example: 'sleep', description: 'The job type.' }) type!: string;
+  @ApiProperty({ type: 'object', additionalProperties: true, example: { ms: 200 }, description: 'The payload as submitted.' }) payload!: Record<string, unknown>;
   @ApiProperty({ enum: JOB_STATES }) state!: JobState;
-  @ApiProperty({ minimum: -100, maximum: 100 }) priority!: number;
-  @ApiProperty({ description: 'Attempts started so far.' }) attempts!: number;
-  @ApiProperty({ minimum: 1, maximum: 100 }) maxAttempts!: number;
-  @ApiProperty() backoffMs!: number;
-  @ApiProperty() timeoutMs!: number;
+  @ApiProperty({ type: 'integer', minimum: -100, maximum: 100 }) priority!: number;
+  @ApiProperty({ type: 'integer', minimum: 0, description: 'Attempts started so far.' }) attempts!: number;
+  @ApiProperty({ type: 'integer', minimum: 1, maximum: 100 }) maxAttempts!: number;
+  @ApiProperty({ type: 'integer', minimum: 0 }) backoffMs!: number;
+  @ApiProperty({ type: 'integer', minimum: 1 }) timeoutMs!: number;
   @ApiProperty({ format: 'date-time' }) runAt!: string;
   @ApiProperty({ format: 'date-time' }) createdAt!: string;
   @ApiProperty({ format: 'date-time' }) updatedAt!: string;
   @ApiProperty({ format: 'date-time', nullable: true, type: String }) startedAt!: string | null;
   @ApiProperty({ format: 'date-time', nullable: true, type: String }) finishedAt!: string | null;
-  @ApiProperty({ nullable: true, description: "The handler's result (JSON), once completed." }) result!: unknown;
+  @ApiProperty({
+    nullable: true,
+    oneOf: [{ type: 'object', additionalProperties: true }, { type: 'array', items: {} }, { type: 'string' }, { type: 'number' }, { type: 'boolean' }],
+    description: "The handler's result, any JSON value, once completed; null before.",
+  })
+  result!: unknown;
   @ApiProperty({ nullable: true, type: String }) lastError!: string | null;
   @ApiProperty({ nullable: true, type: String }) idempotencyKey!: string | null;
   @ApiProperty({

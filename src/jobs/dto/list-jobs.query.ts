@@ -4,18 +4,18 @@ import { IsIn, IsInt, IsOptional, IsString, Length, Max, Min } from 'class-valid
 import { JOB_STATES, type JobState } from '../../core/job.model';
 
 export class ListJobsQuery {
-  @ApiPropertyOptional({ enum: JOB_STATES })
+  @ApiPropertyOptional({ enum: JOB_STATES, description: 'Only jobs in this state.' })
   @IsOptional()
   @IsIn(JOB_STATES)
   state?: JobState;
 
-  @ApiPropertyOptional({ example: 'sleep' })
+  @ApiPropertyOptional({ example: 'sleep', maxLength: 100, description: 'Only jobs of this type.' })
   @IsOptional()
   @IsString()
   @Length(1, 100)
   type?: string;
 
-  @ApiPropertyOptional({ minimum: 1, maximum: 500, default: 50 })
+  @ApiPropertyOptional({ type: 'integer', minimum: 1, maximum: 500, default: 50 })
   @IsOptional()
   @Type(() => Number)
   @IsInt()
@@ -23,7 +23,7 @@ export class ListJobsQuery {
   @Max(500)
   limit?: number;
 
-  @ApiPropertyOptional({ description: 'The nextCursor of the previous page.' })
+  @ApiPropertyOptional({ description: 'The nextCursor of the previous page.', maxLength: 200 })
   @IsOptional()
   @IsString()
   @Length(1, 200)

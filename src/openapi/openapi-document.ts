@@ -1,0 +1,118 @@
+import type { INestApplication, Type } from '@nestjs/common';
+import { DocumentBuilder, SwaggerModule, type OpenAPIObject, type OperationObject, type ReferenceObject, type SchemaObject } from '@nestjs/swagger';
+import type { KeelConfig } from '../config/keel-config';
+import { JobHandlerRegistry } from '../workers/job-handler.registry';
+import { BEARER_SCHEME } from './api-responses';
+import { freeName, PayloadSchemas, SCHEMA_REF } from './payload-schemas';
+
+/** The component the job request bodies reference (POST /v1/jobs, each item of POST /v1/jobs/batch). */
+const JOB_REQUEST = 'CreateJobDto';
+const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'] as const;
+
+/**
+ * The OpenAPI document served at /docs-json (contract §14), built when it is first asked for, so
+ * from the job types registered then: the built-in ones and the application's own.
+ */
+export function buildOpenApi(app: INestApplication, config: KeelConfig): OpenAPIObject {
+  const builder = new DocumentBuilder()
+    .setTitle('Keel')
+    .setDescription(
+      'Durable background jobs over REST. Jobs are stored before they are acknowledged, recovered at every start, ' +
+        'and delivered at least once. Errors are `{ statusCode, error, message }`. ' +
+        'A job request is one of the registered job types, each with its own payload schema (`oneOf` by `type`).',
+    )
+    .setVersion('1');
+  // Only a server with API_KEY checks a key: without one, a padlock would ask for a key nobody needs.
+  if (config.apiKey !== undefined) {
+    builder.addSecurity(BEARER_SCHEME, { type: 'http', scheme: 'bearer', description: 'The API_KEY the server was started with.' });
+  }
+  const document = SwaggerModule.createDocument(app, builder.build());
+  if (config.apiKey === undefined) dropKeyRequirements(document);
+  describeJobRequests(document, app.get(JobHandlerRegistry, { strict: false }).registrations());
+  refuseUnknownProperties(document);
+  return document;
+}
+
+function operations(document: OpenAPIObject): OperationObject[] {
+  return Object.values(document.paths).flatMap((item) => METHODS.map((m) => item[m]).filter((op): op is OperationObject => op !== undefined));
+}
+
+/** Without API_KEY no route asks for a key: no security requirement, no 401. */
+function dropKeyRequirements(document: OpenAPIObject): void {
+  for (const op of operations(document)) {
+    if (op.security) {
+      op.security = op.security.filter((requirement) => !(BEARER_SCHEME in requirement));
+      if (op.security.length === 0) delete op.security;
+    }
+    delete op.responses['401'];
+  }
+}
+
+/**
+ * The job request becomes a `oneOf` discriminated by `type`: one schema per registered type, its
+ * `type` a single-value enum and its `payload` the schema of the handler's payload class (any
+ * JSON object for a type without one). The other fields are CreateJobDto's, as Nest documented them.
+ */
+function describeJobRequests(document: OpenAPIObject, registrations: Array<{ type: string; payload?: Type<object> }>): void {
+  const schemas = (document.components ??= {}).schemas ??= {};
+  const common = schemas[JOB_REQUEST] as SchemaObject | undefined;
+  if (!common?.properties || registrations.length === 0) return;
+  const typeField = common.properties.type as SchemaObject | undefined;
+  const options = Object.fromEntries(Object.entries(common.properties).filter(([key]) => key !== 'type' && key !== 'payload'));
+  const payloads = new PayloadSchemas(schemas);
+  const mapping: Record<string, string> = {};
+  const oneOf: ReferenceObject[] = [];
+  for (const { type, payload } of registrations) {
+    const stem = pascal(type);
+    let payloadSchema: SchemaObject | ReferenceObject;
+    let payloadRequired = false;
+    if (payload) {
+      const name = payloads.add(payload, `${stem}Payload`);
+      payloadSchema = { $ref: `${SCHEMA_REF}${name}` };
+      payloadRequired = (payloads.schemaOf(name).required?.length ?? 0) > 0;
+    } else {
+      payloadSchema = { type: 'object', additionalProperties: true, description: `Any JSON object: the ${type} handler declares no payload class. Default {}.` };
+    }
+    const name = freeName(schemas, `${stem}JobRequest`, `${stem}JobRequest`);
+    schemas[name] = {
+      type: 'object',
+      description: `A job of type \`${type}\`.`,
+      properties: {
+        type: { type: 'string', enum: [type], description: typeField?.description },
+        payload: payloadSchema,
+        ...options,
+      },
+      required: payloadRequired ? ['type', 'payload'] : ['type'],
+      additionalProperties: false,
+    };
+    mapping[type] = `${SCHEMA_REF}${name}`;
+    oneOf.push({ $ref: mapping[type] });
+  }
+  schemas[JOB_REQUEST] = {
+    description: `A job to submit: one of the registered job types (${registrations.map((r) => r.type).join(', ')}), chosen by \`type\`.`,
+    oneOf,
+    discriminator: { propertyName: 'type', mapping },
+  };
+}
+
+/** Request bodies refuse unknown properties, as the server does (whitelist, forbidNonWhitelisted). */
+function refuseUnknownProperties(document: OpenAPIObject): void {
+  const schemas = document.components?.schemas ?? {};
+  for (const op of operations(document)) {
+    const body = op.requestBody as { content?: Record<string, { schema?: SchemaObject | ReferenceObject }> } | undefined;
+    for (const media of Object.values(body?.content ?? {})) {
+      const ref = (media.schema as ReferenceObject | undefined)?.$ref;
+      const schema = ref?.startsWith(SCHEMA_REF) ? (schemas[ref.slice(SCHEMA_REF.length)] as SchemaObject | undefined) : undefined;
+      if (schema?.properties) schema.additionalProperties = false;
+    }
+  }
+}
+
+/** `my.email:v2` → `MyEmailV2`: the stem of a type's component names. */
+function pascal(type: string): string {
+  return type
+    .split(/[^A-Za-z0-9]+/)
+    .filter((part) => part.length > 0)
+    .map((part) => part[0].toUpperCase() + part.slice(1))
+    .join('');
+}
