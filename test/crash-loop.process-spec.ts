@@ -41,6 +41,7 @@ import {
   type JobJson,
   type JsonResponse,
   type KeelProcess,
+  allJobs,
 } from './support/process';
 import { createTestDatabase, dropTestDatabases, warnPgSkipped } from './support/postgres';
 import { auditDeliveries, closeReceivers, startReceiver, type Receiver } from './support/receiver';
@@ -144,19 +145,6 @@ export interface CrashLoopFigures {
   killsDetail: KillRecord[];
   durationMs: number;
   command: string;
-}
-
-/** Every job of the store, newest first, following the cursor. */
-async function allJobs(proc: KeelProcess): Promise<JobJson[]> {
-  const all: JobJson[] = [];
-  let cursor: string | null = null;
-  do {
-    const res: JsonResponse<{ items: JobJson[]; nextCursor: string | null }> = await proc.http.get(`/v1/jobs?limit=500${cursor ? `&cursor=${cursor}` : ''}`);
-    if (res.status !== 200) throw new Error(`GET /v1/jobs answered ${res.status}: ${res.text}`);
-    all.push(...res.body.items);
-    cursor = res.body.nextCursor;
-  } while (cursor);
-  return all;
 }
 
 function writeFigures(figures: CrashLoopFigures): string {

@@ -26,6 +26,7 @@ import {
   type JobJson,
   type JsonResponse,
   type KeelProcess,
+  allJobs,
 } from './support/process';
 import { createTestDatabase, dropTestDatabases, pgQuery, warnPgSkipped, withHostPort } from './support/postgres';
 import { auditDeliveries, closeReceivers, startReceiver, type Delivery } from './support/receiver';
@@ -35,8 +36,7 @@ import { waitFor } from './support/wait';
 const describePg = process.env.TEST_DATABASE_URL ? describe : describe.skip;
 warnPgSkipped('test/one-attempt-postgres.process-spec.ts');
 
-/** The job with the v2 field of §4a (the view of today's code may lack it). */
-type Job = JobJson & { cancelRequestedAt?: string | null };
+type Job = JobJson;
 
 afterEach(async () => {
   await cleanupProcesses();
@@ -60,19 +60,6 @@ function pgEnv(databaseUrl: string, extra: EnvVars = {}): EnvVars {
     LOG_LEVEL: 'warn',
     ...extra,
   };
-}
-
-/** Every job of the store, newest first, following the cursor. */
-async function allJobs(proc: KeelProcess): Promise<Job[]> {
-  const all: Job[] = [];
-  let cursor: string | null = null;
-  do {
-    const res: JsonResponse<{ items: Job[]; nextCursor: string | null }> = await proc.http.get(`/v1/jobs?limit=500${cursor ? `&cursor=${cursor}` : ''}`);
-    expect(res.status).toBe(200);
-    all.push(...res.body.items);
-    cursor = res.body.nextCursor;
-  } while (cursor);
-  return all;
 }
 
 function show(list: Delivery[]): string {

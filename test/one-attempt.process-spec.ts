@@ -28,30 +28,17 @@ import {
   type JobJson,
   type JsonResponse,
   type KeelProcess,
+  allJobs,
 } from './support/process';
 import { auditDeliveries, closeReceivers, startReceiver, type Delivery } from './support/receiver';
 import { waitFor } from './support/wait';
 
-/** The job with the v2 field of §4a (the view of today's code may lack it). */
-type Job = JobJson & { cancelRequestedAt?: string | null };
+type Job = JobJson;
 
 afterEach(async () => {
   await cleanupProcesses();
   await closeReceivers();
 });
-
-/** Every job of the store, newest first, following the cursor. */
-async function allJobs(proc: KeelProcess): Promise<Job[]> {
-  const all: Job[] = [];
-  let cursor: string | null = null;
-  do {
-    const res: JsonResponse<{ items: Job[]; nextCursor: string | null }> = await proc.http.get(`/v1/jobs?limit=500${cursor ? `&cursor=${cursor}` : ''}`);
-    expect(res.status).toBe(200);
-    all.push(...res.body.items);
-    cursor = res.body.nextCursor;
-  } while (cursor);
-  return all;
-}
 
 /** What the test did to one job, and what the API answered. */
 interface Trace {

@@ -30,6 +30,7 @@ import {
   type JobJson,
   type JsonResponse,
   type KeelProcess,
+  allJobs,
 } from './support/process';
 import {
   createTestDatabase,
@@ -75,19 +76,6 @@ function pgEnv(databaseUrl: string, extra: EnvVars = {}): EnvVars {
     LOG_LEVEL: 'warn',
     ...extra,
   };
-}
-
-/** Every job of the store, newest first, following the cursor. */
-async function allJobs(proc: KeelProcess): Promise<JobJson[]> {
-  const all: JobJson[] = [];
-  let cursor: string | null = null;
-  do {
-    const res: JsonResponse<{ items: JobJson[]; nextCursor: string | null }> = await proc.http.get(`/v1/jobs?limit=500${cursor ? `&cursor=${cursor}` : ''}`);
-    expect(res.status).toBe(200);
-    all.push(...res.body.items);
-    cursor = res.body.nextCursor;
-  } while (cursor);
-  return all;
 }
 
 /** Jobs held (claimed or processing) by the instance named `instanceId` (owner `<id>/<suffix>`), by state. */

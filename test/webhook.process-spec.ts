@@ -14,6 +14,7 @@ import {
   type JobJson,
   type JsonResponse,
   type KeelProcess,
+  allJobs,
 } from './support/process';
 import { auditDeliveries, closeReceivers, startReceiver, type Receiver } from './support/receiver';
 import { waitFor } from './support/wait';
@@ -25,19 +26,6 @@ afterEach(async () => {
   await cleanupProcesses();
   await closeReceivers();
 });
-
-/** Every job of the store, newest first, following the cursor. */
-async function allJobs(proc: KeelProcess): Promise<JobJson[]> {
-  const all: JobJson[] = [];
-  let cursor: string | null = null;
-  do {
-    const res: JsonResponse<{ items: JobJson[]; nextCursor: string | null }> = await proc.http.get(`/v1/jobs?limit=500${cursor ? `&cursor=${cursor}` : ''}`);
-    expect(res.status).toBe(200);
-    all.push(...res.body.items);
-    cursor = res.body.nextCursor;
-  } while (cursor);
-  return all;
-}
 
 describe('webhook delivery across kill -9 (process)', () => {
   it('delivers every job at least once, never twice at the same time, and re-delivers only the interrupted attempts', async () => {

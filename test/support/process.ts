@@ -350,3 +350,16 @@ export async function waitForJob(
 export function waitForState(client: JsonClient, id: string, state: JobJson['state'], timeoutMs = 30_000): Promise<JobJson> {
   return waitForJob(client, id, (job) => job.state === state, `state ${state}`, timeoutMs);
 }
+
+/** Every job of the store, newest first, following the cursor. */
+export async function allJobs(proc: KeelProcess): Promise<JobJson[]> {
+  const all: JobJson[] = [];
+  let cursor: string | null = null;
+  do {
+    const res: JsonResponse<{ items: JobJson[]; nextCursor: string | null }> = await proc.http.get(`/v1/jobs?limit=500${cursor ? `&cursor=${cursor}` : ''}`);
+    if (res.status !== 200) throw new Error(`GET /v1/jobs answered ${res.status}`);
+    all.push(...res.body.items);
+    cursor = res.body.nextCursor;
+  } while (cursor);
+  return all;
+}
