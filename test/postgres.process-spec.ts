@@ -283,7 +283,7 @@ describePg('several instances on PostgreSQL (process)', () => {
     // and the cut outlives the lease: renewals keep failing for longer than LEASE_MS (by the log's own clock)
     await waitFor(
       () => {
-        const times = logTimes(keel, /lease or rescue pass failed/, cutAt);
+        const times = logTimes(keel, /lease renewal failed/, cutAt);
         return times.length > 1 && times[times.length - 1] - times[0] > LEASE_MS;
       },
       'lease renewals to fail for longer than LEASE_MS',
