@@ -162,7 +162,7 @@ async function startKeelOnce(store, { sqliteFile, dbName, extraEnv = {}, readyCa
 }
 
 async function waitCompleted(port, target, t0, capMs = DRAIN_CAP_MS) {
-  let completed = 0;
+  let completed;
   for (;;) {
     const { body } = await get(port, '/v1/queue');
     completed = body.counts.completed;
@@ -475,7 +475,6 @@ async function bullmqDrain() {
   let completed = 0;
   let resolveDone;
   const done = new Promise((r) => { resolveDone = r; });
-  const t0 = performance.now();
   const worker = new Worker(name, async () => undefined, { connection, prefix, concurrency: CONCURRENCY });
   let first = 0;
   let last = 0;
@@ -510,7 +509,7 @@ async function pgBossDrain() {
   // the default polling interval (2 s), is concurrency 10 with defaults otherwise.
   let first = 0;
   for (let i = 0; i < CONCURRENCY; i++) await boss.work('noop', async () => { if (!first) first = performance.now(); });
-  let completed = 0;
+  let completed;
   let capped = false;
   for (;;) {
     await sleep(100);
@@ -542,7 +541,6 @@ async function graphileDrain() {
   let completed = 0;
   let resolveDone;
   const done = new Promise((r) => { resolveDone = r; });
-  const t0 = performance.now();
   const runner = await graphile.run({
     connectionString, concurrency: CONCURRENCY, noHandleSignals: true, logger,
     taskList: { noop: async () => undefined },

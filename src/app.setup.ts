@@ -1,8 +1,7 @@
-import { BadRequestException, ValidationPipe, VersioningType } from '@nestjs/common';
+import { BadRequestException, VersioningType } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { SwaggerModule } from '@nestjs/swagger';
-import type { ValidationError } from 'class-validator';
 import type { NextFunction, Request, Response } from 'express';
 import { AppModule } from './app.module';
 import { DomainExceptionFilter } from './common/domain-exception.filter';

@@ -36,7 +36,7 @@ function onSignal(signal: NodeJS.Signals): void {
   const current = app;
   const timeoutMs = config.shutdownTimeoutMs;
   current.get(LifecycleService).beginShutdown();
-  boundConnections(current.getHttpServer() as Server, timeoutMs);
+  boundConnections(current.getHttpServer(), timeoutMs);
   setTimeout(() => {
     logger.warn(
       `shutdown not finished ${timeoutMs + LAST_RESORT_MARGIN_MS} ms after ${signal}: exiting now; ` +

@@ -39,7 +39,6 @@ import {
   waitForJob,
   type EnvVars,
   type JobJson,
-  type JsonResponse,
   type KeelProcess,
   allJobs,
 } from './support/process';

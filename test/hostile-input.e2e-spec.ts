@@ -435,7 +435,7 @@ describe('hostile input against the HTTP API (memory store)', () => {
       fc.constantFrom(MAX_JSON_DEPTH - 2, MAX_JSON_DEPTH - 1, MAX_JSON_DEPTH, MAX_JSON_DEPTH + 1, 1_000, 10_000, 200_000),
     );
     await fc.assert(
-      fc.asyncProperty(depthArb, fc.constantFrom('object', 'array') as fc.Arbitrary<'object' | 'array'>, fc.boolean(), async (depth, kind, batch) => {
+      fc.asyncProperty(depthArb, fc.constantFrom<'object' | 'array'>('object', 'array'), fc.boolean(), async (depth, kind, batch) => {
         const payload = nested(depth, kind); // JSON depth `depth`
         const body = batch ? `{"jobs":[{"type":"noop","payload":${payload},"delayMs":${FAR}}]}` : `{"type":"noop","payload":${payload},"delayMs":${FAR}}`;
         const bodyDepth = depth + (batch ? 3 : 1);
@@ -544,14 +544,14 @@ describe('hostile input against the HTTP API (memory store)', () => {
     const known = await submit(t.http, { type: 'noop', delayMs: FAR });
     const rawFragments = ['%', '%zz', '%00', '%2F', '%2e%2e', '..', '.', '%E0%A4%A', '%C0%AF', '%ED%A0%80', '%F0%9F%92%A9', '%25', '%20', '+', '%u0041', ';', ',', '*', '~', '!'];
     const idArb = fc.oneof(
-      { weight: 3, arbitrary: fc.uuid().map((id) => ({ encoded: id, decoded: id as string | undefined })) },
-      { weight: 1, arbitrary: fc.uuid().map((id) => ({ encoded: id.toUpperCase(), decoded: id.toUpperCase() as string | undefined })) },
-      { weight: 3, arbitrary: fc.string({ minLength: 1, maxLength: 60 }).map((s) => ({ encoded: encodeURIComponent(s), decoded: s as string | undefined })) },
+      { weight: 3, arbitrary: fc.uuid().map((id) => ({ encoded: id, decoded: id })) },
+      { weight: 1, arbitrary: fc.uuid().map((id) => ({ encoded: id.toUpperCase(), decoded: id.toUpperCase() })) },
+      { weight: 3, arbitrary: fc.string({ minLength: 1, maxLength: 60 }).map((s) => ({ encoded: encodeURIComponent(s), decoded: s })) },
       { weight: 1, arbitrary: fc.string({ unit: 'binary', minLength: 1, maxLength: 20 }).map((s) => ({ encoded: encodeURIComponent(s.replace(/[\ud800-\udfff]/g, '')), decoded: undefined })) },
       { weight: 2, arbitrary: fc.array(fc.constantFrom(...rawFragments), { minLength: 1, maxLength: 4 }).map((parts) => ({ encoded: parts.join(''), decoded: undefined })) },
       {
         weight: 2,
-        arbitrary: fc.constantFrom(known.id, known.id.toUpperCase(), `${known.id}x`, ` ${known.id}`, known.id.slice(1)).map((id) => ({ encoded: encodeURIComponent(id), decoded: id as string | undefined })),
+        arbitrary: fc.constantFrom(known.id, known.id.toUpperCase(), `${known.id}x`, ` ${known.id}`, known.id.slice(1)).map((id) => ({ encoded: encodeURIComponent(id), decoded: id })),
       },
     );
     await fc.assert(
@@ -578,6 +578,7 @@ describe('hostile input against the HTTP API (memory store)', () => {
     if (page2.body.nextCursor) cursors.push(page2.body.nextCursor as string);
 
     type Entry = { key: string; value: string; verdict: Verdict };
+    /* eslint-disable @typescript-eslint/no-unnecessary-type-assertion -- each `as Verdict` widens a literal to what Entry needs: without them tsc rejects entryArb */
     const entryArb: fc.Arbitrary<Entry> = fc.oneof(
       fc.oneof(
         fc.constantFrom(...JOB_STATES).map((v) => ({ key: 'state', value: v, verdict: 'valid' as Verdict })),
@@ -610,6 +611,7 @@ describe('hostile input against the HTTP API (memory store)', () => {
         verdict: (['state', 'type', 'limit', 'cursor', '__proto__', 'constructor', 'prototype'].includes(k) ? 'unknown' : 'invalid') as Verdict,
       })),
     );
+    /* eslint-enable @typescript-eslint/no-unnecessary-type-assertion */
     const rawJunk = fc.constantFrom('&', '&&', '=', '==', '%', '%zz', 'state', 'limit=', '%00=%00', '&state=pending&', 'a[b]=c', '__proto__=1', 'constructor=1');
 
     await fc.assert(

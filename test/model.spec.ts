@@ -34,7 +34,6 @@ const CAPACITY = 3;
 const T0 = Date.UTC(2030, 0, 1, 0, 0, 0);
 const NO_LIMIT = 1_000_000;
 const MAX_BACKOFF_MS = 3_600_000;
-const TERMINAL: ReadonlySet<JobState> = new Set(['completed', 'failed', 'cancelled']);
 
 // ---------------------------------------------------------------------------------------------
 // Commands
@@ -228,7 +227,7 @@ async function expectRefused(action: Promise<unknown>, what: string): Promise<vo
     outcome = await action;
   } catch (err) {
     if (err instanceof InvalidTransition) return;
-    throw new Error(`${what}: expected InvalidTransition, got ${(err as Error)?.name}: ${(err as Error)?.message}`);
+    throw new Error(`${what}: expected InvalidTransition, got ${(err as Error)?.name}: ${(err as Error)?.message}`, { cause: err });
   }
   throw new Error(`${what}: expected InvalidTransition, but it was applied: ${JSON.stringify(outcome)}`);
 }

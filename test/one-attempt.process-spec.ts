@@ -26,8 +26,6 @@ import {
   waitForJob,
   waitForState,
   type JobJson,
-  type JsonResponse,
-  type KeelProcess,
   allJobs,
 } from './support/process';
 import { auditDeliveries, closeReceivers, startReceiver, type Delivery } from './support/receiver';
@@ -220,7 +218,7 @@ describe('one running attempt per job (SQLite, process)', () => {
     expect(first.end! - cancelAnsweredAt).toBeLessThan(3_000);
 
     // the job becomes cancelled once the attempt ended, and keeps its cancel request
-    const cancelled = (await waitForState(http, job.id, 'cancelled', 10_000)) as Job;
+    const cancelled = (await waitForState(http, job.id, 'cancelled', 10_000));
     expect(cancelled.cancelRequestedAt).toBe(cancel.body.cancelRequestedAt);
 
     // a retry now runs it again, after the first delivery

@@ -257,7 +257,7 @@ describe('OpenAPI document, default settings (no API_KEY), with an application h
   });
 
   it('escapes markdown in descriptions: __proto__ is code, not bold', () => {
-    const descriptions = collect(doc, 'description').filter((d) => typeof d.value === 'string' && (d.value as string).includes('__'));
+    const descriptions = collect(doc, 'description').filter((d) => typeof d.value === 'string' && (d.value).includes('__'));
     expect(descriptions.length).toBeGreaterThan(0);
     for (const d of descriptions) expect([d.path, d.value]).not.toEqual([d.path, expect.stringMatching(/(^|[^`\\])__\w+__/)]);
   });

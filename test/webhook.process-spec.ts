@@ -11,9 +11,6 @@ import {
   startKeel,
   submitBatch,
   tempSqliteFile,
-  type JobJson,
-  type JsonResponse,
-  type KeelProcess,
   allJobs,
 } from './support/process';
 import { auditDeliveries, closeReceivers, startReceiver, type Receiver } from './support/receiver';

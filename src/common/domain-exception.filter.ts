@@ -14,7 +14,7 @@ import {
   StoreUnavailable,
 } from '../core/job.errors';
 
-const DOMAIN_STATUS = new Map<Function, number>([
+const DOMAIN_STATUS = new Map<object, number>([
   [JobNotFound, HttpStatus.NOT_FOUND],
   [InvalidTransition, HttpStatus.CONFLICT],
   [ConcurrentChange, HttpStatus.CONFLICT],

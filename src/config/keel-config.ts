@@ -102,7 +102,7 @@ export function configFromSettings(settings: KeelSettings): KeelConfig {
 }
 
 function settingOf(variable: string): string | undefined {
-  return (Object.entries(SETTING_VARIABLES) as Array<[string, string]>).find(([, v]) => v === variable)?.[0];
+  return Object.entries<string>(SETTING_VARIABLES).find(([, v]) => v === variable)?.[0];
 }
 
 /** The settings that reproduce `config` (the standalone server builds the module from the environment). */

@@ -10,7 +10,7 @@ import {
   type JobEvent,
   type JobEventType,
 } from './job-state-machine';
-import { JOB_STATES, type Job, type JobState } from './job.model';
+import { JOB_STATES, type Job } from './job.model';
 
 const NOW = 1_800_000_000_000;
 const EARLIER = NOW - 60_000;

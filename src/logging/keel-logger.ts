@@ -59,6 +59,7 @@ export class KeelLogger implements LoggerService {
     const stack = level === 'error' && rest.length > 1 && typeof rest[0] === 'string' ? rest[0] : undefined;
     if (message !== null && typeof message === 'object' && !(message instanceof Error)) {
       const { msg, ...fields } = message as { msg?: unknown };
+      // eslint-disable-next-line @typescript-eslint/no-base-to-string -- msg is the caller's, of any type: String() is the fallback
       this.root[level]({ ...fields, context, stack }, String(msg ?? ''));
     } else if (message instanceof Error) {
       this.root[level]({ context, err: message }, message.message);

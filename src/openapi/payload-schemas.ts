@@ -7,9 +7,12 @@ import { targetConstructorToSchema } from 'class-validator-jsonschema';
  * registry validates a payload: nested classes are resolved here exactly as there. The package
  * exports it from no typed entry point.
  */
+/** A payload class (any constructor: class-validator keeps its metadata by constructor). */
+type PayloadClass = abstract new (...args: never[]) => object;
+
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { defaultMetadataStorage } = require('class-transformer/cjs/storage') as {
-  defaultMetadataStorage: { findTypeMetadata(target: Function, property: string): { typeFunction(): unknown } | undefined };
+  defaultMetadataStorage: { findTypeMetadata(target: PayloadClass, property: string): { typeFunction(): unknown } | undefined };
 };
 
 /** Where `@ApiProperty` keeps a property's options (@nestjs/swagger's DECORATORS.API_MODEL_PROPERTIES). */
@@ -24,7 +27,7 @@ export const SCHEMA_REF = '#/components/schemas/';
 type Converters = NonNullable<Parameters<typeof targetConstructorToSchema>[1]>['additionalConverters'];
 /** What a class-validator-jsonschema converter gets of a property's validation metadata. */
 interface PropertyMeta {
-  target: Function | string;
+  target: PayloadClass | string;
   propertyName: string;
 }
 
@@ -36,12 +39,12 @@ interface PropertyMeta {
  * default.
  */
 export class PayloadSchemas {
-  private readonly names = new Map<Function, string>();
+  private readonly names = new Map<PayloadClass, string>();
 
   constructor(private readonly schemas: Record<string, SchemaObject | ReferenceObject>) {}
 
   /** The component name of `cls`'s schema; adds it, and the classes nested in it, the first time. */
-  add(cls: Function, fallbackName: string): string {
+  add(cls: PayloadClass, fallbackName: string): string {
     const known = this.names.get(cls);
     if (known) return known;
     const name = freeName(this.schemas, cls.name || fallbackName, fallbackName);
@@ -56,7 +59,7 @@ export class PayloadSchemas {
     return this.schemas[name] as SchemaObject;
   }
 
-  private generate(cls: Function): SchemaObject {
+  private generate(cls: PayloadClass): SchemaObject {
     const generated = targetConstructorToSchema(cls, {
       refPointerPrefix: SCHEMA_REF,
       // The library's types are openapi3-ts's; the schemas are the same JSON.
@@ -83,13 +86,14 @@ export class PayloadSchemas {
 
   /** A `@ValidateNested()` property: a reference to the nested class's own schema. */
   private nested(meta: PropertyMeta): SchemaObject | ReferenceObject {
-    const target = meta.target as Function;
-    const child =
+    const target = meta.target as PayloadClass;
+    const declared: unknown =
       defaultMetadataStorage.findTypeMetadata(target, meta.propertyName)?.typeFunction() ??
       Reflect.getMetadata('design:type', target.prototype as object, meta.propertyName);
-    if (typeof child !== 'function' || [Object, Array, Map, Set].includes(child as ObjectConstructor)) {
+    if (typeof declared !== 'function' || [Object, Array, Map, Set].includes(declared as ObjectConstructor)) {
       return { type: 'object', additionalProperties: true };
     }
+    const child = declared as PayloadClass;
     return { $ref: `${SCHEMA_REF}${this.add(child, child.name)}` };
   }
 }

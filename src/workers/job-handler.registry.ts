@@ -35,7 +35,7 @@ export class JobHandlerRegistry implements OnModuleInit {
       if (!(instance instanceof JobHandlerBase)) throw new InvalidJobHandlerError(className, meta.type);
       const existing = this.handlers.get(meta.type);
       if (existing) throw new DuplicateJobHandlerError(meta.type, existing.handler.constructor.name, className);
-      this.handlers.set(meta.type, { type: meta.type, handler: instance, payload: meta.payload });
+      this.handlers.set(meta.type, { type: meta.type, handler: instance as JobHandlerBase, payload: meta.payload });
     }
     // Only jobs of these types are claimed: another version's types are left to the instances that run it.
     this.feeder.handleTypes(this.types());

@@ -13,7 +13,6 @@ import type { Job } from '../core/job.model';
 import { toJobView } from '../core/job.view';
 import { DeliveryQueue } from '../queue/delivery-queue';
 import { FeederService } from '../queue/feeder.service';
-import type { RecoveryReport } from '../recovery/recovery-report';
 import { RECOVERY_READY, type RecoveryReadiness } from '../recovery/recovery.constants';
 import { LeaseService } from '../recovery/lease.service';
 import { LifecycleService } from '../lifecycle/lifecycle.service';
@@ -406,5 +405,6 @@ function outcomeOfError(attempt: number, err: unknown): JobEvent {
  * never commits would leave the job processing until a restart.
  */
 function failure(attempt: number, error: string, permanent: boolean): JobEvent {
+  // eslint-disable-next-line no-control-regex -- NUL is the very character PostgreSQL text refuses
   return { type: 'fail', now: Date.now(), attempt, error: error.replace(/\u0000/g, '\ufffd'), permanent, jitter: Math.random() };
 }

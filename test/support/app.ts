@@ -1,7 +1,6 @@
 import type { DynamicModule } from '@nestjs/common';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { mkdtempSync, rmSync } from 'node:fs';
-import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request, { type Response } from 'supertest';
@@ -27,7 +26,7 @@ export interface TestApp {
   config: KeelConfig;
   http: Http;
   /** Closes the app (shutdown hooks, store, HTTP server). Idempotent. */
-  close(): Promise<void>;
+  close: () => Promise<void>;
 }
 
 /**
@@ -53,7 +52,7 @@ export async function startApp(env: Env = {}, extraImports: ExtraImports = []): 
     await app.close().catch(() => undefined);
     throw err;
   }
-  const server = app.getHttpServer() as Server;
+  const server = app.getHttpServer();
   let closing: Promise<void> | undefined;
   const handle: TestApp = {
     app,
@@ -150,7 +149,7 @@ export async function waitForJob(http: Http, id: string, accept: (job: JobView) 
       return accept(last) ? last : undefined;
     }, `job ${id} ${what}`);
   } catch (err) {
-    throw new Error(`${(err as Error).message}; last seen: ${JSON.stringify(last)}`);
+    throw new Error(`${(err as Error).message}; last seen: ${JSON.stringify(last)}`, { cause: err });
   }
 }
 

@@ -51,6 +51,6 @@ module.exports = async function buildIfStale(globalConfig) {
   try {
     execFileSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   } catch (err) {
-    throw new Error(`npm run build failed:\n${err.stdout ?? ''}${err.stderr ?? ''}`);
+    throw new Error(`npm run build failed:\n${err.stdout ?? ''}${err.stderr ?? ''}`, { cause: err });
   }
 };

@@ -342,7 +342,7 @@ export async function waitForJob(
       { timeoutMs, intervalMs: 25 },
     );
   } catch (err) {
-    throw new Error(`${(err as Error).message}; last seen: ${JSON.stringify(last)}`);
+    throw new Error(`${(err as Error).message}; last seen: ${JSON.stringify(last)}`, { cause: err });
   }
 }
 

@@ -21,8 +21,8 @@ export interface PgJobStoreOptions {
 /** bigint columns are epoch milliseconds: well inside Number's exact range. */
 const INT8_OID = 20;
 const parseTypes = {
-  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-    oid === INT8_OID ? (value: string) => Number(value) : types.getTypeParser(oid, format as 'text')) as typeof types.getTypeParser,
+  getTypeParser: ((oid: number, format?: 'text' | 'binary'): unknown =>
+    oid === INT8_OID ? (value: string) => Number(value) : types.getTypeParser(oid, format)) as typeof types.getTypeParser,
 };
 
 const LISTEN_RETRY_MAX_MS = 5_000;

@@ -96,7 +96,7 @@ export class HttpHandler extends JobHandlerBase<HttpPayload, HttpResult> {
       });
     } catch (err) {
       if (signal.aborted) throw signal.reason;
-      throw new Error(`request to ${url} failed: ${describeNetworkError(err)}`);
+      throw new Error(`request to ${url} failed: ${describeNetworkError(err)}`, { cause: err });
     }
     const text = await readCapped(response, MAX_RESPONSE_BODY);
     if (response.status >= 200 && response.status < 300) return { status: response.status, body: text };
@@ -111,7 +111,7 @@ export class HttpHandler extends JobHandlerBase<HttpPayload, HttpResult> {
 
 async function readCapped(response: Response, max: number): Promise<string> {
   if (!response.body) return '';
-  const reader = response.body.getReader();
+  const reader: ReadableStreamDefaultReader<Uint8Array> = response.body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
   try {
