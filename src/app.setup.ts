@@ -1,10 +1,12 @@
-import { BadRequestException, ValidationPipe, VersioningType, type INestApplication } from '@nestjs/common';
+import { BadRequestException, UnsupportedMediaTypeException, ValidationPipe, VersioningType, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import type { ValidationError } from 'class-validator';
 import type { NextFunction, Request, Response } from 'express';
+import type { IncomingMessage } from 'node:http';
 import { AppModule } from './app.module';
+import { ApiKeyCheck, apiKeyMiddleware } from './auth/api-key';
 import { DomainExceptionFilter } from './common/domain-exception.filter';
 import type { KeelConfig } from './config/keel-config';
 import { LifecycleService } from './lifecycle/lifecycle.service';
@@ -35,16 +37,23 @@ export async function createApp(config: KeelConfig, extraImports: Parameters<typ
   return app;
 }
 
-/** Global pipes, filter, versioning, body limit and the OpenAPI document. */
+/**
+ * Global pipes, filter, versioning, body limit and the OpenAPI document. Middleware order: the
+ * request's id and log line; `Connection: close` while stopping; for /v1, the API key and then the
+ * body's content type (neither reads the body); the JSON body parser; the hostile-JSON check.
+ */
 export function setupApp(app: NestExpressApplication): void {
-  // First: a request refused by the body parser gets its id and its line too.
+  // First: a request refused by the key check or the body parser gets its id and its line too.
   app.use(requestLogging(app.get<string, KeelLogger>(KEEL_LOGGER).root));
   app.use(closeConnectionWhenStopping(app.get(LifecycleService)));
   app.disable('x-powered-by');
   // Answers describe jobs that change from one request to the next: a hash of every body (Express
   // computes one per response by default) costs CPU on each submission and saves no transfer.
   app.set('etag', false);
-  app.useBodyParser('json', { limit: MAX_BODY });
+  // Before the body parser: without the key, a request is 401 whatever its body (never 400/413/415).
+  app.use('/v1', apiKeyMiddleware(app.get(ApiKeyCheck)));
+  app.use('/v1', refuseBodyThatIsNotJson);
+  app.useBodyParser('json', { limit: MAX_BODY, type: (req: IncomingMessage) => isJsonContentType(req.headers['content-type']) });
   app.use(refuseHostileJson);
   app.enableVersioning({ type: VersioningType.URI });
   app.useGlobalPipes(
@@ -81,6 +90,28 @@ function closeConnectionWhenStopping(lifecycle: LifecycleService) {
     if (lifecycle.shuttingDown) res.setHeader('Connection', 'close');
     next();
   };
+}
+
+/** What a request body may be sent as: `application/json` or `application/*+json`, any parameters. */
+export const ACCEPTED_BODY_TYPES = 'application/json (or application/*+json)';
+
+export function isJsonContentType(header: string | undefined): boolean {
+  const type = (header ?? '').split(';')[0].trim().toLowerCase();
+  return type === 'application/json' || /^application\/[a-z0-9!#$&^_.-]+\+json$/.test(type);
+}
+
+/**
+ * A request that carries a body (a non-zero Content-Length, or Transfer-Encoding) under another
+ * content type is refused with 415 before the body is read: the JSON parser would skip it and the
+ * validation would complain about missing fields. A POST without a body (cancel, retry) passes.
+ */
+function refuseBodyThatIsNotJson(req: Request, _res: Response, next: NextFunction): void {
+  const length = req.headers['content-length'];
+  const hasBody = req.headers['transfer-encoding'] !== undefined || (length !== undefined && Number(length) !== 0);
+  const type = req.headers['content-type'];
+  if (!hasBody || isJsonContentType(type)) return next();
+  const got = type === undefined || type.trim() === '' ? 'no Content-Type' : `Content-Type ${type.slice(0, 100)}`;
+  next(new UnsupportedMediaTypeException(`the request body must be JSON, sent as ${ACCEPTED_BODY_TYPES}; got ${got}`));
 }
 
 /** Keys that name an object's prototype machinery: refused rather than silently dropped. */
