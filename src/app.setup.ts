@@ -11,6 +11,7 @@ import { DomainExceptionFilter } from './common/domain-exception.filter';
 import type { KeelConfig } from './config/keel-config';
 import { LifecycleService } from './lifecycle/lifecycle.service';
 import { KEEL_LOGGER, type KeelLogger } from './logging/keel-logger';
+import { keelLoggerFor } from './logging/logging.module';
 import { requestLogging } from './logging/request-logging';
 
 export const MAX_BODY = '1mb';
@@ -24,15 +25,13 @@ export const MAX_JSON_DEPTH = 100;
 
 /** Builds the app, not yet listening. `main.ts` and the e2e tests both come through here. */
 export async function createApp(config: KeelConfig, extraImports: Parameters<typeof AppModule.register>[1] = []): Promise<NestExpressApplication> {
+  // Nest's logger from the first line on, not buffered: every line (the modules being built, the
+  // store opening, recovery) is written when it happens and carries that time.
   const app = await NestFactory.create<NestExpressApplication>(AppModule.register(config, extraImports), {
     bodyParser: false,
     abortOnError: false,
-    bufferLogs: true,
+    logger: keelLoggerFor(config),
   });
-  app.useLogger(app.get<string, KeelLogger>(KEEL_LOGGER));
-  // Nest's own lines so far go out through it; from here every line is written as it happens (the
-  // startup's too: recovery is logged while it runs, not once the port opens).
-  app.flushLogs();
   setupApp(app);
   return app;
 }

@@ -21,6 +21,14 @@ export function createRootLogger(config: Pick<KeelConfig, 'logLevel' | 'owner'>,
 type Level = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
 
 /**
+ * Nest's own startup chatter: a line per module ("InstanceLoader ... dependencies initialized"),
+ * per controller and per route ("RoutesResolver", "RouterExplorer Mapped {...}"), "Starting Nest
+ * application...". Written at debug: at info a start shows what Keel did (store, recovery,
+ * workers, the address it listens on), not how Nest wired it.
+ */
+const NEST_WIRING = new Set(['InstanceLoader', 'RoutesResolver', 'RouterExplorer', 'NestFactory', 'NestApplication']);
+
+/**
  * Nest's logger interface over the root logger: every `new Logger(context)` of the code base
  * writes through here, with `context` on the line. A message may be an object whose `msg` is the
  * text and whose other fields go on the line as they are (e.g. `{ msg, req: { id } }`).
@@ -29,7 +37,8 @@ export class KeelLogger implements LoggerService {
   constructor(readonly root: Pino) {}
 
   log(message: unknown, ...rest: unknown[]): void {
-    this.write('info', message, rest);
+    const context = rest[rest.length - 1];
+    this.write(typeof context === 'string' && NEST_WIRING.has(context) ? 'debug' : 'info', message, rest);
   }
 
   error(message: unknown, ...rest: unknown[]): void {
