@@ -1,5 +1,5 @@
 import { Module, type DynamicModule } from '@nestjs/common';
-import { settingsOf, type KeelConfig } from './config/keel-config';
+import type { KeelConfig } from './config/keel-config';
 import { KeelModule } from './keel.module';
 
 /**
@@ -12,7 +12,7 @@ export class AppModule {
   static forRoot(config: KeelConfig, extraImports: DynamicModule['imports'] = []): DynamicModule {
     return {
       module: AppModule,
-      imports: [KeelModule.forRoot({ ...settingsOf(config), http: true }), ...extraImports],
+      imports: [KeelModule.forServer(config), ...extraImports],
     };
   }
 }

@@ -1,13 +1,15 @@
-import { BadRequestException, VersioningType } from '@nestjs/common';
+import { BadRequestException, UnsupportedMediaTypeException, VersioningType } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { SwaggerModule } from '@nestjs/swagger';
 import type { NextFunction, Request, Response } from 'express';
+import type { IncomingMessage } from 'node:http';
 import { AppModule } from './app.module';
+import { ApiKeyCheck, apiKeyMiddleware } from './auth/api-key';
 import { DomainExceptionFilter } from './common/domain-exception.filter';
 import { KEEL_CONFIG, type KeelConfig } from './config/keel-config';
 import { LifecycleService } from './lifecycle/lifecycle.service';
-import { KEEL_LOGGER, type KeelLogger } from './logging/keel-logger';
+import { KEEL_LOGGER, keelLoggerFor, type KeelLogger } from './logging/keel-logger';
 import { requestLogging } from './logging/request-logging';
 import { jsonBodyProblem, MAX_JSON_DEPTH } from './common/input-validation';
 import { buildOpenApi } from './openapi/openapi-document';
@@ -16,15 +18,14 @@ export const MAX_BODY = '1mb';
 
 /** Builds the app, not yet listening. `main.ts` and the e2e tests both come through here. */
 export async function createApp(config: KeelConfig, extraImports: Parameters<typeof AppModule.forRoot>[1] = []): Promise<NestExpressApplication> {
+  // Nest's logger from the first line on, not buffered: every line (the modules being built, the
+  // store opening, recovery) is written when it happens and carries that time. The module's
+  // KEEL_LOGGER is the same logger (one per configuration object).
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config, extraImports), {
     bodyParser: false,
     abortOnError: false,
-    bufferLogs: true,
+    logger: keelLoggerFor(config),
   });
-  app.useLogger(app.get<string, KeelLogger>(KEEL_LOGGER));
-  // Nest's own lines so far go out through it; from here every line is written as it happens (the
-  // startup's too: recovery is logged while it runs, not once the port opens).
-  app.flushLogs();
   setupApp(app);
   return app;
 }
@@ -38,7 +39,10 @@ export function setupApp(app: NestExpressApplication): void {
   // Answers describe jobs that change from one request to the next: a hash of every body (Express
   // computes one per response by default) costs CPU on each submission and saves no transfer.
   app.set('etag', false);
-  app.useBodyParser('json', { limit: MAX_BODY });
+  // Before the body parser: without the key, a request is 401 whatever its body (never 400/413/415).
+  app.use('/v1', apiKeyMiddleware(app.get(ApiKeyCheck)));
+  app.use('/v1', refuseBodyThatIsNotJson);
+  app.useBodyParser('json', { limit: MAX_BODY, type: (req: IncomingMessage) => isJsonContentType(req.headers['content-type']) });
   app.use(refuseHostileJson);
   app.enableVersioning({ type: VersioningType.URI });
   // Keel's controllers carry their own pipe and filter; this one answers what fails before a route
@@ -62,4 +66,26 @@ function closeConnectionWhenStopping(lifecycle: LifecycleService) {
 function refuseHostileJson(req: Request, _res: Response, next: NextFunction): void {
   const problem = jsonBodyProblem(req.body, MAX_JSON_DEPTH);
   next(problem ? new BadRequestException(problem) : undefined);
+}
+
+/** What a request body may be sent as: `application/json` or `application/*+json`, any parameters. */
+export const ACCEPTED_BODY_TYPES = 'application/json (or application/*+json)';
+
+export function isJsonContentType(header: string | undefined): boolean {
+  const type = (header ?? '').split(';')[0].trim().toLowerCase();
+  return type === 'application/json' || /^application\/[a-z0-9!#$&^_.-]+\+json$/.test(type);
+}
+
+/**
+ * A request that carries a body (a non-zero Content-Length, or Transfer-Encoding) under another
+ * content type is refused with 415 before the body is read: the JSON parser would skip it and the
+ * validation would complain about missing fields. A POST without a body (cancel, retry) passes.
+ */
+function refuseBodyThatIsNotJson(req: Request, _res: Response, next: NextFunction): void {
+  const length = req.headers['content-length'];
+  const hasBody = req.headers['transfer-encoding'] !== undefined || (length !== undefined && Number(length) !== 0);
+  const type = req.headers['content-type'];
+  if (!hasBody || isJsonContentType(type)) return next();
+  const got = type === undefined || type.trim() === '' ? 'no Content-Type' : `Content-Type ${type.slice(0, 100)}`;
+  next(new UnsupportedMediaTypeException(`the request body must be JSON, sent as ${ACCEPTED_BODY_TYPES}; got ${got}`));
 }

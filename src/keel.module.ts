@@ -1,6 +1,6 @@
 import { Module, type DynamicModule, type Provider } from '@nestjs/common';
 import { AuthModule } from './auth/auth.module';
-import { configFromSettings, KEEL_CONFIG, type KeelConfig } from './config/keel-config';
+import { configFromSettings, KEEL_CONFIG, settingsOf, type KeelConfig } from './config/keel-config';
 import { EventsModule } from './events/events.module';
 import { HealthModule } from './health/health.module';
 import { JobsModule } from './jobs/jobs.module';
@@ -12,7 +12,7 @@ import {
   type KeelModuleOptions,
 } from './keel.module-definition';
 import { LifecycleModule } from './lifecycle/lifecycle.module';
-import { createRootLogger, KEEL_LOGGER, KeelLogger } from './logging/keel-logger';
+import { KEEL_LOGGER, keelLoggerFor } from './logging/keel-logger';
 import { MetricsHttpModule } from './metrics/metrics-http.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { QueueModule } from './queue/queue.module';
@@ -20,11 +20,14 @@ import { RecoveryModule } from './recovery/recovery.module';
 import { StoreModule } from './store/store.module';
 import { WorkersModule } from './workers/workers.module';
 
-/** The validated configuration and the logger, from the module's options. */
-const CORE_PROVIDERS: Provider[] = [
-  { provide: KEEL_CONFIG, inject: [KEEL_MODULE_OPTIONS], useFactory: (options: KeelModuleOptions) => configFromSettings(options) },
-  { provide: KEEL_LOGGER, inject: [KEEL_CONFIG], useFactory: (config: KeelConfig) => new KeelLogger(createRootLogger(config)) },
-];
+/** The validated configuration, from the module's options. */
+const CONFIG_FROM_OPTIONS: Provider = {
+  provide: KEEL_CONFIG,
+  inject: [KEEL_MODULE_OPTIONS],
+  useFactory: (options: KeelModuleOptions) => configFromSettings(options),
+};
+/** The logger of that configuration (the standalone server hands the same one to Nest). */
+const LOGGER: Provider = { provide: KEEL_LOGGER, inject: [KEEL_CONFIG], useFactory: (config: KeelConfig) => keelLoggerFor(config) };
 
 /**
  * Keel as a Nest module (contract §13). Startup order holds inside any application, by module
@@ -38,14 +41,23 @@ const CORE_PROVIDERS: Provider[] = [
 @Module({})
 export class KeelModule extends KeelConfigurableModule {
   static forRoot(options: typeof KEEL_OPTIONS_TYPE): DynamicModule {
-    return KeelModule.assemble(super.forRoot(options), options.http ?? true);
+    return KeelModule.assemble(super.forRoot(options), options.http ?? true, CONFIG_FROM_OPTIONS);
   }
 
   static forRootAsync(options: typeof KEEL_ASYNC_OPTIONS_TYPE): DynamicModule {
-    return KeelModule.assemble(super.forRootAsync(options), options.http ?? true);
+    return KeelModule.assemble(super.forRootAsync(options), options.http ?? true, CONFIG_FROM_OPTIONS);
   }
 
-  private static assemble(definition: DynamicModule, http: boolean): DynamicModule {
+  /**
+   * The standalone server's module: the configuration it validated from the environment, as it
+   * is (the same object, so the same owner name and the same logger as the server's own lines).
+   * Not part of the public surface.
+   */
+  static forServer(config: KeelConfig): DynamicModule {
+    return KeelModule.assemble(super.forRoot(settingsOf(config)), true, { provide: KEEL_CONFIG, useValue: config });
+  }
+
+  private static assemble(definition: DynamicModule, http: boolean, config: Provider): DynamicModule {
     const jobs = JobsModule.register({ http });
     return {
       ...definition,
@@ -63,7 +75,7 @@ export class KeelModule extends KeelConfigurableModule {
         jobs,
         ...(http ? [AuthModule, HealthModule, MetricsHttpModule] : []),
       ],
-      providers: [...(definition.providers ?? []), ...CORE_PROVIDERS],
+      providers: [...(definition.providers ?? []), config, LOGGER],
       // JobsClient through the jobs module; JobEvents, the lifecycle and the metrics are global already.
       exports: [KEEL_CONFIG, KEEL_LOGGER, jobs],
     };

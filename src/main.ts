@@ -81,17 +81,52 @@ async function main(): Promise<void> {
   // Init (store, recovery, workers) first; the port opens only if no signal came meanwhile.
   started = current.init().then(async () => {
     if (current.get(LifecycleService).shuttingDown) return;
-    await current.listen(port, host);
+    await listen(current.getHttpServer(), port, host);
     const address = current.getHttpServer().address() as { port: number };
     new Logger('Keel').log(`listening on http://${host}:${address.port} (docs at /docs)`);
   });
   await started;
 }
 
-main().catch((err: unknown) => {
+/** The port could not be opened: a setting (or another process) is wrong, said in one line. */
+class ListenError extends Error {}
+
+/**
+ * Opens the port on the app's HTTP server. Not `app.listen`: that logs the failure as an error
+ * line of its own, and a taken port is reported once, below, like a bad setting.
+ */
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const failed = (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EADDRINUSE') {
+        reject(new ListenError(`PORT ${port} is in use on ${host}: another process listens there; stop it or set PORT to a free port`));
+      } else if (err.code === 'EACCES') {
+        reject(new ListenError(`PORT ${port} on ${host} needs privileges this process does not have; set PORT to 1024 or above`));
+      } else if (err.code === 'EADDRNOTAVAIL') {
+        reject(new ListenError(`HOST ${host} is not an address of this machine; set HOST to one (127.0.0.1, or 0.0.0.0 for all)`));
+      } else {
+        reject(err);
+      }
+    };
+    server.once('error', failed);
+    server.listen(port, host, () => {
+      server.removeListener('error', failed);
+      resolve();
+    });
+  });
+}
+
+main().catch(async (err: unknown) => {
   if (closing) return;
-  const known = err instanceof ConfigError || err instanceof StoreOwnershipError;
+  const known = err instanceof ConfigError || err instanceof StoreOwnershipError || err instanceof ListenError;
   // One line naming what is wrong; a stack only for what we did not expect.
   console.error(`keel: ${known ? (err as Error).message : ((err as Error).stack ?? String(err))}`);
+  if (err instanceof ListenError && app && config) {
+    // Recovery ran and the workers started: stop them as a shutdown would (attempts given back).
+    closing = true;
+    app.get(LifecycleService).beginShutdown();
+    setTimeout(() => process.exit(1), config.shutdownTimeoutMs + LAST_RESORT_MARGIN_MS).unref();
+    await app.close().catch(() => undefined);
+  }
   process.exit(1);
 });

@@ -13,6 +13,7 @@ import {
   ShuttingDown,
   StoreUnavailable,
 } from '../core/job.errors';
+import { noteErrorAnswer } from '../logging/request-logging';
 
 const DOMAIN_STATUS = new Map<object, number>([
   [JobNotFound, HttpStatus.NOT_FOUND],
@@ -32,7 +33,8 @@ export const BACKLOG_RETRY_AFTER_S = 5;
 /**
  * The one place where errors become HTTP answers, always `{ statusCode, error, message }`:
  * domain errors by type, Nest's HTTP exceptions as they are, body-parser's by their status,
- * anything else as a fixed 500 (logged, never shown).
+ * anything else as a fixed 500 (logged, never shown). The message sent back goes on the
+ * request's log line too.
  */
 @Catch()
 export class DomainExceptionFilter implements ExceptionFilter {
@@ -41,6 +43,8 @@ export class DomainExceptionFilter implements ExceptionFilter {
   catch(exception: unknown, host: ArgumentsHost): void {
     const res = host.switchToHttp().getResponse<Response>();
     const { status, message } = this.describe(exception, host.switchToHttp().getRequest<{ id?: string }>().id);
+    // The request's log line says why, with what was sent back.
+    noteErrorAnswer(res, exception, message);
     if (exception instanceof BacklogFull) res.setHeader('Retry-After', String(BACKLOG_RETRY_AFTER_S));
     res.status(status).json({ statusCode: status, error: STATUS_CODES[status] ?? 'Error', message });
   }

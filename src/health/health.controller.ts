@@ -3,6 +3,7 @@ import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { Public } from '../auth/public.decorator';
 import { ApiErrorResponse } from '../openapi/api-responses';
 import { LifecycleService } from '../lifecycle/lifecycle.service';
+import { expectedAnswer } from '../logging/request-logging';
 import { JOBS_STORE, type JobStore } from '../store/job-store';
 import { WorkerPool } from '../workers/worker-pool.service';
 
@@ -29,8 +30,9 @@ export class HealthController {
   @ApiOkResponse({ description: 'Ready to take and run jobs.', schema: statusSchema('ready') })
   @ApiErrorResponse(503, 'Starting, shutting down, or the store does not answer.', 'shutting down')
   async ready(): Promise<{ status: string }> {
-    if (this.lifecycle.shuttingDown) throw new ServiceUnavailableException('shutting down');
-    if (!this.workers.isRunning) throw new ServiceUnavailableException('starting: recovery or workers not ready yet');
+    // The expected answers of a start and a stop: logged at info, not as errors.
+    if (this.lifecycle.shuttingDown) throw expectedAnswer(new ServiceUnavailableException('shutting down'));
+    if (!this.workers.isRunning) throw expectedAnswer(new ServiceUnavailableException('starting: recovery or workers not ready yet'));
     try {
       await this.store.ping();
     } catch (err) {

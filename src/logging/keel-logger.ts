@@ -21,6 +21,14 @@ export function createRootLogger(config: Pick<KeelConfig, 'logLevel' | 'owner'>,
 type Level = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
 
 /**
+ * Nest's own startup chatter: a line per module ("InstanceLoader ... dependencies initialized"),
+ * per controller and per route ("RoutesResolver", "RouterExplorer Mapped {...}"), "Starting Nest
+ * application...". Written at debug: at info a start shows what Keel did (store, recovery,
+ * workers, the address it listens on), not how Nest wired it.
+ */
+const NEST_WIRING = new Set(['InstanceLoader', 'RoutesResolver', 'RouterExplorer', 'NestFactory', 'NestApplication']);
+
+/**
  * Nest's logger interface over the root logger: every `new Logger(context)` of the code base
  * writes through here, with `context` on the line. A message may be an object whose `msg` is the
  * text and whose other fields go on the line as they are (e.g. `{ msg, req: { id } }`).
@@ -29,7 +37,8 @@ export class KeelLogger implements LoggerService {
   constructor(readonly root: Pino) {}
 
   log(message: unknown, ...rest: unknown[]): void {
-    this.write('info', message, rest);
+    const context = rest[rest.length - 1];
+    this.write(typeof context === 'string' && NEST_WIRING.has(context) ? 'debug' : 'info', message, rest);
   }
 
   error(message: unknown, ...rest: unknown[]): void {
@@ -67,4 +76,20 @@ export class KeelLogger implements LoggerService {
       this.root[level]({ context, stack }, String(message));
     }
   }
+}
+
+const loggers = new WeakMap<Pick<KeelConfig, 'logLevel' | 'owner'>, KeelLogger>();
+
+/**
+ * The app's logger for a configuration: one per configuration object, so that `createApp` can hand
+ * it to Nest before the modules are built (their lines are written as they happen) and
+ * `KeelModule` provides that same logger as `KEEL_LOGGER`.
+ */
+export function keelLoggerFor(config: Pick<KeelConfig, 'logLevel' | 'owner'>): KeelLogger {
+  let logger = loggers.get(config);
+  if (!logger) {
+    logger = new KeelLogger(createRootLogger(config));
+    loggers.set(config, logger);
+  }
+  return logger;
 }

@@ -1,7 +1,7 @@
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createRootLogger, KeelLogger } from './keel-logger';
-import { requestLogging, type IdentifiedRequest } from './request-logging';
+import { expectedAnswer, noteErrorAnswer, requestLogging, type IdentifiedRequest } from './request-logging';
 
 interface Line {
   level: number;
@@ -45,6 +45,23 @@ describe('KeelLogger', () => {
     expect(lines[0]).toMatchObject({ msg: 'job 1 submitted', req: { id: 'r-1' }, context: 'Jobs', level: 20 });
   });
 
+  it("writes Nest's module-loading lines at debug, so that info shows none of them", () => {
+    const wiring: Array<[string, string]> = [
+      ['JobsModule dependencies initialized', 'InstanceLoader'],
+      ['JobsController {/jobs} (version: 1):', 'RoutesResolver'],
+      ['Mapped {/jobs, POST} (version: 1) route', 'RouterExplorer'],
+      ['Starting Nest application...', 'NestFactory'],
+    ];
+    const info = capture('info');
+    for (const [msg, context] of wiring) new KeelLogger(info.root).log(msg, context);
+    new KeelLogger(info.root).log('recovery done', 'Recovery');
+    expect(info.lines.map((l) => l.msg)).toEqual(['recovery done']);
+
+    const debug = capture('debug');
+    for (const [msg, context] of wiring) new KeelLogger(debug.root).log(msg, context);
+    expect(debug.lines.map(({ level, msg, context }) => ({ level, msg, context }))).toEqual(wiring.map(([msg, context]) => ({ level: 20, msg, context })));
+  });
+
   it('writes nothing below its level', () => {
     const { root, lines } = capture('warn');
     const logger = new KeelLogger(root);
@@ -60,7 +77,7 @@ describe('requestLogging', () => {
   let port: number;
   let seenIds: string[];
 
-  async function serve(logLevel: 'debug' | 'info', status = 200): Promise<Line[]> {
+  async function serve(logLevel: 'debug' | 'info', status = 200, answer?: (res: import('node:http').ServerResponse) => void): Promise<Line[]> {
     const { root, lines } = capture(logLevel);
     const middleware = requestLogging(root);
     seenIds = [];
@@ -68,6 +85,7 @@ describe('requestLogging', () => {
       middleware(req, res, () => {
         seenIds.push((req as IdentifiedRequest).id);
         res.statusCode = req.url === '/hang' ? 200 : status;
+        answer?.(res);
         if (req.url === '/hang') {
           res.write('partial');
           return; // never ends: the client goes away
@@ -131,6 +149,28 @@ describe('requestLogging', () => {
     await call('/', { 'X-Request-Id': 'r-3' });
     await waitFor(() => lines.length === 1);
     expect(lines[0]).toMatchObject({ level, msg, req: { id: 'r-3' }, res: { statusCode: status } });
+  });
+
+  it("a 4xx line says why (the message sent back) with method, url, status, time and id, and no headers", async () => {
+    const lines = await serve('info', 400, (res) => noteErrorAnswer(res, new Error('x'), 'type must be a string'));
+    await call('/v1/jobs?x=1', { 'X-Request-Id': 'r-5', authorization: 'Bearer secret-key', cookie: 'c=secret' });
+    await waitFor(() => lines.length === 1);
+    expect(lines[0]).toMatchObject({
+      level: 40,
+      msg: 'request completed: type must be a string',
+      req: { id: 'r-5', method: 'GET', url: '/v1/jobs?x=1' },
+      res: { statusCode: 400 },
+    });
+    expect(typeof lines[0].responseTime).toBe('number');
+    expect(lines[0].req).not.toHaveProperty('headers');
+    expect(JSON.stringify(lines)).not.toContain('secret');
+  });
+
+  it('logs an answer marked expected (a 503 while shutting down) at its own level, not error', async () => {
+    const lines = await serve('info', 503, (res) => noteErrorAnswer(res, expectedAnswer(new Error('shutting down')), 'shutting down'));
+    await call('/health/ready', { 'X-Request-Id': 'r-6' });
+    await waitFor(() => lines.length === 1);
+    expect(lines[0]).toMatchObject({ level: 30, msg: 'request completed: shutting down', req: { id: 'r-6' }, res: { statusCode: 503 } });
   });
 
   it('logs a request whose client went away before the answer at warn, once', async () => {
