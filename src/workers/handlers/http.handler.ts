@@ -1,4 +1,6 @@
 import { Inject } from '@nestjs/common';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { ApiPropertyOptional, ApiProperty } from '@nestjs/swagger';
 import { IsIn, IsObject, IsOptional, IsString, MaxLength } from 'class-validator';
 import { KEEL_CONFIG, type KeelConfig } from '../../config/keel-config';
@@ -85,49 +87,93 @@ export class HttpHandler extends JobHandlerBase<HttpPayload, HttpResult> {
       'x-job-attempt': String(attempt),
       'idempotency-key': job.id,
     };
-    let response: Response;
+    let response: Exchange;
     try {
-      response = await fetch(url, {
-        method,
-        headers: request,
-        body: sendsBody ? (typeof body === 'string' ? body : JSON.stringify(body)) : undefined,
-        redirect: 'manual',
-        signal,
-      });
+      response = await exchange(new URL(url), method, request, sendsBody ? (typeof body === 'string' ? body : JSON.stringify(body)) : undefined, signal);
     } catch (err) {
       if (signal.aborted) throw signal.reason;
       throw new Error(`request to ${url} failed: ${describeNetworkError(err)}`, { cause: err });
     }
-    const text = await readCapped(response, MAX_RESPONSE_BODY);
-    if (response.status >= 200 && response.status < 300) return { status: response.status, body: text };
+    if (response.status >= 200 && response.status < 300) return { status: response.status, body: response.body };
     const message = `${method} ${url} answered ${response.status}`;
     if (response.status >= 300 && response.status < 400) {
-      throw new PermanentJobError(`${message}; redirects are not followed (location: ${response.headers.get('location') ?? 'none'})`);
+      throw new PermanentJobError(`${message}; redirects are not followed (location: ${response.location ?? 'none'})`);
     }
     if (retryable(response.status)) throw new Error(message);
     throw new PermanentJobError(message);
   }
 }
 
-async function readCapped(response: Response, max: number): Promise<string> {
-  if (!response.body) return '';
-  const reader: ReadableStreamDefaultReader<Uint8Array> = response.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  try {
-    while (size < max) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      chunks.push(value);
-      size += value.byteLength;
-    }
-  } finally {
-    await reader.cancel().catch(() => undefined);
-  }
-  return Buffer.concat(chunks).subarray(0, max).toString('utf8');
+interface Exchange {
+  status: number;
+  location: string | undefined;
+  /** The response body, cut at MAX_RESPONSE_BODY. */
+  body: string;
+}
+
+/**
+ * One request and its response, over when the promise settles. On abort the connection is
+ * destroyed and the promise settles only once it is closed: no byte of this attempt can reach the
+ * receiver after the attempt ended, and so none after the next attempt began. (`fetch` settles at
+ * once on abort and may still write a request it had queued: a receiver then saw an aborted
+ * attempt's request arrive after the next attempt's.) Redirects are never followed.
+ */
+function exchange(url: URL, method: string, headers: Record<string, string>, body: string | undefined, signal: AbortSignal): Promise<Exchange> {
+  return new Promise<Exchange>((resolve, reject) => {
+    if (signal.aborted) return reject(asError(signal.reason));
+    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    const outgoing = body === undefined ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) };
+    const req = send(url, { method, headers: outgoing });
+    let result: Exchange | undefined;
+    let failure: unknown;
+    const onAbort = () => {
+      failure ??= signal.reason;
+      req.destroy();
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    req.on('error', (err) => {
+      failure ??= err;
+    });
+    req.on('response', (res: IncomingMessage) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (chunk: Buffer) => {
+        if (size >= MAX_RESPONSE_BODY) return;
+        chunks.push(chunk);
+        size += chunk.byteLength;
+        // Enough kept: the rest is not read, the connection goes.
+        if (size >= MAX_RESPONSE_BODY) finish(true);
+      });
+      res.on('end', () => finish(false));
+      res.on('error', (err) => {
+        failure ??= err;
+      });
+      const finish = (cut: boolean) => {
+        if (failure !== undefined || result !== undefined) return;
+        result = {
+          status: res.statusCode ?? 0,
+          location: res.headers.location,
+          body: Buffer.concat(chunks).subarray(0, MAX_RESPONSE_BODY).toString('utf8'),
+        };
+        if (cut) req.destroy();
+      };
+    });
+    // Settles on 'close' only: the request is over (answered, failed or destroyed) then.
+    req.on('close', () => {
+      signal.removeEventListener('abort', onAbort);
+      if (failure !== undefined) reject(asError(failure));
+      else if (result !== undefined) resolve(result);
+      else reject(new Error('the connection closed before the response ended'));
+    });
+    req.end(body);
+  });
+}
+
+function asError(value: unknown): Error {
+  return value instanceof Error ? value : new Error(String(value));
 }
 
 function describeNetworkError(err: unknown): string {
-  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-  return cause?.code ?? cause?.message ?? (err as Error).message;
+  const { code, message } = err as { code?: string; message?: string };
+  return code ?? message ?? String(err);
 }
