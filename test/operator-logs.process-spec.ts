@@ -45,7 +45,7 @@ describe('operator logs (process)', () => {
     const loading = logLines(debug).filter((l) => MODULE_LOADING.includes(l.context ?? ''));
     for (const context of MODULE_LOADING) expect([context, loading.some((l) => l.context === context)]).toEqual([context, true]);
     expect(loading.every((l) => l.level === 20)).toBe(true);
-    expect(loading.some((l) => /Mapped \{\/jobs, POST\} \(version: 1\)/.test(l.msg))).toBe(true);
+    expect(loading.some((l) => /Mapped \{\/v1\/jobs, POST\}/.test(l.msg))).toBe(true);
   });
 
   it('a 4xx line says why, with method, path, status, time and request id, and no headers', async () => {
