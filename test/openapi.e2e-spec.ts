@@ -221,7 +221,7 @@ describe('OpenAPI document, default settings (no API_KEY), with an application h
     }
     expect(errors).toBeGreaterThanOrEqual(15);
     const submit = doc.paths['/v1/jobs'].post.responses;
-    expect(Object.keys(submit).sort()).toEqual(['200', '201', '400', '413', '422', '429', '503']);
+    expect(Object.keys(submit).sort()).toEqual(['200', '201', '400', '413', '415', '422', '429', '503']);
   });
 
   it("error examples carry the server's own messages", async () => {

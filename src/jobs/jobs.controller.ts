@@ -22,6 +22,11 @@ const BAD_ID = ApiErrorResponse(400, 'The id is not a UUID.', 'id must be a UUID
 const NOT_FOUND = ApiErrorResponse(404, 'No job has this id.', `job ${EXAMPLE_ID} not found`);
 const SHUTTING_DOWN = ApiErrorResponse(503, 'Shutting down: submit to another instance or retry later.', 'the service is shutting down; submit to another instance or retry later');
 const TOO_LARGE = ApiErrorResponse(413, 'The body is over 1 MiB.', 'the request body is larger than 1 MiB');
+const NOT_JSON = ApiErrorResponse(
+  415,
+  'The body is not sent as JSON (Content-Type application/json or application/*+json).',
+  'the request body must be JSON, sent as application/json (or application/*+json); got Content-Type text/plain',
+);
 
 @ApiTags('jobs')
 @ApiKeyRequired()
@@ -49,6 +54,7 @@ export class JobsController {
     'maxAttempts must not be less than 1',
   )
   @TOO_LARGE
+  @NOT_JSON
   @ApiErrorResponse(
     422,
     'The Idempotency-Key was used before with another body.',
@@ -74,6 +80,7 @@ export class JobsController {
   @ApiCreatedResponse({ type: JobBatchDto, description: 'All the jobs, stored as pending, in the order sent.' })
   @ApiErrorResponse(400, 'Names the index of the first invalid job.', 'jobs.1: unknown job type "nope"; known types: fail, http, noop, sleep')
   @TOO_LARGE
+  @NOT_JSON
   @ApiErrorResponse(429, 'The batch would pass MAX_BACKLOG; see Retry-After.', 'the backlog is full (99990 pending jobs, MAX_BACKLOG 100000); retry later', RETRY_AFTER)
   @SHUTTING_DOWN
   async createBatch(@Body() body: CreateJobsBatchDto, @RequestId() requestId: string | undefined): Promise<{ items: JobView[] }> {
