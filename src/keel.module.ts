@@ -17,6 +17,7 @@ import { MetricsHttpModule } from './metrics/metrics-http.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { QueueModule } from './queue/queue.module';
 import { RecoveryModule } from './recovery/recovery.module';
+import { RetentionModule } from './retention/retention.module';
 import { StoreModule } from './store/store.module';
 import { WorkersModule } from './workers/workers.module';
 
@@ -72,6 +73,7 @@ export class KeelModule extends KeelConfigurableModule {
         QueueModule,
         RecoveryModule,
         WorkersModule,
+        RetentionModule,
         jobs,
         ...(http ? [AuthModule, HealthModule, MetricsHttpModule] : []),
       ],

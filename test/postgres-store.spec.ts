@@ -346,6 +346,28 @@ describePg('PgJobStore: several stores on one database', () => {
     }
   });
 
+  it('prune: one instance at a time; while another holds the pruning lock, a pass deletes nothing and does not wait', async () => {
+    const [a, b] = [await openStore(), await openStore()];
+    const jobs = await insert(a, 3);
+    for (const job of jobs) {
+      await a.transition(job.id, { type: 'start', now: Date.now() });
+      await a.transition(job.id, { type: 'complete', now: Date.now(), attempt: 1, result: null });
+    }
+    const other = new Client({ connectionString: db.url, options: `-c search_path=${schema}` });
+    await other.connect();
+    try {
+      await other.query('BEGIN');
+      await other.query(`SELECT pg_advisory_xact_lock(hashtext('keel_prune:' || current_schema()))`);
+      expect(await b.prune(Date.now() + 1, 0, 10)).toBe(0);
+      await other.query('COMMIT');
+    } finally {
+      await other.end().catch(() => undefined);
+    }
+    expect(await b.prune(Date.now() + 1, 0, 2)).toBe(2);
+    expect(await a.prune(Date.now() + 1, 0, 2)).toBe(1);
+    expect((await a.counts()).completed).toBe(0);
+  });
+
   it('an insert whose statement timed out is refused and never commits later: its connection is not pooled again', async () => {
     // one connection in the pool, so that a connection given back would be the next one used
     const store = await openStore(db.url, 1);

@@ -490,6 +490,41 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
     });
   });
 
+  describe('prune (retention)', () => {
+    it('deletes finished jobs older than their state’s threshold, never pending or processing ones, in batches of at most limit', async () => {
+      const completed = [await jobIn('completed'), await jobIn('completed'), await jobIn('completed')];
+      const failed = await jobIn('failed');
+      const cancelled = await jobIn('cancelled');
+      const pending = await jobIn('pending');
+      const processing = await jobIn('processing');
+      const late = clock + 1;
+      // failed and cancelled kept (threshold 0): completed ones go, two per call
+      expect(await store.prune(late, 0, 2)).toBe(2);
+      expect(await store.prune(late, 0, 2)).toBe(1);
+      expect(await store.prune(late, 0, 2)).toBe(0);
+      for (const job of completed) expect(await store.get(job.id)).toBeUndefined();
+      await expectExactCounts({ failed: 1, cancelled: 1, pending: 1, processing: 1 });
+      // a threshold is strict: finished exactly then is kept
+      expect(await store.prune(0, failed.finishedAt!, 10)).toBe(0);
+      expect(await store.prune(0, late, 10)).toBe(2);
+      expect(await store.get(failed.id)).toBeUndefined();
+      expect(await store.get(cancelled.id)).toBeUndefined();
+      await expectExactCounts({ pending: 1, processing: 1 });
+      expect((await store.get(pending.id))!.state).toBe('pending');
+      expect((await store.get(processing.id))!.state).toBe('processing');
+    });
+
+    it('frees a pruned job’s Idempotency-Key', async () => {
+      const job = await insertOne({ idempotencyKey: 'prune-key', requestHash: 'h1' });
+      await step(job.id, 'start');
+      await step(job.id, 'complete');
+      expect(await store.prune(clock + 1, 0, 10)).toBe(1);
+      expect(await store.findByIdempotencyKey('prune-key')).toBeUndefined();
+      const [again] = await store.insert([newJob({ idempotencyKey: 'prune-key', requestHash: 'h2' })], NO_LIMIT);
+      expect((await store.findByIdempotencyKey('prune-key'))!).toMatchObject({ job: { id: again.id }, requestHash: 'h2' });
+    });
+  });
+
   describe('claimReady', () => {
     it('claims only jobs of the types it is given, in dispatch order, and leaves the others for their instances', async () => {
       const noop = await insertOne({ type: 'noop', priority: 1 });

@@ -30,6 +30,9 @@ describe('loadConfig', () => {
       leaseMs: 10_000,
       logLevel: 'info',
       httpJobAllowedHosts: [],
+      retainCompletedMs: 86_400_000,
+      retainFailedMs: 604_800_000,
+      pruneIntervalMs: 60_000,
     });
     expect(config.databaseUrl).toBeUndefined();
     expect(config.apiKey).toBeUndefined();
@@ -112,6 +115,9 @@ describe('loadConfig', () => {
     ['JOB_TIMEOUT_MS', ['0', '86400001', '30s']],
     ['SHUTDOWN_TIMEOUT_MS', ['-1', '3600001', '10s']],
     ['LEASE_MS', ['999', '0', '3600001', 'ten']],
+    ['RETAIN_COMPLETED_MS', ['-1', '1d', '315360000001']],
+    ['RETAIN_FAILED_MS', ['-1', '7d']],
+    ['PRUNE_INTERVAL_MS', ['0', '99', '86400001', '1m']],
   ];
   const BAD_VALUES: Array<[string, string]> = [
     ...INTEGERS.flatMap(([name, values]) => values.map((value): [string, string] => [name, value])),

@@ -29,6 +29,12 @@ export interface KeelConfig {
   apiKey?: string;
   /** Hosts (`host` or `host:port`) the http job type may call; empty: none. */
   httpJobAllowedHosts: string[];
+  /** Completed jobs are deleted this long after they finished (contract §8). */
+  retainCompletedMs: number;
+  /** Failed and cancelled jobs are deleted this long after they finished. */
+  retainFailedMs: number;
+  /** How often the pruning pass runs. */
+  pruneIntervalMs: number;
 }
 
 /** A bad setting. Its message is the one line printed before the process exits. */
@@ -37,6 +43,9 @@ export class ConfigError extends Error {
 }
 
 type Env = Record<string, string | undefined>;
+
+/** Ten years: longer is as good as forever, and keeps the thresholds well inside exact integers. */
+const MAX_RETENTION_MS = 10 * 365 * 86_400_000;
 
 /**
  * The settings of `KeelModule.forRoot` (contract §13): the §2 variables in camelCase, except
@@ -56,6 +65,9 @@ export interface KeelSettings {
   apiKey?: string;
   httpJobAllowedHosts?: string[] | string;
   logLevel?: LogLevel;
+  retainCompletedMs?: number;
+  retainFailedMs?: number;
+  pruneIntervalMs?: number;
 }
 
 /** Each setting's variable in `loadConfig`. */
@@ -73,6 +85,9 @@ const SETTING_VARIABLES: Record<keyof KeelSettings, string> = {
   apiKey: 'API_KEY',
   httpJobAllowedHosts: 'HTTP_JOB_ALLOWED_HOSTS',
   logLevel: 'LOG_LEVEL',
+  retainCompletedMs: 'RETAIN_COMPLETED_MS',
+  retainFailedMs: 'RETAIN_FAILED_MS',
+  pruneIntervalMs: 'PRUNE_INTERVAL_MS',
 };
 
 /**
@@ -121,6 +136,9 @@ export function settingsOf(config: KeelConfig): KeelSettings {
     apiKey: config.apiKey,
     httpJobAllowedHosts: config.httpJobAllowedHosts,
     logLevel: config.logLevel,
+    retainCompletedMs: config.retainCompletedMs,
+    retainFailedMs: config.retainFailedMs,
+    pruneIntervalMs: config.pruneIntervalMs,
   };
 }
 
@@ -149,6 +167,9 @@ export function loadConfig(env: Env = process.env): KeelConfig {
     logLevel: oneOf(env, 'LOG_LEVEL', ['debug', 'info', 'warn', 'error'] as const, 'info'),
     apiKey: text(env, 'API_KEY'),
     httpJobAllowedHosts: hostList(env, 'HTTP_JOB_ALLOWED_HOSTS'),
+    retainCompletedMs: int(env, 'RETAIN_COMPLETED_MS', 86_400_000, 0, MAX_RETENTION_MS),
+    retainFailedMs: int(env, 'RETAIN_FAILED_MS', 604_800_000, 0, MAX_RETENTION_MS),
+    pruneIntervalMs: int(env, 'PRUNE_INTERVAL_MS', 60_000, 100, 86_400_000),
   };
 }
 

@@ -23,6 +23,11 @@ export class JobMetrics {
     labelNames: ['type'],
     registers: [this.registry],
   });
+  readonly pruned = new Counter({
+    name: 'jobs_pruned_total',
+    help: 'Finished jobs deleted by the retention pass.',
+    registers: [this.registry],
+  });
   readonly queueDepth = new Gauge({ name: 'jobs_queue_depth', help: 'Job ids waiting in the in-memory delivery queue.', registers: [this.registry] });
   readonly backlog = new Gauge({ name: 'jobs_backlog', help: 'Pending jobs in the store (ready and scheduled).', registers: [this.registry] });
   readonly processing = new Gauge({ name: 'jobs_processing', help: 'Jobs in the processing state.', registers: [this.registry] });

@@ -107,6 +107,14 @@ export interface JobStore {
   readonly pollIntervalMs: number;
 
   counts(): Promise<StateCounts>;
+
+  /**
+   * Deletes up to `limit` finished jobs (contract §8): completed ones that finished before
+   * `completedBefore`, failed and cancelled ones before `failedBefore`; pending and processing
+   * jobs never. One transaction; returns how many were deleted. A shared store lets one instance
+   * prune at a time: another's call meanwhile deletes nothing (0).
+   */
+  prune(completedBefore: number, failedBefore: number, limit: number): Promise<number>;
 }
 
 export function emptyCounts(): StateCounts {

@@ -145,6 +145,20 @@ export class MemoryJobStore implements JobStore {
   async counts(): Promise<StateCounts> {
     return { ...this.stateCounts };
   }
+
+  async prune(completedBefore: number, failedBefore: number, limit: number): Promise<number> {
+    let deleted = 0;
+    for (const [id, { job }] of this.rows) {
+      if (deleted >= limit) break;
+      const before = job.state === 'completed' ? completedBefore : job.state === 'failed' || job.state === 'cancelled' ? failedBefore : undefined;
+      if (before === undefined || job.finishedAt === null || job.finishedAt >= before) continue;
+      this.rows.delete(id);
+      if (job.idempotencyKey !== null) this.byIdempotencyKey.delete(job.idempotencyKey);
+      this.stateCounts[job.state] -= 1;
+      deleted += 1;
+    }
+    return deleted;
+  }
 }
 
 function held(row: Row): HeldJob {

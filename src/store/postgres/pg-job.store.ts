@@ -215,6 +215,14 @@ export class PgJobStore implements JobStore {
     return counts;
   }
 
+  async prune(completedBefore: number, failedBefore: number, limit: number): Promise<number> {
+    return this.inTransaction(async (client) => {
+      const { rows } = await client.query<{ locked: boolean }>(PG_SQL.tryPruneLock);
+      if (!rows[0].locked) return 0;
+      return (await client.query<{ n: number }>(PG_SQL.pruneFinished, [completedBefore, failedBefore, limit])).rows[0].n;
+    });
+  }
+
   async renewLease(owner: string, leaseMs: number): Promise<void> {
     await this.leaseQuery(PG_SQL.renewLease, [owner, leaseMs]);
   }

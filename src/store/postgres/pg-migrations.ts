@@ -44,4 +44,8 @@ export const PG_MIGRATIONS: readonly string[] = [
   -- A cancel asked for while the job was processing: the attempt's end makes it cancelled.
   ALTER TABLE keel_jobs ADD COLUMN cancel_requested_at bigint;
   `,
+  `
+  -- Retention: the pruning pass finds finished jobs by state and age without reading the others.
+  CREATE INDEX keel_jobs_finished ON keel_jobs (state, finished_at) WHERE finished_at IS NOT NULL;
+  `,
 ];

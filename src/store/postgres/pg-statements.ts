@@ -123,6 +123,19 @@ export const PG_SQL = {
   cancelRequests: `SELECT id::text, attempts AS attempt FROM keel_jobs WHERE owner = $1 AND state = 'processing' AND cancel_requested_at IS NOT NULL`,
   nextScheduledAt: `SELECT min(run_at) AS at FROM keel_jobs WHERE state = 'pending' AND owner IS NULL AND run_at > $1`,
   countByState: `SELECT state, count(*)::int AS n FROM keel_jobs GROUP BY state`,
+  /** Retention runs in one instance at a time: a transaction-scoped advisory lock, not waited for. */
+  tryPruneLock: `SELECT pg_try_advisory_xact_lock(hashtext('keel_prune:' || current_schema())) AS locked`,
+  /** Up to $3 finished jobs older than their state's threshold ($1 completed, $2 failed and cancelled). */
+  pruneFinished: `
+    WITH victims AS (
+      SELECT id FROM keel_jobs
+       WHERE (state = 'completed' AND finished_at < $1) OR (state IN ('failed', 'cancelled') AND finished_at < $2)
+       LIMIT $3
+       FOR UPDATE SKIP LOCKED
+    ), deleted AS (
+      DELETE FROM keel_jobs j USING victims v WHERE j.id = v.id RETURNING 1
+    )
+    SELECT count(*)::int AS n FROM deleted`,
   renewLease: `
     INSERT INTO keel_leases (owner, expires_at) VALUES ($1, ${NOW_MS} + $2)
     ON CONFLICT (owner) DO UPDATE SET expires_at = EXCLUDED.expires_at`,

@@ -351,6 +351,16 @@ export class SqliteJobStore implements JobStore {
     return { ...this.stateCounts };
   }
 
+  /** Without a sync of its own: a prune lost to a crash is done again by the next pass. */
+  async prune(completedBefore: number, failedBefore: number, limit: number): Promise<number> {
+    const stmts = this.statements();
+    return this.writes().run(() => {
+      const deleted = write(() => stmts.pruneFinished.all(completedBefore, failedBefore, limit)) as { state: JobState }[];
+      for (const { state } of deleted) this.stateCounts[state] -= 1;
+      return deleted.length;
+    }, 'none');
+  }
+
   private migrate(db: Database.Database): void {
     const applied = db.pragma('user_version', { simple: true }) as number;
     if (applied > SQLITE_MIGRATIONS.length) {

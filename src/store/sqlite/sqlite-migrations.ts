@@ -51,4 +51,8 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
     filler BLOB NOT NULL
   );
   `,
+  `
+  -- Retention: the pruning pass finds finished jobs by state and age without reading the others.
+  CREATE INDEX jobs_finished ON jobs (state, finished_at) WHERE finished_at IS NOT NULL;
+  `,
 ];

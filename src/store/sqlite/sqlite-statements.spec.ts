@@ -40,6 +40,12 @@ describe('SQLite statements: query plans of the hot path', () => {
     expect(detail).not.toMatch(/TEMP B-TREE|SCAN jobs/);
   });
 
+  it('finds the jobs to prune by an index search on (state, finished_at), never a scan', () => {
+    const detail = plan(SQL.pruneFinished, [0, 0, 1000]);
+    expect(detail).toContain('USING INDEX jobs_finished (state=? AND finished_at<?)');
+    expect(detail).not.toMatch(/SCAN jobs(?! USING)/);
+  });
+
   it('reads and changes one job by its primary key', () => {
     expect(plan(SQL.getJob, ['x'])).toMatch(/SEARCH jobs USING INDEX sqlite_autoindex_jobs_1 \(id=\?\)/);
     expect(plan(SQL.applyTransition, ['pending', 0, 0, null, null, null, null, 0, null, null, 'x', 'pending'])).toMatch(

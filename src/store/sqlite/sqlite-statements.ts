@@ -43,5 +43,13 @@ export const SQL = {
   nextScheduledAt: `SELECT min(run_at) AS at FROM jobs INDEXED BY jobs_scheduled WHERE state = 'pending' AND owner IS NULL AND run_at > ?`,
   abandonedProcessing: `SELECT id, state, attempts, owner FROM jobs WHERE state = 'processing' AND (owner IS NULL OR owner <> ?) ORDER BY id LIMIT ?`,
   countByState: `SELECT state, count(*) AS n FROM jobs GROUP BY state`,
+  /** Retention: up to ? finished jobs older than their state's threshold; their states, to keep the counts exact. */
+  pruneFinished: `
+    DELETE FROM jobs
+     WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_finished WHERE state = 'completed' AND finished_at < ?
+                  UNION ALL
+                  SELECT id FROM jobs INDEXED BY jobs_finished WHERE state IN ('failed', 'cancelled') AND finished_at < ?
+                  LIMIT ?)
+    RETURNING state`,
   ping: `SELECT 1`,
 } as const;

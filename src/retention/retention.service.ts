@@ -1,0 +1,67 @@
+import { Inject, Injectable, Logger, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
+import { JobMetrics } from '../metrics/job-metrics';
+import { JOBS_STORE, type JobStore } from '../store/job-store';
+
+/** Rows deleted per transaction: no long lock, no pause of the submissions between two batches. */
+export const PRUNE_BATCH = 1_000;
+
+/**
+ * Retention (contract §8): every `PRUNE_INTERVAL_MS`, finished jobs older than their state's
+ * retention are deleted, in batches of `PRUNE_BATCH`, the event loop free between two batches.
+ * A pruned job answers 404 and its Idempotency-Key is free again. On a shared store one instance
+ * prunes at a time (the store's lock); the others' passes find nothing to do meanwhile.
+ */
+@Injectable()
+export class RetentionService implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger = new Logger('Retention');
+  private timer?: NodeJS.Timeout;
+  private pass?: Promise<number>;
+  private stopped = false;
+
+  constructor(
+    @Inject(JOBS_STORE) private readonly store: JobStore,
+    @Inject(KEEL_CONFIG) private readonly config: KeelConfig,
+    private readonly metrics: JobMetrics,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    this.timer = setInterval(() => void this.prune(), this.config.pruneIntervalMs);
+    this.timer.unref();
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    await this.pass?.catch(() => undefined);
+  }
+
+  /** One pass (never two at once); resolves with the number of jobs deleted. */
+  prune(): Promise<number> {
+    this.pass ??= this.run().finally(() => {
+      this.pass = undefined;
+    });
+    return this.pass;
+  }
+
+  private async run(): Promise<number> {
+    let total = 0;
+    try {
+      const now = Date.now();
+      const completedBefore = now - this.config.retainCompletedMs;
+      const failedBefore = now - this.config.retainFailedMs;
+      while (!this.stopped) {
+        const deleted = await this.store.prune(completedBefore, failedBefore, PRUNE_BATCH);
+        total += deleted;
+        if (deleted > 0) this.metrics.pruned.inc(deleted);
+        if (deleted < PRUNE_BATCH) break;
+        await yieldToEventLoop();
+      }
+      if (total > 0) this.logger.log(`pruned ${total} finished jobs`);
+    } catch (err) {
+      this.logger.warn(`pruning failed; trying again at the next pass: ${(err as Error).message}`);
+    }
+    return total;
+  }
+}
