@@ -73,7 +73,7 @@ describe('operator logs (process)', () => {
     expect(unauthorized.req).not.toHaveProperty('headers');
   });
 
-  it("/health/ready's 503 during a shutdown is logged at info, not error", async () => {
+  it("/health/ready's 503 and a refused submission during a shutdown are logged at info, not error", async () => {
     const proc = await startKeel({ env: { STORE: 'memory', LOG_LEVEL: 'info', SHUTDOWN_TIMEOUT_MS: '30000' } });
     const job = await submitJob(proc.http, { type: 'sleep', payload: { ms: 3_000 } });
     await waitForState(proc.http, job.id, 'processing');
@@ -81,6 +81,12 @@ describe('operator logs (process)', () => {
     await waitFor(async () => (await fetch(`${proc.baseUrl}/health/ready`, { headers: { 'x-request-id': 'probe' } })).status === 503, 'a 503 from /health/ready', {
       intervalMs: 10,
     });
+    const refused = await fetch(`${proc.baseUrl}/v1/jobs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-request-id': 'late-submit' },
+      body: JSON.stringify({ type: 'noop' }),
+    });
+    expect(refused.status).toBe(503);
     const exit = await proc.waitExit(30_000);
     expect(exit).toEqual({ code: 0, signal: null });
 
@@ -88,6 +94,7 @@ describe('operator logs (process)', () => {
     expect(probes.length).toBeGreaterThanOrEqual(1);
     expect(probes.every((l) => l.level === 30)).toBe(true);
     expect(probes[0].msg).toMatch(/shutting down/);
+    expect(logLines(proc).find((l) => l.req?.id === 'late-submit')).toMatchObject({ level: 30, res: { statusCode: 503 } });
     expect(logLines(proc).filter((l) => l.level >= 50)).toEqual([]);
   });
 

@@ -250,7 +250,9 @@ describe('shutdown bounds with open connections (process)', () => {
     expect(elapsed).toBeLessThan(BOUND_MS);
     expect(receiver.deliveries).toHaveLength(0);
     expect(log).not.toMatch(/workers started/);
+    expect(log).not.toMatch(/workers stopped/);
     expect(log).not.toMatch(/listening/);
+    if (doneLine >= 0) expect(log).toMatch(/recovery done in \d+ ms \(stopped early by the shutdown/);
     expect(log).not.toMatch(LAST_RESORT);
 
     // Nothing lost: every job is still there, none ran.

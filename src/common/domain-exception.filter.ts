@@ -13,7 +13,7 @@ import {
   ShuttingDown,
   StoreUnavailable,
 } from '../core/job.errors';
-import { noteErrorAnswer } from '../logging/request-logging';
+import { expectedAnswer, noteErrorAnswer } from '../logging/request-logging';
 
 const DOMAIN_STATUS = new Map<object, number>([
   [JobNotFound, HttpStatus.NOT_FOUND],
@@ -43,8 +43,9 @@ export class DomainExceptionFilter implements ExceptionFilter {
   catch(exception: unknown, host: ArgumentsHost): void {
     const res = host.switchToHttp().getResponse<Response>();
     const { status, message } = this.describe(exception, host.switchToHttp().getRequest<{ id?: string }>().id);
-    // The request's log line says why, with what was sent back.
-    noteErrorAnswer(res, exception, message);
+    // The request's log line says why, with what was sent back. A submission refused while the
+    // service shuts down is the expected answer of a stop, not a fault: info, not error.
+    noteErrorAnswer(res, exception instanceof ShuttingDown ? expectedAnswer(exception) : exception, message);
     if (exception instanceof BacklogFull) res.setHeader('Retry-After', String(BACKLOG_RETRY_AFTER_S));
     res.status(status).json({ statusCode: status, error: STATUS_CODES[status] ?? 'Error', message });
   }

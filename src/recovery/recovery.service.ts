@@ -96,8 +96,10 @@ export class RecoveryService implements OnApplicationBootstrap, BeforeApplicatio
       resetToPending,
       pendingFound,
     };
+    // A signal stops the resets between two jobs: say so, the counts are partial.
+    const stopped = this.lifecycle?.shuttingDown ? ' (stopped early by the shutdown: the rest is reset at the next start)' : '';
     this.logger.log(
-      `recovery done in ${finished - started} ms: ${resetToPending} processing jobs reset to pending, ` +
+      `recovery done in ${finished - started} ms${stopped}: ${resetToPending} processing jobs reset to pending, ` +
         `${pendingFound} pending jobs found, ${primed} delivered to the queue`,
     );
     return this.report;
