@@ -1,9 +1,27 @@
 import type { KeelConfig } from '../config/keel-config';
+import type { NewJob } from '../core/job.model';
 import { MemoryJobStore } from '../store/memory/memory-job.store';
 import { DeliveryQueue } from './delivery-queue';
 import { FeederService } from './feeder.service';
 
 const OWNER = 'feeder-spec';
+
+/** `n` noop jobs ready now, with ids in one series (`series`: four hex digits). */
+function readyNoops(n: number, series: string): NewJob[] {
+  const now = Date.now();
+  return Array.from({ length: n }, (_, i) => ({
+    id: `00000000-0000-7000-${series}-${String(i).padStart(12, '0')}`,
+    type: 'noop',
+    payload: {},
+    priority: 0,
+    maxAttempts: 3,
+    backoffMs: 1000,
+    timeoutMs: 1000,
+    runAt: now,
+    createdAt: now,
+    idempotencyKey: null,
+  }));
+}
 
 /** Lets the feeder's store round trips finish: a few macrotasks, no clock. */
 async function settle(): Promise<void> {
@@ -30,22 +48,7 @@ describe('FeederService', () => {
     };
     feeder = new FeederService(store, queue, config);
     feeder.handleTypes(['noop', 'sleep']);
-    const now = Date.now();
-    await store.insert(
-      Array.from({ length: 100 }, (_, i) => ({
-        id: `00000000-0000-7000-8000-${String(i).padStart(12, '0')}`,
-        type: 'noop',
-        payload: {},
-        priority: 0,
-        maxAttempts: 3,
-        backoffMs: 1000,
-        timeoutMs: 1000,
-        runAt: now,
-        createdAt: now,
-        idempotencyKey: null,
-      })),
-      1_000,
-    );
+    await store.insert(readyNoops(100, '8000'), 1_000);
   });
 
   afterEach(async () => {
@@ -136,22 +139,7 @@ describe('FeederService.wakeAt', () => {
     const sharedQueue = new DeliveryQueue(config);
     const sharedFeeder = new FeederService(shared, sharedQueue, config);
     sharedFeeder.handleTypes(['noop']);
-    const now = Date.now();
-    await shared.insert(
-      Array.from({ length: 20 }, (_, i) => ({
-        id: `00000000-0000-7000-9000-${String(i).padStart(12, '0')}`,
-        type: 'noop',
-        payload: {},
-        priority: 0,
-        maxAttempts: 3,
-        backoffMs: 1000,
-        timeoutMs: 1000,
-        runAt: now,
-        createdAt: now,
-        idempotencyKey: null,
-      })),
-      1_000,
-    );
+    await shared.insert(readyNoops(20, '9000'), 1_000);
     sharedFeeder.start();
     await settle();
     expect(sharedQueue.depth).toBe(4);
