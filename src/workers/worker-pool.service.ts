@@ -176,7 +176,7 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
       }
       const key = await this.queue.take(this.stopTaking.signal);
       // Taken as the signal came: the claim is released at shutdown, the job stays pending.
-      if (!key || this.stopTaking.signal.aborted || this.lifecycle.shuttingDown) return;
+      if (!key || this.stopTaking.signal.aborted) return;
       this.inFlight.set(key.id, (this.inFlight.get(key.id) ?? 0) + 1);
       try {
         await this.runAttempt(key.id);
