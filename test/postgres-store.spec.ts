@@ -20,6 +20,8 @@ import type { Job, NewJob } from '../src/core/job.model';
 import { PgJobStore } from '../src/store/postgres/pg-job.store';
 import { MAX_GROUP_JOBS, MAX_GROUP_SUBMISSIONS } from '../src/store/postgres/pg-insert-groups';
 import { MAX_WRITTEN_ROWS } from '../src/store/postgres/pg-transition-groups';
+import { PG_MIGRATIONS } from '../src/store/postgres/pg-migrations';
+import { PG_SQL } from '../src/store/postgres/pg-statements';
 import {
   createTestDatabase,
   dropTestDatabases,
@@ -943,4 +945,83 @@ describePg('PgJobStore: several stores on one database', () => {
     const reopened = await openStore();
     for (const job of [...keyless.flat(), keyed]) expect((await reopened.get(job.id))?.state).toBe('pending');
   });
+
+  /** The counts as a scan of the jobs would give them: what the counters must always equal. */
+  async function scannedCounts(): Promise<Record<string, number>> {
+    const counts: Record<string, number> = { pending: 0, processing: 0, completed: 0, failed: 0, cancelled: 0 };
+    const rows = await pgQuery<{ state: string; n: number }>(db.url, `SELECT state, count(*)::int AS n FROM ${schema}.keel_jobs GROUP BY state`);
+    for (const { state, n } of rows) counts[state] = n;
+    return counts;
+  }
+
+  it('counts come from the counters, not from the jobs: the query plan never reads keel_jobs', async () => {
+    const store = await openStore();
+    await insert(store, 3);
+    const client = new Client({ connectionString: db.url, options: `-c search_path=${schema}` });
+    await client.connect();
+    try {
+      for (const sql of [PG_SQL.countByState, PG_SQL.countPending]) {
+        const lines = (await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${sql}`)).rows.map((r) => r['QUERY PLAN']).join('\n');
+        expect(lines).toContain('keel_state_counts');
+        expect(lines).not.toContain('keel_jobs');
+      }
+    } finally {
+      await client.end();
+    }
+    expect(await store.counts()).toEqual(await scannedCounts());
+  });
+
+  it('counts stay exact through inserts, claims, every transition and pruning, written by two stores at once', async () => {
+    const [a, b] = [await openStore(), await openStore()];
+    await Promise.all([insert(a, 40), insert(b, 40)]);
+    const claimedA = await a.claimReady(A, 30, Date.now());
+    const claimedB = await b.claimReady(B, 30, Date.now());
+    await b.releaseClaim(claimedB[0].id, B);
+    const outcomes = async (store: PgJobStore, owner: string, ids: string[]): Promise<void> => {
+      await Promise.all(
+        ids.map(async (id, i) => {
+          await store.transition(id, { type: 'start', now: Date.now() }, { owner });
+          if (i % 5 === 4) return; // stays processing
+          const now = Date.now();
+          if (i % 5 === 0) await store.transition(id, { type: 'complete', now, attempt: 1, result: null }, { owner });
+          else if (i % 5 === 1) await store.transition(id, { type: 'fail', now, attempt: 1, error: 'x', permanent: true, jitter: 0 }, { owner });
+          else if (i % 5 === 2) await store.transition(id, { type: 'fail', now, attempt: 1, error: 'x', permanent: false, jitter: 0 }, { owner });
+          else await store.transition(id, { type: 'interrupt', now, attempt: 1 }, { owner });
+        }),
+      );
+    };
+    await Promise.all([outcomes(a, A, claimedA.map((k) => k.id)), outcomes(b, B, claimedB.slice(1).map((k) => k.id))]);
+    const pending = (await a.list({ state: 'pending', limit: 5 })).map((j) => j.id);
+    await Promise.all(pending.map((id) => b.transition(id, { type: 'cancel', now: Date.now() })));
+    expect(await a.counts()).toEqual(await scannedCounts());
+    expect((await a.counts()).cancelled).toBe(5);
+
+    expect(await a.prune(Date.now() + 1, Date.now() + 1, 7)).toBe(7);
+    expect(await b.counts()).toEqual(await scannedCounts());
+    expect(await a.prune(Date.now() + 1, Date.now() + 1, 1_000)).toBeGreaterThan(0);
+    const after = await b.counts();
+    expect(after).toEqual(await scannedCounts());
+    expect(after.completed + after.failed + after.cancelled).toBe(0);
+  });
+
+  it('the counters start from the jobs already there when a database of an earlier schema is upgraded', async () => {
+    const store = await openStore();
+    const jobs = await insert(store, 6);
+    await store.transition(jobs[0].id, { type: 'cancel', now: Date.now() });
+    await store.transition(jobs[1].id, { type: 'start', now: Date.now() });
+    await store.transition(jobs[1].id, { type: 'complete', now: Date.now(), attempt: 1, result: null });
+    await store.close();
+    stores.splice(stores.indexOf(store), 1);
+    const counted = PG_MIGRATIONS.findIndex((sql) => sql.includes('CREATE TABLE keel_state_counts'));
+    expect(counted).toBeGreaterThan(0);
+    // Back to the schema before the counters, jobs kept: as a database written by an earlier Keel.
+    await pgQuery(db.url, `DROP TABLE ${schema}.keel_state_counts`);
+    await pgQuery(db.url, `DROP FUNCTION ${schema}.keel_count_states CASCADE`);
+    await pgQuery(db.url, `DELETE FROM ${schema}.keel_migrations WHERE version > $1`, [counted]);
+    const upgraded = await openStore();
+    expect(await upgraded.counts()).toEqual({ pending: 4, processing: 0, completed: 1, failed: 0, cancelled: 1 });
+    await insert(upgraded, 2);
+    expect((await upgraded.counts()).pending).toBe(6);
+  });
 });
+

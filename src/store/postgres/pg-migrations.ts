@@ -48,4 +48,47 @@ export const PG_MIGRATIONS: readonly string[] = [
   -- Retention: the pruning pass finds finished jobs by state and age without reading the others.
   CREATE INDEX keel_jobs_finished ON keel_jobs (state, finished_at) WHERE finished_at IS NOT NULL;
   `,
+  `
+  -- Job counts by state, kept by statement-level triggers, so that /v1/queue, /metrics and the
+  -- backlog check read a few rows instead of counting the table (history included). Each backend
+  -- adds to its own slot (pid % 64): concurrent commits do not queue behind one counter row.
+  CREATE TABLE keel_state_counts (
+    state text NOT NULL,
+    slot  integer NOT NULL,
+    n     bigint NOT NULL,
+    PRIMARY KEY (state, slot)
+  );
+  CREATE FUNCTION keel_count_states() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+  BEGIN
+    IF TG_OP = 'INSERT' THEN
+      INSERT INTO keel_state_counts AS c (state, slot, n)
+      SELECT state, pg_backend_pid() % 64, count(*) FROM keel_new_rows GROUP BY state ORDER BY state
+      ON CONFLICT (state, slot) DO UPDATE SET n = c.n + EXCLUDED.n;
+    ELSIF TG_OP = 'DELETE' THEN
+      INSERT INTO keel_state_counts AS c (state, slot, n)
+      SELECT state, pg_backend_pid() % 64, -count(*) FROM keel_old_rows GROUP BY state ORDER BY state
+      ON CONFLICT (state, slot) DO UPDATE SET n = c.n + EXCLUDED.n;
+    ELSE
+      -- Claims and releases change no state: their deltas sum to zero and write nothing.
+      INSERT INTO keel_state_counts AS c (state, slot, n)
+      SELECT state, pg_backend_pid() % 64, sum(d) FROM (
+        SELECT state, 1 AS d FROM keel_new_rows
+        UNION ALL
+        SELECT state, -1 AS d FROM keel_old_rows
+      ) AS deltas
+      GROUP BY state HAVING sum(d) <> 0 ORDER BY state
+      ON CONFLICT (state, slot) DO UPDATE SET n = c.n + EXCLUDED.n;
+    END IF;
+    RETURN NULL;
+  END $$;
+  -- Writers wait while the counts start from the table as it is, so none is missed or counted twice.
+  LOCK TABLE keel_jobs IN SHARE ROW EXCLUSIVE MODE;
+  INSERT INTO keel_state_counts (state, slot, n) SELECT state, 0, count(*) FROM keel_jobs GROUP BY state;
+  CREATE TRIGGER keel_jobs_count_inserts AFTER INSERT ON keel_jobs
+    REFERENCING NEW TABLE AS keel_new_rows FOR EACH STATEMENT EXECUTE FUNCTION keel_count_states();
+  CREATE TRIGGER keel_jobs_count_updates AFTER UPDATE ON keel_jobs
+    REFERENCING OLD TABLE AS keel_old_rows NEW TABLE AS keel_new_rows FOR EACH STATEMENT EXECUTE FUNCTION keel_count_states();
+  CREATE TRIGGER keel_jobs_count_deletes AFTER DELETE ON keel_jobs
+    REFERENCING OLD TABLE AS keel_old_rows FOR EACH STATEMENT EXECUTE FUNCTION keel_count_states();
+  `,
 ];

@@ -21,6 +21,9 @@ const notifyChanged = (w: string, n: string, c: string) => `
     cancels AS (SELECT pg_notify(${c}, id::text) FROM changed WHERE state = 'processing' AND cancel_requested_at IS NOT NULL)
   SELECT id, (SELECT count(*) FROM work) AS work_notified, (SELECT count(*) FROM cancels) AS cancels_notified FROM changed`;
 
+/** The pending jobs, from the counters the triggers keep: the backlog check reads a few rows, not the backlog. */
+const PENDING_COUNT = `SELECT coalesce(sum(n), 0)::int AS n FROM keel_state_counts WHERE state = 'pending'`;
+
 /** Jobs to insert, one array per column (in `JOB_COLUMNS` order): $1 … $19. */
 const UNNEST_JOBS = `unnest($1::uuid[], $2::text[], $3::json[], $4::text[], $5::int[], $6::int[], $7::int[], $8::int[], $9::int[],
                              $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[], $15::json[], $16::text[],
@@ -35,7 +38,7 @@ export const PG_SQL = {
    * channel, $23 this store's name (see notifyWork).
    */
   submitJobs: `
-    WITH backlog AS (SELECT count(*)::int AS n FROM keel_jobs WHERE state = 'pending'),
+    WITH backlog AS (${PENDING_COUNT}),
     inserted AS (
       INSERT INTO keel_jobs (${JOB_COLUMNS})
       SELECT u.* FROM ${UNNEST_JOBS} AS u, backlog
@@ -46,7 +49,7 @@ export const PG_SQL = {
            CASE WHEN EXISTS (SELECT 1 FROM inserted) THEN pg_notify($22, $23) END AS notified
       FROM backlog`,
   /** The backlog a group of submissions is admitted against, counted once inside its transaction. */
-  countPending: `SELECT count(*)::int AS n FROM keel_jobs WHERE state = 'pending'`,
+  countPending: PENDING_COUNT,
   /**
    * The jobs of every admitted submission of a group, and the NOTIFY, in one statement. $20 is the
    * channel, $21 this store's name (see notifyWork).
@@ -122,7 +125,8 @@ export const PG_SQL = {
   heldBy: `SELECT id::text, state, attempts, owner FROM keel_jobs WHERE owner = $1`,
   cancelRequests: `SELECT id::text, attempts AS attempt FROM keel_jobs WHERE owner = $1 AND state = 'processing' AND cancel_requested_at IS NOT NULL`,
   nextScheduledAt: `SELECT min(run_at) AS at FROM keel_jobs WHERE state = 'pending' AND owner IS NULL AND run_at > $1`,
-  countByState: `SELECT state, count(*)::int AS n FROM keel_jobs GROUP BY state`,
+  /** From the counters the triggers keep (a few rows), not from the jobs. */
+  countByState: `SELECT state, sum(n)::int AS n FROM keel_state_counts GROUP BY state`,
   /** Retention runs in one instance at a time: a transaction-scoped advisory lock, not waited for. */
   tryPruneLock: `SELECT pg_try_advisory_xact_lock(hashtext('keel_prune:' || current_schema())) AS locked`,
   /** Up to $3 finished jobs older than their state's threshold ($1 completed, $2 failed and cancelled). */
