@@ -48,4 +48,25 @@ export const PG_MIGRATIONS: readonly string[] = [
   -- Retention: the pruning pass finds finished jobs by state and age without reading the others.
   CREATE INDEX keel_jobs_finished ON keel_jobs (state, finished_at) WHERE finished_at IS NOT NULL;
   `,
+  `
+  -- Schedules (contract §9): recurring jobs. next_run_at is the next slot to fire (NULL while paused);
+  -- a slot is fired by a compare-and-set on it, in the transaction that inserts its job.
+  CREATE TABLE keel_schedules (
+    name         text PRIMARY KEY,
+    cron         text NOT NULL,
+    timezone     text NOT NULL,
+    type         text NOT NULL,
+    payload      json NOT NULL,
+    priority     integer NOT NULL,
+    max_attempts integer NOT NULL,
+    backoff_ms   integer NOT NULL,
+    timeout_ms   integer NOT NULL,
+    paused       boolean NOT NULL,
+    next_run_at  bigint,
+    last_run_at  bigint,
+    last_job_id  uuid,
+    created_at   bigint NOT NULL,
+    updated_at   bigint NOT NULL
+  );
+  `,
 ];
