@@ -1,6 +1,5 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
-import { JobsModule } from '../jobs/jobs.module';
 import { LifecycleModule } from '../lifecycle/lifecycle.module';
 import { QueueModule } from '../queue/queue.module';
 import { RecoveryModule } from '../recovery/recovery.module';
@@ -17,6 +16,7 @@ import { SchedulesService } from './schedules.service';
  */
 @Module({})
 export class SchedulesModule {
+  /** `jobs`: the app's `JobsModule.register(...)`, for `JobsService`'s checks of a type and payload. */
   static register({ http, jobs }: { http: boolean; jobs: DynamicModule }): DynamicModule {
     return {
       module: SchedulesModule,

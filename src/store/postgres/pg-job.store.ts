@@ -228,8 +228,8 @@ export class PgJobStore implements JobStore {
 
   async putSchedule(name: string, plan: (stored: Schedule | undefined) => Schedule): Promise<{ schedule: Schedule; created: boolean }> {
     return this.inTransaction(async (client) => {
-      const { rows } = await client.query(PG_SCHEDULE_SQL.getScheduleForUpdate, [name]);
-      const schedule = plan(rows[0] && scheduleFromRow(rows[0]));
+      const { rows } = await client.query<object>(PG_SCHEDULE_SQL.getScheduleForUpdate, [name]);
+      const schedule = plan(rows.length > 0 ? scheduleFromRow(rows[0]) : undefined);
       const written = await client.query<{ inserted: boolean }>(PG_SCHEDULE_SQL.putSchedule, scheduleParams(schedule));
       return { schedule, created: written.rows[0].inserted };
     });
