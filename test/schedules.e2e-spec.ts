@@ -4,6 +4,7 @@ import { IsInt, Min } from 'class-validator';
 import type { Server } from 'node:http';
 import request from 'supertest';
 import { JobEvents, JobHandler, JobHandlerBase, KeelModule, ConfigError, type KeelEvent } from '../src/index';
+import { LifecycleService } from '../src/lifecycle/lifecycle.service';
 import { closeAllApps, expectError, listAll, removeTempDirs, startApp, tempSqliteFile, type Http } from './support/app';
 import { waitFor } from './support/wait';
 
@@ -176,6 +177,17 @@ describe.each(['memory', 'sqlite'])('schedules (%s)', (store) => {
       return jobs.length > 0 && jobs;
     }, 'a slot after the resume');
     expect(slotOf('held', first.idempotencyKey!)).toBeGreaterThan(resumedAt);
+  });
+
+  it('makes no job once the shutdown began', async () => {
+    const { app, http } = await startApp(env());
+    await http.put('/v1/schedules/until-stop').send({ cron: '* * * * * *', type: 'noop' }).expect(201);
+    await waitFor(async () => (await jobsOf(http, 'until-stop')).length >= 1, 'a first slot');
+    app.get(LifecycleService).beginShutdown();
+    const stoppedAt = Date.now();
+    // two more slots pass: a running scheduler would have made their jobs
+    await waitFor(() => Date.now() >= stoppedAt + 2_200, 'two slots after the signal', { intervalMs: 100 });
+    for (const job of await jobsOf(http, 'until-stop')) expect(Date.parse(job.createdAt)).toBeLessThanOrEqual(stoppedAt);
   });
 
   it('upserts a schedule declared with @JobHandler at every start, keeping its next slot when unchanged', async () => {

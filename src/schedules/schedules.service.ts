@@ -35,7 +35,9 @@ export class SchedulesService implements OnModuleInit {
 
   /** Checks every declared schedule; the first bad one is a ConfigError, one line naming it. */
   async onModuleInit(): Promise<void> {
-    const found: Array<{ where: string; declaration: ScheduleDeclaration }> = this.declarations.map((declaration, i) => ({
+    const listed: unknown = this.declarations;
+    if (!Array.isArray(listed)) throw new ConfigError(`schedules must be a list of schedules, got ${typeof listed}`);
+    const found: Array<{ where: string; declaration: ScheduleDeclaration }> = (listed as ScheduleDeclaration[]).map((declaration, i) => ({
       where: `schedules[${i}]${typeof declaration?.name === 'string' ? ` (${declaration.name})` : ''}`,
       declaration,
     }));
@@ -49,6 +51,7 @@ export class SchedulesService implements OnModuleInit {
     this.declared = [];
     for (const { where, declaration } of found) {
       try {
+        if (declaration === null || typeof declaration !== 'object') throw new InvalidJob('a schedule must be an object');
         const { name, ...definition } = declaration;
         if (names.has(name)) throw new InvalidJob(`the name ${name} is declared twice`);
         names.add(name);
