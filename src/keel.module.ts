@@ -41,8 +41,8 @@ const LOGGER: Provider = { provide: KEEL_LOGGER, inject: [KEEL_CONFIG], useFacto
 /**
  * Keel as a Nest module (contract §13). Startup order holds inside any application, by module
  * imports (Nest runs the hooks of imported modules first): the store opens (onModuleInit) →
- * recovery (onApplicationBootstrap, resolves the readiness token) → the workers start (they await
- * it) → the application's `listen` opens the port after every bootstrap hook.
+ * recovery (onApplicationBootstrap, resolves the readiness token) → the workers and the scheduler
+ * start (they await it) → the application's `listen` opens the port after every bootstrap hook.
  *
  * Global: the configuration, `JobsClient` and `JobEvents` are injectable anywhere in the app.
  * Job handlers are any `@JobHandler` provider of the app, found by discovery.
