@@ -179,6 +179,24 @@ describe.each(['memory', 'sqlite'])('schedules (%s)', (store) => {
     expect(slotOf('held', first.idempotencyKey!)).toBeGreaterThan(resumedAt);
   });
 
+  it('with the backlog full, a slot waits without advancing, and fires first once there is room', async () => {
+    const { http } = await startApp(env({ MAX_BACKLOG: '1' }));
+    const blocker = (await http.post('/v1/jobs').send({ type: 'noop', delayMs: 3_600_000 }).expect(201)).body;
+    const put = await http.put('/v1/schedules/queued').send({ cron: '* * * * * *', type: 'noop' }).expect(201);
+    const firstSlot = Date.parse(put.body.nextRunAt);
+    // two slots pass with the backlog full
+    await waitFor(() => Date.now() >= firstSlot + 2_200, 'two slots passed', { intervalMs: 100 });
+    expect(await jobsOf(http, 'queued')).toEqual([]);
+    expect((await http.get('/v1/schedules/queued').expect(200)).body).toMatchObject({ nextRunAt: put.body.nextRunAt, lastRunAt: null });
+
+    await http.post(`/v1/jobs/${blocker.id}/cancel`).expect(200);
+    const [first] = await waitFor(async () => {
+      const jobs = await jobsOf(http, 'queued');
+      return jobs.length > 0 && jobs;
+    }, 'the waiting slot fired');
+    expect(slotOf('queued', first.idempotencyKey!)).toBe(firstSlot);
+  });
+
   it('makes no job once the shutdown began', async () => {
     const { app, http } = await startApp(env());
     await http.put('/v1/schedules/until-stop').send({ cron: '* * * * * *', type: 'noop' }).expect(201);
