@@ -9,6 +9,7 @@ export { ConfigError } from './config/keel-config';
 
 export { JobHandler, JobHandlerBase, PermanentJobError } from './core/job-handler';
 export type { JobContext, JobHandlerOptions } from './core/job-handler';
+export type { ScheduleDefinition, ScheduleDeclaration, HandlerSchedule } from './core/schedule.model';
 
 export { JobsClient } from './jobs/jobs.client';
 export type { JobOptions, BulkJob, ListQuery } from './jobs/jobs.client';
@@ -22,6 +23,7 @@ export {
   DomainError,
   InvalidJob,
   JobNotFound,
+  ScheduleNotFound,
   InvalidTransition,
   ConcurrentChange,
   BacklogFull,

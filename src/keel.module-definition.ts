@@ -1,8 +1,12 @@
 import { ConfigurableModuleBuilder } from '@nestjs/common';
 import type { KeelSettings } from './config/keel-config';
+import type { ScheduleDeclaration } from './core/schedule.model';
 
-/** `KeelModule.forRoot` options: the settings (contract §2 in camelCase), and `http`. */
-export type KeelModuleOptions = KeelSettings;
+/**
+ * `KeelModule.forRoot` options: the settings (contract §2 in camelCase), `http`, and the
+ * schedules declared in code (contract §9), upserted at every start.
+ */
+export type KeelModuleOptions = KeelSettings & { schedules?: ScheduleDeclaration[] };
 
 /** Decided when the module is declared, not by an async factory: which routes exist. */
 export interface KeelModuleExtras {

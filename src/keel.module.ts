@@ -18,14 +18,22 @@ import { MetricsModule } from './metrics/metrics.module';
 import { QueueModule } from './queue/queue.module';
 import { RecoveryModule } from './recovery/recovery.module';
 import { RetentionModule } from './retention/retention.module';
+import { KEEL_SCHEDULES } from './schedules/schedules.constants';
+import { SchedulesModule } from './schedules/schedules.module';
 import { StoreModule } from './store/store.module';
 import { WorkersModule } from './workers/workers.module';
 
-/** The validated configuration, from the module's options. */
+/** The validated configuration, from the module's options (all but the schedules: not a setting). */
 const CONFIG_FROM_OPTIONS: Provider = {
   provide: KEEL_CONFIG,
   inject: [KEEL_MODULE_OPTIONS],
-  useFactory: (options: KeelModuleOptions) => configFromSettings(options),
+  useFactory: ({ schedules: _schedules, ...settings }: KeelModuleOptions) => configFromSettings(settings),
+};
+/** The schedules declared in the options; checked with the handlers' own at module init. */
+const SCHEDULES_FROM_OPTIONS: Provider = {
+  provide: KEEL_SCHEDULES,
+  inject: [KEEL_MODULE_OPTIONS],
+  useFactory: (options: KeelModuleOptions) => options.schedules ?? [],
 };
 /** The logger of that configuration (the standalone server hands the same one to Nest). */
 const LOGGER: Provider = { provide: KEEL_LOGGER, inject: [KEEL_CONFIG], useFactory: (config: KeelConfig) => keelLoggerFor(config) };
@@ -33,8 +41,8 @@ const LOGGER: Provider = { provide: KEEL_LOGGER, inject: [KEEL_CONFIG], useFacto
 /**
  * Keel as a Nest module (contract §13). Startup order holds inside any application, by module
  * imports (Nest runs the hooks of imported modules first): the store opens (onModuleInit) →
- * recovery (onApplicationBootstrap, resolves the readiness token) → the workers start (they await
- * it) → the application's `listen` opens the port after every bootstrap hook.
+ * recovery (onApplicationBootstrap, resolves the readiness token) → the workers and the scheduler
+ * start (they await it) → the application's `listen` opens the port after every bootstrap hook.
  *
  * Global: the configuration, `JobsClient` and `JobEvents` are injectable anywhere in the app.
  * Job handlers are any `@JobHandler` provider of the app, found by discovery.
@@ -75,11 +83,12 @@ export class KeelModule extends KeelConfigurableModule {
         WorkersModule,
         RetentionModule,
         jobs,
+        SchedulesModule.register({ http, jobs }),
         ...(http ? [AuthModule, HealthModule, MetricsHttpModule] : []),
       ],
-      providers: [...(definition.providers ?? []), config, LOGGER],
+      providers: [...(definition.providers ?? []), config, LOGGER, SCHEDULES_FROM_OPTIONS],
       // JobsClient through the jobs module; JobEvents, the lifecycle and the metrics are global already.
-      exports: [KEEL_CONFIG, KEEL_LOGGER, jobs],
+      exports: [KEEL_CONFIG, KEEL_LOGGER, KEEL_SCHEDULES, jobs],
     };
   }
 }

@@ -174,6 +174,10 @@ describe('OpenAPI document', () => {
     ['post', '/v1/jobs/{id}/cancel'],
     ['post', '/v1/jobs/{id}/retry'],
     ['get', '/v1/queue'],
+    ['put', '/v1/schedules/{name}'],
+    ['get', '/v1/schedules'],
+    ['get', '/v1/schedules/{name}'],
+    ['delete', '/v1/schedules/{name}'],
   ];
 
   it.each(V1)('%s %s references the bearer scheme and documents 401', (method, path) => {

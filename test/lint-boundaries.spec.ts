@@ -24,11 +24,14 @@ const refused = [
   { file: 'src/workers/handlers/x.ts', imports: ['../../health/health.controller'], message: 'workers are below' },
   { file: 'src/queue/x.ts', imports: ['../keel.module'], message: 'sit on top' },
   { file: 'src/jobs/x.ts', imports: ['../main'], message: 'nothing imports it' },
+  { file: 'src/jobs/x.ts', imports: ['../schedules/schedules.service'], message: 'schedules sit on the REST feature' },
+  { file: 'src/workers/x.ts', imports: ['../schedules/cron'], message: 'schedules sit on the REST feature' },
 ];
 const allowed = [
   { file: 'src/store/x.ts', imports: ['../core/job.model', '../events/job-events', '../lifecycle/lifecycle.service', '../config/keel-config'] },
   { file: 'src/workers/x.ts', imports: ['../metrics/job-metrics', '../queue/feeder.service', '../recovery/lease.service'] },
   { file: 'src/jobs/x.ts', imports: ['../workers/worker-pool.service', '../store/job-store'] },
+  { file: 'src/schedules/x.ts', imports: ['../jobs/jobs.service', '../store/job-store', '../recovery/recovery.constants'] },
   { file: 'test/x.ts', imports: ['../src/store/job-store', '../src/main'] },
 ];
 

@@ -81,22 +81,28 @@ describe('OpenAPI document, default settings (no API_KEY), with an application h
   it('every documented request example, sent as it stands, gets its documented success status', async () => {
     let sent = 0;
     for (const { method, path, op } of operationsOf(doc)) {
+      // A templated path is sent with its parameters' documented examples (a schedule's name).
+      const url = path.replace(/\{(\w+)\}/g, (_, name: string) => {
+        const param = op.parameters?.find((p) => p.name === name && p.in === 'path');
+        expect({ route: `${method} ${path}`, param: name, example: param?.schema?.example }).toMatchObject({ example: expect.any(String) });
+        return encodeURIComponent(param!.schema!.example as string);
+      });
       for (const media of Object.values(op.requestBody?.content ?? {})) {
         const examples = [
           ...(media.example !== undefined ? [{ name: 'example', value: media.example }] : []),
           ...Object.entries(media.examples ?? {}).map(([name, e]) => ({ name, value: e.value })),
         ];
-        const success = op.responses['201'] ? 201 : 200;
-        expect(path).not.toMatch(/\{/); // a body example on a templated path would need a real id
-        for (const { name, value } of examples) {
-          const res = await http[method as 'post' | 'put' | 'patch'](path).send(value as object);
+        for (const [i, { name, value }] of examples.entries()) {
+          // A PUT creates (201) the first time, then replaces (200): both documented.
+          const success = op.responses['201'] && !(method === 'put' && i > 0) ? 201 : 200;
+          const res = await http[method as 'post' | 'put' | 'patch'](url).send(value as object);
           expect({ route: `${method} ${path}`, example: name, status: res.status, body: res.body }).toMatchObject({ status: success });
           sent++;
         }
       }
     }
-    // POST /v1/jobs has several examples, POST /v1/jobs/batch one at least
-    expect(sent).toBeGreaterThanOrEqual(4);
+    // POST /v1/jobs has several examples, POST /v1/jobs/batch one at least, PUT /v1/schedules/{name} several
+    expect(sent).toBeGreaterThanOrEqual(6);
     const submitExamples = Object.values(doc.paths['/v1/jobs'].post.requestBody!.content['application/json'].examples ?? {});
     // none is an http job (its host list is empty by default), and runAt and delayMs are never both set
     for (const { value } of submitExamples) {
@@ -236,6 +242,12 @@ describe('OpenAPI document, default settings (no API_KEY), with an application h
     expect(example('/v1/jobs/batch', 'post', '400')).toMatch(/^jobs\.1: unknown job type "nope"/);
     const done = await http.post('/v1/jobs').send({ type: 'noop' });
     expect(done.status).toBe(201);
+    expectError(await http.put('/v1/schedules/x').send({ cron: '61 * * * *', type: 'noop' }), 400, example('/v1/schedules/{name}', 'put', '400'));
+    expectError(await http.get('/v1/schedules/no%20spaces'), 400, example('/v1/schedules/{name}', 'get', '400'));
+    const name = doc.paths['/v1/schedules/{name}'].delete.parameters!.find((p) => p.name === 'name')!.schema!.example as string;
+    await http.delete(`/v1/schedules/${name}`); // the request examples created it
+    expectError(await http.get(`/v1/schedules/${name}`), 404, example('/v1/schedules/{name}', 'get', '404'));
+    expectError(await http.delete(`/v1/schedules/${name}`), 404, example('/v1/schedules/{name}', 'delete', '404'));
   });
 
   it('declares the response headers: Location (201, 200 replay), Retry-After (429)', () => {
@@ -288,7 +300,7 @@ describe('OpenAPI document with API_KEY', () => {
       expect(unauthorized.headers?.['WWW-Authenticate']?.schema).toMatchObject({ type: 'string' });
       expect(unauthorized.content?.['application/json'].example).toEqual({ statusCode: 401, error: 'Unauthorized', message: expect.any(String) });
     }
-    expect(v1).toBe(7);
+    expect(v1).toBe(11);
     const example = doc.paths['/v1/queue'].get.responses['401'].content!['application/json'].example as { message: string };
     const res = await http.get('/v1/queue');
     expectError(res, 401, example.message);

@@ -1005,19 +1005,30 @@ describePg('PgJobStore: several stores on one database', () => {
   });
 
   it('the counters start from the jobs already there when a database of an earlier schema is upgraded', async () => {
-    const store = await openStore();
-    const jobs = await insert(store, 6);
-    await store.transition(jobs[0].id, { type: 'cancel', now: Date.now() });
-    await store.transition(jobs[1].id, { type: 'start', now: Date.now() });
-    await store.transition(jobs[1].id, { type: 'complete', now: Date.now(), attempt: 1, result: null });
-    await store.close();
-    stores.splice(stores.indexOf(store), 1);
     const counted = PG_MIGRATIONS.findIndex((sql) => sql.includes('CREATE TABLE keel_state_counts'));
     expect(counted).toBeGreaterThan(0);
-    // Back to the schema before the counters, jobs kept: as a database written by an earlier Keel.
-    await pgQuery(db.url, `DROP TABLE ${schema}.keel_state_counts`);
-    await pgQuery(db.url, `DROP FUNCTION ${schema}.keel_count_states CASCADE`);
-    await pgQuery(db.url, `DELETE FROM ${schema}.keel_migrations WHERE version > $1`, [counted]);
+    // A database written by an earlier Keel: the migrations before the counters, and jobs.
+    const client = new Client({ connectionString: db.url, options: `-c search_path=${schema}` });
+    await client.connect();
+    try {
+      await client.query(`CREATE SCHEMA ${schema}`);
+      await client.query(`CREATE TABLE keel_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`);
+      for (let version = 0; version < counted; version++) {
+        await client.query(PG_MIGRATIONS[version]);
+        await client.query(`INSERT INTO keel_migrations (version) VALUES ($1)`, [version + 1]);
+      }
+      const states = ['pending', 'pending', 'pending', 'pending', 'completed', 'cancelled'];
+      for (const state of states) {
+        const job = newJob();
+        await client.query(
+          `INSERT INTO keel_jobs (id, type, payload, state, priority, attempts, max_attempts, backoff_ms, timeout_ms, run_at, created_at, updated_at)
+           VALUES ($1, 'noop', '{}', $2, 0, 0, 3, 0, 1000, $3, $3, $3)`,
+          [job.id, state, job.createdAt],
+        );
+      }
+    } finally {
+      await client.end();
+    }
     const upgraded = await openStore();
     expect(await upgraded.counts()).toEqual({ pending: 4, processing: 0, completed: 1, failed: 0, cancelled: 1 });
     await insert(upgraded, 2);

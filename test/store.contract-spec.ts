@@ -4,6 +4,8 @@ import { v7 as uuidv7 } from 'uuid';
 import { applyChange, canApply, decide, type JobEvent, type JobEventType } from '../src/core/job-state-machine';
 import { BacklogFull, IdempotencyKeyTaken, InvalidTransition, JobNotFound, StaleOutcome } from '../src/core/job.errors';
 import { JOB_STATES, type DispatchKey, type Job, type JobState, type NewJob } from '../src/core/job.model';
+import { slotKey, type Schedule } from '../src/core/schedule.model';
+import type { SlotFiring } from '../src/store/schedule-store';
 import { emptyCounts, type JobStore, type StateCounts, type TransitionGuard } from '../src/store/job-store';
 import { SqliteJobStore } from '../src/store/sqlite/sqlite-job.store';
 import { StoreOwnershipError } from '../src/store/store.errors';
@@ -733,6 +735,126 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
       for (const job of jobs) expect((await store.get(job.id))!.state).toBe('pending');
       await expectExactCounts({ pending: 3 });
     });
+  });
+
+  describe('schedules', () => {
+    const SLOT = T0 + 60_000;
+    const NEXT = SLOT + 60_000;
+
+    function schedule(overrides: Partial<Schedule> = {}): Schedule {
+      return {
+        name: 'nightly',
+        cron: '* * * * *',
+        timezone: 'UTC',
+        type: 'noop',
+        payload: { n: 1 },
+        priority: 0,
+        maxAttempts: 3,
+        backoffMs: 1000,
+        timeoutMs: 30_000,
+        paused: false,
+        nextRunAt: SLOT,
+        lastRunAt: null,
+        lastJobId: null,
+        createdAt: T0,
+        updatedAt: T0,
+        ...overrides,
+      };
+    }
+
+    function firing(name: string, due: number, next: number | null, slot = due): SlotFiring {
+      return { name, due, slot, next, job: newJob({ runAt: slot, idempotencyKey: slotKey(name, slot) }) };
+    }
+
+    it('creates, reads, lists by name, replaces from what is stored, and deletes', async () => {
+      expect(await store.putSchedule('b', () => schedule({ name: 'b' }))).toEqual({ schedule: schedule({ name: 'b' }), created: true });
+      await store.putSchedule('a', () => schedule({ name: 'a', payload: { deep: [1, { x: null }] } }));
+      expect(await store.getSchedule('b')).toEqual(schedule({ name: 'b' }));
+      expect((await store.listSchedules()).map((s) => s.name)).toEqual(['a', 'b']);
+
+      let seen: Schedule | undefined;
+      const replaced = await store.putSchedule('b', (stored) => {
+        seen = stored;
+        return { ...stored!, cron: '*/5 * * * *', paused: true, nextRunAt: null, updatedAt: T0 + 1 };
+      });
+      expect(seen).toEqual(schedule({ name: 'b' }));
+      expect(replaced).toEqual({ schedule: schedule({ name: 'b', cron: '*/5 * * * *', paused: true, nextRunAt: null, updatedAt: T0 + 1 }), created: false });
+      expect(await store.getSchedule('b')).toEqual(replaced.schedule);
+
+      expect(await store.deleteSchedule('b')).toBe(true);
+      expect(await store.deleteSchedule('b')).toBe(false);
+      expect(await store.getSchedule('b')).toBeUndefined();
+      expect((await store.listSchedules()).map((s) => s.name)).toEqual(['a']);
+    });
+
+    it('firing a slot creates exactly one job, keyed by the slot, and advances the schedule', async () => {
+      await store.putSchedule('nightly', () => schedule());
+      const job = await store.fireSlot(firing('nightly', SLOT, NEXT), NO_LIMIT);
+      expect(job).toMatchObject({ state: 'pending', type: 'noop', idempotencyKey: 'schedule:nightly:2026-11-28T12:01:00.000Z' });
+      expect(await store.get(job!.id)).toEqual(job);
+      expect((await store.findByIdempotencyKey(job!.idempotencyKey!))?.job).toEqual(job);
+      expect(await store.getSchedule('nightly')).toEqual(schedule({ nextRunAt: NEXT, lastRunAt: SLOT, lastJobId: job!.id }));
+      await expectExactCounts({ pending: 1 });
+    });
+
+    it('firing the same slot again (a stale compare-and-set) creates nothing and changes nothing', async () => {
+      await store.putSchedule('nightly', () => schedule());
+      const first = await store.fireSlot(firing('nightly', SLOT, NEXT), NO_LIMIT);
+      expect(await store.fireSlot(firing('nightly', SLOT, NEXT), NO_LIMIT)).toBeUndefined();
+      expect(await store.getSchedule('nightly')).toEqual(schedule({ nextRunAt: NEXT, lastRunAt: SLOT, lastJobId: first!.id }));
+      expect(ids(await store.list({ limit: 10 }))).toEqual([first!.id]);
+      await expectExactCounts({ pending: 1 });
+    });
+
+    it('of two firings of one slot at once, exactly one creates the job', async () => {
+      await store.putSchedule('nightly', () => schedule());
+      const outcomes = await Promise.all([store.fireSlot(firing('nightly', SLOT, NEXT), NO_LIMIT), store.fireSlot(firing('nightly', SLOT, NEXT), NO_LIMIT)]);
+      expect(outcomes.filter((job) => job !== undefined)).toHaveLength(1);
+      await expectExactCounts({ pending: 1 });
+    });
+
+    it('a slot whose key is already held advances without a second job', async () => {
+      await store.putSchedule('nightly', () => schedule());
+      const earlier = await insertOne({ idempotencyKey: slotKey('nightly', SLOT) });
+      expect(await store.fireSlot(firing('nightly', SLOT, NEXT), NO_LIMIT)).toBeUndefined();
+      expect(await store.getSchedule('nightly')).toEqual(schedule({ nextRunAt: NEXT }));
+      expect(ids(await store.list({ limit: 10 }))).toEqual([earlier.id]);
+    });
+
+    it('fires the latest missed slot from the slot stored, and never a paused or deleted schedule', async () => {
+      await store.putSchedule('late', () => schedule({ name: 'late' }));
+      const latest = SLOT + 3 * 60_000;
+      const job = await store.fireSlot(firing('late', SLOT, latest + 60_000, latest), NO_LIMIT);
+      expect(job?.idempotencyKey).toBe(slotKey('late', latest));
+      expect(await store.getSchedule('late')).toMatchObject({ nextRunAt: latest + 60_000, lastRunAt: latest });
+
+      await store.putSchedule('paused', () => schedule({ name: 'paused', paused: true }));
+      expect(await store.fireSlot(firing('paused', SLOT, NEXT), NO_LIMIT)).toBeUndefined();
+      expect(await store.fireSlot(firing('gone', SLOT, NEXT), NO_LIMIT)).toBeUndefined();
+      expect(await store.getSchedule('paused')).toEqual(schedule({ name: 'paused', paused: true }));
+      await expectExactCounts({ pending: 1 });
+    });
+
+    it('with the backlog full, refuses with BacklogFull and does not advance; fires once there is room', async () => {
+      await store.putSchedule('nightly', () => schedule());
+      const [waiting] = await store.insert([newJob(), newJob()], 2);
+      await expect(store.fireSlot(firing('nightly', SLOT, NEXT), 2)).rejects.toThrow(BacklogFull);
+      expect(await store.getSchedule('nightly')).toEqual(schedule());
+      await expectExactCounts({ pending: 2 });
+      await step(waiting.id, 'cancel');
+      expect(await store.fireSlot(firing('nightly', SLOT, NEXT), 2)).toMatchObject({ idempotencyKey: slotKey('nightly', SLOT) });
+      expect(await store.getSchedule('nightly')).toMatchObject({ nextRunAt: NEXT, lastRunAt: SLOT });
+    });
+
+    if (kind.durable) {
+      it('keeps schedules across close and reopen', async () => {
+        await store.putSchedule('nightly', () => schedule());
+        const job = await store.fireSlot(firing('nightly', SLOT, NEXT), NO_LIMIT);
+        store = await subject.reopen!();
+        expect(await store.getSchedule('nightly')).toEqual(schedule({ nextRunAt: NEXT, lastRunAt: SLOT, lastJobId: job!.id }));
+        expect(await store.fireSlot(firing('nightly', SLOT, NEXT), NO_LIMIT)).toBeUndefined();
+      });
+    }
   });
 
   describe('counts', () => {

@@ -2,6 +2,7 @@ import { applyDecorators, Injectable, type Type } from '@nestjs/common';
 import { DiscoveryService } from '@nestjs/core';
 import type { JobPayload } from './job.model';
 import type { JobView } from './job.view';
+import type { HandlerSchedule } from './schedule.model';
 
 /** What a handler gets besides the job. */
 export interface JobContext {
@@ -28,6 +29,8 @@ export abstract class JobHandlerBase<P extends object = JobPayload, R = unknown>
 export interface JobHandlerOptions {
   /** A class-validator class for the payload, checked at submission (400 when it fails). */
   payload?: Type<object>;
+  /** A schedule of this type, upserted at every start (contract §9); its name defaults to the type. */
+  schedule?: HandlerSchedule;
 }
 
 export interface JobHandlerMetadata extends JobHandlerOptions {

@@ -80,3 +80,9 @@ export class IdempotencyKeyReused extends DomainError {
 }
 
 export class StoreUnavailable extends DomainError {}
+
+export class ScheduleNotFound extends DomainError {
+  constructor(readonly scheduleName: string) {
+    super(`schedule ${scheduleName} not found`);
+  }
+}

@@ -11,7 +11,7 @@ import type { CreateJobDto } from './dto/create-job.dto';
 import type { ListJobsQuery } from './dto/list-jobs.query';
 import { checkIdempotencyKey, requestFingerprint } from './idempotency';
 import { IdempotencyKeyReused, IdempotencyKeyTaken, InvalidJob, JobNotFound, ShuttingDown } from '../core/job.errors';
-import type { Job, NewJob } from '../core/job.model';
+import type { Job, JobPayload, NewJob } from '../core/job.model';
 
 export interface Submission {
   job: Job;
@@ -150,13 +150,18 @@ export class JobsService {
     return stored;
   }
 
-  private async prepare(dto: CreateJobDto, now: number): Promise<NewJob> {
-    if (!this.registry.get(dto.type)) {
-      throw new InvalidJob(`unknown job type "${dto.type}"; known types: ${this.registry.types().join(', ')}`);
+  /** A job's type and payload as a submission checks them; a schedule's definition goes through here too. */
+  async checkTypeAndPayload(type: string, payload: JobPayload): Promise<void> {
+    if (!this.registry.get(type)) {
+      throw new InvalidJob(`unknown job type "${type}"; known types: ${this.registry.types().join(', ')}`);
     }
-    const payload = dto.payload ?? {};
-    const problems = await this.registry.validatePayload(dto.type, payload);
+    const problems = await this.registry.validatePayload(type, payload);
     if (problems.length > 0) throw new InvalidJob(problems.join('; '));
+  }
+
+  private async prepare(dto: CreateJobDto, now: number): Promise<NewJob> {
+    const payload = dto.payload ?? {};
+    await this.checkTypeAndPayload(dto.type, payload);
     if (dto.runAt !== undefined && dto.delayMs !== undefined) throw new InvalidJob('give runAt or delayMs, not both');
     const runAt = dto.runAt !== undefined ? Date.parse(dto.runAt) : now + (dto.delayMs ?? 0);
     if (!Number.isFinite(runAt)) throw new InvalidJob('runAt must be an ISO 8601 date-time');

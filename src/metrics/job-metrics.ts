@@ -28,6 +28,12 @@ export class JobMetrics {
     help: 'Finished jobs deleted by the retention pass.',
     registers: [this.registry],
   });
+  readonly scheduleRuns = new Counter({
+    name: 'schedule_runs_total',
+    help: 'Jobs created by a schedule, one per slot.',
+    labelNames: ['schedule'],
+    registers: [this.registry],
+  });
   readonly queueDepth = new Gauge({ name: 'jobs_queue_depth', help: 'Job ids waiting in the in-memory delivery queue.', registers: [this.registry] });
   readonly backlog = new Gauge({ name: 'jobs_backlog', help: 'Pending jobs in the store (ready and scheduled).', registers: [this.registry] });
   readonly processing = new Gauge({ name: 'jobs_processing', help: 'Jobs in the processing state.', registers: [this.registry] });

@@ -1,5 +1,6 @@
 import type { JobEvent } from '../core/job-state-machine';
 import type { DispatchKey, Job, JobState, NewJob } from '../core/job.model';
+import type { ScheduleStore } from './schedule-store';
 
 /** Injection token of the one `JobStore` of the app. */
 export const JOBS_STORE = 'KEEL:JOBS_STORE';
@@ -37,7 +38,7 @@ export interface HeldJob {
  * processing job, carry the owner (instance id) that holds it. A transition to any other state
  * releases it. Claims are delivery bookkeeping, not state: they never change a job's state.
  */
-export interface JobStore {
+export interface JobStore extends ScheduleStore {
   /** Opens the store and applies migrations. Throws when the store cannot be owned. */
   open(): Promise<void>;
   close(): Promise<void>;

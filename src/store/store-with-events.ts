@@ -2,20 +2,28 @@ import type { JobEvent } from '../core/job-state-machine';
 import type { Job, NewJob } from '../core/job.model';
 import type { JobEvents } from '../events/job-events';
 import type { JobStore, TransitionGuard } from './job-store';
+import type { SlotFiring } from './schedule-store';
 
 /**
- * The store as the app uses it: every insert and transition that commits is reported to
- * `JobEvents`, whichever part of the app asked for it (API, workers, recovery). One place, so no
- * state change can be missed by the events.
+ * The store as the app uses it: every insert (a schedule's job included) and transition that
+ * commits is reported to `JobEvents`, whichever part of the app asked for it (API, workers,
+ * recovery, the scheduler). One place, so no state change can be missed by the events.
  */
 export function withEvents(store: JobStore, events: JobEvents): JobStore {
   const insert = store.insert.bind(store);
   const transition = store.transition.bind(store);
+  const fireSlot = store.fireSlot.bind(store);
   return Object.assign(store, {
     async insert(jobs: NewJob[], maxBacklog: number): Promise<Job[]> {
       const stored = await insert(jobs, maxBacklog);
       events.created(stored);
       return stored;
+    },
+    /** A schedule's job is an insert like a submission's. */
+    async fireSlot(firing: SlotFiring, maxBacklog: number): Promise<Job | undefined> {
+      const job = await fireSlot(firing, maxBacklog);
+      if (job) events.created([job]);
+      return job;
     },
     async transition(id: string, event: JobEvent, guard?: TransitionGuard): Promise<Job> {
       const job = await transition(id, event, guard);

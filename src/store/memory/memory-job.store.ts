@@ -1,8 +1,10 @@
 import { BacklogFull, ConcurrentChange, IdempotencyKeyTaken, JobNotFound } from '../../core/job.errors';
 import type { JobEvent } from '../../core/job-state-machine';
 import { compareDispatch, newJobRecord, type DispatchKey, type Job, type NewJob } from '../../core/job.model';
+import type { Schedule } from '../../core/schedule.model';
 import { emptyCounts, type HeldJob, type JobStore, type ListQuery, type StateCounts, type TransitionGuard } from '../job-store';
 import { planTransition } from '../plan-transition';
+import type { SlotFiring } from '../schedule-store';
 
 interface Row {
   job: Job;
@@ -14,12 +16,18 @@ export class MemoryJobStore implements JobStore {
   private readonly rows = new Map<string, Row>();
   private readonly stateCounts = emptyCounts();
   private readonly byIdempotencyKey = new Map<string, { id: string; requestHash: string | null }>();
+  private readonly schedules = new Map<string, Schedule>();
 
   async open(): Promise<void> {}
   async close(): Promise<void> {}
   async ping(): Promise<void> {}
 
   async insert(jobs: NewJob[], maxBacklog: number): Promise<Job[]> {
+    return this.insertNow(jobs, maxBacklog);
+  }
+
+  /** `insert` in one synchronous step: a slot's firing checks, inserts and advances with nothing in between. */
+  private insertNow(jobs: NewJob[], maxBacklog: number): Job[] {
     if (this.stateCounts.pending + jobs.length > maxBacklog) throw new BacklogFull(this.stateCounts.pending, maxBacklog);
     const keys = new Set<string>();
     for (const job of jobs) {
@@ -158,6 +166,39 @@ export class MemoryJobStore implements JobStore {
       deleted += 1;
     }
     return deleted;
+  }
+
+  async putSchedule(name: string, plan: (stored: Schedule | undefined) => Schedule): Promise<{ schedule: Schedule; created: boolean }> {
+    const stored = this.schedules.get(name);
+    const schedule = structuredClone(plan(stored && structuredClone(stored)));
+    this.schedules.set(name, schedule);
+    return { schedule: structuredClone(schedule), created: stored === undefined };
+  }
+
+  async getSchedule(name: string): Promise<Schedule | undefined> {
+    const schedule = this.schedules.get(name);
+    return schedule && structuredClone(schedule);
+  }
+
+  async listSchedules(): Promise<Schedule[]> {
+    return [...this.schedules.values()].sort((a, b) => (a.name < b.name ? -1 : 1)).map((s) => structuredClone(s));
+  }
+
+  async deleteSchedule(name: string): Promise<boolean> {
+    return this.schedules.delete(name);
+  }
+
+  async fireSlot(firing: SlotFiring, maxBacklog: number): Promise<Job | undefined> {
+    const schedule = this.schedules.get(firing.name);
+    if (!schedule || schedule.paused || schedule.nextRunAt !== firing.due) return undefined;
+    const key = firing.job.idempotencyKey;
+    if (key !== null && this.byIdempotencyKey.has(key)) {
+      schedule.nextRunAt = firing.next;
+      return undefined;
+    }
+    const [job] = this.insertNow([firing.job], maxBacklog);
+    Object.assign(schedule, { nextRunAt: firing.next, lastRunAt: firing.slot, lastJobId: job.id });
+    return job;
   }
 }
 

@@ -3,11 +3,14 @@ import { createHash, randomUUID } from 'node:crypto';
 import { Client, Pool, types, type PoolClient, type PoolConfig } from 'pg';
 import { BacklogFull, DomainError, IdempotencyKeyTaken, StoreUnavailable } from '../../core/job.errors';
 import type { JobEvent } from '../../core/job-state-machine';
-import { compareDispatch, type DispatchKey, type Job, type JobState, type NewJob } from '../../core/job.model';
+import { compareDispatch, newJobRecord, type DispatchKey, type Job, type JobState, type NewJob } from '../../core/job.model';
+import type { Schedule } from '../../core/schedule.model';
 import { emptyCounts, type HeldJob, type JobStore, type ListQuery, type StateCounts, type TransitionGuard } from '../job-store';
+import type { SlotFiring } from '../schedule-store';
 import { PG_MIGRATIONS } from './pg-migrations';
 import { PgInsertGroups } from './pg-insert-groups';
 import { fromRow, insertColumns, type JobRow } from './pg-rows';
+import { PG_SCHEDULE_SQL, scheduleFromRow, scheduleParams } from './pg-schedules';
 import { PG_SQL } from './pg-statements';
 import { PgTransitionGroups } from './pg-transition-groups';
 
@@ -220,6 +223,48 @@ export class PgJobStore implements JobStore {
       const { rows } = await client.query<{ locked: boolean }>(PG_SQL.tryPruneLock);
       if (!rows[0].locked) return 0;
       return (await client.query<{ n: number }>(PG_SQL.pruneFinished, [completedBefore, failedBefore, limit])).rows[0].n;
+    });
+  }
+
+  async putSchedule(name: string, plan: (stored: Schedule | undefined) => Schedule): Promise<{ schedule: Schedule; created: boolean }> {
+    return this.inTransaction(async (client) => {
+      const { rows } = await client.query<object>(PG_SCHEDULE_SQL.getScheduleForUpdate, [name]);
+      const schedule = plan(rows.length > 0 ? scheduleFromRow(rows[0]) : undefined);
+      const written = await client.query<{ inserted: boolean }>(PG_SCHEDULE_SQL.putSchedule, scheduleParams(schedule));
+      return { schedule, created: written.rows[0].inserted };
+    });
+  }
+
+  async getSchedule(name: string): Promise<Schedule | undefined> {
+    const { rows } = await this.query(PG_SCHEDULE_SQL.getSchedule, [name]);
+    return rows[0] && scheduleFromRow(rows[0]);
+  }
+
+  async listSchedules(): Promise<Schedule[]> {
+    return (await this.query(PG_SCHEDULE_SQL.listSchedules)).rows.map(scheduleFromRow);
+  }
+
+  async deleteSchedule(name: string): Promise<boolean> {
+    return (await this.query(PG_SCHEDULE_SQL.deleteSchedule, [name])).rowCount === 1;
+  }
+
+  /**
+   * One transaction: the slot's row locked (SKIP LOCKED: an instance firing it already answers for
+   * it), the backlog counted, the job inserted with its NOTIFY, the schedule advanced.
+   */
+  async fireSlot(firing: SlotFiring, maxBacklog: number): Promise<Job | undefined> {
+    const record = newJobRecord(firing.job);
+    return this.inTransaction(async (client) => {
+      if ((await client.query(PG_SCHEDULE_SQL.lockSlot, [firing.name, firing.due])).rows.length === 0) return undefined;
+      if (record.idempotencyKey !== null && (await client.query(PG_SCHEDULE_SQL.keyTaken, [record.idempotencyKey])).rows.length > 0) {
+        await client.query(PG_SCHEDULE_SQL.advanceSchedule, [firing.name, firing.next, null, null]);
+        return undefined;
+      }
+      const pending = (await client.query<{ n: number }>(PG_SQL.countPending)).rows[0].n;
+      if (pending + 1 > maxBacklog) throw new BacklogFull(pending, maxBacklog);
+      await client.query(PG_SQL.insertJobs, [...insertColumns([record], [firing.job]), this.channel, this.notifier]);
+      await client.query(PG_SCHEDULE_SQL.advanceSchedule, [firing.name, firing.next, firing.slot, record.id]);
+      return record;
     });
   }
 

@@ -91,4 +91,25 @@ export const PG_MIGRATIONS: readonly string[] = [
   CREATE TRIGGER keel_jobs_count_deletes AFTER DELETE ON keel_jobs
     REFERENCING OLD TABLE AS keel_old_rows FOR EACH STATEMENT EXECUTE FUNCTION keel_count_states();
   `,
+  `
+  -- Schedules (contract §9): recurring jobs. next_run_at is the next slot to fire (NULL while paused);
+  -- a slot is fired by a compare-and-set on it, in the transaction that inserts its job.
+  CREATE TABLE keel_schedules (
+    name         text PRIMARY KEY,
+    cron         text NOT NULL,
+    timezone     text NOT NULL,
+    type         text NOT NULL,
+    payload      json NOT NULL,
+    priority     integer NOT NULL,
+    max_attempts integer NOT NULL,
+    backoff_ms   integer NOT NULL,
+    timeout_ms   integer NOT NULL,
+    paused       boolean NOT NULL,
+    next_run_at  bigint,
+    last_run_at  bigint,
+    last_job_id  uuid,
+    created_at   bigint NOT NULL,
+    updated_at   bigint NOT NULL
+  );
+  `,
 ];

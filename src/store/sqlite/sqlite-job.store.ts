@@ -2,13 +2,16 @@ import Database from 'better-sqlite3';
 import { mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { BacklogFull, ConcurrentChange, IdempotencyKeyTaken, JobNotFound, StoreUnavailable } from '../../core/job.errors';
+import type { Schedule } from '../../core/schedule.model';
 import type { JobEvent } from '../../core/job-state-machine';
 import { compareDispatch, newJobRecord, type DispatchKey, type Job, type JobState, type NewJob } from '../../core/job.model';
 import { emptyCounts, type HeldJob, type JobStore, type ListQuery, type StateCounts, type TransitionGuard } from '../job-store';
 import { planTransition } from '../plan-transition';
+import type { SlotFiring } from '../schedule-store';
 import { StoreOwnershipError } from '../store.errors';
 import { GroupCommit } from './group-commit';
 import { SQLITE_MIGRATIONS } from './sqlite-migrations';
+import { SCHEDULE_SQL, scheduleFromRow, scheduleRow, type ScheduleRow } from './sqlite-schedules';
 import { SQL } from './sqlite-statements';
 
 interface JobRow {
@@ -34,7 +37,7 @@ interface JobRow {
   cancel_requested_at: number | null;
 }
 
-type Statements = { [K in keyof typeof SQL]: Database.Statement };
+type Statements = { [K in keyof typeof SQL | keyof typeof SCHEDULE_SQL]: Database.Statement };
 
 /** Which file a path names: a file deleted, or another renamed over it, has another identity. */
 interface FileIdentity {
@@ -111,7 +114,7 @@ export class SqliteJobStore implements JobStore {
       pageSize: db.pragma('page_size', { simple: true }) as number,
     };
     this.db = db;
-    this.stmts = Object.fromEntries(Object.entries(SQL).map(([name, sql]) => [name, db.prepare(sql)])) as Statements;
+    this.stmts = Object.fromEntries(Object.entries({ ...SQL, ...SCHEDULE_SQL }).map(([name, sql]) => [name, db.prepare(sql)])) as Statements;
     const counts = emptyCounts();
     for (const { state, n } of this.stmts.countByState.all() as { state: JobState; n: number }[]) counts[state] = n;
     this.stateCounts = counts;
@@ -359,6 +362,52 @@ export class SqliteJobStore implements JobStore {
       for (const { state } of deleted) this.stateCounts[state] -= 1;
       return deleted.length;
     }, 'none');
+  }
+
+  async putSchedule(name: string, plan: (stored: Schedule | undefined) => Schedule): Promise<{ schedule: Schedule; created: boolean }> {
+    const stmts = this.statements();
+    return this.writes().run(() => {
+      const row = stmts.getSchedule.get(name) as ScheduleRow | undefined;
+      const schedule = plan(row && scheduleFromRow(row));
+      write(() => stmts.putSchedule.run(scheduleRow(schedule)));
+      return { schedule, created: row === undefined };
+    });
+  }
+
+  async getSchedule(name: string): Promise<Schedule | undefined> {
+    const row = this.statements().getSchedule.get(name) as ScheduleRow | undefined;
+    return row && scheduleFromRow(row);
+  }
+
+  async listSchedules(): Promise<Schedule[]> {
+    return (this.statements().listSchedules.all() as ScheduleRow[]).map(scheduleFromRow);
+  }
+
+  async deleteSchedule(name: string): Promise<boolean> {
+    const stmts = this.statements();
+    return this.writes().run(() => write(() => stmts.deleteSchedule.run(name)).changes === 1);
+  }
+
+  /** In the group's transaction, synced like a submission: the job and the advance commit together or not at all. */
+  async fireSlot(firing: SlotFiring, maxBacklog: number): Promise<Job | undefined> {
+    const stmts = this.statements();
+    const record = newJobRecord(firing.job);
+    const key = record.idempotencyKey;
+    return this.writes().run(() => {
+      const advance = (job: Job | undefined) =>
+        write(() => stmts.advanceSchedule.run({ name: firing.name, due: firing.due, next: firing.next, last_run_at: job ? firing.slot : null, last_job_id: job?.id ?? null }));
+      const row = stmts.getSchedule.get(firing.name) as ScheduleRow | undefined;
+      if (!row || row.paused === 1 || row.next_run_at !== firing.due) return undefined;
+      if (key !== null && stmts.getJobByIdempotencyKey.get(key)) {
+        advance(undefined);
+        return undefined;
+      }
+      if (this.stateCounts.pending + 1 > maxBacklog) throw new BacklogFull(this.stateCounts.pending, maxBacklog);
+      write(() => stmts.insertJob.run(insertParams(record, null)));
+      advance(record);
+      this.stateCounts.pending += 1;
+      return record;
+    });
   }
 
   private migrate(db: Database.Database): void {

@@ -55,4 +55,25 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   -- Retention: the pruning pass finds finished jobs by state and age without reading the others.
   CREATE INDEX jobs_finished ON jobs (state, finished_at) WHERE finished_at IS NOT NULL;
   `,
+  `
+  -- Schedules (contract §9): recurring jobs. next_run_at is the next slot to fire (NULL while paused);
+  -- a slot is fired by a compare-and-set on it, in the transaction that inserts its job.
+  CREATE TABLE schedules (
+    name        TEXT PRIMARY KEY,
+    cron        TEXT NOT NULL,
+    timezone    TEXT NOT NULL,
+    type        TEXT NOT NULL,
+    payload     TEXT NOT NULL,
+    priority    INTEGER NOT NULL,
+    max_attempts INTEGER NOT NULL,
+    backoff_ms  INTEGER NOT NULL,
+    timeout_ms  INTEGER NOT NULL,
+    paused      INTEGER NOT NULL,
+    next_run_at INTEGER,
+    last_run_at INTEGER,
+    last_job_id TEXT,
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL
+  );
+  `,
 ];

@@ -1,0 +1,184 @@
+import { Inject, Injectable, Logger, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
+import { v7 as uuidv7 } from 'uuid';
+import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
+import { BacklogFull } from '../core/job.errors';
+import type { Job, NewJob } from '../core/job.model';
+import { slotKey, type Schedule } from '../core/schedule.model';
+import { LifecycleService } from '../lifecycle/lifecycle.service';
+import { JobMetrics } from '../metrics/job-metrics';
+import { FeederService } from '../queue/feeder.service';
+import { RECOVERY_READY, type RecoveryReadiness } from '../recovery/recovery.constants';
+import { JOBS_STORE, type JobStore } from '../store/job-store';
+import { CronExpression } from './cron';
+import { SchedulesService } from './schedules.service';
+
+/** A shared store's schedules can change through another instance: looked at this often. */
+export const SCHEDULE_POLL_MS = 1_000;
+/** A slot refused (backlog full, store unavailable) is tried again this much later. */
+export const SLOT_RETRY_MS = 1_000;
+/** A slot another instance holds (its transaction under way) is looked at again this much later. */
+const SLOT_BUSY_MS = 100;
+/** setTimeout's longest delay. */
+const MAX_DELAY_MS = 2 ** 31 - 1;
+
+/**
+ * Fires the schedules' slots (contract §9). Starts once recovery is done, after the declared
+ * schedules are stored; stops taking slots the moment the shutdown begins.
+ *
+ * Each slot is fired through `JobStore.fireSlot`: its job and the schedule's advance commit in one
+ * transaction, and the job's key names the slot, so a slot makes exactly one job whatever the
+ * restarts and however many instances run. While running, every due slot fires, in order. At the
+ * first pass after a start, the slots missed while no instance ran collapse into the latest one.
+ * One pass at a time; a timer (unref'd) at the earliest next slot, and on a shared store a poll.
+ */
+@Injectable()
+export class SchedulerService implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger = new Logger('Scheduler');
+  private timer?: NodeJS.Timeout;
+  private pass?: Promise<void>;
+  private passAgain = false;
+  private live = false;
+  /** True until a pass went through without a failure: the missed slots of the start are collapsed. */
+  private catchUp = true;
+  /** Schedules whose slot waits for room in the backlog: warned once, until it goes through. */
+  private readonly waitingForRoom = new Set<string>();
+
+  constructor(
+    @Inject(JOBS_STORE) private readonly store: JobStore,
+    @Inject(KEEL_CONFIG) private readonly config: KeelConfig,
+    @Inject(RECOVERY_READY) private readonly recovered: RecoveryReadiness,
+    private readonly schedules: SchedulesService,
+    private readonly feeder: FeederService,
+    private readonly lifecycle: LifecycleService,
+    private readonly metrics: JobMetrics,
+  ) {
+    schedules.onChange(() => this.wake());
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    await this.recovered.done;
+    if (this.lifecycle.shuttingDown) return;
+    await this.schedules.upsertDeclared();
+    this.live = true;
+    this.wake();
+    await this.pass;
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    this.live = false;
+    clearTimeout(this.timer);
+    await this.pass;
+  }
+
+  /** Runs a pass now, or right after the one under way. */
+  wake(): void {
+    if (!this.live) return;
+    if (this.pass) {
+      this.passAgain = true;
+      return;
+    }
+    clearTimeout(this.timer);
+    this.pass = this.run().finally(() => {
+      this.pass = undefined;
+      if (this.passAgain) {
+        this.passAgain = false;
+        this.wake();
+      }
+    });
+  }
+
+  private async run(): Promise<void> {
+    let wakeAt = Number.POSITIVE_INFINITY;
+    let failed = false;
+    try {
+      for (const schedule of await this.store.listSchedules()) {
+        const next = await this.fireDue(schedule).catch((err: Error) => {
+          this.logger.warn(`schedule ${schedule.name}: its slots could not be fired; trying again in ${SLOT_RETRY_MS} ms: ${err.message}`);
+          return 'retry' as const;
+        });
+        if (next === 'retry') failed = true;
+        else if (next !== null) wakeAt = Math.min(wakeAt, next);
+      }
+    } catch (err) {
+      this.logger.warn(`could not read the schedules; trying again in ${SLOT_RETRY_MS} ms: ${(err as Error).message}`);
+      failed = true;
+    }
+    if (!failed) this.catchUp = false;
+    if (failed) wakeAt = Math.min(wakeAt, Date.now() + SLOT_RETRY_MS);
+    if (this.store.shared) wakeAt = Math.min(wakeAt, Date.now() + SCHEDULE_POLL_MS);
+    this.arm(wakeAt);
+  }
+
+  private arm(at: number): void {
+    if (!this.live || at === Number.POSITIVE_INFINITY) return;
+    this.timer = setTimeout(() => this.wake(), Math.min(MAX_DELAY_MS, Math.max(0, at - Date.now())));
+    this.timer.unref();
+  }
+
+  /**
+   * Fires the due slots of one schedule, in order; resolves with its next slot (null: none to
+   * wait for), or 'retry' when a slot could not be fired now.
+   */
+  private async fireDue(schedule: Schedule): Promise<number | null | 'retry'> {
+    if (schedule.paused || schedule.nextRunAt === null) return null;
+    const expression = CronExpression.parse(schedule.cron, schedule.timezone);
+    let due: number | null = schedule.nextRunAt;
+    let slot: number = this.catchUp && due <= Date.now() ? Math.max(due, expression.latest(Date.now()) ?? due) : due;
+    while (due !== null && slot <= Date.now()) {
+      if (!this.live || this.lifecycle.shuttingDown) return null;
+      const next = expression.next(slot);
+      let job: Job | undefined;
+      try {
+        job = await this.store.fireSlot({ name: schedule.name, due, slot, next, job: jobOf(schedule, slot) }, this.config.maxBacklog);
+      } catch (err) {
+        this.refused(schedule.name, slot, err);
+        return 'retry';
+      }
+      if (this.waitingForRoom.delete(schedule.name)) this.logger.log(`schedule ${schedule.name}: the backlog has room again; its slots go on`);
+      if (job) {
+        this.metrics.scheduleRuns.inc({ schedule: schedule.name });
+        this.feeder.wake();
+        this.logger.debug(`schedule ${schedule.name}: slot ${new Date(slot).toISOString()} → job ${job.id}`);
+      } else {
+        // Another instance fires it right now (its transaction holds the slot): look again soon.
+        // Otherwise it was fired or changed meanwhile: the next pass starts from what is stored.
+        const stored = await this.store.getSchedule(schedule.name);
+        if (stored && !stored.paused && stored.nextRunAt === due) return Date.now() + SLOT_BUSY_MS;
+        this.passAgain = true;
+        return null;
+      }
+      due = next;
+      slot = next ?? Number.POSITIVE_INFINITY;
+    }
+    return due;
+  }
+
+  /** Never silent: a slot waiting for room is said once (warn), a failure every time. */
+  private refused(name: string, slot: number, err: unknown): void {
+    const at = new Date(slot).toISOString();
+    if (err instanceof BacklogFull) {
+      if (!this.waitingForRoom.has(name)) {
+        this.waitingForRoom.add(name);
+        this.logger.warn(`schedule ${name}: slot ${at} waits: ${err.message}; it is tried again every ${SLOT_RETRY_MS} ms, none is skipped`);
+      }
+      return;
+    }
+    this.logger.warn(`schedule ${name}: slot ${at} could not be fired; trying again in ${SLOT_RETRY_MS} ms: ${(err as Error).message}`);
+  }
+}
+
+/** The job of one slot: the schedule's fields, ready at once, its key naming the slot. */
+function jobOf(schedule: Schedule, slot: number): NewJob {
+  return {
+    id: uuidv7(),
+    type: schedule.type,
+    payload: schedule.payload,
+    priority: schedule.priority,
+    maxAttempts: schedule.maxAttempts,
+    backoffMs: schedule.backoffMs,
+    timeoutMs: schedule.timeoutMs,
+    runAt: slot,
+    createdAt: Date.now(),
+    idempotencyKey: slotKey(schedule.name, slot),
+  };
+}

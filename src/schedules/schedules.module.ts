@@ -1,0 +1,28 @@
+import { Module, type DynamicModule } from '@nestjs/common';
+import { DiscoveryModule } from '@nestjs/core';
+import { LifecycleModule } from '../lifecycle/lifecycle.module';
+import { QueueModule } from '../queue/queue.module';
+import { RecoveryModule } from '../recovery/recovery.module';
+import { StoreModule } from '../store/store.module';
+import { WorkersModule } from '../workers/workers.module';
+import { SchedulerService } from './scheduler.service';
+import { SchedulesController } from './schedules.controller';
+import { SchedulesService } from './schedules.service';
+
+/**
+ * Schedules (contract §9): the scheduler always, the `/v1/schedules` routes when `http`. Imports
+ * RecoveryModule (the scheduler awaits recovery) and WorkersModule (the handlers are registered
+ * before the declared schedules are checked).
+ */
+@Module({})
+export class SchedulesModule {
+  /** `jobs`: the app's `JobsModule.register(...)`, for `JobsService`'s checks of a type and payload. */
+  static register({ http, jobs }: { http: boolean; jobs: DynamicModule }): DynamicModule {
+    return {
+      module: SchedulesModule,
+      imports: [DiscoveryModule, StoreModule, QueueModule, RecoveryModule, WorkersModule, LifecycleModule, jobs],
+      controllers: http ? [SchedulesController] : [],
+      providers: [SchedulesService, SchedulerService],
+    };
+  }
+}

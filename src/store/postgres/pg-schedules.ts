@@ -1,0 +1,95 @@
+import type { Schedule } from '../../core/schedule.model';
+
+const SCHEDULE_COLUMNS = `name, cron, timezone, type, payload, priority, max_attempts, backoff_ms, timeout_ms, paused,
+  next_run_at, last_run_at, last_job_id, created_at, updated_at`;
+
+/** The SQL of the PostgreSQL store's schedules (contract §9), each statement named for what it does. */
+export const PG_SCHEDULE_SQL = {
+  getSchedule: `SELECT ${SCHEDULE_COLUMNS} FROM keel_schedules WHERE name = $1`,
+  /** The row a replacement reads and decides from, locked until it commits. */
+  getScheduleForUpdate: `SELECT ${SCHEDULE_COLUMNS} FROM keel_schedules WHERE name = $1 FOR UPDATE`,
+  listSchedules: `SELECT ${SCHEDULE_COLUMNS} FROM keel_schedules ORDER BY name`,
+  /** $1 … $15 in `SCHEDULE_COLUMNS` order; `inserted` tells a creation from a replacement. */
+  putSchedule: `
+    INSERT INTO keel_schedules (${SCHEDULE_COLUMNS})
+    VALUES ($1, $2, $3, $4, $5::json, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+    ON CONFLICT (name) DO UPDATE SET
+      cron = EXCLUDED.cron, timezone = EXCLUDED.timezone, type = EXCLUDED.type, payload = EXCLUDED.payload,
+      priority = EXCLUDED.priority, max_attempts = EXCLUDED.max_attempts, backoff_ms = EXCLUDED.backoff_ms,
+      timeout_ms = EXCLUDED.timeout_ms, paused = EXCLUDED.paused, next_run_at = EXCLUDED.next_run_at,
+      last_run_at = EXCLUDED.last_run_at, last_job_id = EXCLUDED.last_job_id, created_at = EXCLUDED.created_at,
+      updated_at = EXCLUDED.updated_at
+    RETURNING (xmax = 0) AS inserted`,
+  deleteSchedule: `DELETE FROM keel_schedules WHERE name = $1`,
+  /**
+   * The slot ($2) of schedule $1, locked for the transaction that fires it. SKIP LOCKED: an
+   * instance firing it already answers for it, and another one moves on at once instead of waiting.
+   */
+  lockSlot: `SELECT name FROM keel_schedules WHERE name = $1 AND next_run_at = $2 AND NOT paused FOR UPDATE SKIP LOCKED`,
+  keyTaken: `SELECT 1 FROM keel_jobs WHERE idempotency_key = $1`,
+  /** $1 name, $2 next slot, $3 the slot fired and $4 its job (both NULL: the slot made its job before). */
+  advanceSchedule: `
+    UPDATE keel_schedules SET next_run_at = $2, last_run_at = coalesce($3, last_run_at), last_job_id = coalesce($4::uuid, last_job_id)
+     WHERE name = $1`,
+} as const;
+
+/** A `keel_schedules` row as the driver returns it (bigint columns parsed to numbers). */
+interface ScheduleRow {
+  name: string;
+  cron: string;
+  timezone: string;
+  type: string;
+  payload: Schedule['payload'];
+  priority: number;
+  max_attempts: number;
+  backoff_ms: number;
+  timeout_ms: number;
+  paused: boolean;
+  next_run_at: number | null;
+  last_run_at: number | null;
+  last_job_id: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export function scheduleFromRow(row: object): Schedule {
+  const r = row as ScheduleRow;
+  return {
+    name: r.name,
+    cron: r.cron,
+    timezone: r.timezone,
+    type: r.type,
+    payload: r.payload,
+    priority: r.priority,
+    maxAttempts: r.max_attempts,
+    backoffMs: r.backoff_ms,
+    timeoutMs: r.timeout_ms,
+    paused: r.paused,
+    nextRunAt: r.next_run_at,
+    lastRunAt: r.last_run_at,
+    lastJobId: r.last_job_id,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}
+
+/** The parameters of `putSchedule`. */
+export function scheduleParams(s: Schedule): unknown[] {
+  return [
+    s.name,
+    s.cron,
+    s.timezone,
+    s.type,
+    JSON.stringify(s.payload),
+    s.priority,
+    s.maxAttempts,
+    s.backoffMs,
+    s.timeoutMs,
+    s.paused,
+    s.nextRunAt,
+    s.lastRunAt,
+    s.lastJobId,
+    s.createdAt,
+    s.updatedAt,
+  ];
+}

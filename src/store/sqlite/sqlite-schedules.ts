@@ -1,0 +1,82 @@
+import type { Schedule } from '../../core/schedule.model';
+
+/** The SQL of the SQLite store's schedules (contract §9), each statement named for what it does. */
+export const SCHEDULE_SQL = {
+  getSchedule: `SELECT * FROM schedules WHERE name = ?`,
+  listSchedules: `SELECT * FROM schedules ORDER BY name`,
+  putSchedule: `
+    INSERT INTO schedules (name, cron, timezone, type, payload, priority, max_attempts, backoff_ms, timeout_ms, paused,
+                           next_run_at, last_run_at, last_job_id, created_at, updated_at)
+    VALUES (@name, @cron, @timezone, @type, @payload, @priority, @max_attempts, @backoff_ms, @timeout_ms, @paused,
+            @next_run_at, @last_run_at, @last_job_id, @created_at, @updated_at)
+    ON CONFLICT (name) DO UPDATE SET
+      cron = excluded.cron, timezone = excluded.timezone, type = excluded.type, payload = excluded.payload,
+      priority = excluded.priority, max_attempts = excluded.max_attempts, backoff_ms = excluded.backoff_ms,
+      timeout_ms = excluded.timeout_ms, paused = excluded.paused, next_run_at = excluded.next_run_at,
+      last_run_at = excluded.last_run_at, last_job_id = excluded.last_job_id, created_at = excluded.created_at,
+      updated_at = excluded.updated_at`,
+  deleteSchedule: `DELETE FROM schedules WHERE name = ?`,
+  /** The compare-and-set of a slot: only from the slot read, never while paused. */
+  advanceSchedule: `
+    UPDATE schedules SET next_run_at = @next, last_run_at = coalesce(@last_run_at, last_run_at), last_job_id = coalesce(@last_job_id, last_job_id)
+     WHERE name = @name AND next_run_at = @due AND paused = 0`,
+} as const;
+
+/** A `schedules` row. */
+export interface ScheduleRow {
+  name: string;
+  cron: string;
+  timezone: string;
+  type: string;
+  payload: string;
+  priority: number;
+  max_attempts: number;
+  backoff_ms: number;
+  timeout_ms: number;
+  paused: number;
+  next_run_at: number | null;
+  last_run_at: number | null;
+  last_job_id: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export function scheduleFromRow(row: ScheduleRow): Schedule {
+  return {
+    name: row.name,
+    cron: row.cron,
+    timezone: row.timezone,
+    type: row.type,
+    payload: JSON.parse(row.payload) as Schedule['payload'],
+    priority: row.priority,
+    maxAttempts: row.max_attempts,
+    backoffMs: row.backoff_ms,
+    timeoutMs: row.timeout_ms,
+    paused: row.paused === 1,
+    nextRunAt: row.next_run_at,
+    lastRunAt: row.last_run_at,
+    lastJobId: row.last_job_id,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+export function scheduleRow(schedule: Schedule): ScheduleRow {
+  return {
+    name: schedule.name,
+    cron: schedule.cron,
+    timezone: schedule.timezone,
+    type: schedule.type,
+    payload: JSON.stringify(schedule.payload),
+    priority: schedule.priority,
+    max_attempts: schedule.maxAttempts,
+    backoff_ms: schedule.backoffMs,
+    timeout_ms: schedule.timeoutMs,
+    paused: schedule.paused ? 1 : 0,
+    next_run_at: schedule.nextRunAt,
+    last_run_at: schedule.lastRunAt,
+    last_job_id: schedule.lastJobId,
+    created_at: schedule.createdAt,
+    updated_at: schedule.updatedAt,
+  };
+}
