@@ -10,6 +10,7 @@ import {
   InvalidJob,
   InvalidTransition,
   JobNotFound,
+  JobTypeNotFound,
   ShuttingDown,
   StoreUnavailable,
 } from '../core/job.errors';
@@ -17,6 +18,7 @@ import { expectedAnswer, noteErrorAnswer } from '../logging/request-logging';
 
 const DOMAIN_STATUS = new Map<object, number>([
   [JobNotFound, HttpStatus.NOT_FOUND],
+  [JobTypeNotFound, HttpStatus.NOT_FOUND],
   [InvalidTransition, HttpStatus.CONFLICT],
   [ConcurrentChange, HttpStatus.CONFLICT],
   [InvalidJob, HttpStatus.BAD_REQUEST],

@@ -2,6 +2,7 @@ import { applyDecorators, Injectable, type Type } from '@nestjs/common';
 import { DiscoveryService } from '@nestjs/core';
 import type { JobPayload } from './job.model';
 import type { JobView } from './job.view';
+import type { RateLimit } from './type-settings';
 
 /** What a handler gets besides the job. */
 export interface JobContext {
@@ -28,6 +29,10 @@ export abstract class JobHandlerBase<P extends object = JobPayload, R = unknown>
 export interface JobHandlerOptions {
   /** A class-validator class for the payload, checked at submission (400 when it fails). */
   payload?: Type<object>;
+  /** Default: at most this many attempts of the type run at once in each process (1..1000). */
+  concurrency?: number;
+  /** Default: at most `max` starts in any window of `perMs`, across every instance. */
+  rateLimit?: RateLimit;
 }
 
 export interface JobHandlerMetadata extends JobHandlerOptions {
