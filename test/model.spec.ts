@@ -8,6 +8,7 @@ import { JOB_STATES, type DispatchKey, type DispatchOrder, type Job, type JobSta
 import type { JobMetrics } from '../src/metrics/job-metrics';
 import { DeliveryQueue } from '../src/queue/delivery-queue';
 import { FeederService } from '../src/queue/feeder.service';
+import { TypeLimits } from '../src/queue/type-limits';
 import type { RecoveryReport } from '../src/recovery/recovery-report';
 import { LeaseService } from '../src/recovery/lease.service';
 import { RecoveryService } from '../src/recovery/recovery.service';
@@ -157,7 +158,7 @@ class World {
   /** A new "process": a new owner name, an empty queue, a feeder on the current store. */
   buildProcess(): void {
     this.queue = new DeliveryQueue(this.config());
-    this.feeder = new FeederService(this.store, this.queue, this.config());
+    this.feeder = new FeederService(this.store, this.queue, this.config(), new TypeLimits(this.store, this.queue));
     this.feeder.handleTypes(JOB_TYPES);
     // The model drives feeding itself (`prime`); a started feeder would fill on its own timers.
     this.feeder.start = () => undefined;
