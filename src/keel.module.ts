@@ -19,6 +19,7 @@ import { QueueModule } from './queue/queue.module';
 import { RecoveryModule } from './recovery/recovery.module';
 import { RetentionModule } from './retention/retention.module';
 import { StoreModule } from './store/store.module';
+import { TypesModule } from './types/types.module';
 import { WorkersModule } from './workers/workers.module';
 
 /** The validated configuration, from the module's options. */
@@ -75,7 +76,7 @@ export class KeelModule extends KeelConfigurableModule {
         WorkersModule,
         RetentionModule,
         jobs,
-        ...(http ? [AuthModule, HealthModule, MetricsHttpModule] : []),
+        ...(http ? [AuthModule, HealthModule, MetricsHttpModule, TypesModule] : []),
       ],
       providers: [...(definition.providers ?? []), config, LOGGER],
       // JobsClient through the jobs module; JobEvents, the lifecycle and the metrics are global already.

@@ -87,16 +87,23 @@ describe('OpenAPI document, default settings (no API_KEY), with an application h
           ...Object.entries(media.examples ?? {}).map(([name, e]) => ({ name, value: e.value })),
         ];
         const success = op.responses['201'] ? 201 : 200;
-        expect(path).not.toMatch(/\{/); // a body example on a templated path would need a real id
+        // A templated path is sent with its parameters' documented examples (PATCH /v1/types/{type}: sleep).
+        const url = path.replace(/\{(\w+)\}/g, (_, name: string) => {
+          const param = op.parameters?.find((p) => p.name === name && p.in === 'path') as { example?: string; schema?: Schema } | undefined;
+          const example = (param?.example ?? param?.schema?.example) as string | undefined;
+          if (example === undefined) throw new Error(`${method} ${path}: the parameter ${name} has no example`);
+          return encodeURIComponent(example);
+        });
         for (const { name, value } of examples) {
-          const res = await http[method as 'post' | 'put' | 'patch'](path).send(value as object);
+          const res = await http[method as 'post' | 'put' | 'patch'](url).send(value as object);
           expect({ route: `${method} ${path}`, example: name, status: res.status, body: res.body }).toMatchObject({ status: success });
           sent++;
         }
       }
     }
-    // POST /v1/jobs has several examples, POST /v1/jobs/batch one at least
-    expect(sent).toBeGreaterThanOrEqual(4);
+    // POST /v1/jobs has several examples, POST /v1/jobs/batch and PATCH /v1/types/{type} one at least
+    expect(sent).toBeGreaterThanOrEqual(6);
+    expect(Object.keys(doc.paths['/v1/types/{type}'].patch.requestBody!.content['application/json'].examples ?? {}).length).toBeGreaterThan(0);
     const submitExamples = Object.values(doc.paths['/v1/jobs'].post.requestBody!.content['application/json'].examples ?? {});
     // none is an http job (its host list is empty by default), and runAt and delayMs are never both set
     for (const { value } of submitExamples) {
@@ -234,6 +241,8 @@ describe('OpenAPI document, default settings (no API_KEY), with an application h
     expectError(await http.get('/v1/jobs').query({ limit: '0' }), 400, example('/v1/jobs', 'get', '400'));
     expectError(await http.post('/v1/jobs/batch').send({ jobs: [{ type: 'noop' }, { type: 'nope' }] }), 400, /^jobs\.1: unknown job type "nope"/);
     expect(example('/v1/jobs/batch', 'post', '400')).toMatch(/^jobs\.1: unknown job type "nope"/);
+    expectError(await http.patch('/v1/types/sleep').send({ concurrency: 1001 }), 400, example('/v1/types/{type}', 'patch', '400'));
+    expectError(await http.patch('/v1/types/nope').send({ paused: true }), 404, example('/v1/types/{type}', 'patch', '404'));
     const done = await http.post('/v1/jobs').send({ type: 'noop' });
     expect(done.status).toBe(201);
   });
@@ -288,7 +297,7 @@ describe('OpenAPI document with API_KEY', () => {
       expect(unauthorized.headers?.['WWW-Authenticate']?.schema).toMatchObject({ type: 'string' });
       expect(unauthorized.content?.['application/json'].example).toEqual({ statusCode: 401, error: 'Unauthorized', message: expect.any(String) });
     }
-    expect(v1).toBe(7);
+    expect(v1).toBe(9);
     const example = doc.paths['/v1/queue'].get.responses['401'].content!['application/json'].example as { message: string };
     const res = await http.get('/v1/queue');
     expectError(res, 401, example.message);

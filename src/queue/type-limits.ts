@@ -59,6 +59,11 @@ export class TypeLimits implements OnApplicationBootstrap, BeforeApplicationShut
     this.defaults.set(type, defaults);
   }
 
+  /** The handler's defaults: what a type has until a PATCH stores settings. */
+  defaultsOf(type: string): TypeSettings {
+    return this.defaults.get(type) ?? NO_LIMITS;
+  }
+
   /** The settings in force: stored ones override the handler's defaults. */
   settingsOf(type: string): TypeSettings {
     return this.stored.get(type) ?? this.defaults.get(type) ?? NO_LIMITS;
