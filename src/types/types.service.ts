@@ -7,8 +7,10 @@ import { JobHandlerRegistry } from '../workers/job-handler.registry';
 import type { JobTypeDto, PatchJobTypeDto } from './dto/job-type.dto';
 
 /**
- * The job types' limits and pause (contract §10). Settings are read from the store (a PATCH
- * through another instance shows at once), over the handlers' defaults.
+ * The job types' limits and pause (contract §10): the handlers' defaults, overridden by what a
+ * PATCH stored. A PATCH merges into the stored settings (the store is the source of truth, and
+ * another instance may have changed them); a listing shows what this instance enforces, which
+ * follows the store within SETTINGS_POLL_MS.
  */
 @Injectable()
 export class TypesService {
@@ -21,9 +23,10 @@ export class TypesService {
     private readonly limits: TypeLimits,
   ) {}
 
+  /** The settings in force in this instance: what its feeder and workers apply now. */
   async list(): Promise<JobTypeDto[]> {
-    const [stored, counts] = await Promise.all([this.store.typeSettings(), this.store.activeCountsByType()]);
-    return this.registry.types().map((type) => view(type, stored.get(type) ?? this.limits.defaultsOf(type), counts.get(type)));
+    const counts = await this.store.activeCountsByType();
+    return this.registry.types().map((type) => view(type, this.limits.settingsOf(type), counts.get(type)));
   }
 
   /**
