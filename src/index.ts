@@ -9,6 +9,7 @@ export { ConfigError } from './config/keel-config';
 
 export { JobHandler, JobHandlerBase, PermanentJobError } from './core/job-handler';
 export type { JobContext, JobHandlerOptions } from './core/job-handler';
+export type { RateLimit, TypeSettings } from './core/type-settings';
 
 export { JobsClient } from './jobs/jobs.client';
 export type { JobOptions, BulkJob, ListQuery } from './jobs/jobs.client';
@@ -22,6 +23,7 @@ export {
   DomainError,
   InvalidJob,
   JobNotFound,
+  JobTypeNotFound,
   InvalidTransition,
   ConcurrentChange,
   BacklogFull,
