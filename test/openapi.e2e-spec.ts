@@ -179,6 +179,19 @@ describe('OpenAPI document, default settings (no API_KEY), with an application h
     expect(attachment.additionalProperties).toBe(false);
   });
 
+  it('documents the PATCH /v1/types body with its limits, refusing unknown properties, rateLimit included', () => {
+    const patch = doc.components.schemas.PatchJobTypeDto;
+    expect(patch.additionalProperties).toBe(false);
+    expect(patch.properties.concurrency).toMatchObject({ type: 'integer', minimum: 1, maximum: 1000, nullable: true });
+    expect(patch.properties.paused).toMatchObject({ type: 'boolean' });
+    const rateLimit = doc.components.schemas.RateLimitDto;
+    expect(rateLimit.additionalProperties).toBe(false);
+    expect(rateLimit.properties).toEqual({
+      max: expect.objectContaining({ type: 'integer', minimum: 1, maximum: 100_000 }),
+      perMs: expect.objectContaining({ type: 'integer', minimum: 1, maximum: 86_400_000 }),
+    });
+  });
+
   it('documents integers as integer, ids as uuid and times as date-time', () => {
     const job = doc.components.schemas.JobDto;
     for (const field of ['priority', 'attempts', 'maxAttempts', 'backoffMs', 'timeoutMs']) expect([field, job.properties[field].type]).toEqual([field, 'integer']);
