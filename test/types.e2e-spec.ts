@@ -140,6 +140,25 @@ describe.each(STORES)('job types ($name store)', ({ env }) => {
     for (const job of held) await waitForState(http, job.id, 'completed');
   });
 
+  it('a worker does not start a job already in the queue when its type was paused meanwhile: the job stays pending', async () => {
+    const { http } = await startApp({ ...env(), WORKER_CONCURRENCY: '1' }, [ControlledHandlerModule]);
+    const first = await submit(http, { type: CONTROLLED_TYPE });
+    const queued = await submit(http, { type: CONTROLLED_TYPE });
+    const running = await waitFor(() => log.live()[0], 'the first job running');
+    // The one worker is busy, so the second job waits in the delivery queue, claimed.
+    await http.patch(`/v1/types/${CONTROLLED_TYPE}`).send({ paused: true }).expect(200);
+    running.finish('success');
+    await waitForState(http, first.id, 'completed');
+    // Submitted after it: once it completed, the worker has taken (and given back) the queued job.
+    await waitForState(http, (await submit(http, { type: 'noop' })).id, 'completed');
+    expect((await http.get(`/v1/jobs/${queued.id}`)).body).toMatchObject({ state: 'pending', attempts: 0 });
+    expect(log.attempts).toHaveLength(1);
+
+    await http.patch(`/v1/types/${CONTROLLED_TYPE}`).send({ paused: false }).expect(200);
+    (await waitFor(() => log.live()[0], 'the queued job running')).finish('success');
+    await waitForState(http, queued.id, 'completed');
+  });
+
   it('starts at most rateLimit.max jobs of a type in its window; the others wait pending, other types go on', async () => {
     const { http } = await startApp(env(), [LimitedModule]);
     await http.patch('/v1/types/limited').send({ rateLimit: { max: 2, perMs: 3_600_000 } }).expect(200);
