@@ -8,7 +8,7 @@ import { defineConfig } from 'eslint/config';
 
 // Each folder of src/ is an element; the files directly in src/ (KeelModule, AppModule, the app
 // setup, the public surface, main.ts) are "root", the top of the tree. The first match wins.
-const FOLDERS = ['core', 'store', 'queue', 'recovery', 'workers', 'jobs', 'schedules', 'events', 'config', 'lifecycle', 'metrics', 'logging', 'health', 'auth', 'common'];
+const FOLDERS = ['core', 'store', 'queue', 'recovery', 'workers', 'jobs', 'schedules', 'types', 'events', 'config', 'lifecycle', 'metrics', 'logging', 'health', 'auth', 'common'];
 const ELEMENTS = [
   ...FOLDERS.map((type) => ({ type, pattern: `src/${type}`, partialMatch: false })),
   { type: 'root', pattern: 'src', partialMatch: false },
@@ -58,6 +58,11 @@ const LAYERS = {
       from: fromTypes({ anyOf: ['core', 'store', 'queue', 'recovery', 'workers', 'jobs'] }),
       disallow: to({ anyOf: ['schedules'] }),
       message: 'schedules sit on the REST feature (src/jobs): the layers below never import them',
+    },
+    {
+      from: fromTypes({ anyOf: ['core', 'store', 'queue', 'recovery', 'workers', 'jobs', 'schedules'] }),
+      disallow: to({ anyOf: ['types'] }),
+      message: 'the job types routes (src/types) sit on the workers: the layers below never import them',
     },
     {
       from: fromTypes({ anyOf: ['core', 'store', 'queue', 'recovery', 'workers'] }),

@@ -10,6 +10,7 @@ export { ConfigError } from './config/keel-config';
 export { JobHandler, JobHandlerBase, PermanentJobError } from './core/job-handler';
 export type { JobContext, JobHandlerOptions } from './core/job-handler';
 export type { ScheduleDefinition, ScheduleDeclaration, HandlerSchedule } from './core/schedule.model';
+export type { RateLimit, TypeSettings } from './core/type-settings';
 
 export { JobsClient } from './jobs/jobs.client';
 export type { JobOptions, BulkJob, ListQuery } from './jobs/jobs.client';
@@ -24,6 +25,7 @@ export {
   InvalidJob,
   JobNotFound,
   ScheduleNotFound,
+  JobTypeNotFound,
   InvalidTransition,
   ConcurrentChange,
   BacklogFull,

@@ -21,6 +21,7 @@ import { RetentionModule } from './retention/retention.module';
 import { KEEL_SCHEDULES } from './schedules/schedules.constants';
 import { SchedulesModule } from './schedules/schedules.module';
 import { StoreModule } from './store/store.module';
+import { TypesModule } from './types/types.module';
 import { WorkersModule } from './workers/workers.module';
 
 /** The validated configuration, from the module's options (all but the schedules: not a setting). */
@@ -84,7 +85,7 @@ export class KeelModule extends KeelConfigurableModule {
         RetentionModule,
         jobs,
         SchedulesModule.register({ http, jobs }),
-        ...(http ? [AuthModule, HealthModule, MetricsHttpModule] : []),
+        ...(http ? [AuthModule, HealthModule, MetricsHttpModule, TypesModule] : []),
       ],
       providers: [...(definition.providers ?? []), config, LOGGER, SCHEDULES_FROM_OPTIONS],
       // JobsClient through the jobs module; JobEvents, the lifecycle and the metrics are global already.

@@ -26,12 +26,14 @@ const refused = [
   { file: 'src/jobs/x.ts', imports: ['../main'], message: 'nothing imports it' },
   { file: 'src/jobs/x.ts', imports: ['../schedules/schedules.service'], message: 'schedules sit on the REST feature' },
   { file: 'src/workers/x.ts', imports: ['../schedules/cron'], message: 'schedules sit on the REST feature' },
+  { file: 'src/queue/x.ts', imports: ['../types/types.service'], message: 'the job types routes (src/types) sit on the workers' },
 ];
 const allowed = [
   { file: 'src/store/x.ts', imports: ['../core/job.model', '../events/job-events', '../lifecycle/lifecycle.service', '../config/keel-config'] },
   { file: 'src/workers/x.ts', imports: ['../metrics/job-metrics', '../queue/feeder.service', '../recovery/lease.service'] },
   { file: 'src/jobs/x.ts', imports: ['../workers/worker-pool.service', '../store/job-store'] },
   { file: 'src/schedules/x.ts', imports: ['../jobs/jobs.service', '../store/job-store', '../recovery/recovery.constants'] },
+  { file: 'src/types/x.ts', imports: ['../workers/job-handler.registry', '../queue/type-limits', '../store/job-store'] },
   { file: 'test/x.ts', imports: ['../src/store/job-store', '../src/main'] },
 ];
 

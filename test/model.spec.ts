@@ -4,10 +4,11 @@ import { v7 as uuidv7 } from 'uuid';
 import { loadConfig, type KeelConfig } from '../src/config/keel-config';
 import { BacklogFull, InvalidTransition } from '../src/core/job.errors';
 import type { JobEvent } from '../src/core/job-state-machine';
-import { JOB_STATES, type DispatchKey, type Job, type JobState } from '../src/core/job.model';
+import { JOB_STATES, type DispatchKey, type DispatchOrder, type Job, type JobState } from '../src/core/job.model';
 import type { JobMetrics } from '../src/metrics/job-metrics';
 import { DeliveryQueue } from '../src/queue/delivery-queue';
 import { FeederService } from '../src/queue/feeder.service';
+import { TypeLimits } from '../src/queue/type-limits';
 import type { RecoveryReport } from '../src/recovery/recovery-report';
 import { LeaseService } from '../src/recovery/lease.service';
 import { RecoveryService } from '../src/recovery/recovery.service';
@@ -120,7 +121,7 @@ interface QueueEntry extends DispatchKey {
 }
 
 /** Dispatch order (contract §3): priority desc, then earlier runAt, then older (smaller) id. */
-function dispatchOrder(a: DispatchKey, b: DispatchKey): number {
+function dispatchOrder(a: DispatchOrder, b: DispatchOrder): number {
   return b.priority - a.priority || a.runAt - b.runAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
@@ -157,7 +158,7 @@ class World {
   /** A new "process": a new owner name, an empty queue, a feeder on the current store. */
   buildProcess(): void {
     this.queue = new DeliveryQueue(this.config());
-    this.feeder = new FeederService(this.store, this.queue, this.config());
+    this.feeder = new FeederService(this.store, this.queue, this.config(), new TypeLimits(this.store, this.queue));
     this.feeder.handleTypes(JOB_TYPES);
     // The model drives feeding itself (`prime`); a started feeder would fill on its own timers.
     this.feeder.start = () => undefined;
@@ -196,7 +197,7 @@ class World {
         const queued = this.queueModel.find((e) => e.id === job.id);
         // An id already queued (a stale entry of a cancelled-then-retried job) is not added twice.
         if (queued) queued.stale = false;
-        else this.queueModel.push({ id: job.id, priority: job.priority, runAt: job.runAt, stale: false });
+        else this.queueModel.push({ id: job.id, type: 'noop', priority: job.priority, runAt: job.runAt, stale: false });
       }
       delivered += ready.length;
       if (ready.length < free) break;

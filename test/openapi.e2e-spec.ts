@@ -81,11 +81,12 @@ describe('OpenAPI document, default settings (no API_KEY), with an application h
   it('every documented request example, sent as it stands, gets its documented success status', async () => {
     let sent = 0;
     for (const { method, path, op } of operationsOf(doc)) {
-      // A templated path is sent with its parameters' documented examples (a schedule's name).
+      // A templated path is sent with its parameters' documented examples (a schedule's name, a type).
       const url = path.replace(/\{(\w+)\}/g, (_, name: string) => {
-        const param = op.parameters?.find((p) => p.name === name && p.in === 'path');
-        expect({ route: `${method} ${path}`, param: name, example: param?.schema?.example }).toMatchObject({ example: expect.any(String) });
-        return encodeURIComponent(param!.schema!.example as string);
+        const param = op.parameters?.find((p) => p.name === name && p.in === 'path') as { example?: string; schema?: Schema } | undefined;
+        const example = param?.example ?? param?.schema?.example;
+        expect({ route: `${method} ${path}`, param: name, example }).toMatchObject({ example: expect.any(String) });
+        return encodeURIComponent(example as string);
       });
       for (const media of Object.values(op.requestBody?.content ?? {})) {
         const examples = [
@@ -101,8 +102,9 @@ describe('OpenAPI document, default settings (no API_KEY), with an application h
         }
       }
     }
-    // POST /v1/jobs has several examples, POST /v1/jobs/batch one at least, PUT /v1/schedules/{name} several
+    // POST /v1/jobs has several examples, POST /v1/jobs/batch and PATCH /v1/types/{type} one at least, PUT /v1/schedules/{name} several
     expect(sent).toBeGreaterThanOrEqual(6);
+    expect(Object.keys(doc.paths['/v1/types/{type}'].patch.requestBody!.content['application/json'].examples ?? {}).length).toBeGreaterThan(0);
     const submitExamples = Object.values(doc.paths['/v1/jobs'].post.requestBody!.content['application/json'].examples ?? {});
     // none is an http job (its host list is empty by default), and runAt and delayMs are never both set
     for (const { value } of submitExamples) {
@@ -178,6 +180,19 @@ describe('OpenAPI document, default settings (no API_KEY), with an application h
     expect(attachment.additionalProperties).toBe(false);
   });
 
+  it('documents the PATCH /v1/types body with its limits, refusing unknown properties, rateLimit included', () => {
+    const patch = doc.components.schemas.PatchJobTypeDto;
+    expect(patch.additionalProperties).toBe(false);
+    expect(patch.properties.concurrency).toMatchObject({ type: 'integer', minimum: 1, maximum: 1000, nullable: true });
+    expect(patch.properties.paused).toMatchObject({ type: 'boolean' });
+    const rateLimit = doc.components.schemas.RateLimitDto;
+    expect(rateLimit.additionalProperties).toBe(false);
+    expect(rateLimit.properties).toEqual({
+      max: expect.objectContaining({ type: 'integer', minimum: 1, maximum: 100_000 }),
+      perMs: expect.objectContaining({ type: 'integer', minimum: 1, maximum: 86_400_000 }),
+    });
+  });
+
   it('documents integers as integer, ids as uuid and times as date-time', () => {
     const job = doc.components.schemas.JobDto;
     for (const field of ['priority', 'attempts', 'maxAttempts', 'backoffMs', 'timeoutMs']) expect([field, job.properties[field].type]).toEqual([field, 'integer']);
@@ -240,6 +255,8 @@ describe('OpenAPI document, default settings (no API_KEY), with an application h
     expectError(await http.get('/v1/jobs').query({ limit: '0' }), 400, example('/v1/jobs', 'get', '400'));
     expectError(await http.post('/v1/jobs/batch').send({ jobs: [{ type: 'noop' }, { type: 'nope' }] }), 400, /^jobs\.1: unknown job type "nope"/);
     expect(example('/v1/jobs/batch', 'post', '400')).toMatch(/^jobs\.1: unknown job type "nope"/);
+    expectError(await http.patch('/v1/types/sleep').send({ concurrency: 1001 }), 400, example('/v1/types/{type}', 'patch', '400'));
+    expectError(await http.patch('/v1/types/nope').send({ paused: true }), 404, example('/v1/types/{type}', 'patch', '404'));
     const done = await http.post('/v1/jobs').send({ type: 'noop' });
     expect(done.status).toBe(201);
     expectError(await http.put('/v1/schedules/x').send({ cron: '61 * * * *', type: 'noop' }), 400, example('/v1/schedules/{name}', 'put', '400'));
@@ -300,7 +317,7 @@ describe('OpenAPI document with API_KEY', () => {
       expect(unauthorized.headers?.['WWW-Authenticate']?.schema).toMatchObject({ type: 'string' });
       expect(unauthorized.content?.['application/json'].example).toEqual({ statusCode: 401, error: 'Unauthorized', message: expect.any(String) });
     }
-    expect(v1).toBe(11);
+    expect(v1).toBe(13);
     const example = doc.paths['/v1/queue'].get.responses['401'].content!['application/json'].example as { message: string };
     const res = await http.get('/v1/queue');
     expectError(res, 401, example.message);

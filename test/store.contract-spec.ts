@@ -9,6 +9,8 @@ import type { SlotFiring } from '../src/store/schedule-store';
 import { emptyCounts, type JobStore, type StateCounts, type TransitionGuard } from '../src/store/job-store';
 import { SqliteJobStore } from '../src/store/sqlite/sqlite-job.store';
 import { StoreOwnershipError } from '../src/store/store.errors';
+import { PgJobStore } from '../src/store/postgres/pg-job.store';
+import { randomName, TEST_DATABASE_URL, withClient } from './support/postgres';
 import { STORE_KINDS, openTempSqlite, type StoreUnderTest, type TempSqlite } from './support/stores';
 
 /**
@@ -65,7 +67,7 @@ function event(type: JobEventType, now: number, options: EventOptions = {}): Job
 }
 
 const ids = (items: Array<{ id: string }>) => items.map((item) => item.id);
-const keyOf = (job: Job): DispatchKey => ({ id: job.id, priority: job.priority, runAt: job.runAt });
+const keyOf = (job: Job): DispatchKey => ({ id: job.id, type: job.type, priority: job.priority, runAt: job.runAt });
 const byId = <T extends { id: string }>(items: T[]) => [...items].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 
 describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
@@ -886,6 +888,100 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
     });
   });
 
+  describe('job types: settings, active counts, capped claims, rate-limited starts (contract §10)', () => {
+    const HOUR = 3_600_000;
+
+    it('saves a type’s settings in full and loads them back, by type; a save replaces the last', async () => {
+      expect(await store.typeSettings()).toEqual(new Map());
+      await store.saveTypeSettings('sleep', { concurrency: 2, rateLimit: { max: 5, perMs: 1000 }, paused: false });
+      await store.saveTypeSettings('noop', { concurrency: null, rateLimit: null, paused: true });
+      await store.saveTypeSettings('sleep', { concurrency: null, rateLimit: { max: 7, perMs: 86_400_000 }, paused: true });
+      expect(await store.typeSettings()).toEqual(
+        new Map([
+          ['noop', { concurrency: null, rateLimit: null, paused: true }],
+          ['sleep', { concurrency: null, rateLimit: { max: 7, perMs: 86_400_000 }, paused: true }],
+        ]),
+      );
+      if (subject.reopen) {
+        store = await subject.reopen();
+        expect((await store.typeSettings()).get('sleep')).toEqual({ concurrency: null, rateLimit: { max: 7, perMs: 86_400_000 }, paused: true });
+      }
+    });
+
+    it('counts pending and processing jobs by type, and nothing finished', async () => {
+      await jobIn('pending', { type: 'sleep' });
+      await jobIn('pending', { type: 'sleep' });
+      await jobIn('processing', { type: 'sleep' });
+      await jobIn('processing', { type: 'noop' });
+      await jobIn('completed', { type: 'noop' });
+      await jobIn('failed', { type: 'fail' });
+      expect(await store.activeCountsByType()).toEqual(
+        new Map([
+          ['sleep', { pending: 2, processing: 1 }],
+          ['noop', { pending: 0, processing: 1 }],
+        ]),
+      );
+    });
+
+    it('claims one type alone up to a cap, in dispatch order, and leaves the other types and the rest of it', async () => {
+      await insertOne({ type: 'noop', priority: 9 });
+      const sleeps = await store.insert([newJob({ type: 'sleep', priority: 1 }), newJob({ type: 'sleep', priority: 2 }), newJob({ type: 'sleep' })], NO_LIMIT);
+      const claimed = await store.claimReady(SELF, 2, NOW, ['sleep']);
+      expect(claimed).toEqual([keyOf(sleeps[1]), keyOf(sleeps[0])]);
+      expect(ids(await store.claimReady(SELF, 2, NOW, ['sleep']))).toEqual([sleeps[2].id]);
+    });
+
+    it('starts up to max of a type in the window, then refuses with the time the window frees, changing nothing', async () => {
+      const limit = { max: 2, perMs: HOUR };
+      const jobs = await store.insert([newJob({ type: 'sleep' }), newJob({ type: 'sleep' }), newJob({ type: 'sleep' }), newJob({ type: 'noop' })], NO_LIMIT);
+      await store.claimReady(SELF, NO_LIMIT, NOW);
+      const started: Job[] = [];
+      for (const job of jobs.slice(0, 2)) {
+        const outcome = await store.startLimited(job.id, event('start', NOW + started.length), { owner: SELF }, limit);
+        if (!('job' in outcome)) throw new Error(`start ${started.length + 1} refused`);
+        expect(outcome.job).toMatchObject({ id: job.id, state: 'processing', attempts: 1 });
+        expect(await store.get(job.id)).toEqual(outcome.job);
+        started.push(outcome.job);
+      }
+      const third = jobs[2];
+      const refused = await store.startLimited(third.id, event('start', NOW + 2), { owner: SELF }, limit);
+      expect(refused).toEqual({ retryAt: started[0].startedAt! + HOUR });
+      expect(await store.get(third.id)).toEqual(third);
+      expect(ids(await store.heldBy(SELF))).toContain(third.id);
+      // Another type has a window of its own.
+      expect(await store.startLimited(jobs[3].id, event('start', NOW + 2), { owner: SELF }, limit)).toMatchObject({ job: { state: 'processing' } });
+      await expectExactCounts({ pending: 1, processing: 3 });
+    });
+
+    it('logs no start for a start the state machine refuses or that fails the job without running it', async () => {
+      const limit = { max: 1, perMs: HOUR };
+      const cancelled = await jobIn('cancelled', { type: 'sleep' });
+      await expect(store.startLimited(cancelled.id, event('start', NOW), { owner: SELF }, limit)).rejects.toThrow(InvalidTransition);
+      await expect(store.startLimited(uuidv7(), event('start', NOW), { owner: SELF }, limit)).rejects.toThrow(JobNotFound);
+      // Its one attempt used up by an interruption: the start fails it (the poison-pill guard).
+      const used = await heldJob(SELF, 'processing', { type: 'sleep', maxAttempts: 1 });
+      await store.transition(used.id, event('interrupt', NOW, { attempt: 1 }), { owner: SELF });
+      await store.claimReady(SELF, NO_LIMIT, NOW);
+      expect(await store.startLimited(used.id, event('start', NOW), { owner: SELF }, limit)).toMatchObject({ job: { state: 'failed' } });
+      const next = await heldJob(SELF, 'pending', { type: 'sleep' });
+      expect(await store.startLimited(next.id, event('start', NOW), { owner: SELF }, limit)).toMatchObject({ job: { state: 'processing' } });
+    });
+
+    if (!kind.name.startsWith('postgres')) {
+      it('slides: a start is allowed again once the start that filled the window is perMs old, not before', async () => {
+        const limit = { max: 2, perMs: 1000 };
+        const jobs = await store.insert(Array.from({ length: 4 }, () => newJob({ type: 'sleep' })), NO_LIMIT);
+        await store.claimReady(SELF, NO_LIMIT, NOW);
+        const start = (i: number, at: number) => store.startLimited(jobs[i].id, event('start', at), { owner: SELF }, limit);
+        expect(await start(0, NOW)).toMatchObject({ job: { startedAt: NOW } });
+        expect(await start(1, NOW + 400)).toMatchObject({ job: { startedAt: NOW + 400 } });
+        expect(await start(2, NOW + 999)).toEqual({ retryAt: NOW + 1000 });
+        expect(await start(2, NOW + 1000)).toMatchObject({ job: { startedAt: NOW + 1000 } });
+        expect(await start(3, NOW + 1399)).toEqual({ retryAt: NOW + 1400 });
+      });
+    }
+  });
+
   if (kind.durable) {
     describe('durability', () => {
       it('keeps every job, field, claim and count across close and reopen', async () => {
@@ -931,6 +1027,44 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
       });
     });
   }
+});
+
+/** The rate limit's window is one for every instance sharing the store (contract §10). */
+(TEST_DATABASE_URL ? describe : describe.skip)('PgJobStore: two instances share one rate window', () => {
+  const schema = randomName('keel_rate');
+  let a: PgJobStore;
+  let b: PgJobStore;
+
+  beforeAll(async () => {
+    a = new PgJobStore({ connectionString: TEST_DATABASE_URL!, schema, poolSize: 8 });
+    b = new PgJobStore({ connectionString: TEST_DATABASE_URL!, schema, poolSize: 8 });
+    await a.open();
+    await b.open();
+    await a.renewLease(SELF, 3_600_000);
+    await b.renewLease(OTHER, 3_600_000);
+  });
+
+  afterAll(async () => {
+    await a?.close();
+    await b?.close();
+    await withClient(TEST_DATABASE_URL!, (client) => client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`));
+  });
+
+  it('starts at most max together, however their starts interleave', async () => {
+    const limit = { max: 3, perMs: 3_600_000 };
+    await a.insert(Array.from({ length: 10 }, () => newJob({ type: 'sleep', runAt: Date.now() - 1000 })), NO_LIMIT);
+    const mine = await a.claimReady(SELF, 5, Date.now());
+    const theirs = await b.claimReady(OTHER, 5, Date.now());
+    const outcomes = await Promise.all([
+      ...mine.map((k) => a.startLimited(k.id, { type: 'start', now: Date.now() }, { owner: SELF }, limit)),
+      ...theirs.map((k) => b.startLimited(k.id, { type: 'start', now: Date.now() }, { owner: OTHER }, limit)),
+    ]);
+    const started = outcomes.flatMap((o) => ('job' in o ? [o.job] : []));
+    expect(started).toHaveLength(3);
+    const firstStart = Math.min(...started.map((j) => j.startedAt!));
+    for (const o of outcomes) if ('retryAt' in o) expect(o.retryAt).toBe(firstStart + limit.perMs);
+    expect((await a.counts()).processing).toBe(3);
+  });
 });
 
 /**

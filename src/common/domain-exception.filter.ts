@@ -11,6 +11,7 @@ import {
   InvalidTransition,
   JobNotFound,
   ScheduleNotFound,
+  JobTypeNotFound,
   ShuttingDown,
   StoreUnavailable,
 } from '../core/job.errors';
@@ -19,6 +20,7 @@ import { expectedAnswer, noteErrorAnswer } from '../logging/request-logging';
 const DOMAIN_STATUS = new Map<object, number>([
   [JobNotFound, HttpStatus.NOT_FOUND],
   [ScheduleNotFound, HttpStatus.NOT_FOUND],
+  [JobTypeNotFound, HttpStatus.NOT_FOUND],
   [InvalidTransition, HttpStatus.CONFLICT],
   [ConcurrentChange, HttpStatus.CONFLICT],
   [InvalidJob, HttpStatus.BAD_REQUEST],

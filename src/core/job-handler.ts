@@ -3,6 +3,7 @@ import { DiscoveryService } from '@nestjs/core';
 import type { JobPayload } from './job.model';
 import type { JobView } from './job.view';
 import type { HandlerSchedule } from './schedule.model';
+import type { RateLimit } from './type-settings';
 
 /** What a handler gets besides the job. */
 export interface JobContext {
@@ -31,6 +32,10 @@ export interface JobHandlerOptions {
   payload?: Type<object>;
   /** A schedule of this type, upserted at every start (contract §9); its name defaults to the type. */
   schedule?: HandlerSchedule;
+  /** Default: at most this many attempts of the type run at once in each process (1..1000). */
+  concurrency?: number;
+  /** Default: at most `max` starts in any window of `perMs`, across every instance. */
+  rateLimit?: RateLimit;
 }
 
 export interface JobHandlerMetadata extends JobHandlerOptions {

@@ -50,6 +50,13 @@ export class ConcurrentChange extends DomainError {
 
 export class InvalidJob extends DomainError {}
 
+/** No handler declares this job type (the types routes answer 404). */
+export class JobTypeNotFound extends DomainError {
+  constructor(readonly jobType: string) {
+    super(`job type "${jobType}" not found`);
+  }
+}
+
 export class BacklogFull extends DomainError {
   constructor(
     readonly backlog: number,

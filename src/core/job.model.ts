@@ -72,11 +72,16 @@ export function newJobRecord(input: NewJob): Job {
 /** The order in which ready jobs are dispatched: priority desc, then runAt, then id. */
 export interface DispatchKey {
   id: string;
+  /** Not part of the order: what the per-type limits of the feeder and the workers count by. */
+  type: string;
   priority: number;
   runAt: number;
 }
 
-export function compareDispatch(a: DispatchKey, b: DispatchKey): number {
+/** What the dispatch order reads of a key. */
+export type DispatchOrder = Pick<DispatchKey, 'id' | 'priority' | 'runAt'>;
+
+export function compareDispatch(a: DispatchOrder, b: DispatchOrder): number {
   if (a.priority !== b.priority) return b.priority - a.priority;
   if (a.runAt !== b.runAt) return a.runAt - b.runAt;
   return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;

@@ -95,16 +95,26 @@ function describeJobRequests(document: OpenAPIObject, registrations: Array<{ typ
   };
 }
 
-/** Request bodies refuse unknown properties, as the server does (whitelist, forbidNonWhitelisted). */
+/**
+ * Request bodies refuse unknown properties, as the server does (whitelist, forbidNonWhitelisted),
+ * and so do the objects nested in them (a PATCH /v1/types body's `rateLimit`).
+ */
 function refuseUnknownProperties(document: OpenAPIObject): void {
   const schemas = document.components?.schemas ?? {};
+  const seen = new Set<string>();
+  const refuse = (ref: string | undefined): void => {
+    if (!ref?.startsWith(SCHEMA_REF) || seen.has(ref)) return;
+    seen.add(ref);
+    const schema = schemas[ref.slice(SCHEMA_REF.length)] as SchemaObject | undefined;
+    if (!schema?.properties) return;
+    schema.additionalProperties = false;
+    for (const property of Object.values(schema.properties) as SchemaObject[]) {
+      for (const nested of [property, ...(property.allOf ?? [])] as ReferenceObject[]) refuse(nested.$ref);
+    }
+  };
   for (const op of operations(document)) {
     const body = op.requestBody as { content?: Record<string, { schema?: SchemaObject | ReferenceObject }> } | undefined;
-    for (const media of Object.values(body?.content ?? {})) {
-      const ref = (media.schema as ReferenceObject | undefined)?.$ref;
-      const schema = ref?.startsWith(SCHEMA_REF) ? (schemas[ref.slice(SCHEMA_REF.length)] as SchemaObject | undefined) : undefined;
-      if (schema?.properties) schema.additionalProperties = false;
-    }
+    for (const media of Object.values(body?.content ?? {})) refuse((media.schema as ReferenceObject | undefined)?.$ref);
   }
 }
 

@@ -7,7 +7,7 @@ function queue(capacity: number): DeliveryQueue {
 }
 
 function key(id: string, priority = 0, runAt = 1000): DispatchKey {
-  return { id, priority, runAt };
+  return { id, type: 'noop', priority, runAt };
 }
 
 async function drain(q: DeliveryQueue): Promise<string[]> {

@@ -12,6 +12,8 @@ export class DeliveryQueue {
   readonly capacity: number;
   private readonly heap: DispatchKey[] = [];
   private readonly ids = new Set<string>();
+  /** Keys held, by job type: what the per-type limits count as queued. */
+  private readonly byType = new Map<string, number>();
   private readonly takers: Array<(key: DispatchKey | undefined) => void> = [];
   private readonly spaceListeners: Array<() => void> = [];
 
@@ -25,6 +27,11 @@ export class DeliveryQueue {
 
   get free(): number {
     return this.capacity - this.heap.length;
+  }
+
+  /** Ids of this job type waiting in the queue. */
+  depthOf(type: string): number {
+    return this.byType.get(type) ?? 0;
   }
 
   has(id: string): boolean {
@@ -42,6 +49,7 @@ export class DeliveryQueue {
         continue;
       }
       this.ids.add(key.id);
+      this.byType.set(key.type, this.depthOf(key.type) + 1);
       this.heapPush(key);
     }
   }
@@ -52,6 +60,9 @@ export class DeliveryQueue {
     const key = this.heapPop();
     if (key) {
       this.ids.delete(key.id);
+      const left = this.depthOf(key.type) - 1;
+      if (left > 0) this.byType.set(key.type, left);
+      else this.byType.delete(key.type);
       this.notifySpace();
       return Promise.resolve(key);
     }

@@ -3,15 +3,16 @@ import type { NewJob } from '../core/job.model';
 import { MemoryJobStore } from '../store/memory/memory-job.store';
 import { DeliveryQueue } from './delivery-queue';
 import { FeederService } from './feeder.service';
+import { TypeLimits } from './type-limits';
 
 const OWNER = 'feeder-spec';
 
 /** `n` noop jobs ready now, with ids in one series (`series`: four hex digits). */
-function readyNoops(n: number, series: string): NewJob[] {
+function readyNoops(n: number, series: string, type = 'noop'): NewJob[] {
   const now = Date.now();
   return Array.from({ length: n }, (_, i) => ({
     id: `00000000-0000-7000-${series}-${String(i).padStart(12, '0')}`,
-    type: 'noop',
+    type,
     payload: {},
     priority: 0,
     maxAttempts: 3,
@@ -46,7 +47,7 @@ describe('FeederService', () => {
       claims.push(keys.length);
       return keys;
     };
-    feeder = new FeederService(store, queue, config);
+    feeder = new FeederService(store, queue, config, new TypeLimits(store, queue));
     feeder.handleTypes(['noop', 'sleep']);
     await store.insert(readyNoops(100, '8000'), 1_000);
   });
@@ -108,7 +109,8 @@ describe('FeederService.wakeAt', () => {
       claims += 1;
       return claimReady(owner, limit, now);
     };
-    const feeder = new FeederService(store, queue, config);
+    const feeder = new FeederService(store, queue, config, new TypeLimits(store, queue));
+    feeder.handleTypes(['noop']);
     feeder.start();
     await settle();
     const before = claims;
@@ -137,7 +139,7 @@ describe('FeederService.wakeAt', () => {
     Object.defineProperty(shared, 'shared', { value: true });
     const config = { queueCapacity: 10, workerConcurrency: 2, owner: OWNER } as KeelConfig;
     const sharedQueue = new DeliveryQueue(config);
-    const sharedFeeder = new FeederService(shared, sharedQueue, config);
+    const sharedFeeder = new FeederService(shared, sharedQueue, config, new TypeLimits(shared, sharedQueue));
     sharedFeeder.handleTypes(['noop']);
     await shared.insert(readyNoops(20, '9000'), 1_000);
     sharedFeeder.start();
@@ -145,5 +147,95 @@ describe('FeederService.wakeAt', () => {
     expect(sharedQueue.depth).toBe(4);
     expect((await shared.heldBy(OWNER)).length).toBe(4);
     await sharedFeeder.stop();
+  });
+});
+
+describe('FeederService with job type limits (contract §10)', () => {
+  let store: MemoryJobStore;
+  let queue: DeliveryQueue;
+  let limits: TypeLimits;
+  let feeder: FeederService;
+  let claims: Array<{ limit: number; types: readonly string[] | undefined }>;
+
+  beforeEach(async () => {
+    store = new MemoryJobStore();
+    await store.open();
+    const config = { queueCapacity: 10, owner: OWNER } as KeelConfig;
+    queue = new DeliveryQueue(config);
+    limits = new TypeLimits(store, queue);
+    claims = [];
+    const claimReady = store.claimReady.bind(store);
+    store.claimReady = async (owner, limit, now, types) => {
+      claims.push({ limit, types });
+      return claimReady(owner, limit, now, types);
+    };
+    feeder = new FeederService(store, queue, config, limits);
+    feeder.handleTypes(['noop', 'sleep', 'email']);
+  });
+
+  afterEach(async () => {
+    await feeder.stop();
+    limits.beforeApplicationShutdown();
+    await store.close();
+  });
+
+  const queuedTypes = () => {
+    const types: string[] = [];
+    for (const type of ['noop', 'sleep', 'email']) for (let i = 0; i < queue.depthOf(type); i++) types.push(type);
+    return types;
+  };
+
+  it('claims no job of a paused type, with higher priority or not, while the other types fill the queue', async () => {
+    limits.apply('sleep', { concurrency: null, rateLimit: null, paused: true });
+    await store.insert(readyNoops(5, 'a000', 'sleep').map((job) => ({ ...job, priority: 100 })), 1_000);
+    await store.insert(readyNoops(20, 'b000'), 1_000);
+    feeder.start();
+    await settle();
+    expect(queue.depth).toBe(10);
+    expect(queue.depthOf('sleep')).toBe(0);
+    expect(claims.every((c) => !c.types?.includes('sleep'))).toBe(true);
+
+    while (queue.depth > 0) await queue.take();
+    limits.apply('sleep', { concurrency: null, rateLimit: null, paused: false });
+    await settle();
+    expect(queue.depthOf('sleep')).toBe(5);
+  });
+
+  it('claims a type with a concurrency alone, capped by its free slots, and the unlimited types in one claim', async () => {
+    limits.apply('sleep', { concurrency: 2, rateLimit: null, paused: false });
+    await store.insert(readyNoops(6, 'c000', 'sleep').map((job) => ({ ...job, priority: 100 })), 1_000);
+    await store.insert(readyNoops(3, 'd000'), 1_000);
+    feeder.start();
+    await settle();
+    expect(claims).toEqual([
+      { limit: 2, types: ['sleep'] },
+      { limit: 8, types: ['noop', 'email'] },
+    ]);
+    expect(queuedTypes()).toEqual(['noop', 'noop', 'noop', 'sleep', 'sleep']);
+
+    // Both taken (first: higher priority) and started: no room until an attempt ends.
+    for (let i = 0; i < 2; i++) expect(limits.tryStart((await queue.take())!.type)).toBe(true);
+    expect(limits.tryStart('sleep')).toBe(false);
+    feeder.wake();
+    await settle();
+    expect(queue.depthOf('sleep')).toBe(0);
+
+    limits.ended('sleep');
+    await settle();
+    expect(queue.depthOf('sleep')).toBe(1);
+  });
+
+  it('claims a rate-limited type up to its max, and nothing of it while a refused start holds it', async () => {
+    limits.apply('email', { concurrency: null, rateLimit: { max: 3, perMs: 3_600_000 }, paused: false });
+    await store.insert(readyNoops(8, 'e000', 'email'), 1_000);
+    feeder.start();
+    await settle();
+    expect(queue.depthOf('email')).toBe(3);
+
+    while (queue.depth > 0) await queue.take();
+    limits.hold('email', Date.now() + 3_600_000);
+    feeder.wake();
+    await settle();
+    expect(queue.depthOf('email')).toBe(0);
   });
 });

@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger, type BeforeApplicationShutdown } from '@nes
 import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
 import { JOBS_STORE, type JobStore } from '../store/job-store';
 import { DeliveryQueue } from './delivery-queue';
+import { TypeLimits } from './type-limits';
 
 /** Claims per store round trip; the queue's free space caps it too. */
 const CLAIM_BATCH = 500;
@@ -13,6 +14,10 @@ const RETRY_AFTER_ERROR_MS = 1_000;
  * woken: on submission, when a job becomes pending again, when the queue is down to half its
  * capacity, and by a timer at the next scheduled `runAt`. When the queue is full it does nothing
  * until the workers have taken half of it.
+ *
+ * Types with limits or paused (contract §10) are claimed apart, each capped by what it can start
+ * here (`TypeLimits`), so that they never fill the queue nor hold back the other types, which are
+ * claimed together in one claim as before. A limited type wakes the feeder when it frees.
  */
 @Injectable()
 export class FeederService implements BeforeApplicationShutdown {
@@ -37,6 +42,7 @@ export class FeederService implements BeforeApplicationShutdown {
     @Inject(JOBS_STORE) private readonly store: JobStore,
     private readonly queue: DeliveryQueue,
     @Inject(KEEL_CONFIG) private readonly config: KeelConfig,
+    private readonly limits: TypeLimits,
   ) {
     this.limit = store.shared ? Math.min(queue.capacity, 2 * config.workerConcurrency) : queue.capacity;
     // Refill at half empty, in one claim, rather than one claim per freed place: a drain then costs
@@ -47,6 +53,7 @@ export class FeederService implements BeforeApplicationShutdown {
     });
     // Another process made work ready (shared stores only).
     store.onWork(() => this.wake());
+    limits.onFreed(() => this.wake());
   }
 
   /** The job types to claim: those this process has a handler for. Set once handlers are discovered. */
@@ -118,9 +125,18 @@ export class FeederService implements BeforeApplicationShutdown {
 
   private async fill(): Promise<number> {
     let delivered = 0;
-    while (this.free() > 0 && !this.stopped) {
+    const { unlimited, capped } = this.limits.claimPlan(this.types, Date.now());
+    for (const { type, room } of capped) {
+      const wanted = Math.min(this.free(), room, CLAIM_BATCH);
+      if (wanted <= 0 || this.stopped) continue;
+      const keys = await this.store.claimReady(this.config.owner, wanted, Date.now(), [type]);
+      this.queue.push(keys);
+      delivered += keys.length;
+    }
+    if (unlimited.length === 0) this.storeMayHaveReady = false;
+    while (unlimited.length > 0 && this.free() > 0 && !this.stopped) {
       const wanted = Math.min(this.free(), CLAIM_BATCH);
-      const keys = await this.store.claimReady(this.config.owner, wanted, Date.now(), this.types);
+      const keys = await this.store.claimReady(this.config.owner, wanted, Date.now(), unlimited);
       this.queue.push(keys);
       delivered += keys.length;
       if (keys.length < wanted) {

@@ -1,6 +1,7 @@
 import type { JobEvent } from '../core/job-state-machine';
 import type { DispatchKey, Job, JobState, NewJob } from '../core/job.model';
 import type { ScheduleStore } from './schedule-store';
+import type { RateLimit, TypeSettings } from '../core/type-settings';
 
 /** Injection token of the one `JobStore` of the app. */
 export const JOBS_STORE = 'KEEL:JOBS_STORE';
@@ -22,6 +23,15 @@ export interface TransitionGuard {
    */
   owner?: string | null;
 }
+
+/** Pending and processing jobs of one type. */
+export interface ActiveCounts {
+  pending: number;
+  processing: number;
+}
+
+/** A rate-limited start: the job started, or the window is full until `retryAt` (nothing changed). */
+export type LimitedStart = { job: Job } | { retryAt: number };
 
 /** A job someone holds: its id, state, attempt number and owner. */
 export interface HeldJob {
@@ -108,6 +118,21 @@ export interface JobStore extends ScheduleStore {
   readonly pollIntervalMs: number;
 
   counts(): Promise<StateCounts>;
+
+  /**
+   * Applies a `start` as `transition` does (same state machine, owner guard and compare-and-set),
+   * unless `limit.max` starts of the job's type were logged in the window of `limit.perMs` ending
+   * at the start's time: then it refuses with the time the window frees. Check, log and start are
+   * one transaction, serialized per type across every process sharing the store. A shared store
+   * takes the start's time (the job's `startedAt`) from its own clock, not from `event.now`.
+   */
+  startLimited(id: string, event: JobEvent, guard: TransitionGuard, limit: RateLimit): Promise<LimitedStart>;
+  /** The stored settings of every type a PATCH set (contract §10), by type. */
+  typeSettings(): Promise<Map<string, TypeSettings>>;
+  /** Stores a type's settings in full, replacing what was stored; durable before it resolves. */
+  saveTypeSettings(type: string, settings: TypeSettings): Promise<void>;
+  /** Pending and processing jobs by type; reads active jobs only, never the finished history. */
+  activeCountsByType(): Promise<Map<string, ActiveCounts>>;
 
   /**
    * Deletes up to `limit` finished jobs (contract §8): completed ones that finished before

@@ -1,7 +1,8 @@
 import type { JobEvent } from '../core/job-state-machine';
 import type { Job, NewJob } from '../core/job.model';
 import type { JobEvents } from '../events/job-events';
-import type { JobStore, TransitionGuard } from './job-store';
+import type { RateLimit } from '../core/type-settings';
+import type { JobStore, LimitedStart, TransitionGuard } from './job-store';
 import type { SlotFiring } from './schedule-store';
 
 /**
@@ -13,6 +14,7 @@ export function withEvents(store: JobStore, events: JobEvents): JobStore {
   const insert = store.insert.bind(store);
   const transition = store.transition.bind(store);
   const fireSlot = store.fireSlot.bind(store);
+  const startLimited = store.startLimited.bind(store);
   return Object.assign(store, {
     async insert(jobs: NewJob[], maxBacklog: number): Promise<Job[]> {
       const stored = await insert(jobs, maxBacklog);
@@ -29,6 +31,11 @@ export function withEvents(store: JobStore, events: JobEvents): JobStore {
       const job = await transition(id, event, guard);
       events.changed(job, event);
       return job;
+    },
+    async startLimited(id: string, event: JobEvent, guard: TransitionGuard, limit: RateLimit): Promise<LimitedStart> {
+      const outcome = await startLimited(id, event, guard, limit);
+      if ('job' in outcome) events.changed(outcome.job, event);
+      return outcome;
     },
   });
 }

@@ -3,7 +3,10 @@ import { DiscoveryService } from '@nestjs/core';
 import { plainToInstance } from 'class-transformer';
 import { validate, type ValidationError } from 'class-validator';
 import type { JobPayload } from '../core/job.model';
+import { ConfigError } from '../config/keel-config';
+import { limitProblems } from '../core/type-settings';
 import { FeederService } from '../queue/feeder.service';
+import { TypeLimits } from '../queue/type-limits';
 import { JOB_HANDLER_METADATA, JobHandlerBase } from '../core/job-handler';
 import { DuplicateJobHandlerError, InvalidJobHandlerError, RequestScopedJobHandlerError } from './job-handler.errors';
 
@@ -21,6 +24,7 @@ export class JobHandlerRegistry implements OnModuleInit {
   constructor(
     private readonly discovery: DiscoveryService,
     private readonly feeder: FeederService,
+    private readonly limits: TypeLimits,
   ) {}
 
   onModuleInit(): void {
@@ -35,7 +39,10 @@ export class JobHandlerRegistry implements OnModuleInit {
       if (!(instance instanceof JobHandlerBase)) throw new InvalidJobHandlerError(className, meta.type);
       const existing = this.handlers.get(meta.type);
       if (existing) throw new DuplicateJobHandlerError(meta.type, existing.handler.constructor.name, className);
+      const problems = limitProblems(meta.concurrency, meta.rateLimit);
+      if (problems.length > 0) throw new ConfigError(`${className} (@JobHandler("${meta.type}")): ${problems.join('; ')}`);
       this.handlers.set(meta.type, { type: meta.type, handler: instance as JobHandlerBase, payload: meta.payload });
+      this.limits.declare(meta.type, { concurrency: meta.concurrency ?? null, rateLimit: meta.rateLimit ?? null, paused: false });
     }
     // Only jobs of these types are claimed: another version's types are left to the instances that run it.
     this.feeder.handleTypes(this.types());

@@ -9,10 +9,11 @@ import { setImmediate as yieldToEventLoop, setTimeout as sleep } from 'node:time
 import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
 import { ConcurrentChange, InvalidTransition, JobNotFound, StaleOutcome } from '../core/job.errors';
 import type { JobEvent } from '../core/job-state-machine';
-import type { Job } from '../core/job.model';
+import type { DispatchKey, Job } from '../core/job.model';
 import { toJobView } from '../core/job.view';
 import { DeliveryQueue } from '../queue/delivery-queue';
 import { FeederService } from '../queue/feeder.service';
+import { TypeLimits } from '../queue/type-limits';
 import { RECOVERY_READY, type RecoveryReadiness } from '../recovery/recovery.constants';
 import { LeaseService } from '../recovery/lease.service';
 import { LifecycleService } from '../lifecycle/lifecycle.service';
@@ -77,6 +78,7 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
     private readonly metrics: JobMetrics,
     private readonly lease: LeaseService,
     private readonly lifecycle: LifecycleService,
+    private readonly limits: TypeLimits,
   ) {
     // A cancel recorded through any instance reaches the one running the attempt.
     store.onCancelRequest((id) => this.requestCancel(id));
@@ -179,7 +181,7 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
       if (!key || this.stopTaking.signal.aborted) return;
       this.inFlight.set(key.id, (this.inFlight.get(key.id) ?? 0) + 1);
       try {
-        await this.runAttempt(key.id);
+        await this.runAttemptOf(key);
       } catch (err) {
         // The store failed (a start or an outcome whose answer was lost may still have committed):
         // `audit` gives the job back once the store answers again, soon rather than at its next pass.
@@ -196,10 +198,45 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
     }
   }
 
-  private async runAttempt(id: string): Promise<void> {
-    let job: Job;
+  /**
+   * The type's limits are the rule here, whatever the feeder claimed: a paused type, or one that
+   * already runs `concurrency` attempts in this process, does not start; its claim is released
+   * and the job stays pending for a later claim. The slot counted for it is freed when the
+   * attempt's outcome is committed.
+   */
+  private async runAttemptOf(key: DispatchKey): Promise<void> {
+    if (!this.limits.tryStart(key.type)) {
+      await this.store.releaseClaim(key.id, this.config.owner);
+      return;
+    }
     try {
-      job = await this.store.transition(id, { type: 'start', now: Date.now() }, { owner: this.config.owner });
+      await this.runAttempt(key.id, key.type);
+    } finally {
+      this.limits.ended(key.type);
+    }
+  }
+
+  /**
+   * A rate-limited type starts through the store's window check; a refused start releases the
+   * claim, and the type is held until the window frees. Any other start is the plain transition.
+   */
+  private async start(id: string, type: string): Promise<Job | undefined> {
+    const event = { type: 'start', now: Date.now() } as const;
+    const guard = { owner: this.config.owner };
+    const { rateLimit } = this.limits.settingsOf(type);
+    if (rateLimit === null) return this.store.transition(id, event, guard);
+    const outcome = await this.store.startLimited(id, event, guard, rateLimit);
+    if ('job' in outcome) return outcome.job;
+    this.limits.hold(type, outcome.retryAt);
+    await this.store.releaseClaim(id, this.config.owner);
+    return undefined;
+  }
+
+  private async runAttempt(id: string, type: string): Promise<void> {
+    let job: Job | undefined;
+    try {
+      job = await this.start(id, type);
+      if (!job) return;
     } catch (err) {
       // Cancelled, deleted or taken back since it was queued: the queue entry is stale.
       if (err instanceof InvalidTransition || err instanceof JobNotFound || err instanceof ConcurrentChange) return;

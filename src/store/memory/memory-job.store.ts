@@ -2,8 +2,19 @@ import { BacklogFull, ConcurrentChange, IdempotencyKeyTaken, JobNotFound } from 
 import type { JobEvent } from '../../core/job-state-machine';
 import { compareDispatch, newJobRecord, type DispatchKey, type Job, type NewJob } from '../../core/job.model';
 import type { Schedule } from '../../core/schedule.model';
-import { emptyCounts, type HeldJob, type JobStore, type ListQuery, type StateCounts, type TransitionGuard } from '../job-store';
-import { planTransition } from '../plan-transition';
+import type { RateLimit, TypeSettings } from '../../core/type-settings';
+import {
+  emptyCounts,
+  type ActiveCounts,
+  type HeldJob,
+  type JobStore,
+  type LimitedStart,
+  type ListQuery,
+  type StateCounts,
+  type TransitionGuard,
+} from '../job-store';
+import { planTransition, type PlannedTransition } from '../plan-transition';
+import { windowFullUntil } from '../rate-window';
 import type { SlotFiring } from '../schedule-store';
 
 interface Row {
@@ -17,6 +28,9 @@ export class MemoryJobStore implements JobStore {
   private readonly stateCounts = emptyCounts();
   private readonly byIdempotencyKey = new Map<string, { id: string; requestHash: string | null }>();
   private readonly schedules = new Map<string, Schedule>();
+  private readonly settings = new Map<string, TypeSettings>();
+  /** Rate-limited starts by type, ascending: the window's log. */
+  private readonly starts = new Map<string, number[]>();
 
   async open(): Promise<void> {}
   async close(): Promise<void> {}
@@ -72,8 +86,11 @@ export class MemoryJobStore implements JobStore {
   async transition(id: string, event: JobEvent, guard?: TransitionGuard): Promise<Job> {
     const row = this.rows.get(id);
     if (!row) throw new JobNotFound(id);
-    const planned = planTransition(row.job, row.owner, event, guard);
-    if (row.job.state !== planned.change.from) throw new ConcurrentChange(id);
+    return this.apply(row, planTransition(row.job, row.owner, event, guard));
+  }
+
+  private apply(row: Row, planned: PlannedTransition): Job {
+    if (row.job.state !== planned.change.from) throw new ConcurrentChange(row.job.id);
     this.stateCounts[planned.change.from] -= 1;
     this.stateCounts[planned.change.to] += 1;
     row.job = clone(planned.next);
@@ -81,11 +98,47 @@ export class MemoryJobStore implements JobStore {
     return clone(row.job);
   }
 
+  async startLimited(id: string, event: JobEvent, guard: TransitionGuard, limit: RateLimit): Promise<LimitedStart> {
+    const row = this.rows.get(id);
+    if (!row) throw new JobNotFound(id);
+    const planned = planTransition(row.job, row.owner, event, guard);
+    if (planned.next.state === 'processing') {
+      const log = (this.starts.get(row.job.type) ?? []).filter((at) => at > event.now - limit.perMs);
+      this.starts.set(row.job.type, log);
+      const retryAt = windowFullUntil(log, limit);
+      if (retryAt !== undefined) return { retryAt };
+      log.push(event.now);
+      log.sort((a, b) => a - b);
+    }
+    return { job: this.apply(row, planned) };
+  }
+
+  async typeSettings(): Promise<Map<string, TypeSettings>> {
+    return new Map([...this.settings].map(([type, settings]) => [type, structuredClone(settings)]));
+  }
+
+  async saveTypeSettings(type: string, settings: TypeSettings): Promise<void> {
+    this.settings.set(type, structuredClone(settings));
+  }
+
+  async activeCountsByType(): Promise<Map<string, ActiveCounts>> {
+    const counts = new Map<string, ActiveCounts>();
+    for (const { job } of this.rows.values()) {
+      if (job.state !== 'pending' && job.state !== 'processing') continue;
+      const entry = counts.get(job.type) ?? { pending: 0, processing: 0 };
+      entry[job.state] += 1;
+      counts.set(job.type, entry);
+    }
+    return counts;
+  }
+
   async claimReady(owner: string, limit: number, now: number, types?: readonly string[]): Promise<DispatchKey[]> {
     const ready: DispatchKey[] = [];
     const handled = types && new Set(types);
     for (const { job, owner: held } of this.rows.values()) {
-      if (job.state === 'pending' && held === null && job.runAt <= now && (!handled || handled.has(job.type))) ready.push({ id: job.id, priority: job.priority, runAt: job.runAt });
+      if (job.state === 'pending' && held === null && job.runAt <= now && (!handled || handled.has(job.type))) {
+        ready.push({ id: job.id, type: job.type, priority: job.priority, runAt: job.runAt });
+      }
     }
     const claimed = ready.sort(compareDispatch).slice(0, limit);
     for (const key of claimed) this.rows.get(key.id)!.owner = owner;

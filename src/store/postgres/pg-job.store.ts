@@ -1,18 +1,30 @@
 import { Logger } from '@nestjs/common';
 import { createHash, randomUUID } from 'node:crypto';
 import { Client, Pool, types, type PoolClient, type PoolConfig } from 'pg';
-import { BacklogFull, DomainError, IdempotencyKeyTaken, StoreUnavailable } from '../../core/job.errors';
+import { BacklogFull, ConcurrentChange, DomainError, IdempotencyKeyTaken, JobNotFound, StoreUnavailable } from '../../core/job.errors';
 import type { JobEvent } from '../../core/job-state-machine';
-import { compareDispatch, newJobRecord, type DispatchKey, type Job, type JobState, type NewJob } from '../../core/job.model';
 import type { Schedule } from '../../core/schedule.model';
-import { emptyCounts, type HeldJob, type JobStore, type ListQuery, type StateCounts, type TransitionGuard } from '../job-store';
+import { compareDispatch, newJobRecord, type DispatchKey, type Job, type JobState, type NewJob } from '../../core/job.model';
+import type { RateLimit, TypeSettings } from '../../core/type-settings';
+import {
+  emptyCounts,
+  type ActiveCounts,
+  type HeldJob,
+  type JobStore,
+  type LimitedStart,
+  type ListQuery,
+  type StateCounts,
+  type TransitionGuard,
+} from '../job-store';
+import { planTransition } from '../plan-transition';
+import { windowFullUntil } from '../rate-window';
 import type { SlotFiring } from '../schedule-store';
 import { PG_MIGRATIONS } from './pg-migrations';
 import { PgInsertGroups } from './pg-insert-groups';
 import { fromRow, insertColumns, type JobRow } from './pg-rows';
 import { PG_SCHEDULE_SQL, scheduleFromRow, scheduleParams } from './pg-schedules';
 import { PG_SQL } from './pg-statements';
-import { PgTransitionGroups } from './pg-transition-groups';
+import { casParams, PgTransitionGroups } from './pg-transition-groups';
 
 export interface PgJobStoreOptions {
   connectionString: string;
@@ -29,6 +41,14 @@ const parseTypes = {
 };
 
 const LISTEN_RETRY_MAX_MS = 5_000;
+
+interface TypeSettingsRow {
+  type: string;
+  concurrency: number | null;
+  rate_max: number | null;
+  rate_per_ms: number | null;
+  paused: boolean;
+}
 
 /**
  * The shared store: several Keel processes on one PostgreSQL database. Ready jobs are claimed
@@ -178,8 +198,65 @@ export class PgJobStore implements JobStore {
 
   async claimReady(owner: string, limit: number, now: number, types?: readonly string[]): Promise<DispatchKey[]> {
     if (limit <= 0 || types?.length === 0) return [];
-    const { rows } = await this.query<{ id: string; priority: number; run_at: number }>(PG_SQL.claimReady, [owner, now, limit, types ?? null]);
-    return rows.map((r) => ({ id: r.id, priority: r.priority, runAt: r.run_at })).sort(compareDispatch);
+    const { rows } = await this.query<{ id: string; type: string; priority: number; run_at: number }>(PG_SQL.claimReady, [owner, now, limit, types ?? null]);
+    return rows.map((r) => ({ id: r.id, type: r.type, priority: r.priority, runAt: r.run_at })).sort(compareDispatch);
+  }
+
+  /**
+   * One transaction: the job's row, then a per-type advisory lock (every instance's window check
+   * of the type waits its turn), the database clock, the window, and the start applied with the
+   * same compare-and-set as `transition`. Not grouped: the unlimited start path stays as it was.
+   */
+  async startLimited(id: string, event: JobEvent, guard: TransitionGuard, limit: RateLimit): Promise<LimitedStart> {
+    return this.inTransaction(async (client) => {
+      const row = (await client.query<JobRow>(PG_SQL.getJobForStart, [id])).rows[0];
+      if (!row) throw new JobNotFound(id);
+      await client.query(PG_SQL.lockTypeStarts, [row.type]);
+      const window = (await client.query<{ now: number; starts: string[] }>(PG_SQL.startWindow, [row.type, limit.perMs])).rows[0];
+      const planned = planTransition(fromRow(row), row.owner, { ...event, now: window.now }, guard);
+      if (planned.next.state === 'processing') {
+        const retryAt = windowFullUntil(window.starts.map(Number), limit);
+        if (retryAt !== undefined) return { retryAt };
+        await client.query(PG_SQL.logStart, [row.type, window.now]);
+      }
+      const { rowCount } = await client.query(PG_SQL.applyTransition, [
+        ...casParams(row, planned),
+        this.channel,
+        this.notifier,
+        this.cancelChannel,
+      ]);
+      if (rowCount !== 1) throw new ConcurrentChange(id);
+      return { job: planned.next };
+    });
+  }
+
+  async typeSettings(): Promise<Map<string, TypeSettings>> {
+    const { rows } = await this.query<TypeSettingsRow>(PG_SQL.typeSettings);
+    return new Map(
+      rows.map((row) => [
+        row.type,
+        {
+          concurrency: row.concurrency,
+          rateLimit: row.rate_max === null || row.rate_per_ms === null ? null : { max: row.rate_max, perMs: row.rate_per_ms },
+          paused: row.paused,
+        },
+      ]),
+    );
+  }
+
+  async saveTypeSettings(type: string, settings: TypeSettings): Promise<void> {
+    const { concurrency, rateLimit, paused } = settings;
+    await this.query(PG_SQL.saveTypeSettings, [type, concurrency, rateLimit?.max ?? null, rateLimit?.perMs ?? null, paused]);
+  }
+
+  async activeCountsByType(): Promise<Map<string, ActiveCounts>> {
+    const counts = new Map<string, ActiveCounts>();
+    for (const { type, state, n } of (await this.query<{ type: string; state: 'pending' | 'processing'; n: number }>(PG_SQL.activeCountsByType)).rows) {
+      const entry = counts.get(type) ?? { pending: 0, processing: 0 };
+      entry[state] = n;
+      counts.set(type, entry);
+    }
+    return counts;
   }
 
   async releaseClaim(id: string, owner: string): Promise<boolean> {

@@ -112,4 +112,20 @@ export const PG_MIGRATIONS: readonly string[] = [
     updated_at   bigint NOT NULL
   );
   `,
+  `
+  -- Job types (contract §10): the settings a PATCH stored (NULL: no limit), polled by every
+  -- instance, and the log of rate-limited starts, read and pruned per type by the sliding window.
+  CREATE TABLE keel_type_settings (
+    type        text PRIMARY KEY,
+    concurrency integer,
+    rate_max    integer,
+    rate_per_ms bigint,
+    paused      boolean NOT NULL
+  );
+  CREATE TABLE keel_type_starts (
+    type text NOT NULL,
+    at   bigint NOT NULL
+  );
+  CREATE INDEX keel_type_starts_by_type ON keel_type_starts (type, at);
+  `,
 ];

@@ -107,7 +107,7 @@ export const PG_SQL = {
                    ORDER BY priority DESC, run_at, id
                    LIMIT $3
                    FOR UPDATE SKIP LOCKED)
-    RETURNING id, priority, run_at`,
+    RETURNING id, type, priority, run_at`,
   releaseClaim: `UPDATE keel_jobs SET owner = NULL WHERE id = $1 AND owner = $2 AND state = 'pending'`,
   releaseClaimsOf: `UPDATE keel_jobs SET owner = NULL WHERE owner = $1 AND state = 'pending'`,
   /** Released claims are work for the feeders: the NOTIFY is part of the statement. $2 channel, $3 this store's name. */
@@ -148,5 +148,31 @@ export const PG_SQL = {
   pruneLeases: `DELETE FROM keel_leases WHERE expires_at < ${NOW_MS} - 3600000`,
   /** The payload names the store that sent it, which ignores its own. */
   notifyWork: `SELECT pg_notify($1, $2)`,
+  /** Pending and processing jobs by type, read through the state index: active work only. */
+  activeCountsByType: `
+    SELECT type, state, count(*)::int AS n FROM keel_jobs
+     WHERE state IN ('pending', 'processing') GROUP BY type, state`,
+  typeSettings: `SELECT type, concurrency, rate_max, rate_per_ms, paused FROM keel_type_settings`,
+  saveTypeSettings: `
+    INSERT INTO keel_type_settings (type, concurrency, rate_max, rate_per_ms, paused) VALUES ($1, $2, $3, $4, $5)
+    ON CONFLICT (type) DO UPDATE SET concurrency = EXCLUDED.concurrency, rate_max = EXCLUDED.rate_max,
+                                     rate_per_ms = EXCLUDED.rate_per_ms, paused = EXCLUDED.paused`,
+  /** The job a rate-limited start applies to, locked until its transaction ends. */
+  getJobForStart: `SELECT ${SELECT_COLUMNS} FROM keel_jobs WHERE id = $1 FOR UPDATE`,
+  /** Rate-limited starts of one type ($1) are serialized: one window check at a time, across instances. */
+  lockTypeStarts: `SELECT pg_advisory_xact_lock(hashtext('keel_type_starts:' || current_schema()), hashtext($1))`,
+  /**
+   * Under that lock: the database clock (the start's time on every host alike), the starts of
+   * type $1 still in the window of $2 ms ending now (as text: int8 arrays are not parsed), and the
+   * older ones deleted.
+   */
+  startWindow: `
+    WITH clock AS (SELECT ${NOW_MS} AS now),
+    pruned AS (DELETE FROM keel_type_starts s USING clock WHERE s.type = $1 AND s.at <= clock.now - $2::bigint)
+    SELECT clock.now,
+           coalesce((SELECT array_agg(s.at::text ORDER BY s.at) FROM keel_type_starts s WHERE s.type = $1 AND s.at > clock.now - $2::bigint),
+                    '{}') AS starts
+      FROM clock`,
+  logStart: `INSERT INTO keel_type_starts (type, at) VALUES ($1, $2)`,
   ping: `SELECT 1`,
 } as const;

@@ -298,7 +298,7 @@ export class PgTransitionGroups extends TurnGroups<Asked> {
  * change, then the row as it was read (or as this store wrote it), which the compare-and-set
  * requires to be unchanged. A written row's values are the ones the change before sent here.
  */
-function casParams(row: CasRow, plan: PlannedTransition): unknown[] {
+export function casParams(row: CasRow, plan: PlannedTransition): unknown[] {
   const next = plan.next;
   return [
     row.id,

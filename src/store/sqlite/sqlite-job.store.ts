@@ -5,8 +5,19 @@ import { BacklogFull, ConcurrentChange, IdempotencyKeyTaken, JobNotFound, StoreU
 import type { Schedule } from '../../core/schedule.model';
 import type { JobEvent } from '../../core/job-state-machine';
 import { compareDispatch, newJobRecord, type DispatchKey, type Job, type JobState, type NewJob } from '../../core/job.model';
-import { emptyCounts, type HeldJob, type JobStore, type ListQuery, type StateCounts, type TransitionGuard } from '../job-store';
-import { planTransition } from '../plan-transition';
+import type { RateLimit, TypeSettings } from '../../core/type-settings';
+import {
+  emptyCounts,
+  type ActiveCounts,
+  type HeldJob,
+  type JobStore,
+  type LimitedStart,
+  type ListQuery,
+  type StateCounts,
+  type TransitionGuard,
+} from '../job-store';
+import { planTransition, type PlannedTransition } from '../plan-transition';
+import { windowFullUntil } from '../rate-window';
 import type { SlotFiring } from '../schedule-store';
 import { StoreOwnershipError } from '../store.errors';
 import { GroupCommit } from './group-commit';
@@ -38,6 +49,14 @@ interface JobRow {
 }
 
 type Statements = { [K in keyof typeof SQL | keyof typeof SCHEDULE_SQL]: Database.Statement };
+
+interface TypeSettingsRow {
+  type: string;
+  concurrency: number | null;
+  rate_max: number | null;
+  rate_per_ms: number | null;
+  paused: number;
+}
 
 /** Which file a path names: a file deleted, or another renamed over it, has another identity. */
 interface FileIdentity {
@@ -269,13 +288,57 @@ export class SqliteJobStore implements JobStore {
     return this.writes().run(() => {
       const row = stmts.getJob.get(id) as JobRow | undefined;
       if (!row) throw new JobNotFound(id);
-      const planned = planTransition(fromRow(row), row.owner, event, guard);
-      const { changes } = write(() => stmts.applyTransition.run(transitionParams(planned.next, planned.owner, planned.change.from)));
-      if (changes !== 1) throw new ConcurrentChange(id);
-      this.stateCounts[planned.change.from] -= 1;
-      this.stateCounts[planned.change.to] += 1;
-      return planned.next;
+      return this.apply(planTransition(fromRow(row), row.owner, event, guard));
     });
+  }
+
+  /** Inside a group, like `transition`: the window's log and the start commit together, or neither. */
+  async startLimited(id: string, event: JobEvent, guard: TransitionGuard, limit: RateLimit): Promise<LimitedStart> {
+    const stmts = this.statements();
+    return this.writes().run((): LimitedStart => {
+      const row = stmts.getJob.get(id) as JobRow | undefined;
+      if (!row) throw new JobNotFound(id);
+      const planned = planTransition(fromRow(row), row.owner, event, guard);
+      if (planned.next.state === 'processing') {
+        write(() => stmts.pruneStarts.run(row.type, event.now - limit.perMs));
+        const starts = (stmts.startsOf.all(row.type) as { at: number }[]).map((s) => s.at);
+        const retryAt = windowFullUntil(starts, limit);
+        if (retryAt !== undefined) return { retryAt };
+        write(() => stmts.logStart.run(row.type, event.now));
+      }
+      return { job: this.apply(planned) };
+    });
+  }
+
+  /** The compare-and-set of a planned change, inside a group; keeps the counts in step. */
+  private apply(planned: PlannedTransition): Job {
+    const stmts = this.statements();
+    const { changes } = write(() => stmts.applyTransition.run(transitionParams(planned.next, planned.owner, planned.change.from)));
+    if (changes !== 1) throw new ConcurrentChange(planned.next.id);
+    this.stateCounts[planned.change.from] -= 1;
+    this.stateCounts[planned.change.to] += 1;
+    return planned.next;
+  }
+
+  async typeSettings(): Promise<Map<string, TypeSettings>> {
+    const rows = this.statements().typeSettings.all() as TypeSettingsRow[];
+    return new Map(rows.map((row) => [row.type, settingsFromRow(row)]));
+  }
+
+  async saveTypeSettings(type: string, settings: TypeSettings): Promise<void> {
+    const stmts = this.statements();
+    const { concurrency, rateLimit, paused } = settings;
+    await this.writes().run(() => write(() => stmts.saveTypeSettings.run(type, concurrency, rateLimit?.max ?? null, rateLimit?.perMs ?? null, paused ? 1 : 0)));
+  }
+
+  async activeCountsByType(): Promise<Map<string, ActiveCounts>> {
+    const counts = new Map<string, ActiveCounts>();
+    for (const { type, state, n } of this.statements().activeCountsByType.all() as { type: string; state: 'pending' | 'processing'; n: number }[]) {
+      const entry = counts.get(type) ?? { pending: 0, processing: 0 };
+      entry[state] = n;
+      counts.set(type, entry);
+    }
+    return counts;
   }
 
   /**
@@ -290,13 +353,13 @@ export class SqliteJobStore implements JobStore {
     const typeList = types === undefined ? null : JSON.stringify(types);
     const rows = await this.writes().run(() =>
       write(() => {
-        const claimed: Pick<JobRow, 'id' | 'priority' | 'run_at'>[] = [];
+        const claimed: Pick<JobRow, 'id' | 'type' | 'priority' | 'run_at'>[] = [];
         let below = Number.MAX_SAFE_INTEGER;
         while (claimed.length < limit) {
           const { priority } = stmts.levelBelow.get(below) as { priority: number | null };
           if (priority === null) break;
           for (const row of stmts.claimReadyAt.all({ owner, now, priority, types: typeList, limit: limit - claimed.length })) {
-            claimed.push(row as Pick<JobRow, 'id' | 'priority' | 'run_at'>);
+            claimed.push(row as Pick<JobRow, 'id' | 'type' | 'priority' | 'run_at'>);
           }
           below = priority;
         }
@@ -304,7 +367,7 @@ export class SqliteJobStore implements JobStore {
       }),
       'none',
     );
-    return rows.map((r) => ({ id: r.id, priority: r.priority, runAt: r.run_at })).sort(compareDispatch);
+    return rows.map((r) => ({ id: r.id, type: r.type, priority: r.priority, runAt: r.run_at })).sort(compareDispatch);
   }
 
   /** One process owns the file, so every owner but this process is gone. */
@@ -508,6 +571,14 @@ function transitionParams(next: Job, owner: string | null, from: JobState): unkn
     next.id,
     from,
   ];
+}
+
+function settingsFromRow(row: TypeSettingsRow): TypeSettings {
+  return {
+    concurrency: row.concurrency,
+    rateLimit: row.rate_max === null || row.rate_per_ms === null ? null : { max: row.rate_max, perMs: row.rate_per_ms },
+    paused: row.paused === 1,
+  };
 }
 
 function fromRow(row: JobRow): Job {

@@ -76,4 +76,20 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
     updated_at  INTEGER NOT NULL
   );
   `,
+  `
+  -- Job types (contract §10): the settings a PATCH stored (NULL: no limit), and the log of
+  -- rate-limited starts, read and pruned per type by the sliding window.
+  CREATE TABLE type_settings (
+    type        TEXT PRIMARY KEY,
+    concurrency INTEGER,
+    rate_max    INTEGER,
+    rate_per_ms INTEGER,
+    paused      INTEGER NOT NULL
+  );
+  CREATE TABLE type_starts (
+    type TEXT NOT NULL,
+    at   INTEGER NOT NULL
+  );
+  CREATE INDEX type_starts_by_type ON type_starts (type, at);
+  `,
 ];

@@ -34,7 +34,7 @@ export const SQL = {
                      AND (@types IS NULL OR type IN (SELECT value FROM json_each(@types)))
                    ORDER BY run_at, id
                    LIMIT @limit)
-    RETURNING id, priority, run_at`,
+    RETURNING id, type, priority, run_at`,
   releaseClaim: `UPDATE jobs SET owner = NULL WHERE id = ? AND owner = ? AND state = 'pending'`,
   releaseClaimsOf: `UPDATE jobs SET owner = NULL WHERE owner = ? AND state = 'pending'`,
   releaseClaimsNotOf: `UPDATE jobs SET owner = NULL WHERE owner IS NOT NULL AND owner <> ? AND state = 'pending'`,
@@ -51,5 +51,18 @@ export const SQL = {
                   SELECT id FROM jobs INDEXED BY jobs_finished WHERE state IN ('failed', 'cancelled') AND finished_at < ?
                   LIMIT ?)
     RETURNING state`,
+  /** Pending and processing jobs by type, read through the state index: active work only. */
+  activeCountsByType: `
+    SELECT type, state, count(*) AS n FROM jobs INDEXED BY jobs_state
+     WHERE state IN ('pending', 'processing') GROUP BY type, state`,
+  typeSettings: `SELECT type, concurrency, rate_max, rate_per_ms, paused FROM type_settings`,
+  saveTypeSettings: `
+    INSERT INTO type_settings (type, concurrency, rate_max, rate_per_ms, paused) VALUES (?, ?, ?, ?, ?)
+    ON CONFLICT (type) DO UPDATE SET concurrency = excluded.concurrency, rate_max = excluded.rate_max,
+                                     rate_per_ms = excluded.rate_per_ms, paused = excluded.paused`,
+  /** The rate window's log: starts that left the window (at or before ?) are deleted as it goes. */
+  pruneStarts: `DELETE FROM type_starts WHERE type = ? AND at <= ?`,
+  startsOf: `SELECT at FROM type_starts WHERE type = ? ORDER BY at`,
+  logStart: `INSERT INTO type_starts (type, at) VALUES (?, ?)`,
   ping: `SELECT 1`,
 } as const;

@@ -1,0 +1,165 @@
+import { Inject, Injectable, Logger, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
+import { isUnlimited, NO_LIMITS, type TypeSettings } from '../core/type-settings';
+import { JOBS_STORE, type JobStore } from '../store/job-store';
+import { DeliveryQueue } from './delivery-queue';
+
+/** How often a shared store's settings are read again: a PATCH through another instance is seen within this. */
+export const SETTINGS_POLL_MS = 500;
+
+/** A type the feeder claims on its own, and how many of it this process can still take. */
+export interface CappedClaim {
+  type: string;
+  room: number;
+}
+
+/**
+ * The per-process gate of the job types' limits (contract §10). It knows each type's settings
+ * (the handler's defaults, overridden by what a PATCH stored) and, per type, the attempts this
+ * process runs and the ids its queue holds. The feeder asks it what to claim (the efficiency:
+ * the queue never fills with jobs that cannot start); the workers ask it before each start (the
+ * rule). The rate limit itself is the store's, at start time; a refused start holds the type here
+ * until the window frees.
+ */
+@Injectable()
+export class TypeLimits implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger = new Logger('TypeLimits');
+  private readonly defaults = new Map<string, TypeSettings>();
+  private stored = new Map<string, TypeSettings>();
+  private readonly running = new Map<string, number>();
+  /** Types whose rate window is full, until when, with the timer that wakes the feeder then. */
+  private readonly held = new Map<string, { until: number; timer: NodeJS.Timeout }>();
+  private readonly freedListeners: Array<() => void> = [];
+  private pollTimer?: NodeJS.Timeout;
+  private polling = false;
+
+  constructor(
+    @Inject(JOBS_STORE) private readonly store: JobStore,
+    private readonly queue: DeliveryQueue,
+  ) {}
+
+  /**
+   * Before recovery primes the queue (QueueModule's hooks run before RecoveryModule's): the stored
+   * settings are known before the first claim. A shared store is read again every SETTINGS_POLL_MS.
+   */
+  async onApplicationBootstrap(): Promise<void> {
+    await this.load();
+    if (!this.store.shared) return;
+    this.pollTimer = setInterval(() => void this.poll(), SETTINGS_POLL_MS);
+    this.pollTimer.unref();
+  }
+
+  beforeApplicationShutdown(): void {
+    clearInterval(this.pollTimer);
+    for (const { timer } of this.held.values()) clearTimeout(timer);
+    this.held.clear();
+  }
+
+  /** A handler's defaults, once at startup (already validated). */
+  declare(type: string, defaults: TypeSettings): void {
+    this.defaults.set(type, defaults);
+  }
+
+  /** The handler's defaults: what a type has until a PATCH stores settings. */
+  defaultsOf(type: string): TypeSettings {
+    return this.defaults.get(type) ?? NO_LIMITS;
+  }
+
+  /** The settings in force: stored ones override the handler's defaults. */
+  settingsOf(type: string): TypeSettings {
+    return this.stored.get(type) ?? this.defaults.get(type) ?? NO_LIMITS;
+  }
+
+  /** A PATCH stored `settings`: in force in this process at once. */
+  apply(type: string, settings: TypeSettings): void {
+    this.stored.set(type, settings);
+    this.freed();
+  }
+
+  /** Calls `listener` when a type may take more work: a slot freed, a window freed, a resume or a raise. */
+  onFreed(listener: () => void): void {
+    this.freedListeners.push(listener);
+  }
+
+  /**
+   * What the feeder claims: the handled types without any limit, in one claim; each limited type
+   * that has room, on its own, capped. Paused and held types are not claimed at all.
+   */
+  claimPlan(types: readonly string[], now: number): { unlimited: string[]; capped: CappedClaim[] } {
+    const unlimited: string[] = [];
+    const capped: CappedClaim[] = [];
+    for (const type of types) {
+      const settings = this.settingsOf(type);
+      if (isUnlimited(settings)) {
+        unlimited.push(type);
+        continue;
+      }
+      if (settings.paused || (this.held.get(type)?.until ?? 0) > now) continue;
+      const queued = this.queue.depthOf(type);
+      let room = Infinity;
+      if (settings.concurrency !== null) room = settings.concurrency - queued - (this.running.get(type) ?? 0);
+      if (settings.rateLimit !== null) room = Math.min(room, settings.rateLimit.max - queued);
+      if (room > 0) capped.push({ type, room });
+    }
+    return { unlimited, capped };
+  }
+
+  /**
+   * A worker is about to start an attempt of `type`: true (and the attempt counted as running)
+   * unless the type is paused or already runs `concurrency` attempts here.
+   */
+  tryStart(type: string): boolean {
+    const { paused, concurrency } = this.settingsOf(type);
+    const running = this.running.get(type) ?? 0;
+    if (paused || (concurrency !== null && running >= concurrency)) return false;
+    this.running.set(type, running + 1);
+    return true;
+  }
+
+  /** The attempt counted by `tryStart` ended (or never started): its slot is free. */
+  ended(type: string): void {
+    const running = (this.running.get(type) ?? 1) - 1;
+    if (running > 0) this.running.set(type, running);
+    else this.running.delete(type);
+    if (!isUnlimited(this.settingsOf(type))) this.freed();
+  }
+
+  /** The store refused a start of `type`: its window is full until `retryAt`; the feeder is woken then. */
+  hold(type: string, retryAt: number): void {
+    const current = this.held.get(type);
+    if (current && current.until >= retryAt) return;
+    if (current) clearTimeout(current.timer);
+    // +1 ms: a timer may fire within the millisecond before `retryAt`, when the window is still full.
+    const timer = setTimeout(() => {
+      this.held.delete(type);
+      this.freed();
+    }, Math.max(0, retryAt - Date.now()) + 1);
+    timer.unref();
+    this.held.set(type, { until: retryAt, timer });
+  }
+
+  /** Reads the stored settings; a change of any wakes the feeder (it may free a type). */
+  private async load(): Promise<void> {
+    const stored = await this.store.typeSettings();
+    const changed = [...new Set([...stored.keys(), ...this.stored.keys()])].some(
+      (type) => JSON.stringify(stored.get(type)) !== JSON.stringify(this.stored.get(type)),
+    );
+    this.stored = stored;
+    if (changed) this.freed();
+  }
+
+  private async poll(): Promise<void> {
+    if (this.polling) return;
+    this.polling = true;
+    try {
+      await this.load();
+    } catch (err) {
+      this.logger.warn(`reading the job types' settings failed: ${(err as Error).message}`);
+    } finally {
+      this.polling = false;
+    }
+  }
+
+  private freed(): void {
+    for (const listener of this.freedListeners) listener();
+  }
+}

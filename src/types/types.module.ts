@@ -1,0 +1,14 @@
+import { Module } from '@nestjs/common';
+import { QueueModule } from '../queue/queue.module';
+import { StoreModule } from '../store/store.module';
+import { WorkersModule } from '../workers/workers.module';
+import { TypesController } from './types.controller';
+import { TypesService } from './types.service';
+
+/** The `/v1/types` routes (contract §10): the job types' limits and pause. */
+@Module({
+  imports: [StoreModule, QueueModule, WorkersModule],
+  controllers: [TypesController],
+  providers: [TypesService],
+})
+export class TypesModule {}
