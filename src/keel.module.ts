@@ -1,6 +1,7 @@
 import { Module, type DynamicModule, type Provider } from '@nestjs/common';
 import { AuthModule } from './auth/auth.module';
 import { configFromSettings, KEEL_CONFIG, settingsOf, type KeelConfig } from './config/keel-config';
+import { EventsHttpModule } from './events/events-http.module';
 import { EventsModule } from './events/events.module';
 import { HealthModule } from './health/health.module';
 import { JobsModule } from './jobs/jobs.module';
@@ -75,7 +76,7 @@ export class KeelModule extends KeelConfigurableModule {
         WorkersModule,
         RetentionModule,
         jobs,
-        ...(http ? [AuthModule, HealthModule, MetricsHttpModule] : []),
+        ...(http ? [AuthModule, HealthModule, MetricsHttpModule, EventsHttpModule] : []),
       ],
       providers: [...(definition.providers ?? []), config, LOGGER],
       // JobsClient through the jobs module; JobEvents, the lifecycle and the metrics are global already.
