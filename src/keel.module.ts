@@ -1,6 +1,7 @@
 import { Module, type DynamicModule, type Provider } from '@nestjs/common';
 import { AuthModule } from './auth/auth.module';
 import { configFromSettings, KEEL_CONFIG, settingsOf, type KeelConfig } from './config/keel-config';
+import { EventsHttpModule } from './events/events-http.module';
 import { EventsModule } from './events/events.module';
 import { HealthModule } from './health/health.module';
 import { JobsModule } from './jobs/jobs.module';
@@ -85,7 +86,7 @@ export class KeelModule extends KeelConfigurableModule {
         RetentionModule,
         jobs,
         SchedulesModule.register({ http, jobs }),
-        ...(http ? [AuthModule, HealthModule, MetricsHttpModule, TypesModule] : []),
+        ...(http ? [AuthModule, HealthModule, MetricsHttpModule, TypesModule, EventsHttpModule] : []),
       ],
       providers: [...(definition.providers ?? []), config, LOGGER, SCHEDULES_FROM_OPTIONS],
       // JobsClient through the jobs module; JobEvents, the lifecycle and the metrics are global already.

@@ -14,7 +14,7 @@ export type KeelEventName =
   | 'job.failed'
   | 'job.cancelled';
 
-/** One event: a strictly increasing id (per process), its name, and the job as it is after it. */
+/** One event: a strictly increasing id (per process, above any earlier process's), its name, and the job as it is after it. */
 export interface KeelEvent {
   id: number;
   event: KeelEventName;
@@ -28,7 +28,12 @@ export interface KeelEvent {
 @Injectable()
 export class JobEvents {
   private readonly subject = new Subject<KeelEvent>();
-  private lastId = 0;
+  /**
+   * Ids start from the clock (microseconds since the epoch), not from 1: a process started later
+   * numbers its events above an earlier one's, so a client holding an id from before a restart
+   * is told it missed events instead of being matched against new ones.
+   */
+  private last = Date.now() * 1_000;
 
   /** Hot: a subscriber sees the events from the moment it subscribes. */
   readonly events$: Observable<KeelEvent> = this.subject.asObservable();
@@ -46,9 +51,14 @@ export class JobEvents {
     if (name) this.emit(name, job);
   }
 
+  /** The id of the last event emitted (where ids start when none was). */
+  get lastId(): number {
+    return this.last;
+  }
+
   private emit(event: KeelEventName, job: Job): void {
-    this.lastId += 1;
-    this.subject.next({ id: this.lastId, event, job: toJobView(job) });
+    this.last += 1;
+    this.subject.next({ id: this.last, event, job: toJobView(job) });
   }
 }
 

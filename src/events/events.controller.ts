@@ -1,0 +1,78 @@
+import { BadRequestException, Controller, Headers, type MessageEvent, Query, Sse, UseFilters, UsePipes } from '@nestjs/common';
+import { ApiHeader, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { map, type Observable, startWith } from 'rxjs';
+import { DomainExceptionFilter } from '../common/domain-exception.filter';
+import { keelValidationPipe } from '../common/keel-validation.pipe';
+import { ApiErrorResponse, ApiKeyRequired } from '../openapi/api-responses';
+import { EventsQuery } from './dto/events.query';
+import { EventStream, type StreamItem } from './event-stream';
+
+/**
+ * Characters of events that may wait for one client that does not read; past it the client is
+ * dropped (it reconnects with `Last-Event-ID`), so a slow reader never holds the workers' memory.
+ */
+export const MAX_PENDING_EVENT_CHARS = 4 * 1024 * 1024;
+
+const EXAMPLE_STREAM = [
+  ': connected',
+  '',
+  'id: 1764504000000001',
+  'event: job.created',
+  'data: {"job":{"id":"0193b0c2-6a4e-7d3c-9f1e-2b5c8d7e4f10","type":"noop","state":"pending", "...": "..."}}',
+  '',
+].join('\n');
+
+@ApiTags('events')
+@ApiKeyRequired()
+@UsePipes(keelValidationPipe())
+@UseFilters(DomainExceptionFilter)
+@Controller('v1/events')
+export class EventsController {
+  constructor(private readonly events: EventStream) {}
+
+  @Sse('', { maxPendingDataLength: MAX_PENDING_EVENT_CHARS })
+  @ApiOperation({
+    summary: 'Live job events (Server-Sent Events)',
+    description:
+      'Each event has a strictly increasing `id`, a name (`job.created`, `job.started`, `job.progress`, `job.completed`, ' +
+      '`job.retrying`, `job.failed`, `job.cancelled`) and `data: {"job": <the job>}`. Reconnect with `Last-Event-ID` to get ' +
+      'what was missed from the last 10,000 events; older than that the stream starts with `event: reset`. A comment line ' +
+      'comes at least every 15 s.',
+  })
+  @ApiHeader({
+    name: 'Last-Event-ID',
+    required: false,
+    schema: { type: 'integer', example: 1764504000000001 },
+    description: 'The id of the last event received: the stream starts with the events after it.',
+  })
+  @ApiOkResponse({
+    description: 'The stream; it stays open.',
+    content: { 'text/event-stream': { schema: { type: 'string' }, example: EXAMPLE_STREAM } },
+  })
+  @ApiErrorResponse(400, 'A filter or Last-Event-ID that is not valid.', 'state must be one of the following values: pending, processing, completed, failed, cancelled')
+  stream(@Query() query: EventsQuery, @Headers('last-event-id') lastEventId?: string): Observable<MessageEvent> {
+    return this.events.stream(query, parseLastEventId(lastEventId)).pipe(
+      map((item) => toMessage(item, this.events)),
+      // Written at once: the headers go out and the client knows the stream is open.
+      startWith<MessageEvent>({ comment: 'connected' }),
+    );
+  }
+}
+
+function parseLastEventId(header: string | undefined): number | undefined {
+  if (header === undefined || header === '') return undefined;
+  if (!/^\d{1,16}$/.test(header)) throw new BadRequestException(`Last-Event-ID must be an event id (an integer), got "${header.slice(0, 40)}"`);
+  return Number(header);
+}
+
+function toMessage(item: StreamItem, events: EventStream): MessageEvent {
+  switch (item.kind) {
+    case 'event':
+      return { id: String(item.event.id), type: item.event.event, data: { job: item.event.job } };
+    case 'reset':
+      // With the id of the newest event: a reconnect from here misses nothing more.
+      return { id: String(events.lastId), type: 'reset', data: { reason: 'events after Last-Event-ID are no longer buffered; read the jobs again' } };
+    case 'heartbeat':
+      return { comment: 'keep-alive' };
+  }
+}
