@@ -8,7 +8,7 @@ import { defineConfig } from 'eslint/config';
 
 // Each folder of src/ is an element; the files directly in src/ (KeelModule, AppModule, the app
 // setup, the public surface, main.ts) are "root", the top of the tree. The first match wins.
-const FOLDERS = ['core', 'store', 'queue', 'recovery', 'workers', 'jobs', 'schedules', 'types', 'events', 'config', 'lifecycle', 'metrics', 'logging', 'health', 'auth', 'common'];
+const FOLDERS = ['core', 'store', 'queue', 'recovery', 'workers', 'jobs', 'schedules', 'types', 'events', 'config', 'lifecycle', 'metrics', 'logging', 'health', 'auth', 'common', 'dashboard'];
 const ELEMENTS = [
   ...FOLDERS.map((type) => ({ type, pattern: `src/${type}`, partialMatch: false })),
   { type: 'root', pattern: 'src', partialMatch: false },
@@ -63,6 +63,16 @@ const LAYERS = {
       from: fromTypes({ anyOf: ['core', 'store', 'queue', 'recovery', 'workers', 'jobs', 'schedules'] }),
       disallow: to({ anyOf: ['types'] }),
       message: 'the job types routes (src/types) sit on the workers: the layers below never import them',
+    },
+    {
+      from: fromTypes('dashboard'),
+      disallow: to({ noneOf: ['dashboard', 'auth', 'common'] }),
+      message: 'the dashboard is a client of the HTTP API: it imports only auth and common, no service',
+    },
+    {
+      from: fromTypes({ noneOf: ['dashboard', 'root', 'test'] }),
+      disallow: to({ anyOf: ['dashboard'] }),
+      message: 'the dashboard sits on top: only KeelModule imports it',
     },
     {
       from: fromTypes({ anyOf: ['core', 'store', 'queue', 'recovery', 'workers'] }),
@@ -147,6 +157,17 @@ export default defineConfig(
     languageOptions: {
       sourceType: 'commonjs',
       globals: { require: 'readonly', module: 'writable', exports: 'writable', __dirname: 'readonly', __filename: 'readonly' },
+    },
+  },
+  {
+    // The dashboard's files run in the browser as ES modules, served as they are (no build).
+    files: ['dashboard/**/*.js'],
+    languageOptions: {
+      sourceType: 'module',
+      globals: {
+        document: 'readonly', sessionStorage: 'readonly', fetch: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly',
+        AbortController: 'readonly', TextDecoderStream: 'readonly', URLSearchParams: 'readonly', CSS: 'readonly',
+      },
     },
   },
 );

@@ -1,6 +1,7 @@
 import { Module, type DynamicModule, type Provider } from '@nestjs/common';
 import { AuthModule } from './auth/auth.module';
 import { configFromSettings, KEEL_CONFIG, settingsOf, type KeelConfig } from './config/keel-config';
+import { DashboardModule } from './dashboard/dashboard.module';
 import { EventsHttpModule } from './events/events-http.module';
 import { EventsModule } from './events/events.module';
 import { HealthModule } from './health/health.module';
@@ -86,7 +87,7 @@ export class KeelModule extends KeelConfigurableModule {
         RetentionModule,
         jobs,
         SchedulesModule.register({ http, jobs }),
-        ...(http ? [AuthModule, HealthModule, MetricsHttpModule, TypesModule, EventsHttpModule] : []),
+        ...(http ? [AuthModule, HealthModule, MetricsHttpModule, TypesModule, EventsHttpModule, DashboardModule] : []),
       ],
       providers: [...(definition.providers ?? []), config, LOGGER, SCHEDULES_FROM_OPTIONS],
       // JobsClient through the jobs module; JobEvents, the lifecycle and the metrics are global already.

@@ -145,10 +145,11 @@ describe.each([true, false])('KeelModule.forRootAsync in a host application (htt
 });
 
 describe('KeelModule routes', () => {
-  it('with http (the default) serves the API, health and docs in the host app', async () => {
+  it('with http (the default) serves the API, health, docs and the dashboard in the host app', async () => {
     const app = await startHost(true);
     const http = request(app.getHttpServer() as Server);
     await http.get('/health/ready').expect(200);
+    await http.get('/dashboard').expect(200).expect('Content-Type', /^text\/html/);
     const res = await http.post('/v1/jobs').send({ type: 'email', payload: { to: 'b@example.com' } }).expect(201);
     expect(res.body).toMatchObject({ type: 'email', state: 'pending' });
     await http.post('/v1/jobs').send({ type: 'email', payload: { to: 'nope' } }).expect(400);
@@ -157,7 +158,7 @@ describe('KeelModule routes', () => {
   it('with http: false serves no route of its own', async () => {
     const app = await startHost(false);
     const http = request(app.getHttpServer() as Server);
-    for (const path of ['/v1/jobs', '/v1/queue', '/health/ready', '/metrics']) await http.get(path).expect(404);
+    for (const path of ['/v1/jobs', '/v1/queue', '/health/ready', '/metrics', '/dashboard']) await http.get(path).expect(404);
     await http.post('/v1/jobs').send({ type: 'noop' }).expect(404);
   });
 });

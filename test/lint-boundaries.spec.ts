@@ -27,6 +27,8 @@ const refused = [
   { file: 'src/jobs/x.ts', imports: ['../schedules/schedules.service'], message: 'schedules sit on the REST feature' },
   { file: 'src/workers/x.ts', imports: ['../schedules/cron'], message: 'schedules sit on the REST feature' },
   { file: 'src/queue/x.ts', imports: ['../types/types.service'], message: 'the job types routes (src/types) sit on the workers' },
+  { file: 'src/dashboard/x.ts', imports: ['../jobs/jobs.service'], message: 'the dashboard is a client of the HTTP API' },
+  { file: 'src/jobs/x.ts', imports: ['../dashboard/dashboard-files'], message: 'the dashboard sits on top' },
 ];
 const allowed = [
   { file: 'src/store/x.ts', imports: ['../core/job.model', '../events/job-events', '../lifecycle/lifecycle.service', '../config/keel-config'] },
@@ -34,6 +36,8 @@ const allowed = [
   { file: 'src/jobs/x.ts', imports: ['../workers/worker-pool.service', '../store/job-store'] },
   { file: 'src/schedules/x.ts', imports: ['../jobs/jobs.service', '../store/job-store', '../recovery/recovery.constants'] },
   { file: 'src/types/x.ts', imports: ['../workers/job-handler.registry', '../queue/type-limits', '../store/job-store'] },
+  { file: 'src/dashboard/x.ts', imports: ['../auth/public.decorator', '../common/domain-exception.filter'] },
+  { file: 'src/x.ts', imports: ['./dashboard/dashboard.module'] },
   { file: 'test/x.ts', imports: ['../src/store/job-store', '../src/main'] },
 ];
 

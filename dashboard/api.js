@@ -1,0 +1,59 @@
+/** Where the key lives: this tab only, gone when it closes (contract §12). */
+const KEY_STORAGE = 'keel.apiKey';
+
+/** An answer other than 2xx (or 401, which asks for the key), with the server's message. */
+export class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+/**
+ * Calls to the `/v1` routes of this server. With `API_KEY` set, a 401 asks for the key once, however
+ * many calls were refused at the same moment, then sends those calls again with it as
+ * `Authorization: Bearer <key>`. `askForKey(refused)` shows the form and resolves with what is entered.
+ */
+export class Api {
+  #askForKey;
+  #asking;
+
+  constructor(askForKey) {
+    this.#askForKey = askForKey;
+  }
+
+  /** `fetch` with the key; resolves with the response once it is not a 401. */
+  async fetch(path, init = {}) {
+    for (;;) {
+      const key = sessionStorage.getItem(KEY_STORAGE);
+      const headers = { ...init.headers, ...(key ? { Authorization: `Bearer ${key}` } : {}) };
+      const res = await fetch(path, { ...init, headers });
+      if (res.status !== 401) return res;
+      await res.body?.cancel();
+      // A call sent with an older key than the one now kept: send it again, do not ask again.
+      if (sessionStorage.getItem(KEY_STORAGE) === key) await this.#newKey(key !== null);
+    }
+  }
+
+  /** A JSON call; resolves with the body (null for 204), rejects with an ApiError. */
+  async json(method, path, body) {
+    const init = { method, headers: { Accept: 'application/json' } };
+    if (body !== undefined) {
+      init.headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(body);
+    }
+    const res = await this.fetch(path, init);
+    const text = await res.text();
+    const parsed = text ? JSON.parse(text) : null;
+    if (!res.ok) throw new ApiError(res.status, parsed?.message ?? `HTTP ${res.status}`);
+    return parsed;
+  }
+
+  #newKey(refused) {
+    this.#asking ??= this.#askForKey(refused).then((key) => {
+      sessionStorage.setItem(KEY_STORAGE, key);
+      this.#asking = undefined;
+    });
+    return this.#asking;
+  }
+}

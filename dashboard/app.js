@@ -1,0 +1,132 @@
+import { Api } from './api.js';
+import { byTestId } from './dom.js';
+import { followEvents } from './events.js';
+import { JobDetail } from './job-detail.js';
+import { JobList } from './job-list.js';
+import { showCounts, showSchedules, TypesTable } from './overview.js';
+
+/** The least time between two reads of the counts: a burst of events costs a read or two, not one each. */
+const REFRESH_GAP_MS = 250;
+
+const message = byTestId('message');
+const status = byTestId('live-status');
+
+function showError(text) {
+  message.textContent = text;
+  message.hidden = false;
+}
+
+function setStatus(text) {
+  status.textContent = text;
+  status.dataset.status = text;
+}
+
+/** The key form, shown when a call is refused with 401; resolves with the key entered. */
+function askForKey(refused) {
+  const form = byTestId('api-key-form');
+  const input = byTestId('api-key-input');
+  byTestId('api-key-error').hidden = !refused;
+  form.hidden = false;
+  input.value = '';
+  input.focus();
+  setStatus('waiting for the API key');
+  return new Promise((resolve) => {
+    const submitted = (event) => {
+      event.preventDefault();
+      const key = input.value.trim();
+      if (key === '') return;
+      form.removeEventListener('submit', submitted);
+      form.hidden = true;
+      setStatus('connecting…');
+      resolve(key);
+    };
+    form.addEventListener('submit', submitted);
+  });
+}
+
+/**
+ * Runs `task` when called, one run at a time and at most every `gapMs`; calls that come during a
+ * run make one more run after it, so the last call is always followed by a run that started later.
+ */
+function coalesced(task, gapMs) {
+  let running = false;
+  let again = false;
+  return async () => {
+    if (running) {
+      again = true;
+      return;
+    }
+    running = true;
+    try {
+      do {
+        again = false;
+        await task().catch((err) => showError(err.message));
+        await new Promise((resolve) => setTimeout(resolve, gapMs));
+      } while (again);
+    } finally {
+      running = false;
+    }
+  };
+}
+
+const api = new Api(askForKey);
+const types = new TypesTable(api, { onError: showError });
+const list = new JobList(api, { onOpen: (id) => openJob(id) });
+const detail = new JobDetail(api, {
+  onJob: (job) => {
+    message.hidden = true;
+    list.apply(job);
+    detail.apply(job);
+  },
+  onError: showError,
+  onClose: () => list.select(null),
+});
+
+/**
+ * The counts and the types' active counts are read from the server after events, not summed
+ * here: an event does not say which state a job left (a retry, a cancel), and pruning removes jobs
+ * without one. See docs/decisions.md.
+ */
+const refreshCounts = coalesced(async () => {
+  const [queue, typeList] = await Promise.all([api.json('GET', '/v1/queue'), api.json('GET', '/v1/types')]);
+  showCounts(queue.counts);
+  types.show(typeList.items);
+}, REFRESH_GAP_MS);
+
+const refreshSchedules = coalesced(async () => showSchedules((await api.json('GET', '/v1/schedules')).items), REFRESH_GAP_MS);
+
+function openJob(id) {
+  list.select(id);
+  detail.open(id).catch((err) => showError(err.message));
+}
+
+/** Everything read again: at the start, and after `reset` (events were missed). */
+function loadAll() {
+  void refreshCounts();
+  void refreshSchedules();
+  list.reload().catch((err) => showError(err.message));
+  detail.reload().catch((err) => showError(err.message));
+}
+
+byTestId('state-filter').addEventListener('change', (event) => {
+  list.filter(event.target.value).catch((err) => showError(err.message));
+});
+
+void followEvents(api, {
+  onOpen: (first) => {
+    if (first) loadAll();
+  },
+  onStatus: (state) => setStatus(state === 'live' ? 'live' : 'reconnecting…'),
+  onMessage: ({ event, data }) => {
+    if (event === 'reset') {
+      loadAll();
+      return;
+    }
+    const job = data?.job;
+    if (!job) return;
+    list.apply(job);
+    detail.apply(job);
+    void refreshCounts();
+    if (event === 'job.created' && job.idempotencyKey?.startsWith('schedule:')) void refreshSchedules();
+  },
+});

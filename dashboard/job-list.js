@@ -1,0 +1,142 @@
+import { byTestId, el, formatTime } from './dom.js';
+import { isNewer, progressView, shortId, stateBadge } from './job-view.js';
+
+const PAGE_SIZE = 50;
+
+/**
+ * The job list: newest first, every state until a filter is chosen, a page at a time. Kept live by
+ * `apply(job)` for every event: a row changes in place, leaves when its job leaves the filtered
+ * state, and a job that enters it takes its place by id (UUIDv7 ids sort by creation time).
+ */
+export class JobList {
+  #api;
+  #onOpen;
+  #body = byTestId('jobs');
+  #empty = byTestId('jobs-empty');
+  #more = byTestId('jobs-more');
+  /** id → the job as shown, with its row. */
+  #rows = new Map();
+  #state = '';
+  #nextCursor = null;
+  /** The id of the last job of the pages loaded: an older job belongs to a page not loaded yet. */
+  #oldestId = null;
+  /** Bumped by every reload: a page that arrives for an older one is dropped. */
+  #generation = 0;
+  #loading = false;
+  /** Events that came while a reload was under way, applied once its page is in. */
+  #held = [];
+  selectedId = null;
+
+  constructor(api, { onOpen }) {
+    this.#api = api;
+    this.#onOpen = onOpen;
+    this.#body.addEventListener('click', (event) => {
+      const row = event.target.closest('tr[data-job-id]');
+      if (row) this.#onOpen(row.dataset.jobId);
+    });
+    this.#more.addEventListener('click', () => void this.loadMore());
+  }
+
+  /** Shows only jobs in `state` ('' for every state), from the newest. */
+  filter(state) {
+    this.#state = state;
+    return this.reload();
+  }
+
+  async reload() {
+    const generation = ++this.#generation;
+    this.#loading = true;
+    try {
+      const page = await this.#fetchPage(null);
+      if (generation !== this.#generation) return;
+      this.#rows.clear();
+      this.#body.replaceChildren();
+      this.#add(page);
+    } finally {
+      if (generation === this.#generation) {
+        this.#loading = false;
+        for (const job of this.#held.splice(0)) this.apply(job);
+        this.#showEnds();
+      }
+    }
+  }
+
+  async loadMore() {
+    const generation = this.#generation;
+    this.#more.disabled = true;
+    try {
+      const page = await this.#fetchPage(this.#nextCursor);
+      if (generation === this.#generation) this.#add(page);
+    } finally {
+      this.#more.disabled = false;
+      this.#showEnds();
+    }
+  }
+
+  /** A job as an event or an action's answer shows it. */
+  apply(job) {
+    if (this.#loading) {
+      this.#held.push(job);
+      return;
+    }
+    const shown = this.#rows.get(job.id);
+    if (shown && !isNewer(job, shown.job)) return;
+    const wanted = this.#state === '' || job.state === this.#state;
+    if (shown && !wanted) {
+      shown.row.remove();
+      this.#rows.delete(job.id);
+    } else if (shown) {
+      const row = this.#row(job);
+      shown.row.replaceWith(row);
+      this.#rows.set(job.id, { job, row });
+    } else if (wanted && (this.#nextCursor === null || job.id > this.#oldestId)) {
+      const row = this.#row(job);
+      const next = [...this.#body.children].find((other) => other.dataset.jobId < job.id);
+      this.#body.insertBefore(row, next ?? null);
+      this.#rows.set(job.id, { job, row });
+    }
+    this.#showEnds();
+  }
+
+  /** Marks the row of the job whose detail is open. */
+  select(id) {
+    this.selectedId = id;
+    for (const { job, row } of this.#rows.values()) row.classList.toggle('selected', job.id === id);
+  }
+
+  #fetchPage(cursor) {
+    const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
+    if (this.#state) query.set('state', this.#state);
+    if (cursor) query.set('cursor', cursor);
+    return this.#api.json('GET', `/v1/jobs?${query}`);
+  }
+
+  #add({ items, nextCursor }) {
+    for (const job of items) {
+      if (this.#rows.has(job.id)) continue;
+      const row = this.#row(job);
+      this.#body.append(row);
+      this.#rows.set(job.id, { job, row });
+    }
+    this.#nextCursor = nextCursor;
+    if (items.length > 0) this.#oldestId = items[items.length - 1].id;
+  }
+
+  #row(job) {
+    return el(
+      'tr',
+      { 'data-testid': 'job-row', 'data-job-id': job.id, 'data-state': job.state, class: job.id === this.selectedId ? 'selected' : null },
+      el('td', {}, el('button', { type: 'button', class: 'link mono', title: job.id, 'aria-label': `Open job ${job.id}` }, shortId(job.id))),
+      el('td', {}, job.type),
+      el('td', {}, stateBadge(job)),
+      el('td', { class: 'num' }, `${job.attempts} / ${job.maxAttempts}`),
+      el('td', {}, progressView(job.progress)),
+      el('td', {}, formatTime(job.createdAt)),
+    );
+  }
+
+  #showEnds() {
+    this.#empty.hidden = this.#loading || this.#rows.size > 0;
+    this.#more.hidden = this.#nextCursor === null;
+  }
+}

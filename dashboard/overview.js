@@ -1,0 +1,73 @@
+import { byTestId, el, formatTime } from './dom.js';
+import { STATES } from './job-view.js';
+
+/** `GET /v1/queue`'s counts: each element's text is the number alone. */
+export function showCounts(counts) {
+  for (const state of STATES) byTestId(`count-${state}`).textContent = String(counts[state] ?? 0);
+}
+
+/** The job types with their limits, and a button that pauses or resumes each (`PATCH /v1/types/:type`). */
+export class TypesTable {
+  #api;
+  #onError;
+  #body = byTestId('types');
+
+  constructor(api, { onError }) {
+    this.#api = api;
+    this.#onError = onError;
+    this.#body.addEventListener('click', (event) => {
+      const button = event.target.closest('button[data-paused]');
+      if (button) void this.#setPaused(button, button.dataset.paused === 'true');
+    });
+  }
+
+  show(types) {
+    this.#body.replaceChildren(...types.map((type) => this.#row(type)));
+  }
+
+  async #setPaused(button, paused) {
+    const type = button.closest('tr').dataset.type;
+    button.disabled = true;
+    try {
+      const updated = await this.#api.json('PATCH', `/v1/types/${encodeURIComponent(type)}`, { paused });
+      this.#body.querySelector(`tr[data-type="${CSS.escape(type)}"]`)?.replaceWith(this.#row(updated));
+    } catch (err) {
+      button.disabled = false;
+      this.#onError(`${paused ? 'pause' : 'resume'} of ${type}: ${err.message}`);
+    }
+  }
+
+  #row(type) {
+    const rate = type.rateLimit ? `${type.rateLimit.max} per ${type.rateLimit.perMs} ms` : 'none';
+    const button = type.paused
+      ? el('button', { type: 'button', 'data-testid': 'type-resume', 'data-paused': 'false', 'aria-label': `Resume ${type.type}` }, 'Resume')
+      : el('button', { type: 'button', 'data-testid': 'type-pause', 'data-paused': 'true', 'aria-label': `Pause ${type.type}` }, 'Pause');
+    return el(
+      'tr',
+      { 'data-testid': 'type-row', 'data-type': type.type, 'data-paused': String(type.paused) },
+      el('th', { scope: 'row' }, type.type, type.paused ? el('span', { class: 'badge paused' }, 'paused') : null),
+      el('td', { class: 'num' }, type.concurrency === null ? 'none' : String(type.concurrency)),
+      el('td', {}, rate),
+      el('td', { class: 'num' }, String(type.counts.pending)),
+      el('td', { class: 'num' }, String(type.counts.processing)),
+      el('td', {}, button),
+    );
+  }
+}
+
+export function showSchedules(schedules) {
+  byTestId('schedules').replaceChildren(
+    ...schedules.map((schedule) =>
+      el(
+        'tr',
+        { 'data-testid': 'schedule-row', 'data-schedule': schedule.name },
+        el('th', { scope: 'row' }, schedule.name, schedule.paused ? el('span', { class: 'badge paused' }, 'paused') : null),
+        el('td', {}, el('code', {}, schedule.cron), schedule.timezone === 'UTC' ? null : ` (${schedule.timezone})`),
+        el('td', {}, schedule.type),
+        el('td', {}, formatTime(schedule.nextRunAt)),
+        el('td', {}, formatTime(schedule.lastRunAt)),
+      ),
+    ),
+  );
+  byTestId('schedules-empty').hidden = schedules.length > 0;
+}
