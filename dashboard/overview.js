@@ -38,7 +38,7 @@ export class TypesTable {
   }
 
   #row(type) {
-    const rate = type.rateLimit ? `${type.rateLimit.max} per ${type.rateLimit.perMs} ms` : 'none';
+    const rate = type.rateLimit ? `${type.rateLimit.max} per ${duration(type.rateLimit.perMs)}` : 'none';
     const button = type.paused
       ? el('button', { type: 'button', 'data-testid': 'type-resume', 'data-paused': 'false', 'aria-label': `Resume ${type.type}` }, 'Resume')
       : el('button', { type: 'button', 'data-testid': 'type-pause', 'data-paused': 'true', 'aria-label': `Pause ${type.type}` }, 'Pause');
@@ -53,6 +53,14 @@ export class TypesTable {
       el('td', {}, button),
     );
   }
+}
+
+/** A window in the unit people read it in: 1000 ms is "1 s". */
+function duration(ms) {
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000} h`;
+  if (ms % 60_000 === 0) return `${ms / 60_000} min`;
+  if (ms % 1000 === 0) return `${ms / 1000} s`;
+  return `${ms} ms`;
 }
 
 export function showSchedules(schedules) {

@@ -24,7 +24,7 @@ describe('serving the dashboard', () => {
     expect(res.headers['content-type']).toMatch(type);
     expect(res.headers['cache-control']).toBe('no-cache');
     expect(res.headers['x-content-type-options']).toBe('nosniff');
-    const csp = res.headers['content-security-policy'] as string;
+    const csp = res.headers['content-security-policy'];
     expect(csp).toContain("default-src 'none'");
     for (const directive of ['script-src', 'style-src', 'connect-src', 'img-src']) expect(csp).toContain(`${directive} 'self'`);
     expect(csp).not.toMatch(/unsafe-inline|unsafe-eval|https?:|\*/);
@@ -45,7 +45,7 @@ describe('serving the dashboard', () => {
   it('answers 304 to a request with the ETag it sent', async () => {
     const { http } = await startApp();
     const first = await http.get('/dashboard/app.js');
-    const again = await http.get('/dashboard/app.js').set('If-None-Match', first.headers.etag as string);
+    const again = await http.get('/dashboard/app.js').set('If-None-Match', first.headers.etag);
     expect(again.status).toBe(304);
     expect(again.text ?? '').toBe('');
   });
