@@ -259,6 +259,8 @@ describeWithChromium('the dashboard in a browser', () => {
     const created = await http.post('/v1/jobs').set('Authorization', `Bearer ${KEY}`).send({ type: 'noop', delayMs: HOUR_MS }).expect(201);
 
     await byTestId('api-key-input').waitFor();
+    mkdirSync(OUTPUT, { recursive: true });
+    await page.screenshot({ path: join(OUTPUT, 'dashboard-api-key.png') });
     await byTestId('api-key-input').fill('not-the-key');
     await byTestId('api-key-submit').click();
     await byTestId('api-key-error').waitFor();
