@@ -1,14 +1,6 @@
 /** Where the key lives: this tab only, gone when it closes (contract §12). */
 const KEY_STORAGE = 'keel.apiKey';
 
-/** An answer other than 2xx (or 401, which asks for the key), with the server's message. */
-export class ApiError extends Error {
-  constructor(status, message) {
-    super(message);
-    this.status = status;
-  }
-}
-
 /**
  * Calls to the `/v1` routes of this server. With `API_KEY` set, a 401 asks for the key once, however
  * many calls were refused at the same moment, then sends those calls again with it as
@@ -35,7 +27,7 @@ export class Api {
     }
   }
 
-  /** A JSON call; resolves with the body (null for 204), rejects with an ApiError. */
+  /** A JSON call; resolves with the body (null for 204), rejects with the server's message. */
   async json(method, path, body) {
     const init = { method, headers: { Accept: 'application/json' } };
     if (body !== undefined) {
@@ -45,7 +37,7 @@ export class Api {
     const res = await this.fetch(path, init);
     const text = await res.text();
     const parsed = text ? JSON.parse(text) : null;
-    if (!res.ok) throw new ApiError(res.status, parsed?.message ?? `HTTP ${res.status}`);
+    if (!res.ok) throw new Error(parsed?.message ?? `HTTP ${res.status}`);
     return parsed;
   }
 

@@ -126,7 +126,8 @@ void followEvents(api, {
     if (!job) return;
     list.apply(job);
     detail.apply(job);
-    void refreshCounts();
+    // progress changes no count
+    if (event !== 'job.progress') void refreshCounts();
     if (event === 'job.created' && job.idempotencyKey?.startsWith('schedule:')) void refreshSchedules();
   },
 });
