@@ -9,6 +9,7 @@ afterEach(closeAllApps);
 
 const FILES: Array<[string, RegExp]> = [
   ['/dashboard', /^text\/html; charset=utf-8$/],
+  ['/dashboard/', /^text\/html; charset=utf-8$/],
   ['/dashboard/index.html', /^text\/html; charset=utf-8$/],
   ['/dashboard/app.js', /^text\/javascript; charset=utf-8$/],
   ['/dashboard/events.js', /^text\/javascript; charset=utf-8$/],
