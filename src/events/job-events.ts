@@ -44,6 +44,11 @@ export class JobEvents {
     for (const job of jobs) this.emit('job.created', job);
   }
 
+  /** A progress the store recorded for a running attempt. */
+  progressed(job: Job): void {
+    if (this.subject.observed) this.emit('job.progress', job);
+  }
+
   /** A state change the store committed: `job` is the job after it. */
   changed(job: Job, cause: StateEvent): void {
     if (!this.subject.observed) return;

@@ -4,7 +4,7 @@ import { Client, Pool, types, type PoolClient, type PoolConfig } from 'pg';
 import { BacklogFull, ConcurrentChange, DomainError, IdempotencyKeyTaken, JobNotFound, StoreUnavailable } from '../../core/job.errors';
 import type { JobEvent } from '../../core/job-state-machine';
 import type { Schedule } from '../../core/schedule.model';
-import { compareDispatch, newJobRecord, type DispatchKey, type Job, type JobState, type NewJob } from '../../core/job.model';
+import { compareDispatch, newJobRecord, type DispatchKey, type Job, type JobProgress, type JobState, type NewJob } from '../../core/job.model';
 import type { RateLimit, TypeSettings } from '../../core/type-settings';
 import {
   emptyCounts,
@@ -278,6 +278,14 @@ export class PgJobStore implements JobStore {
 
   async heldBy(owner: string): Promise<HeldJob[]> {
     return (await this.query<HeldJob>(PG_SQL.heldBy, [owner])).rows;
+  }
+
+  async recordProgress(id: string, attempt: number, owner: string, progress: JobProgress): Promise<Job | undefined> {
+    const { rows } = await this.query<JobRow>(PG_SQL.recordProgress, [id, attempt, owner, JSON.stringify(progress)]);
+    if (rows.length === 0) return undefined;
+    // The outcome of this attempt is planned on the row its start wrote: that row gets the progress too.
+    this.transitions.noteProgress(id, rows[0].progress ?? null);
+    return fromRow(rows[0]);
   }
 
   async cancelRequests(owner: string): Promise<{ id: string; attempt: number }[]> {

@@ -128,4 +128,8 @@ export const PG_MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX keel_type_starts_by_type ON keel_type_starts (type, at);
   `,
+  `
+  -- The last progress a handler reported (a number or an object), contract §11.
+  ALTER TABLE keel_jobs ADD COLUMN progress json;
+  `,
 ];
