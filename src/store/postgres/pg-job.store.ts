@@ -20,6 +20,7 @@ import { planTransition } from '../plan-transition';
 import { windowFullUntil } from '../rate-window';
 import type { SlotFiring } from '../schedule-store';
 import { PG_MIGRATIONS } from './pg-migrations';
+import { PgEventBus } from './pg-event-bus';
 import { PgInsertGroups } from './pg-insert-groups';
 import { fromRow, insertColumns, type JobRow } from './pg-rows';
 import { PG_SCHEDULE_SQL, scheduleFromRow, scheduleParams } from './pg-schedules';
@@ -58,6 +59,7 @@ interface TypeSettingsRow {
  */
 export class PgJobStore implements JobStore {
   readonly shared = true;
+  readonly eventBus: PgEventBus;
   readonly pollIntervalMs = 2_000;
   private readonly logger = new Logger('PgStore');
   private pool?: Pool;
@@ -91,6 +93,7 @@ export class PgJobStore implements JobStore {
     const scopeHash = createHash('sha256').update(scope).digest('hex').slice(0, 16);
     this.channel = `keel_work_${scopeHash}`;
     this.cancelChannel = `keel_cancel_${scopeHash}`;
+    this.eventBus = new PgEventBus({ query: (sql, params) => this.query(sql, params) }, `keel_events_${scopeHash}`, this.notifier);
   }
 
   async open(): Promise<void> {
@@ -421,6 +424,8 @@ export class PgJobStore implements JobStore {
     client.on('notification', (message) => {
       if (message.channel === this.cancelChannel) {
         for (const listener of this.cancelListeners) listener(message.payload ?? '');
+      } else if (message.channel === this.eventBus.channel) {
+        this.eventBus.received(message.payload);
       } else if (message.payload !== this.notifier) {
         this.emitWork();
       }
@@ -433,7 +438,7 @@ export class PgJobStore implements JobStore {
     });
     try {
       await client.connect();
-      await client.query(`LISTEN ${this.channel}; LISTEN ${this.cancelChannel}`);
+      await client.query(`LISTEN ${this.channel}; LISTEN ${this.cancelChannel}; LISTEN ${this.eventBus.channel}`);
       this.listener = client;
       this.emitWork();
     } catch (err) {

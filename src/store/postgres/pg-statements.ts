@@ -180,4 +180,12 @@ export const PG_SQL = {
       FROM clock`,
   logStart: `INSERT INTO keel_type_starts (type, at) VALUES ($1, $2)`,
   ping: `SELECT 1`,
+  /** Event messages ($2, each under NOTIFY's 8,000 bytes) on the events channel $1, in one round trip. */
+  publishEvents: `SELECT count(pg_notify($1, message)) FROM unnest($2::text[]) AS message`,
+  declareEventListener: `
+    INSERT INTO keel_event_listeners (owner, expires_at) VALUES ($1, ${NOW_MS} + $2)
+    ON CONFLICT (owner) DO UPDATE SET expires_at = EXCLUDED.expires_at`,
+  eventListenersElsewhere: `SELECT EXISTS (SELECT 1 FROM keel_event_listeners WHERE owner <> $1 AND expires_at > ${NOW_MS}) AS found`,
+  /** Listeners gone an hour ago are history. */
+  pruneEventListeners: `DELETE FROM keel_event_listeners WHERE expires_at < ${NOW_MS} - 3600000`,
 } as const;
