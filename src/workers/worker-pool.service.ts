@@ -5,6 +5,7 @@ import {
   type BeforeApplicationShutdown,
   type OnApplicationBootstrap,
 } from '@nestjs/common';
+import { setMaxListeners } from 'node:events';
 import { setImmediate as yieldToEventLoop, setTimeout as sleep } from 'node:timers/promises';
 import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
 import { ConcurrentChange, InvalidTransition, JobNotFound, StaleOutcome } from '../core/job.errors';
@@ -110,6 +111,8 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
     if (this.state !== 'created' || this.lifecycle.shuttingDown) return;
     this.lifecycle.signal.addEventListener('abort', () => this.stopTaking.abort(), { once: true });
     this.state = 'running';
+    // Each idle loop waits on the stop signal: more than Node's default of 10 listeners is expected.
+    setMaxListeners(this.concurrency + 10, this.stopTaking.signal);
     this.loops = Array.from({ length: this.concurrency }, () => this.loop());
     this.auditTimer = setInterval(() => void this.audit(), Math.max(100, Math.floor(this.config.leaseMs / 2)));
     this.auditTimer.unref();
