@@ -14,11 +14,11 @@ export type { RateLimit, TypeSettings } from './core/type-settings';
 
 export { JobsClient } from './jobs/jobs.client';
 export type { JobOptions, BulkJob, ListQuery } from './jobs/jobs.client';
-export { JobEvents } from './events/job-events';
+export { JobEvents, KEEL_EVENT_NAMES } from './events/job-events';
 export type { KeelEvent, KeelEventName } from './events/job-events';
 
 export { JOB_STATES } from './core/job.model';
-export type { JobState, JobPayload } from './core/job.model';
+export type { JobState, JobPayload, JobProgress } from './core/job.model';
 export type { JobView as Job, JobView } from './core/job.view';
 export {
   DomainError,

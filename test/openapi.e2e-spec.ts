@@ -213,9 +213,10 @@ describe('OpenAPI document, default settings (no API_KEY), with an application h
       }
     }
     expect(doc.paths['/v1/jobs'].get.parameters?.find((p) => p.name === 'limit')?.schema).toMatchObject({ type: 'integer', minimum: 1, maximum: 500 });
-    // `number` only where any JSON value is meant: a job's result
+    // `number` only where any JSON value is meant (a job's result) and for progress, a percentage that may have decimals
     expect(collect(doc, 'type').filter((t) => t.value === 'number').map((t) => t.path)).toEqual([
       expect.stringMatching(/^\$\.components\.schemas\.JobDto\.properties\.result\.oneOf\.\d+\.type$/),
+      '$.components.schemas.JobDto.properties.progress.oneOf.0.type',
     ]);
     // the result is any JSON value, the payload of a job any object
     expect(job.properties.result.oneOf).toEqual(expect.arrayContaining([{ type: 'object', additionalProperties: true }, { type: 'string' }]));

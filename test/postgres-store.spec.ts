@@ -22,6 +22,8 @@ import { MAX_GROUP_JOBS, MAX_GROUP_SUBMISSIONS } from '../src/store/postgres/pg-
 import { MAX_WRITTEN_ROWS } from '../src/store/postgres/pg-transition-groups';
 import { PG_MIGRATIONS } from '../src/store/postgres/pg-migrations';
 import { PG_SQL } from '../src/store/postgres/pg-statements';
+import { messagesOf } from '../src/store/postgres/pg-event-bus';
+import type { BusEvent } from '../src/store/event-bus';
 import {
   createTestDatabase,
   dropTestDatabases,
@@ -1033,6 +1035,40 @@ describePg('PgJobStore: several stores on one database', () => {
     expect(await upgraded.counts()).toEqual({ pending: 4, processing: 0, completed: 1, failed: 0, cancelled: 1 });
     await insert(upgraded, 2);
     expect((await upgraded.counts()).pending).toBe(6);
+  });
+
+  it('the event bus: events published by one store reach the others in order, in messages under 8,000 bytes, never the sender', async () => {
+    const [a, b, c] = [await openStore(), await openStore(), await openStore()];
+    const atB: BusEvent[] = [];
+    const atA: BusEvent[] = [];
+    b.eventBus.onEvents((events) => atB.push(...events));
+    a.eventBus.onEvents((events) => atA.push(...events));
+    const sent = Array.from({ length: 500 }, (_, i) => ({ jobId: uuidv7(), event: i % 2 ? 'job.started' : 'job.created' }));
+    expect(messagesOf('x'.repeat(36), sent).length).toBeGreaterThan(1);
+    for (const message of messagesOf('x'.repeat(36), sent)) expect(Buffer.byteLength(message)).toBeLessThan(8_000);
+    await c.eventBus.publish(sent);
+    await waitFor(() => atB.length === sent.length, 'the events at B');
+    expect(atB).toEqual(sent);
+    await waitFor(() => atA.length === sent.length, 'the events at A');
+    // its own events do not come back to the sender
+    const atC: BusEvent[] = [];
+    c.eventBus.onEvents((events) => atC.push(...events));
+    await a.eventBus.publish([{ jobId: sent[0].jobId, event: 'job.completed' }]);
+    await c.eventBus.publish([{ jobId: sent[1].jobId, event: 'job.completed' }]);
+    await waitFor(() => atC.length === 1, 'A’s event at C');
+    expect(atC).toEqual([{ jobId: sent[0].jobId, event: 'job.completed' }]);
+  });
+
+  it('the event bus: a listener counts for the others only, and only until its row expires', async () => {
+    const [a, b] = [await openStore(), await openStore()];
+    expect(await a.eventBus.listenersElsewhere(A)).toBe(false);
+    await a.eventBus.declareListener(A, 60_000);
+    expect(await a.eventBus.listenersElsewhere(A)).toBe(false);
+    expect(await b.eventBus.listenersElsewhere(B)).toBe(true);
+    await a.eventBus.declareListener(A, -1);
+    expect(await b.eventBus.listenersElsewhere(B)).toBe(false);
+    const [job] = await insert(a, 1);
+    expect((await b.eventBus.jobs([job.id, uuidv7()])).map((j) => j.id)).toEqual([job.id]);
   });
 });
 

@@ -167,6 +167,7 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
       const [returned] = await store.insert([input], NO_LIMIT);
       const expected: Job = {
         cancelRequestedAt: null,
+        progress: null,
         id: input.id,
         type: 'http',
         payload: input.payload,
@@ -491,6 +492,38 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
       const recovered = await step(job.id, 'interrupt', { attempt: found.attempts }, { owner: found.owner });
       expect(recovered.state).toBe('cancelled');
       expect(await store.claimReady(SELF, 10, clock)).toEqual([]);
+    });
+  });
+
+  describe('recordProgress', () => {
+    it('records progress on the running attempt of its owner only, without touching state or updatedAt', async () => {
+      const job = await heldJob(SELF, 'processing');
+      const recorded = await store.recordProgress(job.id, 1, SELF, 40);
+      expect(recorded).toMatchObject({ id: job.id, state: 'processing', attempts: 1, progress: 40, updatedAt: job.updatedAt });
+      expect((await store.get(job.id))?.progress).toBe(40);
+      // another owner, another attempt: not recorded
+      expect(await store.recordProgress(job.id, 1, OTHER, 50)).toBeUndefined();
+      expect(await store.recordProgress(job.id, 2, SELF, 50)).toBeUndefined();
+      expect(await store.recordProgress('00000000-0000-7000-8000-000000000000', 1, SELF, 50)).toBeUndefined();
+      expect((await store.get(job.id))?.progress).toBe(40);
+      // an object, kept as given
+      await store.recordProgress(job.id, 1, SELF, { step: 'upload', done: 3, of: 10 });
+      // the outcome's compare-and-set is not disturbed, and the outcome keeps the progress
+      const done = await step(job.id, 'complete', {}, { owner: SELF });
+      expect(done).toMatchObject({ state: 'completed', progress: { step: 'upload', done: 3, of: 10 } });
+      expect((await store.get(job.id))?.progress).toEqual({ step: 'upload', done: 3, of: 10 });
+      // after the outcome: not recorded
+      expect(await store.recordProgress(job.id, 1, SELF, 100)).toBeUndefined();
+      await expectExactCounts({ completed: 1 });
+    });
+
+    it('a new job has no progress; a pending or finished job takes none', async () => {
+      const pending = await insertOne();
+      expect(pending.progress).toBeNull();
+      expect(await store.recordProgress(pending.id, 0, SELF, 10)).toBeUndefined();
+      const failed = await jobIn('failed');
+      expect(await store.recordProgress(failed.id, failed.attempts, SELF, 10)).toBeUndefined();
+      expect((await store.get(pending.id))?.progress).toBeNull();
     });
   });
 

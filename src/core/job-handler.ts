@@ -1,6 +1,6 @@
 import { applyDecorators, Injectable, type Type } from '@nestjs/common';
 import { DiscoveryService } from '@nestjs/core';
-import type { JobPayload } from './job.model';
+import type { JobPayload, JobProgress } from './job.model';
 import type { JobView } from './job.view';
 import type { HandlerSchedule } from './schedule.model';
 import type { RateLimit } from './type-settings';
@@ -12,6 +12,12 @@ export interface JobContext {
   attempt: number;
   /** Fires on timeout, cancellation and shutdown; the attempt's outcome is decided then. */
   signal: AbortSignal;
+  /**
+   * Reports progress: a number 0..100 or a JSON object of at most 4 KiB (anything else throws a
+   * RangeError). Stored at most every 250 ms per job; the last value before the attempt ends is
+   * always stored. Returns at once: the write happens behind it.
+   */
+  progress(value: JobProgress): void;
 }
 
 /** Every job handler extends this and is marked with `@JobHandler('type')`. */

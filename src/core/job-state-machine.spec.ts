@@ -38,6 +38,7 @@ function job(overrides: Partial<Job> = {}): Job {
     state: 'pending',
     priority: 0,
     attempts: 0,
+    progress: null,
     maxAttempts: 3,
     backoffMs: 1000,
     timeoutMs: 30_000,

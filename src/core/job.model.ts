@@ -3,6 +3,9 @@ export type JobState = (typeof JOB_STATES)[number];
 
 export type JobPayload = Record<string, unknown>;
 
+/** What a handler reports while it runs (contract §11): a percentage 0..100, or a JSON object of at most 4 KiB. */
+export type JobProgress = number | Record<string, unknown>;
+
 /**
  * A job as the stores keep it. Times are epoch milliseconds; `toJobView` turns them into the
  * ISO strings of the HTTP contract.
@@ -27,6 +30,8 @@ export interface Job {
   idempotencyKey: string | null;
   /** When a cancel of the running attempt was asked for (the job is cancelled when it ends). */
   cancelRequestedAt: number | null;
+  /** The last progress a handler reported for the job (any attempt); null until one does. */
+  progress: JobProgress | null;
 }
 
 /** What a submission asks for, after validation and defaults. */
@@ -66,6 +71,7 @@ export function newJobRecord(input: NewJob): Job {
     lastError: null,
     idempotencyKey: input.idempotencyKey,
     cancelRequestedAt: null,
+    progress: null,
   };
 }
 

@@ -9,6 +9,7 @@ function job(over: Partial<Job>): Job {
     state: 'pending',
     priority: 0,
     attempts: 0,
+    progress: null,
     maxAttempts: 3,
     backoffMs: 1000,
     timeoutMs: 1000,

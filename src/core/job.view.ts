@@ -1,4 +1,4 @@
-import type { Job, JobPayload, JobState } from './job.model';
+import type { Job, JobPayload, JobProgress, JobState } from './job.model';
 
 /** A job as the HTTP API shows it and as handlers receive it (contract §3). */
 export interface JobView<P extends object = JobPayload> {
@@ -21,6 +21,8 @@ export interface JobView<P extends object = JobPayload> {
   idempotencyKey: string | null;
   /** Set when a cancel was asked for while the job was processing; it is cancelled when the attempt ends. */
   cancelRequestedAt: string | null;
+  /** The last progress a handler reported (a number 0..100 or an object); null until one does. */
+  progress: JobProgress | null;
 }
 
 export function toJobView(job: Job): JobView {
@@ -43,6 +45,7 @@ export function toJobView(job: Job): JobView {
     lastError: job.lastError,
     idempotencyKey: job.idempotencyKey,
     cancelRequestedAt: job.cancelRequestedAt === null ? null : iso(job.cancelRequestedAt),
+    progress: job.progress ?? null,
   };
 }
 

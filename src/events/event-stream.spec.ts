@@ -26,6 +26,7 @@ function job(n: number): Job {
     requestHash: null,
     owner: null,
     cancelRequestedAt: null,
+    progress: null,
   } as Job;
 }
 

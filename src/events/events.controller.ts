@@ -1,8 +1,10 @@
-import { BadRequestException, Controller, Headers, type MessageEvent, Query, Sse, UseFilters, UsePipes } from '@nestjs/common';
+import { BadRequestException, Controller, Headers, type MessageEvent, Query, Res, Sse, UseFilters, UsePipes } from '@nestjs/common';
+import type { Response } from 'express';
 import { ApiHeader, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { map, type Observable, startWith } from 'rxjs';
 import { DomainExceptionFilter } from '../common/domain-exception.filter';
 import { keelValidationPipe } from '../common/keel-validation.pipe';
+import { noteStream } from '../logging/request-logging';
 import { ApiErrorResponse, ApiKeyRequired } from '../openapi/api-responses';
 import { EventsQuery } from './dto/events.query';
 import { EventStream, type StreamItem } from './event-stream';
@@ -50,7 +52,12 @@ export class EventsController {
     content: { 'text/event-stream': { schema: { type: 'string' }, example: EXAMPLE_STREAM } },
   })
   @ApiErrorResponse(400, 'A filter or Last-Event-ID that is not valid.', 'state must be one of the following values: pending, processing, completed, failed, cancelled')
-  stream(@Query() query: EventsQuery, @Headers('last-event-id') lastEventId?: string): Observable<MessageEvent> {
+  stream(
+    @Query() query: EventsQuery,
+    @Res({ passthrough: true }) res: Response,
+    @Headers('last-event-id') lastEventId?: string,
+  ): Observable<MessageEvent> {
+    noteStream(res);
     return this.events.stream(query, parseLastEventId(lastEventId)).pipe(
       map((item) => toMessage(item, this.events)),
       // Written at once: the headers go out and the client knows the stream is open.

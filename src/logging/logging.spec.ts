@@ -1,7 +1,7 @@
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createRootLogger, KeelLogger } from './keel-logger';
-import { expectedAnswer, noteErrorAnswer, requestLogging, type IdentifiedRequest } from './request-logging';
+import { expectedAnswer, noteErrorAnswer, noteStream, requestLogging, type IdentifiedRequest } from './request-logging';
 
 interface Line {
   level: number;
@@ -187,6 +187,22 @@ describe('requestLogging', () => {
     });
     await waitFor(() => lines.length === 1);
     expect(lines[0]).toMatchObject({ level: 40, msg: 'request aborted', req: { id: 'r-4' } });
+  });
+
+  it('logs an event stream that its client closed at debug, as its normal end', async () => {
+    const lines = await serve('debug', 200, (res) => noteStream(res));
+    await new Promise<void>((resolve) => {
+      const req = request({ host: '127.0.0.1', port, path: '/hang', headers: { 'X-Request-Id': 'r-5' } }, (res) => {
+        res.once('data', () => {
+          req.destroy();
+          resolve();
+        });
+      });
+      req.on('error', () => undefined);
+      req.end();
+    });
+    await waitFor(() => lines.length === 1);
+    expect(lines[0]).toMatchObject({ level: 20, msg: 'event stream closed', req: { id: 'r-5' } });
   });
 });
 

@@ -20,6 +20,8 @@ interface AnswerNote {
   /** The error message sent back. */
   reason?: string;
   level?: ExpectedLevel;
+  /** A stream (Server-Sent Events): it ends when the client leaves, which is not an abort. */
+  stream?: boolean;
 }
 
 /**
@@ -35,6 +37,11 @@ export function expectedAnswer<E extends object>(error: E, level: ExpectedLevel 
 export function noteErrorAnswer(res: ServerResponse, error: unknown, reason: string): void {
   const level = error !== null && typeof error === 'object' ? EXPECTED.get(error) : undefined;
   (res as ServerResponse & { [ANSWER]?: AnswerNote })[ANSWER] = { reason, level };
+}
+
+/** Marks a response as a stream that ends when its client leaves: its line says so, at debug. */
+export function noteStream(res: ServerResponse): void {
+  (res as ServerResponse & { [ANSWER]?: AnswerNote })[ANSWER] = { stream: true };
 }
 
 /**
@@ -59,7 +66,8 @@ export function requestLogging(root: Pino) {
       const status = res.statusCode;
       const note = (res as ServerResponse & { [ANSWER]?: AnswerNote })[ANSWER];
       const expected = status >= 400 ? note?.level : undefined;
-      const level = aborted ? 'warn' : (expected ?? (status >= 500 ? 'error' : status >= 400 ? 'warn' : 'debug'));
+      const streamEnded = aborted && note?.stream === true && status < 400;
+      const level = streamEnded ? 'debug' : aborted ? 'warn' : (expected ?? (status >= 500 ? 'error' : status >= 400 ? 'warn' : 'debug'));
       if (!root.isLevelEnabled(level)) return;
       const line = {
         req: {
@@ -72,7 +80,7 @@ export function requestLogging(root: Pino) {
         res: { statusCode: status },
         responseTime: Math.round(performance.now() - started),
       };
-      const what = aborted ? 'request aborted' : status >= 500 && !expected ? 'request errored' : 'request completed';
+      const what = streamEnded ? 'event stream closed' : aborted ? 'request aborted' : status >= 500 && !expected ? 'request errored' : 'request completed';
       const reason = !aborted && status >= 400 ? note?.reason : undefined;
       root[level](line, reason ? `${what}: ${reason}` : what);
     };

@@ -1,5 +1,6 @@
 import type { JobEvent } from '../core/job-state-machine';
-import type { DispatchKey, Job, JobState, NewJob } from '../core/job.model';
+import type { DispatchKey, Job, JobProgress, JobState, NewJob } from '../core/job.model';
+import type { StoreEventBus } from './event-bus';
 import type { ScheduleStore } from './schedule-store';
 import type { RateLimit, TypeSettings } from '../core/type-settings';
 
@@ -98,6 +99,13 @@ export interface JobStore extends ScheduleStore {
   /** The attempts `owner` runs whose job has a recorded cancel request (the poll behind `onCancelRequest`). */
   cancelRequests(owner: string): Promise<{ id: string; attempt: number }[]>;
   /**
+   * Records the progress a handler reported, only while the job is processing `attempt` under
+   * `owner` (never over a later attempt's, nor after the outcome). It changes no state and no
+   * `updatedAt`, so the outcome's compare-and-set is not disturbed. The job as it is then, or
+   * undefined when it no longer runs that attempt there.
+   */
+  recordProgress(id: string, attempt: number, owner: string, progress: JobProgress): Promise<Job | undefined>;
+  /**
    * Calls `listener` with a job id when a cancel request was recorded for a processing job, by any
    * process (shared stores: LISTEN/NOTIFY). Embedded stores have no other process and never call it.
    */
@@ -114,6 +122,8 @@ export interface JobStore extends ScheduleStore {
   onWork(listener: () => void): void;
   /** Whether other processes may hold jobs in this store (then leases matter). */
   readonly shared: boolean;
+  /** How events reach the other instances of a shared store; none for embedded stores (one process). */
+  readonly eventBus?: StoreEventBus;
   /** How often the feeder looks at the store without being woken: a safety net. */
   readonly pollIntervalMs: number;
 

@@ -1,5 +1,5 @@
 import type { JobEvent } from '../core/job-state-machine';
-import type { Job, NewJob } from '../core/job.model';
+import type { Job, JobProgress, NewJob } from '../core/job.model';
 import type { JobEvents } from '../events/job-events';
 import type { RateLimit } from '../core/type-settings';
 import type { JobStore, LimitedStart, TransitionGuard } from './job-store';
@@ -15,6 +15,7 @@ export function withEvents(store: JobStore, events: JobEvents): JobStore {
   const transition = store.transition.bind(store);
   const fireSlot = store.fireSlot.bind(store);
   const startLimited = store.startLimited.bind(store);
+  const recordProgress = store.recordProgress.bind(store);
   return Object.assign(store, {
     async insert(jobs: NewJob[], maxBacklog: number): Promise<Job[]> {
       const stored = await insert(jobs, maxBacklog);
@@ -30,6 +31,11 @@ export function withEvents(store: JobStore, events: JobEvents): JobStore {
     async transition(id: string, event: JobEvent, guard?: TransitionGuard): Promise<Job> {
       const job = await transition(id, event, guard);
       events.changed(job, event);
+      return job;
+    },
+    async recordProgress(id: string, attempt: number, owner: string, progress: JobProgress): Promise<Job | undefined> {
+      const job = await recordProgress(id, attempt, owner, progress);
+      if (job) events.progressed(job);
       return job;
     },
     async startLimited(id: string, event: JobEvent, guard: TransitionGuard, limit: RateLimit): Promise<LimitedStart> {

@@ -5,11 +5,12 @@ import {
   type BeforeApplicationShutdown,
   type OnApplicationBootstrap,
 } from '@nestjs/common';
+import { setMaxListeners } from 'node:events';
 import { setImmediate as yieldToEventLoop, setTimeout as sleep } from 'node:timers/promises';
 import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
 import { ConcurrentChange, InvalidTransition, JobNotFound, StaleOutcome } from '../core/job.errors';
 import type { JobEvent } from '../core/job-state-machine';
-import type { DispatchKey, Job } from '../core/job.model';
+import type { DispatchKey, Job, JobProgress } from '../core/job.model';
 import { toJobView } from '../core/job.view';
 import { DeliveryQueue } from '../queue/delivery-queue';
 import { FeederService } from '../queue/feeder.service';
@@ -22,6 +23,7 @@ import { JOBS_STORE, type JobStore } from '../store/job-store';
 import { AttemptAborted } from './attempt-abort';
 import { PermanentJobError } from '../core/job-handler';
 import { JobHandlerRegistry } from './job-handler.registry';
+import { ProgressReporter } from './progress-reporter';
 
 type PoolState = 'created' | 'running' | 'stopping' | 'stopped';
 
@@ -109,6 +111,8 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
     if (this.state !== 'created' || this.lifecycle.shuttingDown) return;
     this.lifecycle.signal.addEventListener('abort', () => this.stopTaking.abort(), { once: true });
     this.state = 'running';
+    // Each idle loop waits on the stop signal: more than Node's default of 10 listeners is expected.
+    setMaxListeners(this.concurrency + 10, this.stopTaking.signal);
     this.loops = Array.from({ length: this.concurrency }, () => this.loop());
     this.auditTimer = setInterval(() => void this.audit(), Math.max(100, Math.floor(this.config.leaseMs / 2)));
     this.auditTimer.unref();
@@ -255,6 +259,12 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
       return;
     }
     const controller = new AbortController();
+    // Made on the first report only: most attempts never report progress.
+    let reporter: ProgressReporter | undefined;
+    const progress = (value: JobProgress): void => {
+      reporter ??= new ProgressReporter((reported) => this.writeProgress(job, attempt, reported));
+      reporter.report(value);
+    };
     const timer = setTimeout(
       () => controller.abort(new AttemptAborted('timeout', `timed out after ${job.timeoutMs} ms`)),
       job.timeoutMs,
@@ -265,7 +275,7 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
     try {
       // Awaited to its end, even once the signal fired: the attempt holds its slot until then.
       const result = await Promise.resolve().then(() =>
-        registered.handler.handle(toJobView(job), { jobId: id, attempt, signal: controller.signal }),
+        registered.handler.handle(toJobView(job), { jobId: id, attempt, signal: controller.signal, progress }),
       );
       // The outcome was decided when the signal fired, whatever the handler did after.
       event = controller.signal.aborted ? outcomeOfError(attempt, controller.signal.reason) : completion(attempt, result);
@@ -276,7 +286,18 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
       endTimer();
       this.running.delete(id);
     }
+    // The last progress reported is stored before the outcome: never lost at the end of an attempt.
+    await reporter?.end();
     await this.settle(job, event);
+  }
+
+  /** A progress write that fails is logged; the attempt goes on (its outcome still commits). */
+  private async writeProgress(job: Job, attempt: number, progress: JobProgress): Promise<void> {
+    try {
+      await this.store.recordProgress(job.id, attempt, this.config.owner, progress);
+    } catch (err) {
+      this.logger.warn(`job ${job.id} (${job.type}): could not record progress: ${(err as Error).message}`);
+    }
   }
 
   /**

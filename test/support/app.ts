@@ -108,6 +108,7 @@ export const JOB_FIELDS = [
   'lastError',
   'idempotencyKey',
   'cancelRequestedAt',
+  'progress',
 ] as const;
 
 export const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;

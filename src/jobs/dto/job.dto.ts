@@ -1,5 +1,5 @@
 import { ApiProperty } from '@nestjs/swagger';
-import { JOB_STATES, type JobState } from '../../core/job.model';
+import { JOB_STATES, type JobProgress, type JobState } from '../../core/job.model';
 import type { JobView } from '../../core/job.view';
 
 /** The job as the API returns it (contract §3); documents `JobView` for OpenAPI. */
@@ -33,6 +33,13 @@ export class JobDto implements JobView {
     description: 'When a cancel was asked for while the job was processing: its attempt is being stopped, and the job is cancelled when it ends.',
   })
   cancelRequestedAt!: string | null;
+  @ApiProperty({
+    nullable: true,
+    oneOf: [{ type: 'number', minimum: 0, maximum: 100 }, { type: 'object', additionalProperties: true }],
+    example: null,
+    description: 'The last progress its handler reported (a percentage 0..100, or an object of at most 4 KiB); null until one does.',
+  })
+  progress!: JobProgress | null;
 }
 
 export class JobListDto {

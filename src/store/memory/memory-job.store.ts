@@ -1,6 +1,6 @@
 import { BacklogFull, ConcurrentChange, IdempotencyKeyTaken, JobNotFound } from '../../core/job.errors';
 import type { JobEvent } from '../../core/job-state-machine';
-import { compareDispatch, newJobRecord, type DispatchKey, type Job, type NewJob } from '../../core/job.model';
+import { compareDispatch, newJobRecord, type DispatchKey, type Job, type JobProgress, type NewJob } from '../../core/job.model';
 import type { Schedule } from '../../core/schedule.model';
 import type { RateLimit, TypeSettings } from '../../core/type-settings';
 import {
@@ -170,6 +170,13 @@ export class MemoryJobStore implements JobStore {
 
   async heldBy(owner: string): Promise<HeldJob[]> {
     return [...this.rows.values()].filter((row) => row.owner === owner).map(held);
+  }
+
+  async recordProgress(id: string, attempt: number, owner: string, progress: JobProgress): Promise<Job | undefined> {
+    const row = this.rows.get(id);
+    if (!row || row.job.state !== 'processing' || row.job.attempts !== attempt || row.owner !== owner) return undefined;
+    row.job.progress = structuredClone(progress);
+    return clone(row.job);
   }
 
   async cancelRequests(owner: string): Promise<{ id: string; attempt: number }[]> {

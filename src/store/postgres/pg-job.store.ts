@@ -4,7 +4,7 @@ import { Client, Pool, types, type PoolClient, type PoolConfig } from 'pg';
 import { BacklogFull, ConcurrentChange, DomainError, IdempotencyKeyTaken, JobNotFound, StoreUnavailable } from '../../core/job.errors';
 import type { JobEvent } from '../../core/job-state-machine';
 import type { Schedule } from '../../core/schedule.model';
-import { compareDispatch, newJobRecord, type DispatchKey, type Job, type JobState, type NewJob } from '../../core/job.model';
+import { compareDispatch, newJobRecord, type DispatchKey, type Job, type JobProgress, type JobState, type NewJob } from '../../core/job.model';
 import type { RateLimit, TypeSettings } from '../../core/type-settings';
 import {
   emptyCounts,
@@ -20,6 +20,7 @@ import { planTransition } from '../plan-transition';
 import { windowFullUntil } from '../rate-window';
 import type { SlotFiring } from '../schedule-store';
 import { PG_MIGRATIONS } from './pg-migrations';
+import { PgEventBus } from './pg-event-bus';
 import { PgInsertGroups } from './pg-insert-groups';
 import { fromRow, insertColumns, type JobRow } from './pg-rows';
 import { PG_SCHEDULE_SQL, scheduleFromRow, scheduleParams } from './pg-schedules';
@@ -58,6 +59,7 @@ interface TypeSettingsRow {
  */
 export class PgJobStore implements JobStore {
   readonly shared = true;
+  readonly eventBus: PgEventBus;
   readonly pollIntervalMs = 2_000;
   private readonly logger = new Logger('PgStore');
   private pool?: Pool;
@@ -91,6 +93,7 @@ export class PgJobStore implements JobStore {
     const scopeHash = createHash('sha256').update(scope).digest('hex').slice(0, 16);
     this.channel = `keel_work_${scopeHash}`;
     this.cancelChannel = `keel_cancel_${scopeHash}`;
+    this.eventBus = new PgEventBus({ query: (sql, params) => this.query(sql, params) }, `keel_events_${scopeHash}`, this.notifier);
   }
 
   async open(): Promise<void> {
@@ -280,6 +283,14 @@ export class PgJobStore implements JobStore {
     return (await this.query<HeldJob>(PG_SQL.heldBy, [owner])).rows;
   }
 
+  async recordProgress(id: string, attempt: number, owner: string, progress: JobProgress): Promise<Job | undefined> {
+    const { rows } = await this.query<JobRow>(PG_SQL.recordProgress, [id, attempt, owner, JSON.stringify(progress)]);
+    if (rows.length === 0) return undefined;
+    // The outcome of this attempt is planned on the row its start wrote: that row gets the progress too.
+    this.transitions.noteProgress(id, rows[0].progress ?? null);
+    return fromRow(rows[0]);
+  }
+
   async cancelRequests(owner: string): Promise<{ id: string; attempt: number }[]> {
     return (await this.query<{ id: string; attempt: number }>(PG_SQL.cancelRequests, [owner])).rows;
   }
@@ -413,6 +424,8 @@ export class PgJobStore implements JobStore {
     client.on('notification', (message) => {
       if (message.channel === this.cancelChannel) {
         for (const listener of this.cancelListeners) listener(message.payload ?? '');
+      } else if (message.channel === this.eventBus.channel) {
+        this.eventBus.received(message.payload);
       } else if (message.payload !== this.notifier) {
         this.emitWork();
       }
@@ -425,7 +438,7 @@ export class PgJobStore implements JobStore {
     });
     try {
       await client.connect();
-      await client.query(`LISTEN ${this.channel}; LISTEN ${this.cancelChannel}`);
+      await client.query(`LISTEN ${this.channel}; LISTEN ${this.cancelChannel}; LISTEN ${this.eventBus.channel}`);
       this.listener = client;
       this.emitWork();
     } catch (err) {

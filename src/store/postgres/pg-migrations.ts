@@ -128,4 +128,16 @@ export const PG_MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX keel_type_starts_by_type ON keel_type_starts (type, at);
   `,
+  `
+  -- The last progress a handler reported (a number or an object), contract §11.
+  ALTER TABLE keel_jobs ADD COLUMN progress json;
+  `,
+  `
+  -- Instances whose event stream has subscribers (contract §11): while one is alive, the others
+  -- publish their job events to it with NOTIFY; nobody listening, nobody publishes.
+  CREATE TABLE keel_event_listeners (
+    owner      text PRIMARY KEY,
+    expires_at bigint NOT NULL
+  );
+  `,
 ];

@@ -1,4 +1,4 @@
-import type { Job, JobState, NewJob } from '../../core/job.model';
+import type { Job, JobProgress, JobState, NewJob } from '../../core/job.model';
 
 /** A `keel_jobs` row as the driver returns it (bigint columns parsed to numbers). */
 export interface JobRow {
@@ -22,6 +22,7 @@ export interface JobRow {
   request_hash: string | null;
   owner: string | null;
   cancel_requested_at: number | null;
+  progress?: JobProgress | null;
 }
 
 export function fromRow(row: JobRow): Job {
@@ -44,6 +45,7 @@ export function fromRow(row: JobRow): Job {
     lastError: row.last_error,
     idempotencyKey: row.idempotency_key,
     cancelRequestedAt: row.cancel_requested_at ?? null,
+    progress: row.progress ?? null,
   };
 }
 

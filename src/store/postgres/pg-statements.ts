@@ -8,7 +8,7 @@ const JOB_COLUMNS = `id, type, payload, state, priority, attempts, max_attempts,
   updated_at, started_at, finished_at, result, last_error, idempotency_key, request_hash, owner`;
 
 /** What a read returns: every column a job is made of. */
-const SELECT_COLUMNS = `${JOB_COLUMNS}, cancel_requested_at`;
+const SELECT_COLUMNS = `${JOB_COLUMNS}, cancel_requested_at, progress`;
 
 /**
  * Folded into every statement that changes jobs, so that a committed change and its NOTIFYs are
@@ -62,6 +62,11 @@ export const PG_SQL = {
     )
     SELECT CASE WHEN EXISTS (SELECT 1 FROM inserted) THEN pg_notify($20, $21) END AS notified`,
   getJob: `SELECT ${SELECT_COLUMNS} FROM keel_jobs WHERE id = $1`,
+  /** A handler's progress, on the attempt that reported it only; no state, no updated_at. */
+  recordProgress: `
+    UPDATE keel_jobs SET progress = $4::json
+     WHERE id = $1 AND state = 'processing' AND attempts = $2 AND owner = $3
+    RETURNING ${SELECT_COLUMNS}`,
   /** The rows of a group of transitions, read once for all of them. */
   getJobs: `SELECT ${SELECT_COLUMNS} FROM keel_jobs WHERE id = ANY($1::uuid[])`,
   getJobByIdempotencyKey: `SELECT ${SELECT_COLUMNS} FROM keel_jobs WHERE idempotency_key = $1`,
@@ -175,4 +180,12 @@ export const PG_SQL = {
       FROM clock`,
   logStart: `INSERT INTO keel_type_starts (type, at) VALUES ($1, $2)`,
   ping: `SELECT 1`,
+  /** Event messages ($2, each under NOTIFY's 8,000 bytes) on the events channel $1, in one round trip. */
+  publishEvents: `SELECT count(pg_notify($1, message)) FROM unnest($2::text[]) AS message`,
+  declareEventListener: `
+    INSERT INTO keel_event_listeners (owner, expires_at) VALUES ($1, ${NOW_MS} + $2)
+    ON CONFLICT (owner) DO UPDATE SET expires_at = EXCLUDED.expires_at`,
+  eventListenersElsewhere: `SELECT EXISTS (SELECT 1 FROM keel_event_listeners WHERE owner <> $1 AND expires_at > ${NOW_MS}) AS found`,
+  /** Listeners gone an hour ago are history. */
+  pruneEventListeners: `DELETE FROM keel_event_listeners WHERE expires_at < ${NOW_MS} - 3600000`,
 } as const;

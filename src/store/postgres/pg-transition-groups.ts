@@ -1,7 +1,7 @@
 import type { QueryResult, QueryResultRow } from 'pg';
 import { ConcurrentChange, JobNotFound, StoreUnavailable } from '../../core/job.errors';
 import type { JobEvent } from '../../core/job-state-machine';
-import type { Job } from '../../core/job.model';
+import type { Job, JobProgress } from '../../core/job.model';
 import type { TransitionGuard } from '../job-store';
 import { planTransition, type PlannedTransition } from '../plan-transition';
 import { fromRow, jsonOrNull, type JobRow } from './pg-rows';
@@ -110,6 +110,12 @@ export class PgTransitionGroups extends TurnGroups<Asked> {
       }
     });
     return this.track(promise);
+  }
+
+  /** A progress recorded since the start wrote its row: the kept row carries it, as a read would. */
+  noteProgress(id: string, progress: JobProgress | null): void {
+    const written = this.written.get(id);
+    if (written) written.job.progress = progress;
   }
 
   /** Drops every written row kept (the store closed). */

@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import { BacklogFull, ConcurrentChange, IdempotencyKeyTaken, JobNotFound, StoreUnavailable } from '../../core/job.errors';
 import type { Schedule } from '../../core/schedule.model';
 import type { JobEvent } from '../../core/job-state-machine';
-import { compareDispatch, newJobRecord, type DispatchKey, type Job, type JobState, type NewJob } from '../../core/job.model';
+import { compareDispatch, newJobRecord, type DispatchKey, type Job, type JobProgress, type JobState, type NewJob } from '../../core/job.model';
 import type { RateLimit, TypeSettings } from '../../core/type-settings';
 import {
   emptyCounts,
@@ -46,6 +46,7 @@ interface JobRow {
   owner: string | null;
   request_hash?: string | null;
   cancel_requested_at: number | null;
+  progress: string | null;
 }
 
 type Statements = { [K in keyof typeof SQL | keyof typeof SCHEDULE_SQL]: Database.Statement };
@@ -393,6 +394,16 @@ export class SqliteJobStore implements JobStore {
     return this.statements().heldBy.all(owner) as HeldJob[];
   }
 
+  /** Through the group commit like a transition; the job read back in the same group. */
+  async recordProgress(id: string, attempt: number, owner: string, progress: JobProgress): Promise<Job | undefined> {
+    const stmts = this.statements();
+    return this.writes().run(() => {
+      const { changes } = write(() => stmts.recordProgress.run(JSON.stringify(progress), id, attempt, owner));
+      if (changes !== 1) return undefined;
+      return fromRow(stmts.getJob.get(id) as JobRow);
+    });
+  }
+
   async cancelRequests(owner: string): Promise<{ id: string; attempt: number }[]> {
     return this.statements().cancelRequests.all(owner) as { id: string; attempt: number }[];
   }
@@ -601,5 +612,6 @@ function fromRow(row: JobRow): Job {
     lastError: row.last_error,
     idempotencyKey: row.idempotency_key,
     cancelRequestedAt: row.cancel_requested_at ?? null,
+    progress: row.progress === null || row.progress === undefined ? null : (JSON.parse(row.progress) as JobProgress),
   };
 }

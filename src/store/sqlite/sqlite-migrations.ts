@@ -92,4 +92,8 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX type_starts_by_type ON type_starts (type, at);
   `,
+  `
+  -- The last progress a handler reported (JSON: a number or an object), contract §11.
+  ALTER TABLE jobs ADD COLUMN progress TEXT;
+  `,
 ];

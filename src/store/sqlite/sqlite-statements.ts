@@ -11,6 +11,8 @@ export const SQL = {
                       run_at, created_at, updated_at, started_at, finished_at, result, last_error, idempotency_key, owner, request_hash)
     VALUES (?, ?, ?, 'pending', ?, 0, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, ?, NULL, ?)`,
   getJob: `SELECT * FROM jobs WHERE id = ?`,
+  /** A handler's progress, on the attempt that reported it only; no state, no updated_at. */
+  recordProgress: `UPDATE jobs SET progress = ? WHERE id = ? AND state = 'processing' AND attempts = ? AND owner = ?`,
   getJobByIdempotencyKey: `SELECT * FROM jobs WHERE idempotency_key = ?`,
   /** The compare-and-set of every state change: it applies only if the state is still `from`. */
   applyTransition: `

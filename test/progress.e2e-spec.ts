@@ -1,0 +1,95 @@
+import { Module } from '@nestjs/common';
+import { JobHandler, JobHandlerBase, type JobContext } from '../src/core/job-handler';
+import type { JobView } from '../src/core/job.view';
+import { closeAllApps, removeTempDirs, startApp, submit, tempSqliteFile, waitForState, type Env, type TestApp } from './support/app';
+import { createTestDatabase, dropTestDatabases, TEST_DATABASE_URL, warnPgSkipped } from './support/postgres';
+import { openSse, type SseClient } from './support/sse';
+
+/**
+ * Progress (contract §11) through the running app: a handler's reports are stored on the job,
+ * throttled, the last one always; each stored one is a `job.progress` event; a bad value throws
+ * in the handler that reported it.
+ */
+interface ProgressPayload {
+  /** Reports 1..n in one synchronous burst, then this object, then returns. */
+  n?: number;
+  last?: Record<string, unknown>;
+  /** Reports this (invalid) value and returns what it threw. */
+  bad?: unknown;
+}
+
+@JobHandler('progressing')
+class ProgressingHandler extends JobHandlerBase<ProgressPayload, unknown> {
+  async handle(job: JobView<ProgressPayload>, context: JobContext): Promise<unknown> {
+    if ('bad' in job.payload) {
+      try {
+        context.progress(job.payload.bad as number);
+        return { thrown: null };
+      } catch (err) {
+        return { thrown: (err as Error).name };
+      }
+    }
+    for (let p = 1; p <= (job.payload.n ?? 0); p++) context.progress(p);
+    if (job.payload.last) context.progress(job.payload.last);
+    return { reported: true };
+  }
+}
+
+@Module({ providers: [ProgressingHandler] })
+class ProgressingModule {}
+
+const streams: SseClient[] = [];
+
+afterEach(async () => {
+  for (const stream of streams.splice(0)) stream.close();
+  await closeAllApps();
+  removeTempDirs();
+});
+
+async function eventsOf(app: TestApp, query: string): Promise<SseClient> {
+  const port = (app.app.getHttpServer().address() as { port: number }).port;
+  const stream = await openSse(port, `/v1/events${query}`);
+  streams.push(stream);
+  return stream;
+}
+
+afterAll(async () => {
+  await dropTestDatabases();
+});
+
+const STORES: Array<[string, () => Promise<Env>]> = [
+  ['memory', () => Promise.resolve({ STORE: 'memory' })],
+  ['sqlite', () => Promise.resolve({ STORE: 'sqlite', SQLITE_FILE: tempSqliteFile() })],
+];
+if (TEST_DATABASE_URL) STORES.push(['postgres', async () => ({ STORE: 'postgres', DATABASE_URL: (await createTestDatabase()).url })]);
+else warnPgSkipped('test/progress.e2e-spec.ts (postgres)');
+
+describe.each(STORES)('progress (%s)', (_name, storeEnv) => {
+  it('a burst of reports is stored as its first and its last, each a job.progress event before the completion', async () => {
+    const app = await startApp(await storeEnv(), [ProgressingModule]);
+    const stream = await eventsOf(app, '?type=progressing');
+    const job = await submit(app.http, { type: 'progressing', payload: { n: 100, last: { step: 'done', of: 100 } } });
+    expect(job.progress).toBeNull();
+    const done = await waitForState(app.http, job.id, 'completed');
+    expect(done.progress).toEqual({ step: 'done', of: 100 });
+    await stream.until(() => stream.messages.some((m) => m.event === 'job.completed'), 'the completion event');
+    const events = stream.messages.map((m) => [m.event, (m.data as { job: JobView }).job.progress]);
+    // the first report is written at once; the 100 that follow within 250 ms collapse into the last one
+    expect(events).toEqual([
+      ['job.created', null],
+      ['job.started', null],
+      ['job.progress', 1],
+      ['job.progress', { step: 'done', of: 100 }],
+      ['job.completed', { step: 'done', of: 100 }],
+    ]);
+  });
+
+  it('a value that is not a number 0..100 or an object of at most 4 KiB throws a RangeError in the handler; nothing is stored', async () => {
+    const app = await startApp(await storeEnv(), [ProgressingModule]);
+    for (const bad of [101, -1, 'half', [1, 2], { text: 'x'.repeat(5_000) }]) {
+      const job = await submit(app.http, { type: 'progressing', payload: { bad } });
+      const done = await waitForState(app.http, job.id, 'completed');
+      expect([bad, done.result, done.progress]).toEqual([bad, { thrown: 'RangeError' }, null]);
+    }
+  });
+});
