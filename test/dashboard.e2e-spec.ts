@@ -1,7 +1,11 @@
+import { Module } from '@nestjs/common';
 import { existsSync, mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core';
+import { JobHandler, JobHandlerBase, type JobContext } from '../src/core/job-handler';
+import type { JobProgress } from '../src/core/job.model';
+import type { JobView } from '../src/core/job.view';
 import { closeAllApps, getJob, startApp, submit, waitForState, type Env, type Http, type TestApp } from './support/app';
 import { waitFor } from './support/wait';
 
@@ -16,6 +20,19 @@ const CHROMIUM = '/usr/bin/chromium';
 const KEY = 'dashboard-browser-key_0123';
 const HOUR_MS = 3_600_000;
 const OUTPUT = join(__dirname, '..', 'test-output');
+
+/** Reports its payload's progress, then runs until it is cancelled. */
+@JobHandler('report')
+class ReportHandler extends JobHandlerBase<{ progress: JobProgress }, null> {
+  async handle(job: JobView<{ progress: JobProgress }>, context: JobContext): Promise<null> {
+    context.progress(job.payload.progress);
+    await new Promise((resolve) => context.signal.addEventListener('abort', resolve, { once: true }));
+    return null;
+  }
+}
+
+@Module({ providers: [ReportHandler] })
+class ReportModule {}
 
 const hasChromium = existsSync(CHROMIUM);
 if (!hasChromium) console.warn(`test/dashboard.e2e-spec.ts: SKIPPED, no ${CHROMIUM} (apt-get install chromium)`);
@@ -54,7 +71,7 @@ describeWithChromium('the dashboard in a browser', () => {
 
   /** Starts the app, opens /dashboard in a fresh context; `allowed` console errors are expected ones. */
   async function open(env: Env = {}, allowed?: RegExp): Promise<Dashboard> {
-    const { app, http } = await startApp(env);
+    const { app, http } = await startApp(env, [ReportModule]);
     const { port } = app.getHttpServer().address() as AddressInfo;
     context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
     const page = await context.newPage();
@@ -78,6 +95,11 @@ describeWithChromium('the dashboard in a browser', () => {
   async function live(dashboard: Dashboard): Promise<void> {
     await dashboard.byTestId('live-status').and(dashboard.page.locator('[data-status="live"]')).waitFor();
     await textIs(dashboard.byTestId('count-pending'), /^\d+$/);
+  }
+
+  function mkdirOutput(): string {
+    mkdirSync(OUTPUT, { recursive: true });
+    return OUTPUT;
   }
 
   async function textIs(locator: Locator, expected: string | RegExp): Promise<void> {
@@ -112,8 +134,7 @@ describeWithChromium('the dashboard in a browser', () => {
     await byTestId('jobs-empty').waitFor();
     expect(await page.title()).toBe('Keel dashboard');
 
-    mkdirSync(OUTPUT, { recursive: true });
-    await page.screenshot({ path: join(OUTPUT, 'dashboard-empty.png'), fullPage: true });
+    await page.screenshot({ path: join(mkdirOutput(), 'dashboard-empty.png'), fullPage: true });
     expect(dashboard.problems()).toEqual([]);
   });
 
@@ -189,6 +210,26 @@ describeWithChromium('the dashboard in a browser', () => {
     await rowState(dashboard, job.id, 'failed');
     await textIs(byTestId('count-failed'), '1');
     expect(await getJob(http, job.id)).toMatchObject({ state: 'failed', attempts: 1 });
+    expect(dashboard.problems()).toEqual([]);
+  });
+
+  it('shows progress live: a number as a bar, an object as its JSON', async () => {
+    const dashboard = await open();
+    const { http, byTestId, page } = dashboard;
+    await live(dashboard);
+    const half = await submit(http, { type: 'report', payload: { progress: 40 } });
+    const steps = await submit(http, { type: 'report', payload: { progress: { done: 2, of: 5 } } });
+    await textIs(dashboard.row(half.id), /40%/);
+    expect(await dashboard.row(half.id).locator('progress').getAttribute('value')).toBe('40');
+    await textIs(dashboard.row(steps.id), /\{"done":2,"of":5\}/);
+
+    await dashboard.row(steps.id).click();
+    await textIs(byTestId('detail-progress'), '{"done":2,"of":5}');
+    await byTestId('job-cancel').click();
+    await rowState(dashboard, steps.id, 'cancelled');
+    await textIs(byTestId('detail-progress'), '{"done":2,"of":5}');
+    await textIs(byTestId('count-cancelled'), '1');
+    await page.screenshot({ path: join(mkdirOutput(), 'dashboard-progress.png') });
     expect(dashboard.problems()).toEqual([]);
   });
 
@@ -274,8 +315,7 @@ describeWithChromium('the dashboard in a browser', () => {
     const created = await http.post('/v1/jobs').set('Authorization', `Bearer ${KEY}`).send({ type: 'noop', delayMs: HOUR_MS }).expect(201);
 
     await byTestId('api-key-input').waitFor();
-    mkdirSync(OUTPUT, { recursive: true });
-    await page.screenshot({ path: join(OUTPUT, 'dashboard-api-key.png') });
+    await page.screenshot({ path: join(mkdirOutput(), 'dashboard-api-key.png') });
     await byTestId('api-key-input').fill('not-the-key');
     await byTestId('api-key-submit').click();
     await byTestId('api-key-error').waitFor();
@@ -341,6 +381,7 @@ describeWithChromium('the dashboard in a browser', () => {
     const completed = await submit(http, { type: 'sleep', payload: { ms: 5 } });
     const failed = await submit(http, { type: 'fail', payload: { permanent: true, message: 'card declined' } });
     const running = await submit(http, { type: 'sleep', payload: { ms: HOUR_MS } });
+    const reporting = await submit(http, { type: 'report', payload: { progress: 60 } });
     const cancelled = await submit(http, { type: 'noop', delayMs: HOUR_MS });
     await http.post(`/v1/jobs/${cancelled.id}/cancel`).expect(200);
     await submit(http, { type: 'noop', delayMs: HOUR_MS, priority: 5 });
@@ -354,10 +395,10 @@ describeWithChromium('the dashboard in a browser', () => {
     await dashboard.row(failed.id).click();
     await textIs(byTestId('detail-last-error'), 'card declined');
     await rowState(dashboard, running.id, 'processing');
+    await textIs(dashboard.row(reporting.id), /60%/);
     await textIs(byTestId('count-completed'), '2');
 
-    mkdirSync(OUTPUT, { recursive: true });
-    await page.screenshot({ path: join(OUTPUT, 'dashboard.png'), fullPage: true });
+    await page.screenshot({ path: join(mkdirOutput(), 'dashboard.png'), fullPage: true });
     expect(dashboard.problems()).toEqual([]);
   });
 });
