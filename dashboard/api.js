@@ -35,10 +35,10 @@ export class Api {
       init.body = JSON.stringify(body);
     }
     const res = await this.fetch(path, init);
-    const text = await res.text();
-    const parsed = text ? JSON.parse(text) : null;
-    if (!res.ok) throw new Error(parsed?.message ?? `HTTP ${res.status}`);
-    return parsed;
+    if (res.ok) return res.status === 204 ? null : res.json();
+    // Keel's errors are {statusCode, error, message}; a proxy's may be anything.
+    const error = await res.json().catch(() => null);
+    throw new Error(error?.message ?? `HTTP ${res.status}`);
   }
 
   #newKey(refused) {

@@ -114,9 +114,16 @@ byTestId('state-filter').addEventListener('change', (event) => {
 
 void followEvents(api, {
   onOpen: (first) => {
+    // after a reconnect the missed events are replayed; the counts are read again in case a read
+    // failed during the drop
     if (first) loadAll();
+    else void refreshCounts();
   },
-  onStatus: (state) => setStatus(state === 'live' ? 'live' : 'reconnecting…'),
+  onStatus: (state) => {
+    setStatus(state === 'live' ? 'live' : 'reconnecting…');
+    // a failure while the stream was down is not news once it is back
+    if (state === 'live') message.hidden = true;
+  },
   onMessage: ({ event, data }) => {
     if (event === 'reset') {
       loadAll();
