@@ -22,8 +22,8 @@ export class JobList {
   #oldestId = null;
   /** Bumped by every reload: a page that arrives for an older one is dropped. */
   #generation = 0;
-  #loading = false;
-  /** Events that came while a reload was under way, applied once its page is in. */
+  /** Pages on their way; events that come meanwhile are held, and applied once they are in. */
+  #loads = 0;
   #held = [];
   selectedId = null;
 
@@ -45,37 +45,32 @@ export class JobList {
 
   async reload() {
     const generation = ++this.#generation;
-    this.#loading = true;
-    try {
+    await this.#whileLoading(async () => {
       const page = await this.#fetchPage(null);
       if (generation !== this.#generation) return;
       this.#rows.clear();
       this.#body.replaceChildren();
+      this.#oldestId = null;
       this.#add(page);
-    } finally {
-      if (generation === this.#generation) {
-        this.#loading = false;
-        for (const job of this.#held.splice(0)) this.apply(job);
-        this.#showEnds();
-      }
-    }
+    });
   }
 
   async loadMore() {
     const generation = this.#generation;
     this.#more.disabled = true;
     try {
-      const page = await this.#fetchPage(this.#nextCursor);
-      if (generation === this.#generation) this.#add(page);
+      await this.#whileLoading(async () => {
+        const page = await this.#fetchPage(this.#nextCursor);
+        if (generation === this.#generation) this.#add(page);
+      });
     } finally {
       this.#more.disabled = false;
-      this.#showEnds();
     }
   }
 
   /** A job as an event or an action's answer shows it. */
   apply(job) {
-    if (this.#loading) {
+    if (this.#loads > 0) {
       this.#held.push(job);
       return;
     }
@@ -102,6 +97,21 @@ export class JobList {
   select(id) {
     this.selectedId = id;
     for (const { job, row } of this.#rows.values()) row.classList.toggle('selected', job.id === id);
+  }
+
+  /**
+   * A page may have been read before or after an event that comes while it is on its way: the
+   * event waits for the page, and applies only if it is newer than what the page shows.
+   */
+  async #whileLoading(load) {
+    this.#loads += 1;
+    try {
+      await load();
+    } finally {
+      this.#loads -= 1;
+      if (this.#loads === 0) for (const job of this.#held.splice(0)) this.apply(job);
+      this.#showEnds();
+    }
   }
 
   #fetchPage(cursor) {
@@ -136,7 +146,7 @@ export class JobList {
   }
 
   #showEnds() {
-    this.#empty.hidden = this.#loading || this.#rows.size > 0;
+    this.#empty.hidden = this.#loads > 0 || this.#rows.size > 0;
     this.#more.hidden = this.#nextCursor === null;
   }
 }
