@@ -71,7 +71,7 @@ function coalesced(task, gapMs) {
 
 const api = new Api(askForKey);
 const types = new TypesTable(api, { onError: showError });
-const list = new JobList(api, { onOpen: (id) => openJob(id) });
+const list = new JobList(api, { onOpen: (id) => openJob(id), onError: showError });
 const detail = new JobDetail(api, {
   onJob: (job) => {
     message.hidden = true;

@@ -25,16 +25,17 @@ export class JobList {
   /** Pages on their way; events that come meanwhile are held, and applied once they are in. */
   #loads = 0;
   #held = [];
-  selectedId = null;
+  #selectedId = null;
 
-  constructor(api, { onOpen }) {
+  /** `onOpen` gets the id of a row clicked; `onError` the message of a page that could not be read. */
+  constructor(api, { onOpen, onError }) {
     this.#api = api;
     this.#onOpen = onOpen;
     this.#body.addEventListener('click', (event) => {
       const row = event.target.closest('tr[data-job-id]');
       if (row) this.#onOpen(row.dataset.jobId);
     });
-    this.#more.addEventListener('click', () => void this.loadMore());
+    this.#more.addEventListener('click', () => this.loadMore().catch((err) => onError(err.message)));
   }
 
   /** Shows only jobs in `state` ('' for every state), from the newest. */
@@ -95,7 +96,7 @@ export class JobList {
 
   /** Marks the row of the job whose detail is open. */
   select(id) {
-    this.selectedId = id;
+    this.#selectedId = id;
     for (const { job, row } of this.#rows.values()) row.classList.toggle('selected', job.id === id);
   }
 
@@ -135,7 +136,7 @@ export class JobList {
   #row(job) {
     return el(
       'tr',
-      { 'data-testid': 'job-row', 'data-job-id': job.id, 'data-state': job.state, class: job.id === this.selectedId ? 'selected' : null },
+      { 'data-testid': 'job-row', 'data-job-id': job.id, 'data-state': job.state, class: job.id === this.#selectedId ? 'selected' : null },
       el('td', {}, el('button', { type: 'button', class: 'link mono', title: job.id, 'aria-label': `Open job ${job.id}` }, shortId(job.id))),
       el('td', {}, job.type),
       el('td', {}, stateBadge(job)),
