@@ -70,7 +70,6 @@ function coalesced(task, gapMs) {
 }
 
 const api = new Api(askForKey);
-const types = new TypesTable(api, { onError: showError });
 const list = new JobList(api, { onOpen: (id) => openJob(id), onError: showError });
 const detail = new JobDetail(api, {
   onJob: (job) => {
@@ -92,6 +91,9 @@ const refreshCounts = coalesced(async () => {
   showCounts(queue.counts);
   types.show(typeList.items);
 }, REFRESH_GAP_MS);
+
+// a read of the types that was on its way during a change would show it undone: read them again after it
+const types = new TypesTable(api, { onChange: () => void refreshCounts(), onError: showError });
 
 const refreshSchedules = coalesced(async () => showSchedules((await api.json('GET', '/v1/schedules')).items), REFRESH_GAP_MS);
 

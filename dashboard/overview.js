@@ -9,11 +9,14 @@ export function showCounts(counts) {
 /** The job types with their limits, and a button that pauses or resumes each (`PATCH /v1/types/:type`). */
 export class TypesTable {
   #api;
+  #onChange;
   #onError;
   #body = byTestId('types');
 
-  constructor(api, { onError }) {
+  /** `onChange` runs after a type was changed here; `onError` gets the message of a refused change. */
+  constructor(api, { onChange, onError }) {
     this.#api = api;
+    this.#onChange = onChange;
     this.#onError = onError;
     this.#body.addEventListener('click', (event) => {
       const button = event.target.closest('button[data-paused]');
@@ -31,6 +34,7 @@ export class TypesTable {
     try {
       const updated = await this.#api.json('PATCH', `/v1/types/${encodeURIComponent(type)}`, { paused });
       this.#body.querySelector(`tr[data-type="${CSS.escape(type)}"]`)?.replaceWith(this.#row(updated));
+      this.#onChange();
     } catch (err) {
       button.disabled = false;
       this.#onError(`${paused ? 'pause' : 'resume'} of ${type}: ${err.message}`);
