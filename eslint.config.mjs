@@ -166,7 +166,7 @@ export default defineConfig(
       sourceType: 'module',
       globals: {
         document: 'readonly', sessionStorage: 'readonly', fetch: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly',
-        AbortController: 'readonly', TextDecoderStream: 'readonly', URLSearchParams: 'readonly', CSS: 'readonly',
+        AbortController: 'readonly', TextDecoderStream: 'readonly', URLSearchParams: 'readonly', CSS: 'readonly', reportError: 'readonly',
       },
     },
   },

@@ -29,7 +29,12 @@ export async function followEvents(api, { onOpen, onMessage, onStatus }) {
       first = false;
       await readMessages(res.body, connection, (message) => {
         if (message.id !== undefined) lastId = message.id;
-        onMessage(message);
+        try {
+          onMessage(message);
+        } catch (err) {
+          // a fault of the page, not of the stream: reported as uncaught, the stream goes on
+          reportError(err);
+        }
       });
     } catch {
       // dropped, refused or cut by the silence check: reconnect below
