@@ -187,8 +187,9 @@ describe('OpenAPI', () => {
     expect(error.properties.message.type).toBe('string');
 
     const job = doc.components.schemas.JobDto;
-    expect(Object.keys(job.properties)).toHaveLength(18);
+    expect(Object.keys(job.properties)).toHaveLength(19);
     expect(job.properties.cancelRequestedAt).toMatchObject({ format: 'date-time', nullable: true });
+    expect(job.properties.progress).toMatchObject({ nullable: true, oneOf: [{ type: 'number', minimum: 0, maximum: 100 }, { type: 'object' }] });
     // the job request is one schema per registered type (test/openapi.e2e-spec.ts checks them in depth)
     const create = doc.components.schemas.CreateJobDto;
     expect(create.discriminator.propertyName).toBe('type');
