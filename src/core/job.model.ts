@@ -34,6 +34,9 @@ export interface Job {
   progress: JobProgress | null;
 }
 
+/** The options a submission (or a schedule) leaves out: contract §3. The timeout's is `JOB_TIMEOUT_MS`. */
+export const JOB_DEFAULTS = { priority: 0, maxAttempts: 3, backoffMs: 1000 } as const;
+
 /** What a submission asks for, after validation and defaults. */
 export interface NewJob {
   id: string;

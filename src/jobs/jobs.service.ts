@@ -11,7 +11,7 @@ import type { CreateJobDto } from './dto/create-job.dto';
 import type { ListJobsQuery } from './dto/list-jobs.query';
 import { checkIdempotencyKey, requestFingerprint } from './idempotency';
 import { IdempotencyKeyReused, IdempotencyKeyTaken, InvalidJob, JobNotFound, ShuttingDown } from '../core/job.errors';
-import type { Job, JobPayload, NewJob } from '../core/job.model';
+import { JOB_DEFAULTS, type Job, type JobPayload, type NewJob } from '../core/job.model';
 
 export interface Submission {
   job: Job;
@@ -169,9 +169,9 @@ export class JobsService {
       id: uuidv7(),
       type: dto.type,
       payload,
-      priority: dto.priority ?? 0,
-      maxAttempts: dto.maxAttempts ?? 3,
-      backoffMs: dto.backoffMs ?? 1000,
+      priority: dto.priority ?? JOB_DEFAULTS.priority,
+      maxAttempts: dto.maxAttempts ?? JOB_DEFAULTS.maxAttempts,
+      backoffMs: dto.backoffMs ?? JOB_DEFAULTS.backoffMs,
       timeoutMs: dto.timeoutMs ?? this.config.jobTimeoutMs,
       runAt,
       createdAt: now,

@@ -4,6 +4,7 @@ import { validateInput } from '../common/input-validation';
 import { ConfigError, KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
 import { JOB_HANDLER_METADATA } from '../core/job-handler';
 import { InvalidJob, ScheduleNotFound } from '../core/job.errors';
+import { JOB_DEFAULTS } from '../core/job.model';
 import type { Schedule, ScheduleDeclaration } from '../core/schedule.model';
 import { JobsService } from '../jobs/jobs.service';
 import { JOBS_STORE, type JobStore } from '../store/job-store';
@@ -107,9 +108,9 @@ export class SchedulesService implements OnModuleInit {
       timezone: expression.timezone,
       type: dto.type,
       payload,
-      priority: dto.priority ?? 0,
-      maxAttempts: dto.maxAttempts ?? 3,
-      backoffMs: dto.backoffMs ?? 1000,
+      priority: dto.priority ?? JOB_DEFAULTS.priority,
+      maxAttempts: dto.maxAttempts ?? JOB_DEFAULTS.maxAttempts,
+      backoffMs: dto.backoffMs ?? JOB_DEFAULTS.backoffMs,
       timeoutMs: dto.timeoutMs ?? this.config.jobTimeoutMs,
       paused: dto.paused ?? false,
     };
