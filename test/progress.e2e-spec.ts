@@ -1,8 +1,8 @@
 import { Module } from '@nestjs/common';
 import { JobHandler, JobHandlerBase, type JobContext } from '../src/core/job-handler';
 import type { JobView } from '../src/core/job.view';
-import { closeAllApps, removeTempDirs, startApp, submit, tempSqliteFile, waitForState, type Env, type TestApp } from './support/app';
-import { createTestDatabase, dropTestDatabases, TEST_DATABASE_URL, warnPgSkipped } from './support/postgres';
+import { closeAllApps, everyStore, removeTempDirs, startApp, submit, waitForState, type TestApp } from './support/app';
+import { dropTestDatabases } from './support/postgres';
 import { openSse, type SseClient } from './support/sse';
 
 /**
@@ -57,12 +57,7 @@ afterAll(async () => {
   await dropTestDatabases();
 });
 
-const STORES: Array<[string, () => Promise<Env>]> = [
-  ['memory', () => Promise.resolve({ STORE: 'memory' })],
-  ['sqlite', () => Promise.resolve({ STORE: 'sqlite', SQLITE_FILE: tempSqliteFile() })],
-];
-if (TEST_DATABASE_URL) STORES.push(['postgres', async () => ({ STORE: 'postgres', DATABASE_URL: (await createTestDatabase()).url })]);
-else warnPgSkipped('test/progress.e2e-spec.ts (postgres)');
+const STORES = everyStore('test/progress.e2e-spec.ts');
 
 describe.each(STORES)('progress (%s)', (_name, storeEnv) => {
   it('a burst of reports is stored as its first and its last, each a job.progress event before the completion', async () => {

@@ -1,6 +1,6 @@
 import { RetentionService } from '../src/retention/retention.service';
-import { closeAllApps, removeTempDirs, startApp, submit, tempSqliteFile, waitForState, type Env } from './support/app';
-import { createTestDatabase, dropTestDatabases, TEST_DATABASE_URL, warnPgSkipped } from './support/postgres';
+import { closeAllApps, everyStore, removeTempDirs, startApp, submit, waitForState, type Env } from './support/app';
+import { dropTestDatabases } from './support/postgres';
 import { waitFor } from './support/wait';
 
 /**
@@ -16,13 +16,7 @@ afterAll(async () => {
   await dropTestDatabases();
 });
 
-/** Each store's variables: a fresh SQLite file, a fresh PostgreSQL database. */
-const STORES: Array<[string, () => Promise<Env>]> = [
-  ['memory', () => Promise.resolve({ STORE: 'memory' })],
-  ['sqlite', () => Promise.resolve({ STORE: 'sqlite', SQLITE_FILE: tempSqliteFile() })],
-];
-if (TEST_DATABASE_URL) STORES.push(['postgres', async () => ({ STORE: 'postgres', DATABASE_URL: (await createTestDatabase()).url })]);
-else warnPgSkipped('test/retention.e2e-spec.ts (postgres)');
+const STORES = everyStore('test/retention.e2e-spec.ts');
 
 describe.each(STORES)('retention (%s)', (_name, storeEnv) => {
   const env = async (extra: Record<string, string>): Promise<Env> => ({

@@ -7,6 +7,7 @@ import request, { type Response } from 'supertest';
 import { createApp } from '../../src/app.setup';
 import { loadConfig, type KeelConfig } from '../../src/config/keel-config';
 import type { JobView } from '../../src/core/job.view';
+import { createTestDatabase, TEST_DATABASE_URL, warnPgSkipped } from './postgres';
 import { waitFor } from './wait';
 import type { QueueStatsDto } from '../../src/jobs/dto/queue-stats.dto';
 
@@ -184,3 +185,19 @@ export async function totalJobs(http: Http): Promise<number> {
   const { counts } = await queueStats(http);
   return Object.values(counts).reduce((a, b) => a + b, 0);
 }
+
+/**
+ * Each store's variables for an e2e spec that runs on every store: memory, a fresh SQLite file,
+ * and a fresh PostgreSQL database when TEST_DATABASE_URL is set (left out, loudly, when it is not;
+ * the spec's afterAll calls `dropTestDatabases`).
+ */
+export function everyStore(spec: string): Array<[string, () => Promise<Env>]> {
+  const stores: Array<[string, () => Promise<Env>]> = [
+    ['memory', () => Promise.resolve({ STORE: 'memory' })],
+    ['sqlite', () => Promise.resolve({ STORE: 'sqlite', SQLITE_FILE: tempSqliteFile() })],
+  ];
+  if (TEST_DATABASE_URL) stores.push(['postgres', async () => ({ STORE: 'postgres', DATABASE_URL: (await createTestDatabase()).url })]);
+  else warnPgSkipped(`${spec} (postgres)`);
+  return stores;
+}
+
