@@ -33,6 +33,7 @@ describe('loadConfig', () => {
       retainCompletedMs: 86_400_000,
       retainFailedMs: 604_800_000,
       pruneIntervalMs: 60_000,
+      syncIntervalMs: 100,
     });
     expect(config.databaseUrl).toBeUndefined();
     expect(config.apiKey).toBeUndefined();
@@ -118,6 +119,7 @@ describe('loadConfig', () => {
     ['RETAIN_COMPLETED_MS', ['-1', '1d', '315360000001']],
     ['RETAIN_FAILED_MS', ['-1', '7d']],
     ['PRUNE_INTERVAL_MS', ['0', '99', '86400001', '1m']],
+    ['SYNC_INTERVAL_MS', ['-1', '60001', '0.5', '100ms']],
   ];
   const BAD_VALUES: Array<[string, string]> = [
     ...INTEGERS.flatMap(([name, values]) => values.map((value): [string, string] => [name, value])),

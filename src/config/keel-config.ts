@@ -35,6 +35,11 @@ export interface KeelConfig {
   retainFailedMs: number;
   /** How often the pruning pass runs. */
   pruneIntervalMs: number;
+  /**
+   * The longest a worker's committed state change waits to be synced to disk (contract §5); 0:
+   * every one is synced before the worker's next attempt starts.
+   */
+  syncIntervalMs: number;
 }
 
 /** A bad setting. Its message is the one line printed before the process exits. */
@@ -68,6 +73,7 @@ export interface KeelSettings {
   retainCompletedMs?: number;
   retainFailedMs?: number;
   pruneIntervalMs?: number;
+  syncIntervalMs?: number;
 }
 
 /** Each setting's variable in `loadConfig`. */
@@ -88,6 +94,7 @@ const SETTING_VARIABLES: Record<keyof KeelSettings, string> = {
   retainCompletedMs: 'RETAIN_COMPLETED_MS',
   retainFailedMs: 'RETAIN_FAILED_MS',
   pruneIntervalMs: 'PRUNE_INTERVAL_MS',
+  syncIntervalMs: 'SYNC_INTERVAL_MS',
 };
 
 /**
@@ -139,6 +146,7 @@ export function settingsOf(config: KeelConfig): KeelSettings {
     retainCompletedMs: config.retainCompletedMs,
     retainFailedMs: config.retainFailedMs,
     pruneIntervalMs: config.pruneIntervalMs,
+    syncIntervalMs: config.syncIntervalMs,
   };
 }
 
@@ -170,6 +178,7 @@ export function loadConfig(env: Env = process.env): KeelConfig {
     retainCompletedMs: int(env, 'RETAIN_COMPLETED_MS', 86_400_000, 0, MAX_RETENTION_MS),
     retainFailedMs: int(env, 'RETAIN_FAILED_MS', 604_800_000, 0, MAX_RETENTION_MS),
     pruneIntervalMs: int(env, 'PRUNE_INTERVAL_MS', 60_000, 100, 86_400_000),
+    syncIntervalMs: int(env, 'SYNC_INTERVAL_MS', 100, 0, 60_000),
   };
 }
 
