@@ -230,10 +230,25 @@ describe('GET /metrics', () => {
       'jobs_processing',
       'job_duration_seconds',
       'recovery_duration_seconds',
+      'store_syncs_total',
     ]) {
       expect(m.text).toMatch(new RegExp(`^# HELP ${name} \\S`, 'm'));
       expect(m.text).toMatch(new RegExp(`^# TYPE ${name} \\w+$`, 'm'));
     }
+  });
+});
+
+describe('store_syncs_total on a SQLite file', () => {
+  it('counts the sync of each acknowledged write; a worker’s start and outcome wait for SYNC_INTERVAL_MS', async () => {
+    const { http } = await startApp({ STORE: 'sqlite', SQLITE_FILE: tempSqliteFile(), SYNC_INTERVAL_MS: '60000' });
+    const before = (await scrape(http)).value('store_syncs_total')!;
+    const job = await submit(http, { type: 'noop' });
+    const submitted = (await scrape(http)).value('store_syncs_total')!;
+    expect(submitted).toBe(before + 1);
+    await waitForState(http, job.id, 'completed');
+    expect((await scrape(http)).value('store_syncs_total')).toBe(submitted);
+    expect((await http.post(`/v1/jobs/${(await submit(http, { type: 'noop', delayMs: FAR })).id}/cancel`)).status).toBe(200);
+    expect((await scrape(http)).value('store_syncs_total')).toBe(submitted + 2);
   });
 });
 

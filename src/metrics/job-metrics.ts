@@ -34,6 +34,13 @@ export class JobMetrics {
     labelNames: ['schedule'],
     registers: [this.registry],
   });
+  readonly storeSyncs = new Counter({
+    name: 'store_syncs_total',
+    help: 'Syncs to disk the store made: of acknowledged writes, and of worker writes at most every SYNC_INTERVAL_MS (0 with the memory store).',
+    registers: [this.registry],
+  });
+  /** The store's count as last seen by a scrape: the counter takes the difference. */
+  private storeSyncsSeen = 0;
   readonly queueDepth = new Gauge({ name: 'jobs_queue_depth', help: 'Job ids waiting in the in-memory delivery queue.', registers: [this.registry] });
   readonly backlog = new Gauge({ name: 'jobs_backlog', help: 'Pending jobs in the store (ready and scheduled).', registers: [this.registry] });
   readonly processing = new Gauge({ name: 'jobs_processing', help: 'Jobs in the processing state.', registers: [this.registry] });
@@ -52,5 +59,11 @@ export class JobMetrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Brings `store_syncs_total` up to the store's own count. */
+  storeSyncsAre(total: number): void {
+    this.storeSyncs.inc(total - this.storeSyncsSeen);
+    this.storeSyncsSeen = total;
   }
 }

@@ -24,6 +24,7 @@ export class MetricsController {
     this.metrics.queueDepth.set(this.queue.depth);
     this.metrics.backlog.set(counts.pending);
     this.metrics.processing.set(counts.processing);
+    this.metrics.storeSyncsAre(this.store.syncs);
     return this.metrics.registry.metrics();
   }
 }

@@ -116,8 +116,9 @@ export class RecoveryService implements OnApplicationBootstrap, BeforeApplicatio
         try {
           // Names the dead owner's attempt: if another rescuer reset the job and a live instance
           // started it meanwhile, this reset must not touch that live attempt. A job whose cancel
-          // was asked for becomes cancelled instead.
-          const job = await this.store.transition(id, { type: 'interrupt', now: Date.now(), attempt: attempts }, { owner });
+          // was asked for becomes cancelled instead. A worker write: a reset lost to a power cut
+          // leaves the job processing under its dead owner, and the next recovery resets it again.
+          const job = await this.store.transition(id, { type: 'interrupt', now: Date.now(), attempt: attempts }, { owner }, 'worker');
           this.logger.debug(
             job.state === 'cancelled'
               ? `job ${id} (${job.type}) interrupt → cancelled, its cancel was asked for while attempt ${attempts} ran`

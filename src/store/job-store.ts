@@ -25,6 +25,13 @@ export interface TransitionGuard {
   owner?: string | null;
 }
 
+/**
+ * What a write's promise means once it resolves (contract §5). `acknowledged`: synced to disk,
+ * for what the API answers on. `worker`: committed (a process crash loses nothing) and synced
+ * within `SYNC_INTERVAL_MS`, or with the next acknowledged write, whichever comes first.
+ */
+export type WriteDurability = 'acknowledged' | 'worker';
+
 /** Pending and processing jobs of one type. */
 export interface ActiveCounts {
   pending: number;
@@ -68,9 +75,10 @@ export interface JobStore extends ScheduleStore {
 
   /**
    * Applies `event` through the state machine (`decide`) as a compare-and-set on the current
-   * state. Throws `JobNotFound`, `InvalidTransition`, or `ConcurrentChange`.
+   * state. Throws `JobNotFound`, `InvalidTransition`, or `ConcurrentChange`. Acknowledged unless
+   * `durability` says otherwise.
    */
-  transition(id: string, event: JobEvent, guard?: TransitionGuard): Promise<Job>;
+  transition(id: string, event: JobEvent, guard?: TransitionGuard, durability?: WriteDurability): Promise<Job>;
 
   /**
    * Claims up to `limit` ready (runAt ≤ now), unclaimed pending jobs of the given `types` for
@@ -102,7 +110,7 @@ export interface JobStore extends ScheduleStore {
    * Records the progress a handler reported, only while the job is processing `attempt` under
    * `owner` (never over a later attempt's, nor after the outcome). It changes no state and no
    * `updatedAt`, so the outcome's compare-and-set is not disturbed. The job as it is then, or
-   * undefined when it no longer runs that attempt there.
+   * undefined when it no longer runs that attempt there. Worker durability.
    */
   recordProgress(id: string, attempt: number, owner: string, progress: JobProgress): Promise<Job | undefined>;
   /**
@@ -128,6 +136,8 @@ export interface JobStore extends ScheduleStore {
   readonly pollIntervalMs: number;
 
   counts(): Promise<StateCounts>;
+  /** Syncs to disk made so far, of acknowledged writes and of worker writes (`store_syncs_total`). */
+  readonly syncs: number;
 
   /**
    * Applies a `start` as `transition` does (same state machine, owner guard and compare-and-set),
@@ -135,6 +145,7 @@ export interface JobStore extends ScheduleStore {
    * at the start's time: then it refuses with the time the window frees. Check, log and start are
    * one transaction, serialized per type across every process sharing the store. A shared store
    * takes the start's time (the job's `startedAt`) from its own clock, not from `event.now`.
+   * Worker durability: only workers start jobs.
    */
   startLimited(id: string, event: JobEvent, guard: TransitionGuard, limit: RateLimit): Promise<LimitedStart>;
   /** The stored settings of every type a PATCH set (contract §10), by type. */

@@ -2,7 +2,7 @@ import type { JobEvent } from '../core/job-state-machine';
 import type { Job, JobProgress, NewJob } from '../core/job.model';
 import type { JobEvents } from '../events/job-events';
 import type { RateLimit } from '../core/type-settings';
-import type { JobStore, LimitedStart, TransitionGuard } from './job-store';
+import type { JobStore, LimitedStart, TransitionGuard, WriteDurability } from './job-store';
 import type { SlotFiring } from './schedule-store';
 
 /**
@@ -28,8 +28,8 @@ export function withEvents(store: JobStore, events: JobEvents): JobStore {
       if (job) events.created([job]);
       return job;
     },
-    async transition(id: string, event: JobEvent, guard?: TransitionGuard): Promise<Job> {
-      const job = await transition(id, event, guard);
+    async transition(id: string, event: JobEvent, guard?: TransitionGuard, durability?: WriteDurability): Promise<Job> {
+      const job = await transition(id, event, guard, durability);
       events.changed(job, event);
       return job;
     },

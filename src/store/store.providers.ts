@@ -10,11 +10,11 @@ import { JobEvents } from '../events/job-events';
 export function createJobStore(config: KeelConfig): JobStore {
   switch (config.store) {
     case 'sqlite':
-      return new SqliteJobStore(config.sqliteFile);
+      return new SqliteJobStore(config.sqliteFile, config.syncIntervalMs);
     case 'memory':
       return new MemoryJobStore();
     case 'postgres':
-      return new PgJobStore({ connectionString: config.databaseUrl!, poolSize: Math.min(20, config.workerConcurrency + 4) });
+      return new PgJobStore({ connectionString: config.databaseUrl!, poolSize: Math.min(20, config.workerConcurrency + 4), syncIntervalMs: config.syncIntervalMs });
   }
 }
 

@@ -43,7 +43,8 @@ const ABORT_GRACE_MS = 500;
 /**
  * `WORKER_CONCURRENCY` loops that take job ids from the delivery queue and run one attempt each.
  * They start only once `RECOVERY_READY` resolves, and never read the store for work: the queue
- * hands them ids. Each attempt's outcome is committed before its loop takes the next id.
+ * hands them ids. Each attempt's outcome is committed before its loop takes the next id. Their
+ * writes are worker writes: committed at once, synced within SYNC_INTERVAL_MS (contract §5).
  *
  * An attempt ends when its handler settles, not when its AbortSignal fires: a handler that
  * ignores the signal keeps its slot and its job stays processing (counted in `overdue`), so the
@@ -228,7 +229,7 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
     const event = { type: 'start', now: Date.now() } as const;
     const guard = { owner: this.config.owner };
     const { rateLimit } = this.limits.settingsOf(type);
-    if (rateLimit === null) return this.store.transition(id, event, guard);
+    if (rateLimit === null) return this.store.transition(id, event, guard, 'worker');
     const outcome = await this.store.startLimited(id, event, guard, rateLimit);
     if ('job' in outcome) return outcome.job;
     this.limits.hold(type, outcome.retryAt);
@@ -325,7 +326,7 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
    */
   private async commit(job: Job, event: JobEvent): Promise<void> {
     try {
-      const next = await this.store.transition(job.id, event, { owner: this.config.owner });
+      const next = await this.store.transition(job.id, event, { owner: this.config.owner }, 'worker');
       if (next.state === 'pending') this.feeder.wake();
       this.count(next, event);
       if (next.state === 'failed' || (next.state === 'pending' && event.type === 'fail')) {
@@ -385,7 +386,7 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
         if (state === 'pending') {
           if (await this.store.releaseClaim(id, this.config.owner)) this.feeder.wake();
         } else if (state === 'processing' && !this.inFlight.has(id)) {
-          await this.store.transition(id, { type: 'interrupt', now: Date.now(), attempt: attempts }, { owner: this.config.owner }).then(
+          await this.store.transition(id, { type: 'interrupt', now: Date.now(), attempt: attempts }, { owner: this.config.owner }, 'worker').then(
             () => this.feeder.wake(),
             (err: unknown) => {
               if (!(err instanceof InvalidTransition || err instanceof ConcurrentChange)) throw err;

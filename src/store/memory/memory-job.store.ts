@@ -31,6 +31,8 @@ export class MemoryJobStore implements JobStore {
   private readonly settings = new Map<string, TypeSettings>();
   /** Rate-limited starts by type, ascending: the window's log. */
   private readonly starts = new Map<string, number[]>();
+  /** Nothing here is ever on disk. */
+  readonly syncs = 0;
 
   async open(): Promise<void> {}
   async close(): Promise<void> {}

@@ -15,7 +15,9 @@ import {
   type ListQuery,
   type StateCounts,
   type TransitionGuard,
+  type WriteDurability,
 } from '../job-store';
+import { SyncSchedule } from '../sync-schedule';
 import { planTransition } from '../plan-transition';
 import { windowFullUntil } from '../rate-window';
 import type { SlotFiring } from '../schedule-store';
@@ -32,6 +34,8 @@ export interface PgJobStoreOptions {
   /** A schema of its own (created if missing); tests use one each. Default: the search_path's. */
   schema?: string;
   poolSize?: number;
+  /** SYNC_INTERVAL_MS (contract §5); default 100. */
+  syncIntervalMs?: number;
 }
 
 /** bigint columns are epoch milliseconds: well inside Number's exact range. */
@@ -78,9 +82,13 @@ export class PgJobStore implements JobStore {
   private readonly notifier = randomUUID();
   private closed = false;
   private listenRetry?: NodeJS.Timeout;
+  /** Whether it flushes the WAL itself is decided at open, from the server's `wal_writer_delay`. */
+  private readonly syncSchedule: SyncSchedule;
   private readonly transitions = new PgTransitionGroups({
     query: (sql, params) => this.query(sql, params),
     notifyParams: () => [this.channel, this.notifier, this.cancelChannel],
+    synchronousCommit: (durability) => this.synchronousCommit(durability),
+    syncSchedule: () => this.syncSchedule,
   });
   private readonly inserts = new PgInsertGroups({
     insertAlone: (records, jobs, maxBacklog) => this.insertAlone(records, jobs, maxBacklog),
@@ -93,6 +101,13 @@ export class PgJobStore implements JobStore {
     const scopeHash = createHash('sha256').update(scope).digest('hex').slice(0, 16);
     this.channel = `keel_work_${scopeHash}`;
     this.cancelChannel = `keel_cancel_${scopeHash}`;
+    this.syncSchedule = new SyncSchedule(
+      options.syncIntervalMs ?? 100,
+      async () => {
+        await this.query(PG_SQL.flushWal);
+      },
+      (err) => this.logger.warn(`could not flush the WAL: ${(err as Error).message}; the next flush covers it`),
+    );
     this.eventBus = new PgEventBus({ query: (sql, params) => this.query(sql, params) }, `keel_events_${scopeHash}`, this.notifier);
   }
 
@@ -108,6 +123,7 @@ export class PgJobStore implements JobStore {
     try {
       if (this.options.schema) await pool.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(this.options.schema)}`);
       await this.migrate(pool);
+      await this.scheduleSyncs(pool);
     } catch (err) {
       await this.close();
       throw err;
@@ -115,10 +131,58 @@ export class PgJobStore implements JobStore {
     await this.listen();
   }
 
+  get syncs(): number {
+    return this.syncSchedule.syncs;
+  }
+
+  /** Whether every worker commit so far is known flushed by the store. For tests. */
+  get allSynced(): boolean {
+    return this.syncSchedule.idle;
+  }
+
+  /**
+   * A worker's commit (synchronous_commit off) reaches the disk by the WAL writer's flush within
+   * three `wal_writer_delay` (PostgreSQL's "Asynchronous Commit"). When SYNC_INTERVAL_MS is
+   * shorter, the store flushes the WAL itself, at most every SYNC_INTERVAL_MS while worker
+   * commits wait for it.
+   */
+  private async scheduleSyncs(pool: Pool): Promise<void> {
+    const walWriterDelayMs = (await pool.query<{ ms: number }>(PG_SQL.walWriterDelay)).rows[0]?.ms ?? 200;
+    const needsFlush = this.syncIntervalMs > 0 && this.syncIntervalMs < 3 * walWriterDelayMs;
+    this.syncSchedule.needsTimer = needsFlush;
+    this.logger.log(
+      `wal_writer_delay is ${walWriterDelayMs} ms: worker commits reach the disk within ${3 * walWriterDelayMs} ms by the WAL writer` +
+        (this.syncIntervalMs === 0
+          ? '; SYNC_INTERVAL_MS=0: every worker commit waits for its flush'
+          : needsFlush
+            ? `; SYNC_INTERVAL_MS=${this.syncIntervalMs} is shorter: the store flushes the WAL itself`
+            : `, inside SYNC_INTERVAL_MS=${this.syncIntervalMs}`),
+    );
+  }
+
+  private get syncIntervalMs(): number {
+    return this.options.syncIntervalMs ?? 100;
+  }
+
+  /** A worker's write commits without waiting for the WAL flush, unless SYNC_INTERVAL_MS is 0. */
+  private synchronousCommit(durability: WriteDurability): 'on' | 'off' {
+    return durability === 'worker' && this.syncIntervalMs > 0 ? 'off' : 'on';
+  }
+
+  /** A write that commits with synchronous_commit on: a sync, which covers every commit before it. */
+  private async synced<T>(write: () => Promise<T>): Promise<T> {
+    const mark = this.syncSchedule.mark();
+    const result = await write();
+    this.syncSchedule.syncedThrough(mark);
+    return result;
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     // Submissions and transitions asked for before the close are applied (or refused) before the pool ends.
     await Promise.all([this.inserts.settled(), this.transitions.settled()]);
+    await this.syncSchedule.close();
+    // Worker commits still unflushed: the WAL writer flushes them within its bound.
     this.transitions.forgetWritten();
     clearTimeout(this.listenRetry);
     const listener = this.listener;
@@ -190,13 +254,16 @@ export class PgJobStore implements JobStore {
   }
 
   /** Applied in groups: see `PgTransitionGroups`. */
-  transition(id: string, event: JobEvent, guard?: TransitionGuard): Promise<Job> {
-    return this.transitions.transition(id, event, guard);
+  transition(id: string, event: JobEvent, guard?: TransitionGuard, durability: WriteDurability = 'acknowledged'): Promise<Job> {
+    return this.transitions.transition(id, event, guard, durability);
   }
 
-  /** How transitions were applied so far: groups, and the queries they took. For tests. */
-  get transitionStats(): { readonly groups: number; readonly roundTrips: number } {
-    return { groups: this.transitions.groups, roundTrips: this.transitions.roundTrips };
+  /**
+   * How transitions were applied so far: groups, the queries they took, and their commits by the
+   * `synchronous_commit` the server reported for them. For tests.
+   */
+  get transitionStats(): { readonly groups: number; readonly roundTrips: number; readonly commitsBySetting: { readonly on: number; readonly off: number } } {
+    return { groups: this.transitions.groups, roundTrips: this.transitions.roundTrips, commitsBySetting: { ...this.transitions.commitsBySetting } };
   }
 
   async claimReady(owner: string, limit: number, now: number, types?: readonly string[]): Promise<DispatchKey[]> {
@@ -227,10 +294,11 @@ export class PgJobStore implements JobStore {
         this.channel,
         this.notifier,
         this.cancelChannel,
+        this.synchronousCommit('worker'),
       ]);
       if (rowCount !== 1) throw new ConcurrentChange(id);
       return { job: planned.next };
-    });
+    }, 'worker');
   }
 
   async typeSettings(): Promise<Map<string, TypeSettings>> {
@@ -249,7 +317,7 @@ export class PgJobStore implements JobStore {
 
   async saveTypeSettings(type: string, settings: TypeSettings): Promise<void> {
     const { concurrency, rateLimit, paused } = settings;
-    await this.query(PG_SQL.saveTypeSettings, [type, concurrency, rateLimit?.max ?? null, rateLimit?.perMs ?? null, paused]);
+    await this.synced(() => this.query(PG_SQL.saveTypeSettings, [type, concurrency, rateLimit?.max ?? null, rateLimit?.perMs ?? null, paused]));
   }
 
   async activeCountsByType(): Promise<Map<string, ActiveCounts>> {
@@ -263,15 +331,15 @@ export class PgJobStore implements JobStore {
   }
 
   async releaseClaim(id: string, owner: string): Promise<boolean> {
-    return (await this.query(PG_SQL.releaseClaim, [id, owner])).rowCount === 1;
+    return (await this.synced(() => this.query(PG_SQL.releaseClaim, [id, owner]))).rowCount === 1;
   }
 
   async releaseClaims(owner: string): Promise<number> {
-    return (await this.query(PG_SQL.releaseClaimsOf, [owner])).rowCount ?? 0;
+    return (await this.synced(() => this.query(PG_SQL.releaseClaimsOf, [owner]))).rowCount ?? 0;
   }
 
   async releaseAbandonedClaims(self: string): Promise<number> {
-    const { rows } = await this.query<{ released: number }>(PG_SQL.releaseAbandonedClaims, [self, this.channel, this.notifier]);
+    const { rows } = await this.synced(() => this.query<{ released: number }>(PG_SQL.releaseAbandonedClaims, [self, this.channel, this.notifier]));
     return rows[0].released;
   }
 
@@ -284,8 +352,12 @@ export class PgJobStore implements JobStore {
   }
 
   async recordProgress(id: string, attempt: number, owner: string, progress: JobProgress): Promise<Job | undefined> {
-    const { rows } = await this.query<JobRow>(PG_SQL.recordProgress, [id, attempt, owner, JSON.stringify(progress)]);
+    const setting = this.synchronousCommit('worker');
+    const mark = this.syncSchedule.mark();
+    const { rows } = await this.query<JobRow>(PG_SQL.recordProgress, [id, attempt, owner, JSON.stringify(progress), setting]);
     if (rows.length === 0) return undefined;
+    if (setting === 'on') this.syncSchedule.syncedThrough(mark);
+    else this.syncSchedule.committedUnsynced();
     // The outcome of this attempt is planned on the row its start wrote: that row gets the progress too.
     this.transitions.noteProgress(id, rows[0].progress ?? null);
     return fromRow(rows[0]);
@@ -333,7 +405,7 @@ export class PgJobStore implements JobStore {
   }
 
   async deleteSchedule(name: string): Promise<boolean> {
-    return (await this.query(PG_SCHEDULE_SQL.deleteSchedule, [name])).rowCount === 1;
+    return (await this.synced(() => this.query(PG_SCHEDULE_SQL.deleteSchedule, [name]))).rowCount === 1;
   }
 
   /**
@@ -477,7 +549,10 @@ export class PgJobStore implements JobStore {
     }
   }
 
-  private async inTransaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
+  /** A worker's transaction commits with synchronous_commit off (see `synchronousCommit`). */
+  private async inTransaction<T>(work: (client: PoolClient) => Promise<T>, durability: WriteDurability = 'acknowledged'): Promise<T> {
+    const setting = this.synchronousCommit(durability);
+    const mark = this.syncSchedule.mark();
     let client: PoolClient;
     try {
       client = await this.openPool().connect();
@@ -492,9 +567,11 @@ export class PgJobStore implements JobStore {
     const onError = (err: Error) => (broken = err);
     client.on('error', onError);
     try {
-      await client.query('BEGIN');
+      await client.query(setting === 'off' ? 'BEGIN; SET LOCAL synchronous_commit = off' : 'BEGIN');
       const result = await work(client);
       await client.query('COMMIT');
+      if (setting === 'on') this.syncSchedule.syncedThrough(mark);
+      else this.syncSchedule.committedUnsynced();
       return result;
     } catch (err) {
       const failure = unavailable(err);

@@ -19,7 +19,16 @@ const SELECT_COLUMNS = `${JOB_COLUMNS}, cancel_requested_at, progress`;
 const notifyChanged = (w: string, n: string, c: string) => `
     work AS (SELECT pg_notify(${w}, ${n}) FROM (SELECT 1 FROM changed WHERE state = 'pending' LIMIT 1) AS w),
     cancels AS (SELECT pg_notify(${c}, id::text) FROM changed WHERE state = 'processing' AND cancel_requested_at IS NOT NULL)
-  SELECT id, (SELECT count(*) FROM work) AS work_notified, (SELECT count(*) FROM cancels) AS cancels_notified FROM changed`;
+  SELECT id, (SELECT count(*) FROM work) AS work_notified, (SELECT count(*) FROM cancels) AS cancels_notified,
+         (SELECT synchronous_commit FROM durability) AS synchronous_commit FROM changed`;
+
+/**
+ * `SET LOCAL synchronous_commit` inside a statement that commits alone (contract §5): 'off' for a
+ * worker's change, whose commit then does not wait for the WAL flush; 'on' for an acknowledged
+ * one. The setting applies to the statement's own transaction, read at its commit. A statement
+ * that changes no row never reads it, and then commits nothing that needs a flush.
+ */
+const durability = (setting: string) => `durability AS (SELECT set_config('synchronous_commit', ${setting}, true) AS synchronous_commit)`;
 
 /** The pending jobs, from the counters the triggers keep: the backlog check reads a few rows, not the backlog. */
 const PENDING_COUNT = `SELECT coalesce(sum(n), 0)::int AS n FROM keel_state_counts WHERE state = 'pending'`;
@@ -62,11 +71,17 @@ export const PG_SQL = {
     )
     SELECT CASE WHEN EXISTS (SELECT 1 FROM inserted) THEN pg_notify($20, $21) END AS notified`,
   getJob: `SELECT ${SELECT_COLUMNS} FROM keel_jobs WHERE id = $1`,
-  /** A handler's progress, on the attempt that reported it only; no state, no updated_at. */
+  /** A handler's progress, on the attempt that reported it only; no state, no updated_at. $5 synchronous_commit. */
   recordProgress: `
+    WITH ${durability('$5')}
     UPDATE keel_jobs SET progress = $4::json
      WHERE id = $1 AND state = 'processing' AND attempts = $2 AND owner = $3
+       AND (SELECT synchronous_commit FROM durability) IS NOT NULL
     RETURNING ${SELECT_COLUMNS}`,
+  /** Syncs the WAL up to now: a commit that takes a transaction id writes a commit record and waits for its flush. */
+  flushWal: `SELECT pg_current_xact_id()`,
+  /** How long PostgreSQL's WAL writer waits between flushes, in ms. */
+  walWriterDelay: `SELECT setting::int AS ms FROM pg_settings WHERE name = 'wal_writer_delay'`,
   /** The rows of a group of transitions, read once for all of them. */
   getJobs: `SELECT ${SELECT_COLUMNS} FROM keel_jobs WHERE id = ANY($1::uuid[])`,
   getJobByIdempotencyKey: `SELECT ${SELECT_COLUMNS} FROM keel_jobs WHERE idempotency_key = $1`,
@@ -75,10 +90,11 @@ export const PG_SQL = {
    * The compare-and-set of every state change: it applies only if the job is still as it was
    * read, or as this store last wrote it (state, attempts, updated_at and owner), so a change
    * computed from a stale row fails. Its NOTIFYs (work ready, a cancel request) are part of it.
-   * $16 the work channel, $17 this store's name, $18 the cancel channel.
+   * $16 the work channel, $17 this store's name, $18 the cancel channel, $19 synchronous_commit.
    */
   applyTransition: `
-    WITH changed AS (
+    WITH ${durability('$19')},
+    changed AS (
       UPDATE keel_jobs
          SET state = $2, attempts = $3, run_at = $4, started_at = $5, finished_at = $6, result = $7::json,
              last_error = $8, updated_at = $9, owner = $10, cancel_requested_at = $15
@@ -88,10 +104,11 @@ export const PG_SQL = {
   /**
    * `applyTransition` for a group of distinct jobs in one statement, one array per parameter of it
    * (same order, same conditions): one commit for the group, NOTIFYs included. Returns the ids it
-   * applied to; a job missing there lost its compare-and-set.
+   * applied to; a job missing there lost its compare-and-set. $19 synchronous_commit.
    */
   applyTransitions: `
-    WITH changed AS (
+    WITH ${durability('$19')},
+    changed AS (
       UPDATE keel_jobs j
          SET state = v.state, attempts = v.attempts, run_at = v.run_at, started_at = v.started_at, finished_at = v.finished_at,
              result = v.result, last_error = v.last_error, updated_at = v.updated_at, owner = v.owner,
@@ -104,10 +121,16 @@ export const PG_SQL = {
          AND j.owner IS NOT DISTINCT FROM v.was_owner
       RETURNING j.id, j.state, j.cancel_requested_at
     ),${notifyChanged('$16', '$17', '$18')}`,
-  /** Ready jobs of the types this instance handles ($4; NULL: any), in dispatch order, none locked by another claim. */
+  /**
+   * Ready jobs of the types this instance handles ($4; NULL: any), in dispatch order, none locked
+   * by another claim. Without a WAL flush: a claim is no state change, and a claim lost with the
+   * server is a job another claim takes.
+   */
   claimReady: `
+    WITH ${durability(`'off'`)}
     UPDATE keel_jobs SET owner = $1
-     WHERE id IN (SELECT id FROM keel_jobs
+     WHERE (SELECT synchronous_commit FROM durability) IS NOT NULL
+       AND id IN (SELECT id FROM keel_jobs
                    WHERE state = 'pending' AND owner IS NULL AND run_at <= $2 AND ($4::text[] IS NULL OR type = ANY($4::text[]))
                    ORDER BY priority DESC, run_at, id
                    LIMIT $3

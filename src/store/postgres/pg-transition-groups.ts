@@ -2,7 +2,8 @@ import type { QueryResult, QueryResultRow } from 'pg';
 import { ConcurrentChange, JobNotFound, StoreUnavailable } from '../../core/job.errors';
 import type { JobEvent } from '../../core/job-state-machine';
 import type { Job, JobProgress } from '../../core/job.model';
-import type { TransitionGuard } from '../job-store';
+import type { TransitionGuard, WriteDurability } from '../job-store';
+import type { SyncSchedule } from '../sync-schedule';
 import { planTransition, type PlannedTransition } from '../plan-transition';
 import { fromRow, jsonOrNull, type JobRow } from './pg-rows';
 import { PG_SQL } from './pg-statements';
@@ -23,6 +24,10 @@ export interface TransitionDb {
   query<R extends QueryResultRow>(sql: string, params: unknown[]): Promise<QueryResult<R>>;
   /** The NOTIFY parameters every transition statement ends with: work channel, this store's name, cancel channel. */
   notifyParams(): unknown[];
+  /** The `synchronous_commit` of a statement that commits writes of this durability ('on' or 'off'). */
+  synchronousCommit(durability: WriteDurability): 'on' | 'off';
+  /** Told of every commit: one made with synchronous_commit on is a sync. */
+  syncSchedule(): SyncSchedule;
 }
 
 interface Asked {
@@ -31,6 +36,7 @@ interface Asked {
   key: string;
   event: JobEvent;
   guard?: TransitionGuard;
+  durability: WriteDurability;
   /** Compare-and-sets lost so far. */
   lost: number;
   resolve: (job: Job) => void;
@@ -93,14 +99,16 @@ export class PgTransitionGroups extends TurnGroups<Asked> {
   private readonly written = new Map<string, WrittenRow>();
   /** Queries sent for transitions so far (reads and compare-and-sets, their NOTIFYs included). */
   roundTrips = 0;
+  /** Statements that changed jobs, by the `synchronous_commit` the server committed them with. */
+  readonly commitsBySetting = { on: 0, off: 0 };
 
   constructor(private readonly db: TransitionDb) {
     super();
   }
 
-  transition(id: string, event: JobEvent, guard?: TransitionGuard): Promise<Job> {
+  transition(id: string, event: JobEvent, guard: TransitionGuard | undefined, durability: WriteDurability): Promise<Job> {
     const promise = new Promise<Job>((resolve, reject) => {
-      const asked: Asked = { id, key: id.toLowerCase(), event, guard, lost: 0, resolve, reject };
+      const asked: Asked = { id, key: id.toLowerCase(), event, guard, durability, lost: 0, resolve, reject };
       if (CANONICAL_UUID.test(id)) {
         this.queued.push(asked);
         this.schedule();
@@ -220,8 +228,11 @@ export class PgTransitionGroups extends TurnGroups<Asked> {
 
       let applied: Set<string>;
       try {
+        // One acknowledged change makes the group's commit a synced one; it covers the others.
+        const durability = planned.some((p) => p.asked.durability === 'acknowledged') ? 'acknowledged' : 'worker';
         const columns = [...planned[0].params.map((_, i) => planned.map((p) => p.params[i])), ...this.db.notifyParams()];
-        applied = new Set((await this.query<{ id: string }>(PG_SQL.applyTransitions, columns)).rows.map((r) => r.id));
+        const rows = await this.commit<{ id: string }>(PG_SQL.applyTransitions, columns, durability);
+        applied = new Set(rows.map((r) => r.id));
       } catch (error) {
         return await this.failed(planned.map((p) => p.asked), error, settle);
       }
@@ -284,13 +295,32 @@ export class PgTransitionGroups extends TurnGroups<Asked> {
       const row = rows[0];
       this.written.delete(row.id);
       const plan = planTransition(fromRow(row), row.owner, asked.event, asked.guard);
-      const { rowCount } = await this.query(PG_SQL.applyTransition, [...casParams(row, plan), ...this.db.notifyParams()]);
-      if (rowCount === 1) {
+      const applied = await this.commit(PG_SQL.applyTransition, [...casParams(row, plan), ...this.db.notifyParams()], asked.durability);
+      if (applied.length === 1) {
         this.keepWritten(row.id, plan);
         return plan.next;
       }
       if (++asked.lost >= CAS_ATTEMPTS) throw new ConcurrentChange(asked.id);
     }
+  }
+
+  /**
+   * A compare-and-set statement with the `synchronous_commit` of `durability`; the schedule is told
+   * of its commit as the server reports the setting (a statement that changed nothing reports none).
+   */
+  private async commit<R extends QueryResultRow>(sql: string, params: unknown[], durability: WriteDurability): Promise<Array<R & { synchronous_commit: string }>> {
+    const schedule = this.db.syncSchedule();
+    const mark = schedule.mark();
+    const { rows } = await this.query<R & { synchronous_commit: string }>(sql, [...params, this.db.synchronousCommit(durability)]);
+    const setting = rows[0]?.synchronous_commit;
+    if (setting === 'on') {
+      this.commitsBySetting.on += 1;
+      schedule.syncedThrough(mark);
+    } else if (setting === 'off') {
+      this.commitsBySetting.off += 1;
+      schedule.committedUnsynced();
+    }
+    return rows;
   }
 
   private query<R extends QueryResultRow>(sql: string, params: unknown[]): Promise<QueryResult<R>> {

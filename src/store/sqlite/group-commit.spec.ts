@@ -154,18 +154,45 @@ describe('GroupCommit durability', () => {
   const synchronous = () => db.pragma('synchronous', { simple: true }) as number;
   const FULL = 2;
   const NORMAL = 1;
+  let synced: number;
+  let unsynced: number;
 
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'keel-group-'));
     db = new Database(join(dir, 'g.sqlite'));
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = FULL');
-    group = new GroupCommit(db, { snapshot: () => () => undefined, fault: (err) => err });
+    db.exec('CREATE TABLE t (v INTEGER)');
+    synced = 0;
+    unsynced = 0;
+    group = new GroupCommit(db, {
+      snapshot: () => () => undefined,
+      fault: (err) => err,
+      synced: () => (synced += 1),
+      unsynced: () => (unsynced += 1),
+    });
   });
 
   afterEach(() => {
     db.close();
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  const insert = () => db.prepare('INSERT INTO t (v) VALUES (1)').run();
+
+  it('commits a group of worker writes without a sync and says so; a group with a full write syncs them all', async () => {
+    expect(await Promise.all([group.run(synchronous, 'worker'), group.run(synchronous, 'none')])).toEqual([NORMAL, NORMAL]);
+    await Promise.all([group.run(insert, 'worker'), group.run(insert, 'none')]);
+    expect({ synced, unsynced }).toEqual({ synced: 0, unsynced: 1 });
+    expect(await Promise.all([group.run(synchronous, 'worker'), group.run(synchronous)])).toEqual([FULL, FULL]);
+    await Promise.all([group.run(insert, 'worker'), group.run(insert)]);
+    expect({ synced, unsynced }).toEqual({ synced: 1, unsynced: 1 });
+  });
+
+  it('counts no sync for a group that changed nothing (its COMMIT writes nothing to the WAL), and none for bookkeeping alone', async () => {
+    await group.run(synchronous);
+    await group.run(insert, 'none');
+    expect({ synced, unsynced }).toEqual({ synced: 0, unsynced: 0 });
   });
 
   it('commits a group of bookkeeping writes without a sync, and any group with a full write with one', async () => {

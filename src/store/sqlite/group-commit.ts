@@ -2,11 +2,13 @@ import type Database from 'better-sqlite3';
 import { StoreUnavailable } from '../../core/job.errors';
 
 /**
- * `full`: the write is a promise to someone (a submission, a state change) and the commit waits
- * for the disk. `none`: bookkeeping that recovery rebuilds anyway (claims): a group made only of
- * such writes commits without waiting for the disk; the next full commit syncs its pages too.
+ * `full`: the write is a promise to someone (what the API acknowledges) and the commit waits for
+ * the disk. `worker`: a worker's state change, committed at once but synced later (`unsynced`
+ * says when a group held one). `none`: bookkeeping that recovery rebuilds anyway (claims). A group
+ * without a `full` write commits without waiting for the disk; the next full commit syncs its
+ * pages too, as it syncs the whole WAL.
  */
-export type Durability = 'full' | 'none';
+export type Durability = 'full' | 'worker' | 'none';
 
 interface Write<T = unknown> {
   work: () => T;
@@ -38,6 +40,7 @@ export class GroupCommit {
   private readonly begin: Database.Statement;
   private readonly commit: Database.Statement;
   private readonly rollback: Database.Statement;
+  private readonly totalChanges: Database.Statement;
   private readonly inSavepoint: (work: () => unknown) => unknown;
   /** Groups committed so far. */
   commits = 0;
@@ -58,11 +61,16 @@ export class GroupCommit {
       snapshot: () => () => void;
       fault: (err: unknown) => unknown;
       beforeCommit?: () => void;
+      /** After a group committed with a sync: every commit before it is durable too. */
+      synced?: () => void;
+      /** After a group with worker writes committed without a sync. */
+      unsynced?: () => void;
     },
   ) {
     this.begin = db.prepare('BEGIN');
     this.commit = db.prepare('COMMIT');
     this.rollback = db.prepare('ROLLBACK');
+    this.totalChanges = db.prepare('SELECT total_changes()').pluck();
     // Inside an open transaction better-sqlite3 runs a transaction function as a savepoint.
     this.inSavepoint = db.transaction((work: () => unknown) => work());
   }
@@ -92,7 +100,7 @@ export class GroupCommit {
     this.queued = [];
     if (group.length === 0) return;
     const restore = this.hooks.snapshot();
-    const unsynced = group.every((write) => write.durability === 'none');
+    const unsynced = group.every((write) => write.durability !== 'full');
     let fatal: { error: unknown } | undefined;
     try {
       // In WAL mode NORMAL commits without a sync and syncs at checkpoints: never a corrupt file,
@@ -101,6 +109,7 @@ export class GroupCommit {
       if (unsynced && !this.relaxed) this.db.pragma('synchronous = NORMAL');
       if (!unsynced && this.relaxed) this.db.pragma('synchronous = FULL');
       this.relaxed = unsynced;
+      const changesBefore = this.totalChanges.get();
       this.begin.run();
       for (const write of group) {
         try {
@@ -118,6 +127,11 @@ export class GroupCommit {
         this.hooks.beforeCommit?.();
         this.commit.run();
         this.commits += 1;
+        // A transaction that changed no row writes nothing to the WAL, and COMMIT then syncs nothing.
+        if (this.totalChanges.get() !== changesBefore) {
+          if (!unsynced) this.hooks.synced?.();
+          else if (group.some((write) => write.durability === 'worker')) this.hooks.unsynced?.();
+        }
       }
     } catch (error) {
       fatal = { error };

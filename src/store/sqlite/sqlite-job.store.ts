@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
 import { mkdirSync, statSync } from 'node:fs';
+import { open as openFile, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { BacklogFull, ConcurrentChange, IdempotencyKeyTaken, JobNotFound, StoreUnavailable } from '../../core/job.errors';
 import type { Schedule } from '../../core/schedule.model';
@@ -15,12 +16,14 @@ import {
   type ListQuery,
   type StateCounts,
   type TransitionGuard,
+  type WriteDurability,
 } from '../job-store';
 import { planTransition, type PlannedTransition } from '../plan-transition';
 import { windowFullUntil } from '../rate-window';
 import type { SlotFiring } from '../schedule-store';
 import { StoreOwnershipError } from '../store.errors';
-import { GroupCommit } from './group-commit';
+import { SyncSchedule } from '../sync-schedule';
+import { GroupCommit, type Durability } from './group-commit';
 import { SQLITE_MIGRATIONS } from './sqlite-migrations';
 import { SCHEDULE_SQL, scheduleFromRow, scheduleRow, type ScheduleRow } from './sqlite-schedules';
 import { SQL } from './sqlite-statements';
@@ -93,8 +96,39 @@ export class SqliteJobStore implements JobStore {
   /** Whether the WAL was emptied into the database file after the files went (done once). */
   private walSecured = false;
   private probeStatements?: { insert: Database.Statement; prune: Database.Statement; pageSize: number };
+  /** The WAL, opened once more: syncing it syncs SQLite's writes to it (fsync is per file, not per descriptor). */
+  private wal?: FileHandle;
+  private readonly syncSchedule: SyncSchedule;
 
-  constructor(private readonly file: string) {}
+  constructor(
+    private readonly file: string,
+    /** SYNC_INTERVAL_MS (contract §5). */
+    private readonly syncIntervalMs = 100,
+  ) {
+    // The timer's sync is an `fdatasync` of the WAL on libuv's thread pool: off the event loop,
+    // and cheaper than a FULL commit of a write made for it (docs/decisions.md).
+    this.syncSchedule = new SyncSchedule(
+      syncIntervalMs,
+      async () => await this.wal?.datasync(),
+      (err) => {
+        if (this.group) this.group.fault = unavailable(err) as Error;
+      },
+    );
+  }
+
+  get syncs(): number {
+    return this.syncSchedule.syncs;
+  }
+
+  /** Whether every worker commit so far is synced. For tests. */
+  get allSynced(): boolean {
+    return this.syncSchedule.idle;
+  }
+
+  /** A worker write is a full one when SYNC_INTERVAL_MS is 0: synced before the worker goes on. */
+  private durabilityOf(durability: WriteDurability): Durability {
+    return durability === 'worker' && this.syncIntervalMs > 0 ? 'worker' : 'full';
+  }
 
   async open(): Promise<void> {
     if (this.file !== ':memory:') mkdirSync(dirname(this.file), { recursive: true });
@@ -127,6 +161,7 @@ export class SqliteJobStore implements JobStore {
         throw new Error(`SQLITE_FILE ${this.file}: the database file or its WAL is missing right after opening it`);
       }
       this.identity = { db: dbFile, wal: walFile };
+      this.wal = await openFile(`${this.file}-wal`, 'r');
     }
     this.probeStatements = {
       insert: db.prepare(PROBE_SQL.insert),
@@ -150,13 +185,19 @@ export class SqliteJobStore implements JobStore {
         return unavailable(err);
       },
       beforeCommit: () => this.checkFiles(),
+      synced: () => this.syncSchedule.syncedThrough(this.syncSchedule.mark()),
+      unsynced: () => this.syncSchedule.committedUnsynced(),
     });
   }
 
+  /** Closing checkpoints the WAL into the database file, with a sync: nothing is left unsynced. */
   async close(): Promise<void> {
     if (!this.db) return;
     this.group?.flush();
     this.group = undefined;
+    await this.syncSchedule.close();
+    await this.wal?.close();
+    this.wal = undefined;
     this.db.close();
     this.db = undefined;
     this.stmts = undefined;
@@ -284,13 +325,13 @@ export class SqliteJobStore implements JobStore {
   }
 
   /** Reads, decides and writes inside the group's transaction: the compare-and-set sees every earlier write. */
-  async transition(id: string, event: JobEvent, guard?: TransitionGuard): Promise<Job> {
+  async transition(id: string, event: JobEvent, guard?: TransitionGuard, durability: WriteDurability = 'acknowledged'): Promise<Job> {
     const stmts = this.statements();
     return this.writes().run(() => {
       const row = stmts.getJob.get(id) as JobRow | undefined;
       if (!row) throw new JobNotFound(id);
       return this.apply(planTransition(fromRow(row), row.owner, event, guard));
-    });
+    }, this.durabilityOf(durability));
   }
 
   /** Inside a group, like `transition`: the window's log and the start commit together, or neither. */
@@ -308,7 +349,7 @@ export class SqliteJobStore implements JobStore {
         write(() => stmts.logStart.run(row.type, event.now));
       }
       return { job: this.apply(planned) };
-    });
+    }, this.durabilityOf('worker'));
   }
 
   /** The compare-and-set of a planned change, inside a group; keeps the counts in step. */
@@ -346,7 +387,7 @@ export class SqliteJobStore implements JobStore {
    * Claims level by level, highest priority first (at most 201 levels): one search that ran over
    * every priority at once would read past every scheduled job to find the ready ones. Claims and
    * their releases need no sync of their own: after a crash every claim of the dead process is
-   * released anyway, and the start that follows a claim commits with a sync.
+   * released anyway, and the start that follows a claim is a worker write.
    */
   async claimReady(owner: string, limit: number, now: number, types?: readonly string[]): Promise<DispatchKey[]> {
     if (limit <= 0 || types?.length === 0) return [];
@@ -401,7 +442,7 @@ export class SqliteJobStore implements JobStore {
       const { changes } = write(() => stmts.recordProgress.run(JSON.stringify(progress), id, attempt, owner));
       if (changes !== 1) return undefined;
       return fromRow(stmts.getJob.get(id) as JobRow);
-    });
+    }, this.durabilityOf('worker'));
   }
 
   async cancelRequests(owner: string): Promise<{ id: string; attempt: number }[]> {

@@ -1,0 +1,196 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { v7 as uuidv7 } from 'uuid';
+import type { NewJob } from '../src/core/job.model';
+import { MemoryJobStore } from '../src/store/memory/memory-job.store';
+import { PgJobStore } from '../src/store/postgres/pg-job.store';
+import { SqliteJobStore } from '../src/store/sqlite/sqlite-job.store';
+import { randomName, TEST_DATABASE_URL, warnPgSkipped, withClient } from './support/postgres';
+import { waitFor } from './support/wait';
+
+/**
+ * Durability classes (contract §5): what the API acknowledges is synced before its promise
+ * resolves; a worker's change is committed at once and synced within SYNC_INTERVAL_MS, or by the
+ * next acknowledged write's sync. Syncs are counted by the store (`store_syncs_total`).
+ *
+ * A SYNC_INTERVAL_MS of a minute stands for "not yet": nothing here waits on a clock, and the
+ * timer's sync is awaited as a change of the count.
+ */
+
+const OWNER = 'keel-a/00000001';
+const MINUTE = 60_000;
+
+function newJob(): NewJob {
+  return {
+    id: uuidv7(),
+    type: 'noop',
+    payload: {},
+    priority: 0,
+    maxAttempts: 3,
+    backoffMs: 1000,
+    timeoutMs: 30_000,
+    runAt: 0,
+    createdAt: 0,
+    idempotencyKey: null,
+    requestHash: null,
+  };
+}
+
+type DurableStore = SqliteJobStore | PgJobStore;
+
+interface DurableKind {
+  name: string;
+  open(syncIntervalMs: number): Promise<{ store: DurableStore; dispose(): Promise<void> }>;
+}
+
+const KINDS: DurableKind[] = [
+  {
+    name: 'sqlite',
+    async open(syncIntervalMs) {
+      const dir = mkdtempSync(join(tmpdir(), 'keel-durability-'));
+      const store = new SqliteJobStore(join(dir, 'jobs.sqlite'), syncIntervalMs);
+      await store.open();
+      return {
+        store,
+        async dispose() {
+          await store.close();
+          rmSync(dir, { recursive: true, force: true });
+        },
+      };
+    },
+  },
+  ...(TEST_DATABASE_URL
+    ? [
+        {
+          name: 'postgres',
+          async open(syncIntervalMs: number) {
+            const schema = randomName('keel_durability');
+            const url = TEST_DATABASE_URL!;
+            const store = new PgJobStore({ connectionString: url, schema, poolSize: 4, syncIntervalMs });
+            await store.open();
+            return {
+              store,
+              async dispose() {
+                await store.close();
+                await withClient(url, (client) => client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`));
+              },
+            };
+          },
+        },
+      ]
+    : []),
+];
+
+if (!TEST_DATABASE_URL) warnPgSkipped('the durability suite (postgres)');
+
+describe.each(KINDS)('durability classes: $name', (kind) => {
+  let disposers: Array<() => Promise<void>> = [];
+
+  afterEach(async () => {
+    for (const dispose of disposers) await dispose();
+    disposers = [];
+  });
+
+  async function open(syncIntervalMs: number): Promise<DurableStore> {
+    const opened = await kind.open(syncIntervalMs);
+    disposers.push(() => opened.dispose());
+    return opened.store;
+  }
+
+  /** A job claimed by OWNER, ready for its start. */
+  async function claimed(store: DurableStore): Promise<string> {
+    const [job] = await store.insert([newJob()], 1_000);
+    await store.renewLease(OWNER, MINUTE);
+    expect((await store.claimReady(OWNER, 10, Date.now())).map((k) => k.id)).toContain(job.id);
+    return job.id;
+  }
+
+  it('commits a worker’s start, progress and outcome without a sync; they are stored at once', async () => {
+    const store = await open(MINUTE);
+    const id = await claimed(store);
+    const before = store.syncs;
+    await store.transition(id, { type: 'start', now: Date.now() }, { owner: OWNER }, 'worker');
+    await store.recordProgress(id, 1, OWNER, { percent: 50 });
+    await store.transition(id, { type: 'complete', now: Date.now(), attempt: 1, result: {} }, { owner: OWNER }, 'worker');
+    expect(store.syncs).toBe(before);
+    expect(store.allSynced).toBe(false);
+    expect((await store.get(id))?.state).toBe('completed');
+  });
+
+  it('commits a rate-limited start without a sync', async () => {
+    const store = await open(MINUTE);
+    const id = await claimed(store);
+    const before = store.syncs;
+    const started = await store.startLimited(id, { type: 'start', now: Date.now() }, { owner: OWNER }, { max: 10, perMs: MINUTE });
+    expect('job' in started && started.job.state).toBe('processing');
+    expect(store.syncs).toBe(before);
+    expect(store.allSynced).toBe(false);
+  });
+
+  it('syncs an acknowledged write before it resolves, and that sync covers the worker commits before it', async () => {
+    const store = await open(MINUTE);
+    const id = await claimed(store);
+    const [other] = await store.insert([newJob()], 1_000);
+    await store.transition(id, { type: 'start', now: Date.now() }, { owner: OWNER }, 'worker');
+    const before = store.syncs;
+    expect(store.allSynced).toBe(false);
+    await store.transition(other.id, { type: 'cancel', now: Date.now() });
+    expect(store.syncs).toBe(before + 1);
+    expect(store.allSynced).toBe(true);
+  });
+
+  it('syncs pending worker commits on the timer', async () => {
+    const store = await open(10);
+    const id = await claimed(store);
+    const before = store.syncs;
+    await store.transition(id, { type: 'start', now: Date.now() }, { owner: OWNER }, 'worker');
+    await waitFor(() => store.syncs > before, 'the timer’s sync');
+    expect(store.allSynced).toBe(true);
+  });
+
+  it('with SYNC_INTERVAL_MS=0, syncs a worker’s change before it resolves: before the worker’s next attempt', async () => {
+    const store = await open(0);
+    const id = await claimed(store);
+    const before = store.syncs;
+    await store.transition(id, { type: 'start', now: Date.now() }, { owner: OWNER }, 'worker');
+    expect(store.syncs).toBe(before + 1);
+    await store.transition(id, { type: 'complete', now: Date.now(), attempt: 1, result: {} }, { owner: OWNER }, 'worker');
+    expect(store.syncs).toBe(before + 2);
+    expect(store.allSynced).toBe(true);
+  });
+});
+
+describe('durability classes: postgres reports the synchronous_commit of each commit', () => {
+  const pg = TEST_DATABASE_URL ? it : it.skip;
+  let store: PgJobStore | undefined;
+  const schema = randomName('keel_durability');
+
+  afterEach(async () => {
+    await store?.close();
+    if (TEST_DATABASE_URL) await withClient(TEST_DATABASE_URL, (client) => client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`));
+  });
+
+  pg('commits a worker’s change with synchronous_commit off, an acknowledged one with it on', async () => {
+    store = new PgJobStore({ connectionString: TEST_DATABASE_URL!, schema, poolSize: 4, syncIntervalMs: MINUTE });
+    await store.open();
+    const [job, other] = await store.insert([newJob(), newJob()], 1_000);
+    await store.renewLease(OWNER, MINUTE);
+    await store.claimReady(OWNER, 10, Date.now());
+    const { on, off } = store.transitionStats.commitsBySetting;
+    await store.transition(job.id, { type: 'start', now: Date.now() }, { owner: OWNER }, 'worker');
+    expect(store.transitionStats.commitsBySetting).toEqual({ on, off: off + 1 });
+    await store.transition(other.id, { type: 'cancel', now: Date.now() });
+    expect(store.transitionStats.commitsBySetting).toEqual({ on: on + 1, off: off + 1 });
+  });
+});
+
+describe('durability classes: memory', () => {
+  it('never syncs', async () => {
+    const store = new MemoryJobStore();
+    await store.open();
+    const [job] = await store.insert([newJob()], 1_000);
+    await store.transition(job.id, { type: 'cancel', now: Date.now() });
+    expect(store.syncs).toBe(0);
+  });
+});
