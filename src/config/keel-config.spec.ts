@@ -1,4 +1,4 @@
-import { ConfigError, loadConfig } from './keel-config';
+import { configFromSettings, ConfigError, loadConfig } from './keel-config';
 
 // loadConfig always gets an explicit env here, so the machine's own variables cannot leak in.
 
@@ -142,7 +142,14 @@ describe('loadConfig', () => {
     expect(err.message).not.toContain('\n');
   });
 
-  it('names DATABASE_URL when STORE=postgres comes without it', () => {
+  it('takes SYNC_INTERVAL_MS from 0 (synced before the next attempt) to a minute, and as the syncIntervalMs setting', () => {
+    expect(loadConfig({ SYNC_INTERVAL_MS: '0' }).syncIntervalMs).toBe(0);
+    expect(loadConfig({ SYNC_INTERVAL_MS: '60000' }).syncIntervalMs).toBe(60_000);
+    expect(configFromSettings({ syncIntervalMs: 250 }).syncIntervalMs).toBe(250);
+    expect(() => configFromSettings({ syncIntervalMs: 60_001 })).toThrow(/^syncIntervalMs must be an integer from 0 to 60000, got 60001$/);
+  });
+
+    it('names DATABASE_URL when STORE=postgres comes without it', () => {
     expect(configError({ STORE: 'postgres' }).message).toMatch(/DATABASE_URL.*required/);
     expect(configError({ STORE: 'postgres', DATABASE_URL: ' ' }).message).toMatch(/DATABASE_URL.*required/);
   });
