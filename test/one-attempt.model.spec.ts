@@ -142,9 +142,9 @@ class Run {
   private observeTransitions(): void {
     const store = this.store;
     const transition = store.transition.bind(store);
-    store.transition = async (id, event, guard) => {
+    store.transition = async (id, event, guard, durability) => {
       try {
-        const job = await transition(id, event, guard);
+        const job = await transition(id, event, guard, durability);
         if (event.type === 'start' && job.state === 'processing' && this.log.running(id) > 0) {
           this.log.violations.push(`job ${id}: attempt ${job.attempts} was started while the handler of attempt ${this.log.liveOf(id)?.attempt} still ran`);
         }
