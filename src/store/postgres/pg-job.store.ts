@@ -169,11 +169,14 @@ export class PgJobStore implements JobStore {
     return durability === 'worker' && this.syncIntervalMs > 0 ? 'off' : 'on';
   }
 
-  /** A write that commits with synchronous_commit on: a sync, which covers every commit before it. */
-  private async synced<T>(write: () => Promise<T>): Promise<T> {
+  /**
+   * A write that commits with synchronous_commit on: a sync, which covers every commit before it,
+   * when it `wrote` (a transaction that changed no row takes no transaction id and flushes nothing).
+   */
+  private async synced<T>(write: () => Promise<T>, wrote: (result: T) => boolean = () => true): Promise<T> {
     const mark = this.syncSchedule.mark();
     const result = await write();
-    this.syncSchedule.syncedThrough(mark);
+    if (wrote(result)) this.syncSchedule.syncedThrough(mark);
     return result;
   }
 
@@ -298,7 +301,7 @@ export class PgJobStore implements JobStore {
       ]);
       if (rowCount !== 1) throw new ConcurrentChange(id);
       return { job: planned.next };
-    }, 'worker');
+    }, 'worker', (outcome) => 'job' in outcome);
   }
 
   async typeSettings(): Promise<Map<string, TypeSettings>> {
@@ -331,15 +334,18 @@ export class PgJobStore implements JobStore {
   }
 
   async releaseClaim(id: string, owner: string): Promise<boolean> {
-    return (await this.synced(() => this.query(PG_SQL.releaseClaim, [id, owner]))).rowCount === 1;
+    return (await this.synced(() => this.query(PG_SQL.releaseClaim, [id, owner]), changedRows)).rowCount === 1;
   }
 
   async releaseClaims(owner: string): Promise<number> {
-    return (await this.synced(() => this.query(PG_SQL.releaseClaimsOf, [owner]))).rowCount ?? 0;
+    return (await this.synced(() => this.query(PG_SQL.releaseClaimsOf, [owner]), changedRows)).rowCount ?? 0;
   }
 
   async releaseAbandonedClaims(self: string): Promise<number> {
-    const { rows } = await this.synced(() => this.query<{ released: number }>(PG_SQL.releaseAbandonedClaims, [self, this.channel, this.notifier]));
+    const { rows } = await this.synced(
+      () => this.query<{ released: number }>(PG_SQL.releaseAbandonedClaims, [self, this.channel, this.notifier]),
+      (result) => result.rows[0].released > 0,
+    );
     return rows[0].released;
   }
 
@@ -383,7 +389,7 @@ export class PgJobStore implements JobStore {
       const { rows } = await client.query<{ locked: boolean }>(PG_SQL.tryPruneLock);
       if (!rows[0].locked) return 0;
       return (await client.query<{ n: number }>(PG_SQL.pruneFinished, [completedBefore, failedBefore, limit])).rows[0].n;
-    });
+    }, 'acknowledged', (deleted) => deleted > 0);
   }
 
   async putSchedule(name: string, plan: (stored: Schedule | undefined) => Schedule): Promise<{ schedule: Schedule; created: boolean }> {
@@ -405,7 +411,7 @@ export class PgJobStore implements JobStore {
   }
 
   async deleteSchedule(name: string): Promise<boolean> {
-    return (await this.synced(() => this.query(PG_SCHEDULE_SQL.deleteSchedule, [name]))).rowCount === 1;
+    return (await this.synced(() => this.query(PG_SCHEDULE_SQL.deleteSchedule, [name]), changedRows)).rowCount === 1;
   }
 
   /**
@@ -425,7 +431,7 @@ export class PgJobStore implements JobStore {
       await client.query(PG_SQL.insertJobs, [...insertColumns([record], [firing.job]), this.channel, this.notifier]);
       await client.query(PG_SCHEDULE_SQL.advanceSchedule, [firing.name, firing.next, firing.slot, record.id]);
       return record;
-    });
+    }, 'acknowledged', (job) => job !== undefined);
   }
 
   async renewLease(owner: string, leaseMs: number): Promise<void> {
@@ -549,8 +555,15 @@ export class PgJobStore implements JobStore {
     }
   }
 
-  /** A worker's transaction commits with synchronous_commit off (see `synchronousCommit`). */
-  private async inTransaction<T>(work: (client: PoolClient) => Promise<T>, durability: WriteDurability = 'acknowledged'): Promise<T> {
+  /**
+   * A worker's transaction commits with synchronous_commit off (see `synchronousCommit`). `wrote`
+   * says from the result whether it changed anything: only then does its commit sync (see `synced`).
+   */
+  private async inTransaction<T>(
+    work: (client: PoolClient) => Promise<T>,
+    durability: WriteDurability = 'acknowledged',
+    wrote: (result: T) => boolean = () => true,
+  ): Promise<T> {
     const setting = this.synchronousCommit(durability);
     const mark = this.syncSchedule.mark();
     let client: PoolClient;
@@ -570,6 +583,7 @@ export class PgJobStore implements JobStore {
       await client.query(setting === 'off' ? 'BEGIN; SET LOCAL synchronous_commit = off' : 'BEGIN');
       const result = await work(client);
       await client.query('COMMIT');
+      if (!wrote(result)) return result;
       if (setting === 'on') this.syncSchedule.syncedThrough(mark);
       else this.syncSchedule.committedUnsynced();
       return result;
@@ -602,6 +616,10 @@ function unavailable(err: unknown): unknown {
     return new StoreUnavailable(`the PostgreSQL store is unreachable: ${message}`);
   }
   return err;
+}
+
+function changedRows(result: { rowCount: number | null }): boolean {
+  return (result.rowCount ?? 0) > 0;
 }
 
 function quoteIdent(name: string): string {
