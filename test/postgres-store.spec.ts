@@ -35,6 +35,7 @@ import {
 } from './support/postgres';
 import { closeProxies, startPgProxy } from './support/tcp-proxy';
 import { waitFor } from './support/wait';
+import { newJob as newJobAt } from './support/new-job';
 
 const describePg = process.env.TEST_DATABASE_URL ? describe : describe.skip;
 warnPgSkipped('test/postgres-store.spec.ts');
@@ -44,23 +45,8 @@ const HOUR = 3_600_000;
 const A = 'keel-a/aaaaaaaa';
 const B = 'keel-b/bbbbbbbb';
 
-function newJob(overrides: Partial<NewJob> = {}): NewJob {
-  const now = Date.now();
-  return {
-    id: uuidv7(),
-    type: 'noop',
-    payload: {},
-    priority: 0,
-    maxAttempts: 3,
-    backoffMs: 0,
-    timeoutMs: 30_000,
-    runAt: now - 1_000,
-    createdAt: now - 1_000,
-    idempotencyKey: null,
-    requestHash: null,
-    ...overrides,
-  };
-}
+/** Ready a second ago, retried at once. */
+const newJob = (overrides: Partial<NewJob> = {}): NewJob => newJobAt(Date.now() - 1_000, { backoffMs: 0, ...overrides });
 
 const sorted = (ids: string[]) => [...ids].sort();
 

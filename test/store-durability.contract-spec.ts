@@ -1,13 +1,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { v7 as uuidv7 } from 'uuid';
 import type { NewJob } from '../src/core/job.model';
 import { MemoryJobStore } from '../src/store/memory/memory-job.store';
 import { PgJobStore } from '../src/store/postgres/pg-job.store';
 import { SqliteJobStore } from '../src/store/sqlite/sqlite-job.store';
 import { randomName, TEST_DATABASE_URL, warnPgSkipped, withClient } from './support/postgres';
 import { waitFor } from './support/wait';
+import { newJob as newJobAt } from './support/new-job';
 
 /**
  * Durability classes (contract §5): what the API acknowledges is synced before its promise
@@ -21,21 +21,7 @@ import { waitFor } from './support/wait';
 const OWNER = 'keel-a/00000001';
 const MINUTE = 60_000;
 
-function newJob(): NewJob {
-  return {
-    id: uuidv7(),
-    type: 'noop',
-    payload: {},
-    priority: 0,
-    maxAttempts: 3,
-    backoffMs: 1000,
-    timeoutMs: 30_000,
-    runAt: 0,
-    createdAt: 0,
-    idempotencyKey: null,
-    requestHash: null,
-  };
-}
+const newJob = (): NewJob => newJobAt(0);
 
 type DurableStore = SqliteJobStore | PgJobStore;
 

@@ -12,6 +12,7 @@ import { StoreOwnershipError } from '../src/store/store.errors';
 import { PgJobStore } from '../src/store/postgres/pg-job.store';
 import { randomName, TEST_DATABASE_URL, withClient } from './support/postgres';
 import { STORE_KINDS, openTempSqlite, type StoreUnderTest, type TempSqlite } from './support/stores';
+import { newJob as newJobAt } from './support/new-job';
 
 /**
  * The JobStore contract (see src/store/job-store.ts), run against every store in
@@ -29,23 +30,7 @@ const SELF = 'keel-a/00000001';
 const OTHER = 'keel-b/00000002';
 const EVENT_TYPES: readonly JobEventType[] = ['start', 'complete', 'fail', 'interrupt', 'giveBack', 'cancel', 'retry'];
 
-/** Ids are UUIDv7 generated in order, so a later `newJob` has a greater id. */
-function newJob(overrides: Partial<NewJob> = {}): NewJob {
-  return {
-    id: uuidv7(),
-    type: 'noop',
-    payload: {},
-    priority: 0,
-    maxAttempts: 3,
-    backoffMs: 1000,
-    timeoutMs: 30_000,
-    runAt: T0,
-    createdAt: T0,
-    idempotencyKey: null,
-    requestHash: null,
-    ...overrides,
-  };
-}
+const newJob = (overrides: Partial<NewJob> = {}): NewJob => newJobAt(T0, overrides);
 
 /** `attempt`: the attempt an outcome names (default 1). */
 type EventOptions = { result?: unknown; error?: string; permanent?: boolean; jitter?: number; attempt?: number };

@@ -1,0 +1,23 @@
+import { v7 as uuidv7 } from 'uuid';
+import type { NewJob } from '../../src/core/job.model';
+
+/**
+ * A submission as the stores take it, ready at `at` (its runAt and createdAt), with the contract's
+ * defaults and `overrides` on top. Ids are UUIDv7 made in order: a later job has a greater id.
+ */
+export function newJob(at: number, overrides: Partial<NewJob> = {}): NewJob {
+  return {
+    id: uuidv7(),
+    type: 'noop',
+    payload: {},
+    priority: 0,
+    maxAttempts: 3,
+    backoffMs: 1000,
+    timeoutMs: 30_000,
+    runAt: at,
+    createdAt: at,
+    idempotencyKey: null,
+    requestHash: null,
+    ...overrides,
+  };
+}
