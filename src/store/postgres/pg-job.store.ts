@@ -17,6 +17,7 @@ import {
   type TransitionGuard,
   type WriteDurability,
 } from '../job-store';
+import { activeCountsFromRows, settingsFromRow, type TypeSettingsRow } from '../sql-rows';
 import { SyncSchedule } from '../sync-schedule';
 import { planTransition } from '../plan-transition';
 import { windowFullUntil } from '../rate-window';
@@ -46,14 +47,6 @@ const parseTypes = {
 };
 
 const LISTEN_RETRY_MAX_MS = 5_000;
-
-interface TypeSettingsRow {
-  type: string;
-  concurrency: number | null;
-  rate_max: number | null;
-  rate_per_ms: number | null;
-  paused: boolean;
-}
 
 /**
  * The shared store: several Keel processes on one PostgreSQL database. Ready jobs are claimed
@@ -173,6 +166,12 @@ export class PgJobStore implements JobStore {
    * A write that commits with synchronous_commit on: a sync, which covers every commit before it,
    * when it `wrote` (a transaction that changed no row takes no transaction id and flushes nothing).
    */
+  /** A commit that changed rows: a sync through `mark` when synchronous_commit was on, else one for the timer to cover. */
+  private committed(setting: 'on' | 'off', mark: number): void {
+    if (setting === 'on') this.syncSchedule.syncedThrough(mark);
+    else this.syncSchedule.committedUnsynced();
+  }
+
   private async synced<T>(write: () => Promise<T>, wrote: (result: T) => boolean = () => true): Promise<T> {
     const mark = this.syncSchedule.mark();
     const result = await write();
@@ -306,16 +305,7 @@ export class PgJobStore implements JobStore {
 
   async typeSettings(): Promise<Map<string, TypeSettings>> {
     const { rows } = await this.query<TypeSettingsRow>(PG_SQL.typeSettings);
-    return new Map(
-      rows.map((row) => [
-        row.type,
-        {
-          concurrency: row.concurrency,
-          rateLimit: row.rate_max === null || row.rate_per_ms === null ? null : { max: row.rate_max, perMs: row.rate_per_ms },
-          paused: row.paused,
-        },
-      ]),
-    );
+    return new Map(rows.map((row) => [row.type, settingsFromRow(row)]));
   }
 
   async saveTypeSettings(type: string, settings: TypeSettings): Promise<void> {
@@ -324,14 +314,9 @@ export class PgJobStore implements JobStore {
   }
 
   async activeCountsByType(): Promise<Map<string, ActiveCounts>> {
-    const counts = new Map<string, ActiveCounts>();
-    for (const { type, state, n } of (await this.query<{ type: string; state: 'pending' | 'processing'; n: number }>(PG_SQL.activeCountsByType)).rows) {
-      const entry = counts.get(type) ?? { pending: 0, processing: 0 };
-      entry[state] = n;
-      counts.set(type, entry);
-    }
-    return counts;
+    return activeCountsFromRows((await this.query<{ type: string; state: 'pending' | 'processing'; n: number }>(PG_SQL.activeCountsByType)).rows);
   }
+
 
   async releaseClaim(id: string, owner: string): Promise<boolean> {
     return (await this.synced(() => this.query(PG_SQL.releaseClaim, [id, owner]), changedRows)).rowCount === 1;
@@ -362,8 +347,7 @@ export class PgJobStore implements JobStore {
     const mark = this.syncSchedule.mark();
     const { rows } = await this.query<JobRow>(PG_SQL.recordProgress, [id, attempt, owner, JSON.stringify(progress), setting]);
     if (rows.length === 0) return undefined;
-    if (setting === 'on') this.syncSchedule.syncedThrough(mark);
-    else this.syncSchedule.committedUnsynced();
+    this.committed(setting, mark);
     // The outcome of this attempt is planned on the row its start wrote: that row gets the progress too.
     this.transitions.noteProgress(id, rows[0].progress ?? null);
     return fromRow(rows[0]);
@@ -384,12 +368,13 @@ export class PgJobStore implements JobStore {
     return counts;
   }
 
+  /** Without a sync of its own, as on SQLite: a prune lost to a crash is done again by the next pass. */
   async prune(completedBefore: number, failedBefore: number, limit: number): Promise<number> {
     return this.inTransaction(async (client) => {
       const { rows } = await client.query<{ locked: boolean }>(PG_SQL.tryPruneLock);
       if (!rows[0].locked) return 0;
       return (await client.query<{ n: number }>(PG_SQL.pruneFinished, [completedBefore, failedBefore, limit])).rows[0].n;
-    }, 'acknowledged', (deleted) => deleted > 0);
+    }, 'worker', (deleted) => deleted > 0);
   }
 
   async putSchedule(name: string, plan: (stored: Schedule | undefined) => Schedule): Promise<{ schedule: Schedule; created: boolean }> {
@@ -583,9 +568,7 @@ export class PgJobStore implements JobStore {
       await client.query(setting === 'off' ? 'BEGIN; SET LOCAL synchronous_commit = off' : 'BEGIN');
       const result = await work(client);
       await client.query('COMMIT');
-      if (!wrote(result)) return result;
-      if (setting === 'on') this.syncSchedule.syncedThrough(mark);
-      else this.syncSchedule.committedUnsynced();
+      if (wrote(result)) this.committed(setting, mark);
       return result;
     } catch (err) {
       const failure = unavailable(err);

@@ -22,6 +22,7 @@ import { planTransition, type PlannedTransition } from '../plan-transition';
 import { windowFullUntil } from '../rate-window';
 import type { SlotFiring } from '../schedule-store';
 import { StoreOwnershipError } from '../store.errors';
+import { activeCountsFromRows, settingsFromRow, type TypeSettingsRow } from '../sql-rows';
 import { SyncSchedule } from '../sync-schedule';
 import { GroupCommit, type Durability } from './group-commit';
 import { SQLITE_MIGRATIONS } from './sqlite-migrations';
@@ -53,14 +54,6 @@ interface JobRow {
 }
 
 type Statements = { [K in keyof typeof SQL | keyof typeof SCHEDULE_SQL]: Database.Statement };
-
-interface TypeSettingsRow {
-  type: string;
-  concurrency: number | null;
-  rate_max: number | null;
-  rate_per_ms: number | null;
-  paused: number;
-}
 
 /** Which file a path names: a file deleted, or another renamed over it, has another identity. */
 interface FileIdentity {
@@ -374,14 +367,9 @@ export class SqliteJobStore implements JobStore {
   }
 
   async activeCountsByType(): Promise<Map<string, ActiveCounts>> {
-    const counts = new Map<string, ActiveCounts>();
-    for (const { type, state, n } of this.statements().activeCountsByType.all() as { type: string; state: 'pending' | 'processing'; n: number }[]) {
-      const entry = counts.get(type) ?? { pending: 0, processing: 0 };
-      entry[state] = n;
-      counts.set(type, entry);
-    }
-    return counts;
+    return activeCountsFromRows(this.statements().activeCountsByType.all() as { type: string; state: 'pending' | 'processing'; n: number }[]);
   }
+
 
   /**
    * Claims level by level, highest priority first (at most 201 levels): one search that ran over
@@ -623,14 +611,6 @@ function transitionParams(next: Job, owner: string | null, from: JobState): unkn
     next.id,
     from,
   ];
-}
-
-function settingsFromRow(row: TypeSettingsRow): TypeSettings {
-  return {
-    concurrency: row.concurrency,
-    rateLimit: row.rate_max === null || row.rate_per_ms === null ? null : { max: row.rate_max, perMs: row.rate_per_ms },
-    paused: row.paused === 1,
-  };
 }
 
 function fromRow(row: JobRow): Job {
