@@ -173,10 +173,10 @@ describe('requestLogging', () => {
     expect(lines[0]).toMatchObject({ level: 30, msg: 'request completed: shutting down', req: { id: 'r-6' }, res: { statusCode: 503 } });
   });
 
-  it('logs a request whose client went away before the answer at warn, once', async () => {
-    const lines = await serve('info');
-    await new Promise<void>((resolve) => {
-      const req = request({ host: '127.0.0.1', port, path: '/hang', headers: { 'X-Request-Id': 'r-4' } }, (res) => {
+  /** Asks for /hang (an answer that never ends) and goes away once its first bytes came. */
+  function leaveAfterFirstChunk(requestId: string): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const req = request({ host: '127.0.0.1', port, path: '/hang', headers: { 'X-Request-Id': requestId } }, (res) => {
         res.once('data', () => {
           req.destroy();
           resolve();
@@ -185,22 +185,18 @@ describe('requestLogging', () => {
       req.on('error', () => undefined);
       req.end();
     });
+  }
+
+  it('logs a request whose client went away before the answer at warn, once', async () => {
+    const lines = await serve('info');
+    await leaveAfterFirstChunk('r-4');
     await waitFor(() => lines.length === 1);
     expect(lines[0]).toMatchObject({ level: 40, msg: 'request aborted', req: { id: 'r-4' } });
   });
 
   it('logs an event stream that its client closed at debug, as its normal end', async () => {
     const lines = await serve('debug', 200, (res) => noteStream(res));
-    await new Promise<void>((resolve) => {
-      const req = request({ host: '127.0.0.1', port, path: '/hang', headers: { 'X-Request-Id': 'r-5' } }, (res) => {
-        res.once('data', () => {
-          req.destroy();
-          resolve();
-        });
-      });
-      req.on('error', () => undefined);
-      req.end();
-    });
+    await leaveAfterFirstChunk('r-5');
     await waitFor(() => lines.length === 1);
     expect(lines[0]).toMatchObject({ level: 20, msg: 'event stream closed', req: { id: 'r-5' } });
   });
