@@ -97,6 +97,14 @@ describe.each(STORES)('jobs on the %s store', (_store, storeEnv) => {
       expect(failed).toMatchObject({ attempts: 2, lastError: 'timed out after 50 ms', result: null });
       expect((await queueStats(http)).workers.busy).toBe(0);
     });
+
+    it('a short timeout started after a long one fires first (the attempts share one timer)', async () => {
+      const long = await submit(http, FOREVER);
+      await waitForState(http, long.id, 'processing');
+      const short = await submit(http, { type: 'sleep', payload: { ms: 3_600_000 }, timeoutMs: 50, maxAttempts: 1 });
+      expect(await waitForState(http, short.id, 'failed')).toMatchObject({ attempts: 1, lastError: 'timed out after 50 ms' });
+      expect(await getJob(http, long.id)).toMatchObject({ state: 'processing', attempts: 1 });
+    });
   });
 
   describe('POST /v1/jobs/:id/cancel', () => {

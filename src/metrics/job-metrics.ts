@@ -1,6 +1,14 @@
 import { Injectable } from '@nestjs/common';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
+/** The instruments an attempt touches, bound to its job type once (`JobMetrics.of`). */
+export interface TypeInstruments {
+  completed: Counter.Internal;
+  failed: Counter.Internal;
+  retried: Counter.Internal;
+  duration: Histogram.Internal<'type'>;
+}
+
 /**
  * The Prometheus instruments of one app, in a registry of its own (tests build several apps in
  * one process; the global registry would refuse the second set of names).
@@ -57,8 +65,27 @@ export class JobMetrics {
     registers: [this.registry],
   });
 
+  private readonly byType = new Map<string, TypeInstruments>();
+
   constructor() {
-    collectDefaultMetrics({ register: this.registry });
+    // Sampled every millisecond: the delay histogram records whole sampling intervals, so at the
+    // default 10 ms even an idle loop would show a p99 above 10 ms.
+    collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 1 });
+  }
+
+  /** The per-attempt instruments of `type`, bound once: an attempt does not rebuild label sets. */
+  of(type: string): TypeInstruments {
+    let instruments = this.byType.get(type);
+    if (!instruments) {
+      instruments = {
+        completed: this.completed.labels(type),
+        failed: this.failed.labels(type),
+        retried: this.retried.labels(type),
+        duration: this.duration.labels(type),
+      };
+      this.byType.set(type, instruments);
+    }
+    return instruments;
   }
 
   /** Brings `store_syncs_total` up to the store's own count. */

@@ -6,6 +6,7 @@ import {
   type OnApplicationBootstrap,
 } from '@nestjs/common';
 import { setMaxListeners } from 'node:events';
+import { performance } from 'node:perf_hooks';
 import { setImmediate as yieldToEventLoop, setTimeout as sleep } from 'node:timers/promises';
 import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
 import { ConcurrentChange, InvalidTransition, JobNotFound, StaleOutcome } from '../core/job.errors';
@@ -21,17 +22,12 @@ import { LifecycleService } from '../lifecycle/lifecycle.service';
 import { JobMetrics } from '../metrics/job-metrics';
 import { JOBS_STORE, type JobStore } from '../store/job-store';
 import { AttemptAborted } from './attempt-abort';
-import { PermanentJobError } from '../core/job-handler';
+import { RunningAttempt } from './running-attempt';
+import { PermanentJobError, type JobContext } from '../core/job-handler';
 import { JobHandlerRegistry } from './job-handler.registry';
 import { ProgressReporter } from './progress-reporter';
 
 type PoolState = 'created' | 'running' | 'stopping' | 'stopped';
-
-/** An attempt running in this process: (job id, attempt number) with this process as owner. */
-interface RunningAttempt {
-  attempt: number;
-  controller: AbortController;
-}
 
 /** How often running attempts are checked for a recorded cancel request (the fallback of the NOTIFY). */
 export const CANCEL_POLL_MS = 500;
@@ -69,6 +65,9 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
   private auditSoonTimer?: NodeJS.Timeout;
   private auditing = false;
   private leaseTimer?: NodeJS.Timeout;
+  /** One timer for every running attempt's timeout, set for the earliest deadline. */
+  private timeoutTimer?: NodeJS.Timeout;
+  private timeoutAt = Infinity;
   private stopDeadlinePassed = false;
 
   constructor(
@@ -98,7 +97,7 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
   /** Attempts whose AbortSignal fired but whose handler has not settled yet. */
   get overdue(): number {
     let n = 0;
-    for (const { controller } of this.running.values()) if (controller.signal.aborted) n += 1;
+    for (const running of this.running.values()) if (running.aborted) n += 1;
     return n;
   }
 
@@ -131,7 +130,7 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
   requestCancel(jobId: string): boolean {
     const running = this.running.get(jobId);
     if (!running) return false;
-    if (!running.controller.signal.aborted) running.controller.abort(new AttemptAborted('cancel', 'cancelled while running'));
+    running.abort(new AttemptAborted('cancel', 'cancelled while running'));
     return true;
   }
 
@@ -156,9 +155,7 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
     if (!(await settlesWithin(all, this.config.shutdownTimeoutMs))) {
       this.stopDeadlinePassed = true;
       this.logger.warn(`shutdown: ${this.running.size} attempts still running after ${this.config.shutdownTimeoutMs} ms; giving them back`);
-      for (const { controller } of this.running.values()) {
-        if (!controller.signal.aborted) controller.abort(new AttemptAborted('shutdown', 'interrupted by shutdown'));
-      }
+      for (const running of this.running.values()) running.abort(new AttemptAborted('shutdown', 'interrupted by shutdown'));
       if (!(await settlesWithin(all, ABORT_GRACE_MS))) {
         // Their jobs stay processing under this process's name: recovered at the next start, or by
         // another instance once this one's lease expires, never while this process still runs them.
@@ -166,6 +163,7 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
         this.lifecycle.keepLease();
       }
     }
+    clearTimeout(this.timeoutTimer);
     this.state = 'stopped';
     this.logger.log('workers stopped');
   }
@@ -248,7 +246,7 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
       throw err;
     }
     if (job.state === 'failed') {
-      this.metrics.failed.inc({ type: job.type });
+      this.metrics.of(job.type).failed.inc();
       this.logger.warn(`job ${id} (${job.type}) failed without running: ${job.lastError}`);
       return;
     }
@@ -259,32 +257,35 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
       await this.settle(job, failure(attempt, `no handler for job type "${job.type}" in this process`, true));
       return;
     }
-    const controller = new AbortController();
     // Made on the first report only: most attempts never report progress.
     let reporter: ProgressReporter | undefined;
     const progress = (value: JobProgress): void => {
       reporter ??= new ProgressReporter((reported) => this.writeProgress(job, attempt, reported));
       reporter.report(value);
     };
-    const timer = setTimeout(
-      () => controller.abort(new AttemptAborted('timeout', `timed out after ${job.timeoutMs} ms`)),
-      job.timeoutMs,
-    );
-    this.running.set(id, { attempt, controller });
-    const endTimer = this.metrics.duration.startTimer({ type: job.type });
+    const running = new RunningAttempt(attempt, job.timeoutMs, performance.now() + job.timeoutMs);
+    this.running.set(id, running);
+    this.armTimeout(running.deadline);
+    const duration = this.metrics.of(job.type).duration;
+    const startedAt = performance.now();
+    const context: JobContext = {
+      jobId: id,
+      attempt,
+      get signal() {
+        return running.signal;
+      },
+      progress,
+    };
     let event: JobEvent;
     try {
       // Awaited to its end, even once the signal fired: the attempt holds its slot until then.
-      const result = await Promise.resolve().then(() =>
-        registered.handler.handle(toJobView(job), { jobId: id, attempt, signal: controller.signal, progress }),
-      );
+      const result = await Promise.resolve().then(() => registered.handler.handle(toJobView(job), context));
       // The outcome was decided when the signal fired, whatever the handler did after.
-      event = controller.signal.aborted ? outcomeOfError(attempt, controller.signal.reason) : completion(attempt, result);
+      event = running.reason ? outcomeOfError(attempt, running.reason) : completion(attempt, result);
     } catch (err) {
-      event = outcomeOfError(attempt, controller.signal.aborted ? controller.signal.reason : err);
+      event = outcomeOfError(attempt, running.reason ?? err);
     } finally {
-      clearTimeout(timer);
-      endTimer();
+      duration.observe((performance.now() - startedAt) / 1000);
       this.running.delete(id);
     }
     // The last progress reported is stored before the outcome: never lost at the end of an attempt.
@@ -343,6 +344,33 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
       }
       throw err;
     }
+  }
+
+  /**
+   * Sets the one timeout timer for `deadline` if that comes before the one it is set for. Ended
+   * attempts leave their deadline behind: the timer then fires for nothing and is set again for
+   * the earliest deadline still running, so a drain of short jobs sets it about once per timeout.
+   */
+  private armTimeout(deadline: number): void {
+    if (deadline >= this.timeoutAt) return;
+    clearTimeout(this.timeoutTimer);
+    this.timeoutAt = deadline;
+    this.timeoutTimer = setTimeout(() => this.expireAttempts(), Math.max(0, deadline - performance.now()));
+    this.timeoutTimer.unref();
+  }
+
+  /** Stops the attempts whose deadline has passed; sets the timer for the next one. */
+  private expireAttempts(): void {
+    this.timeoutTimer = undefined;
+    this.timeoutAt = Infinity;
+    const now = performance.now();
+    let next = Infinity;
+    for (const running of this.running.values()) {
+      if (running.aborted) continue;
+      if (running.deadline <= now) running.abort(new AttemptAborted('timeout', `timed out after ${running.timeoutMs} ms`));
+      else if (running.deadline < next) next = running.deadline;
+    }
+    if (next < Infinity && this.state !== 'stopped') this.armTimeout(next);
   }
 
   /**
@@ -409,16 +437,13 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
   private fenceIfLeaseAtRisk(): void {
     if (!this.lease.atRisk || this.running.size === 0) return;
     this.logger.warn(`the lease could not be renewed: stopping ${this.running.size} attempts; their jobs will run again`);
-    for (const { controller } of this.running.values()) {
-      if (!controller.signal.aborted) controller.abort(new AttemptAborted('lease', 'stopped: this instance could not renew its lease'));
-    }
+    for (const running of this.running.values()) running.abort(new AttemptAborted('lease', 'stopped: this instance could not renew its lease'));
   }
 
   private count(next: Job, event: JobEvent): void {
-    const labels = { type: next.type };
-    if (next.state === 'completed') this.metrics.completed.inc(labels);
-    else if (next.state === 'failed') this.metrics.failed.inc(labels);
-    else if (next.state === 'pending' && event.type === 'fail') this.metrics.retried.inc(labels);
+    if (next.state === 'completed') this.metrics.of(next.type).completed.inc();
+    else if (next.state === 'failed') this.metrics.of(next.type).failed.inc();
+    else if (next.state === 'pending' && event.type === 'fail') this.metrics.of(next.type).retried.inc();
   }
 }
 
