@@ -1,0 +1,68 @@
+// One SQLite drain, for profiling and side-by-side runs of two checkouts:
+//   node bench/drain.mjs [jobs=50000] [checkout=.]      (after `npm run build` in the checkout)
+//   KEEL_PROFILE=1 node bench/drain.mjs                  (also writes a CPU profile of the server)
+// Prints one JSON line: jobs/s, the event loop's p99 delay over the drain, syncs, the profile's folder.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+
+const n = Number(process.argv[2] ?? 50_000);
+const checkout = path.resolve(process.argv[3] ?? path.join(path.dirname(fileURLToPath(import.meta.url)), '..'));
+const require = createRequire(path.join(checkout, 'package.json'));
+const Database = require('better-sqlite3');
+const { v7: uuidv7 } = require('uuid');
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keel-drain-'));
+const file = path.join(dir, 'jobs.sqlite');
+const port = 20_000 + Math.floor(Math.random() * 20_000);
+const env = { ...process.env, PORT: String(port), SQLITE_FILE: file, WORKER_CONCURRENCY: '10', LOG_LEVEL: 'warn' };
+const url = (p) => `http://127.0.0.1:${port}${p}`;
+
+async function start(nodeArgs = []) {
+  const child = spawn(process.execPath, [...nodeArgs, path.join(checkout, 'dist', 'main.js')], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`keel exited with ${child.exitCode}`);
+    try {
+      if ((await fetch(url('/health/ready'))).ok) return child;
+    } catch { /* not listening yet */ }
+    await sleep(20);
+  }
+}
+async function stop(child) {
+  child.kill('SIGTERM');
+  await new Promise((resolve) => child.on('exit', resolve));
+}
+
+await stop(await start()); // creates the schema
+const db = new Database(file);
+const now = Date.now();
+const insert = db.prepare(`INSERT INTO jobs (id, type, payload, state, priority, attempts, max_attempts, backoff_ms, timeout_ms,
+  run_at, created_at, updated_at) VALUES (?, 'noop', '{}', 'pending', 0, 0, 3, 1000, 30000, ?, ?, ?)`);
+db.transaction(() => { for (let i = 0; i < n; i++) insert.run(uuidv7(), now, now, now); })();
+db.close();
+
+const profileDir = process.env.KEEL_PROFILE ? fs.mkdtempSync(path.join(os.tmpdir(), 'keel-profile-')) : undefined;
+const keel = await start(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []);
+await fetch(url('/metrics')); // a scrape resets the delay histogram: the next one covers the drain
+const t0 = performance.now();
+for (;;) {
+  const { counts } = await (await fetch(url('/v1/queue'))).json();
+  if (counts.completed >= n) break;
+  await sleep(25);
+}
+const ms = performance.now() - t0;
+const metrics = await (await fetch(url('/metrics'))).text();
+await stop(keel);
+fs.rmSync(dir, { recursive: true, force: true });
+console.log(JSON.stringify({
+  jobs: n,
+  ms: Math.round(ms),
+  jobsPerSecond: Math.round((n * 1000) / ms),
+  eventLoopP99Ms: Number(/^nodejs_eventloop_lag_p99_seconds (\S+)/m.exec(metrics)?.[1]) * 1000,
+  syncs: Number(/^store_syncs_total (\S+)/m.exec(metrics)?.[1]),
+  profileDir,
+}));
