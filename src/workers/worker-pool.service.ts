@@ -69,6 +69,8 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
   private timeoutTimer?: NodeJS.Timeout;
   private timeoutAt = Infinity;
   private stopDeadlinePassed = false;
+  /** Whether each start and outcome is logged (LOG_LEVEL=debug): otherwise no line is even formatted. */
+  private readonly tracing: boolean;
 
   constructor(
     @Inject(JOBS_STORE) private readonly store: JobStore,
@@ -82,6 +84,7 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
     private readonly lifecycle: LifecycleService,
     private readonly limits: TypeLimits,
   ) {
+    this.tracing = config.logLevel === 'debug';
     // A cancel recorded through any instance reaches the one running the attempt.
     store.onCancelRequest((id) => this.requestCancel(id));
   }
@@ -250,7 +253,7 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
       this.logger.warn(`job ${id} (${job.type}) failed without running: ${job.lastError}`);
       return;
     }
-    this.logger.debug(`job ${id} (${job.type}) start → processing, attempt ${job.attempts}`);
+    if (this.tracing) this.logger.debug(`job ${id} (${job.type}) start → processing, attempt ${job.attempts}`);
     const attempt = job.attempts;
     const registered = this.registry.get(job.type);
     if (!registered) {
@@ -333,7 +336,7 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
       if (next.state === 'failed' || (next.state === 'pending' && event.type === 'fail')) {
         this.logger.warn(`job ${job.id} (${job.type}) attempt ${job.attempts} failed: ${next.lastError}; now ${next.state}`);
       } else {
-        this.logger.debug(`job ${job.id} (${job.type}) ${event.type} → ${next.state}, attempt ${job.attempts}`);
+        if (this.tracing) this.logger.debug(`job ${job.id} (${job.type}) ${event.type} → ${next.state}, attempt ${job.attempts}`);
       }
     } catch (err) {
       if (err instanceof InvalidTransition || err instanceof ConcurrentChange || err instanceof JobNotFound) {
