@@ -6,6 +6,9 @@ import { CreateJobDto, MAX_DELAY_MS, MAX_TIMEOUT_MS } from '../jobs/dto/create-j
 import { CreateJobsBatchDto } from '../jobs/dto/create-jobs-batch.dto';
 import { PutScheduleDto } from '../schedules/dto/put-schedule.dto';
 import { PatchJobTypeDto } from '../types/dto/job-type.dto';
+import { FailPayload } from '../workers/handlers/fail.handler';
+import { HttpPayload } from '../workers/handlers/http.handler';
+import { SleepPayload } from '../workers/handlers/sleep.handler';
 import { requestFingerprint } from '../jobs/idempotency';
 import { compiledCheck, type DtoClass } from './compiled-validation';
 import { flattenErrors, VALIDATOR_OPTIONS } from './input-validation';
@@ -45,7 +48,7 @@ const scalar = fc.oneof(
   fc.boolean(),
   fc.constant(null),
 );
-const fields = ['type', 'payload', 'priority', 'maxAttempts', 'backoffMs', 'timeoutMs', 'runAt', 'delayMs', 'jobs', 'cron', 'timezone', 'paused', 'concurrency', 'rateLimit', 'max', 'perMs', 'extra', 'toString'];
+const fields = ['ms', 'message', 'permanent', 'failTimes', 'url', 'method', 'headers', 'body', 'type', 'payload', 'priority', 'maxAttempts', 'backoffMs', 'timeoutMs', 'runAt', 'delayMs', 'jobs', 'cron', 'timezone', 'paused', 'concurrency', 'rateLimit', 'max', 'perMs', 'extra', 'toString'];
 
 /** A JSON body of the fields of the DTOs above, valid and not, nested (jobs, payload, rateLimit) a few levels. */
 const body: fc.Arbitrary<unknown> = fc.letrec<{ value: unknown; object: Record<string, unknown> }>((tie) => ({
@@ -63,13 +66,17 @@ const body: fc.Arbitrary<unknown> = fc.letrec<{ value: unknown; object: Record<s
       { requiredKeys: ['type'] },
     ),
     fc.record({ max: fc.constantFrom(...edgeNumbers), perMs: fc.constantFrom(...edgeNumbers) }),
+    fc.record({ ms: fc.constantFrom(...edgeNumbers) }),
+    fc.record({ failTimes: fc.constantFrom(...edgeNumbers), permanent: fc.constantFrom(true, 'yes') }, { requiredKeys: [] }),
+    fc.record({ url: fc.constantFrom('http://127.0.0.1/x', 5), method: fc.constantFrom('GET', 'get'), headers: fc.constantFrom({}, { a: 'b' }, null) }, { requiredKeys: ['url'] }),
   ),
 })).object.map((value) => JSON.parse(JSON.stringify(value)) as unknown);
 
-const dtos = [CreateJobDto, CreateJobsBatchDto, PutScheduleDto, PatchJobTypeDto];
+/** The API's body DTOs, and the built-in payload classes (the job handler registry checks payloads with the same rules). */
+const dtos = [CreateJobDto, CreateJobsBatchDto, PutScheduleDto, PatchJobTypeDto, SleepPayload, FailPayload, HttpPayload];
 
 describe('compiled validation', () => {
-  it('is built for every body DTO of the API', () => {
+  it('is built for every body DTO of the API and every built-in payload class', () => {
     for (const dto of dtos) expect({ dto: dto.name, compiled: compiledCheck(dto) !== undefined }).toEqual({ dto: dto.name, compiled: true });
   });
 
@@ -77,7 +84,12 @@ describe('compiled validation', () => {
     let fastAccepted = 0;
     await fc.assert(
       fc.asyncProperty(
-        fc.oneof(body, body.map((job) => ({ jobs: [job] })), body.map((job) => ({ type: 'noop', ...(job as object) }))),
+        fc.oneof(
+          body,
+          body.map((job) => ({ jobs: [job] })),
+          fc.array(fc.record({ type: fc.constantFrom('noop', 'a b'), priority: fc.constantFrom(...edgeNumbers) }, { requiredKeys: ['type'] }), { maxLength: 3 }).map((jobs) => ({ jobs })),
+          body.map((job) => ({ type: 'noop', ...(job as object) })),
+        ),
         async (input) => {
           const copy = (): unknown => JSON.parse(JSON.stringify(input));
           if (compiledCheck(dto)!(copy())) fastAccepted++;
