@@ -131,10 +131,12 @@ export class JobsService {
   ): Promise<Job[]> {
     if (this.lifecycle.shuttingDown) throw new ShuttingDown();
     const now = Date.now();
-    const jobs: NewJob[] = [];
-    for (const [index, dto] of dtos.entries()) {
+    const jobs: NewJob[] = new Array<NewJob>(dtos.length);
+    for (let index = 0; index < dtos.length; index++) {
       try {
-        jobs.push({ ...(await this.prepare(dto, now)), idempotencyKey: idempotency?.key ?? null, requestHash: idempotency?.requestHash ?? null });
+        const job = this.prepare(dtos[index], now, idempotency);
+        // Awaited only when a check is asynchronous (a class-validator run, an async handler check).
+        jobs[index] = job instanceof Promise ? await job : job;
       } catch (err) {
         if (err instanceof InvalidJob) throw new InvalidJob(describe(err.message, index));
         throw err;
@@ -142,26 +144,37 @@ export class JobsService {
     }
     const stored = await this.store.insert(jobs, this.config.maxBacklog);
     // Scheduled jobs only: the feeder sets a timer instead of looking for ready work now.
-    this.feeder.wakeAt(Math.min(...stored.map((job) => job.runAt)));
+    let earliest = Infinity;
+    const perType = new Map<string, number>();
     for (const job of stored) {
-      this.metrics.submitted.inc({ type: job.type });
+      if (job.runAt < earliest) earliest = job.runAt;
+      perType.set(job.type, (perType.get(job.type) ?? 0) + 1);
       this.debug(`job ${job.id} (${job.type}) submitted → pending`, requestId);
     }
+    this.feeder.wakeAt(earliest);
+    for (const [type, count] of perType) this.metrics.submitted.inc({ type }, count);
     return stored;
   }
 
   /** A job's type and payload as a submission checks them; a schedule's definition goes through here too. */
-  async checkTypeAndPayload(type: string, payload: JobPayload): Promise<void> {
+  checkTypeAndPayload(type: string, payload: JobPayload): void | Promise<void> {
     if (!this.registry.get(type)) {
       throw new InvalidJob(`unknown job type "${type}"; known types: ${this.registry.types().join(', ')}`);
     }
-    const problems = await this.registry.validatePayload(type, payload);
-    if (problems.length > 0) throw new InvalidJob(problems.join('; '));
+    const problems = this.registry.validatePayload(type, payload);
+    if (problems instanceof Promise) return problems.then(refuseProblems);
+    refuseProblems(problems);
   }
 
-  private async prepare(dto: CreateJobDto, now: number): Promise<NewJob> {
+  /** The job to store for `dto`; a promise only when a check of its payload is asynchronous. */
+  private prepare(dto: CreateJobDto, now: number, idempotency: { key: string; requestHash: string } | undefined): NewJob | Promise<NewJob> {
     const payload = dto.payload ?? {};
-    await this.checkTypeAndPayload(dto.type, payload);
+    const checked = this.checkTypeAndPayload(dto.type, payload);
+    if (checked instanceof Promise) return checked.then(() => this.newJob(dto, payload, now, idempotency));
+    return this.newJob(dto, payload, now, idempotency);
+  }
+
+  private newJob(dto: CreateJobDto, payload: JobPayload, now: number, idempotency: { key: string; requestHash: string } | undefined): NewJob {
     if (dto.runAt !== undefined && dto.delayMs !== undefined) throw new InvalidJob('give runAt or delayMs, not both');
     const runAt = dto.runAt !== undefined ? Date.parse(dto.runAt) : now + (dto.delayMs ?? 0);
     if (!Number.isFinite(runAt)) throw new InvalidJob('runAt must be an ISO 8601 date-time');
@@ -175,9 +188,14 @@ export class JobsService {
       timeoutMs: dto.timeoutMs ?? this.config.jobTimeoutMs,
       runAt,
       createdAt: now,
-      idempotencyKey: null,
+      idempotencyKey: idempotency?.key ?? null,
+      requestHash: idempotency?.requestHash ?? null,
     };
   }
+}
+
+function refuseProblems(problems: string[]): void {
+  if (problems.length > 0) throw new InvalidJob(problems.join('; '));
 }
 
 function checkId(id: string): string {

@@ -1,7 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
 import { IsInt, IsISO8601, IsObject, IsString, Length, Matches, Max, Min } from 'class-validator';
-import { OptionalField } from '../../common/optional-field';
+import { keepAsSent, OptionalField } from '../../common/optional-field';
 
 export const MAX_TIMEOUT_MS = 86_400_000;
 export const MAX_DELAY_MS = 366 * 86_400_000;
@@ -31,9 +31,8 @@ export class CreateJobDto {
   })
   @OptionalField()
   @IsObject({ message: 'payload must be a JSON object' })
-  // The payload as it was sent: class-transformer's copy would silently drop every key named like
-  // a method of Object.prototype (toString, valueOf, hasOwnProperty, ...), at any depth.
-  @Transform(({ obj }) => (obj as { payload?: unknown }).payload, { toClassOnly: true })
+  // The payload as it was sent, not class-transformer's copy (see keepAsSent).
+  @Transform(keepAsSent, { toClassOnly: true })
   payload?: Record<string, unknown>;
 
   @ApiPropertyOptional({ type: 'integer', minimum: -100, maximum: 100, default: 0, description: 'Higher runs first.' })
