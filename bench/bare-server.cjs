@@ -1,7 +1,8 @@
 'use strict';
-// A bare NestJS app on the same Express adapter and the same @nestjs packages as Keel (resolved
-// from the repository root's node_modules): one POST route that parses the JSON body and answers
-// 201 with a fixed job-shaped object. The yardstick for Keel's single-submission route.
+// A bare NestJS app on the same HTTP adapter and the same @nestjs packages as Keel (resolved from
+// the repository root's node_modules): one POST route that parses the JSON body and answers 201
+// with a fixed job-shaped object. The yardstick for Keel's single-submission route. HTTP_ADAPTER
+// picks the platform as it does for Keel: express (default) or fastify, each with its defaults.
 const path = require('node:path');
 const { createRequire } = require('node:module');
 const rootRequire = createRequire(path.join(__dirname, '..', 'package.json'));
@@ -24,7 +25,10 @@ class BareModule {}
 Module({ controllers: [BareController] })(BareModule);
 
 async function main() {
-  const app = await NestFactory.create(BareModule, { logger: ['error'] });
+  const adapter = process.env.HTTP_ADAPTER === 'fastify' ? new (rootRequire('@nestjs/platform-fastify').FastifyAdapter)() : undefined;
+  const app = adapter
+    ? await NestFactory.create(BareModule, adapter, { logger: ['error'] })
+    : await NestFactory.create(BareModule, { logger: ['error'] });
   await app.listen(Number(process.env.PORT || 0), '127.0.0.1');
   process.on('SIGTERM', () => app.close().then(() => process.exit(0)));
   process.send?.('ready');

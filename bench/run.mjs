@@ -315,34 +315,40 @@ async function warm(port) {
   }, (e, r) => (e ? reject(e) : resolve(r))));
 }
 
-async function bareHttp() {
+// The http scenario runs on each HTTP adapter (BENCH_ADAPTERS, default both): the bare route and
+// Keel on the same adapter, Keel's ratio against that bare route. Express's rows keep their names.
+const ADAPTERS = (process.env.BENCH_ADAPTERS ?? 'express,fastify').split(',').map((s) => s.trim()).filter(Boolean);
+const ADAPTER_NAMES = { express: 'Express', fastify: 'Fastify' };
+
+async function bareHttp(adapter = 'express') {
   const port = await freePort();
   const child = spawn(process.execPath, [path.join(here, 'bare-server.cjs')], {
-    env: { ...process.env, PORT: String(port) }, stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, PORT: String(port), HTTP_ADAPTER: adapter }, stdio: ['ignore', 'pipe', 'inherit'],
   });
   await new Promise((resolve, reject) => {
     child.stdout.on('data', (d) => { if (String(d).includes('ready')) resolve(); });
     child.on('exit', (c) => reject(new Error(`bare server exited ${c}`)));
   });
   await warm(port);
-  const res = await cannon(port, 'bare NestJS', child.pid);
+  const res = await cannon(port, `bare NestJS (${ADAPTER_NAMES[adapter]})`, child.pid);
   child.kill('SIGTERM');
   await new Promise((r) => child.on('exit', r));
-  record('HTTP single submit, 10 connections', 'bare NestJS route (Express)', res.requests.average, 'req/s', {
+  record('HTTP single submit, 10 connections', `bare NestJS route (${ADAPTER_NAMES[adapter]})`, res.requests.average, 'req/s', {
     p50Ms: res.latency.p50, p99Ms: res.latency.p99, non2xx: res.non2xx + res.errors + res.timeouts,
     cpuUsPerRequest: res.cpuUsPerRequest, note: `server CPU ${res.cpuUsPerRequest} µs per request`,
   });
   return res;
 }
 
-async function keelHttp(store, bare) {
+async function keelHttp(store, bare, adapter = 'express') {
   const target = await freshKeelStore(store, 'http');
-  const k = await startKeel(store, target);
+  const k = await startKeel(store, { ...target, extraEnv: { HTTP_ADAPTER: adapter } });
   await warm(k.port);
-  const res = await cannon(k.port, `Keel (${store})`, k.child.pid);
+  const label = adapter === 'express' ? `Keel (${store})` : `Keel (${store}, ${ADAPTER_NAMES[adapter]})`;
+  const res = await cannon(k.port, label, k.child.pid);
   await k.stop();
   const cpu = `server CPU ${res.cpuUsPerRequest} µs per request`;
-  record('HTTP single submit, 10 connections', `Keel (${store})`, res.requests.average, 'req/s', {
+  record('HTTP single submit, 10 connections', label, res.requests.average, 'req/s', {
     p50Ms: res.latency.p50, p99Ms: res.latency.p99, non2xx: res.non2xx + res.errors + res.timeouts,
     cpuUsPerRequest: res.cpuUsPerRequest,
     ofBare: bare ? round(res.requests.average / bare.requests.average) : undefined,
@@ -652,9 +658,11 @@ async function main() {
     if (want('pg-boss')) await pgBossDrain();
   });
   await step('http', async () => {
-    const bare = want('bare') ? await bareHttp() : undefined;
-    if (want('sqlite')) await keelHttp('sqlite', bare);
-    if (want('postgres')) await keelHttp('postgres', bare);
+    for (const adapter of ADAPTERS) {
+      const bare = want('bare') ? await bareHttp(adapter) : undefined;
+      if (want('sqlite')) await keelHttp('sqlite', bare, adapter);
+      if (want('postgres')) await keelHttp('postgres', bare, adapter);
+    }
   });
   await step('batch', async () => {
     if (want('sqlite')) await keelBatch('sqlite');

@@ -1,9 +1,10 @@
-import { BadRequestException, UnsupportedMediaTypeException, VersioningType } from '@nestjs/common';
+import { BadRequestException, type INestApplication, UnsupportedMediaTypeException, VersioningType } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { SwaggerModule } from '@nestjs/swagger';
 import type { NextFunction, Request, Response } from 'express';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AppModule } from './app.module';
 import { ApiKeyCheck, apiKeyMiddleware } from './auth/api-key';
 import { DomainExceptionFilter } from './common/domain-exception.filter';
@@ -16,8 +17,32 @@ import { buildOpenApi } from './openapi/openapi-document';
 
 export const MAX_BODY = '1mb';
 
-/** Builds the app, not yet listening. `main.ts` and the e2e tests both come through here. */
-export async function createApp(config: KeelConfig, extraImports: Parameters<typeof AppModule.forRoot>[1] = []): Promise<NestExpressApplication> {
+/** The standalone app on either HTTP platform (HTTP_ADAPTER). */
+export type KeelApp = NestExpressApplication | NestFastifyApplication;
+export type ExtraImports = Parameters<typeof AppModule.forRoot>[1];
+
+/**
+ * Builds the app, not yet listening. `main.ts` and the e2e tests both come through here. On
+ * Express (the default) unless `config.httpAdapter` is fastify; Fastify is loaded only then.
+ */
+export async function createApp(config: KeelConfig, extraImports: ExtraImports = []): Promise<KeelApp> {
+  if (config.httpAdapter === 'fastify') {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded only when chosen: an Express server never loads Fastify
+    const { createFastifyApp } = require('./app.fastify') as typeof import('./app.fastify');
+    return createFastifyApp(config, extraImports);
+  }
+  return createExpressApp(config, extraImports);
+}
+
+/**
+ * What must be done between `app.init()` and opening the port on the app's HTTP server: Fastify
+ * builds its routing tree in `ready()` (which its own `listen` would call). Nothing on Express.
+ */
+export async function readyToListen(app: INestApplication): Promise<void> {
+  if (app.getHttpAdapter().getType() === 'fastify') await (app as NestFastifyApplication).getHttpAdapter().getInstance().ready();
+}
+
+async function createExpressApp(config: KeelConfig, extraImports: ExtraImports): Promise<NestExpressApplication> {
   // Nest's logger from the first line on, not buffered: every line (the modules being built, the
   // store opening, recovery) is written when it happens and carries that time. The module's
   // KEEL_LOGGER is the same logger (one per configuration object).
@@ -30,7 +55,7 @@ export async function createApp(config: KeelConfig, extraImports: Parameters<typ
   return app;
 }
 
-/** Global pipes, filter, versioning, body limit and the OpenAPI document. */
+/** Global pipes, filter, versioning, body limit and the OpenAPI document (Express; Fastify: `app.fastify.ts`). */
 export function setupApp(app: NestExpressApplication): void {
   // First: a request refused by the body parser gets its id and its line too.
   app.use(requestLogging(app.get<string, KeelLogger>(KEEL_LOGGER).root));
@@ -55,8 +80,8 @@ export function setupApp(app: NestExpressApplication): void {
  * Once the shutdown began, every answer carries `Connection: close` and Node closes the connection
  * after it: a keep-alive client cannot hold the HTTP server's close open with one more request.
  */
-function closeConnectionWhenStopping(lifecycle: LifecycleService) {
-  return (_req: Request, res: Response, next: NextFunction): void => {
+export function closeConnectionWhenStopping(lifecycle: LifecycleService) {
+  return (_req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void => {
     if (lifecycle.shuttingDown) res.setHeader('Connection', 'close');
     next();
   };
@@ -81,7 +106,7 @@ export function isJsonContentType(header: string | undefined): boolean {
  * content type is refused with 415 before the body is read: the JSON parser would skip it and the
  * validation would complain about missing fields. A POST without a body (cancel, retry) passes.
  */
-function refuseBodyThatIsNotJson(req: Request, _res: Response, next: NextFunction): void {
+export function refuseBodyThatIsNotJson(req: IncomingMessage, _res: unknown, next: (err?: unknown) => void): void {
   const length = req.headers['content-length'];
   const hasBody = req.headers['transfer-encoding'] !== undefined || (length !== undefined && Number(length) !== 0);
   const type = req.headers['content-type'];

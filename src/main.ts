@@ -1,9 +1,8 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
-import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
-import { createApp } from './app.setup';
+import { createApp, type KeelApp, readyToListen } from './app.setup';
 import { ConfigError, loadConfig, type KeelConfig } from './config/keel-config';
 import { LifecycleService } from './lifecycle/lifecycle.service';
 import { StoreOwnershipError } from './store/store.errors';
@@ -11,7 +10,7 @@ import { StoreOwnershipError } from './store/store.errors';
 /** After SHUTDOWN_TIMEOUT_MS + this, the process exits whatever still hangs (contract: + 2 s at most). */
 const LAST_RESORT_MARGIN_MS = 1_500;
 
-let app: NestExpressApplication | undefined;
+let app: KeelApp | undefined;
 let config: KeelConfig | undefined;
 let started: Promise<void> | undefined;
 let closing = false;
@@ -75,15 +74,16 @@ async function main(): Promise<void> {
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   config = loadConfig();
-  const { port, host } = config;
+  const { port, host, httpAdapter } = config;
   const current = await createApp(config);
   app = current;
   // Init (store, recovery, workers) first; the port opens only if no signal came meanwhile.
   started = current.init().then(async () => {
     if (current.get(LifecycleService).shuttingDown) return;
+    await readyToListen(current);
     await listen(current.getHttpServer(), port, host);
     const address = current.getHttpServer().address() as { port: number };
-    new Logger('Keel').log(`listening on http://${host}:${address.port} (docs at /docs)`);
+    new Logger('Keel').log(`listening on http://${host}:${address.port} (${httpAdapter === 'fastify' ? 'Fastify' : 'Express'}; docs at /docs)`);
   });
   await started;
 }

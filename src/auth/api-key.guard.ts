@@ -1,6 +1,6 @@
 import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import type { Request, Response } from 'express';
+import { nodeRequest, nodeResponse } from '../common/http-reply';
 import { ApiKeyCheck } from './api-key';
 import { PUBLIC_ROUTE } from './public.decorator';
 
@@ -20,8 +20,8 @@ export class ApiKeyGuard implements CanActivate {
     if (!this.check.required) return true;
     if (this.reflector.getAllAndOverride<boolean>(PUBLIC_ROUTE, [context.getHandler(), context.getClass()])) return true;
     const http = context.switchToHttp();
-    const reason = this.check.refusal(http.getRequest<Request>().headers.authorization);
+    const reason = this.check.refusal(nodeRequest(http.getRequest<object>()).headers.authorization);
     if (reason === undefined) return true;
-    throw this.check.unauthorized(http.getResponse<Response>(), reason);
+    throw this.check.unauthorized(nodeResponse(http.getResponse<object>()), reason);
   }
 }

@@ -1,5 +1,4 @@
 import { Catch, HttpException, HttpStatus, Logger, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
-import type { Response } from 'express';
 import { STATUS_CODES } from 'node:http';
 import {
   BacklogFull,
@@ -16,6 +15,7 @@ import {
   StoreUnavailable,
 } from '../core/job.errors';
 import { expectedAnswer, noteErrorAnswer } from '../logging/request-logging';
+import { nodeResponse, sendJson } from './http-reply';
 
 const DOMAIN_STATUS = new Map<object, number>([
   [JobNotFound, HttpStatus.NOT_FOUND],
@@ -45,13 +45,14 @@ export class DomainExceptionFilter implements ExceptionFilter {
   private readonly logger = new Logger('Http');
 
   catch(exception: unknown, host: ArgumentsHost): void {
-    const res = host.switchToHttp().getResponse<Response>();
+    const reply = host.switchToHttp().getResponse<object>();
+    const res = nodeResponse(reply);
     const { status, message } = this.describe(exception, host.switchToHttp().getRequest<{ id?: string }>().id);
     // The request's log line says why, with what was sent back. A submission refused while the
     // service shuts down is the expected answer of a stop, not a fault: info, not error.
     noteErrorAnswer(res, exception instanceof ShuttingDown ? expectedAnswer(exception) : exception, message);
     if (exception instanceof BacklogFull) res.setHeader('Retry-After', String(BACKLOG_RETRY_AFTER_S));
-    res.status(status).json({ statusCode: status, error: STATUS_CODES[status] ?? 'Error', message });
+    sendJson(reply, status, { statusCode: status, error: STATUS_CODES[status] ?? 'Error', message });
   }
 
   private describe(exception: unknown, requestId: string | undefined): { status: number; message: string } {

@@ -20,6 +20,7 @@ describe('loadConfig', () => {
     expect(config).toMatchObject({
       port: 3000,
       host: '127.0.0.1',
+      httpAdapter: 'express',
       store: 'sqlite',
       sqliteFile: 'data/jobs.sqlite',
       workerConcurrency: 8,
@@ -55,6 +56,7 @@ describe('loadConfig', () => {
     const config = loadConfig({
       PORT: ' 8080 ',
       HOST: '0.0.0.0',
+      HTTP_ADAPTER: 'fastify',
       STORE: 'memory',
       SQLITE_FILE: '/var/lib/keel/jobs.sqlite',
       WORKER_CONCURRENCY: '2',
@@ -71,6 +73,7 @@ describe('loadConfig', () => {
     expect(config).toMatchObject({
       port: 8080,
       host: '0.0.0.0',
+      httpAdapter: 'fastify',
       store: 'memory',
       sqliteFile: '/var/lib/keel/jobs.sqlite',
       workerConcurrency: 2,
@@ -125,6 +128,8 @@ describe('loadConfig', () => {
     ...INTEGERS.flatMap(([name, values]) => values.map((value): [string, string] => [name, value])),
     ['STORE', 'mysql'],
     ['STORE', 'sqlite3'],
+    ['HTTP_ADAPTER', 'koa'],
+    ['HTTP_ADAPTER', 'Fastify'],
     ['LOG_LEVEL', 'verbose'],
     ['LOG_LEVEL', 'trace'],
     ['HTTP_JOB_ALLOWED_HOSTS', 'http://example.com'],

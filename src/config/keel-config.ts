@@ -4,11 +4,14 @@ export const KEEL_CONFIG = 'KEEL:CONFIG';
 
 export type StoreKind = 'sqlite' | 'postgres' | 'memory';
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+export type HttpAdapterKind = 'express' | 'fastify';
 
 /** The validated configuration (contract §2). Built once at startup by `loadConfig`. */
 export interface KeelConfig {
   port: number;
   host: string;
+  /** The standalone server's HTTP platform (like PORT and HOST, not a module setting). */
+  httpAdapter: HttpAdapterKind;
   store: StoreKind;
   sqliteFile: string;
   databaseUrl?: string;
@@ -161,6 +164,7 @@ export function loadConfig(env: Env = process.env): KeelConfig {
   return {
     port: int(env, 'PORT', 3000, 0, 65535),
     host: text(env, 'HOST') ?? '127.0.0.1',
+    httpAdapter: oneOf(env, 'HTTP_ADAPTER', ['express', 'fastify'] as const, 'express'),
     store,
     sqliteFile: text(env, 'SQLITE_FILE') ?? 'data/jobs.sqlite',
     databaseUrl,

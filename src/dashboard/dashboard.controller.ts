@@ -1,8 +1,8 @@
 import { Controller, Get, Headers, NotFoundException, Param, Res, UseFilters, VERSION_NEUTRAL } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
-import type { Response } from 'express';
 import { Public } from '../auth/public.decorator';
 import { DomainExceptionFilter } from '../common/domain-exception.filter';
+import { sendBytes } from '../common/http-reply';
 import { DashboardFiles } from './dashboard-files';
 
 /**
@@ -32,29 +32,30 @@ export class DashboardController {
   constructor(private readonly files: DashboardFiles) {}
 
   @Get()
-  page(@Headers('if-none-match') ifNoneMatch: string | undefined, @Res() res: Response): void {
+  page(@Headers('if-none-match') ifNoneMatch: string | undefined, @Res() res: object): void {
     this.send('index.html', ifNoneMatch, res);
   }
 
   @Get(':name')
-  asset(@Param('name') name: string, @Headers('if-none-match') ifNoneMatch: string | undefined, @Res() res: Response): void {
+  asset(@Param('name') name: string, @Headers('if-none-match') ifNoneMatch: string | undefined, @Res() res: object): void {
     this.send(name, ifNoneMatch, res);
   }
 
-  private send(name: string, ifNoneMatch: string | undefined, res: Response): void {
+  private send(name: string, ifNoneMatch: string | undefined, res: object): void {
     const file = this.files.get(name);
     if (!file) throw new NotFoundException(`the dashboard has no file ${JSON.stringify(name.slice(0, 100))}`);
     // The names carry no version, so every load asks again; the ETag makes that a 304.
-    res.setHeader('Cache-Control', 'no-cache');
-    res.setHeader('ETag', file.etag);
-    res.setHeader('Content-Security-Policy', DASHBOARD_CSP);
-    res.setHeader('X-Content-Type-Options', 'nosniff');
-    res.setHeader('Referrer-Policy', 'no-referrer');
+    const headers: Record<string, string> = {
+      'Cache-Control': 'no-cache',
+      ETag: file.etag,
+      'Content-Security-Policy': DASHBOARD_CSP,
+      'X-Content-Type-Options': 'nosniff',
+      'Referrer-Policy': 'no-referrer',
+    };
     if (ifNoneMatch?.split(',').some((tag) => tag.trim() === file.etag)) {
-      res.status(304).end();
+      sendBytes(res, 304, headers);
       return;
     }
-    res.setHeader('Content-Type', file.contentType);
-    res.status(200).end(file.body);
+    sendBytes(res, 200, { ...headers, 'Content-Type': file.contentType }, file.body);
   }
 }

@@ -1,8 +1,8 @@
 import { BadRequestException, Controller, Headers, type MessageEvent, Query, Res, Sse, UseFilters, UsePipes } from '@nestjs/common';
-import type { Response } from 'express';
 import { ApiHeader, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { map, type Observable, startWith } from 'rxjs';
 import { DomainExceptionFilter } from '../common/domain-exception.filter';
+import { nodeResponse } from '../common/http-reply';
 import { keelValidationPipe } from '../common/keel-validation.pipe';
 import { noteStream } from '../logging/request-logging';
 import { ApiErrorResponse, ApiKeyRequired } from '../openapi/api-responses';
@@ -54,10 +54,10 @@ export class EventsController {
   @ApiErrorResponse(400, 'A filter or Last-Event-ID that is not valid.', 'state must be one of the following values: pending, processing, completed, failed, cancelled')
   stream(
     @Query() query: EventsQuery,
-    @Res({ passthrough: true }) res: Response,
+    @Res({ passthrough: true }) res: object,
     @Headers('last-event-id') lastEventId?: string,
   ): Observable<MessageEvent> {
-    noteStream(res);
+    noteStream(nodeResponse(res));
     return this.events.stream(query, parseLastEventId(lastEventId)).pipe(
       map((item) => toMessage(item, this.events)),
       // Written at once: the headers go out and the client knows the stream is open.

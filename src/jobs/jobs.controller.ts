@@ -11,6 +11,7 @@ import { toJobView, type JobView } from '../core/job.view';
 import { JobsService } from './jobs.service';
 import { ApiErrorResponse, ApiKeyRequired } from '../openapi/api-responses';
 import { BACKLOG_RETRY_AFTER_S, DomainExceptionFilter } from '../common/domain-exception.filter';
+import { nodeResponse } from '../common/http-reply';
 
 const EXAMPLE_ID = '0193b0c2-6a4e-7d3c-9f1e-2b5c8d7e4f10';
 const LOCATION = { Location: { description: 'The job: `/v1/jobs/<id>`.', schema: { type: 'string', example: `/v1/jobs/${EXAMPLE_ID}` } } };
@@ -70,7 +71,7 @@ export class JobsController {
   ): Promise<JobView> {
     const { job, created } = await this.jobs.submit(body, idempotencyKey, requestId);
     if (!created) res.status(HttpStatus.OK);
-    res.location(`/v1/jobs/${job.id}`);
+    nodeResponse(res).setHeader('Location', `/v1/jobs/${job.id}`);
     return toJobView(job);
   }
 

@@ -2,6 +2,7 @@ import { Body, Controller, Delete, Get, HttpCode, HttpStatus, Param, Put, Res, U
 import { ApiBody, ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { DomainExceptionFilter } from '../common/domain-exception.filter';
+import { nodeResponse } from '../common/http-reply';
 import { keelValidationPipe } from '../common/keel-validation.pipe';
 import { ApiErrorResponse, ApiKeyRequired } from '../openapi/api-responses';
 import { PUT_SCHEDULE_EXAMPLES, PutScheduleDto } from './dto/put-schedule.dto';
@@ -42,7 +43,7 @@ export class SchedulesController {
     const { schedule, created } = await this.schedules.put(name, body);
     if (created) {
       res.status(HttpStatus.CREATED);
-      res.location(`/v1/schedules/${schedule.name}`);
+      nodeResponse(res).setHeader('Location', `/v1/schedules/${schedule.name}`);
     }
     return toScheduleView(schedule);
   }

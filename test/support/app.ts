@@ -1,10 +1,9 @@
 import type { DynamicModule } from '@nestjs/common';
-import type { NestExpressApplication } from '@nestjs/platform-express';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request, { type Response } from 'supertest';
-import { createApp } from '../../src/app.setup';
+import { createApp, type KeelApp } from '../../src/app.setup';
 import { loadConfig, type KeelConfig } from '../../src/config/keel-config';
 import type { JobView } from '../../src/core/job.view';
 import { createTestDatabase, TEST_DATABASE_URL, warnPgSkipped } from './postgres';
@@ -23,7 +22,7 @@ export type Http = ReturnType<typeof request>;
 export type ExtraImports = NonNullable<DynamicModule['imports']>;
 
 export interface TestApp {
-  app: NestExpressApplication;
+  app: KeelApp;
   config: KeelConfig;
   http: Http;
   /** Closes the app (shutdown hooks, store, HTTP server). Idempotent. */
@@ -38,14 +37,46 @@ export const BASE_ENV: Env = {
   STORE: 'memory',
   LOG_LEVEL: 'error',
   SHUTDOWN_TIMEOUT_MS: '100',
+  // Every suite on Fastify at once: KEEL_TEST_HTTP_ADAPTER=fastify npx jest test
+  HTTP_ADAPTER: process.env.KEEL_TEST_HTTP_ADAPTER,
 };
+
+export type Adapter = KeelConfig['httpAdapter'];
+
+/**
+ * The HTTP platforms a spec runs on (`describe.each(everyAdapter())`): the service must answer
+ * the same on both.
+ */
+export function everyAdapter(): Adapter[] {
+  return ['express', 'fastify'];
+}
+
+let suiteAdapter: Adapter | undefined;
+
+/**
+ * Inside `describe.each(everyAdapter())`: every `startApp` of the block runs on `adapter` (unless
+ * the test names another in its env or options).
+ */
+export function useAdapter(adapter: Adapter): void {
+  beforeAll(() => {
+    suiteAdapter = adapter;
+  });
+  afterAll(() => {
+    suiteAdapter = undefined;
+  });
+}
 
 const openApps = new Set<TestApp>();
 const tempDirs: string[] = [];
 
-/** Builds, initialises and starts the app with `BASE_ENV` + `env` (an `undefined` value removes a variable). */
-export async function startApp(env: Env = {}, extraImports: ExtraImports = []): Promise<TestApp> {
-  const config = loadConfig({ ...BASE_ENV, ...env });
+/**
+ * Builds, initialises and starts the app with `BASE_ENV` + `env` (an `undefined` value removes a
+ * variable), on `options.adapter` when given (else HTTP_ADAPTER of `env`, else the block's
+ * `useAdapter`, else KEEL_TEST_HTTP_ADAPTER, else Express).
+ */
+export async function startApp(env: Env = {}, extraImports: ExtraImports = [], options: { adapter?: Adapter } = {}): Promise<TestApp> {
+  const adapter = options.adapter ?? suiteAdapter;
+  const config = loadConfig({ ...BASE_ENV, ...(adapter ? { HTTP_ADAPTER: adapter } : {}), ...env, ...(options.adapter ? { HTTP_ADAPTER: options.adapter } : {}) });
   const app = await createApp(config, extraImports);
   try {
     await app.listen(0, '127.0.0.1');

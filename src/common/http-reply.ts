@@ -1,0 +1,48 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+/**
+ * The few places that write an answer themselves work on both HTTP platforms (HTTP_ADAPTER):
+ * Express's request and response are Node's own objects; Fastify's wrap them in `raw`.
+ */
+interface FastifyLike {
+  raw: ServerResponse;
+  status(code: number): FastifyLike;
+  headers(values: Record<string, string>): FastifyLike;
+  send(body?: unknown): unknown;
+}
+interface ExpressLike extends ServerResponse {
+  status(code: number): ExpressLike;
+  json(body: unknown): unknown;
+}
+
+function isFastify(res: object): res is FastifyLike {
+  return 'raw' in res && typeof (res as { send?: unknown }).send === 'function';
+}
+
+/** Node's response under the platform's (headers set on it go out with the answer on both). */
+export function nodeResponse(res: object): ServerResponse {
+  return isFastify(res) ? res.raw : (res as ServerResponse);
+}
+
+/** Node's request under the platform's. */
+export function nodeRequest(req: object): IncomingMessage {
+  return ((req as { raw?: IncomingMessage }).raw ?? req) as IncomingMessage;
+}
+
+/** Sends `body` as JSON (`application/json; charset=utf-8`) with `status`. */
+export function sendJson(res: object, status: number, body: unknown): void {
+  if (isFastify(res)) res.status(status).send(body);
+  else (res as ExpressLike).status(status).json(body);
+}
+
+/** Sends `body` as it is (no body for a 304) with `status` and `headers`. */
+export function sendBytes(res: object, status: number, headers: Record<string, string>, body?: Buffer): void {
+  if (isFastify(res)) {
+    res.status(status).headers(headers).send(body);
+    return;
+  }
+  const node = res as ServerResponse;
+  for (const [name, value] of Object.entries(headers)) node.setHeader(name, value);
+  node.statusCode = status;
+  node.end(body);
+}
