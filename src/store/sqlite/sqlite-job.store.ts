@@ -139,7 +139,8 @@ export class SqliteJobStore implements JobStore {
       }
       throw err;
     }
-    // FULL: a commit is on disk before the submission is acknowledged (see docs/decisions.md).
+    // FULL for the migrations; the group commit then commits at NORMAL and syncs the WAL itself
+    // before it acknowledges a write (docs/decisions.md).
     db.pragma('synchronous = FULL');
     db.pragma('foreign_keys = ON');
     // 64 MiB of page cache (the default is 2 MiB): the indexes of a large backlog stay in memory.
@@ -180,6 +181,9 @@ export class SqliteJobStore implements JobStore {
       beforeCommit: () => this.checkFiles(),
       synced: () => this.syncSchedule.syncedThrough(this.syncSchedule.mark()),
       unsynced: () => this.syncSchedule.committedUnsynced(),
+      // An acknowledged write's sync runs on the thread pool too, pipelined (docs/decisions.md);
+      // an in-memory database has no WAL to sync and keeps FULL commits.
+      sync: this.wal ? () => this.syncSchedule.syncNow() : undefined,
     });
   }
 
