@@ -74,4 +74,48 @@ describe('SyncSchedule', () => {
     expect(failing.idle).toBe(true);
     await failing.close();
   });
+
+  it('runs one sync at a time: the callers that ask while one runs share the next, which begins after it', async () => {
+    jest.useRealTimers();
+    const ends: (() => void)[] = [];
+    const piped = new SyncSchedule(
+      100,
+      () => new Promise<void>((resolve) => ends.push(resolve)),
+      () => undefined,
+    );
+    const first = piped.syncNow();
+    await Promise.resolve();
+    expect(ends).toHaveLength(1);
+    piped.committedUnsynced();
+    const second = piped.syncNow();
+    const third = piped.syncNow();
+    expect(third).toBe(second);
+    await Promise.resolve();
+    expect(ends).toHaveLength(1);
+    ends[0]();
+    await first;
+    expect(piped.idle).toBe(false);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(ends).toHaveLength(2);
+    ends[1]();
+    await second;
+    expect(piped.idle).toBe(true);
+    expect(piped.syncs).toBe(2);
+    await piped.close();
+  });
+
+  it('rejects the callers of a sync that failed and tells its failure', async () => {
+    const failures: unknown[] = [];
+    const failing = new SyncSchedule(
+      100,
+      async () => {
+        throw new Error('EIO');
+      },
+      (err) => failures.push(err),
+    );
+    await expect(failing.syncNow()).rejects.toThrow('EIO');
+    expect(failures).toEqual([new Error('EIO')]);
+    expect(failing.syncs).toBe(0);
+    await failing.close();
+  });
 });

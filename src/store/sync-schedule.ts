@@ -9,6 +9,8 @@ export class SyncSchedule {
   private synced = 0;
   private timer?: NodeJS.Timeout;
   private syncing: Promise<void> = Promise.resolve();
+  /** The sync queued behind the one under way, not started yet: every caller until it starts shares it. */
+  private next?: Promise<void>;
   syncs = 0;
 
   /**
@@ -53,20 +55,38 @@ export class SyncSchedule {
     await this.syncing;
   }
 
-  private syncPending(): void {
-    this.timer = undefined;
-    if (this.idle) return;
-    this.syncing = this.syncing.then(async () => {
+  /**
+   * A sync that starts after this call (so it covers every commit made before it, acknowledged
+   * ones included): resolves once it ended, rejects when it failed (`failed` is told too). Syncs
+   * run one at a time; callers that ask while one runs share the next one, so commits go on while
+   * a sync is under way and one sync covers every commit made meanwhile (a pipeline).
+   */
+  syncNow(): Promise<void> {
+    if (this.next) return this.next;
+    const next = this.syncing.then(async () => {
+      this.next = undefined;
       const mark = this.mark();
       try {
         await this.sync();
         this.syncedThrough(mark);
       } catch (err) {
         this.failed(err);
+        throw err;
+      } finally {
+        // Commits made while it ran wait for the next one.
+        if (!this.idle && this.needsTimer) this.arm();
       }
-      // Commits made while it ran wait for the next one.
-      if (!this.idle && this.needsTimer) this.arm();
     });
+    this.next = next;
+    this.syncing = next.catch(() => undefined);
+    return next;
+  }
+
+  private syncPending(): void {
+    this.timer = undefined;
+    if (this.idle) return;
+    // A failure went to `failed`; the commits stay unsynced and the timer is armed again.
+    this.syncNow().catch(() => undefined);
   }
 
   private arm(): void {

@@ -203,3 +203,97 @@ describe('GroupCommit durability', () => {
     expect(await group.run(synchronous)).toBe(FULL);
   });
 });
+
+describe('GroupCommit with its syncs off the event loop', () => {
+  let dir: string;
+  let db: Database.Database;
+  let group: GroupCommit;
+  let syncs: { resolve: () => void; reject: (err: unknown) => void }[];
+  let unsynced: number;
+  const synchronous = () => db.pragma('synchronous', { simple: true }) as number;
+  const NORMAL = 1;
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'keel-group-'));
+    db = new Database(join(dir, 'g.sqlite'));
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    db.exec('CREATE TABLE t (v INTEGER)');
+    syncs = [];
+    unsynced = 0;
+    group = new GroupCommit(db, {
+      snapshot: () => () => undefined,
+      fault: (err) => new StoreUnavailable(`sync failed: ${(err as Error).message}`),
+      unsynced: () => (unsynced += 1),
+      sync: () => new Promise<void>((resolve, reject) => syncs.push({ resolve, reject })),
+    });
+  });
+
+  afterEach(() => {
+    db.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const insert = () => db.prepare('INSERT INTO t (v) VALUES (1)').run().changes;
+  const rows = () => db.prepare('SELECT count(*) FROM t').pluck().get() as number;
+  const settled = (promise: Promise<unknown>) => {
+    const state = { done: false };
+    promise.then(
+      () => (state.done = true),
+      () => (state.done = true),
+    );
+    return state;
+  };
+  const turn = () => new Promise((resolve) => setImmediate(resolve));
+
+  it('commits every group at NORMAL; a full write settles only once a sync begun after its commit ended', async () => {
+    expect(await group.run(synchronous)).toBe(NORMAL);
+    const full = group.run(insert);
+    const worker = group.run(insert, 'worker');
+    const fullState = settled(full);
+    await expect(worker).resolves.toBe(1);
+    expect(rows()).toBe(2);
+    expect(syncs).toHaveLength(1);
+    await turn();
+    expect(fullState.done).toBe(false);
+    syncs[0].resolve();
+    await expect(full).resolves.toBe(1);
+    expect(unsynced).toBe(0);
+  });
+
+  it('commits the next group while the last one syncs', async () => {
+    const first = group.run(insert);
+    await turn();
+    expect(syncs).toHaveLength(1);
+    const second = group.run(insert);
+    await turn();
+    expect(rows()).toBe(2);
+    expect(group.commits).toBe(2);
+    expect(syncs).toHaveLength(2);
+    syncs[1].resolve();
+    await expect(second).resolves.toBe(1);
+    syncs[0].resolve();
+    await expect(first).resolves.toBe(1);
+  });
+
+  it('asks no sync for a group that changed nothing, nor for one of worker writes', async () => {
+    await group.run(() => 0);
+    await group.run(insert, 'worker');
+    expect(syncs).toHaveLength(0);
+    expect(unsynced).toBe(1);
+  });
+
+  it('rejects the full writes of a group whose sync failed, and marks the store faulted until a probe syncs', async () => {
+    const full = group.run(insert);
+    await turn();
+    syncs[0].reject(new Error('EIO'));
+    await expect(full).rejects.toThrow(new StoreUnavailable('sync failed: EIO'));
+    expect(group.fault).toBeInstanceOf(StoreUnavailable);
+    const probe = group.probe(() => void insert());
+    await turn();
+    expect(group.fault).toBeDefined();
+    syncs[1].resolve();
+    await probe;
+    expect(group.fault).toBeUndefined();
+  });
+});

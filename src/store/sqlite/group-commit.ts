@@ -2,11 +2,11 @@ import type Database from 'better-sqlite3';
 import { StoreUnavailable } from '../../core/job.errors';
 
 /**
- * `full`: the write is a promise to someone (what the API acknowledges) and the commit waits for
+ * `full`: the write is a promise to someone (what the API acknowledges) and its promise waits for
  * the disk. `worker`: a worker's state change, committed at once but synced later (`unsynced`
  * says when a group held one). `none`: bookkeeping that recovery rebuilds anyway (claims). A group
- * without a `full` write commits without waiting for the disk; the next full commit syncs its
- * pages too, as it syncs the whole WAL.
+ * without a `full` write commits without waiting for the disk; the next sync covers its pages
+ * too, as it syncs the whole WAL.
  */
 export type Durability = 'full' | 'worker' | 'none';
 
@@ -33,6 +33,12 @@ interface Write<T = unknown> {
  * `beforeCommit` runs inside the transaction right before COMMIT: when it throws, the group is
  * rolled back and fails as a whole (the store checks there that its file is still the one it
  * opened).
+ *
+ * With a `sync` hook (a file on disk), every group commits at `synchronous = NORMAL`, so no COMMIT
+ * waits for the disk on the event loop; the `full` writes of a group that changed a row settle once
+ * a sync begun after its COMMIT has ended (an `fdatasync` of the WAL on libuv's thread pool). The
+ * next groups form and commit meanwhile, and one sync covers every group committed before it
+ * began. Without the hook, a group with a `full` write commits at FULL (its COMMIT syncs).
  */
 export class GroupCommit {
   private queued: Write[] = [];
@@ -65,6 +71,11 @@ export class GroupCommit {
       synced?: () => void;
       /** After a group with worker writes committed without a sync. */
       unsynced?: () => void;
+      /**
+       * Resolves once a sync that began after the call has ended (every commit before the call is
+       * durable); rejects when it failed. Given, it replaces FULL commits (see above).
+       */
+      sync?: () => Promise<void>;
     },
   ) {
     this.begin = db.prepare('BEGIN');
@@ -73,6 +84,10 @@ export class GroupCommit {
     this.totalChanges = db.prepare('SELECT total_changes()').pluck();
     // Inside an open transaction better-sqlite3 runs a transaction function as a savepoint.
     this.inSavepoint = db.transaction((work: () => unknown) => work());
+    if (hooks.sync) {
+      db.pragma('synchronous = NORMAL');
+      this.relaxed = true;
+    }
   }
 
   /** Runs `work` in the next group; resolves with its result once the group is committed. */
@@ -102,13 +117,16 @@ export class GroupCommit {
     const restore = this.hooks.snapshot();
     const unsynced = group.every((write) => write.durability !== 'full');
     let fatal: { error: unknown } | undefined;
+    let syncing: Promise<void> | undefined;
     try {
       // In WAL mode NORMAL commits without a sync and syncs at checkpoints: never a corrupt file,
       // at worst the last commits lost on a power cut. FULL is the connection's setting. (Not a
       // prepared statement: SQLite applies this pragma when it compiles it.)
-      if (unsynced && !this.relaxed) this.db.pragma('synchronous = NORMAL');
-      if (!unsynced && this.relaxed) this.db.pragma('synchronous = FULL');
-      this.relaxed = unsynced;
+      if (!this.hooks.sync) {
+        if (unsynced && !this.relaxed) this.db.pragma('synchronous = NORMAL');
+        if (!unsynced && this.relaxed) this.db.pragma('synchronous = FULL');
+        this.relaxed = unsynced;
+      }
       const changesBefore = this.totalChanges.get();
       this.begin.run();
       for (const write of group) {
@@ -129,8 +147,13 @@ export class GroupCommit {
         this.commits += 1;
         // A transaction that changed no row writes nothing to the WAL, and COMMIT then syncs nothing.
         if (this.totalChanges.get() !== changesBefore) {
-          if (!unsynced) this.hooks.synced?.();
-          else if (group.some((write) => write.durability === 'worker')) this.hooks.unsynced?.();
+          if (unsynced) {
+            if (group.some((write) => write.durability === 'worker')) this.hooks.unsynced?.();
+          } else if (this.hooks.sync) {
+            syncing = this.hooks.sync();
+          } else {
+            this.hooks.synced?.();
+          }
         }
       }
     } catch (error) {
@@ -150,11 +173,27 @@ export class GroupCommit {
     }
     const failed = group.find((write) => !write.outcome!.ok && write.outcome!.error instanceof StoreUnavailable);
     if (failed) this.fault = (failed.outcome as { error: StoreUnavailable }).error;
-    else if (group.some((write) => write.probe && write.outcome!.ok)) this.fault = undefined;
+    const probed = !failed && group.some((write) => write.probe && write.outcome!.ok);
+    if (probed && !syncing) this.fault = undefined;
+    const waiting: Write[] = [];
     for (const write of group) {
       const outcome = write.outcome!;
-      if (outcome.ok) write.resolve(outcome.value);
-      else write.reject(outcome.error);
+      if (!outcome.ok) write.reject(outcome.error);
+      else if (syncing && write.durability === 'full') waiting.push(write);
+      else write.resolve(outcome.value);
     }
+    if (!syncing) return;
+    syncing.then(
+      () => {
+        if (probed) this.fault = undefined;
+        for (const write of waiting) write.resolve((write.outcome as { value: unknown }).value);
+      },
+      (err: unknown) => {
+        // Committed but not known to be on disk: nobody is answered that it is.
+        const error = this.hooks.fault(err);
+        this.fault = error instanceof Error ? error : new Error(String(error));
+        for (const write of waiting) write.reject(error);
+      },
+    );
   }
 }

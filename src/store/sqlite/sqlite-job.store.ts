@@ -27,7 +27,7 @@ import { SyncSchedule } from '../sync-schedule';
 import { GroupCommit, type Durability } from './group-commit';
 import { SQLITE_MIGRATIONS } from './sqlite-migrations';
 import { SCHEDULE_SQL, scheduleFromRow, scheduleRow, type ScheduleRow } from './sqlite-schedules';
-import { SQL } from './sqlite-statements';
+import { applyTransitionSql, SQL } from './sqlite-statements';
 
 interface JobRow {
   id: string;
@@ -82,6 +82,7 @@ export class SqliteJobStore implements JobStore {
   private stmts?: Statements;
   private group?: GroupCommit;
   private readonly listStatements = new Map<string, Database.Statement>();
+  private readonly transitionStatements = new Map<number, Database.Statement>();
   /** Exact, because this process is the file's only writer: loaded once at open, kept in step by every write. */
   private stateCounts = emptyCounts();
   /** The database file and its WAL as opened: checked before every commit and every ping. */
@@ -139,11 +140,15 @@ export class SqliteJobStore implements JobStore {
       }
       throw err;
     }
-    // FULL: a commit is on disk before the submission is acknowledged (see docs/decisions.md).
+    // FULL for the migrations; the group commit then commits at NORMAL and syncs the WAL itself
+    // before it acknowledges a write (docs/decisions.md).
     db.pragma('synchronous = FULL');
     db.pragma('foreign_keys = ON');
     // 64 MiB of page cache (the default is 2 MiB): the indexes of a large backlog stay in memory.
     db.pragma('cache_size = -65536');
+    // The savepoint of each write in a group journals the pages it changes; in memory, not in a
+    // temporary file: a third of a state change's cost (docs/decisions.md).
+    db.pragma('temp_store = MEMORY');
     this.migrate(db);
     if (this.file !== ':memory:' && this.file !== '') {
       // Locking mode EXCLUSIVE keeps the WAL open, and its file present, until the store closes.
@@ -180,6 +185,9 @@ export class SqliteJobStore implements JobStore {
       beforeCommit: () => this.checkFiles(),
       synced: () => this.syncSchedule.syncedThrough(this.syncSchedule.mark()),
       unsynced: () => this.syncSchedule.committedUnsynced(),
+      // An acknowledged write's sync runs on the thread pool too, pipelined (docs/decisions.md);
+      // an in-memory database has no WAL to sync and keeps FULL commits.
+      sync: this.wal ? () => this.syncSchedule.syncNow() : undefined,
     });
   }
 
@@ -198,6 +206,7 @@ export class SqliteJobStore implements JobStore {
     this.identity = undefined;
     this.walSecured = false;
     this.listStatements.clear();
+    this.transitionStatements.clear();
   }
 
   /**
@@ -320,11 +329,14 @@ export class SqliteJobStore implements JobStore {
   /** Reads, decides and writes inside the group's transaction: the compare-and-set sees every earlier write. */
   async transition(id: string, event: JobEvent, guard?: TransitionGuard, durability: WriteDurability = 'acknowledged'): Promise<Job> {
     const stmts = this.statements();
-    return this.writes().run(() => {
-      const row = stmts.getJob.get(id) as JobRow | undefined;
-      if (!row) throw new JobNotFound(id);
-      return this.apply(planTransition(fromRow(row), row.owner, event, guard));
-    }, this.durabilityOf(durability));
+    return this.writes().run(
+      () => {
+        const row = stmts.getJob.get(id) as JobRow | undefined;
+        if (!row) throw new JobNotFound(id);
+        return this.apply(row, planTransition(fromRow(row), row.owner, event, guard));
+      },
+      this.durabilityOf(durability),
+    );
   }
 
   /** Inside a group, like `transition`: the window's log and the start commit together, or neither. */
@@ -341,14 +353,31 @@ export class SqliteJobStore implements JobStore {
         if (retryAt !== undefined) return { retryAt };
         write(() => stmts.logStart.run(row.type, event.now));
       }
-      return { job: this.apply(planned) };
+      return { job: this.apply(row, planned) };
     }, this.durabilityOf('worker'));
   }
 
-  /** The compare-and-set of a planned change, inside a group; keeps the counts in step. */
-  private apply(planned: PlannedTransition): Job {
-    const stmts = this.statements();
-    const { changes } = write(() => stmts.applyTransition.run(transitionParams(planned.next, planned.owner, planned.change.from)));
+  /**
+   * The compare-and-set of a planned change, inside a group; keeps the counts in step. It sets only
+   * the columns that change from `row` (read in the same transaction): SQLite rewrites only the
+   * indexes that hold an assigned column, so a start leaves the owner's index alone.
+   */
+  private apply(row: JobRow, planned: PlannedTransition): Job {
+    const values = transitionValues(planned.next, planned.owner);
+    let mask = 0;
+    const params: unknown[] = [];
+    for (let i = 0; i < TRANSITION_COLUMNS.length; i++) {
+      if (values[i] === row[TRANSITION_COLUMNS[i]]) continue;
+      mask |= 1 << i;
+      params.push(values[i]);
+    }
+    // Nothing to change but the compare-and-set itself: updated_at is written anyway.
+    if (mask === 0) {
+      mask = UPDATED_AT_BIT;
+      params.push(values[TRANSITION_COLUMNS.indexOf('updated_at')]);
+    }
+    params.push(planned.next.id, planned.change.from);
+    const { changes } = write(() => this.transitionStatement(mask).run(params));
     if (changes !== 1) throw new ConcurrentChange(planned.next.id);
     this.stateCounts[planned.change.from] -= 1;
     this.stateCounts[planned.change.to] += 1;
@@ -526,6 +555,17 @@ export class SqliteJobStore implements JobStore {
     }
   }
 
+  /** The compare-and-set that sets the columns of `mask` (bits in TRANSITION_COLUMNS order), prepared once. */
+  private transitionStatement(mask: number): Database.Statement {
+    let stmt = this.transitionStatements.get(mask);
+    if (!stmt) {
+      if (!this.db) throw new Error('the SQLite store is not open');
+      stmt = this.db.prepare(applyTransitionSql(TRANSITION_COLUMNS.filter((_, i) => mask & (1 << i))));
+      this.transitionStatements.set(mask, stmt);
+    }
+    return stmt;
+  }
+
   private writes(): GroupCommit {
     if (!this.group) throw new Error('the SQLite store is not open');
     return this.group;
@@ -595,8 +635,23 @@ function insertParams(job: Job, requestHash: string | null): unknown[] {
   ];
 }
 
-/** The parameters of `applyTransition`: the changed columns, then the compare-and-set. */
-function transitionParams(next: Job, owner: string | null, from: JobState): unknown[] {
+/** The columns a state change may set, in the order of `transitionValues`. */
+const TRANSITION_COLUMNS = [
+  'state',
+  'attempts',
+  'run_at',
+  'started_at',
+  'finished_at',
+  'result',
+  'last_error',
+  'updated_at',
+  'owner',
+  'cancel_requested_at',
+] as const satisfies readonly (keyof JobRow)[];
+const UPDATED_AT_BIT = 1 << TRANSITION_COLUMNS.indexOf('updated_at');
+
+/** The values of TRANSITION_COLUMNS after a change, as stored. */
+function transitionValues(next: Job, owner: string | null): unknown[] {
   return [
     next.state,
     next.attempts,
@@ -608,8 +663,6 @@ function transitionParams(next: Job, owner: string | null, from: JobState): unkn
     next.updatedAt,
     owner,
     next.cancelRequestedAt,
-    next.id,
-    from,
   ];
 }
 

@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import { SQLITE_MIGRATIONS } from './sqlite-migrations';
-import { SQL } from './sqlite-statements';
+import { applyTransitionSql, SQL } from './sqlite-statements';
 
 /**
  * The feeder's queries run on every wake-up, over every pending job: each must be an index search
@@ -48,7 +48,7 @@ describe('SQLite statements: query plans of the hot path', () => {
 
   it('reads and changes one job by its primary key', () => {
     expect(plan(SQL.getJob, ['x'])).toMatch(/SEARCH jobs USING INDEX sqlite_autoindex_jobs_1 \(id=\?\)/);
-    expect(plan(SQL.applyTransition, ['pending', 0, 0, null, null, null, null, 0, null, null, 'x', 'pending'])).toMatch(
+    expect(plan(applyTransitionSql(['state', 'attempts', 'started_at', 'updated_at']), ['processing', 1, 0, 0, 'x', 'pending'])).toMatch(
       /SEARCH jobs USING INDEX sqlite_autoindex_jobs_1 \(id=\?\)/,
     );
   });

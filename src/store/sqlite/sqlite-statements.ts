@@ -14,12 +14,6 @@ export const SQL = {
   /** A handler's progress, on the attempt that reported it only; no state, no updated_at. */
   recordProgress: `UPDATE jobs SET progress = ? WHERE id = ? AND state = 'processing' AND attempts = ? AND owner = ?`,
   getJobByIdempotencyKey: `SELECT * FROM jobs WHERE idempotency_key = ?`,
-  /** The compare-and-set of every state change: it applies only if the state is still `from`. */
-  applyTransition: `
-    UPDATE jobs
-       SET state = ?, attempts = ?, run_at = ?, started_at = ?, finished_at = ?, result = ?, last_error = ?,
-           updated_at = ?, owner = ?, cancel_requested_at = ?
-     WHERE id = ? AND state = ?`,
   /** The next priority level below `below` that has unclaimed pending jobs (ready or not). */
   levelBelow: `
     SELECT max(priority) AS priority FROM jobs INDEXED BY jobs_dispatch
@@ -68,3 +62,12 @@ export const SQL = {
   logStart: `INSERT INTO type_starts (type, at) VALUES (?, ?)`,
   ping: `SELECT 1`,
 } as const;
+
+/**
+ * The compare-and-set of every state change: it sets `columns` (the ones the change alters) and
+ * applies only if the state is still the one it was decided on. Parameters: the columns' values in
+ * that order, then the id and the state it was decided on.
+ */
+export function applyTransitionSql(columns: readonly string[]): string {
+  return `UPDATE jobs SET ${columns.map((column) => `${column} = ?`).join(', ')} WHERE id = ? AND state = ?`;
+}
