@@ -185,7 +185,6 @@ export class PgJobStore implements JobStore {
     await Promise.all([this.inserts.settled(), this.transitions.settled()]);
     await this.syncSchedule.close();
     // Worker commits still unflushed: the WAL writer flushes them within its bound.
-    this.transitions.forgetWritten();
     clearTimeout(this.listenRetry);
     const listener = this.listener;
     this.listener = undefined;
@@ -348,8 +347,6 @@ export class PgJobStore implements JobStore {
     const { rows } = await this.query<JobRow>(PG_SQL.recordProgress, [id, attempt, owner, JSON.stringify(progress), setting]);
     if (rows.length === 0) return undefined;
     this.committed(setting, mark);
-    // The outcome of this attempt is planned on the row its start wrote: that row gets the progress too.
-    this.transitions.noteProgress(id, rows[0].progress ?? null);
     return fromRow(rows[0]);
   }
 
