@@ -463,6 +463,23 @@ describePg('PgJobStore: several stores on one database', () => {
     expect((await store.counts()).processing).toBe(520);
   });
 
+  it('the drain and submission statements are prepared once per connection and run by name after that', async () => {
+    const store = await openStore(db.url, 1);
+    const jobs = await insert(store, 3);
+    expect(await store.claimReady(A, NO_LIMIT, Date.now())).toHaveLength(3);
+    await Promise.all(jobs.map((j) => start(store, j.id, A)));
+    await complete(store, jobs[0].id);
+    await store.recordProgress(jobs[1].id, 1, A, 50);
+    // the pool's one connection: what it has prepared (a statement's text is parsed and planned there once)
+    const { pool } = store as unknown as { pool: { query: (sql: string) => Promise<{ rows: Array<{ name: string }> }> } };
+    const names = (await pool.query('SELECT name FROM pg_prepared_statements ORDER BY name')).rows.map((r) => r.name);
+    expect(names).toEqual(['keel_applyTransitions', 'keel_getJobs', 'keel_recordProgress', 'keel_submitJobs']);
+    // run again by name: the same answers
+    const again = await insert(store, 2);
+    expect(await store.claimReady(A, NO_LIMIT, Date.now())).toHaveLength(2);
+    for (const job of await Promise.all(again.map((j) => start(store, j.id, A)))) expect(await store.get(job.id)).toEqual(job);
+  });
+
   it('transitions of one job asked for in the same turn apply one after the other, in order', async () => {
     const store = await openStore();
     const [job, other] = await insert(store, 2);

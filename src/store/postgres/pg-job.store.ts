@@ -27,7 +27,7 @@ import { PgEventBus } from './pg-event-bus';
 import { PgInsertGroups } from './pg-insert-groups';
 import { fromRow, insertColumns, type JobRow } from './pg-rows';
 import { PG_SCHEDULE_SQL, scheduleFromRow, scheduleParams } from './pg-schedules';
-import { PG_SQL } from './pg-statements';
+import { PG_SQL, prepared } from './pg-statements';
 import { casParams, PgTransitionGroups } from './pg-transition-groups';
 
 export interface PgJobStoreOptions {
@@ -221,7 +221,7 @@ export class PgJobStore implements JobStore {
     return this.inTransaction(async (client) => {
       let outcome: { pending: number; inserted: number };
       try {
-        outcome = (await client.query<{ pending: number; inserted: number }>(PG_SQL.submitJobs, params)).rows[0];
+        outcome = (await client.query<{ pending: number; inserted: number }>(prepared(PG_SQL.submitJobs, params))).rows[0];
       } catch (err) {
         if ((err as { code?: string }).code === '23505' && (err as { constraint?: string }).constraint === 'keel_jobs_idempotency_key') {
           throw new IdempotencyKeyTaken(records.find((r) => r.idempotencyKey !== null)?.idempotencyKey ?? '');
@@ -522,7 +522,7 @@ export class PgJobStore implements JobStore {
   private async query<R extends object = object>(sql: string, params?: unknown[]) {
     const pool = this.openPool();
     try {
-      return await pool.query<R>(sql, params);
+      return await pool.query<R>(prepared(sql, params));
     } catch (err) {
       throw unavailable(err);
     }
