@@ -15,7 +15,7 @@
 import { Logger } from '@nestjs/common';
 import { Client } from 'pg';
 import { v7 as uuidv7 } from 'uuid';
-import { BacklogFull, ConcurrentChange, IdempotencyKeyTaken, InvalidTransition, JobNotFound, StoreUnavailable } from '../src/core/job.errors';
+import { BacklogFull, ConcurrentChange, IdempotencyKeyTaken, InvalidTransition, JobNotFound, StaleOutcome, StoreUnavailable } from '../src/core/job.errors';
 import type { Job, NewJob } from '../src/core/job.model';
 import { PgJobStore } from '../src/store/postgres/pg-job.store';
 import { MAX_GROUP_JOBS, MAX_GROUP_SUBMISSIONS } from '../src/store/postgres/pg-insert-groups';
@@ -478,6 +478,63 @@ describePg('PgJobStore: several stores on one database', () => {
     const again = await insert(store, 2);
     expect(await store.claimReady(A, NO_LIMIT, Date.now())).toHaveLength(2);
     for (const job of await Promise.all(again.map((j) => start(store, j.id, A)))) expect(await store.get(job.id)).toEqual(job);
+  });
+
+  it('outcomes that carry the rows their starts returned are one statement: no read', async () => {
+    const store = await openStore();
+    const jobs = await insert(store, 30);
+    expect(await store.claimReady(A, NO_LIMIT, Date.now())).toHaveLength(30);
+    const started = await Promise.all(jobs.map((j) => start(store, j.id, A)));
+    const completed = await cost(store, () =>
+      Promise.all(
+        started.map((job, i) =>
+          store.transition(job.id, { type: 'complete', now: Date.now(), attempt: 1, result: { i } }, { owner: A, expected: job }, 'worker'),
+        ),
+      ),
+    );
+    expect(completed).toMatchObject({ groups: 1, roundTrips: 1 });
+    for (const [i, job] of completed.value.entries()) {
+      expect(job).toMatchObject({ id: jobs[i].id, state: 'completed', attempts: 1, result: { i } });
+      expect(await store.get(job.id)).toEqual(job);
+      expect(await ownerOf(job.id)).toBeNull();
+    }
+  });
+
+  it('an outcome whose carried row is out of date (a cancel request recorded since) is read again and decided on the row', async () => {
+    const store = await openStore();
+    const [job, other] = await insert(store, 2);
+    expect(await store.claimReady(A, NO_LIMIT, Date.now())).toHaveLength(2);
+    const [running, otherRunning] = await Promise.all([start(store, job.id, A), start(store, other.id, A)]);
+    // recorded through the API while the attempt runs: the carried row does not have it
+    expect(await store.transition(job.id, { type: 'cancel', now: Date.now() })).toMatchObject({ state: 'processing' });
+    const outcomes = await cost(store, () =>
+      Promise.all([
+        store.transition(job.id, { type: 'complete', now: Date.now(), attempt: 1, result: 'late' }, { owner: A, expected: running }, 'worker'),
+        store.transition(other.id, { type: 'complete', now: Date.now(), attempt: 1, result: 'ok' }, { owner: A, expected: otherRunning }, 'worker'),
+      ]),
+    );
+    const [cancelled, completed] = outcomes.value;
+    expect(cancelled).toMatchObject({ state: 'cancelled', attempts: 1 });
+    expect(await store.get(job.id)).toEqual(cancelled);
+    expect(completed).toMatchObject({ state: 'completed', result: 'ok' });
+    // the group's statement applied the other job and lost on this one, which was read and applied again
+    expect(outcomes).toMatchObject({ groups: 2, roundTrips: 3 });
+  });
+
+  it('an outcome carrying its row from an attempt that was taken back is stale, not applied', async () => {
+    const store = await openStore();
+    const [job] = await insert(store, 1);
+    expect(await store.claimReady(A, NO_LIMIT, Date.now())).toHaveLength(1);
+    const running = await start(store, job.id, A);
+    // taken back (A's lease gone): interrupted by recovery, then started by B
+    await store.transition(job.id, { type: 'interrupt', now: Date.now(), attempt: 1 }, { owner: A });
+    expect(await store.claimReady('B', NO_LIMIT, Date.now())).toHaveLength(1);
+    const rerun = await start(store, job.id, 'B');
+    const late = await store
+      .transition(job.id, { type: 'complete', now: Date.now(), attempt: 1, result: 'late' }, { owner: A, expected: running }, 'worker')
+      .catch((err: unknown) => err);
+    expect(late).toBeInstanceOf(StaleOutcome);
+    expect(await store.get(job.id)).toEqual(rerun);
   });
 
   it('transitions of one job asked for in the same turn apply one after the other, in order', async () => {

@@ -52,6 +52,16 @@ interface Planned {
 type CasRow = Pick<JobRow, 'id' | 'state' | 'attempts' | 'updated_at' | 'owner'>;
 
 /**
+ * The row a caller passed as `guard.expected`, as the compare-and-set compares it, with the job it
+ * is; none once a compare-and-set on it was lost (the row changed: it is read from then on).
+ */
+function expectedOf(asked: Asked): (CasRow & { job: Job }) | undefined {
+  const job = asked.guard?.expected;
+  if (!job || asked.lost > 0 || asked.guard?.owner === undefined) return undefined;
+  return { id: asked.key, state: job.state, attempts: job.attempts, updated_at: job.updatedAt, owner: asked.guard.owner, job };
+}
+
+/**
  * Group commit of state changes. Every transition asked for during one turn of the event loop
  * is applied with the others: one read of all their rows, the state machine per job, and one
  * compare-and-set statement for all of them (each job's expected row and its new values, one
@@ -127,21 +137,27 @@ export class PgTransitionGroups extends TurnGroups<Asked> {
     };
     try {
       const planned: Planned[] = [];
-      let rows: JobRow[];
-      try {
-        rows = (await this.query<JobRow>(PG_SQL.getJobs, [group.map((a) => a.key)])).rows;
-      } catch (error) {
-        return await this.failed(group, error, settle);
+      // A caller that has the row as the store last gave it (a worker's outcome) is planned on
+      // that; the others' rows are read, in one query.
+      const unread = group.filter((asked) => !expectedOf(asked));
+      let rows: JobRow[] = [];
+      if (unread.length > 0) {
+        try {
+          rows = (await this.query<JobRow>(PG_SQL.getJobs, [unread.map((a) => a.key)])).rows;
+        } catch (error) {
+          return await this.failed(group, error, settle);
+        }
       }
       const byKey = new Map(rows.map((row) => [row.id, row]));
       for (const asked of group) {
-        const row = byKey.get(asked.key);
+        const expected = expectedOf(asked);
+        const row = expected ?? byKey.get(asked.key);
         if (!row) {
           settle(asked, { error: new JobNotFound(asked.id) });
           continue;
         }
         try {
-          const plan = planTransition(fromRow(row), row.owner, asked.event, asked.guard);
+          const plan = planTransition(expected ? expected.job : fromRow(row as JobRow), row.owner, asked.event, asked.guard);
           planned.push({ asked, plan, params: casParams(row, plan) });
         } catch (error) {
           settle(asked, { error });
@@ -214,6 +230,7 @@ export class PgTransitionGroups extends TurnGroups<Asked> {
       const { rows } = await this.query<JobRow>(PG_SQL.getJob, [asked.id]);
       if (!rows[0]) throw new JobNotFound(asked.id);
       const row = rows[0];
+      // (read here even when the caller had the row: this path is the fallback of a failed group)
       const plan = planTransition(fromRow(row), row.owner, asked.event, asked.guard);
       const applied = await this.commit(PG_SQL.applyTransition, [...casParams(row, plan), ...this.db.notifyParams()], asked.durability);
       if (applied.length === 1) return plan.next;
