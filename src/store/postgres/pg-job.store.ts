@@ -143,7 +143,7 @@ export class PgJobStore implements JobStore {
     const walWriterDelayMs = (await pool.query<{ ms: number }>(PG_SQL.walWriterDelay)).rows[0]?.ms ?? 200;
     const needsFlush = this.syncIntervalMs > 0 && this.syncIntervalMs < 3 * walWriterDelayMs;
     this.syncSchedule.needsTimer = needsFlush;
-    this.logger.log(
+    this.logger.debug(
       `wal_writer_delay is ${walWriterDelayMs} ms: worker commits reach the disk within ${3 * walWriterDelayMs} ms by the WAL writer` +
         (this.syncIntervalMs === 0
           ? '; SYNC_INTERVAL_MS=0: every worker commit waits for its flush'
