@@ -7,7 +7,8 @@
  *    each first request 10 s, never answers it), the job becomes `cancelled`; a retry then runs it
  *    again without overlapping the first delivery;
  * b. a committed outcome reported as failed: a TCP proxy closes the connection right after every
- *    second statement that carries a NOTIFY (`pg_notify`); `http` jobs that fail once (500) and
+ *    fourth statement that carries a NOTIFY (its work channel, `keel_work_…`, is one of the
+ *    statement's parameters, sent at every run, prepared or not); `http` jobs that fail once (500) and
  *    then succeed, in waves, on two instances through that proxy: no two deliveries of a job
  *    overlap, attempts go up, every job completes;
  * c. /metrics has `jobs_stale_outcomes_total`.
@@ -171,10 +172,11 @@ describePg('one running attempt per job (PostgreSQL, two instances, process)', (
         `wave ${wave} submitted`,
         { timeoutMs: 30_000, intervalMs: 100 },
       );
-      // Every state change's statement carries its NOTIFY clause: one in four is cut after it was
-      // sent (a start or an outcome committed but reported as failed; attempts lost to cut starts
-      // count, hence maxAttempts 100).
-      proxy.dropAfter('pg_notify', 4);
+      // Every state change's statement carries its NOTIFY clause, and the channel as a parameter
+      // (the SQL text goes once per connection: the statement is prepared): one in four is cut
+      // after it was sent (a start or an outcome committed but reported as failed; attempts lost
+      // to cut starts count, hence maxAttempts 100).
+      proxy.dropAfter('keel_work_', 4);
       for (const job of submitted) ids.add(job.id);
       done = await waitFor(
         async () => {

@@ -15,11 +15,10 @@
 import { Logger } from '@nestjs/common';
 import { Client } from 'pg';
 import { v7 as uuidv7 } from 'uuid';
-import { BacklogFull, ConcurrentChange, IdempotencyKeyTaken, InvalidTransition, JobNotFound, StoreUnavailable } from '../src/core/job.errors';
+import { BacklogFull, ConcurrentChange, IdempotencyKeyTaken, InvalidTransition, JobNotFound, StaleOutcome, StoreUnavailable } from '../src/core/job.errors';
 import type { Job, NewJob } from '../src/core/job.model';
 import { PgJobStore } from '../src/store/postgres/pg-job.store';
 import { MAX_GROUP_JOBS, MAX_GROUP_SUBMISSIONS } from '../src/store/postgres/pg-insert-groups';
-import { MAX_WRITTEN_ROWS } from '../src/store/postgres/pg-transition-groups';
 import { PG_MIGRATIONS } from '../src/store/postgres/pg-migrations';
 import { PG_SQL } from '../src/store/postgres/pg-statements';
 import { messagesOf } from '../src/store/postgres/pg-event-bus';
@@ -448,9 +447,9 @@ describePg('PgJobStore: several stores on one database', () => {
       expect(await ownerOf(job.id)).toBe(A);
     }
 
-    // planned on the rows the starts wrote: the compare-and-set alone
+    // outcomes too: one read of the group's rows, one compare-and-set
     const completed = await cost(store, () => Promise.all(jobs.map((j, i) => complete(store, j.id, { i }))));
-    expect(completed).toMatchObject({ groups: 1, roundTrips: 1 });
+    expect(completed).toMatchObject({ groups: 1, roundTrips: 2 });
     for (const [i, job] of completed.value.entries()) {
       expect(job).toMatchObject({ id: jobs[i].id, state: 'completed', attempts: 1, result: { i } });
       expect(await store.get(job.id)).toEqual(job);
@@ -462,6 +461,80 @@ describePg('PgJobStore: several stores on one database', () => {
     const big = await cost(store, () => Promise.all(more.map((j) => start(store, j.id))));
     expect(big).toMatchObject({ groups: 2, roundTrips: 4 });
     expect((await store.counts()).processing).toBe(520);
+  });
+
+  it('the drain and submission statements are prepared once per connection and run by name after that', async () => {
+    const store = await openStore(db.url, 1);
+    const jobs = await insert(store, 3);
+    expect(await store.claimReady(A, NO_LIMIT, Date.now())).toHaveLength(3);
+    await Promise.all(jobs.map((j) => start(store, j.id, A)));
+    await complete(store, jobs[0].id);
+    await store.recordProgress(jobs[1].id, 1, A, 50);
+    // the pool's one connection: what it has prepared (a statement's text is parsed and planned there once)
+    const { pool } = store as unknown as { pool: { query: (sql: string) => Promise<{ rows: Array<{ name: string }> }> } };
+    const names = (await pool.query('SELECT name FROM pg_prepared_statements ORDER BY name')).rows.map((r) => r.name);
+    expect(names).toEqual(['keel_applyTransitions', 'keel_getJobs', 'keel_recordProgress', 'keel_submitJobs']);
+    // run again by name: the same answers
+    const again = await insert(store, 2);
+    expect(await store.claimReady(A, NO_LIMIT, Date.now())).toHaveLength(2);
+    for (const job of await Promise.all(again.map((j) => start(store, j.id, A)))) expect(await store.get(job.id)).toEqual(job);
+  });
+
+  it('outcomes that carry the rows their starts returned are one statement: no read', async () => {
+    const store = await openStore();
+    const jobs = await insert(store, 30);
+    expect(await store.claimReady(A, NO_LIMIT, Date.now())).toHaveLength(30);
+    const started = await Promise.all(jobs.map((j) => start(store, j.id, A)));
+    const completed = await cost(store, () =>
+      Promise.all(
+        started.map((job, i) =>
+          store.transition(job.id, { type: 'complete', now: Date.now(), attempt: 1, result: { i } }, { owner: A, expected: job }, 'worker'),
+        ),
+      ),
+    );
+    expect(completed).toMatchObject({ groups: 1, roundTrips: 1 });
+    for (const [i, job] of completed.value.entries()) {
+      expect(job).toMatchObject({ id: jobs[i].id, state: 'completed', attempts: 1, result: { i } });
+      expect(await store.get(job.id)).toEqual(job);
+      expect(await ownerOf(job.id)).toBeNull();
+    }
+  });
+
+  it('an outcome whose carried row is out of date (a cancel request recorded since) is read again and decided on the row', async () => {
+    const store = await openStore();
+    const [job, other] = await insert(store, 2);
+    expect(await store.claimReady(A, NO_LIMIT, Date.now())).toHaveLength(2);
+    const [running, otherRunning] = await Promise.all([start(store, job.id, A), start(store, other.id, A)]);
+    // recorded through the API while the attempt runs: the carried row does not have it
+    expect(await store.transition(job.id, { type: 'cancel', now: Date.now() })).toMatchObject({ state: 'processing' });
+    const outcomes = await cost(store, () =>
+      Promise.all([
+        store.transition(job.id, { type: 'complete', now: Date.now(), attempt: 1, result: 'late' }, { owner: A, expected: running }, 'worker'),
+        store.transition(other.id, { type: 'complete', now: Date.now(), attempt: 1, result: 'ok' }, { owner: A, expected: otherRunning }, 'worker'),
+      ]),
+    );
+    const [cancelled, completed] = outcomes.value;
+    expect(cancelled).toMatchObject({ state: 'cancelled', attempts: 1 });
+    expect(await store.get(job.id)).toEqual(cancelled);
+    expect(completed).toMatchObject({ state: 'completed', result: 'ok' });
+    // the group's statement applied the other job and lost on this one, which was read and applied again
+    expect(outcomes).toMatchObject({ groups: 2, roundTrips: 3 });
+  });
+
+  it('an outcome carrying its row from an attempt that was taken back is stale, not applied', async () => {
+    const store = await openStore();
+    const [job] = await insert(store, 1);
+    expect(await store.claimReady(A, NO_LIMIT, Date.now())).toHaveLength(1);
+    const running = await start(store, job.id, A);
+    // taken back (A's lease gone): interrupted by recovery, then started by B
+    await store.transition(job.id, { type: 'interrupt', now: Date.now(), attempt: 1 }, { owner: A });
+    expect(await store.claimReady('B', NO_LIMIT, Date.now())).toHaveLength(1);
+    const rerun = await start(store, job.id, 'B');
+    const late = await store
+      .transition(job.id, { type: 'complete', now: Date.now(), attempt: 1, result: 'late' }, { owner: A, expected: running }, 'worker')
+      .catch((err: unknown) => err);
+    expect(late).toBeInstanceOf(StaleOutcome);
+    expect(await store.get(job.id)).toEqual(rerun);
   });
 
   it('transitions of one job asked for in the same turn apply one after the other, in order', async () => {
@@ -484,9 +557,9 @@ describePg('PgJobStore: several stores on one database', () => {
     expect(second).toMatchObject({ state: 'processing', attempts: 2 });
     expect(done).toMatchObject({ state: 'completed', attempts: 2, result: 'done' });
     expect(await store.get(job.id)).toEqual(done);
-    // four groups (one per step of the job; the other job rode in the first), each NOTIFY inside its
-    // statement; the fail and the complete follow a start of this store: no read
-    expect(asked).toMatchObject({ groups: 4, roundTrips: 6 });
+    // four groups (one per step of the job; the other job rode in the first), each a read and a
+    // compare-and-set with its NOTIFY inside
+    expect(asked).toMatchObject({ groups: 4, roundTrips: 8 });
   });
 
   it('a group whose jobs go back to pending notifies within its one statement', async () => {
@@ -499,8 +572,8 @@ describePg('PgJobStore: several stores on one database', () => {
     const failed = await cost(a, () =>
       Promise.all(jobs.map((j) => a.transition(j.id, { type: 'fail', now: Date.now(), attempt: 1, error: 'x', permanent: false, jitter: 0 }))),
     );
-    // no read (the rows the starts wrote), one compare-and-set that also NOTIFYs
-    expect(failed).toMatchObject({ groups: 1, roundTrips: 1 });
+    // one read, one compare-and-set that also NOTIFYs
+    expect(failed).toMatchObject({ groups: 1, roundTrips: 2 });
     for (const job of failed.value) expect(job.state).toBe('pending');
     await waitFor(() => woken > 0, 'B woken by the group');
   });
@@ -533,8 +606,8 @@ describePg('PgJobStore: several stores on one database', () => {
       expect(completed).toMatchObject({ id: raced.id, state: 'completed', attempts: 1, result: 'after' });
       expect(await store.get(raced.id)).toEqual(completed);
       // the first group applied four starts; the raced start was read again and applied in a
-      // second group, ahead of the completion, which came in a third (without a read)
-      expect({ groups, roundTrips }).toEqual({ groups: 3, roundTrips: 5 });
+      // second group, ahead of the completion, which came in a third
+      expect({ groups, roundTrips }).toEqual({ groups: 3, roundTrips: 6 });
     } finally {
       await other.end().catch(() => undefined);
     }
@@ -635,14 +708,14 @@ describePg('PgJobStore: several stores on one database', () => {
     for (const job of jobs) expect(await reopened.get(job.id)).toMatchObject({ state: 'processing', attempts: 1 });
   });
 
-  // The outcome of an attempt this store started is planned on the row its start wrote: no read.
-  // The compare-and-set decides; a job changed since is read and answered as without that row.
+  // Every plan is made on the row as read for its group (nothing is kept between groups); the
+  // compare-and-set decides, and a job changed meanwhile is read again.
 
   const byOwner = (owner: string) => ({ owner });
   const fail = (store: PgJobStore, id: string, permanent: boolean, owner?: string) =>
     store.transition(id, { type: 'fail', now: Date.now(), attempt: 1, error: 'boom', permanent, jitter: 0 }, owner === undefined ? undefined : byOwner(owner));
 
-  it('outcomes of attempts this store started skip the read: one round trip, the rows a read would give', async () => {
+  it('outcomes of every kind share the one read of the group and one compare-and-set, and answer the rows a read gives', async () => {
     const store = await openStore();
     const jobs = await insert(store, 40, { payload: { nested: { n: 1 } } });
     expect(await store.claimReady(A, NO_LIMIT, Date.now())).toHaveLength(40);
@@ -663,7 +736,7 @@ describePg('PgJobStore: several stores on one database', () => {
         ),
       ),
     );
-    expect(outcomes).toMatchObject({ groups: 1, roundTrips: 1 });
+    expect(outcomes).toMatchObject({ groups: 1, roundTrips: 2 });
     for (const [i, job] of outcomes.value.entries()) {
       const state = i < 30 ? 'completed' : i < 35 ? 'failed' : 'pending';
       expect(job).toMatchObject({ id: jobs[i].id, state, attempts: i < 35 ? 1 : 0, payload: { nested: { n: 1 } } });
@@ -671,7 +744,7 @@ describePg('PgJobStore: several stores on one database', () => {
       expect(await ownerOf(job.id)).toBeNull();
     }
 
-    // a group of kept and unkept rows reads the unkept ones only: one read, one compare-and-set
+    // starts' outcomes and cancels of pending jobs in one group: one read, one compare-and-set
     const given = jobs.slice(35);
     expect((await store.claimReady(A, NO_LIMIT, Date.now())).map((k) => k.id).sort()).toEqual(sorted(given.map((j) => j.id)));
     await Promise.all(given.slice(0, 3).map((j) => start(store, j.id, A)));
@@ -683,7 +756,7 @@ describePg('PgJobStore: several stores on one database', () => {
     for (const job of mixed.value) expect(await store.get(job.id)).toEqual(job);
   });
 
-  it('a job changed by another store or connection after the start: the outcome misses, is read, and answers as a read would', async () => {
+  it('a job changed by another store or connection after the start: the outcome answers on the stored row', async () => {
     const [a, b] = [await openStore(), await openStore()];
     const jobs = await insert(a, 4);
     const [cancelled, rescued, restarted, touched] = jobs;
@@ -694,8 +767,7 @@ describePg('PgJobStore: several stores on one database', () => {
     await b.transition(cancelled.id, { type: 'cancel', now: Date.now() });
     const late = await cost(a, () => a.transition(cancelled.id, { type: 'complete', now: Date.now(), attempt: 1, result: 1 }, byOwner(A)));
     expect(late.value).toMatchObject({ state: 'cancelled', result: null });
-    // the compare-and-set on the kept row missed, then the read row was planned and applied
-    expect(late).toMatchObject({ groups: 2, roundTrips: 3 });
+    expect(late).toMatchObject({ groups: 1, roundTrips: 2 });
     expect(await a.get(cancelled.id)).toEqual(late.value);
 
     // rescued by another instance (guarded by the owner it found, as recovery does): the outcome is refused
@@ -716,26 +788,25 @@ describePg('PgJobStore: several stores on one database', () => {
     // a row changed by another connection in a way the state machine accepts: read, then applied
     await pgQuery(db.url, `UPDATE ${schema}.keel_jobs SET updated_at = updated_at + 1, last_error = 'touched' WHERE id = $1`, [touched.id]);
     const applied = await cost(a, () => a.transition(touched.id, { type: 'complete', now: Date.now(), attempt: 1, result: 'ok' }, byOwner(A)));
-    expect(applied).toMatchObject({ groups: 2, roundTrips: 3 });
+    expect(applied).toMatchObject({ groups: 1, roundTrips: 2 });
     expect(applied.value).toMatchObject({ state: 'completed', result: 'ok', lastError: 'touched', attempts: 1 });
     expect(await a.get(touched.id)).toEqual(applied.value);
   });
 
-  it('a refusal is never answered from a kept row: a start or retry the stored row allows applies', async () => {
+  it('a start or retry the stored row allows applies after another instance changed the job', async () => {
     const [a, b] = [await openStore(), await openStore()];
     const [job, other] = await insert(a, 2);
     expect(await a.claimReady(A, NO_LIMIT, Date.now())).toHaveLength(2);
     await Promise.all([start(a, job.id, A), start(a, other.id, A)]);
 
-    // rescued by another instance, then handed to A again: A's start applies (the kept row said processing)
+    // rescued by another instance, then handed to A again: A's start applies
     await b.transition(job.id, { type: 'interrupt', now: Date.now() }, byOwner(A));
     expect((await a.claimReady(A, NO_LIMIT, Date.now())).map((k) => k.id)).toEqual([job.id]);
     const again = await cost(a, () => start(a, job.id, A));
     expect(again.value).toMatchObject({ state: 'processing', attempts: 2 });
     expect(again).toMatchObject({ groups: 1, roundTrips: 2 });
-    // and its outcome is planned on the row that start wrote
     const done = await cost(a, () => a.transition(job.id, { type: 'complete', now: Date.now(), attempt: 2, result: 2 }, byOwner(A)));
-    expect(done).toMatchObject({ groups: 1, roundTrips: 1 });
+    expect(done).toMatchObject({ groups: 1, roundTrips: 2 });
     expect(await a.get(job.id)).toEqual(done.value);
 
     // cancelled by another instance (a request, then recovery of A's attempt): a retry through A applies
@@ -746,7 +817,7 @@ describePg('PgJobStore: several stores on one database', () => {
     expect(await a.get(other.id)).toEqual(retried);
   });
 
-  it('an outcome whose statement met a connection fault keeps no row: the next try reads', async () => {
+  it('an outcome whose statement met a connection fault is answered StoreUnavailable; the next try applies', async () => {
     const proxy = await startPgProxy(db.url);
     const a = await openStore();
     const b = await openStore(withHostPort(db.url, proxy.host, proxy.port), 4);
@@ -765,17 +836,6 @@ describePg('PgJobStore: several stores on one database', () => {
     expect(retried.value).toMatchObject({ state: 'completed', result: 2 });
     expect(await a.get(job.id)).toEqual(retried.value);
   });
-
-  it(`kept rows are bounded: past ${MAX_WRITTEN_ROWS} all are dropped, and those outcomes read`, async () => {
-    const store = await openStore();
-    const jobs = await insert(store, MAX_WRITTEN_ROWS + 1);
-    await Promise.all(jobs.map((j) => start(store, j.id)));
-    const completed = await cost(store, () => Promise.all(jobs.map((j) => complete(store, j.id))));
-    // 9 groups of up to 500; at most one row was still kept, so every group read
-    expect(completed.groups).toBe(Math.ceil(jobs.length / 500));
-    expect(completed.roundTrips).toBe(2 * completed.groups);
-    expect((await store.counts()).completed).toBe(jobs.length);
-  }, 60_000);
 
   // Keyless submissions are committed in groups (PgInsertGroups): what is asked for in one turn
   // shares one transaction, each submission whole or not at all, with the answer it has alone.

@@ -330,7 +330,8 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
    */
   private async commit(job: Job, event: JobEvent): Promise<void> {
     try {
-      const next = await this.store.transition(job.id, event, { owner: this.config.owner }, 'worker');
+      // The job as its start returned it: a store may plan the outcome on it rather than read it again.
+      const next = await this.store.transition(job.id, event, { owner: this.config.owner, expected: job }, 'worker');
       if (next.state === 'pending') this.feeder.wake();
       this.count(next, event);
       if (next.state === 'failed' || (next.state === 'pending' && event.type === 'fail')) {

@@ -2,7 +2,7 @@ import type { PoolClient } from 'pg';
 import { BacklogFull, StoreUnavailable } from '../../core/job.errors';
 import { newJobRecord, type Job, type NewJob } from '../../core/job.model';
 import { insertColumns } from './pg-rows';
-import { PG_SQL } from './pg-statements';
+import { PG_SQL, prepared } from './pg-statements';
 import { TurnGroups } from './turn-groups';
 
 /** The most submissions in one group. */
@@ -90,7 +90,7 @@ export class PgInsertGroups extends TurnGroups<Submission> {
       try {
         this.transactions += 1;
         outcome = await this.db.inTransaction(async (client) => {
-          let backlog = (await client.query<{ n: number }>(PG_SQL.countPending)).rows[0].n;
+          let backlog = (await client.query<{ n: number }>(prepared(PG_SQL.countPending))).rows[0].n;
           const admitted: Submission[] = [];
           const refused: Array<{ submission: Submission; backlog: number }> = [];
           for (const submission of group) {
@@ -106,7 +106,7 @@ export class PgInsertGroups extends TurnGroups<Submission> {
               admitted.flatMap((s) => s.records),
               admitted.flatMap((s) => s.jobs),
             );
-            await client.query(PG_SQL.insertJobs, [...columns, ...this.db.notifyParams()]);
+            await client.query(prepared(PG_SQL.insertJobs, [...columns, ...this.db.notifyParams()]));
           }
           return { admitted, refused };
         });

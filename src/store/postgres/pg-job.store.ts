@@ -27,7 +27,7 @@ import { PgEventBus } from './pg-event-bus';
 import { PgInsertGroups } from './pg-insert-groups';
 import { fromRow, insertColumns, type JobRow } from './pg-rows';
 import { PG_SCHEDULE_SQL, scheduleFromRow, scheduleParams } from './pg-schedules';
-import { PG_SQL } from './pg-statements';
+import { PG_SQL, prepared } from './pg-statements';
 import { casParams, PgTransitionGroups } from './pg-transition-groups';
 
 export interface PgJobStoreOptions {
@@ -143,7 +143,7 @@ export class PgJobStore implements JobStore {
     const walWriterDelayMs = (await pool.query<{ ms: number }>(PG_SQL.walWriterDelay)).rows[0]?.ms ?? 200;
     const needsFlush = this.syncIntervalMs > 0 && this.syncIntervalMs < 3 * walWriterDelayMs;
     this.syncSchedule.needsTimer = needsFlush;
-    this.logger.log(
+    this.logger.debug(
       `wal_writer_delay is ${walWriterDelayMs} ms: worker commits reach the disk within ${3 * walWriterDelayMs} ms by the WAL writer` +
         (this.syncIntervalMs === 0
           ? '; SYNC_INTERVAL_MS=0: every worker commit waits for its flush'
@@ -185,7 +185,6 @@ export class PgJobStore implements JobStore {
     await Promise.all([this.inserts.settled(), this.transitions.settled()]);
     await this.syncSchedule.close();
     // Worker commits still unflushed: the WAL writer flushes them within its bound.
-    this.transitions.forgetWritten();
     clearTimeout(this.listenRetry);
     const listener = this.listener;
     this.listener = undefined;
@@ -222,7 +221,7 @@ export class PgJobStore implements JobStore {
     return this.inTransaction(async (client) => {
       let outcome: { pending: number; inserted: number };
       try {
-        outcome = (await client.query<{ pending: number; inserted: number }>(PG_SQL.submitJobs, params)).rows[0];
+        outcome = (await client.query<{ pending: number; inserted: number }>(prepared(PG_SQL.submitJobs, params))).rows[0];
       } catch (err) {
         if ((err as { code?: string }).code === '23505' && (err as { constraint?: string }).constraint === 'keel_jobs_idempotency_key') {
           throw new IdempotencyKeyTaken(records.find((r) => r.idempotencyKey !== null)?.idempotencyKey ?? '');
@@ -348,8 +347,6 @@ export class PgJobStore implements JobStore {
     const { rows } = await this.query<JobRow>(PG_SQL.recordProgress, [id, attempt, owner, JSON.stringify(progress), setting]);
     if (rows.length === 0) return undefined;
     this.committed(setting, mark);
-    // The outcome of this attempt is planned on the row its start wrote: that row gets the progress too.
-    this.transitions.noteProgress(id, rows[0].progress ?? null);
     return fromRow(rows[0]);
   }
 
@@ -525,7 +522,7 @@ export class PgJobStore implements JobStore {
   private async query<R extends object = object>(sql: string, params?: unknown[]) {
     const pool = this.openPool();
     try {
-      return await pool.query<R>(sql, params);
+      return await pool.query<R>(prepared(sql, params));
     } catch (err) {
       throw unavailable(err);
     }

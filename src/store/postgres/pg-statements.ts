@@ -1,3 +1,5 @@
+import type { QueryConfig } from 'pg';
+
 /** The database clock in epoch milliseconds: leases are judged by one clock, not by each host's. */
 const NOW_MS = `(extract(epoch from clock_timestamp()) * 1000)::bigint`;
 
@@ -88,7 +90,7 @@ export const PG_SQL = {
   listJobs: (where: string, limit: string) => `SELECT ${SELECT_COLUMNS} FROM keel_jobs ${where} ORDER BY id DESC LIMIT ${limit}`,
   /**
    * The compare-and-set of every state change: it applies only if the job is still as it was
-   * read, or as this store last wrote it (state, attempts, updated_at and owner), so a change
+   * read (state, attempts, updated_at and owner), so a change
    * computed from a stale row fails. Its NOTIFYs (work ready, a cancel request) are part of it.
    * $16 the work channel, $17 this store's name, $18 the cancel channel, $19 synchronous_commit.
    */
@@ -212,3 +214,22 @@ export const PG_SQL = {
   /** Listeners gone an hour ago are history. */
   pruneEventListeners: `DELETE FROM keel_event_listeners WHERE expires_at < ${NOW_MS} - 3600000`,
 } as const;
+
+/**
+ * The statements of the drain and of submissions, prepared once per connection under a name: each
+ * later run sends no SQL text and is not parsed or planned again (the text of the grouped
+ * compare-and-set is 1.5 kB). Their plans do not depend on the values (ids, arrays), so the
+ * generic plan PostgreSQL may pick after five runs is the one it would make each time. The
+ * others go as they are.
+ */
+const PREPARED = new Map<string, string>(
+  (['getJob', 'getJobs', 'applyTransition', 'applyTransitions', 'recordProgress', 'submitJobs', 'insertJobs', 'countPending'] as const).map((name) => [
+    PG_SQL[name],
+    `keel_${name}`,
+  ]),
+);
+
+export function prepared(sql: string, params?: unknown[]): QueryConfig {
+  const name = PREPARED.get(sql);
+  return name === undefined ? { text: sql, values: params } : { name, text: sql, values: params };
+}

@@ -1,7 +1,7 @@
 import type { QueryResult, QueryResultRow } from 'pg';
 import { ConcurrentChange, JobNotFound, StoreUnavailable } from '../../core/job.errors';
 import type { JobEvent } from '../../core/job-state-machine';
-import type { Job, JobProgress } from '../../core/job.model';
+import type { Job } from '../../core/job.model';
 import type { TransitionGuard, WriteDurability } from '../job-store';
 import type { SyncSchedule } from '../sync-schedule';
 import { planTransition, type PlannedTransition } from '../plan-transition';
@@ -13,8 +13,6 @@ import { TurnGroups } from './turn-groups';
 export const CAS_ATTEMPTS = 3;
 /** The most transitions in one group: one statement stays bounded (parameters, row locks held). */
 export const MAX_GROUP_SIZE = 500;
-/** Rows kept from this store's own starts; past this many all are dropped (a missing one costs a read). */
-export const MAX_WRITTEN_ROWS = 4_096;
 
 /** Ids in the one form the database returns them; other spellings go through the single path. */
 const CANONICAL_UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -48,55 +46,37 @@ interface Planned {
   plan: PlannedTransition;
   /** The parameters of `applyTransition` for this job. */
   params: unknown[];
-  /** Planned on the row this store wrote, not on a read. */
-  written: boolean;
 }
 
-/** A processing job as this store's own compare-and-set wrote it, and the owner it wrote. */
-interface WrittenRow {
-  job: Job;
-  owner: string | null;
-}
-
-/** The columns the compare-and-set requires to be unchanged, as read or as written. */
+/** The columns the compare-and-set requires to be unchanged, as read. */
 type CasRow = Pick<JobRow, 'id' | 'state' | 'attempts' | 'updated_at' | 'owner'>;
+
+/**
+ * The row a caller passed as `guard.expected`, as the compare-and-set compares it, with the job it
+ * is; none once a compare-and-set on it was lost (the row changed: it is read from then on).
+ */
+function expectedOf(asked: Asked): (CasRow & { job: Job }) | undefined {
+  const job = asked.guard?.expected;
+  if (!job || asked.lost > 0 || asked.guard?.owner === undefined) return undefined;
+  return { id: asked.key, state: job.state, attempts: job.attempts, updated_at: job.updatedAt, owner: asked.guard.owner, job };
+}
 
 /**
  * Group commit of state changes. Every transition asked for during one turn of the event loop
  * is applied with the others: one read of all their rows, the state machine per job, and one
- * compare-and-set statement for all of them, so one commit (one WAL flush) serves the group. A
- * caller's promise settles only once that statement has committed.
+ * compare-and-set statement for all of them (each job's expected row and its new values, one
+ * array per column), so one commit (one WAL flush) serves the group: two round trips, however
+ * many jobs. A caller's promise settles only once that statement has committed.
  *
  * Each job keeps the guarantees of a transition applied alone: its compare-and-set has the same
  * conditions, one that lost a race is read and tried again (ConcurrentChange after
  * CAS_ATTEMPTS), and a refusal of the state machine rejects that caller only. A job is in at
  * most one running group, and its transitions are applied in the order they were asked for.
- *
- * The outcome of an attempt is planned without a read: see `written`.
+ * Nothing is kept between groups: every plan is made on the row as read for it.
  */
 export class PgTransitionGroups extends TurnGroups<Asked> {
   /** Keys of the jobs in a running group: a later transition of one waits for it to settle. */
   private readonly busy = new Set<string>();
-  /**
-   * The row this store wrote for each job it started, until that job's next transition here: a
-   * worker's outcome is planned on it and skips the read, so it costs one round trip.
-   *
-   * Planning on it is as safe as reading the row. The compare-and-set still requires state,
-   * attempts, updated_at and owner to be as written (the same values, sent the same way), and
-   * anyone who changes a processing job since (a cancel, another instance's recovery, an
-   * interrupt) changes its state or its owner; only a start gives it back a processing state
-   * under this owner, and every start of this owner goes through this store. When the row
-   * changed, the compare-and-set misses and the job is read and planned again, as any other
-   * (that miss is not counted as a lost race: a read would have seen the change at once). A
-   * refusal is never answered from a kept row: the job is read, and refused or applied on what
-   * is stored.
-   *
-   * Only a successful start that leaves the job processing keeps a row. The job's next transition
-   * takes it away, whether it applies, misses or fails, so a statement whose result is unknown
-   * (a connection fault) leaves nothing behind. Rows are copies (the caller's job objects do not
-   * alias them), and there are at most MAX_WRITTEN_ROWS of them.
-   */
-  private readonly written = new Map<string, WrittenRow>();
   /** Queries sent for transitions so far (reads and compare-and-sets, their NOTIFYs included). */
   roundTrips = 0;
   /** Statements that changed jobs, by the `synchronous_commit` the server committed them with. */
@@ -118,42 +98,6 @@ export class PgTransitionGroups extends TurnGroups<Asked> {
       }
     });
     return this.track(promise);
-  }
-
-  /** A progress recorded since the start wrote its row: the kept row carries it, as a read would. */
-  noteProgress(id: string, progress: JobProgress | null): void {
-    const written = this.written.get(id);
-    if (written) written.job.progress = progress;
-  }
-
-  /** Drops every written row kept (the store closed). */
-  forgetWritten(): void {
-    this.written.clear();
-  }
-
-  /** Keeps the row a transition of this store wrote, when it left the job processing. */
-  private keepWritten(key: string, plan: PlannedTransition): void {
-    if (plan.next.state !== 'processing') return;
-    if (this.written.size >= MAX_WRITTEN_ROWS) this.written.clear();
-    this.written.set(key, { job: structuredClone(plan.next), owner: plan.owner });
-  }
-
-  /**
-   * Takes the row this store wrote for the job, and plans on it. Undefined when none is kept or
-   * the plan is refused on it: the job is then read.
-   */
-  private planOnWritten(asked: Asked): Planned | undefined {
-    const written = this.written.get(asked.key);
-    if (!written) return undefined;
-    this.written.delete(asked.key);
-    const { job, owner } = written;
-    try {
-      const plan = planTransition(job, owner, asked.event, asked.guard);
-      const was: CasRow = { id: job.id, state: job.state, attempts: job.attempts, updated_at: job.updatedAt, owner };
-      return { asked, plan, params: casParams(was, plan), written: true };
-    } catch {
-      return undefined;
-    }
   }
 
   /**
@@ -193,33 +137,30 @@ export class PgTransitionGroups extends TurnGroups<Asked> {
     };
     try {
       const planned: Planned[] = [];
-      const unread: Asked[] = [];
-      for (const asked of group) {
-        const onWritten = this.planOnWritten(asked);
-        if (onWritten) planned.push(onWritten);
-        else unread.push(asked);
-      }
+      // A caller that has the row as the store last gave it (a worker's outcome) is planned on
+      // that; the others' rows are read, in one query.
+      const unread = group.filter((asked) => !expectedOf(asked));
+      let rows: JobRow[] = [];
       if (unread.length > 0) {
-        let rows: JobRow[];
         try {
           rows = (await this.query<JobRow>(PG_SQL.getJobs, [unread.map((a) => a.key)])).rows;
         } catch (error) {
-          // The whole group, as before: those planned on kept rows too (their rows are dropped).
           return await this.failed(group, error, settle);
         }
-        const byKey = new Map(rows.map((row) => [row.id, row]));
-        for (const asked of unread) {
-          const row = byKey.get(asked.key);
-          if (!row) {
-            settle(asked, { error: new JobNotFound(asked.id) });
-            continue;
-          }
-          try {
-            const plan = planTransition(fromRow(row), row.owner, asked.event, asked.guard);
-            planned.push({ asked, plan, params: casParams(row, plan), written: false });
-          } catch (error) {
-            settle(asked, { error });
-          }
+      }
+      const byKey = new Map(rows.map((row) => [row.id, row]));
+      for (const asked of group) {
+        const expected = expectedOf(asked);
+        const row = expected ?? byKey.get(asked.key);
+        if (!row) {
+          settle(asked, { error: new JobNotFound(asked.id) });
+          continue;
+        }
+        try {
+          const plan = planTransition(expected ? expected.job : fromRow(row as JobRow), row.owner, asked.event, asked.guard);
+          planned.push({ asked, plan, params: casParams(row, plan) });
+        } catch (error) {
+          settle(asked, { error });
         }
       }
       if (planned.length === 0) return;
@@ -240,11 +181,7 @@ export class PgTransitionGroups extends TurnGroups<Asked> {
       const retried: Asked[] = [];
       for (const p of planned) {
         if (applied.has(p.asked.key)) {
-          this.keepWritten(p.asked.key, p.plan);
           settle(p.asked, { job: p.plan.next });
-        } else if (p.written) {
-          // Changed since this store wrote it: read it, as without the kept row.
-          retried.push(p.asked);
         } else if (++p.asked.lost >= CAS_ATTEMPTS) {
           settle(p.asked, { error: new ConcurrentChange(p.asked.id) });
         } else {
@@ -293,13 +230,10 @@ export class PgTransitionGroups extends TurnGroups<Asked> {
       const { rows } = await this.query<JobRow>(PG_SQL.getJob, [asked.id]);
       if (!rows[0]) throw new JobNotFound(asked.id);
       const row = rows[0];
-      this.written.delete(row.id);
+      // (read here even when the caller had the row: this path is the fallback of a failed group)
       const plan = planTransition(fromRow(row), row.owner, asked.event, asked.guard);
       const applied = await this.commit(PG_SQL.applyTransition, [...casParams(row, plan), ...this.db.notifyParams()], asked.durability);
-      if (applied.length === 1) {
-        this.keepWritten(row.id, plan);
-        return plan.next;
-      }
+      if (applied.length === 1) return plan.next;
       if (++asked.lost >= CAS_ATTEMPTS) throw new ConcurrentChange(asked.id);
     }
   }
@@ -331,8 +265,7 @@ export class PgTransitionGroups extends TurnGroups<Asked> {
 
 /**
  * The parameters of `applyTransition` (and one row of the arrays of `applyTransitions`): the
- * change, then the row as it was read (or as this store wrote it), which the compare-and-set
- * requires to be unchanged. A written row's values are the ones the change before sent here.
+ * change, then the row as it was read, which the compare-and-set requires to be unchanged.
  */
 export function casParams(row: CasRow, plan: PlannedTransition): unknown[] {
   const next = plan.next;
