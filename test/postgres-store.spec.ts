@@ -485,6 +485,8 @@ describePg('PgJobStore: several stores on one database', () => {
     const jobs = await insert(store, 30);
     expect(await store.claimReady(A, NO_LIMIT, Date.now())).toHaveLength(30);
     const started = await Promise.all(jobs.map((j) => start(store, j.id, A)));
+    // reported after the start: the carried row does not have it, the answer must
+    await store.recordProgress(jobs[0].id, 1, A, { step: 'last' });
     const completed = await cost(store, () =>
       Promise.all(
         started.map((job, i) =>
@@ -493,6 +495,7 @@ describePg('PgJobStore: several stores on one database', () => {
       ),
     );
     expect(completed).toMatchObject({ groups: 1, roundTrips: 1 });
+    expect(completed.value[0].progress).toEqual({ step: 'last' });
     for (const [i, job] of completed.value.entries()) {
       expect(job).toMatchObject({ id: jobs[i].id, state: 'completed', attempts: 1, result: { i } });
       expect(await store.get(job.id)).toEqual(job);

@@ -21,7 +21,7 @@ const SELECT_COLUMNS = `${JOB_COLUMNS}, cancel_requested_at, progress`;
 const notifyChanged = (w: string, n: string, c: string) => `
     work AS (SELECT pg_notify(${w}, ${n}) FROM (SELECT 1 FROM changed WHERE state = 'pending' LIMIT 1) AS w),
     cancels AS (SELECT pg_notify(${c}, id::text) FROM changed WHERE state = 'processing' AND cancel_requested_at IS NOT NULL)
-  SELECT id, (SELECT count(*) FROM work) AS work_notified, (SELECT count(*) FROM cancels) AS cancels_notified,
+  SELECT id, progress, (SELECT count(*) FROM work) AS work_notified, (SELECT count(*) FROM cancels) AS cancels_notified,
          (SELECT synchronous_commit FROM durability) AS synchronous_commit FROM changed`;
 
 /**
@@ -101,12 +101,13 @@ export const PG_SQL = {
          SET state = $2, attempts = $3, run_at = $4, started_at = $5, finished_at = $6, result = $7::json,
              last_error = $8, updated_at = $9, owner = $10, cancel_requested_at = $15
        WHERE id = $1 AND state = $11 AND attempts = $12 AND updated_at = $13 AND owner IS NOT DISTINCT FROM $14
-      RETURNING id, state, cancel_requested_at
+      RETURNING id, state, cancel_requested_at, progress
     ),${notifyChanged('$16', '$17', '$18')}`,
   /**
    * `applyTransition` for a group of distinct jobs in one statement, one array per parameter of it
    * (same order, same conditions): one commit for the group, NOTIFYs included. Returns the ids it
-   * applied to; a job missing there lost its compare-and-set. $19 synchronous_commit.
+   * applied to, with their progress (the one column a change may not have read: progress moves
+   * no updated_at); a job missing there lost its compare-and-set. $19 synchronous_commit.
    */
   applyTransitions: `
     WITH ${durability('$19')},
@@ -121,7 +122,7 @@ export const PG_SQL = {
                   was_state, was_attempts, was_updated_at, was_owner, cancel_requested_at)
        WHERE j.id = v.id AND j.state = v.was_state AND j.attempts = v.was_attempts AND j.updated_at = v.was_updated_at
          AND j.owner IS NOT DISTINCT FROM v.was_owner
-      RETURNING j.id, j.state, j.cancel_requested_at
+      RETURNING j.id, j.state, j.cancel_requested_at, j.progress
     ),${notifyChanged('$16', '$17', '$18')}`,
   /**
    * Ready jobs of the types this instance handles ($4; NULL: any), in dispatch order, none locked

@@ -172,8 +172,11 @@ export class PgTransitionGroups extends TurnGroups<Asked> {
         // One acknowledged change makes the group's commit a synced one; it covers the others.
         const durability = planned.some((p) => p.asked.durability === 'acknowledged') ? 'acknowledged' : 'worker';
         const columns = [...planned[0].params.map((_, i) => planned.map((p) => p.params[i])), ...this.db.notifyParams()];
-        const rows = await this.commit<{ id: string }>(PG_SQL.applyTransitions, columns, durability);
+        const rows = await this.commit<{ id: string; progress: Job['progress'] }>(PG_SQL.applyTransitions, columns, durability);
         applied = new Set(rows.map((r) => r.id));
+        // A plan made on a carried row has the progress of its start: the row's is the one written since.
+        const progress = new Map(rows.map((r) => [r.id, r.progress]));
+        for (const p of planned) if (progress.has(p.asked.key)) p.plan.next.progress = progress.get(p.asked.key) ?? null;
       } catch (error) {
         return await this.failed(planned.map((p) => p.asked), error, settle);
       }
