@@ -4,9 +4,12 @@
  *
  * a. Cancels racing starts: `http` jobs to a receiver that holds each request, WORKER_CONCURRENCY
  *    32, each job cancelled 0–15 ms after its submission, retried when the cancel answered
- *    `cancelled`. No two deliveries of one job overlap; a cancel answered `processing` aborts that
- *    attempt's delivery and the job ends `cancelled`; a cancel answered `cancelled` leaves no
- *    delivery of that run still running; every job ends in a final state.
+ *    `cancelled`. The receiver closes every connection after its answer (`keepAlive: false`), so
+ *    that it reads requests in the order they were sent even when its event loop, shared with the
+ *    test's 16 lanes, runs late (see `Receiver` in support/receiver.ts). No two deliveries of one
+ *    job overlap; a cancel answered `processing` aborts that attempt's delivery and the job ends
+ *    `cancelled`; a cancel answered `cancelled` leaves no delivery of that run still running; every
+ *    job ends in a final state.
  * b. Cancelling a running job records a cancel request (`cancelRequestedAt`) and answers 200 with
  *    the job still `processing`; `retry` answers 409 meanwhile; the delivery is aborted and the job
  *    becomes `cancelled`; a retry afterwards runs it again, not overlapping the first delivery.
@@ -58,8 +61,10 @@ describe('one running attempt per job (SQLite, process)', () => {
     // long enough for a second delivery of the same job, if there is one, to start meanwhile
     const QUICK_MS = 300;
     const quick = new Set<string>();
-    const receiver = await startReceiver((r) =>
-      r.otherwise((d) => ({ status: 200, body: 'ok', delayMs: quick.has(d.headers['x-job-id'] as string) ? QUICK_MS : HOLD_MS })),
+    const receiver = await startReceiver(
+      (r) => r.otherwise((d) => ({ status: 200, body: 'ok', delayMs: quick.has(d.headers['x-job-id'] as string) ? QUICK_MS : HOLD_MS })),
+      0,
+      { keepAlive: false },
     );
     const keel = await startKeel({
       sqliteFile: tempSqliteFile(),

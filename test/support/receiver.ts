@@ -1,5 +1,6 @@
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { readSync } from 'node:fs';
+import type { AddressInfo, Socket } from 'node:net';
 
 /**
  * A real local HTTP server (127.0.0.1, ephemeral port) that the `http` job type calls in the
@@ -17,7 +18,11 @@ export interface Delivery {
   body: string;
   /** When the request head arrived (Date.now()). */
   start: number;
-  /** When the answer was sent or the connection closed, whichever came first; undefined while in flight. */
+  /**
+   * When the answer was sent or the caller closed the connection, whichever came first; undefined
+   * while in flight. A close counts from the moment the receiver can first tell it happened: its
+   * FIN was read, or found waiting when a later delivery of the same job arrived (see `Receiver`).
+   */
   end?: number;
   /** True when the answer was fully sent; false when the connection closed first. */
   answered?: boolean;
@@ -36,13 +41,44 @@ export interface Answer {
 /** Decides the answer; `call` is the 1-based count of requests to this path so far. */
 export type Responder = (delivery: Delivery, call: number) => Answer;
 
+export interface ReceiverOptions {
+  /**
+   * false: every answer says `Connection: close`, so every request comes on a connection of its
+   * own and the receiver reads requests in the order they were sent (see `Receiver`). Default true.
+   */
+  keepAlive?: boolean;
+}
+
+/**
+ * What the receiver records is what its event loop saw, which can be late: on a loaded machine a
+ * request written and abandoned (connection closed) by one attempt can be read after the next
+ * attempt's request, though it was sent before it. Two things keep the record faithful to the
+ * order of events on the wire, without any tolerance:
+ * - a delivery whose caller closed the connection ends when the receiver could first tell: the
+ *   socket's FIN was read, or, when a later delivery of the same job arrives, the FIN is found
+ *   already waiting in the kernel for an earlier one still in flight (a non-blocking read of its
+ *   socket returns end-of-file; nothing else can be waiting, as its request was read in full).
+ *   The FIN was in the kernel before the later request's bytes were read, and on loopback a
+ *   close is delivered at once: it ended before the later delivery was seen.
+ * - with `keepAlive: false` every request has its connection: connections are accepted in the
+ *   order they were opened and read in the order they were accepted, so a request sent before
+ *   another is read before it. (With keep-alive, a request on a new connection waits for the
+ *   accept and a read one loop turn later, while one on a kept-alive connection is read at once.)
+ * A real overlap, a request still open when the next delivery of its job arrives, is still
+ * recorded as one; what no receiver can see is an overlap that ended before its event loop read
+ * the later request.
+ */
 export class Receiver {
   readonly deliveries: Delivery[] = [];
+  /** Per delivery in flight: ends it if its caller has closed the connection meanwhile. */
+  private readonly pending = new Map<Delivery, () => void>();
   private readonly responders = new Map<string, Responder>();
   private readonly calls = new Map<string, number>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private server?: Server;
   private defaultResponder: Responder = () => ({ status: 200, body: 'ok' });
+
+  constructor(private readonly options: ReceiverOptions = {}) {}
 
   /** Answers requests to `path` (without the query) with `responder`. */
   on(path: string, responder: Responder): this {
@@ -112,6 +148,9 @@ export class Receiver {
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const path = (req.url ?? '/').split('?')[0];
+    // Deliveries of this job whose caller already closed the connection ended before this one.
+    const jobId = req.headers['x-job-id'];
+    if (jobId !== undefined) for (const [d, settleIfClosed] of this.pending) if (d.headers['x-job-id'] === jobId) settleIfClosed();
     const delivery: Delivery = {
       seq: this.deliveries.length + 1,
       method: req.method ?? '',
@@ -121,18 +160,25 @@ export class Receiver {
       start: Date.now(),
     };
     this.deliveries.push(delivery);
+    const socket = req.socket;
     const ended = (answered: boolean) => {
       if (delivery.end !== undefined) return;
       delivery.end = Date.now();
       delivery.answered = answered;
+      this.pending.delete(delivery);
+      socket.off('end', closedByCaller);
     };
+    const closedByCaller = () => ended(false);
+    socket.once('end', closedByCaller);
     res.once('finish', () => ended(true));
     res.once('close', () => ended(res.writableFinished));
+    if (this.options.keepAlive === false) res.setHeader('connection', 'close');
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('error', () => undefined);
     req.on('end', () => {
       delivery.body = Buffer.concat(chunks).toString('utf8');
+      if (delivery.end === undefined) this.pending.set(delivery, () => peerClosed(socket) && ended(false));
       const call = (this.calls.get(path) ?? 0) + 1;
       this.calls.set(path, call);
       const answer = (this.responders.get(path) ?? this.defaultResponder)(delivery, call);
@@ -155,11 +201,27 @@ export class Receiver {
   }
 }
 
+/**
+ * Whether the caller has closed `socket`, asked of the kernel now: a non-blocking read of a socket
+ * whose request was read in full returns end-of-file once the caller's FIN is waiting, fails with
+ * EAGAIN while the connection is open, and with ECONNRESET after a reset.
+ */
+function peerClosed(socket: Socket): boolean {
+  if (socket.destroyed || socket.readableEnded) return true;
+  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) return false;
+  try {
+    return readSync(fd, Buffer.alloc(1)) === 0;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== 'EAGAIN';
+  }
+}
+
 /** Starts a receiver; close it in afterEach (`closeReceivers`). */
 const open = new Set<Receiver>();
 
-export async function startReceiver(setup: (r: Receiver) => void = () => undefined, port = 0): Promise<Receiver> {
-  const receiver = new Receiver();
+export async function startReceiver(setup: (r: Receiver) => void = () => undefined, port = 0, options: ReceiverOptions = {}): Promise<Receiver> {
+  const receiver = new Receiver(options);
   setup(receiver);
   await receiver.start(port);
   open.add(receiver);
