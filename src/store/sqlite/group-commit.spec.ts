@@ -5,6 +5,16 @@ import { join } from 'node:path';
 import { StoreUnavailable } from '../../core/job.errors';
 import { GroupCommit } from './group-commit';
 
+/** A WAL database file in a temp dir, at synchronous = FULL, with one table `t (v)`. */
+function walDatabase(): { dir: string; db: Database.Database } {
+  const dir = mkdtempSync(join(tmpdir(), 'keel-group-'));
+  const db = new Database(join(dir, 'g.sqlite'));
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.exec('CREATE TABLE t (v INTEGER)');
+  return { dir, db };
+}
+
 describe('GroupCommit', () => {
   let dir: string;
   let db: Database.Database;
@@ -158,11 +168,7 @@ describe('GroupCommit durability', () => {
   let unsynced: number;
 
   beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'keel-group-'));
-    db = new Database(join(dir, 'g.sqlite'));
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = FULL');
-    db.exec('CREATE TABLE t (v INTEGER)');
+    ({ dir, db } = walDatabase());
     synced = 0;
     unsynced = 0;
     group = new GroupCommit(db, {
@@ -214,11 +220,7 @@ describe('GroupCommit with its syncs off the event loop', () => {
   const NORMAL = 1;
 
   beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'keel-group-'));
-    db = new Database(join(dir, 'g.sqlite'));
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = FULL');
-    db.exec('CREATE TABLE t (v INTEGER)');
+    ({ dir, db } = walDatabase());
     syncs = [];
     unsynced = 0;
     group = new GroupCommit(db, {
