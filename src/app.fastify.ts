@@ -1,20 +1,17 @@
-import { BadRequestException, VersioningType } from '@nestjs/common';
+import { BadRequestException } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
-import { SwaggerModule } from '@nestjs/swagger';
 import bodyParser from 'body-parser';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
 import { AppModule } from './app.module';
-import { closeConnectionWhenStopping, type ExtraImports, isJsonContentType, MAX_BODY, refuseBodyThatIsNotJson } from './app.setup';
+import { closeConnectionWhenStopping, type ExtraImports, isJsonContentType, MAX_BODY, refuseBodyThatIsNotJson, setupRoutingAndDocs } from './app.setup';
 import { ApiKeyCheck, apiKeyMiddleware } from './auth/api-key';
-import { DomainExceptionFilter } from './common/domain-exception.filter';
 import { jsonBodyProblem, MAX_JSON_DEPTH } from './common/input-validation';
-import { KEEL_CONFIG, type KeelConfig } from './config/keel-config';
+import type { KeelConfig } from './config/keel-config';
 import { LifecycleService } from './lifecycle/lifecycle.service';
 import { KEEL_LOGGER, keelLoggerFor, type KeelLogger } from './logging/keel-logger';
 import { type IdentifiedRequest, noteErrorAnswer, requestLogging } from './logging/request-logging';
-import { buildOpenApi } from './openapi/openapi-document';
 
 /**
  * The standalone server on Fastify (`HTTP_ADAPTER=fastify`): the same routes, answers, headers and
@@ -56,7 +53,7 @@ export async function createFastifyApp(config: KeelConfig, extraImports: ExtraIm
   return app;
 }
 
-/** `setupApp`'s twin: the request checks, the JSON body, the filter, versioning and the OpenAPI document. */
+/** `setupApp`'s twin: the request checks and the JSON body, then the same routing and documents. */
 export function setupFastifyApp(app: NestFastifyApplication): void {
   const fastify = app.getHttpAdapter().getInstance();
   const logging = requestLogging(app.get<string, KeelLogger>(KEEL_LOGGER).root);
@@ -88,9 +85,7 @@ export function setupFastifyApp(app: NestFastifyApplication): void {
       done(problem ? new BadRequestException(problem) : null, req.body);
     });
   });
-  app.enableVersioning({ type: VersioningType.URI });
-  app.useGlobalFilters(new DomainExceptionFilter());
-  SwaggerModule.setup('docs', app, () => buildOpenApi(app, app.get<string, KeelConfig>(KEEL_CONFIG)), { jsonDocumentUrl: 'docs-json' });
+  setupRoutingAndDocs(app);
 }
 
 /** The first path segment that does not decode, as Express names it. */

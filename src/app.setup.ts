@@ -69,6 +69,11 @@ export function setupApp(app: NestExpressApplication): void {
   app.use('/v1', refuseBodyThatIsNotJson);
   app.useBodyParser('json', { limit: MAX_BODY, type: (req: IncomingMessage) => isJsonContentType(req.headers['content-type']) });
   app.use(refuseHostileJson);
+  setupRoutingAndDocs(app);
+}
+
+/** What both platforms set up after their request checks: versioning, the filter, the OpenAPI document. */
+export function setupRoutingAndDocs(app: KeelApp): void {
   app.enableVersioning({ type: VersioningType.URI });
   // Keel's controllers carry their own pipe and filter; this one answers what fails before a route
   // (body parser, hostile JSON, unknown paths) with the same error shape.

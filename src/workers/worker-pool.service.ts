@@ -336,8 +336,8 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
       this.count(next, event);
       if (next.state === 'failed' || (next.state === 'pending' && event.type === 'fail')) {
         this.logger.warn(`job ${job.id} (${job.type}) attempt ${job.attempts} failed: ${next.lastError}; now ${next.state}`);
-      } else {
-        if (this.tracing) this.logger.debug(`job ${job.id} (${job.type}) ${event.type} → ${next.state}, attempt ${job.attempts}`);
+      } else if (this.tracing) {
+        this.logger.debug(`job ${job.id} (${job.type}) ${event.type} → ${next.state}, attempt ${job.attempts}`);
       }
     } catch (err) {
       if (err instanceof InvalidTransition || err instanceof ConcurrentChange || err instanceof JobNotFound) {

@@ -1,5 +1,5 @@
 import { v7 as uuidv7 } from 'uuid';
-import type { NewJob } from '../../src/core/job.model';
+import { JOB_DEFAULTS, type NewJob } from '../../src/core/job.model';
 
 /**
  * A submission as the stores take it, ready at `at` (its runAt and createdAt), with the contract's
@@ -10,9 +10,7 @@ export function newJob(at: number, overrides: Partial<NewJob> = {}): NewJob {
     id: uuidv7(),
     type: 'noop',
     payload: {},
-    priority: 0,
-    maxAttempts: 3,
-    backoffMs: 1000,
+    ...JOB_DEFAULTS,
     timeoutMs: 30_000,
     runAt: at,
     createdAt: at,
