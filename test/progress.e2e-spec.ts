@@ -1,14 +1,15 @@
 import { Module } from '@nestjs/common';
-import { JobHandler, JobHandlerBase, type JobContext } from '../src/core/job-handler';
+import { JobHandler, JobHandlerBase, PermanentJobError, type JobContext } from '../src/core/job-handler';
 import type { JobView } from '../src/core/job.view';
-import { closeAllApps, everyStore, removeTempDirs, startApp, submit, waitForState, type TestApp } from './support/app';
+import { closeAllApps, everyStore, removeTempDirs, startApp, submit, waitForJob, waitForState, type TestApp } from './support/app';
 import { dropTestDatabases } from './support/postgres';
 import { openSse, type SseClient } from './support/sse';
 
 /**
  * Progress (contract §11) through the running app: a handler's reports are stored on the job,
  * throttled, the last one always; each stored one is a `job.progress` event; a bad value throws
- * in the handler that reported it.
+ * in the handler that reported it. Progress belongs to an attempt: a new attempt, and a job
+ * waiting for one, show none.
  */
 interface ProgressPayload {
   /** Reports 1..n in one synchronous burst, then this object, then returns. */
@@ -35,7 +36,26 @@ class ProgressingHandler extends JobHandlerBase<ProgressPayload, unknown> {
   }
 }
 
-@Module({ providers: [ProgressingHandler] })
+/** Attempts of `attempt-progress` jobs held open until the test releases them, by job id. */
+const held = new Map<string, () => void>();
+
+/**
+ * Attempt 1 reports 60 and fails (retried at once, or for good with `permanent`); a later attempt
+ * returns the progress it was handed, after the test has looked at the running job.
+ */
+@JobHandler('attempt-progress')
+class AttemptProgressHandler extends JobHandlerBase<{ permanent?: boolean }, unknown> {
+  async handle(job: JobView<{ permanent?: boolean }>, context: JobContext): Promise<unknown> {
+    if (context.attempt === 1 || job.payload.permanent) {
+      context.progress(60);
+      throw job.payload.permanent ? new PermanentJobError('fails for good') : new Error('the first attempt fails');
+    }
+    await new Promise<void>((release) => held.set(job.id, release));
+    return { handed: job.progress };
+  }
+}
+
+@Module({ providers: [ProgressingHandler, AttemptProgressHandler] })
 class ProgressingModule {}
 
 const streams: SseClient[] = [];
@@ -86,5 +106,20 @@ describe.each(STORES)('progress (%s)', (_name, storeEnv) => {
       const done = await waitForState(app.http, job.id, 'completed');
       expect([bad, done.result, done.progress]).toEqual([bad, { thrown: 'RangeError' }, null]);
     }
+  });
+
+  it("a retried attempt starts without the last attempt's progress; so does a job retried by the API", async () => {
+    const app = await startApp(await storeEnv(), [ProgressingModule]);
+    const job = await submit(app.http, { type: 'attempt-progress', backoffMs: 0 });
+    const second = await waitForJob(app.http, job.id, (j) => j.state === 'processing' && j.attempts === 2 && held.has(j.id), 'attempt 2 running');
+    expect(second).toMatchObject({ lastError: 'the first attempt fails', progress: null });
+    held.get(job.id)!();
+    expect(await waitForState(app.http, job.id, 'completed')).toMatchObject({ attempts: 2, progress: null, result: { handed: null } });
+
+    const failing = await submit(app.http, { type: 'attempt-progress', payload: { permanent: true } });
+    expect(await waitForState(app.http, failing.id, 'failed')).toMatchObject({ attempts: 1, progress: 60 });
+    const retried = await app.http.post(`/v1/jobs/${failing.id}/retry`);
+    expect(retried.status).toBe(200);
+    expect(retried.body).toMatchObject({ attempts: 0, progress: null });
   });
 });

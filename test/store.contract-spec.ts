@@ -512,6 +512,40 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
     });
   });
 
+  describe('progress belongs to an attempt', () => {
+    it('every way back to pending clears it: a retryable failure, recovery, a give-back, a retry', async () => {
+      const job = await heldJob(SELF, 'processing', { backoffMs: 0, maxAttempts: 5 });
+      const again = async (attempt: number, progress: number): Promise<void> => {
+        if (attempt > 1) {
+          expect(ids(await store.claimReady(SELF, NO_LIMIT, clock))).toEqual([job.id]);
+          expect(await step(job.id, 'start', {}, { owner: SELF })).toMatchObject({ attempts: attempt, progress: null });
+        }
+        expect(await store.recordProgress(job.id, attempt, SELF, progress)).toMatchObject({ progress });
+      };
+      await again(1, 10);
+      expect(await step(job.id, 'fail', {}, { owner: SELF })).toMatchObject({ state: 'pending', progress: null });
+      await again(2, 20);
+      expect(await step(job.id, 'interrupt')).toMatchObject({ state: 'pending', progress: null });
+      await again(3, 30);
+      expect(await step(job.id, 'giveBack', {}, { owner: SELF })).toMatchObject({ state: 'pending', attempts: 2, progress: null });
+      await again(3, 40);
+      expect(await step(job.id, 'fail', { permanent: true }, { owner: SELF })).toMatchObject({ state: 'failed', progress: 40 });
+      expect(await step(job.id, 'retry')).toMatchObject({ state: 'pending', attempts: 0, progress: null });
+      expect((await store.get(job.id))?.progress).toBeNull();
+    });
+
+    it('the attempt that reported keeps it to its end, a cancel request included; a retry of the cancelled job clears it', async () => {
+      const completed = await heldJob(SELF, 'processing');
+      await store.recordProgress(completed.id, 1, SELF, 100);
+      expect(await step(completed.id, 'complete', {}, { owner: SELF })).toMatchObject({ state: 'completed', progress: 100 });
+      const job = await heldJob(SELF, 'processing');
+      await store.recordProgress(job.id, 1, SELF, { done: 3 });
+      expect(await step(job.id, 'cancel')).toMatchObject({ state: 'processing', progress: { done: 3 } });
+      expect(await step(job.id, 'complete', {}, { owner: SELF })).toMatchObject({ state: 'cancelled', progress: { done: 3 } });
+      expect(await step(job.id, 'retry')).toMatchObject({ state: 'pending', progress: null });
+    });
+  });
+
   describe('prune (retention)', () => {
     it('deletes finished jobs older than their state’s threshold, never pending or processing ones, in batches of at most limit', async () => {
       const completed = [await jobIn('completed'), await jobIn('completed'), await jobIn('completed')];

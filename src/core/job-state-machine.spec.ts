@@ -96,13 +96,13 @@ const SCENARIOS: Scenario[] = [
     name: 'start: a fresh job begins its first attempt',
     job: job({ state: 'pending', attempts: 0 }),
     event: event('start'),
-    expected: { from: 'pending', to: 'processing', patch: { attempts: 1, startedAt: NOW, finishedAt: null } },
+    expected: { from: 'pending', to: 'processing', patch: { attempts: 1, startedAt: NOW, finishedAt: null, progress: null } },
   },
   {
     name: 'start: a retried job begins its last attempt',
     job: job({ state: 'pending', attempts: 2, maxAttempts: 3, startedAt: EARLIER }),
     event: event('start'),
-    expected: { from: 'pending', to: 'processing', patch: { attempts: 3, startedAt: NOW, finishedAt: null } },
+    expected: { from: 'pending', to: 'processing', patch: { attempts: 3, startedAt: NOW, finishedAt: null, progress: null } },
   },
   {
     name: 'start: poison-pill guard, attempts used up by interruptions',
@@ -132,19 +132,19 @@ const SCENARIOS: Scenario[] = [
     name: 'fail: retryable with attempts left waits backoff · 2^0',
     job: job({ state: 'processing', attempts: 1, maxAttempts: 3, backoffMs: 1000 }),
     event: event('fail'),
-    expected: { from: 'processing', to: 'pending', patch: { lastError: 'boom', runAt: NOW + 1000 } },
+    expected: { from: 'processing', to: 'pending', patch: { lastError: 'boom', runAt: NOW + 1000, progress: null } },
   },
   {
     name: 'fail: retryable after attempt 2 waits backoff · 2^1 less the full 20% jitter',
     job: job({ state: 'processing', attempts: 2, maxAttempts: 3, backoffMs: 1000 }),
     event: event('fail', { jitter: 1, attempt: 2 }),
-    expected: { from: 'processing', to: 'pending', patch: { lastError: 'boom', runAt: NOW + 1600 } },
+    expected: { from: 'processing', to: 'pending', patch: { lastError: 'boom', runAt: NOW + 1600, progress: null } },
   },
   {
     name: 'fail: retryable with 0 backoff is ready at once',
     job: job({ state: 'processing', attempts: 1, maxAttempts: 3, backoffMs: 0 }),
     event: event('fail', { jitter: 0.5 }),
-    expected: { from: 'processing', to: 'pending', patch: { lastError: 'boom', runAt: NOW } },
+    expected: { from: 'processing', to: 'pending', patch: { lastError: 'boom', runAt: NOW, progress: null } },
   },
   {
     name: 'fail: permanent with attempts left',
@@ -162,19 +162,19 @@ const SCENARIOS: Scenario[] = [
     name: 'interrupt: attempts are kept, lastError says interrupted',
     job: job({ state: 'processing', attempts: 2 }),
     event: event('interrupt'),
-    expected: { from: 'processing', to: 'pending', patch: { lastError: interrupted } },
+    expected: { from: 'processing', to: 'pending', patch: { lastError: interrupted, progress: null } },
   },
   {
     name: 'interrupt: by the worker that ran it, naming its attempt',
     job: job({ state: 'processing', attempts: 2 }),
     event: event('interrupt', { attempt: 2 }),
-    expected: { from: 'processing', to: 'pending', patch: { lastError: interrupted } },
+    expected: { from: 'processing', to: 'pending', patch: { lastError: interrupted, progress: null } },
   },
   {
     name: 'giveBack: the attempt is not counted',
     job: job({ state: 'processing', attempts: 2 }),
     event: event('giveBack', { attempt: 2 }),
-    expected: { from: 'processing', to: 'pending', patch: { attempts: 1, lastError: interrupted } },
+    expected: { from: 'processing', to: 'pending', patch: { attempts: 1, lastError: interrupted, progress: null } },
   },
   {
     name: 'complete: a cancel was asked for while it ran, so the job is cancelled whatever the result',
@@ -225,7 +225,7 @@ const SCENARIOS: Scenario[] = [
     expected: {
       from: 'failed',
       to: 'pending',
-      patch: { attempts: 0, runAt: NOW, startedAt: null, finishedAt: null, result: null, cancelRequestedAt: null },
+      patch: { attempts: 0, runAt: NOW, startedAt: null, finishedAt: null, result: null, cancelRequestedAt: null, progress: null },
     },
   },
   {
@@ -235,7 +235,7 @@ const SCENARIOS: Scenario[] = [
     expected: {
       from: 'cancelled',
       to: 'pending',
-      patch: { attempts: 0, runAt: NOW, startedAt: null, finishedAt: null, result: null, cancelRequestedAt: null },
+      patch: { attempts: 0, runAt: NOW, startedAt: null, finishedAt: null, result: null, cancelRequestedAt: null, progress: null },
     },
   },
 ];
@@ -340,6 +340,17 @@ describe('job state machine', () => {
       const restarted = applyChange(after, decide(after, event('start')), NOW);
       expect(restarted).toMatchObject({ state: 'processing', attempts: 2 });
       expect(() => decide(restarted, failed)).toThrow(StaleOutcome);
+    });
+  });
+
+  describe('progress belongs to an attempt', () => {
+    /** A new attempt, or a job that waits for one, shows no progress; anything else keeps the attempt's. */
+    const clears = ({ event: ev, expected }: Scenario) => expected.to === 'pending' || (ev.type === 'start' && expected.to === 'processing');
+
+    it.each(SCENARIOS.map((s) => ({ ...s, clears: clears(s) })))('$name: progress cleared: $clears', ({ job: before, event: ev, clears: cleared }) => {
+      const reported = deepFreeze({ ...before, progress: { done: 60 } });
+      const after = applyChange(reported, decide(reported, ev), NOW);
+      expect(after.progress).toEqual(cleared ? null : { done: 60 });
     });
   });
 

@@ -38,8 +38,13 @@ export const TRANSITIONS: Readonly<Record<JobEventType, Partial<Record<JobState,
 /** The events that end an attempt: each names the attempt it ends. */
 const OUTCOMES: ReadonlySet<JobEventType> = new Set(['complete', 'fail', 'interrupt', 'giveBack']);
 
-/** Fields a transition may set, besides `state` and `updatedAt`. */
-export type JobPatch = Partial<Pick<Job, 'attempts' | 'runAt' | 'startedAt' | 'finishedAt' | 'result' | 'lastError' | 'cancelRequestedAt'>>;
+/**
+ * Fields a transition may set, besides `state` and `updatedAt`. `progress` only ever goes back to
+ * null: it is the attempt's that reported it, so a new attempt, and a job waiting for one, show none.
+ */
+export type JobPatch = Partial<Pick<Job, 'attempts' | 'runAt' | 'startedAt' | 'finishedAt' | 'result' | 'lastError' | 'cancelRequestedAt'>> & {
+  progress?: null;
+};
 
 export interface JobChange {
   from: JobState;
@@ -86,7 +91,7 @@ export function decide(job: Job, event: JobEvent): JobChange {
           },
         };
       }
-      return { from, to: 'processing', patch: { attempts: job.attempts + 1, startedAt: event.now, finishedAt: null } };
+      return { from, to: 'processing', patch: { attempts: job.attempts + 1, startedAt: event.now, finishedAt: null, progress: null } };
     case 'complete':
       return { from, to: 'completed', patch: { result: event.result ?? null, finishedAt: event.now } };
     case 'fail':
@@ -96,13 +101,13 @@ export function decide(job: Job, event: JobEvent): JobChange {
       return {
         from,
         to: 'pending',
-        patch: { lastError: event.error, runAt: event.now + retryDelayMs(job.backoffMs, job.attempts, event.jitter) },
+        patch: { lastError: event.error, runAt: event.now + retryDelayMs(job.backoffMs, job.attempts, event.jitter), progress: null },
       };
     case 'interrupt':
       return {
         from,
         to: 'pending',
-        patch: { lastError: `interrupted: the process running attempt ${job.attempts} stopped before it finished` },
+        patch: { lastError: `interrupted: the process running attempt ${job.attempts} stopped before it finished`, progress: null },
       };
     case 'giveBack':
       return {
@@ -111,6 +116,7 @@ export function decide(job: Job, event: JobEvent): JobChange {
         patch: {
           attempts: Math.max(0, job.attempts - 1),
           lastError: `interrupted by shutdown: attempt ${job.attempts} was given back and will run again`,
+          progress: null,
         },
       };
     case 'cancel':
@@ -120,7 +126,7 @@ export function decide(job: Job, event: JobEvent): JobChange {
       return {
         from,
         to: 'pending',
-        patch: { attempts: 0, runAt: event.now, startedAt: null, finishedAt: null, result: null, cancelRequestedAt: null },
+        patch: { attempts: 0, runAt: event.now, startedAt: null, finishedAt: null, result: null, cancelRequestedAt: null, progress: null },
       };
   }
 }

@@ -92,38 +92,41 @@ export const PG_SQL = {
    * The compare-and-set of every state change: it applies only if the job is still as it was
    * read (state, attempts, updated_at and owner), so a change
    * computed from a stale row fails. Its NOTIFYs (work ready, a cancel request) are part of it.
-   * $16 the work channel, $17 this store's name, $18 the cancel channel, $19 synchronous_commit.
+   * Progress is not read with the row (a report moves no updated_at): $16 says whether the change
+   * clears it, else it is kept as the statement finds it. $17 the work channel, $18 this store's
+   * name, $19 the cancel channel, $20 synchronous_commit.
    */
   applyTransition: `
-    WITH ${durability('$19')},
+    WITH ${durability('$20')},
     changed AS (
       UPDATE keel_jobs
          SET state = $2, attempts = $3, run_at = $4, started_at = $5, finished_at = $6, result = $7::json,
-             last_error = $8, updated_at = $9, owner = $10, cancel_requested_at = $15
+             last_error = $8, updated_at = $9, owner = $10, cancel_requested_at = $15,
+             progress = CASE WHEN $16::boolean THEN NULL ELSE progress END
        WHERE id = $1 AND state = $11 AND attempts = $12 AND updated_at = $13 AND owner IS NOT DISTINCT FROM $14
       RETURNING id, state, cancel_requested_at, progress
-    ),${notifyChanged('$16', '$17', '$18')}`,
+    ),${notifyChanged('$17', '$18', '$19')}`,
   /**
    * `applyTransition` for a group of distinct jobs in one statement, one array per parameter of it
    * (same order, same conditions): one commit for the group, NOTIFYs included. Returns the ids it
    * applied to, with their progress (the one column a change may not have read: progress moves
-   * no updated_at); a job missing there lost its compare-and-set. $19 synchronous_commit.
+   * no updated_at); a job missing there lost its compare-and-set. $20 synchronous_commit.
    */
   applyTransitions: `
-    WITH ${durability('$19')},
+    WITH ${durability('$20')},
     changed AS (
       UPDATE keel_jobs j
          SET state = v.state, attempts = v.attempts, run_at = v.run_at, started_at = v.started_at, finished_at = v.finished_at,
              result = v.result, last_error = v.last_error, updated_at = v.updated_at, owner = v.owner,
-             cancel_requested_at = v.cancel_requested_at
+             cancel_requested_at = v.cancel_requested_at, progress = CASE WHEN v.clears_progress THEN NULL ELSE j.progress END
         FROM unnest($1::uuid[], $2::text[], $3::int[], $4::bigint[], $5::bigint[], $6::bigint[], $7::json[], $8::text[],
-                    $9::bigint[], $10::text[], $11::text[], $12::int[], $13::bigint[], $14::text[], $15::bigint[])
+                    $9::bigint[], $10::text[], $11::text[], $12::int[], $13::bigint[], $14::text[], $15::bigint[], $16::boolean[])
              AS v(id, state, attempts, run_at, started_at, finished_at, result, last_error, updated_at, owner,
-                  was_state, was_attempts, was_updated_at, was_owner, cancel_requested_at)
+                  was_state, was_attempts, was_updated_at, was_owner, cancel_requested_at, clears_progress)
        WHERE j.id = v.id AND j.state = v.was_state AND j.attempts = v.was_attempts AND j.updated_at = v.was_updated_at
          AND j.owner IS NOT DISTINCT FROM v.was_owner
       RETURNING j.id, j.state, j.cancel_requested_at, j.progress
-    ),${notifyChanged('$16', '$17', '$18')}`,
+    ),${notifyChanged('$17', '$18', '$19')}`,
   /**
    * Ready jobs of the types this instance handles ($4; NULL: any), in dispatch order, none locked
    * by another claim. Without a WAL flush: a claim is no state change, and a claim lost with the

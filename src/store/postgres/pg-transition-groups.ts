@@ -288,5 +288,6 @@ export function casParams(row: CasRow, plan: PlannedTransition): unknown[] {
     row.updated_at,
     row.owner,
     next.cancelRequestedAt,
+    plan.change.patch.progress === null,
   ];
 }

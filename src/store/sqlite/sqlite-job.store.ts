@@ -647,6 +647,7 @@ const TRANSITION_COLUMNS = [
   'updated_at',
   'owner',
   'cancel_requested_at',
+  'progress',
 ] as const satisfies readonly (keyof JobRow)[];
 const UPDATED_AT_BIT = 1 << TRANSITION_COLUMNS.indexOf('updated_at');
 
@@ -663,6 +664,7 @@ function transitionValues(next: Job, owner: string | null): unknown[] {
     next.updatedAt,
     owner,
     next.cancelRequestedAt,
+    next.progress === null || next.progress === undefined ? null : JSON.stringify(next.progress),
   ];
 }
 
