@@ -943,20 +943,48 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
   describe('job types: settings, active counts, capped claims, rate-limited starts (contract §10)', () => {
     const HOUR = 3_600_000;
 
-    it('saves a type’s settings in full and loads them back, by type; a save replaces the last', async () => {
+    const DEFAULTS = { concurrency: 4, rateLimit: null, paused: false };
+
+    it('a patch sets only the fields it names, over the defaults the first time, and keeps them across a reopen', async () => {
       expect(await store.typeSettings()).toEqual(new Map());
-      await store.saveTypeSettings('sleep', { concurrency: 2, rateLimit: { max: 5, perMs: 1000 }, paused: false });
-      await store.saveTypeSettings('noop', { concurrency: null, rateLimit: null, paused: true });
-      await store.saveTypeSettings('sleep', { concurrency: null, rateLimit: { max: 7, perMs: 86_400_000 }, paused: true });
+      const first = await store.patchTypeSettings('sleep', { paused: true }, DEFAULTS);
+      expect(first.settings).toEqual({ concurrency: 4, rateLimit: null, paused: true });
+      const second = await store.patchTypeSettings('sleep', { rateLimit: { max: 7, perMs: 86_400_000 } }, { concurrency: 9, rateLimit: null, paused: false });
+      // the stored row, not the defaults given this time, is what a later patch changes
+      expect(second.settings).toEqual({ concurrency: 4, rateLimit: { max: 7, perMs: 86_400_000 }, paused: true });
+      expect(second.version).toBeGreaterThan(first.version);
+      // null removes a limit; another type has a row of its own
+      const third = await store.patchTypeSettings('sleep', { concurrency: null }, DEFAULTS);
+      expect(third.settings).toEqual({ concurrency: null, rateLimit: { max: 7, perMs: 86_400_000 }, paused: true });
+      await store.patchTypeSettings('noop', { paused: true }, { concurrency: null, rateLimit: null, paused: false });
       expect(await store.typeSettings()).toEqual(
         new Map([
-          ['noop', { concurrency: null, rateLimit: null, paused: true }],
-          ['sleep', { concurrency: null, rateLimit: { max: 7, perMs: 86_400_000 }, paused: true }],
+          ['noop', { settings: { concurrency: null, rateLimit: null, paused: true }, version: expect.any(Number) }],
+          ['sleep', third],
         ]),
       );
       if (subject.reopen) {
         store = await subject.reopen();
-        expect((await store.typeSettings()).get('sleep')).toEqual({ concurrency: null, rateLimit: { max: 7, perMs: 86_400_000 }, paused: true });
+        expect((await store.typeSettings()).get('sleep')).toEqual(third);
+      }
+    });
+
+    it('patches of different fields at once compose, and each answers the row after its own patch', async () => {
+      for (let round = 0; round < 10; round++) {
+        const rateLimit = { max: round + 1, perMs: 1000 };
+        const answers = await Promise.all([
+          store.patchTypeSettings('sleep', { paused: round % 2 === 0 }, DEFAULTS),
+          store.patchTypeSettings('sleep', { concurrency: round + 1 }, DEFAULTS),
+          store.patchTypeSettings('sleep', { rateLimit }, DEFAULTS),
+        ]);
+        const stored = (await store.typeSettings()).get('sleep');
+        expect(stored?.settings).toEqual({ concurrency: round + 1, rateLimit, paused: round % 2 === 0 });
+        // three versions, one per patch; the newest is the stored row
+        expect(new Set(answers.map((a) => a.version)).size).toBe(3);
+        expect(answers.find((a) => a.version === stored?.version)).toEqual(stored);
+        expect(answers[0].settings.paused).toBe(round % 2 === 0);
+        expect(answers[1].settings.concurrency).toBe(round + 1);
+        expect(answers[2].settings.rateLimit).toEqual(rateLimit);
       }
     });
 
@@ -1116,6 +1144,37 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
     const firstStart = Math.min(...started.map((j) => j.startedAt!));
     for (const o of outcomes) if ('retryAt' in o) expect(o.retryAt).toBe(firstStart + limit.perMs);
     expect((await a.counts()).processing).toBe(3);
+  });
+});
+
+/** A type's settings patched through two instances at once (contract §10): neither patch is lost. */
+(TEST_DATABASE_URL ? describe : describe.skip)('PgJobStore: two instances patch one type', () => {
+  const schema = randomName('keel_patch');
+  let a: PgJobStore;
+  let b: PgJobStore;
+
+  beforeAll(async () => {
+    a = new PgJobStore({ connectionString: TEST_DATABASE_URL!, schema, poolSize: 4 });
+    b = new PgJobStore({ connectionString: TEST_DATABASE_URL!, schema, poolSize: 4 });
+    await a.open();
+    await b.open();
+  });
+
+  afterAll(async () => {
+    await a?.close();
+    await b?.close();
+    await withClient(TEST_DATABASE_URL!, (client) => client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`));
+  });
+
+  it('patches of different fields through each compose, round after round; both read the same row', async () => {
+    const defaults = { concurrency: null, rateLimit: null, paused: false };
+    for (let round = 0; round < 30; round++) {
+      const paused = round % 2 === 0;
+      await Promise.all([a.patchTypeSettings('sleep', { paused }, defaults), b.patchTypeSettings('sleep', { concurrency: round + 1 }, defaults)]);
+      const [seenByA, seenByB] = [(await a.typeSettings()).get('sleep'), (await b.typeSettings()).get('sleep')];
+      expect(seenByA?.settings).toEqual({ concurrency: round + 1, rateLimit: null, paused });
+      expect(seenByB).toEqual(seenByA);
+    }
   });
 });
 

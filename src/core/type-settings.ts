@@ -21,6 +21,15 @@ export const RATE_PER_MS_RANGE = { min: 1, max: 86_400_000 } as const;
 
 export const NO_LIMITS: Readonly<TypeSettings> = Object.freeze({ concurrency: null, rateLimit: null, paused: false });
 
+/** `settings` with the fields `patch` names (a field given as undefined names nothing). */
+export function patched(settings: TypeSettings, patch: Partial<TypeSettings>): TypeSettings {
+  return {
+    concurrency: patch.concurrency === undefined ? settings.concurrency : patch.concurrency,
+    rateLimit: patch.rateLimit === undefined ? settings.rateLimit : patch.rateLimit && { max: patch.rateLimit.max, perMs: patch.rateLimit.perMs },
+    paused: patch.paused ?? settings.paused,
+  };
+}
+
 /** Whether the type is claimed and started without any per-type accounting. */
 export function isUnlimited(settings: TypeSettings): boolean {
   return settings.concurrency === null && settings.rateLimit === null && !settings.paused;

@@ -1,11 +1,16 @@
 import type { KeelConfig } from '../config/keel-config';
 import type { NewJob } from '../core/job.model';
+import type { TypeSettings } from '../core/type-settings';
 import { MemoryJobStore } from '../store/memory/memory-job.store';
 import { DeliveryQueue } from './delivery-queue';
 import { FeederService } from './feeder.service';
 import { TypeLimits } from './type-limits';
 
 const OWNER = 'feeder-spec';
+
+let version = 0;
+/** Settings as a PATCH stored them, each newer than the last. */
+const stored = (settings: TypeSettings) => ({ settings, version: ++version });
 
 /** `n` noop jobs ready now, with ids in one series (`series`: four hex digits). */
 function readyNoops(n: number, series: string, type = 'noop'): NewJob[] {
@@ -186,7 +191,7 @@ describe('FeederService with job type limits (contract §10)', () => {
   };
 
   it('claims no job of a paused type, with higher priority or not, while the other types fill the queue', async () => {
-    limits.apply('sleep', { concurrency: null, rateLimit: null, paused: true });
+    limits.apply('sleep', stored({ concurrency: null, rateLimit: null, paused: true }));
     await store.insert(readyNoops(5, 'a000', 'sleep').map((job) => ({ ...job, priority: 100 })), 1_000);
     await store.insert(readyNoops(20, 'b000'), 1_000);
     feeder.start();
@@ -196,13 +201,13 @@ describe('FeederService with job type limits (contract §10)', () => {
     expect(claims.every((c) => !c.types?.includes('sleep'))).toBe(true);
 
     while (queue.depth > 0) await queue.take();
-    limits.apply('sleep', { concurrency: null, rateLimit: null, paused: false });
+    limits.apply('sleep', stored({ concurrency: null, rateLimit: null, paused: false }));
     await settle();
     expect(queue.depthOf('sleep')).toBe(5);
   });
 
   it('claims a type with a concurrency alone, capped by its free slots, and the unlimited types in one claim', async () => {
-    limits.apply('sleep', { concurrency: 2, rateLimit: null, paused: false });
+    limits.apply('sleep', stored({ concurrency: 2, rateLimit: null, paused: false }));
     await store.insert(readyNoops(6, 'c000', 'sleep').map((job) => ({ ...job, priority: 100 })), 1_000);
     await store.insert(readyNoops(3, 'd000'), 1_000);
     feeder.start();
@@ -226,7 +231,7 @@ describe('FeederService with job type limits (contract §10)', () => {
   });
 
   it('claims a rate-limited type up to its max, and nothing of it while a refused start holds it', async () => {
-    limits.apply('email', { concurrency: null, rateLimit: { max: 3, perMs: 3_600_000 }, paused: false });
+    limits.apply('email', stored({ concurrency: null, rateLimit: { max: 3, perMs: 3_600_000 }, paused: false }));
     await store.insert(readyNoops(8, 'e000', 'email'), 1_000);
     feeder.start();
     await settle();

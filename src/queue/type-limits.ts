@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
 import { isUnlimited, NO_LIMITS, type TypeSettings } from '../core/type-settings';
-import { JOBS_STORE, type JobStore } from '../store/job-store';
+import { JOBS_STORE, type JobStore, type StoredTypeSettings } from '../store/job-store';
 import { DeliveryQueue } from './delivery-queue';
 
 /** How often a shared store's settings are read again: a PATCH through another instance is seen within this. */
@@ -24,7 +24,8 @@ export interface CappedClaim {
 export class TypeLimits implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger('TypeLimits');
   private readonly defaults = new Map<string, TypeSettings>();
-  private stored = new Map<string, TypeSettings>();
+  /** What PATCHes stored, as the newest reading of each type (a patch's answer or a poll) gave it. */
+  private readonly stored = new Map<string, StoredTypeSettings>();
   private readonly running = new Map<string, number>();
   /** Types whose rate window is full, until when, with the timer that wakes the feeder then. */
   private readonly held = new Map<string, { until: number; timer: NodeJS.Timeout }>();
@@ -66,13 +67,15 @@ export class TypeLimits implements OnApplicationBootstrap, BeforeApplicationShut
 
   /** The settings in force: stored ones override the handler's defaults. */
   settingsOf(type: string): TypeSettings {
-    return this.stored.get(type) ?? this.defaults.get(type) ?? NO_LIMITS;
+    return this.stored.get(type)?.settings ?? this.defaults.get(type) ?? NO_LIMITS;
   }
 
-  /** A PATCH stored `settings`: in force in this process at once. */
-  apply(type: string, settings: TypeSettings): void {
-    this.stored.set(type, settings);
-    this.freed();
+  /**
+   * A PATCH stored `stored`: in force in this process at once, unless a poll already brought a
+   * newer version (another instance's patch that committed after it).
+   */
+  apply(type: string, stored: StoredTypeSettings): void {
+    if (this.adopt(type, stored)) this.freed();
   }
 
   /** Calls `listener` when a type may take more work: a slot freed, a window freed, a resume or a raise. */
@@ -137,14 +140,23 @@ export class TypeLimits implements OnApplicationBootstrap, BeforeApplicationShut
     this.held.set(type, { until: retryAt, timer });
   }
 
-  /** Reads the stored settings; a change of any wakes the feeder (it may free a type). */
+  /**
+   * Reads the stored settings; a change of any wakes the feeder (it may free a type). A reading
+   * older than what a PATCH in this process applied meanwhile (the read began before that patch
+   * committed) changes nothing for that type.
+   */
   private async load(): Promise<void> {
-    const stored = await this.store.typeSettings();
-    const changed = [...new Set([...stored.keys(), ...this.stored.keys()])].some(
-      (type) => JSON.stringify(stored.get(type)) !== JSON.stringify(this.stored.get(type)),
-    );
-    this.stored = stored;
+    let changed = false;
+    for (const [type, stored] of await this.store.typeSettings()) changed = this.adopt(type, stored) || changed;
     if (changed) this.freed();
+  }
+
+  /** Keeps `stored` if it is newer than what this process has for the type; true if it changed the settings. */
+  private adopt(type: string, stored: StoredTypeSettings): boolean {
+    const current = this.stored.get(type);
+    if (current && current.version >= stored.version) return false;
+    this.stored.set(type, stored);
+    return JSON.stringify(current?.settings) !== JSON.stringify(stored.settings);
   }
 
   private async poll(): Promise<void> {

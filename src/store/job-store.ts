@@ -156,9 +156,14 @@ export interface JobStore extends ScheduleStore {
    */
   startLimited(id: string, event: JobEvent, guard: TransitionGuard, limit: RateLimit): Promise<LimitedStart>;
   /** The stored settings of every type a PATCH set (contract §10), by type. */
-  typeSettings(): Promise<Map<string, TypeSettings>>;
-  /** Stores a type's settings in full, replacing what was stored; durable before it resolves. */
-  saveTypeSettings(type: string, settings: TypeSettings): Promise<void>;
+  typeSettings(): Promise<Map<string, StoredTypeSettings>>;
+  /**
+   * Sets the fields `patch` names, and only those, in one statement: the others keep what is
+   * stored (`defaults` for a type never patched), so patches of different fields through any
+   * instances at once all take effect. Raises the version; durable before it resolves; returns the
+   * row as this patch left it.
+   */
+  patchTypeSettings(type: string, patch: Partial<TypeSettings>, defaults: TypeSettings): Promise<StoredTypeSettings>;
   /** Pending and processing jobs by type; reads active jobs only, never the finished history. */
   activeCountsByType(): Promise<Map<string, ActiveCounts>>;
 
@@ -169,6 +174,15 @@ export interface JobStore extends ScheduleStore {
    * prune at a time: another's call meanwhile deletes nothing (0).
    */
   prune(completedBefore: number, failedBefore: number, limit: number): Promise<number>;
+}
+
+/**
+ * A type's stored settings. Every patch of the type raises `version`, so of two readings of the
+ * same type (a patch's answer, a poll) an instance keeps the newer, whichever arrives last.
+ */
+export interface StoredTypeSettings {
+  settings: TypeSettings;
+  version: number;
 }
 
 export function emptyCounts(): StateCounts {

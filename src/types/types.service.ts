@@ -8,15 +8,12 @@ import type { JobTypeDto, PatchJobTypeDto } from './dto/job-type.dto';
 
 /**
  * The job types' limits and pause (contract §10): the handlers' defaults, overridden by what a
- * PATCH stored. A PATCH merges into the stored settings (the store is the source of truth, and
- * another instance may have changed them); a listing shows what this instance enforces, which
- * follows the store within SETTINGS_POLL_MS.
+ * PATCH stored. The store applies a PATCH to the fields it names, in one statement, so PATCHes of
+ * one type through any instances at once compose instead of one undoing another; a listing shows
+ * what this instance enforces, which follows the store within SETTINGS_POLL_MS.
  */
 @Injectable()
 export class TypesService {
-  /** PATCHes in this process one at a time: each merges into what the one before stored. */
-  private updating: Promise<unknown> = Promise.resolve();
-
   constructor(
     @Inject(JOBS_STORE) private readonly store: JobStore,
     private readonly registry: JobHandlerRegistry,
@@ -30,26 +27,25 @@ export class TypesService {
   }
 
   /**
-   * Stores the type's settings in full (the current ones with the patch applied; null removes a
-   * limit), synced before it resolves; in force in this process at once, in the others at their
-   * next poll.
+   * Stores the fields the patch names (null removes a limit), synced before it resolves; in force
+   * in this process at once, in the others at their next poll. Answers the type as stored after
+   * this patch: a patch through another instance that committed later is not in the answer.
    */
-  update(type: string, patch: PatchJobTypeDto): Promise<JobTypeDto> {
-    if (!this.registry.get(type)) return Promise.reject(new JobTypeNotFound(type));
-    const done = this.updating.then(async () => {
-      const current = (await this.store.typeSettings()).get(type) ?? this.limits.defaultsOf(type);
-      const next: TypeSettings = {
-        concurrency: patch.concurrency === undefined ? current.concurrency : patch.concurrency,
-        rateLimit: patch.rateLimit === undefined ? current.rateLimit : patch.rateLimit && { max: patch.rateLimit.max, perMs: patch.rateLimit.perMs },
-        paused: patch.paused ?? current.paused,
-      };
-      await this.store.saveTypeSettings(type, next);
-      this.limits.apply(type, next);
-      return view(type, next, (await this.store.activeCountsByType()).get(type));
-    });
-    this.updating = done.catch(() => undefined);
-    return done;
+  async update(type: string, patch: PatchJobTypeDto): Promise<JobTypeDto> {
+    if (!this.registry.get(type)) throw new JobTypeNotFound(type);
+    const stored = await this.store.patchTypeSettings(type, fieldsOf(patch), this.limits.defaultsOf(type));
+    this.limits.apply(type, stored);
+    return view(type, stored.settings, (await this.store.activeCountsByType()).get(type));
   }
+}
+
+/** The fields the request named, as plain values. */
+function fieldsOf(patch: PatchJobTypeDto): Partial<TypeSettings> {
+  const fields: Partial<TypeSettings> = {};
+  if (patch.concurrency !== undefined) fields.concurrency = patch.concurrency;
+  if (patch.rateLimit !== undefined) fields.rateLimit = patch.rateLimit && { max: patch.rateLimit.max, perMs: patch.rateLimit.perMs };
+  if (patch.paused !== undefined) fields.paused = patch.paused;
+  return fields;
 }
 
 function view(type: string, settings: TypeSettings, counts: ActiveCounts | undefined): JobTypeDto {

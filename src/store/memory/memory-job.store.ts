@@ -2,7 +2,7 @@ import { BacklogFull, ConcurrentChange, IdempotencyKeyTaken, JobNotFound } from 
 import type { JobEvent } from '../../core/job-state-machine';
 import { compareDispatch, newJobRecord, type DispatchKey, type Job, type JobProgress, type NewJob } from '../../core/job.model';
 import type { Schedule } from '../../core/schedule.model';
-import type { RateLimit, TypeSettings } from '../../core/type-settings';
+import { patched, type RateLimit, type TypeSettings } from '../../core/type-settings';
 import {
   emptyCounts,
   type ActiveCounts,
@@ -11,6 +11,7 @@ import {
   type LimitedStart,
   type ListQuery,
   type StateCounts,
+  type StoredTypeSettings,
   type TransitionGuard,
 } from '../job-store';
 import { planTransition, type PlannedTransition } from '../plan-transition';
@@ -28,7 +29,7 @@ export class MemoryJobStore implements JobStore {
   private readonly stateCounts = emptyCounts();
   private readonly byIdempotencyKey = new Map<string, { id: string; requestHash: string | null }>();
   private readonly schedules = new Map<string, Schedule>();
-  private readonly settings = new Map<string, TypeSettings>();
+  private readonly settings = new Map<string, StoredTypeSettings>();
   /** Rate-limited starts by type, ascending: the window's log. */
   private readonly starts = new Map<string, number[]>();
   /** Nothing here is ever on disk. */
@@ -115,12 +116,15 @@ export class MemoryJobStore implements JobStore {
     return { job: this.apply(row, planned) };
   }
 
-  async typeSettings(): Promise<Map<string, TypeSettings>> {
-    return new Map([...this.settings].map(([type, settings]) => [type, structuredClone(settings)]));
+  async typeSettings(): Promise<Map<string, StoredTypeSettings>> {
+    return new Map([...this.settings].map(([type, stored]) => [type, structuredClone(stored)]));
   }
 
-  async saveTypeSettings(type: string, settings: TypeSettings): Promise<void> {
-    this.settings.set(type, structuredClone(settings));
+  async patchTypeSettings(type: string, patch: Partial<TypeSettings>, defaults: TypeSettings): Promise<StoredTypeSettings> {
+    const current = this.settings.get(type) ?? { settings: defaults, version: 0 };
+    const next = { settings: structuredClone(patched(current.settings, patch)), version: current.version + 1 };
+    this.settings.set(type, next);
+    return structuredClone(next);
   }
 
   async activeCountsByType(): Promise<Map<string, ActiveCounts>> {
@@ -271,3 +275,4 @@ function held(row: Row): HeldJob {
 function clone(job: Job): Job {
   return structuredClone(job);
 }
+

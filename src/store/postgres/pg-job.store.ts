@@ -14,10 +14,11 @@ import {
   type LimitedStart,
   type ListQuery,
   type StateCounts,
+  type StoredTypeSettings,
   type TransitionGuard,
   type WriteDurability,
 } from '../job-store';
-import { activeCountsFromRows, settingsFromRow, type TypeSettingsRow } from '../sql-rows';
+import { activeCountsFromRows, patchParams, settingsFromRow, type TypeSettingsRow } from '../sql-rows';
 import { SyncSchedule } from '../sync-schedule';
 import { planTransition } from '../plan-transition';
 import { windowFullUntil } from '../rate-window';
@@ -302,14 +303,17 @@ export class PgJobStore implements JobStore {
     }, 'worker', (outcome) => 'job' in outcome);
   }
 
-  async typeSettings(): Promise<Map<string, TypeSettings>> {
+  async typeSettings(): Promise<Map<string, StoredTypeSettings>> {
     const { rows } = await this.query<TypeSettingsRow>(PG_SQL.typeSettings);
     return new Map(rows.map((row) => [row.type, settingsFromRow(row)]));
   }
 
-  async saveTypeSettings(type: string, settings: TypeSettings): Promise<void> {
-    const { concurrency, rateLimit, paused } = settings;
-    await this.synced(() => this.query(PG_SQL.saveTypeSettings, [type, concurrency, rateLimit?.max ?? null, rateLimit?.perMs ?? null, paused]));
+  async patchTypeSettings(type: string, patch: Partial<TypeSettings>, defaults: TypeSettings): Promise<StoredTypeSettings> {
+    const p = patchParams(patch, defaults);
+    const { rows } = await this.synced(() =>
+      this.query<TypeSettingsRow>(PG_SQL.patchTypeSettings, [type, p.concurrency, p.rateMax, p.ratePerMs, p.paused, p.setsConcurrency, p.setsRateLimit, p.setsPaused]),
+    );
+    return settingsFromRow(rows[0]);
   }
 
   async activeCountsByType(): Promise<Map<string, ActiveCounts>> {

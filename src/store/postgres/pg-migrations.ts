@@ -140,4 +140,8 @@ export const PG_MIGRATIONS: readonly string[] = [
     expires_at bigint NOT NULL
   );
   `,
+  `
+  -- Raised by every PATCH of a type: of two readings of its settings, the newer wins.
+  ALTER TABLE keel_type_settings ADD COLUMN version integer NOT NULL DEFAULT 0;
+  `,
 ];

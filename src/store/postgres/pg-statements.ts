@@ -186,11 +186,22 @@ export const PG_SQL = {
   activeCountsByType: `
     SELECT type, state, count(*)::int AS n FROM keel_jobs
      WHERE state IN ('pending', 'processing') GROUP BY type, state`,
-  typeSettings: `SELECT type, concurrency, rate_max, rate_per_ms, paused FROM keel_type_settings`,
-  saveTypeSettings: `
-    INSERT INTO keel_type_settings (type, concurrency, rate_max, rate_per_ms, paused) VALUES ($1, $2, $3, $4, $5)
-    ON CONFLICT (type) DO UPDATE SET concurrency = EXCLUDED.concurrency, rate_max = EXCLUDED.rate_max,
-                                     rate_per_ms = EXCLUDED.rate_per_ms, paused = EXCLUDED.paused`,
+  typeSettings: `SELECT type, concurrency, rate_max, rate_per_ms, paused, version FROM keel_type_settings`,
+  /**
+   * A type's patch, one statement whatever other instances do: the row a first patch inserts
+   * ($2..$5), else only the columns $6 (concurrency), $7 (rate limit), $8 (paused) name, set on
+   * the row as it is committed (ON CONFLICT locks it), with the version raised; the row after it.
+   */
+  patchTypeSettings: `
+    INSERT INTO keel_type_settings AS s (type, concurrency, rate_max, rate_per_ms, paused, version)
+    VALUES ($1, $2, $3, $4, $5, 1)
+    ON CONFLICT (type) DO UPDATE SET
+      concurrency = CASE WHEN $6::boolean THEN EXCLUDED.concurrency ELSE s.concurrency END,
+      rate_max = CASE WHEN $7::boolean THEN EXCLUDED.rate_max ELSE s.rate_max END,
+      rate_per_ms = CASE WHEN $7::boolean THEN EXCLUDED.rate_per_ms ELSE s.rate_per_ms END,
+      paused = CASE WHEN $8::boolean THEN EXCLUDED.paused ELSE s.paused END,
+      version = s.version + 1
+    RETURNING type, concurrency, rate_max, rate_per_ms, paused, version`,
   /** The job a rate-limited start applies to, locked until its transaction ends. */
   getJobForStart: `SELECT ${SELECT_COLUMNS} FROM keel_jobs WHERE id = $1 FOR UPDATE`,
   /** Rate-limited starts of one type ($1) are serialized: one window check at a time, across instances. */

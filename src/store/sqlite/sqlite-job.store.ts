@@ -15,6 +15,7 @@ import {
   type LimitedStart,
   type ListQuery,
   type StateCounts,
+  type StoredTypeSettings,
   type TransitionGuard,
   type WriteDurability,
 } from '../job-store';
@@ -22,7 +23,7 @@ import { planTransition, type PlannedTransition } from '../plan-transition';
 import { windowFullUntil } from '../rate-window';
 import type { SlotFiring } from '../schedule-store';
 import { StoreOwnershipError } from '../store.errors';
-import { activeCountsFromRows, settingsFromRow, type TypeSettingsRow } from '../sql-rows';
+import { activeCountsFromRows, patchParams, settingsFromRow, type TypeSettingsRow } from '../sql-rows';
 import { SyncSchedule } from '../sync-schedule';
 import { GroupCommit, type Durability } from './group-commit';
 import { SQLITE_MIGRATIONS } from './sqlite-migrations';
@@ -384,15 +385,28 @@ export class SqliteJobStore implements JobStore {
     return planned.next;
   }
 
-  async typeSettings(): Promise<Map<string, TypeSettings>> {
+  async typeSettings(): Promise<Map<string, StoredTypeSettings>> {
     const rows = this.statements().typeSettings.all() as TypeSettingsRow[];
     return new Map(rows.map((row) => [row.type, settingsFromRow(row)]));
   }
 
-  async saveTypeSettings(type: string, settings: TypeSettings): Promise<void> {
+  async patchTypeSettings(type: string, patch: Partial<TypeSettings>, defaults: TypeSettings): Promise<StoredTypeSettings> {
     const stmts = this.statements();
-    const { concurrency, rateLimit, paused } = settings;
-    await this.writes().run(() => write(() => stmts.saveTypeSettings.run(type, concurrency, rateLimit?.max ?? null, rateLimit?.perMs ?? null, paused ? 1 : 0)));
+    const params = patchParams(patch, defaults);
+    const row = await this.writes().run(() =>
+      write(
+        () =>
+          stmts.patchTypeSettings.get({
+            ...params,
+            type,
+            paused: params.paused ? 1 : 0,
+            setsConcurrency: params.setsConcurrency ? 1 : 0,
+            setsRateLimit: params.setsRateLimit ? 1 : 0,
+            setsPaused: params.setsPaused ? 1 : 0,
+          }) as TypeSettingsRow,
+      ),
+    );
+    return settingsFromRow(row);
   }
 
   async activeCountsByType(): Promise<Map<string, ActiveCounts>> {

@@ -96,4 +96,8 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   -- The last progress a handler reported (JSON: a number or an object), contract §11.
   ALTER TABLE jobs ADD COLUMN progress TEXT;
   `,
+  `
+  -- Raised by every PATCH of a type: of two readings of its settings, the newer wins.
+  ALTER TABLE type_settings ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+  `,
 ];

@@ -51,11 +51,18 @@ export const SQL = {
   activeCountsByType: `
     SELECT type, state, count(*) AS n FROM jobs INDEXED BY jobs_state
      WHERE state IN ('pending', 'processing') GROUP BY type, state`,
-  typeSettings: `SELECT type, concurrency, rate_max, rate_per_ms, paused FROM type_settings`,
-  saveTypeSettings: `
-    INSERT INTO type_settings (type, concurrency, rate_max, rate_per_ms, paused) VALUES (?, ?, ?, ?, ?)
-    ON CONFLICT (type) DO UPDATE SET concurrency = excluded.concurrency, rate_max = excluded.rate_max,
-                                     rate_per_ms = excluded.rate_per_ms, paused = excluded.paused`,
+  typeSettings: `SELECT type, concurrency, rate_max, rate_per_ms, paused, version FROM type_settings`,
+  /** A type's patch: the named columns only (the @sets… flags), the version raised; the row after it. */
+  patchTypeSettings: `
+    INSERT INTO type_settings (type, concurrency, rate_max, rate_per_ms, paused, version)
+    VALUES (@type, @concurrency, @rateMax, @ratePerMs, @paused, 1)
+    ON CONFLICT (type) DO UPDATE SET
+      concurrency = CASE WHEN @setsConcurrency THEN excluded.concurrency ELSE concurrency END,
+      rate_max = CASE WHEN @setsRateLimit THEN excluded.rate_max ELSE rate_max END,
+      rate_per_ms = CASE WHEN @setsRateLimit THEN excluded.rate_per_ms ELSE rate_per_ms END,
+      paused = CASE WHEN @setsPaused THEN excluded.paused ELSE paused END,
+      version = version + 1
+    RETURNING type, concurrency, rate_max, rate_per_ms, paused, version`,
   /** The rate window's log: starts that left the window (at or before ?) are deleted as it goes. */
   pruneStarts: `DELETE FROM type_starts WHERE type = ? AND at <= ?`,
   startsOf: `SELECT at FROM type_starts WHERE type = ? ORDER BY at`,
