@@ -1,5 +1,6 @@
+import { connect } from 'node:net';
 import type { Test } from 'supertest';
-import { closeAllApps, expectError, startApp, submit, type Http } from './support/app';
+import { closeAllApps, everyAdapter, expectError, startApp, submit, type Http } from './support/app';
 
 /**
  * API_KEY (contract §2): when set, every /v1 route needs `Authorization: Bearer <key>` and answers
@@ -110,6 +111,50 @@ describe('with API_KEY set', () => {
       const res = await http.get(path).set('Authorization', 'Bearer wrong');
       expect(res.status).toBe(200);
     }
+  });
+});
+
+/**
+ * What a client without the key gets for a large upload: the 401 and the end of the connection,
+ * not a server that reads and throws away the body. A raw socket sends the request head with a
+ * Content-Length of 50 MiB, then the body a chunk at a time, each once the last was taken and a
+ * few ms passed, until the socket closes.
+ */
+async function uploadWithoutKey(port: number): Promise<{ response: string; written: number; body: number }> {
+  const BODY = 50 * 1024 * 1024;
+  const CHUNK = Buffer.alloc(64 * 1024, 0x20);
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    let response = '';
+    let written = 0;
+    socket.on('data', (data: Buffer) => (response += data.toString('latin1')));
+    // Writing into a connection the server closed fails (EPIPE, ECONNRESET): that is the point.
+    socket.on('error', () => undefined);
+    socket.on('close', () => resolve({ response, written, body: BODY }));
+    socket.write(`POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${BODY}\r\n\r\n`);
+    const pump = (): void => {
+      if (socket.destroyed || socket.writableEnded || written >= BODY) return;
+      socket.write(CHUNK, (err) => {
+        if (err) return;
+        written += CHUNK.length;
+        setTimeout(pump, 5);
+      });
+    };
+    pump();
+  });
+}
+
+// Each platform named here, not through useAdapter: test/fastify.e2e-spec.ts runs this whole file
+// on Fastify, and a block of its own would reset that for the blocks after it.
+describe.each(everyAdapter())('with API_KEY set, on %s: the 401 closes the connection', (adapter) => {
+  it('a keyless upload of 50 MiB gets the 401 with Connection: close, and the connection ends long before the body is sent', async () => {
+    const { app } = await startApp({ API_KEY: KEY }, [], { adapter });
+    const port = (app.getHttpServer().address() as { port: number }).port;
+    const { response, written, body } = await uploadWithoutKey(port);
+    expect(response).toMatch(/^HTTP\/1\.1 401 Unauthorized\r\n/);
+    expect(response).toMatch(/\r\nconnection: close\r\n/i);
+    expect(response).toMatch(/\r\nwww-authenticate: Bearer\r\n/i);
+    expect(written).toBeLessThan(body / 10);
   });
 });
 

@@ -28,9 +28,15 @@ export class ApiKeyCheck {
     return match ? 'the API key is not valid' : 'this route needs Authorization: Bearer <API_KEY>';
   }
 
-  /** The 401 for a refused request; sets `WWW-Authenticate` on the answer. */
+  /**
+   * The 401 for a refused request; sets `WWW-Authenticate` on the answer, and `Connection: close`:
+   * Node would otherwise read the unread body to the end to keep the connection alive, so a
+   * client without the key could make the server take in an upload of any size and throw it away.
+   * With it, Node ends the connection once the answer is sent, and the body is never asked for.
+   */
   unauthorized(res: Pick<ServerResponse, 'setHeader'>, reason: string): UnauthorizedException {
     res.setHeader('WWW-Authenticate', 'Bearer');
+    res.setHeader('Connection', 'close');
     return new UnauthorizedException(reason);
   }
 }
