@@ -1,5 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
+import { copyFileSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import Database from 'better-sqlite3';
 import { v7 as uuidv7 } from 'uuid';
 import { applyChange, canApply, decide, type JobEvent, type JobEventType } from '../src/core/job-state-machine';
 import { BacklogFull, IdempotencyKeyTaken, InvalidTransition, JobNotFound, StaleOutcome } from '../src/core/job.errors';
@@ -1357,3 +1359,65 @@ describe('SqliteJobStore: one process owns the file', () => {
     await expect(new SqliteJobStore(sqlite.file).open()).rejects.toThrow(StoreOwnershipError);
   });
 });
+
+/**
+ * Closing a SQLite store whose files were moved away while it ran (contract §4a): another file
+ * now at the path, a `-wal` above all, belongs to someone else and survives the close. What the
+ * store's own WAL held is in its own database file.
+ */
+describe('SqliteJobStore: closing after its files were moved away', () => {
+  let sqlite: TempSqlite | undefined;
+
+  afterEach(async () => {
+    await sqlite?.dispose();
+    sqlite = undefined;
+  });
+
+  it('its WAL moved away and another at the path: the other survives, and the jobs are in its database file', async () => {
+    sqlite = await openTempSqlite();
+    const jobs = await sqlite.store.insert([newJob(), newJob()], NO_LIMIT);
+    const wal = `${sqlite.file}-wal`;
+    renameSync(wal, join(dirname(sqlite.file), 'moved.sqlite-wal'));
+    writeFileSync(wal, 'not this store\'s WAL');
+
+    await sqlite.store.close();
+    expect(readFileSync(wal, 'utf8')).toBe('not this store\'s WAL');
+    // Read through a copy: the file itself may still be held.
+    const copy = join(dirname(sqlite.file), 'copy.sqlite');
+    copyFileSync(sqlite.file, copy);
+    const db = new Database(copy, { readonly: true });
+    try {
+      expect((db.prepare('SELECT id FROM jobs ORDER BY id').all() as { id: string }[]).map((r) => r.id)).toEqual(ids(jobs));
+    } finally {
+      db.close();
+    }
+  });
+
+  it('its database file and WAL moved away, other files at both paths: both survive', async () => {
+    sqlite = await openTempSqlite();
+    await sqlite.store.insert([newJob()], NO_LIMIT);
+    const dir = dirname(sqlite.file);
+    renameSync(sqlite.file, join(dir, 'moved.sqlite'));
+    renameSync(`${sqlite.file}-wal`, join(dir, 'moved.sqlite-wal'));
+    writeFileSync(sqlite.file, 'another database');
+    writeFileSync(`${sqlite.file}-wal`, 'another WAL');
+
+    await sqlite.store.close();
+    expect(readFileSync(sqlite.file, 'utf8')).toBe('another database');
+    expect(readFileSync(`${sqlite.file}-wal`, 'utf8')).toBe('another WAL');
+  });
+
+  it('with its files in place, a close still empties its WAL into the database file and removes it', async () => {
+    sqlite = await openTempSqlite();
+    await sqlite.store.insert([newJob()], NO_LIMIT);
+    await sqlite.store.close();
+    expect(existsSync(`${sqlite.file}-wal`)).toBe(false);
+    const db = new Database(sqlite.file, { readonly: true });
+    try {
+      expect(db.prepare('SELECT count(*) AS n FROM jobs').get()).toEqual({ n: 1 });
+    } finally {
+      db.close();
+    }
+  });
+});
+

@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import Database from 'better-sqlite3';
 import { mkdirSync, statSync } from 'node:fs';
 import { open as openFile, type FileHandle } from 'node:fs/promises';
@@ -192,7 +193,11 @@ export class SqliteJobStore implements JobStore {
     });
   }
 
-  /** Closing checkpoints the WAL into the database file, with a sync: nothing is left unsynced. */
+  /**
+   * Closing checkpoints the WAL into the database file, with a sync: nothing is left unsynced.
+   * SQLite then deletes the WAL by its path, whatever file is there now; when the files are no
+   * longer the ones opened, the connection is left open instead (see `leaveOpen`).
+   */
   async close(): Promise<void> {
     if (!this.db) return;
     this.group?.flush();
@@ -200,7 +205,8 @@ export class SqliteJobStore implements JobStore {
     await this.syncSchedule.close();
     await this.wal?.close();
     this.wal = undefined;
-    this.db.close();
+    if (this.filesAreOwn()) this.db.close();
+    else this.leaveOpen(this.db);
     this.db = undefined;
     this.stmts = undefined;
     this.probeStatements = undefined;
@@ -255,6 +261,34 @@ export class SqliteJobStore implements JobStore {
           'nothing more is written; restart Keel once the file is back in place (README "Recovery")',
       );
     }
+  }
+
+  /** Whether the database file and WAL at the path are still the ones this store opened. */
+  private filesAreOwn(): boolean {
+    try {
+      this.checkFiles();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * The close of a connection whose files were moved or replaced. SQLite's own close would delete
+   * `<file>-wal` by name once it checkpointed: with only the WAL moved away (SQLite checks that
+   * the database file is still in place, by inode only), that deletes another's WAL now at the
+   * path. So what the WAL holds is emptied into this store's own database file through the open
+   * handles, and the connection is kept, never closed: the process ends it when it exits, and an
+   * exit closes no SQLite connection (better-sqlite3 closes those left open only when Node tears
+   * down an event loop that ran empty, which the standalone server never waits for).
+   */
+  private leaveOpen(db: Database.Database): void {
+    this.secureWal();
+    LEFT_OPEN.push(db);
+    logger.warn(
+      `the SQLite file ${this.file} or its WAL was moved or replaced while open: the connection is left ` +
+        'for the process exit to close, so that the file now at the path is not deleted',
+    );
   }
 
   /**
@@ -616,6 +650,10 @@ function unavailable(err: unknown): unknown {
   const fault = Object.keys(FAULTS).find((prefix) => code.startsWith(prefix));
   return fault ? new StoreUnavailable(`the SQLite store cannot write: ${FAULTS[fault]} (${code})`) : err;
 }
+
+/** Connections whose files were replaced: held here so that neither a close nor their collection deletes what is at the path now. */
+const LEFT_OPEN: Database.Database[] = [];
+const logger = new Logger('SqliteStore');
 
 function identityOf(path: string): FileIdentity | undefined {
   const stat = statSync(path, { throwIfNoEntry: false, bigint: true });
