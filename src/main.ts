@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import type { Server } from 'node:http';
-import type { Socket } from 'node:net';
+import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import { createApp, type KeelApp, readyToListen } from './app.setup';
 import { ConfigError, loadConfig, type KeelConfig } from './config/keel-config';
 import { LifecycleService } from './lifecycle/lifecycle.service';
@@ -75,6 +75,7 @@ async function main(): Promise<void> {
   process.on('SIGINT', onSignal);
   config = loadConfig();
   const { port, host, httpAdapter } = config;
+  await probePort(port, host);
   const current = await createApp(config);
   app = current;
   // Init (store, recovery, workers) first; the port opens only if no signal came meanwhile.
@@ -92,10 +93,23 @@ async function main(): Promise<void> {
 class ListenError extends Error {}
 
 /**
+ * The port opens for real only once recovery ran and the workers started, so a port another
+ * process holds would be found after jobs were reset and run. It is bound and released once before
+ * anything else: a taken PORT (or a HOST not of this machine) stops the start before the store is
+ * even opened. Another process may still take it in between; `listen` reports that too.
+ */
+async function probePort(port: number, host: string): Promise<void> {
+  if (port === 0) return;
+  const probe = createServer();
+  await listen(probe, port, host);
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+}
+
+/**
  * Opens the port on the app's HTTP server. Not `app.listen`: that logs the failure as an error
  * line of its own, and a taken port is reported once, below, like a bad setting.
  */
-function listen(server: Server, port: number, host: string): Promise<void> {
+function listen(server: NetServer, port: number, host: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const failed = (err: NodeJS.ErrnoException) => {
       if (err.code === 'EADDRINUSE') {

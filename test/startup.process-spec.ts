@@ -1,10 +1,15 @@
 /**
  * Starting the BUILT server (contract §1, §2): one owner per SQLite file, bad configuration
- * refused with one line naming the variable, and the default file `data/jobs.sqlite` created
- * relative to the working directory. Needs `npm run build` first.
+ * refused with one line naming the variable, a taken PORT refused before recovery touches a job,
+ * and the default file `data/jobs.sqlite` created relative to the working directory. Needs
+ * `npm run build` first.
  */
+import Database from 'better-sqlite3';
 import { existsSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
+import { v7 as uuidv7 } from 'uuid';
+import { SqliteJobStore } from '../src/store/sqlite/sqlite-job.store';
 import {
   cleanupProcesses,
   freePort,
@@ -19,9 +24,33 @@ import {
   type EnvVars,
 } from './support/process';
 
+const servers: Server[] = [];
+
 afterEach(async () => {
   await cleanupProcesses();
+  await Promise.all(servers.splice(0).map((server) => new Promise((resolve) => server.close(resolve))));
 });
+
+/** Another process's listener, as far as Keel can tell: a port of 127.0.0.1 that is taken. */
+async function occupiedPort(): Promise<number> {
+  const server = createServer((socket) => socket.destroy());
+  servers.push(server);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  return (server.address() as { port: number }).port;
+}
+
+/** Every row of the jobs table, as stored. */
+function storedJobs(file: string): unknown[] {
+  const db = new Database(file, { readonly: true });
+  try {
+    return db.prepare('SELECT * FROM jobs ORDER BY id').all();
+  } finally {
+    db.close();
+  }
+}
 
 describe('startup (process)', () => {
   it('a second process on the same SQLITE_FILE exits non-zero with one line naming SQLITE_FILE; the first keeps serving', async () => {
@@ -73,6 +102,46 @@ describe('startup (process)', () => {
       { name: 'SQLITE_FILE=<not a database>', env: { SQLITE_FILE: notDb }, mentions: ['SQLITE_FILE'] },
     ];
   }
+
+  it('a taken PORT stops the start with one line naming PORT before recovery: a processing job stays processing, nothing changes', async () => {
+    const file = tempSqliteFile();
+    const seed = new SqliteJobStore(file);
+    await seed.open();
+    const now = Date.now();
+    await seed.insert(
+      Array.from({ length: 20 }, () => ({
+        id: uuidv7(),
+        type: 'noop',
+        payload: {},
+        priority: 0,
+        maxAttempts: 3,
+        backoffMs: 1_000,
+        timeoutMs: 30_000,
+        runAt: now,
+        createdAt: now,
+        idempotencyKey: null,
+      })),
+      100,
+    );
+    await seed.close();
+    const db = new Database(file);
+    const marked = db
+      .prepare(`UPDATE jobs SET state = 'processing', attempts = 1, owner = 'dead-owner', started_at = ?, updated_at = ? WHERE id IN (SELECT id FROM jobs ORDER BY id LIMIT 5)`)
+      .run(now, now);
+    db.close();
+    expect(marked.changes).toBe(5);
+    const before = storedJobs(file);
+
+    const port = await occupiedPort();
+    const proc = spawnKeel({ env: { HOST: '127.0.0.1', PORT: String(port), STORE: 'sqlite', SQLITE_FILE: file, LOG_LEVEL: 'info' } });
+    const exit = await proc.waitExit(30_000);
+    expect(exit.code).not.toBe(0);
+    expect(exit.code).not.toBeNull();
+    expect(lines(proc.stderr)).toEqual([expect.stringMatching(new RegExp(`^keel: PORT ${port} is in use on 127\\.0\\.0\\.1\\b`))]);
+    // No recovery ran: the processing jobs are as the dead process left them, every row unchanged.
+    expect(storedJobs(file)).toEqual(before);
+    expect(proc.stdout).not.toMatch(/recovery|workers started/i);
+  });
 
   it('bad configuration exits non-zero with one line naming the variable', async () => {
     const results = await Promise.all(
