@@ -1149,7 +1149,7 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
   });
 });
 
-/** A type's settings patched through two instances at once (contract §10): neither patch is lost. */
+/** A type's settings patched through two instances at once: neither patch is lost. */
 (TEST_DATABASE_URL ? describe : describe.skip)('PgJobStore: two instances patch one type', () => {
   const schema = randomName('keel_patch');
   let a: PgJobStore;
@@ -1361,7 +1361,7 @@ describe('SqliteJobStore: one process owns the file', () => {
 });
 
 /**
- * Closing a SQLite store whose files were moved away while it ran (contract §4a): another file
+ * Closing a SQLite store whose files were moved away while it ran: another file
  * now at the path, a `-wal` above all, belongs to someone else and survives the close. What the
  * store's own WAL held is in its own database file.
  */
