@@ -1,5 +1,5 @@
 import { Injectable, type OnModuleDestroy } from '@nestjs/common';
-import { interval, map, merge, Observable, Subject, type Subscription } from 'rxjs';
+import { interval, map, Observable, Subject, type Subscription } from 'rxjs';
 import type { KeelEventName } from '../core/job-notice';
 import type { JobState } from '../core/job.model';
 import { JobEvents, type FeedItem } from './job-events';
