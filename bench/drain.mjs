@@ -1,6 +1,7 @@
 // One SQLite drain, for profiling and side-by-side runs of two checkouts:
 //   node bench/drain.mjs [jobs=50000] [checkout=.]      (after `npm run build` in the checkout)
 //   KEEL_PROFILE=1 node bench/drain.mjs                  (also writes a CPU profile of the server)
+//   KEEL_DRAIN_STREAM=1 node bench/drain.mjs             (with a client reading GET /v1/events throughout)
 // Prints one JSON line: jobs/s, the event loop's p99 delay over the drain, syncs, the profile's folder.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -47,6 +48,17 @@ db.close();
 
 const profileDir = process.env.KEEL_PROFILE ? fs.mkdtempSync(path.join(os.tmpdir(), 'keel-profile-')) : undefined;
 const keel = await start(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []);
+let streamed = 0;
+const reader = new AbortController();
+if (process.env.KEEL_DRAIN_STREAM) {
+  const res = await fetch(url('/v1/events'), { signal: reader.signal });
+  void (async () => {
+    const decoder = new TextDecoder();
+    try {
+      for await (const chunk of res.body) streamed += (decoder.decode(chunk).match(/^event: job\./gm) ?? []).length;
+    } catch { /* aborted at the end */ }
+  })();
+}
 await fetch(url('/metrics')); // a scrape resets the delay histogram: the next one covers the drain
 const t0 = performance.now();
 for (;;) {
@@ -55,6 +67,7 @@ for (;;) {
   await sleep(25);
 }
 const ms = performance.now() - t0;
+reader.abort();
 const metrics = await (await fetch(url('/metrics'))).text();
 await stop(keel);
 fs.rmSync(dir, { recursive: true, force: true });
@@ -64,5 +77,6 @@ console.log(JSON.stringify({
   jobsPerSecond: Math.round((n * 1000) / ms),
   eventLoopP99Ms: Number(/^nodejs_eventloop_lag_p99_seconds (\S+)/m.exec(metrics)?.[1]) * 1000,
   syncs: Number(/^store_syncs_total (\S+)/m.exec(metrics)?.[1]),
+  streamedEvents: process.env.KEEL_DRAIN_STREAM ? streamed : undefined,
   profileDir,
 }));
