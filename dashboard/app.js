@@ -75,9 +75,7 @@ const detail = new JobDetail(api, {
   onJob: (job) => {
     message.hidden = true;
     list.apply(job);
-    // An event leaves out a large payload, result or error (named in `omitted`): the open job is read whole.
-    if (!data.omitted?.length) detail.apply(job);
-    else if (detail.id === job.id) detail.reload().catch((err) => showError(err.message));
+    detail.apply(job);
   },
   onError: showError,
   onClose: () => list.select(null),

@@ -3,7 +3,7 @@ import { EVENT_MAX_BYTES } from '../core/job-notice';
 import type { Job } from '../core/job.model';
 import { LocalEventFeed } from '../store/event-feed';
 import type { JobStore } from '../store/job-store';
-import { EVENT_BUFFER_SIZE, EventStream, type StreamItem } from './event-stream';
+import { EVENT_BUFFER_SIZE, EventStream, LINGER_MS, type StreamItem } from './event-stream';
 import { feedItem, JobEvents } from './job-events';
 
 function job(n: number, overrides: Partial<Job> = {}): Job {
@@ -87,6 +87,32 @@ describe('EventStream', () => {
     expect(await firstItems(await stream.open({}, beforeGap), 1)).toEqual([{ kind: 'reset' }]);
     const afterGap = ids(seen).at(-2) as number;
     expect(ids(await firstItems(await stream.open({}, afterGap), 1))).toEqual([ids(seen).at(-1)]);
+    stream.onModuleDestroy();
+  });
+});
+
+describe('EventStream and the feed', () => {
+  afterEach(() => jest.useRealTimers());
+  const settle = () => new Promise((resolve) => setImmediate(resolve));
+
+  it('keeps the store’s feed running while a client is there and a minute after the last one left, then lets it and the buffer go', async () => {
+    jest.useFakeTimers({ doNotFake: ['setImmediate', 'nextTick'] });
+    const { feed, stream, commit } = setup();
+    const first = (await stream.open({})).subscribe();
+    expect(feed.started).toBe(true);
+    commit(0, 3);
+    first.unsubscribe();
+    jest.advanceTimersByTime(LINGER_MS - 1);
+    await settle();
+    expect(feed.started).toBe(true);
+    // a client within the minute resumes from the buffer
+    const last = stream.newestId();
+    expect(ids(await firstItems(await stream.open({}, last - 1), 1))).toEqual([last]);
+    jest.advanceTimersByTime(LINGER_MS);
+    await settle();
+    expect(feed.started).toBe(false);
+    // the buffer went with it: the old id resets
+    expect(await firstItems(await stream.open({}, last - 1), 1)).toEqual([{ kind: 'reset' }]);
     stream.onModuleDestroy();
   });
 });
