@@ -1,6 +1,8 @@
 // One SQLite drain, for profiling and side-by-side runs of two checkouts:
 //   node bench/drain.mjs [jobs=50000] [checkout=.]      (after `npm run build` in the checkout)
 //   KEEL_PROFILE=1 node bench/drain.mjs                  (also writes a CPU profile of the server)
+//   KEEL_DRAIN_STREAM=1 node bench/drain.mjs             (with a client reading GET /v1/events throughout)
+//   KEEL_DRAIN_STORE=postgres node bench/drain.mjs       (a fresh database on PG_URL, postgres://postgres@127.0.0.1:5432)
 // Prints one JSON line: jobs/s, the event loop's p99 delay over the drain, syncs, the profile's folder.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -9,6 +11,7 @@ import path from 'node:path';
 import { createRequire } from 'node:module';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { TextDecoder } from 'node:util';
 
 const n = Number(process.argv[2] ?? 50_000);
 const checkout = path.resolve(process.argv[3] ?? path.join(path.dirname(fileURLToPath(import.meta.url)), '..'));
@@ -19,7 +22,16 @@ const { v7: uuidv7 } = require('uuid');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keel-drain-'));
 const file = path.join(dir, 'jobs.sqlite');
 const port = 20_000 + Math.floor(Math.random() * 20_000);
-const env = { ...process.env, PORT: String(port), SQLITE_FILE: file, WORKER_CONCURRENCY: '10', LOG_LEVEL: 'warn' };
+const postgres = process.env.KEEL_DRAIN_STORE === 'postgres';
+const pgUrl = (process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432').replace(/\/$/, '');
+const dbName = `keel_drain_${process.pid}`;
+const env = {
+  ...process.env,
+  PORT: String(port),
+  WORKER_CONCURRENCY: '10',
+  LOG_LEVEL: 'warn',
+  ...(postgres ? { STORE: 'postgres', DATABASE_URL: `${pgUrl}/${dbName}` } : { SQLITE_FILE: file }),
+};
 const url = (p) => `http://127.0.0.1:${port}${p}`;
 
 async function start(nodeArgs = []) {
@@ -37,16 +49,44 @@ async function stop(child) {
   await new Promise((resolve) => child.on('exit', resolve));
 }
 
+async function pgAdmin(sql) {
+  const pg = require('pg');
+  const client = new pg.Client({ connectionString: `${pgUrl}/postgres` });
+  await client.connect();
+  try { await client.query(sql); } finally { await client.end(); }
+}
+if (postgres) await pgAdmin(`CREATE DATABASE ${dbName}`);
 await stop(await start()); // creates the schema
-const db = new Database(file);
 const now = Date.now();
-const insert = db.prepare(`INSERT INTO jobs (id, type, payload, state, priority, attempts, max_attempts, backoff_ms, timeout_ms,
-  run_at, created_at, updated_at) VALUES (?, 'noop', '{}', 'pending', 0, 0, 3, 1000, 30000, ?, ?, ?)`);
-db.transaction(() => { for (let i = 0; i < n; i++) insert.run(uuidv7(), now, now, now); })();
-db.close();
+if (postgres) {
+  const pg = require('pg');
+  const client = new pg.Client({ connectionString: env.DATABASE_URL });
+  await client.connect();
+  const ids = Array.from({ length: n }, () => uuidv7());
+  await client.query(`INSERT INTO keel_jobs (id, type, payload, state, priority, attempts, max_attempts, backoff_ms, timeout_ms,
+    run_at, created_at, updated_at) SELECT id, 'noop', '{}', 'pending', 0, 0, 3, 1000, 30000, $2, $2, $2 FROM unnest($1::uuid[]) AS id`, [ids, now]);
+  await client.end();
+} else {
+  const db = new Database(file);
+  const insert = db.prepare(`INSERT INTO jobs (id, type, payload, state, priority, attempts, max_attempts, backoff_ms, timeout_ms,
+    run_at, created_at, updated_at) VALUES (?, 'noop', '{}', 'pending', 0, 0, 3, 1000, 30000, ?, ?, ?)`);
+  db.transaction(() => { for (let i = 0; i < n; i++) insert.run(uuidv7(), now, now, now); })();
+  db.close();
+}
 
 const profileDir = process.env.KEEL_PROFILE ? fs.mkdtempSync(path.join(os.tmpdir(), 'keel-profile-')) : undefined;
 const keel = await start(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []);
+let streamed = 0;
+const reader = new AbortController();
+if (process.env.KEEL_DRAIN_STREAM) {
+  const res = await fetch(url('/v1/events'), { signal: reader.signal });
+  void (async () => {
+    const decoder = new TextDecoder();
+    try {
+      for await (const chunk of res.body) streamed += (decoder.decode(chunk).match(/^event: job\./gm) ?? []).length;
+    } catch { /* aborted at the end */ }
+  })();
+}
 await fetch(url('/metrics')); // a scrape resets the delay histogram: the next one covers the drain
 const t0 = performance.now();
 for (;;) {
@@ -55,14 +95,18 @@ for (;;) {
   await sleep(25);
 }
 const ms = performance.now() - t0;
+reader.abort();
 const metrics = await (await fetch(url('/metrics'))).text();
 await stop(keel);
 fs.rmSync(dir, { recursive: true, force: true });
+if (postgres) await pgAdmin(`DROP DATABASE ${dbName}`);
 console.log(JSON.stringify({
+  store: postgres ? 'postgres' : 'sqlite',
   jobs: n,
   ms: Math.round(ms),
   jobsPerSecond: Math.round((n * 1000) / ms),
   eventLoopP99Ms: Number(/^nodejs_eventloop_lag_p99_seconds (\S+)/m.exec(metrics)?.[1]) * 1000,
   syncs: Number(/^store_syncs_total (\S+)/m.exec(metrics)?.[1]),
+  streamedEvents: process.env.KEEL_DRAIN_STREAM ? streamed : undefined,
   profileDir,
 }));

@@ -134,7 +134,9 @@ void followEvents(api, {
     const job = data?.job;
     if (!job) return;
     list.apply(job);
-    detail.apply(job);
+    // An event leaves out a large payload, result or error (named in `omitted`): the open job is read whole.
+    if (!data.omitted?.length) detail.apply(job);
+    else if (detail.id === job.id) detail.reload().catch((err) => showError(err.message));
     // progress changes no count
     if (event !== 'job.progress') void refreshCounts();
     if (event === 'job.created' && job.idempotencyKey?.startsWith('schedule:')) void refreshSchedules();

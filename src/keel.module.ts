@@ -2,7 +2,6 @@ import { Module, type DynamicModule, type Provider } from '@nestjs/common';
 import { AuthModule } from './auth/auth.module';
 import { configFromSettings, KEEL_CONFIG, settingsOf, type KeelConfig } from './config/keel-config';
 import { DashboardModule } from './dashboard/dashboard.module';
-import { EventRelayModule } from './events/event-relay.module';
 import { EventsHttpModule } from './events/events-http.module';
 import { EventsModule } from './events/events.module';
 import { HealthModule } from './health/health.module';
@@ -81,7 +80,6 @@ export class KeelModule extends KeelConfigurableModule {
         LifecycleModule,
         MetricsModule,
         EventsModule,
-        EventRelayModule,
         StoreModule,
         QueueModule,
         RecoveryModule,

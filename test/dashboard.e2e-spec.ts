@@ -165,6 +165,20 @@ describeWithChromium('the dashboard in a browser', () => {
     expect(dashboard.problems()).toEqual([]);
   });
 
+  it('keeps an open job’s large payload when an event leaves it out: the detail reads the job again', async () => {
+    const dashboard = await open();
+    const { http, byTestId } = dashboard;
+    await live(dashboard);
+    const job = await submit(http, { type: 'noop', delayMs: HOUR_MS, payload: { note: 'z'.repeat(2_000) } });
+    await dashboard.row(job.id).click();
+    await textIs(byTestId('detail-payload'), /zzzz/);
+    await http.post(`/v1/jobs/${job.id}/cancel`).expect(200);
+    await rowState(dashboard, job.id, 'cancelled');
+    await textIs(byTestId('detail-state'), /cancelled/);
+    await textIs(byTestId('detail-payload'), /zzzz/);
+    expect(dashboard.problems()).toEqual([]);
+  });
+
   it('cancels a running job with its button: it becomes cancelled', async () => {
     const dashboard = await open();
     const { http, byTestId } = dashboard;

@@ -21,8 +21,9 @@ import { PgJobStore } from '../src/store/postgres/pg-job.store';
 import { MAX_GROUP_JOBS, MAX_GROUP_SUBMISSIONS } from '../src/store/postgres/pg-insert-groups';
 import { PG_MIGRATIONS } from '../src/store/postgres/pg-migrations';
 import { PG_SQL } from '../src/store/postgres/pg-statements';
-import { messagesOf } from '../src/store/postgres/pg-event-bus';
-import type { BusEvent } from '../src/store/event-bus';
+import { insertColumns } from '../src/store/postgres/pg-rows';
+import { newJobRecord } from '../src/core/job.model';
+import type { CommittedEvent, EventSink } from '../src/store/event-feed';
 import {
   createTestDatabase,
   dropTestDatabases,
@@ -1086,38 +1087,84 @@ describePg('PgJobStore: several stores on one database', () => {
     expect((await upgraded.counts()).pending).toBe(6);
   });
 
-  it('the event bus: events published by one store reach the others in order, in messages under 8,000 bytes, never the sender', async () => {
+  /** A sink that keeps what a feed delivers: events, and a '-- gap --' line at each gap. */
+  function collecting(): EventSink & { seen: Array<CommittedEvent | 'gap'> } {
+    const seen: Array<CommittedEvent | 'gap'> = [];
+    return { seen, events: (batch) => seen.push(...batch), gap: () => seen.push('gap') };
+  }
+  const eventsOf = (seen: Array<CommittedEvent | 'gap'>) => seen.filter((e): e is CommittedEvent => e !== 'gap');
+
+  it('the event feed: every started store receives every store’s commits, in commit order, the same ids everywhere, messages under 8,000 bytes', async () => {
     const [a, b, c] = [await openStore(), await openStore(), await openStore()];
-    const atB: BusEvent[] = [];
-    const atA: BusEvent[] = [];
-    b.eventBus.onEvents((events) => atB.push(...events));
-    a.eventBus.onEvents((events) => atA.push(...events));
-    const sent = Array.from({ length: 500 }, (_, i) => ({ jobId: uuidv7(), event: i % 2 ? 'job.started' : 'job.created' }));
-    expect(messagesOf('x'.repeat(36), sent).length).toBeGreaterThan(1);
-    for (const message of messagesOf('x'.repeat(36), sent)) expect(Buffer.byteLength(message)).toBeLessThan(8_000);
-    await c.eventBus.publish(sent);
-    await waitFor(() => atB.length === sent.length, 'the events at B');
-    expect(atB).toEqual(sent);
-    await waitFor(() => atA.length === sent.length, 'the events at A');
-    // its own events do not come back to the sender
-    const atC: BusEvent[] = [];
-    c.eventBus.onEvents((events) => atC.push(...events));
-    await a.eventBus.publish([{ jobId: sent[0].jobId, event: 'job.completed' }]);
-    await c.eventBus.publish([{ jobId: sent[1].jobId, event: 'job.completed' }]);
-    await waitFor(() => atC.length === 1, 'A’s event at C');
-    expect(atC).toEqual([{ jobId: sent[0].jobId, event: 'job.completed' }]);
+    const [atA, atB] = [collecting(), collecting()];
+    const floorA = await a.events.start(atA);
+    await b.events.start(atB);
+    // c does not listen: its commits are published all the same.
+    const jobs = await insert(c, 500, { payload: { note: 'x'.repeat(300) } });
+    const large = (await insert(c, 1, { payload: { note: 'y'.repeat(5_000) } }))[0];
+    const started = await processingBy(c, A);
+    const failed = await c.transition(started.id, { type: 'fail', now: Date.now(), attempt: 1, error: 'e'.repeat(3_000), permanent: true, jitter: 0 }, { owner: A });
+    expect(failed.state).toBe('failed');
+    const total = jobs.length + 1 + 3;
+    await waitFor(() => eventsOf(atA.seen).length === total && eventsOf(atB.seen).length === total, 'every event at A and B');
+    expect([atA.seen.includes('gap'), atB.seen.includes('gap')]).toEqual([false, false]);
+    const line = (e: CommittedEvent) => `${e.id} ${e.name} ${e.job.id} ${e.job.state}`;
+    expect(eventsOf(atB.seen).map(line)).toEqual(eventsOf(atA.seen).map(line));
+    const ids = eventsOf(atA.seen).map((e) => e.id);
+    expect(ids.filter((id, i) => (i === 0 ? id < floorA : id <= ids[i - 1]))).toEqual([]);
+    expect(eventsOf(atA.seen).slice(0, 500).map((e) => [e.name, e.job.id])).toEqual(jobs.map((job) => ['job.created', job.id]));
+    const ofLarge = eventsOf(atA.seen).find((e) => e.job.id === large.id)!;
+    expect([ofLarge.job.payload, ofLarge.omitted]).toEqual([null, ['payload']]);
+    const ofFailed = eventsOf(atA.seen).filter((e) => e.job.id === started.id);
+    expect(ofFailed.map((e) => e.name)).toEqual(['job.created', 'job.started', 'job.failed']);
+    expect([ofFailed[2].job.lastError, ofFailed[2].omitted]).toEqual([null, ['lastError']]);
+    expect(await a.events.issued(ids[ids.length - 1])).toBe(true);
+    expect(await a.events.issued(ids[ids.length - 1] + 1_000)).toBe(false);
   });
 
-  it('the event bus: a listener counts for the others only, and only until its row expires', async () => {
-    const [a, b] = [await openStore(), await openStore()];
-    expect(await a.eventBus.listenersElsewhere(A)).toBe(false);
-    await a.eventBus.declareListener(A, 60_000);
-    expect(await a.eventBus.listenersElsewhere(A)).toBe(false);
-    expect(await b.eventBus.listenersElsewhere(B)).toBe(true);
-    await a.eventBus.declareListener(A, -1);
-    expect(await b.eventBus.listenersElsewhere(B)).toBe(false);
-    const [job] = await insert(a, 1);
-    expect((await b.eventBus.jobs([job.id, uuidv7()])).map((j) => j.id)).toEqual([job.id]);
+  it('the event feed: a registration waits for a writer that looked for listeners before it, so none of its later commits is missed', async () => {
+    const a = await openStore();
+    const writer = new Client({ connectionString: db.url, options: `-c search_path=${schema}` });
+    await writer.connect();
+    try {
+      await writer.query('BEGIN');
+      const early = newJob();
+      await writer.query(PG_SQL.insertJobs, [...insertColumns([newJobRecord(early)], [early]), 'unused_channel', 'test']);
+      const atA = collecting();
+      let resolved = false;
+      const starting = a.events.start(atA).then((floor) => {
+        resolved = true;
+        return floor;
+      });
+      await waitFor(
+        async () => (await pgQuery<{ n: number }>(db.url, `SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`))[0].n > 0,
+        'the registration waiting on the writer',
+      );
+      expect(resolved).toBe(false);
+      await writer.query('COMMIT');
+      await starting;
+      const [later] = await insert(a, 1);
+      await waitFor(() => eventsOf(atA.seen).some((e) => e.job.id === later.id), 'the later job’s event');
+      expect(eventsOf(atA.seen).map((e) => e.job.id)).toEqual([later.id]);
+    } finally {
+      await writer.end();
+    }
+  });
+
+  it('the event feed: a listener whose registration lapsed is told of the gap where it is, and registers again', async () => {
+    const [a, b, c] = [await openStore(), await openStore(), await openStore()];
+    const atA = collecting();
+    await a.events.start(atA);
+    const [before] = await insert(c, 1);
+    await waitFor(() => eventsOf(atA.seen).length === 1, 'the first event at A');
+    // A stalls past its registration: nobody listens, c's next commit publishes nothing.
+    await pgQuery(db.url, `UPDATE ${schema}.keel_event_listeners SET expires_at = 0`);
+    const [unpublished] = await insert(c, 1);
+    // B registers: a new epoch, and A (still connected) gets the next events after a gap.
+    await b.events.start(collecting());
+    const [after] = await insert(c, 1);
+    await waitFor(() => eventsOf(atA.seen).some((e) => e.job.id === after.id), 'the event after the gap at A');
+    expect(atA.seen.map((e) => (e === 'gap' ? 'gap' : e.job.id))).toEqual([before.id, 'gap', after.id]);
+    expect(unpublished.id).not.toBe(after.id);
   });
 });
-

@@ -37,9 +37,12 @@ export class EventsController {
     summary: 'Live job events (Server-Sent Events)',
     description:
       'Each event has a strictly increasing `id`, a name (`job.created`, `job.started`, `job.progress`, `job.completed`, ' +
-      '`job.retrying`, `job.failed`, `job.cancelled`) and `data: {"job": <the job>}`. Reconnect with `Last-Event-ID` to get ' +
-      'what was missed from the last 10,000 events; older than that the stream starts with `event: reset`. A comment line ' +
-      'comes at least every 15 s.',
+      '`job.retrying`, `job.failed`, `job.cancelled`) and `data: {"job": <the job as it was at that event>}`. A payload, ' +
+      'result or lastError over 1 KiB of JSON is left out of the event (null, and named in `data.omitted`): read the job ' +
+      'for it. Every event that commits after the response headers are sent is on the stream, on every instance, in commit ' +
+      'order. Reconnect with `Last-Event-ID` (on any instance) to get what was missed from the last 10,000 events; when ' +
+      'some are gone the stream starts with `event: reset`, which also comes when this instance may have missed events. ' +
+      'A comment line comes at least every 15 s.',
   })
   @ApiHeader({
     name: 'Last-Event-ID',
@@ -52,13 +55,15 @@ export class EventsController {
     content: { 'text/event-stream': { schema: { type: 'string' }, example: EXAMPLE_STREAM } },
   })
   @ApiErrorResponse(400, 'A filter or Last-Event-ID that is not valid.', 'state must be one of the following values: pending, processing, completed, failed, cancelled')
-  stream(
+  async stream(
     @Query() query: EventsQuery,
     @Res({ passthrough: true }) res: object,
     @Headers('last-event-id') lastEventId?: string,
-  ): Observable<MessageEvent> {
+  ): Promise<Observable<MessageEvent>> {
     noteStream(nodeResponse(res));
-    return this.events.stream(query, parseLastEventId(lastEventId)).pipe(
+    // The headers go out once the stream is open: from then on no event is missed.
+    const items = await this.events.open(query, parseLastEventId(lastEventId));
+    return items.pipe(
       map((item) => toMessage(item, this.events)),
       // Written at once: the headers go out and the client knows the stream is open.
       startWith<MessageEvent>({ comment: 'connected' }),
@@ -75,10 +80,10 @@ function parseLastEventId(header: string | undefined): number | undefined {
 function toMessage(item: StreamItem, events: EventStream): MessageEvent {
   switch (item.kind) {
     case 'event':
-      return { id: String(item.event.id), type: item.event.event, data: { job: item.event.job } };
+      // Serialized once for every client (a string is written as it is).
+      return { id: String(item.event.id), type: item.event.event, data: item.event.data };
     case 'reset':
-      // With the id of the newest event: a reconnect from here misses nothing more.
-      return { id: String(events.lastId), type: 'reset', data: { reason: 'events after Last-Event-ID are no longer buffered; read the jobs again' } };
+      return { id: String(events.resetId), type: 'reset', data: { reason: 'events may have been missed here; read the jobs again' } };
     case 'heartbeat':
       return { comment: 'keep-alive' };
   }

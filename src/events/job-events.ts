@@ -1,116 +1,149 @@
-import { Injectable } from '@nestjs/common';
-import { Observable, Subject } from 'rxjs';
-import type { JobEvent as StateEvent } from '../core/job-state-machine';
-import type { Job } from '../core/job.model';
+import { Inject, Injectable } from '@nestjs/common';
+import { filter, map, Observable, Subject } from 'rxjs';
+import { EVENT_FIELD_MAX_BYTES, EVENT_MAX_BYTES, KEEL_EVENT_NAMES, type KeelEventName, type OmittableField } from '../core/job-notice';
+import type { JobPayload } from '../core/job.model';
 import { toJobView, type JobView } from '../core/job.view';
+import type { CommittedEvent, EventSink } from '../store/event-feed';
+import { JOBS_STORE, type JobStore } from '../store/job-store';
 
-/** What happened to a job (contract §11). */
-export const KEEL_EVENT_NAMES = [
-  'job.created',
-  'job.started',
-  'job.progress',
-  'job.completed',
-  'job.retrying',
-  'job.failed',
-  'job.cancelled',
-] as const;
-export type KeelEventName = (typeof KEEL_EVENT_NAMES)[number];
+export { KEEL_EVENT_NAMES, type KeelEventName };
 
-/** One event: a strictly increasing id (per process, above any earlier process's), its name, and the job as it is after it. */
+/** The job an event carries: as it was at that event, without the fields named in `omitted`. */
+export type EventJob = Omit<JobView, 'payload'> & { payload: JobPayload | null };
+
+/**
+ * One event: an id (strictly increasing; on PostgreSQL the same on every instance), its name, and
+ * the job as it was at that event. A payload, result or lastError over 1 KiB of JSON is left out
+ * (null, and named in `omitted`), and so is a progress that would make the event over 7,600 bytes.
+ */
 export interface KeelEvent {
   id: number;
   event: KeelEventName;
-  job: JobView;
+  job: EventJob;
+  omitted?: OmittableField[];
 }
 
+/** What the feed brings: an event with its stream data serialized once, or a gap (events may be missing before the next). */
+export type FeedItem = { kind: 'event'; event: KeelEvent; data: string } | { kind: 'gap' };
+
 /**
- * The events of the jobs, as an RxJS Observable (`events$`): every submission, progress and state
- * change this process commits, and on a shared store those of the other instances (see
- * `EventRelay`). Nothing is computed while nobody subscribes.
+ * The events of the jobs (contract §11): every submission, start, progress and outcome that
+ * commits, by any part of this process and, on PostgreSQL, by every instance, in commit order.
+ * The store's feed runs while someone holds it (`hold`, or a subscription to `events$`): nothing
+ * is recorded or sent while nobody does.
  */
 @Injectable()
 export class JobEvents {
-  private readonly subject = new Subject<KeelEvent>();
-  /**
-   * Ids start from the clock (microseconds since the epoch), not from 1: a process started later
-   * numbers its events above an earlier one's, so a client holding an id from before a restart
-   * is told it missed events instead of being matched against new ones.
-   */
-  private last = Date.now() * 1_000;
-  private outgoing?: (jobId: string, event: KeelEventName) => void;
+  private readonly items = new Subject<FeedItem>();
+  private holders = 0;
+  /** The feed's floor while it runs (see `EventFeed.start`); start and stop one after the other. */
+  private running: Promise<number | undefined> = Promise.resolve(undefined);
 
-  /** Hot: a subscriber sees the events from the moment it subscribes. */
-  readonly events$: Observable<KeelEvent> = this.subject.asObservable();
+  private readonly sink: EventSink = {
+    events: (batch) => {
+      if (!this.items.observed) return;
+      for (const event of batch) this.items.next(feedItem(event));
+    },
+    gap: () => this.items.next({ kind: 'gap' }),
+  };
 
-  /** Jobs just stored. */
-  created(jobs: readonly Job[]): void {
-    if (!this.wanted()) return;
-    for (const job of jobs) this.emit('job.created', job);
-  }
-
-  /** A progress the store recorded for a running attempt. */
-  progressed(job: Job): void {
-    if (this.wanted()) this.emit('job.progress', job);
-  }
-
-  /** A state change the store committed: `job` is the job after it. */
-  changed(job: Job, cause: StateEvent): void {
-    if (!this.wanted()) return;
-    const name = eventName(job, cause);
-    if (name) this.emit(name, job);
-  }
-
-  /** An event of another instance (shared stores), with the job as this instance read it. */
-  relayed(event: KeelEventName, job: Job): void {
-    if (this.subject.observed) this.next(event, job);
-  }
-
-  /** Whether `events$` has subscribers here (then this instance wants the other instances' events). */
-  get observed(): boolean {
-    return this.subject.observed;
-  }
+  /** Every event and gap, for the event stream. Subscribing does not start the feed: `hold` does. */
+  readonly items$: Observable<FeedItem> = this.items.asObservable();
 
   /**
-   * Hands this process's own events (job id and name, no view) to `outgoing` too, or stops when
-   * undefined: the relay that sends them to the other instances.
+   * The events, hot: a subscription starts the feed (on PostgreSQL it registers this instance as
+   * a listener first, a round trip or two) and sees every event that commits once it runs.
    */
-  relayTo(outgoing: ((jobId: string, event: KeelEventName) => void) | undefined): void {
-    this.outgoing = outgoing;
+  readonly events$: Observable<KeelEvent> = new Observable<KeelEvent>((subscriber) => {
+    const subscription = this.items
+      .pipe(
+        filter((item): item is Extract<FeedItem, { kind: 'event' }> => item.kind === 'event'),
+        map((item) => item.event),
+      )
+      .subscribe(subscriber);
+    let release: (() => void) | undefined;
+    let left = false;
+    this.hold().then(
+      (held) => {
+        if (left) held.release();
+        else release = held.release;
+      },
+      (err: unknown) => subscriber.error(err),
+    );
+    return () => {
+      left = true;
+      subscription.unsubscribe();
+      release?.();
+    };
+  });
+
+  constructor(@Inject(JOBS_STORE) private readonly store: JobStore) {}
+
+  /**
+   * Keeps the store's feed running until `release`; resolves once it runs, with its floor: every
+   * event with an id above it reaches `items$` (until a gap).
+   */
+  async hold(): Promise<{ floor: number; release: () => void }> {
+    this.holders += 1;
+    if (this.holders === 1) this.running = this.running.catch(() => undefined).then(() => this.store.events.start(this.sink));
+    let floor: number | undefined;
+    try {
+      floor = await this.running;
+    } catch (err) {
+      this.holders -= 1;
+      this.running = Promise.resolve(undefined);
+      throw err;
+    }
+    let released = false;
+    return {
+      floor: floor ?? 0,
+      release: () => {
+        if (released) return;
+        released = true;
+        this.holders -= 1;
+        if (this.holders === 0) {
+          this.running = this.running
+            .catch(() => undefined)
+            .then(async () => {
+              if (this.holders === 0) await this.store.events.stop();
+              return undefined;
+            });
+        }
+      },
+    };
   }
 
-  /** The id of the last event emitted (where ids start when none was). */
-  get lastId(): number {
-    return this.last;
-  }
-
-  private wanted(): boolean {
-    return this.outgoing !== undefined || this.subject.observed;
-  }
-
-  private emit(event: KeelEventName, job: Job): void {
-    this.outgoing?.(job.id, event);
-    if (this.subject.observed) this.next(event, job);
-  }
-
-  private next(event: KeelEventName, job: Job): void {
-    this.last += 1;
-    this.subject.next({ id: this.last, event, job: toJobView(job) });
+  /** Whether `id` is an id the store handed out (a client may hold it), as opposed to one it never issued. */
+  issued(id: number): Promise<boolean> {
+    return this.store.events.issued(id);
   }
 }
 
-/** The event a committed change is; none for a cancel request (the job stays processing). */
-function eventName(job: Job, cause: StateEvent): KeelEventName | undefined {
-  switch (job.state) {
-    case 'processing':
-      return cause.type === 'start' ? 'job.started' : undefined;
-    case 'completed':
-      return 'job.completed';
-    case 'failed':
-      return 'job.failed';
-    case 'cancelled':
-      return 'job.cancelled';
-    case 'pending':
-      // back to pending: after a failed or interrupted attempt, or a retry asked for
-      return 'job.retrying';
+const LARGE_FIELDS = ['payload', 'result', 'lastError'] as const;
+
+/** The event as the stream and `events$` show it: its job bounded (see `KeelEvent`), its data serialized. */
+export function feedItem(committed: CommittedEvent): FeedItem {
+  const job = toJobView(committed.job) as EventJob;
+  const omitted: OmittableField[] = [...committed.omitted];
+  let data = JSON.stringify({ job });
+  // No field is larger than the whole: a small event has nothing to leave out.
+  if (Buffer.byteLength(data) > EVENT_FIELD_MAX_BYTES) {
+    for (const field of LARGE_FIELDS) {
+      const value = job[field];
+      if (value !== null && value !== undefined && Buffer.byteLength(JSON.stringify(value)) > EVENT_FIELD_MAX_BYTES) {
+        job[field] = null;
+        omitted.push(field);
+      }
+    }
+    data = JSON.stringify(omitted.length > 0 ? { job, omitted } : { job });
+    if (Buffer.byteLength(data) > EVENT_MAX_BYTES && job.progress !== null) {
+      job.progress = null;
+      omitted.push('progress');
+      data = JSON.stringify({ job, omitted });
+    }
+  } else if (omitted.length > 0) {
+    data = JSON.stringify({ job, omitted });
   }
+  const event: KeelEvent = omitted.length > 0 ? { id: committed.id, event: committed.name, job, omitted } : { id: committed.id, event: committed.name, job };
+  return { kind: 'event', event, data };
 }

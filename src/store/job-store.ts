@@ -1,6 +1,6 @@
 import type { JobEvent } from '../core/job-state-machine';
 import type { DispatchKey, Job, JobProgress, JobState, NewJob } from '../core/job.model';
-import type { StoreEventBus } from './event-bus';
+import type { EventFeed } from './event-feed';
 import type { ScheduleStore } from './schedule-store';
 import type { RateLimit, TypeSettings } from '../core/type-settings';
 
@@ -137,8 +137,8 @@ export interface JobStore extends ScheduleStore {
   onWork(listener: () => void): void;
   /** Whether other processes may hold jobs in this store (then leases matter). */
   readonly shared: boolean;
-  /** How events reach the other instances of a shared store; none for embedded stores (one process). */
-  readonly eventBus?: StoreEventBus;
+  /** The events of the changes this store commits (on a shared store, every instance's), in commit order. */
+  readonly events: EventFeed;
   /** How often the feeder looks at the store without being woken: a safety net. */
   readonly pollIntervalMs: number;
 

@@ -4,8 +4,6 @@ import { JOBS_STORE, type JobStore } from './job-store';
 import { MemoryJobStore } from './memory/memory-job.store';
 import { PgJobStore } from './postgres/pg-job.store';
 import { SqliteJobStore } from './sqlite/sqlite-job.store';
-import { withEvents } from './store-with-events';
-import { JobEvents } from '../events/job-events';
 
 export function createJobStore(config: KeelConfig): JobStore {
   switch (config.store) {
@@ -20,6 +18,6 @@ export function createJobStore(config: KeelConfig): JobStore {
 
 export const jobStoreProvider: Provider = {
   provide: JOBS_STORE,
-  inject: [KEEL_CONFIG, JobEvents],
-  useFactory: (config: KeelConfig, events: JobEvents) => withEvents(createJobStore(config), events),
+  inject: [KEEL_CONFIG],
+  useFactory: (config: KeelConfig) => createJobStore(config),
 };

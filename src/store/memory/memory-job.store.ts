@@ -1,5 +1,6 @@
 import { BacklogFull, ConcurrentChange, IdempotencyKeyTaken, JobNotFound } from '../../core/job.errors';
 import type { JobEvent } from '../../core/job-state-machine';
+import { eventOfChange } from '../../core/job-notice';
 import { compareDispatch, newJobRecord, type DispatchKey, type Job, type JobProgress, type NewJob } from '../../core/job.model';
 import type { Schedule } from '../../core/schedule.model';
 import { patched, type RateLimit, type TypeSettings } from '../../core/type-settings';
@@ -14,6 +15,7 @@ import {
   type StoredTypeSettings,
   type TransitionGuard,
 } from '../job-store';
+import { LocalEventFeed } from '../event-feed';
 import { planTransition, type PlannedTransition } from '../plan-transition';
 import { windowFullUntil } from '../rate-window';
 import type { SlotFiring } from '../schedule-store';
@@ -34,6 +36,8 @@ export class MemoryJobStore implements JobStore {
   private readonly starts = new Map<string, number[]>();
   /** Nothing here is ever on disk. */
   readonly syncs = 0;
+  /** Every change here commits the moment it is made: its event goes out then. */
+  readonly events = new LocalEventFeed();
 
   async open(): Promise<void> {}
   async close(): Promise<void> {}
@@ -58,6 +62,10 @@ export class MemoryJobStore implements JobStore {
       this.rows.set(job.id, { job, owner: null });
       if (job.idempotencyKey !== null) this.byIdempotencyKey.set(job.idempotencyKey, { id: job.id, requestHash: jobs[i].requestHash ?? null });
       this.stateCounts.pending += 1;
+    }
+    if (this.events.started) {
+      for (const job of records) this.events.note('job.created', clone(job));
+      this.events.committed();
     }
     return records.map(clone);
   }
@@ -98,6 +106,11 @@ export class MemoryJobStore implements JobStore {
     this.stateCounts[planned.change.to] += 1;
     row.job = clone(planned.next);
     row.owner = planned.owner;
+    const name = this.events.started ? eventOfChange(planned.change.from, planned.change.to) : undefined;
+    if (name) {
+      this.events.note(name, clone(row.job));
+      this.events.committed();
+    }
     return clone(row.job);
   }
 
@@ -182,6 +195,10 @@ export class MemoryJobStore implements JobStore {
     const row = this.rows.get(id);
     if (!row || row.job.state !== 'processing' || row.job.attempts !== attempt || row.owner !== owner) return undefined;
     row.job.progress = structuredClone(progress);
+    if (this.events.started) {
+      this.events.note('job.progress', clone(row.job));
+      this.events.committed();
+    }
     return clone(row.job);
   }
 

@@ -24,7 +24,7 @@ import { planTransition } from '../plan-transition';
 import { windowFullUntil } from '../rate-window';
 import type { SlotFiring } from '../schedule-store';
 import { PG_MIGRATIONS } from './pg-migrations';
-import { PgEventBus } from './pg-event-bus';
+import { PgEventFeed } from './pg-event-feed';
 import { PgInsertGroups } from './pg-insert-groups';
 import { fromRow, insertColumns, type JobRow } from './pg-rows';
 import { PG_SCHEDULE_SQL, scheduleFromRow, scheduleParams } from './pg-schedules';
@@ -57,13 +57,15 @@ const LISTEN_RETRY_MAX_MS = 5_000;
  */
 export class PgJobStore implements JobStore {
   readonly shared = true;
-  readonly eventBus: PgEventBus;
+  readonly events: PgEventFeed;
   readonly pollIntervalMs = 2_000;
   private readonly logger = new Logger('PgStore');
   private pool?: Pool;
   /** The lease's own connection: renewal never waits behind the workers' queries. */
   private leasePool?: Pool;
   private listener?: Client;
+  /** Channels LISTENed besides work and cancel (the events channel, while the feed runs): again on every new connection. */
+  private readonly channels = new Set<string>();
   private readonly workListeners: Array<() => void> = [];
   private readonly cancelListeners: Array<(id: string) => void> = [];
   private readonly channel: string;
@@ -75,6 +77,8 @@ export class PgJobStore implements JobStore {
    */
   private readonly notifier = randomUUID();
   private closed = false;
+  /** Whether a LISTEN connection was up before: a new one may have missed notifications. */
+  private listened = false;
   private listenRetry?: NodeJS.Timeout;
   /** Whether it flushes the WAL itself is decided at open, from the server's `wal_writer_delay`. */
   private readonly syncSchedule: SyncSchedule;
@@ -102,7 +106,16 @@ export class PgJobStore implements JobStore {
       },
       (err) => this.logger.warn(`could not flush the WAL: ${(err as Error).message}; the next flush covers it`),
     );
-    this.eventBus = new PgEventBus({ query: (sql, params) => this.query(sql, params) }, `keel_events_${scopeHash}`, this.notifier);
+    this.events = new PgEventFeed(
+      {
+        query: (sql, params) => this.query(sql, params),
+        inTransaction: (work) => this.inTransaction((client) => work((sql, params) => client.query(sql, params))),
+        listen: (channel) => this.listenTo(channel),
+        unlisten: (channel) => this.unlistenTo(channel),
+      },
+      `keel_events_${scopeHash}`,
+      this.notifier,
+    );
   }
 
   async open(): Promise<void> {
@@ -181,6 +194,7 @@ export class PgJobStore implements JobStore {
   }
 
   async close(): Promise<void> {
+    await this.events.stop();
     this.closed = true;
     // Submissions and transitions asked for before the close are applied (or refused) before the pool ends.
     await Promise.all([this.inserts.settled(), this.transitions.settled()]);
@@ -488,8 +502,8 @@ export class PgJobStore implements JobStore {
     client.on('notification', (message) => {
       if (message.channel === this.cancelChannel) {
         for (const listener of this.cancelListeners) listener(message.payload ?? '');
-      } else if (message.channel === this.eventBus.channel) {
-        this.eventBus.received(message.payload);
+      } else if (message.channel === this.events.channel) {
+        this.events.received(message.payload);
       } else if (message.payload !== this.notifier) {
         this.emitWork();
       }
@@ -502,14 +516,31 @@ export class PgJobStore implements JobStore {
     });
     try {
       await client.connect();
-      await client.query(`LISTEN ${this.channel}; LISTEN ${this.cancelChannel}; LISTEN ${this.eventBus.channel}`);
+      await client.query([this.channel, this.cancelChannel, ...this.channels].map((channel) => `LISTEN ${channel}`).join('; '));
+      const replaced = this.listened;
       this.listener = client;
+      this.listened = true;
       this.emitWork();
+      // Notifications sent while no connection listened are lost: the event feed says so.
+      if (replaced && this.channels.size > 0) this.events.relistened();
     } catch (err) {
       await client.end().catch(() => undefined);
       this.logger.warn(`LISTEN failed (${(err as Error).message}); retrying`);
       this.scheduleListen(Math.min(delayMs * 2, LISTEN_RETRY_MAX_MS));
     }
+  }
+
+  private async listenTo(channel: string): Promise<void> {
+    this.channels.add(channel);
+    if (!this.listener) throw new StoreUnavailable('the PostgreSQL LISTEN connection is down');
+    await this.listener.query(`LISTEN ${channel}`).catch((err: unknown) => {
+      throw unavailable(err);
+    });
+  }
+
+  private async unlistenTo(channel: string): Promise<void> {
+    this.channels.delete(channel);
+    await this.listener?.query(`UNLISTEN ${channel}`);
   }
 
   private scheduleListen(delayMs: number): void {

@@ -144,4 +144,99 @@ export const PG_MIGRATIONS: readonly string[] = [
   -- Raised by every PATCH of a type: of two readings of its settings, the newer wins.
   ALTER TABLE keel_type_settings ADD COLUMN version integer NOT NULL DEFAULT 0;
   `,
+  `
+  -- Job events from the commits themselves (contract §11): while some instance listens, a trigger
+  -- turns every committed change of a job into an event, numbered from keel_event_ids in commit
+  -- order, and sends it with NOTIFY, the job as the statement left it (payload, result and
+  -- last_error over 1 KiB left out, see src/core/job-notice.ts). keel_event_state holds the
+  -- channel and the epoch: a registration that finds nobody listening starts a new epoch, which
+  -- tells a listener that events may have gone unpublished before it, and since, the last id
+  -- handed out when it did: a client's id at or below it may have missed events.
+  CREATE SEQUENCE keel_event_ids;
+  CREATE TABLE keel_event_state (
+    one     boolean PRIMARY KEY DEFAULT true CHECK (one),
+    epoch   bigint NOT NULL,
+    since   bigint NOT NULL,
+    channel text NOT NULL
+  );
+  INSERT INTO keel_event_state (epoch, since, channel) VALUES (0, 0, '');
+
+  -- The job of an event, as a JSON array in a fixed order; the last element says what was left out
+  -- (1 payload, 2 result, 4 last_error, 8 progress).
+  CREATE FUNCTION keel_event_job(j keel_jobs, keep_progress boolean) RETURNS text LANGUAGE sql STABLE AS $$
+    SELECT json_build_array(
+      j.id, j.type, CASE WHEN octet_length(j.payload::text) > 1024 THEN NULL ELSE j.payload END,
+      j.state, j.priority, j.attempts, j.max_attempts, j.backoff_ms, j.timeout_ms, j.run_at, j.created_at, j.updated_at,
+      j.started_at, j.finished_at,
+      CASE WHEN octet_length(j.result::text) > 1024 THEN NULL ELSE j.result END,
+      CASE WHEN octet_length(to_json(j.last_error)::text) > 1024 THEN NULL ELSE j.last_error END,
+      j.idempotency_key, j.cancel_requested_at,
+      CASE WHEN keep_progress THEN j.progress END,
+      (CASE WHEN octet_length(j.payload::text) > 1024 THEN 1 ELSE 0 END)
+        | (CASE WHEN octet_length(j.result::text) > 1024 THEN 2 ELSE 0 END)
+        | (CASE WHEN octet_length(to_json(j.last_error)::text) > 1024 THEN 4 ELSE 0 END)
+        | (CASE WHEN NOT keep_progress AND j.progress IS NOT NULL THEN 8 ELSE 0 END)
+    )::text
+  $$;
+
+  CREATE FUNCTION keel_publish_events() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+  DECLARE
+    target record;
+    names text[];
+    jobs keel_jobs[];
+    job text;
+    item text;
+    head text;
+    body text := '';
+  BEGIN
+    -- Shared with every writer; a registration takes it exclusively (see PgEventFeed).
+    PERFORM pg_advisory_xact_lock_shared(hashtext('keel_event_gate:' || current_schema()));
+    SELECT s.epoch, s.channel INTO target FROM keel_event_state s
+     WHERE EXISTS (SELECT 1 FROM keel_event_listeners l WHERE l.expires_at > (extract(epoch from clock_timestamp()) * 1000)::bigint);
+    IF NOT FOUND THEN
+      RETURN NULL;
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+      SELECT array_agg('job.created'::text), array_agg(n) INTO names, jobs FROM keel_new_rows n;
+    ELSE
+      -- The same decision as eventOfChange in src/core/job-notice.ts, plus progress while processing.
+      SELECT array_agg(e.name), array_agg(e.j) INTO names, jobs FROM (
+        SELECT CASE
+                 WHEN n.state = 'processing' AND o.state = 'pending' THEN 'job.started'
+                 WHEN n.state = 'processing' AND o.state = 'processing' AND n.progress::text IS DISTINCT FROM o.progress::text THEN 'job.progress'
+                 WHEN n.state IN ('completed', 'failed', 'cancelled') AND o.state <> n.state THEN 'job.' || n.state
+                 WHEN n.state = 'pending' AND o.state <> 'pending' THEN 'job.retrying'
+               END AS name,
+               n AS j
+          FROM keel_new_rows n JOIN keel_old_rows o ON o.id = n.id
+      ) AS e
+      WHERE e.name IS NOT NULL;
+    END IF;
+    IF names IS NULL THEN
+      RETURN NULL;
+    END IF;
+    -- Ids in commit order: one transaction with events at a time from here to its commit (its
+    -- NOTIFY serializes the commits anyway).
+    PERFORM pg_advisory_xact_lock(hashtext('keel_event_order:' || current_schema()));
+    head := '{"p":' || target.epoch || ',"e":[';
+    FOR i IN 1 .. array_length(names, 1) LOOP
+      job := keel_event_job(jobs[i], true);
+      IF octet_length(job) > 7600 THEN
+        job := keel_event_job(jobs[i], false);
+      END IF;
+      item := '[' || nextval('keel_event_ids') || ',"' || names[i] || '",' || job || ']';
+      IF body <> '' AND octet_length(head) + octet_length(body) + octet_length(item) + 3 > 7900 THEN
+        PERFORM pg_notify(target.channel, head || body || ']}');
+        body := '';
+      END IF;
+      body := CASE WHEN body = '' THEN item ELSE body || ',' || item END;
+    END LOOP;
+    PERFORM pg_notify(target.channel, head || body || ']}');
+    RETURN NULL;
+  END $$;
+  CREATE TRIGGER keel_jobs_publish_inserts AFTER INSERT ON keel_jobs
+    REFERENCING NEW TABLE AS keel_new_rows FOR EACH STATEMENT EXECUTE FUNCTION keel_publish_events();
+  CREATE TRIGGER keel_jobs_publish_updates AFTER UPDATE ON keel_jobs
+    REFERENCING OLD TABLE AS keel_old_rows NEW TABLE AS keel_new_rows FOR EACH STATEMENT EXECUTE FUNCTION keel_publish_events();
+  `,
 ];

@@ -67,6 +67,8 @@ export class GroupCommit {
       snapshot: () => () => void;
       fault: (err: unknown) => unknown;
       beforeCommit?: () => void;
+      /** Right after COMMIT, before any write of the group settles: what the group did is visible. */
+      committed?: () => void;
       /** After a group committed with a sync: every commit before it is durable too. */
       synced?: () => void;
       /** After a group with worker writes committed without a sync. */
@@ -145,6 +147,7 @@ export class GroupCommit {
         this.hooks.beforeCommit?.();
         this.commit.run();
         this.commits += 1;
+        this.hooks.committed?.();
         // A transaction that changed no row writes nothing to the WAL, and COMMIT then syncs nothing.
         if (this.totalChanges.get() !== changesBefore) {
           if (unsynced) {

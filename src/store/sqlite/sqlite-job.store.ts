@@ -6,6 +6,7 @@ import { dirname } from 'node:path';
 import { BacklogFull, ConcurrentChange, IdempotencyKeyTaken, JobNotFound, StoreUnavailable } from '../../core/job.errors';
 import type { Schedule } from '../../core/schedule.model';
 import type { JobEvent } from '../../core/job-state-machine';
+import { eventOfChange } from '../../core/job-notice';
 import { compareDispatch, newJobRecord, type DispatchKey, type Job, type JobProgress, type JobState, type NewJob } from '../../core/job.model';
 import type { RateLimit, TypeSettings } from '../../core/type-settings';
 import {
@@ -20,6 +21,7 @@ import {
   type TransitionGuard,
   type WriteDurability,
 } from '../job-store';
+import { LocalEventFeed } from '../event-feed';
 import { planTransition, type PlannedTransition } from '../plan-transition';
 import { windowFullUntil } from '../rate-window';
 import type { SlotFiring } from '../schedule-store';
@@ -95,6 +97,8 @@ export class SqliteJobStore implements JobStore {
   /** The WAL, opened once more: syncing it syncs SQLite's writes to it (fsync is per file, not per descriptor). */
   private wal?: FileHandle;
   private readonly syncSchedule: SyncSchedule;
+  /** Events noted in a group's transaction go out at its COMMIT, in commit order. */
+  readonly events = new LocalEventFeed();
 
   constructor(
     private readonly file: string,
@@ -178,8 +182,10 @@ export class SqliteJobStore implements JobStore {
         const saved = { ...this.stateCounts };
         return () => {
           this.stateCounts = saved;
+          this.events.discard();
         };
       },
+      committed: () => this.events.committed(),
       fault: (err) => {
         this.secureWal();
         return unavailable(err);
@@ -328,6 +334,7 @@ export class SqliteJobStore implements JobStore {
         throw unavailable(err);
       }
       this.stateCounts.pending += records.length;
+      if (this.events.started) for (const job of records) this.events.note('job.created', job);
       return records;
     });
   }
@@ -416,6 +423,8 @@ export class SqliteJobStore implements JobStore {
     if (changes !== 1) throw new ConcurrentChange(planned.next.id);
     this.stateCounts[planned.change.from] -= 1;
     this.stateCounts[planned.change.to] += 1;
+    const name = this.events.started ? eventOfChange(planned.change.from, planned.change.to) : undefined;
+    if (name) this.events.note(name, planned.next);
     return planned.next;
   }
 
@@ -506,7 +515,9 @@ export class SqliteJobStore implements JobStore {
     return this.writes().run(() => {
       const { changes } = write(() => stmts.recordProgress.run(JSON.stringify(progress), id, attempt, owner));
       if (changes !== 1) return undefined;
-      return fromRow(stmts.getJob.get(id) as JobRow);
+      const job = fromRow(stmts.getJob.get(id) as JobRow);
+      this.events.note('job.progress', job);
+      return job;
     }, this.durabilityOf('worker'));
   }
 
@@ -586,6 +597,7 @@ export class SqliteJobStore implements JobStore {
       write(() => stmts.insertJob.run(insertParams(record, null)));
       advance(record);
       this.stateCounts.pending += 1;
+      this.events.note('job.created', record);
       return record;
     });
   }
