@@ -7,6 +7,9 @@
  *    missed while down make exactly one job, for the latest of them, and the slots go on one by one;
  * b. PostgreSQL (with TEST_DATABASE_URL): two instances run one per-second schedule: each slot
  *    makes exactly one job, and no slot is skipped while both run.
+ * c. PostgreSQL: PUTs changing a per-second schedule's payload, back to back through two instances
+ *    while it fires: each slot's job carries the payload of the last PUT whose answer's
+ *    `nextRunAt` was at or before that slot (what the answer promised).
  *
  * No timing is asserted: the tests wait for states (jobs made, slots passed).
  */
@@ -29,14 +32,14 @@ async function putSchedule(proc: KeelProcess, name: string, body: object): Promi
   if (res.status !== 201) throw new Error(`PUT /v1/schedules/${name} answered ${res.status}: ${res.text}`);
 }
 
-/** The slots (epoch ms) of the jobs schedule `name` made, ascending, and their keys. */
-async function slotsOf(proc: KeelProcess, name: string): Promise<{ keys: string[]; slots: number[] }> {
+/** The jobs schedule `name` made, oldest slot first, with their slots (epoch ms) and keys. */
+async function slotsOf(proc: KeelProcess, name: string): Promise<{ keys: string[]; slots: number[]; jobs: JobJson[] }> {
   const prefix = `schedule:${name}:`;
-  const keys = (await allJobs(proc))
-    .map((job: JobJson) => job.idempotencyKey)
-    .filter((key): key is string => key !== null && key.startsWith(prefix))
-    .sort();
-  return { keys, slots: keys.map((key) => Date.parse(key.slice(prefix.length))) };
+  const jobs = (await allJobs(proc))
+    .filter((job: JobJson) => job.idempotencyKey !== null && job.idempotencyKey.startsWith(prefix))
+    .sort((a, b) => (a.idempotencyKey! < b.idempotencyKey! ? -1 : 1));
+  const keys = jobs.map((job) => job.idempotencyKey!);
+  return { keys, slots: keys.map((key) => Date.parse(key.slice(prefix.length))), jobs };
 }
 
 /** Each slot one second after the one before. */
@@ -96,5 +99,35 @@ describePg('schedules on two PostgreSQL instances', () => {
       return line ? Number(line[1]) : 0;
     };
     await waitFor(async () => (await runs(a)) + (await runs(b)) === keys.length, 'schedule_runs_total of both instances adding up to the jobs');
+  });
+
+  it('each slot carries the definition of the last PUT whose answer named a next slot at or before it', async () => {
+    const db = await createTestDatabase();
+    const env: EnvVars = { STORE: 'postgres', DATABASE_URL: db.url, LEASE_MS: '2000', SHUTDOWN_TIMEOUT_MS: '1000' };
+    const [a, b] = await Promise.all([startKeel({ env }), startKeel({ env })]);
+    await putSchedule(a, 'morphing', { ...EVERY_SECOND, payload: { v: 0 } });
+    const started = Date.now();
+    /** answered[n]: the nextRunAt the answer to the PUT of payload {v: n} named, in the order they answered. */
+    const answered: number[] = [Number.NEGATIVE_INFINITY];
+    await waitFor(
+      async () => {
+        for (let i = 0; i < 10; i++) {
+          const v = answered.length;
+          const res = await (v % 2 === 0 ? a : b).http.request('PUT', '/v1/schedules/morphing', { ...EVERY_SECOND, payload: { v } });
+          if (res.status !== 200) throw new Error(`PUT answered ${res.status}: ${res.text}`);
+          answered.push(Date.parse((res.body as { nextRunAt: string }).nextRunAt));
+        }
+        return (await slotsOf(a, 'morphing')).slots.filter((slot) => slot > started).length >= 15;
+      },
+      'fifteen slots fired during the PUTs',
+      { timeoutMs: 120_000, intervalMs: 1 },
+    );
+    expect((await b.http.request('DELETE', '/v1/schedules/morphing')).status).toBe(204);
+
+    const { jobs, slots } = await slotsOf(a, 'morphing');
+    expectConsecutive(slots);
+    const promised = (slot: number) => answered.reduce((last, next, v) => (next <= slot ? v : last), 0);
+    expect(jobs.map((job, i) => [slots[i], (job.payload as { v: number }).v])).toEqual(slots.map((slot) => [slot, promised(slot)]));
+    expect(answered.length).toBeGreaterThan(50);
   });
 });

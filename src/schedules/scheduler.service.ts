@@ -2,13 +2,14 @@ import { Inject, Injectable, Logger, type BeforeApplicationShutdown, type OnAppl
 import { v7 as uuidv7 } from 'uuid';
 import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
 import { BacklogFull } from '../core/job.errors';
-import type { Job, NewJob } from '../core/job.model';
+import type { NewJob } from '../core/job.model';
 import { slotKey, type Schedule } from '../core/schedule.model';
 import { LifecycleService } from '../lifecycle/lifecycle.service';
 import { JobMetrics } from '../metrics/job-metrics';
 import { FeederService } from '../queue/feeder.service';
 import { RECOVERY_READY, type RecoveryReadiness } from '../recovery/recovery.constants';
 import { JOBS_STORE, type JobStore } from '../store/job-store';
+import type { SlotFiring, SlotOutcome } from '../store/schedule-store';
 import { CronExpression } from './cron';
 import { SchedulesService } from './schedules.service';
 
@@ -25,9 +26,10 @@ const MAX_DELAY_MS = 2 ** 31 - 1;
  * Fires the schedules' slots (contract §9). Starts once recovery is done, after the declared
  * schedules are stored; stops taking slots the moment the shutdown begins.
  *
- * Each slot is fired through `JobStore.fireSlot`: its job and the schedule's advance commit in one
- * transaction, and the job's key names the slot, so a slot makes exactly one job whatever the
- * restarts and however many instances run. While running, every due slot fires, in order. At the
+ * Each slot is fired through `JobStore.fireSlot`: the schedule is read, its slot chosen, its job
+ * built and inserted and the schedule advanced in one transaction, and the job's key names the
+ * slot, so a slot makes exactly one job whatever the restarts and however many instances run, and
+ * carries the definition in force when it fires. While running, every due slot fires, in order. At the
  * first pass after a start, the slots missed while no instance ran collapse into the latest one.
  * One pass at a time; a timer (unref'd) at the earliest next slot, and on a shared store a poll.
  */
@@ -91,11 +93,10 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
     let wakeAt = Number.POSITIVE_INFINITY;
     let failed = false;
     try {
+      const now = Date.now();
       for (const schedule of await this.store.listSchedules()) {
-        const next = await this.fireDue(schedule).catch((err: Error) => {
-          this.logger.warn(`schedule ${schedule.name}: its slots could not be fired; trying again in ${SLOT_RETRY_MS} ms: ${err.message}`);
-          return 'retry' as const;
-        });
+        if (schedule.paused || schedule.nextRunAt === null) continue;
+        const next = schedule.nextRunAt > now ? schedule.nextRunAt : await this.fireDue(schedule.name);
         if (next === 'retry') failed = true;
         else if (next !== null) wakeAt = Math.min(wakeAt, next);
       }
@@ -116,54 +117,52 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
   }
 
   /**
-   * Fires the due slots of one schedule, in order; resolves with its next slot (null: none to
-   * wait for), or 'retry' when a slot could not be fired now.
+   * Fires the due slots of one schedule, in order, each from the schedule as its transaction reads
+   * it; resolves with its next slot (null: none to wait for), or 'retry' when a slot could not be
+   * fired now.
    */
-  private async fireDue(schedule: Schedule): Promise<number | null | 'retry'> {
-    if (schedule.paused || schedule.nextRunAt === null) return null;
-    const expression = CronExpression.parse(schedule.cron, schedule.timezone);
-    let due: number | null = schedule.nextRunAt;
-    let slot: number = this.catchUp && due <= Date.now() ? Math.max(due, expression.latest(Date.now()) ?? due) : due;
-    while (due !== null && slot <= Date.now()) {
+  private async fireDue(name: string): Promise<number | null | 'retry'> {
+    for (;;) {
       if (!this.live || this.lifecycle.shuttingDown) return null;
-      const next = expression.next(slot);
-      let job: Job | undefined;
+      let planned: number | undefined;
+      const plan = (schedule: Schedule): SlotFiring | undefined => {
+        const now = Date.now();
+        if (schedule.paused || schedule.nextRunAt === null || schedule.nextRunAt > now) return undefined;
+        const expression = CronExpression.parse(schedule.cron, schedule.timezone);
+        const due = schedule.nextRunAt;
+        const slot = this.catchUp ? Math.max(due, expression.latest(now) ?? due) : due;
+        planned = slot;
+        return { slot, next: expression.next(slot), job: jobOf(schedule, slot) };
+      };
+      let outcome: SlotOutcome;
       try {
-        job = await this.store.fireSlot({ name: schedule.name, due, slot, next, job: jobOf(schedule, slot) }, this.config.maxBacklog);
+        outcome = await this.store.fireSlot(name, plan, this.config.maxBacklog);
       } catch (err) {
-        this.refused(schedule.name, slot, err);
+        this.refused(name, planned, err);
         return 'retry';
       }
-      if (this.waitingForRoom.delete(schedule.name)) this.logger.log(`schedule ${schedule.name}: the backlog has room again; its slots go on`);
-      if (job) {
-        this.metrics.scheduleRuns.inc({ schedule: schedule.name });
+      if (outcome.kind === 'busy') return Date.now() + SLOT_BUSY_MS;
+      if (outcome.kind === 'idle') return outcome.schedule && !outcome.schedule.paused ? outcome.schedule.nextRunAt : null;
+      if (this.waitingForRoom.delete(name)) this.logger.log(`schedule ${name}: the backlog has room again; its slots go on`);
+      if (outcome.kind === 'fired') {
+        this.metrics.scheduleRuns.inc({ schedule: name });
         this.feeder.wake();
-        this.logger.debug(`schedule ${schedule.name}: slot ${new Date(slot).toISOString()} → job ${job.id}`);
-      } else {
-        // Another instance fires it right now (its transaction holds the slot): look again soon.
-        // Otherwise it was fired or changed meanwhile: the next pass starts from what is stored.
-        const stored = await this.store.getSchedule(schedule.name);
-        if (stored && !stored.paused && stored.nextRunAt === due) return Date.now() + SLOT_BUSY_MS;
-        this.passAgain = true;
-        return null;
+        this.logger.debug(`schedule ${name}: slot ${new Date(planned!).toISOString()} → job ${outcome.job.id}`);
       }
-      due = next;
-      slot = next ?? Number.POSITIVE_INFINITY;
     }
-    return due;
   }
 
   /** Never silent: a slot waiting for room is said once (warn), a failure every time. */
-  private refused(name: string, slot: number, err: unknown): void {
-    const at = new Date(slot).toISOString();
+  private refused(name: string, slot: number | undefined, err: unknown): void {
+    const which = slot === undefined ? 'its next slot' : `slot ${new Date(slot).toISOString()}`;
     if (err instanceof BacklogFull) {
       if (!this.waitingForRoom.has(name)) {
         this.waitingForRoom.add(name);
-        this.logger.warn(`schedule ${name}: slot ${at} waits: ${err.message}; it is tried again every ${SLOT_RETRY_MS} ms, none is skipped`);
+        this.logger.warn(`schedule ${name}: ${which} waits: ${err.message}; it is tried again every ${SLOT_RETRY_MS} ms, none is skipped`);
       }
       return;
     }
-    this.logger.warn(`schedule ${name}: slot ${at} could not be fired; trying again in ${SLOT_RETRY_MS} ms: ${(err as Error).message}`);
+    this.logger.warn(`schedule ${name}: ${which} could not be fired; trying again in ${SLOT_RETRY_MS} ms: ${(err as Error).message}`);
   }
 }
 

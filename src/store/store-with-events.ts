@@ -3,7 +3,8 @@ import type { Job, JobProgress, NewJob } from '../core/job.model';
 import type { JobEvents } from '../events/job-events';
 import type { RateLimit } from '../core/type-settings';
 import type { JobStore, LimitedStart, TransitionGuard, WriteDurability } from './job-store';
-import type { SlotFiring } from './schedule-store';
+import type { Schedule } from '../core/schedule.model';
+import type { SlotFiring, SlotOutcome } from './schedule-store';
 
 /**
  * The store as the app uses it: every insert (a schedule's job included) and transition that
@@ -23,10 +24,10 @@ export function withEvents(store: JobStore, events: JobEvents): JobStore {
       return stored;
     },
     /** A schedule's job is an insert like a submission's. */
-    async fireSlot(firing: SlotFiring, maxBacklog: number): Promise<Job | undefined> {
-      const job = await fireSlot(firing, maxBacklog);
-      if (job) events.created([job]);
-      return job;
+    async fireSlot(name: string, plan: (schedule: Schedule) => SlotFiring | undefined, maxBacklog: number): Promise<SlotOutcome> {
+      const outcome = await fireSlot(name, plan, maxBacklog);
+      if (outcome.kind === 'fired') events.created([outcome.job]);
+      return outcome;
     },
     async transition(id: string, event: JobEvent, guard?: TransitionGuard, durability?: WriteDurability): Promise<Job> {
       const job = await transition(id, event, guard, durability);

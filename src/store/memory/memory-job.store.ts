@@ -15,7 +15,7 @@ import {
 } from '../job-store';
 import { planTransition, type PlannedTransition } from '../plan-transition';
 import { windowFullUntil } from '../rate-window';
-import type { SlotFiring } from '../schedule-store';
+import type { SlotFiring, SlotOutcome } from '../schedule-store';
 
 interface Row {
   job: Job;
@@ -250,17 +250,19 @@ export class MemoryJobStore implements JobStore {
     return this.schedules.delete(name);
   }
 
-  async fireSlot(firing: SlotFiring, maxBacklog: number): Promise<Job | undefined> {
-    const schedule = this.schedules.get(firing.name);
-    if (!schedule || schedule.paused || schedule.nextRunAt !== firing.due) return undefined;
+  /** Read, plan, insert and advance in one synchronous step: nothing else can run in between. */
+  async fireSlot(name: string, plan: (schedule: Schedule) => SlotFiring | undefined, maxBacklog: number): Promise<SlotOutcome> {
+    const schedule = this.schedules.get(name);
+    const firing = schedule && plan(structuredClone(schedule));
+    if (!schedule || !firing) return { kind: 'idle', schedule: schedule && structuredClone(schedule) };
     const key = firing.job.idempotencyKey;
     if (key !== null && this.byIdempotencyKey.has(key)) {
       schedule.nextRunAt = firing.next;
-      return undefined;
+      return { kind: 'advanced', schedule: structuredClone(schedule) };
     }
     const [job] = this.insertNow([firing.job], maxBacklog);
     Object.assign(schedule, { nextRunAt: firing.next, lastRunAt: firing.slot, lastJobId: job.id });
-    return job;
+    return { kind: 'fired', job, schedule: structuredClone(schedule) };
   }
 }
 

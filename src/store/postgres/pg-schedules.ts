@@ -22,10 +22,12 @@ export const PG_SCHEDULE_SQL = {
     RETURNING (xmax = 0) AS inserted`,
   deleteSchedule: `DELETE FROM keel_schedules WHERE name = $1`,
   /**
-   * The slot ($2) of schedule $1, locked for the transaction that fires it. SKIP LOCKED: an
-   * instance firing it already answers for it, and another one moves on at once instead of waiting.
+   * The schedule a slot is fired from, locked for the transaction that fires it. SKIP LOCKED: an
+   * instance firing it (or a PUT replacing it) answers for it; another one moves on at once
+   * instead of waiting, and looks again.
    */
-  lockSlot: `SELECT name FROM keel_schedules WHERE name = $1 AND next_run_at = $2 AND NOT paused FOR UPDATE SKIP LOCKED`,
+  lockSchedule: `SELECT ${SCHEDULE_COLUMNS} FROM keel_schedules WHERE name = $1 FOR UPDATE SKIP LOCKED`,
+  scheduleExists: `SELECT 1 FROM keel_schedules WHERE name = $1`,
   keyTaken: `SELECT 1 FROM keel_jobs WHERE idempotency_key = $1`,
   /** $1 name, $2 next slot, $3 the slot fired and $4 its job (both NULL: the slot made its job before). */
   advanceSchedule: `

@@ -20,7 +20,7 @@ import {
 } from '../job-store';
 import { planTransition, type PlannedTransition } from '../plan-transition';
 import { windowFullUntil } from '../rate-window';
-import type { SlotFiring } from '../schedule-store';
+import type { SlotFiring, SlotOutcome } from '../schedule-store';
 import { StoreOwnershipError } from '../store.errors';
 import { activeCountsFromRows, settingsFromRow, type TypeSettingsRow } from '../sql-rows';
 import { SyncSchedule } from '../sync-schedule';
@@ -520,25 +520,31 @@ export class SqliteJobStore implements JobStore {
     return this.writes().run(() => write(() => stmts.deleteSchedule.run(name)).changes === 1);
   }
 
-  /** In the group's transaction, synced like a submission: the job and the advance commit together or not at all. */
-  async fireSlot(firing: SlotFiring, maxBacklog: number): Promise<Job | undefined> {
+  /**
+   * In the group's transaction, synced like a submission: the row read, the plan, the job and the
+   * advance commit together or not at all, and no other write comes in between.
+   */
+  async fireSlot(name: string, plan: (schedule: Schedule) => SlotFiring | undefined, maxBacklog: number): Promise<SlotOutcome> {
     const stmts = this.statements();
-    const record = newJobRecord(firing.job);
-    const key = record.idempotencyKey;
-    return this.writes().run(() => {
+    return this.writes().run((): SlotOutcome => {
+      const row = stmts.getSchedule.get(name) as ScheduleRow | undefined;
+      const schedule = row && scheduleFromRow(row);
+      const firing = schedule && plan(schedule);
+      if (!schedule || !firing) return { kind: 'idle', schedule };
+      const advanced = { ...schedule, nextRunAt: firing.next };
       const advance = (job: Job | undefined) =>
-        write(() => stmts.advanceSchedule.run({ name: firing.name, due: firing.due, next: firing.next, last_run_at: job ? firing.slot : null, last_job_id: job?.id ?? null }));
-      const row = stmts.getSchedule.get(firing.name) as ScheduleRow | undefined;
-      if (!row || row.paused === 1 || row.next_run_at !== firing.due) return undefined;
+        write(() => stmts.advanceSchedule.run({ name, next: firing.next, last_run_at: job ? firing.slot : null, last_job_id: job?.id ?? null }));
+      const key = firing.job.idempotencyKey;
       if (key !== null && stmts.getJobByIdempotencyKey.get(key)) {
         advance(undefined);
-        return undefined;
+        return { kind: 'advanced', schedule: advanced };
       }
       if (this.stateCounts.pending + 1 > maxBacklog) throw new BacklogFull(this.stateCounts.pending, maxBacklog);
+      const record = newJobRecord(firing.job);
       write(() => stmts.insertJob.run(insertParams(record, null)));
       advance(record);
       this.stateCounts.pending += 1;
-      return record;
+      return { kind: 'fired', job: record, schedule: { ...advanced, lastRunAt: firing.slot, lastJobId: record.id } };
     });
   }
 
