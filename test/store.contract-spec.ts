@@ -964,6 +964,53 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
     }
   });
 
+  describe('scheduler runs', () => {
+    const THIRD = 'keel-c/00000003';
+
+    it('none recorded: null', async () => {
+      expect(await store.schedulersRanUntil()).toBeNull();
+    });
+
+    it('a renewal only moves its owner forward; the latest run of every owner counts', async () => {
+      await store.renewSchedulerRun(SELF, T0 + 5_000);
+      expect(await store.schedulersRanUntil()).toBe(T0 + 5_000);
+      await store.renewSchedulerRun(SELF, T0 + 3_000);
+      expect(await store.schedulersRanUntil()).toBe(T0 + 5_000);
+      await store.renewSchedulerRun(OTHER, T0 + 4_000);
+      expect(await store.schedulersRanUntil()).toBe(T0 + 5_000);
+      await store.renewSchedulerRun(OTHER, T0 + 9_000);
+      expect(await store.schedulersRanUntil()).toBe(T0 + 9_000);
+    });
+
+    it("a clean stop ends its owner's run where it stopped, before what it renewed to; another owner's run still counts", async () => {
+      await store.renewSchedulerRun(SELF, T0 + 10_000);
+      await store.endSchedulerRun(SELF, T0 + 2_000);
+      expect(await store.schedulersRanUntil()).toBe(T0 + 2_000);
+      await store.renewSchedulerRun(OTHER, T0 + 5_000);
+      await store.endSchedulerRun(SELF, T0 + 3_000);
+      expect(await store.schedulersRanUntil()).toBe(T0 + 5_000);
+    });
+
+    it('a stop forgets the runs that ended an hour before it, and keeps the others', async () => {
+      await store.renewSchedulerRun(OTHER, T0);
+      await store.renewSchedulerRun(THIRD, T0 + 1_000);
+      await store.endSchedulerRun(SELF, T0 + 3_600_000 + 500);
+      // Lowered below both: what remains shows which were kept.
+      await store.endSchedulerRun(SELF, T0 - 5_000);
+      expect(await store.schedulersRanUntil()).toBe(T0 + 1_000);
+      await store.endSchedulerRun(THIRD, T0 - 6_000);
+      expect(await store.schedulersRanUntil()).toBe(T0 - 5_000);
+    });
+
+    if (kind.durable) {
+      it('keeps the runs across close and reopen', async () => {
+        await store.renewSchedulerRun(SELF, T0 + 7_000);
+        store = await subject.reopen!();
+        expect(await store.schedulersRanUntil()).toBe(T0 + 7_000);
+      });
+    }
+  });
+
   describe('counts', () => {
     it('stay exact through inserts, transitions and refusals', async () => {
       await expectExactCounts({});

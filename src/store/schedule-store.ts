@@ -1,9 +1,12 @@
 import type { Job, NewJob } from '../core/job.model';
 import type { Schedule } from '../core/schedule.model';
 
+/** How long after a newer run ended a scheduler's run is kept (`endSchedulerRun`). */
+export const SCHEDULER_RUNS_KEPT_MS = 3_600_000;
+
 /** The slot a scheduler decided to fire, from the schedule as the firing transaction read it. */
 export interface SlotFiring {
-  /** The slot the job is for: the schedule's `nextRunAt`, or the latest missed slot at a start. */
+  /** The slot the job is for: the schedule's `nextRunAt`, or the latest of the slots missed while no scheduler ran. */
   slot: number;
   /** The schedule's next slot after `slot`; null when the expression has none left. */
   next: number | null;
@@ -50,4 +53,16 @@ export interface ScheduleStore {
    */
   fireSlot(name: string, plan: (schedule: Schedule) => SlotFiring | undefined, maxBacklog: number): Promise<SlotOutcome>;
 
+  /**
+   * The latest time until which a scheduler of this store is known to have run (the greatest of
+   * `renewSchedulerRun` and `endSchedulerRun` over every owner); null when none ever ran.
+   */
+  schedulersRanUntil(): Promise<number | null>;
+  /** `owner`'s scheduler runs until at least `until`; a smaller `until` than the one recorded changes nothing. */
+  renewSchedulerRun(owner: string, until: number): Promise<void>;
+  /**
+   * `owner`'s scheduler stopped at `at` (a clean stop), whatever it renewed to before. Runs that
+   * ended an hour before `at` are forgotten (the latest run is never among them).
+   */
+  endSchedulerRun(owner: string, at: number): Promise<void>;
 }

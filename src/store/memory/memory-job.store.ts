@@ -15,7 +15,7 @@ import {
 } from '../job-store';
 import { planTransition, type PlannedTransition } from '../plan-transition';
 import { windowFullUntil } from '../rate-window';
-import type { SlotFiring, SlotOutcome } from '../schedule-store';
+import { SCHEDULER_RUNS_KEPT_MS, type SlotFiring, type SlotOutcome } from '../schedule-store';
 
 interface Row {
   job: Job;
@@ -28,6 +28,8 @@ export class MemoryJobStore implements JobStore {
   private readonly stateCounts = emptyCounts();
   private readonly byIdempotencyKey = new Map<string, { id: string; requestHash: string | null }>();
   private readonly schedules = new Map<string, Schedule>();
+  /** Until when each owner's scheduler ran. */
+  private readonly schedulerRuns = new Map<string, number>();
   private readonly settings = new Map<string, TypeSettings>();
   /** Rate-limited starts by type, ascending: the window's log. */
   private readonly starts = new Map<string, number[]>();
@@ -263,6 +265,19 @@ export class MemoryJobStore implements JobStore {
     const [job] = this.insertNow([firing.job], maxBacklog);
     Object.assign(schedule, { nextRunAt: firing.next, lastRunAt: firing.slot, lastJobId: job.id });
     return { kind: 'fired', job, schedule: structuredClone(schedule) };
+  }
+
+  async schedulersRanUntil(): Promise<number | null> {
+    return this.schedulerRuns.size === 0 ? null : Math.max(...this.schedulerRuns.values());
+  }
+
+  async renewSchedulerRun(owner: string, until: number): Promise<void> {
+    this.schedulerRuns.set(owner, Math.max(until, this.schedulerRuns.get(owner) ?? until));
+  }
+
+  async endSchedulerRun(owner: string, at: number): Promise<void> {
+    this.schedulerRuns.set(owner, at);
+    for (const [other, until] of this.schedulerRuns) if (other !== owner && until < at - SCHEDULER_RUNS_KEPT_MS) this.schedulerRuns.delete(other);
   }
 }
 

@@ -21,7 +21,7 @@ import { activeCountsFromRows, settingsFromRow, type TypeSettingsRow } from '../
 import { SyncSchedule } from '../sync-schedule';
 import { planTransition } from '../plan-transition';
 import { windowFullUntil } from '../rate-window';
-import type { SlotFiring, SlotOutcome } from '../schedule-store';
+import { SCHEDULER_RUNS_KEPT_MS, type SlotFiring, type SlotOutcome } from '../schedule-store';
 import { PG_MIGRATIONS } from './pg-migrations';
 import { PgEventBus } from './pg-event-bus';
 import { PgInsertGroups } from './pg-insert-groups';
@@ -429,6 +429,19 @@ export class PgJobStore implements JobStore {
       'acknowledged',
       (outcome) => outcome.kind === 'fired' || outcome.kind === 'advanced',
     );
+  }
+
+  async schedulersRanUntil(): Promise<number | null> {
+    return (await this.query<{ until: number | null }>(PG_SCHEDULE_SQL.schedulersRanUntil)).rows[0].until;
+  }
+
+  /** On the lease pool, like a lease: a busy main pool must not make a running scheduler look gone. */
+  async renewSchedulerRun(owner: string, until: number): Promise<void> {
+    await this.leaseQuery(PG_SCHEDULE_SQL.renewSchedulerRun, [owner, until]);
+  }
+
+  async endSchedulerRun(owner: string, at: number): Promise<void> {
+    await this.leaseQuery(PG_SCHEDULE_SQL.endSchedulerRun, [owner, at, SCHEDULER_RUNS_KEPT_MS]);
   }
 
   async renewLease(owner: string, leaseMs: number): Promise<void> {

@@ -140,4 +140,13 @@ export const PG_MIGRATIONS: readonly string[] = [
     expires_at bigint NOT NULL
   );
   `,
+  `
+  -- Until when each instance's scheduler counts as running (epoch ms: renewed to now + LEASE_MS
+  -- while schedules exist, set to its stop at a clean one): a start reads the latest, so the slots
+  -- that fell due after it, while no scheduler ran, collapse.
+  CREATE TABLE keel_scheduler_runs (
+    owner     text PRIMARY KEY,
+    ran_until bigint NOT NULL
+  );
+  `,
 ];

@@ -33,6 +33,17 @@ export const PG_SCHEDULE_SQL = {
   advanceSchedule: `
     UPDATE keel_schedules SET next_run_at = $2, last_run_at = coalesce($3, last_run_at), last_job_id = coalesce($4::uuid, last_job_id)
      WHERE name = $1`,
+  schedulersRanUntil: `SELECT max(ran_until) AS until FROM keel_scheduler_runs`,
+  renewSchedulerRun: `
+    INSERT INTO keel_scheduler_runs (owner, ran_until) VALUES ($1, $2)
+    ON CONFLICT (owner) DO UPDATE SET ran_until = GREATEST(keel_scheduler_runs.ran_until, EXCLUDED.ran_until)`,
+  /** $1 owner, $2 its stop; the runs that ended an hour ($3) before it are forgotten. */
+  endSchedulerRun: `
+    WITH ended AS (
+      INSERT INTO keel_scheduler_runs (owner, ran_until) VALUES ($1, $2)
+      ON CONFLICT (owner) DO UPDATE SET ran_until = EXCLUDED.ran_until
+    )
+    DELETE FROM keel_scheduler_runs WHERE owner <> $1 AND ran_until < $2::bigint - $3::bigint`,
 } as const;
 
 /** A `keel_schedules` row as the driver returns it (bigint columns parsed to numbers). */

@@ -20,7 +20,7 @@ import {
 } from '../job-store';
 import { planTransition, type PlannedTransition } from '../plan-transition';
 import { windowFullUntil } from '../rate-window';
-import type { SlotFiring, SlotOutcome } from '../schedule-store';
+import { SCHEDULER_RUNS_KEPT_MS, type SlotFiring, type SlotOutcome } from '../schedule-store';
 import { StoreOwnershipError } from '../store.errors';
 import { activeCountsFromRows, settingsFromRow, type TypeSettingsRow } from '../sql-rows';
 import { SyncSchedule } from '../sync-schedule';
@@ -545,6 +545,24 @@ export class SqliteJobStore implements JobStore {
       advance(record);
       this.stateCounts.pending += 1;
       return { kind: 'fired', job: record, schedule: { ...advanced, lastRunAt: firing.slot, lastJobId: record.id } };
+    });
+  }
+
+  async schedulersRanUntil(): Promise<number | null> {
+    return (this.statements().schedulersRanUntil.get() as { until: number | null }).until;
+  }
+
+  /** Without a sync of its own: a renewal lost to a crash only makes the next start collapse a second more. */
+  async renewSchedulerRun(owner: string, until: number): Promise<void> {
+    const stmts = this.statements();
+    await this.writes().run(() => write(() => stmts.renewSchedulerRun.run(owner, until)), 'none');
+  }
+
+  async endSchedulerRun(owner: string, at: number): Promise<void> {
+    const stmts = this.statements();
+    await this.writes().run(() => {
+      write(() => stmts.endSchedulerRun.run(owner, at));
+      write(() => stmts.forgetSchedulerRuns.run(owner, at - SCHEDULER_RUNS_KEPT_MS));
     });
   }
 

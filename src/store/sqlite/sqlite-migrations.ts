@@ -96,4 +96,12 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   -- The last progress a handler reported (JSON: a number or an object), contract §11.
   ALTER TABLE jobs ADD COLUMN progress TEXT;
   `,
+  `
+  -- Until when each process's scheduler ran (epoch ms, renewed while schedules exist): a start
+  -- reads the latest, so the slots that fell due after it, while no scheduler ran, collapse.
+  CREATE TABLE scheduler_runs (
+    owner     TEXT PRIMARY KEY,
+    ran_until INTEGER NOT NULL
+  );
+  `,
 ];

@@ -20,6 +20,14 @@ export const SCHEDULE_SQL = {
   advanceSchedule: `
     UPDATE schedules SET next_run_at = @next, last_run_at = coalesce(@last_run_at, last_run_at), last_job_id = coalesce(@last_job_id, last_job_id)
      WHERE name = @name`,
+  schedulersRanUntil: `SELECT max(ran_until) AS until FROM scheduler_runs`,
+  renewSchedulerRun: `
+    INSERT INTO scheduler_runs (owner, ran_until) VALUES (?, ?)
+    ON CONFLICT (owner) DO UPDATE SET ran_until = max(ran_until, excluded.ran_until)`,
+  endSchedulerRun: `
+    INSERT INTO scheduler_runs (owner, ran_until) VALUES (?, ?)
+    ON CONFLICT (owner) DO UPDATE SET ran_until = excluded.ran_until`,
+  forgetSchedulerRuns: `DELETE FROM scheduler_runs WHERE owner <> ? AND ran_until < ?`,
 } as const;
 
 /** A `schedules` row. */
