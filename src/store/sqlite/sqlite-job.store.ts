@@ -552,7 +552,7 @@ export class SqliteJobStore implements JobStore {
     return (this.statements().schedulersRanUntil.get() as { until: number | null }).until;
   }
 
-  /** Without a sync of its own: a renewal lost to a crash only makes the next start collapse a second more. */
+  /** Without a sync of its own: a renewal lost to a power loss only counts the last second before it as missed. */
   async renewSchedulerRun(owner: string, until: number): Promise<void> {
     const stmts = this.statements();
     await this.writes().run(() => write(() => stmts.renewSchedulerRun.run(owner, until)), 'none');
