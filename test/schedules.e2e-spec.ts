@@ -3,7 +3,8 @@ import { NestFactory } from '@nestjs/core';
 import { IsInt, Min } from 'class-validator';
 import type { Server } from 'node:http';
 import request from 'supertest';
-import { JobEvents, JobHandler, JobHandlerBase, KeelModule, ConfigError, type KeelEvent } from '../src/index';
+import { InvalidJob } from '../src/core/job.errors';
+import { JobEvents, JobHandler, JobHandlerBase, JobsClient, KeelModule, ConfigError, type KeelEvent } from '../src/index';
 import { LifecycleService } from '../src/lifecycle/lifecycle.service';
 import { closeAllApps, expectError, listAll, removeTempDirs, startApp, tempSqliteFile, type Http } from './support/app';
 import { waitFor } from './support/wait';
@@ -195,6 +196,28 @@ describe.each(['memory', 'sqlite'])('schedules (%s)', (store) => {
       return jobs.length > 0 && jobs;
     }, 'the waiting slot fired');
     expect(slotOf('queued', first.idempotencyKey!)).toBe(firstSlot);
+  });
+
+  it('keeps the schedule: Idempotency-Key prefix to itself: a client key taking a slot is 400, stores nothing, and the slot still makes its job', async () => {
+    const { app, http } = await startApp(env());
+    const put = await http.put('/v1/schedules/owned').send({ cron: '* * * * * *', type: 'noop', payload: { from: 'schedule' } }).expect(201);
+    const slot = Date.parse(put.body.nextRunAt);
+    const key = `schedule:owned:${new Date(slot).toISOString()}`;
+    const message = /^Idempotency-Key must not start with "schedule:": that prefix names the jobs of schedules$/;
+    expectError(await http.post('/v1/jobs').set('Idempotency-Key', key).send({ type: 'noop', payload: { from: 'client' } }), 400, message);
+    expectError(await http.post('/v1/jobs').set('Idempotency-Key', 'schedule:').send({ type: 'noop' }), 400, message);
+    await expect(app.get(JobsClient).add('noop', { from: 'client' }, { idempotencyKey: key })).rejects.toThrow(message);
+    await expect(app.get(JobsClient).add('noop', {}, { idempotencyKey: key })).rejects.toThrow(InvalidJob);
+    expect((await listAll(http)).filter((job) => job.payload.from === 'client')).toEqual([]);
+    // keys are case-sensitive: only the exact prefix is kept
+    await http.post('/v1/jobs').set('Idempotency-Key', `Schedule:owned:${new Date(slot).toISOString()}`).send({ type: 'noop', delayMs: 3_600_000 }).expect(201);
+
+    const [first] = await waitFor(async () => {
+      const jobs = await jobsOf(http, 'owned');
+      return jobs.length > 0 && jobs;
+    }, 'the slot fired');
+    expect(first).toMatchObject({ idempotencyKey: key, payload: { from: 'schedule' } });
+    await http.delete('/v1/schedules/owned').expect(204);
   });
 
   it('makes no job once the shutdown began', async () => {

@@ -7,7 +7,7 @@ import { applyChange, canApply, decide, type JobEvent, type JobEventType } from 
 import { BacklogFull, IdempotencyKeyTaken, InvalidTransition, JobNotFound, StaleOutcome } from '../src/core/job.errors';
 import { JOB_STATES, type DispatchKey, type Job, type JobState, type NewJob } from '../src/core/job.model';
 import { slotKey, type Schedule } from '../src/core/schedule.model';
-import type { SlotFiring } from '../src/store/schedule-store';
+import type { SlotFiring, SlotOutcome } from '../src/store/schedule-store';
 import { emptyCounts, type JobStore, type StateCounts, type TransitionGuard } from '../src/store/job-store';
 import { SqliteJobStore } from '../src/store/sqlite/sqlite-job.store';
 import { StoreOwnershipError } from '../src/store/store.errors';
@@ -818,8 +818,22 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
       };
     }
 
-    function firing(name: string, due: number, next: number | null, slot = due): SlotFiring {
-      return { name, due, slot, next, job: newJob({ runAt: slot, idempotencyKey: slotKey(name, slot) }) };
+    /**
+     * The plan of a scheduler that read `due` as the next slot: it fires `slot` (default `due`)
+     * when the schedule it is given still has that next slot and is not paused, with a job built
+     * from that schedule.
+     */
+    function firing(due: number, next: number | null, slot = due) {
+      return (stored: Schedule): SlotFiring | undefined =>
+        stored.paused || stored.nextRunAt !== due
+          ? undefined
+          : { slot, next, job: newJob({ type: stored.type, payload: stored.payload, runAt: slot, idempotencyKey: slotKey(stored.name, slot) }) };
+    }
+
+    /** The job of a `fired` outcome; fails on any other. */
+    function firedJob(outcome: SlotOutcome): Job {
+      if (outcome.kind !== 'fired') throw new Error(`expected a fired slot, got ${JSON.stringify(outcome)}`);
+      return outcome.job;
     }
 
     it('creates, reads, lists by name, replaces from what is stored, and deletes', async () => {
@@ -845,70 +859,190 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
 
     it('firing a slot creates exactly one job, keyed by the slot, and advances the schedule', async () => {
       await store.putSchedule('nightly', () => schedule());
-      const job = await store.fireSlot(firing('nightly', SLOT, NEXT), NO_LIMIT);
-      expect(job).toMatchObject({ state: 'pending', type: 'noop', idempotencyKey: 'schedule:nightly:2026-11-28T12:01:00.000Z' });
-      expect(await store.get(job!.id)).toEqual(job);
-      expect((await store.findByIdempotencyKey(job!.idempotencyKey!))?.job).toEqual(job);
-      expect(await store.getSchedule('nightly')).toEqual(schedule({ nextRunAt: NEXT, lastRunAt: SLOT, lastJobId: job!.id }));
+      const outcome = await store.fireSlot('nightly', firing(SLOT, NEXT), NO_LIMIT);
+      const job = firedJob(outcome);
+      expect(job).toMatchObject({ state: 'pending', type: 'noop', payload: { n: 1 }, idempotencyKey: 'schedule:nightly:2026-11-28T12:01:00.000Z' });
+      expect(await store.get(job.id)).toEqual(job);
+      expect((await store.findByIdempotencyKey(job.idempotencyKey!))?.job).toEqual(job);
+      const advanced = schedule({ nextRunAt: NEXT, lastRunAt: SLOT, lastJobId: job.id });
+      expect(outcome).toEqual({ kind: 'fired', job, schedule: advanced });
+      expect(await store.getSchedule('nightly')).toEqual(advanced);
       await expectExactCounts({ pending: 1 });
     });
 
-    it('firing the same slot again (a stale compare-and-set) creates nothing and changes nothing', async () => {
+    it('plans from the schedule as stored when it fires: a replacement committed before is the job the slot makes', async () => {
       await store.putSchedule('nightly', () => schedule());
-      const first = await store.fireSlot(firing('nightly', SLOT, NEXT), NO_LIMIT);
-      expect(await store.fireSlot(firing('nightly', SLOT, NEXT), NO_LIMIT)).toBeUndefined();
-      expect(await store.getSchedule('nightly')).toEqual(schedule({ nextRunAt: NEXT, lastRunAt: SLOT, lastJobId: first!.id }));
-      expect(ids(await store.list({ limit: 10 }))).toEqual([first!.id]);
+      await store.putSchedule('nightly', (stored) => ({ ...stored!, type: 'sleep', payload: { n: 2 }, priority: 9, updatedAt: T0 + 1 }));
+      const seen: Schedule[] = [];
+      const job = firedJob(
+        await store.fireSlot(
+          'nightly',
+          (stored) => {
+            seen.push(stored);
+            return firing(SLOT, NEXT)(stored);
+          },
+          NO_LIMIT,
+        ),
+      );
+      expect(seen).toEqual([schedule({ type: 'sleep', payload: { n: 2 }, priority: 9, updatedAt: T0 + 1 })]);
+      expect(job).toMatchObject({ type: 'sleep', payload: { n: 2 } });
+      expect(await store.getSchedule('nightly')).toMatchObject({ type: 'sleep', payload: { n: 2 }, priority: 9, nextRunAt: NEXT, lastJobId: job.id });
+    });
+
+    it('a replacement and a firing at once: the slot carries the definition the firing read, and the replacement reads what the firing left', async () => {
+      for (let round = 0; round < 10; round++) {
+        const name = `race-${round}`;
+        await store.putSchedule(name, () => schedule({ name }));
+        let replacedFrom: Schedule | undefined;
+        const [, outcome] = await Promise.all([
+          store.putSchedule(name, (stored) => {
+            replacedFrom = stored;
+            return { ...stored!, payload: { n: 2 } };
+          }),
+          (async () => {
+            // another instance holding the row makes the firing busy: it looks again, as the scheduler does
+            for (;;) {
+              const attempt = await store.fireSlot(name, firing(SLOT, NEXT), NO_LIMIT);
+              if (attempt.kind !== 'busy') return attempt;
+            }
+          })(),
+        ]);
+        const job = firedJob(outcome);
+        // fired first: the replacement read the advanced schedule; replaced first: the job has its payload
+        expect([round, job.payload]).toEqual([round, replacedFrom!.nextRunAt === NEXT ? { n: 1 } : { n: 2 }]);
+        expect(await store.getSchedule(name)).toMatchObject({ payload: { n: 2 }, nextRunAt: NEXT, lastJobId: job.id });
+      }
+    });
+
+    it('a plan that fires nothing, or a schedule that does not exist, changes nothing', async () => {
+      await store.putSchedule('nightly', () => schedule());
+      expect(await store.fireSlot('nightly', () => undefined, NO_LIMIT)).toEqual({ kind: 'idle', schedule: schedule() });
+      const asked: string[] = [];
+      expect(await store.fireSlot('gone', (s) => (asked.push(s.name), firing(SLOT, NEXT)(s)), NO_LIMIT)).toEqual({ kind: 'idle', schedule: undefined });
+      expect(asked).toEqual([]);
+      // the plan decides about a pause: the store gives it the schedule as stored
+      await store.putSchedule('paused', () => schedule({ name: 'paused', paused: true }));
+      expect(await store.fireSlot('paused', firing(SLOT, NEXT), NO_LIMIT)).toEqual({ kind: 'idle', schedule: schedule({ name: 'paused', paused: true }) });
+      expect(await store.getSchedule('nightly')).toEqual(schedule());
+      await expectExactCounts({});
+    });
+
+    it('a plan that throws rejects, and nothing changes', async () => {
+      await store.putSchedule('nightly', () => schedule());
+      await expect(
+        store.fireSlot(
+          'nightly',
+          () => {
+            throw new Error('bad expression');
+          },
+          NO_LIMIT,
+        ),
+      ).rejects.toThrow('bad expression');
+      expect(await store.getSchedule('nightly')).toEqual(schedule());
+      await expectExactCounts({});
+      expect(firedJob(await store.fireSlot('nightly', firing(SLOT, NEXT), NO_LIMIT))).toMatchObject({ idempotencyKey: slotKey('nightly', SLOT) });
+    });
+
+    it('firing the same slot again (a plan from a stale read) creates nothing and changes nothing', async () => {
+      await store.putSchedule('nightly', () => schedule());
+      const first = firedJob(await store.fireSlot('nightly', firing(SLOT, NEXT), NO_LIMIT));
+      const after = schedule({ nextRunAt: NEXT, lastRunAt: SLOT, lastJobId: first.id });
+      expect(await store.fireSlot('nightly', firing(SLOT, NEXT), NO_LIMIT)).toEqual({ kind: 'idle', schedule: after });
+      expect(await store.getSchedule('nightly')).toEqual(after);
+      expect(ids(await store.list({ limit: 10 }))).toEqual([first.id]);
       await expectExactCounts({ pending: 1 });
     });
 
     it('of two firings of one slot at once, exactly one creates the job', async () => {
       await store.putSchedule('nightly', () => schedule());
-      const outcomes = await Promise.all([store.fireSlot(firing('nightly', SLOT, NEXT), NO_LIMIT), store.fireSlot(firing('nightly', SLOT, NEXT), NO_LIMIT)]);
-      expect(outcomes.filter((job) => job !== undefined)).toHaveLength(1);
+      const outcomes = await Promise.all([store.fireSlot('nightly', firing(SLOT, NEXT), NO_LIMIT), store.fireSlot('nightly', firing(SLOT, NEXT), NO_LIMIT)]);
+      expect(outcomes.filter((outcome) => outcome.kind === 'fired')).toHaveLength(1);
+      expect(outcomes.filter((outcome) => outcome.kind === 'advanced')).toHaveLength(0);
       await expectExactCounts({ pending: 1 });
     });
 
     it('a slot whose key is already held advances without a second job', async () => {
       await store.putSchedule('nightly', () => schedule());
       const earlier = await insertOne({ idempotencyKey: slotKey('nightly', SLOT) });
-      expect(await store.fireSlot(firing('nightly', SLOT, NEXT), NO_LIMIT)).toBeUndefined();
+      expect(await store.fireSlot('nightly', firing(SLOT, NEXT), NO_LIMIT)).toEqual({ kind: 'advanced', schedule: schedule({ nextRunAt: NEXT }) });
       expect(await store.getSchedule('nightly')).toEqual(schedule({ nextRunAt: NEXT }));
       expect(ids(await store.list({ limit: 10 }))).toEqual([earlier.id]);
     });
 
-    it('fires the latest missed slot from the slot stored, and never a paused or deleted schedule', async () => {
+    it('fires the slot the plan chose (the latest of the missed ones) from the slot stored', async () => {
       await store.putSchedule('late', () => schedule({ name: 'late' }));
       const latest = SLOT + 3 * 60_000;
-      const job = await store.fireSlot(firing('late', SLOT, latest + 60_000, latest), NO_LIMIT);
-      expect(job?.idempotencyKey).toBe(slotKey('late', latest));
+      const job = firedJob(await store.fireSlot('late', firing(SLOT, latest + 60_000, latest), NO_LIMIT));
+      expect(job.idempotencyKey).toBe(slotKey('late', latest));
       expect(await store.getSchedule('late')).toMatchObject({ nextRunAt: latest + 60_000, lastRunAt: latest });
-
-      await store.putSchedule('paused', () => schedule({ name: 'paused', paused: true }));
-      expect(await store.fireSlot(firing('paused', SLOT, NEXT), NO_LIMIT)).toBeUndefined();
-      expect(await store.fireSlot(firing('gone', SLOT, NEXT), NO_LIMIT)).toBeUndefined();
-      expect(await store.getSchedule('paused')).toEqual(schedule({ name: 'paused', paused: true }));
       await expectExactCounts({ pending: 1 });
     });
 
     it('with the backlog full, refuses with BacklogFull and does not advance; fires once there is room', async () => {
       await store.putSchedule('nightly', () => schedule());
       const [waiting] = await store.insert([newJob(), newJob()], 2);
-      await expect(store.fireSlot(firing('nightly', SLOT, NEXT), 2)).rejects.toThrow(BacklogFull);
+      await expect(store.fireSlot('nightly', firing(SLOT, NEXT), 2)).rejects.toThrow(BacklogFull);
       expect(await store.getSchedule('nightly')).toEqual(schedule());
       await expectExactCounts({ pending: 2 });
       await step(waiting.id, 'cancel');
-      expect(await store.fireSlot(firing('nightly', SLOT, NEXT), 2)).toMatchObject({ idempotencyKey: slotKey('nightly', SLOT) });
+      expect(firedJob(await store.fireSlot('nightly', firing(SLOT, NEXT), 2))).toMatchObject({ idempotencyKey: slotKey('nightly', SLOT) });
       expect(await store.getSchedule('nightly')).toMatchObject({ nextRunAt: NEXT, lastRunAt: SLOT });
     });
 
     if (kind.durable) {
       it('keeps schedules across close and reopen', async () => {
         await store.putSchedule('nightly', () => schedule());
-        const job = await store.fireSlot(firing('nightly', SLOT, NEXT), NO_LIMIT);
+        const job = firedJob(await store.fireSlot('nightly', firing(SLOT, NEXT), NO_LIMIT));
         store = await subject.reopen!();
-        expect(await store.getSchedule('nightly')).toEqual(schedule({ nextRunAt: NEXT, lastRunAt: SLOT, lastJobId: job!.id }));
-        expect(await store.fireSlot(firing('nightly', SLOT, NEXT), NO_LIMIT)).toBeUndefined();
+        expect(await store.getSchedule('nightly')).toEqual(schedule({ nextRunAt: NEXT, lastRunAt: SLOT, lastJobId: job.id }));
+        expect((await store.fireSlot('nightly', firing(SLOT, NEXT), NO_LIMIT)).kind).toBe('idle');
+      });
+    }
+  });
+
+  describe('scheduler runs', () => {
+    const THIRD = 'keel-c/00000003';
+
+    it('none recorded: null', async () => {
+      expect(await store.schedulersRanUntil()).toBeNull();
+    });
+
+    it('a renewal only moves its owner forward; the latest run of every owner counts', async () => {
+      await store.renewSchedulerRun(SELF, T0 + 5_000);
+      expect(await store.schedulersRanUntil()).toBe(T0 + 5_000);
+      await store.renewSchedulerRun(SELF, T0 + 3_000);
+      expect(await store.schedulersRanUntil()).toBe(T0 + 5_000);
+      await store.renewSchedulerRun(OTHER, T0 + 4_000);
+      expect(await store.schedulersRanUntil()).toBe(T0 + 5_000);
+      await store.renewSchedulerRun(OTHER, T0 + 9_000);
+      expect(await store.schedulersRanUntil()).toBe(T0 + 9_000);
+    });
+
+    it("a clean stop ends its owner's run where it stopped, before what it renewed to; another owner's run still counts", async () => {
+      await store.renewSchedulerRun(SELF, T0 + 10_000);
+      await store.endSchedulerRun(SELF, T0 + 2_000);
+      expect(await store.schedulersRanUntil()).toBe(T0 + 2_000);
+      await store.renewSchedulerRun(OTHER, T0 + 5_000);
+      await store.endSchedulerRun(SELF, T0 + 3_000);
+      expect(await store.schedulersRanUntil()).toBe(T0 + 5_000);
+    });
+
+    it('a stop forgets the runs that ended an hour before it, and keeps the others', async () => {
+      await store.renewSchedulerRun(OTHER, T0);
+      await store.renewSchedulerRun(THIRD, T0 + 1_000);
+      await store.endSchedulerRun(SELF, T0 + 3_600_000 + 500);
+      // Lowered below both: what remains shows which were kept.
+      await store.endSchedulerRun(SELF, T0 - 5_000);
+      expect(await store.schedulersRanUntil()).toBe(T0 + 1_000);
+      await store.endSchedulerRun(THIRD, T0 - 6_000);
+      expect(await store.schedulersRanUntil()).toBe(T0 - 5_000);
+    });
+
+    if (kind.durable) {
+      it('keeps the runs across close and reopen', async () => {
+        await store.renewSchedulerRun(SELF, T0 + 7_000);
+        store = await subject.reopen!();
+        expect(await store.schedulersRanUntil()).toBe(T0 + 7_000);
       });
     }
   });

@@ -45,7 +45,13 @@ export interface Schedule {
   updatedAt: number;
 }
 
+/**
+ * The prefix of every slot's Idempotency-Key. Kept from clients: a key they could choose would
+ * take a slot's key before the slot, and the slot would pass without a job of its own.
+ */
+export const SLOT_KEY_PREFIX = 'schedule:';
+
 /** The Idempotency-Key of the job a slot makes: a second job for the slot is impossible. */
 export function slotKey(name: string, slot: number): string {
-  return `schedule:${name}:${new Date(slot).toISOString()}`;
+  return `${SLOT_KEY_PREFIX}${name}:${new Date(slot).toISOString()}`;
 }

@@ -16,7 +16,7 @@ export interface JobOptions {
   /** ISO 8601; or `delayMs`, not both. */
   runAt?: string;
   delayMs?: number;
-  /** As the `Idempotency-Key` header: the same key and job again returns the job created first. */
+  /** As the `Idempotency-Key` header: the same key and job again returns the job created first; `schedule:…` keys are refused (`InvalidJob`). */
   idempotencyKey?: string;
 }
 

@@ -43,7 +43,7 @@ export class JobsController {
     name: 'Idempotency-Key',
     required: false,
     schema: { type: 'string', minLength: 1, maxLength: 255, example: 'order-1234-receipt' },
-    description: 'Submitting again with the same key and body returns the same job (200); kept as long as the job exists. 1 to 255 printable ASCII characters.',
+    description: 'Submitting again with the same key and body returns the same job (200); kept as long as the job exists. 1 to 255 printable ASCII characters, not starting with `schedule:` (the keys of schedules\' jobs).',
   })
   @ApiBody({ type: CreateJobDto, examples: CREATE_JOB_EXAMPLES })
   @ApiCreatedResponse({ type: JobDto, description: 'Stored as pending; Location names the job.', headers: LOCATION })
@@ -51,7 +51,7 @@ export class JobsController {
   @ApiErrorResponse(
     400,
     'Invalid body, unknown type, a payload that fails its schema, JSON nested more than 100 levels, ' +
-      'or a key named `__proto__`, `constructor` or `prototype`.',
+      'a key named `__proto__`, `constructor` or `prototype`, or an Idempotency-Key that is malformed or starts with `schedule:`.',
     'maxAttempts must not be less than 1',
   )
   @TOO_LARGE

@@ -2,34 +2,44 @@ import { Inject, Injectable, Logger, type BeforeApplicationShutdown, type OnAppl
 import { v7 as uuidv7 } from 'uuid';
 import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
 import { BacklogFull } from '../core/job.errors';
-import type { Job, NewJob } from '../core/job.model';
+import type { NewJob } from '../core/job.model';
 import { slotKey, type Schedule } from '../core/schedule.model';
 import { LifecycleService } from '../lifecycle/lifecycle.service';
 import { JobMetrics } from '../metrics/job-metrics';
 import { FeederService } from '../queue/feeder.service';
 import { RECOVERY_READY, type RecoveryReadiness } from '../recovery/recovery.constants';
 import { JOBS_STORE, type JobStore } from '../store/job-store';
+import type { SlotFiring, SlotOutcome } from '../store/schedule-store';
 import { CronExpression } from './cron';
+import { slotToFire, type SchedulerStart } from './slot-to-fire';
 import { SchedulesService } from './schedules.service';
 
 /** A shared store's schedules can change through another instance: looked at this often. */
 export const SCHEDULE_POLL_MS = 1_000;
 /** A slot refused (backlog full, store unavailable) is tried again this much later. */
 export const SLOT_RETRY_MS = 1_000;
-/** A slot another instance holds (its transaction under way) is looked at again this much later. */
+/** How often a running scheduler records that it runs, while schedules exist. */
+export const SCHEDULER_RENEW_MS = 1_000;
+/** A schedule another instance holds (its transaction under way) is looked at again this much later. */
 const SLOT_BUSY_MS = 100;
 /** setTimeout's longest delay. */
 const MAX_DELAY_MS = 2 ** 31 - 1;
 
 /**
- * Fires the schedules' slots (contract §9). Starts once recovery is done, after the declared
- * schedules are stored; stops taking slots the moment the shutdown begins.
+ * Fires the schedules' slots. Starts once recovery is done, after the declared schedules are
+ * stored, without holding up the rest of the startup (slots that waited fire one by one, and there
+ * may be many); stops taking slots the moment the shutdown begins.
  *
- * Each slot is fired through `JobStore.fireSlot`: its job and the schedule's advance commit in one
- * transaction, and the job's key names the slot, so a slot makes exactly one job whatever the
- * restarts and however many instances run. While running, every due slot fires, in order. At the
- * first pass after a start, the slots missed while no instance ran collapse into the latest one.
- * One pass at a time; a timer (unref'd) at the earliest next slot, and on a shared store a poll.
+ * Each slot is fired through `JobStore.fireSlot`: the schedule is read, its slot chosen
+ * (`slotToFire`), its job built and inserted and the schedule advanced in one transaction, so a
+ * slot makes exactly one job whatever the restarts and however many instances run, and carries the
+ * definition in force when it fires. Every slot that falls due while some scheduler runs fires on
+ * its own, in order; the slots that fell due while none ran collapse into the latest one. To tell
+ * them apart, a running scheduler records in the store until when it runs (renewed every
+ * `SCHEDULER_RENEW_MS` while schedules exist: on a shared store until its lease would run out, so
+ * a stalled instance still counts as running), and a starting one reads that once, before its own
+ * first renewal. One pass at a time; a timer (unref'd) at the earliest next slot, and on a shared
+ * store a poll.
  */
 @Injectable()
 export class SchedulerService implements OnApplicationBootstrap, BeforeApplicationShutdown {
@@ -38,8 +48,14 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
   private pass?: Promise<void>;
   private passAgain = false;
   private live = false;
-  /** True until a pass went through without a failure: the missed slots of the start are collapsed. */
-  private catchUp = true;
+  private startedAt = 0;
+  /** Read at the first pass; until then nothing fires and nothing is renewed. */
+  private start?: SchedulerStart;
+  /** Whether the last listing found a schedule: only then is the run renewed. */
+  private hasSchedules = false;
+  private renewTimer?: NodeJS.Timeout;
+  private renewal?: Promise<void>;
+  private stopping?: Promise<void>;
   /** Schedules whose slot waits for room in the backlog: warned once, until it goes through. */
   private readonly waitingForRoom = new Set<string>();
 
@@ -59,15 +75,18 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
     await this.recovered.done;
     if (this.lifecycle.shuttingDown) return;
     await this.schedules.upsertDeclared();
+    if (this.lifecycle.shuttingDown) return;
+    this.startedAt = Date.now();
     this.live = true;
+    // The run ends when the scheduler stops taking slots, not when Nest's hooks reach this service.
+    this.lifecycle.signal.addEventListener('abort', () => void this.stop(), { once: true });
+    this.renewTimer = setInterval(() => this.renew(), SCHEDULER_RENEW_MS);
+    this.renewTimer.unref();
     this.wake();
-    await this.pass;
   }
 
-  async beforeApplicationShutdown(): Promise<void> {
-    this.live = false;
-    clearTimeout(this.timer);
-    await this.pass;
+  beforeApplicationShutdown(): Promise<void> {
+    return this.stop();
   }
 
   /** Runs a pass now, or right after the one under way. */
@@ -87,15 +106,51 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
     });
   }
 
+  /** Stops taking slots; the run recorded ends now. Idempotent. */
+  private stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      const at = Date.now();
+      this.live = false;
+      clearTimeout(this.timer);
+      clearInterval(this.renewTimer);
+      await this.pass;
+      await this.renewal;
+      if (!this.start) return;
+      await this.store.endSchedulerRun(this.config.owner, at).catch((err: Error) => {
+        this.logger.warn(`could not record the end of this scheduler's run: ${err.message}`);
+      });
+    })();
+    return this.stopping;
+  }
+
+  /** Records that this scheduler runs, while schedules exist; never two renewals at once. */
+  private renew(): void {
+    if (!this.live || !this.start || !this.hasSchedules || this.renewal) return;
+    // On a shared store an instance counts as running until its lease would run out, as recovery
+    // counts it: a stalled instance's slots are still its own, not missed ones.
+    const until = Date.now() + (this.store.shared ? this.config.leaseMs : 0);
+    this.renewal = this.store
+      .renewSchedulerRun(this.config.owner, until)
+      .catch((err: Error) => this.logger.warn(`could not record that this scheduler runs: ${err.message}`))
+      .finally(() => {
+        this.renewal = undefined;
+      });
+  }
+
   private async run(): Promise<void> {
     let wakeAt = Number.POSITIVE_INFINITY;
     let failed = false;
     try {
-      for (const schedule of await this.store.listSchedules()) {
-        const next = await this.fireDue(schedule).catch((err: Error) => {
-          this.logger.warn(`schedule ${schedule.name}: its slots could not be fired; trying again in ${SLOT_RETRY_MS} ms: ${err.message}`);
-          return 'retry' as const;
-        });
+      // Before any renewal of its own: what ran before this scheduler started.
+      this.start ??= { ranUntil: await this.store.schedulersRanUntil(), startedAt: this.startedAt };
+      const listed = await this.store.listSchedules();
+      const found = listed.length > 0 && !this.hasSchedules;
+      this.hasSchedules = listed.length > 0;
+      if (found) this.renew();
+      const now = Date.now();
+      for (const schedule of listed) {
+        if (schedule.paused || schedule.nextRunAt === null) continue;
+        const next = schedule.nextRunAt > now ? schedule.nextRunAt : await this.fireDue(schedule.name);
         if (next === 'retry') failed = true;
         else if (next !== null) wakeAt = Math.min(wakeAt, next);
       }
@@ -103,7 +158,6 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
       this.logger.warn(`could not read the schedules; trying again in ${SLOT_RETRY_MS} ms: ${(err as Error).message}`);
       failed = true;
     }
-    if (!failed) this.catchUp = false;
     if (failed) wakeAt = Math.min(wakeAt, Date.now() + SLOT_RETRY_MS);
     if (this.store.shared) wakeAt = Math.min(wakeAt, Date.now() + SCHEDULE_POLL_MS);
     this.arm(wakeAt);
@@ -116,54 +170,51 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
   }
 
   /**
-   * Fires the due slots of one schedule, in order; resolves with its next slot (null: none to
-   * wait for), or 'retry' when a slot could not be fired now.
+   * Fires the due slots of one schedule, in order, each from the schedule as its transaction reads
+   * it; resolves with its next slot (null: none to wait for), or 'retry' when a slot could not be
+   * fired now.
    */
-  private async fireDue(schedule: Schedule): Promise<number | null | 'retry'> {
-    if (schedule.paused || schedule.nextRunAt === null) return null;
-    const expression = CronExpression.parse(schedule.cron, schedule.timezone);
-    let due: number | null = schedule.nextRunAt;
-    let slot: number = this.catchUp && due <= Date.now() ? Math.max(due, expression.latest(Date.now()) ?? due) : due;
-    while (due !== null && slot <= Date.now()) {
+  private async fireDue(name: string): Promise<number | null | 'retry'> {
+    const start = this.start!;
+    for (;;) {
       if (!this.live || this.lifecycle.shuttingDown) return null;
-      const next = expression.next(slot);
-      let job: Job | undefined;
+      let planned: number | undefined;
+      const plan = (schedule: Schedule): SlotFiring | undefined => {
+        if (schedule.paused || schedule.nextRunAt === null) return undefined;
+        const expression = CronExpression.parse(schedule.cron, schedule.timezone);
+        const fire = slotToFire(schedule.nextRunAt, expression, start, Date.now());
+        planned = fire?.slot;
+        return fire && { ...fire, job: jobOf(schedule, fire.slot) };
+      };
+      let outcome: SlotOutcome;
       try {
-        job = await this.store.fireSlot({ name: schedule.name, due, slot, next, job: jobOf(schedule, slot) }, this.config.maxBacklog);
+        outcome = await this.store.fireSlot(name, plan, this.config.maxBacklog);
       } catch (err) {
-        this.refused(schedule.name, slot, err);
+        this.refused(name, planned, err);
         return 'retry';
       }
-      if (this.waitingForRoom.delete(schedule.name)) this.logger.log(`schedule ${schedule.name}: the backlog has room again; its slots go on`);
-      if (job) {
-        this.metrics.scheduleRuns.inc({ schedule: schedule.name });
+      if (outcome.kind === 'busy') return Date.now() + SLOT_BUSY_MS;
+      if (outcome.kind === 'idle') return outcome.schedule && !outcome.schedule.paused ? outcome.schedule.nextRunAt : null;
+      if (this.waitingForRoom.delete(name)) this.logger.log(`schedule ${name}: the backlog has room again; its slots go on`);
+      if (outcome.kind === 'fired') {
+        this.metrics.scheduleRuns.inc({ schedule: name });
         this.feeder.wake();
-        this.logger.debug(`schedule ${schedule.name}: slot ${new Date(slot).toISOString()} → job ${job.id}`);
-      } else {
-        // Another instance fires it right now (its transaction holds the slot): look again soon.
-        // Otherwise it was fired or changed meanwhile: the next pass starts from what is stored.
-        const stored = await this.store.getSchedule(schedule.name);
-        if (stored && !stored.paused && stored.nextRunAt === due) return Date.now() + SLOT_BUSY_MS;
-        this.passAgain = true;
-        return null;
+        this.logger.debug(`schedule ${name}: slot ${new Date(planned!).toISOString()} → job ${outcome.job.id}`);
       }
-      due = next;
-      slot = next ?? Number.POSITIVE_INFINITY;
     }
-    return due;
   }
 
   /** Never silent: a slot waiting for room is said once (warn), a failure every time. */
-  private refused(name: string, slot: number, err: unknown): void {
-    const at = new Date(slot).toISOString();
+  private refused(name: string, slot: number | undefined, err: unknown): void {
+    const which = slot === undefined ? 'its next slot' : `slot ${new Date(slot).toISOString()}`;
     if (err instanceof BacklogFull) {
       if (!this.waitingForRoom.has(name)) {
         this.waitingForRoom.add(name);
-        this.logger.warn(`schedule ${name}: slot ${at} waits: ${err.message}; it is tried again every ${SLOT_RETRY_MS} ms, none is skipped`);
+        this.logger.warn(`schedule ${name}: ${which} waits: ${err.message}; it is tried again every ${SLOT_RETRY_MS} ms, none is skipped`);
       }
       return;
     }
-    this.logger.warn(`schedule ${name}: slot ${at} could not be fired; trying again in ${SLOT_RETRY_MS} ms: ${(err as Error).message}`);
+    this.logger.warn(`schedule ${name}: ${which} could not be fired; trying again in ${SLOT_RETRY_MS} ms: ${(err as Error).message}`);
   }
 }
 

@@ -146,6 +146,12 @@ export class KeelProcess {
     return this.waitExit(timeoutMs);
   }
 
+  /** Sends `signal` without waiting for anything (SIGSTOP, SIGCONT: the process goes on existing). */
+  signal(signal: NodeJS.Signals): void {
+    if (this.hasExited) throw new Error(`pid ${this.pid} has exited: ${JSON.stringify(this.exit)}; cannot send ${signal}`);
+    this.child.kill(signal);
+  }
+
   /** Resolves with the exit; rejects if the process is still running after `timeoutMs`. */
   async waitExit(timeoutMs = 30_000): Promise<Exit> {
     let timer: NodeJS.Timeout | undefined;

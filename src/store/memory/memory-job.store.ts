@@ -18,7 +18,7 @@ import {
 import { LocalEventFeed } from '../event-feed';
 import { planTransition, type PlannedTransition } from '../plan-transition';
 import { windowFullUntil } from '../rate-window';
-import type { SlotFiring } from '../schedule-store';
+import { SCHEDULER_RUNS_KEPT_MS, type SlotFiring, type SlotOutcome } from '../schedule-store';
 
 interface Row {
   job: Job;
@@ -31,6 +31,8 @@ export class MemoryJobStore implements JobStore {
   private readonly stateCounts = emptyCounts();
   private readonly byIdempotencyKey = new Map<string, { id: string; requestHash: string | null }>();
   private readonly schedules = new Map<string, Schedule>();
+  /** Until when each owner's scheduler ran. */
+  private readonly schedulerRuns = new Map<string, number>();
   private readonly settings = new Map<string, StoredTypeSettings>();
   /** Rate-limited starts by type, ascending: the window's log. */
   private readonly starts = new Map<string, number[]>();
@@ -271,17 +273,32 @@ export class MemoryJobStore implements JobStore {
     return this.schedules.delete(name);
   }
 
-  async fireSlot(firing: SlotFiring, maxBacklog: number): Promise<Job | undefined> {
-    const schedule = this.schedules.get(firing.name);
-    if (!schedule || schedule.paused || schedule.nextRunAt !== firing.due) return undefined;
+  /** Read, plan, insert and advance in one synchronous step: nothing else can run in between. */
+  async fireSlot(name: string, plan: (schedule: Schedule) => SlotFiring | undefined, maxBacklog: number): Promise<SlotOutcome> {
+    const schedule = this.schedules.get(name);
+    const firing = schedule && plan(structuredClone(schedule));
+    if (!schedule || !firing) return { kind: 'idle', schedule: schedule && structuredClone(schedule) };
     const key = firing.job.idempotencyKey;
     if (key !== null && this.byIdempotencyKey.has(key)) {
       schedule.nextRunAt = firing.next;
-      return undefined;
+      return { kind: 'advanced', schedule: structuredClone(schedule) };
     }
     const [job] = this.insertNow([firing.job], maxBacklog);
     Object.assign(schedule, { nextRunAt: firing.next, lastRunAt: firing.slot, lastJobId: job.id });
-    return job;
+    return { kind: 'fired', job, schedule: structuredClone(schedule) };
+  }
+
+  async schedulersRanUntil(): Promise<number | null> {
+    return this.schedulerRuns.size === 0 ? null : Math.max(...this.schedulerRuns.values());
+  }
+
+  async renewSchedulerRun(owner: string, until: number): Promise<void> {
+    this.schedulerRuns.set(owner, Math.max(until, this.schedulerRuns.get(owner) ?? until));
+  }
+
+  async endSchedulerRun(owner: string, at: number): Promise<void> {
+    this.schedulerRuns.set(owner, at);
+    for (const [other, until] of this.schedulerRuns) if (other !== owner && until < at - SCHEDULER_RUNS_KEPT_MS) this.schedulerRuns.delete(other);
   }
 }
 

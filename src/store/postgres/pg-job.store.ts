@@ -22,7 +22,7 @@ import { activeCountsFromRows, patchParams, settingsFromRow, type TypeSettingsRo
 import { SyncSchedule } from '../sync-schedule';
 import { planTransition } from '../plan-transition';
 import { windowFullUntil } from '../rate-window';
-import type { SlotFiring } from '../schedule-store';
+import { SCHEDULER_RUNS_KEPT_MS, type SlotFiring, type SlotOutcome } from '../schedule-store';
 import { PG_MIGRATIONS } from './pg-migrations';
 import { PgEventFeed } from './pg-event-feed';
 import { PgInsertGroups } from './pg-insert-groups';
@@ -415,23 +415,51 @@ export class PgJobStore implements JobStore {
   }
 
   /**
-   * One transaction: the slot's row locked (SKIP LOCKED: an instance firing it already answers for
-   * it), the backlog counted, the job inserted with its NOTIFY, the schedule advanced.
+   * One transaction: the schedule's row read and locked (SKIP LOCKED: busy when another instance
+   * holds it), the plan made from it, the backlog counted, the job inserted with its NOTIFY, the
+   * schedule advanced. A PUT locks the same row, so a slot fires from the definition of the last
+   * PUT that committed before it, and a PUT after it reads the schedule advanced.
    */
-  async fireSlot(firing: SlotFiring, maxBacklog: number): Promise<Job | undefined> {
-    const record = newJobRecord(firing.job);
-    return this.inTransaction(async (client) => {
-      if ((await client.query(PG_SCHEDULE_SQL.lockSlot, [firing.name, firing.due])).rows.length === 0) return undefined;
-      if (record.idempotencyKey !== null && (await client.query(PG_SCHEDULE_SQL.keyTaken, [record.idempotencyKey])).rows.length > 0) {
-        await client.query(PG_SCHEDULE_SQL.advanceSchedule, [firing.name, firing.next, null, null]);
-        return undefined;
-      }
-      const pending = (await client.query<{ n: number }>(PG_SQL.countPending)).rows[0].n;
-      if (pending + 1 > maxBacklog) throw new BacklogFull(pending, maxBacklog);
-      await client.query(PG_SQL.insertJobs, [...insertColumns([record], [firing.job]), this.channel, this.notifier]);
-      await client.query(PG_SCHEDULE_SQL.advanceSchedule, [firing.name, firing.next, firing.slot, record.id]);
-      return record;
-    }, 'acknowledged', (job) => job !== undefined);
+  async fireSlot(name: string, plan: (schedule: Schedule) => SlotFiring | undefined, maxBacklog: number): Promise<SlotOutcome> {
+    return this.inTransaction(
+      async (client): Promise<SlotOutcome> => {
+        const { rows } = await client.query<object>(PG_SCHEDULE_SQL.lockSchedule, [name]);
+        if (rows.length === 0) {
+          const exists = (await client.query(PG_SCHEDULE_SQL.scheduleExists, [name])).rows.length > 0;
+          return exists ? { kind: 'busy' } : { kind: 'idle', schedule: undefined };
+        }
+        const schedule = scheduleFromRow(rows[0]);
+        const firing = plan(schedule);
+        if (!firing) return { kind: 'idle', schedule };
+        const advanced = { ...schedule, nextRunAt: firing.next };
+        const key = firing.job.idempotencyKey;
+        if (key !== null && (await client.query(PG_SCHEDULE_SQL.keyTaken, [key])).rows.length > 0) {
+          await client.query(PG_SCHEDULE_SQL.advanceSchedule, [name, firing.next, null, null]);
+          return { kind: 'advanced', schedule: advanced };
+        }
+        const pending = (await client.query<{ n: number }>(PG_SQL.countPending)).rows[0].n;
+        if (pending + 1 > maxBacklog) throw new BacklogFull(pending, maxBacklog);
+        const record = newJobRecord(firing.job);
+        await client.query(PG_SQL.insertJobs, [...insertColumns([record], [firing.job]), this.channel, this.notifier]);
+        await client.query(PG_SCHEDULE_SQL.advanceSchedule, [name, firing.next, firing.slot, record.id]);
+        return { kind: 'fired', job: record, schedule: { ...advanced, lastRunAt: firing.slot, lastJobId: record.id } };
+      },
+      'acknowledged',
+      (outcome) => outcome.kind === 'fired' || outcome.kind === 'advanced',
+    );
+  }
+
+  async schedulersRanUntil(): Promise<number | null> {
+    return (await this.query<{ until: number | null }>(PG_SCHEDULE_SQL.schedulersRanUntil)).rows[0].until;
+  }
+
+  /** On the lease pool, like a lease: a busy main pool must not make a running scheduler look gone. */
+  async renewSchedulerRun(owner: string, until: number): Promise<void> {
+    await this.leaseQuery(PG_SCHEDULE_SQL.renewSchedulerRun, [owner, until]);
+  }
+
+  async endSchedulerRun(owner: string, at: number): Promise<void> {
+    await this.leaseQuery(PG_SCHEDULE_SQL.endSchedulerRun, [owner, at, SCHEDULER_RUNS_KEPT_MS]);
   }
 
   async renewLease(owner: string, leaseMs: number): Promise<void> {

@@ -239,4 +239,13 @@ export const PG_MIGRATIONS: readonly string[] = [
   CREATE TRIGGER keel_jobs_publish_updates AFTER UPDATE ON keel_jobs
     REFERENCING OLD TABLE AS keel_old_rows NEW TABLE AS keel_new_rows FOR EACH STATEMENT EXECUTE FUNCTION keel_publish_events();
   `,
+  `
+  -- Until when each instance's scheduler counts as running (epoch ms: renewed to now + LEASE_MS
+  -- while schedules exist, set to its stop at a clean one): a start reads the latest, so the slots
+  -- that fell due after it, while no scheduler ran, collapse.
+  CREATE TABLE keel_scheduler_runs (
+    owner     text PRIMARY KEY,
+    ran_until bigint NOT NULL
+  );
+  `,
 ];

@@ -22,15 +22,28 @@ export const PG_SCHEDULE_SQL = {
     RETURNING (xmax = 0) AS inserted`,
   deleteSchedule: `DELETE FROM keel_schedules WHERE name = $1`,
   /**
-   * The slot ($2) of schedule $1, locked for the transaction that fires it. SKIP LOCKED: an
-   * instance firing it already answers for it, and another one moves on at once instead of waiting.
+   * The schedule a slot is fired from, locked for the transaction that fires it. SKIP LOCKED: an
+   * instance firing it (or a PUT replacing it) answers for it; another one moves on at once
+   * instead of waiting, and looks again.
    */
-  lockSlot: `SELECT name FROM keel_schedules WHERE name = $1 AND next_run_at = $2 AND NOT paused FOR UPDATE SKIP LOCKED`,
+  lockSchedule: `SELECT ${SCHEDULE_COLUMNS} FROM keel_schedules WHERE name = $1 FOR UPDATE SKIP LOCKED`,
+  scheduleExists: `SELECT 1 FROM keel_schedules WHERE name = $1`,
   keyTaken: `SELECT 1 FROM keel_jobs WHERE idempotency_key = $1`,
   /** $1 name, $2 next slot, $3 the slot fired and $4 its job (both NULL: the slot made its job before). */
   advanceSchedule: `
     UPDATE keel_schedules SET next_run_at = $2, last_run_at = coalesce($3, last_run_at), last_job_id = coalesce($4::uuid, last_job_id)
      WHERE name = $1`,
+  schedulersRanUntil: `SELECT max(ran_until) AS until FROM keel_scheduler_runs`,
+  renewSchedulerRun: `
+    INSERT INTO keel_scheduler_runs (owner, ran_until) VALUES ($1, $2)
+    ON CONFLICT (owner) DO UPDATE SET ran_until = GREATEST(keel_scheduler_runs.ran_until, EXCLUDED.ran_until)`,
+  /** $1 owner, $2 its stop; the runs that ended an hour ($3) before it are forgotten. */
+  endSchedulerRun: `
+    WITH ended AS (
+      INSERT INTO keel_scheduler_runs (owner, ran_until) VALUES ($1, $2)
+      ON CONFLICT (owner) DO UPDATE SET ran_until = EXCLUDED.ran_until
+    )
+    DELETE FROM keel_scheduler_runs WHERE owner <> $1 AND ran_until < $2::bigint - $3::bigint`,
 } as const;
 
 /** A `keel_schedules` row as the driver returns it (bigint columns parsed to numbers). */

@@ -24,7 +24,7 @@ import {
 import { LocalEventFeed } from '../event-feed';
 import { planTransition, type PlannedTransition } from '../plan-transition';
 import { windowFullUntil } from '../rate-window';
-import type { SlotFiring } from '../schedule-store';
+import { SCHEDULER_RUNS_KEPT_MS, type SlotFiring, type SlotOutcome } from '../schedule-store';
 import { StoreOwnershipError } from '../store.errors';
 import { activeCountsFromRows, patchParams, settingsFromRow, type TypeSettingsRow } from '../sql-rows';
 import { SyncSchedule } from '../sync-schedule';
@@ -579,26 +579,50 @@ export class SqliteJobStore implements JobStore {
     return this.writes().run(() => write(() => stmts.deleteSchedule.run(name)).changes === 1);
   }
 
-  /** In the group's transaction, synced like a submission: the job and the advance commit together or not at all. */
-  async fireSlot(firing: SlotFiring, maxBacklog: number): Promise<Job | undefined> {
+  /**
+   * In the group's transaction, synced like a submission: the row read, the plan, the job and the
+   * advance commit together or not at all, and no other write comes in between.
+   */
+  async fireSlot(name: string, plan: (schedule: Schedule) => SlotFiring | undefined, maxBacklog: number): Promise<SlotOutcome> {
     const stmts = this.statements();
-    const record = newJobRecord(firing.job);
-    const key = record.idempotencyKey;
-    return this.writes().run(() => {
+    return this.writes().run((): SlotOutcome => {
+      const row = stmts.getSchedule.get(name) as ScheduleRow | undefined;
+      const schedule = row && scheduleFromRow(row);
+      const firing = schedule && plan(schedule);
+      if (!schedule || !firing) return { kind: 'idle', schedule };
+      const advanced = { ...schedule, nextRunAt: firing.next };
       const advance = (job: Job | undefined) =>
-        write(() => stmts.advanceSchedule.run({ name: firing.name, due: firing.due, next: firing.next, last_run_at: job ? firing.slot : null, last_job_id: job?.id ?? null }));
-      const row = stmts.getSchedule.get(firing.name) as ScheduleRow | undefined;
-      if (!row || row.paused === 1 || row.next_run_at !== firing.due) return undefined;
+        write(() => stmts.advanceSchedule.run({ name, next: firing.next, last_run_at: job ? firing.slot : null, last_job_id: job?.id ?? null }));
+      const key = firing.job.idempotencyKey;
       if (key !== null && stmts.getJobByIdempotencyKey.get(key)) {
         advance(undefined);
-        return undefined;
+        return { kind: 'advanced', schedule: advanced };
       }
       if (this.stateCounts.pending + 1 > maxBacklog) throw new BacklogFull(this.stateCounts.pending, maxBacklog);
+      const record = newJobRecord(firing.job);
       write(() => stmts.insertJob.run(insertParams(record, null)));
       advance(record);
       this.stateCounts.pending += 1;
       this.events.note('job.created', record);
-      return record;
+      return { kind: 'fired', job: record, schedule: { ...advanced, lastRunAt: firing.slot, lastJobId: record.id } };
+    });
+  }
+
+  async schedulersRanUntil(): Promise<number | null> {
+    return (this.statements().schedulersRanUntil.get() as { until: number | null }).until;
+  }
+
+  /** Without a sync of its own: a renewal lost to a power loss only counts the last second before it as missed. */
+  async renewSchedulerRun(owner: string, until: number): Promise<void> {
+    const stmts = this.statements();
+    await this.writes().run(() => write(() => stmts.renewSchedulerRun.run(owner, until)), 'none');
+  }
+
+  async endSchedulerRun(owner: string, at: number): Promise<void> {
+    const stmts = this.statements();
+    await this.writes().run(() => {
+      write(() => stmts.endSchedulerRun.run(owner, at));
+      write(() => stmts.forgetSchedulerRuns.run(owner, at - SCHEDULER_RUNS_KEPT_MS));
     });
   }
 

@@ -100,4 +100,12 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   -- Raised by every PATCH of a type: of two readings of its settings, the newer wins.
   ALTER TABLE type_settings ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
   `,
+  `
+  -- Until when each process's scheduler ran (epoch ms, renewed while schedules exist): a start
+  -- reads the latest, so the slots that fell due after it, while no scheduler ran, collapse.
+  CREATE TABLE scheduler_runs (
+    owner     TEXT PRIMARY KEY,
+    ran_until INTEGER NOT NULL
+  );
+  `,
 ];

@@ -16,10 +16,18 @@ export const SCHEDULE_SQL = {
       last_run_at = excluded.last_run_at, last_job_id = excluded.last_job_id, created_at = excluded.created_at,
       updated_at = excluded.updated_at`,
   deleteSchedule: `DELETE FROM schedules WHERE name = ?`,
-  /** The compare-and-set of a slot: only from the slot read, never while paused. */
+  /** A slot fired (or found fired before: both last_ NULL), in the transaction that read the row. */
   advanceSchedule: `
     UPDATE schedules SET next_run_at = @next, last_run_at = coalesce(@last_run_at, last_run_at), last_job_id = coalesce(@last_job_id, last_job_id)
-     WHERE name = @name AND next_run_at = @due AND paused = 0`,
+     WHERE name = @name`,
+  schedulersRanUntil: `SELECT max(ran_until) AS until FROM scheduler_runs`,
+  renewSchedulerRun: `
+    INSERT INTO scheduler_runs (owner, ran_until) VALUES (?, ?)
+    ON CONFLICT (owner) DO UPDATE SET ran_until = max(ran_until, excluded.ran_until)`,
+  endSchedulerRun: `
+    INSERT INTO scheduler_runs (owner, ran_until) VALUES (?, ?)
+    ON CONFLICT (owner) DO UPDATE SET ran_until = excluded.ran_until`,
+  forgetSchedulerRuns: `DELETE FROM scheduler_runs WHERE owner <> ? AND ran_until < ?`,
 } as const;
 
 /** A `schedules` row. */
