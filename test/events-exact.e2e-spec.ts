@@ -1,6 +1,6 @@
 import { closeAllApps, everyStore, removeTempDirs, startApp, submit, type TestApp } from './support/app';
 import { dropTestDatabases } from './support/postgres';
-import { openSse, type SseClient } from './support/sse';
+import { openEvents, type SseClient } from './support/sse';
 
 /**
  * The event stream's exactness on every store (contract §11): a job's events reach a stream in
@@ -18,15 +18,7 @@ afterEach(async () => {
 });
 afterAll(dropTestDatabases);
 
-function portOf(app: TestApp): number {
-  return (app.app.getHttpServer().address() as { port: number }).port;
-}
-
-async function events(app: TestApp, query = '', headers: Record<string, string> = {}): Promise<SseClient> {
-  const stream = await openSse(portOf(app), `/v1/events${query}`, headers);
-  streams.push(stream);
-  return stream;
-}
+const events = (app: TestApp, query = '', headers: Record<string, string> = {}) => openEvents(app, streams, query, headers);
 
 interface Received {
   id: number;

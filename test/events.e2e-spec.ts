@@ -1,7 +1,7 @@
 import { createConnection } from 'node:net';
 import { EVENT_BUFFER_SIZE } from '../src/events/event-stream';
 import { closeAllApps, removeTempDirs, startApp, submit, waitForState, type TestApp } from './support/app';
-import { openSse, type SseClient } from './support/sse';
+import { openEvents, type SseClient } from './support/sse';
 import { waitFor } from './support/wait';
 
 /**
@@ -17,15 +17,7 @@ afterEach(async () => {
   removeTempDirs();
 });
 
-function portOf(app: TestApp): number {
-  return (app.app.getHttpServer().address() as { port: number }).port;
-}
-
-async function events(app: TestApp, query = '', headers: Record<string, string> = {}): Promise<SseClient> {
-  const stream = await openSse(portOf(app), `/v1/events${query}`, headers);
-  streams.push(stream);
-  return stream;
-}
+const events = (app: TestApp, query = '', headers: Record<string, string> = {}) => openEvents(app, streams, query, headers);
 
 const namesOf = (stream: SseClient, jobId: string) => stream.jobEvents().filter((e) => e.jobId === jobId).map((e) => e.event);
 
@@ -135,7 +127,7 @@ describe('GET /v1/events', () => {
 
   it('a client that stops reading is dropped; the workers go on and every job completes', async () => {
     const app = await startApp({ WORKER_CONCURRENCY: '16' });
-    const port = portOf(app);
+    const port = (app.app.getHttpServer().address() as { port: number }).port;
     const socket = createConnection({ host: '127.0.0.1', port });
     let closed = false;
     socket.on('close', () => (closed = true));

@@ -8,8 +8,8 @@ import Database from 'better-sqlite3';
 import { existsSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
-import { v7 as uuidv7 } from 'uuid';
 import { SqliteJobStore } from '../src/store/sqlite/sqlite-job.store';
+import { newJob } from './support/new-job';
 import {
   cleanupProcesses,
   freePort,
@@ -109,18 +109,7 @@ describe('startup (process)', () => {
     await seed.open();
     const now = Date.now();
     await seed.insert(
-      Array.from({ length: 20 }, () => ({
-        id: uuidv7(),
-        type: 'noop',
-        payload: {},
-        priority: 0,
-        maxAttempts: 3,
-        backoffMs: 1_000,
-        timeoutMs: 30_000,
-        runAt: now,
-        createdAt: now,
-        idempotencyKey: null,
-      })),
+      Array.from({ length: 20 }, () => newJob(now)),
       100,
     );
     await seed.close();

@@ -95,3 +95,20 @@ export function openSse(port: number, path: string, headers: Record<string, stri
     req.end();
   });
 }
+
+/**
+ * Opens `GET /v1/events` of an app started in-process and keeps the client in `opened`, for the
+ * spec's afterEach to close.
+ */
+export async function openEvents(
+  app: { app: { getHttpServer(): { address(): unknown } } },
+  opened: SseClient[],
+  query = '',
+  headers: Record<string, string> = {},
+): Promise<SseClient> {
+  const port = (app.app.getHttpServer().address() as { port: number }).port;
+  const stream = await openSse(port, `/v1/events${query}`, headers);
+  opened.push(stream);
+  return stream;
+}
+
