@@ -4,6 +4,7 @@
  */
 export { KeelModule } from './keel.module';
 export type { KeelModuleOptions, KeelModuleExtras } from './keel.module-definition';
+export type { BuiltInType } from './workers/handlers/built-in';
 export type { KeelSettings, StoreKind, LogLevel } from './config/keel-config';
 export { ConfigError } from './config/keel-config';
 

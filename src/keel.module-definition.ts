@@ -1,6 +1,7 @@
 import { ConfigurableModuleBuilder } from '@nestjs/common';
 import type { KeelSettings } from './config/keel-config';
 import type { ScheduleDeclaration } from './core/schedule.model';
+import type { BuiltInType } from './workers/handlers/built-in';
 
 /**
  * `KeelModule.forRoot` options: the settings (contract §2 in camelCase), `http`, and the
@@ -12,6 +13,8 @@ export type KeelModuleOptions = KeelSettings & { schedules?: ScheduleDeclaration
 export interface KeelModuleExtras {
   /** true (default): the HTTP API, health, metrics and docs routes; false: none, enqueue in process only. */
   http: boolean;
+  /** The demo job types to register (`noop`, `sleep`, `fail`, `http`); default none. */
+  builtInTypes: BuiltInType[];
 }
 
 export const {
@@ -21,5 +24,5 @@ export const {
   ASYNC_OPTIONS_TYPE: KEEL_ASYNC_OPTIONS_TYPE,
 } = new ConfigurableModuleBuilder<KeelModuleOptions>({ moduleName: 'Keel' })
   .setClassMethodName('forRoot')
-  .setExtras<KeelModuleExtras>({ http: true }, (definition) => definition)
+  .setExtras<KeelModuleExtras>({ http: true, builtInTypes: [] }, (definition) => definition)
   .build();

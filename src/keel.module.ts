@@ -11,6 +11,7 @@ import {
   KEEL_MODULE_OPTIONS,
   KEEL_OPTIONS_TYPE,
   KeelConfigurableModule,
+  type KeelModuleExtras,
   type KeelModuleOptions,
 } from './keel.module-definition';
 import { LifecycleModule } from './lifecycle/lifecycle.module';
@@ -24,6 +25,7 @@ import { KEEL_SCHEDULES } from './schedules/schedules.constants';
 import { SchedulesModule } from './schedules/schedules.module';
 import { StoreModule } from './store/store.module';
 import { TypesModule } from './types/types.module';
+import { BUILT_IN_TYPES, builtInHandlers } from './workers/handlers/built-in';
 import { WorkersModule } from './workers/workers.module';
 
 /** The validated configuration, from the module's options (all but the schedules: not a setting). */
@@ -48,16 +50,24 @@ const LOGGER: Provider = { provide: KEEL_LOGGER, inject: [KEEL_CONFIG], useFacto
  * start (they await it) → the application's `listen` opens the port after every bootstrap hook.
  *
  * Global: the configuration, `JobsClient` and `JobEvents` are injectable anywhere in the app.
- * Job handlers are any `@JobHandler` provider of the app, found by discovery.
+ * Job handlers are any `@JobHandler` provider of the app, found by discovery, and the built-in
+ * types named in `builtInTypes` (none unless named; the standalone server has all four). Nothing
+ * is global to the application: no guard, pipe, filter or interceptor of Keel's applies to the
+ * application's own routes.
  */
+/** What the module's declaration decides: its routes and its built-in types. */
+function extrasOf(options: Partial<KeelModuleExtras>): KeelModuleExtras {
+  return { http: options.http ?? true, builtInTypes: options.builtInTypes ?? [] };
+}
+
 @Module({})
 export class KeelModule extends KeelConfigurableModule {
   static forRoot(options: typeof KEEL_OPTIONS_TYPE): DynamicModule {
-    return KeelModule.assemble(super.forRoot(options), options.http ?? true, CONFIG_FROM_OPTIONS);
+    return KeelModule.assemble(super.forRoot(options), extrasOf(options), CONFIG_FROM_OPTIONS);
   }
 
   static forRootAsync(options: typeof KEEL_ASYNC_OPTIONS_TYPE): DynamicModule {
-    return KeelModule.assemble(super.forRootAsync(options), options.http ?? true, CONFIG_FROM_OPTIONS);
+    return KeelModule.assemble(super.forRootAsync(options), extrasOf(options), CONFIG_FROM_OPTIONS);
   }
 
   /**
@@ -66,10 +76,11 @@ export class KeelModule extends KeelConfigurableModule {
    * Not part of the public surface.
    */
   static forServer(config: KeelConfig): DynamicModule {
-    return KeelModule.assemble(super.forRoot(settingsOf(config)), true, { provide: KEEL_CONFIG, useValue: config });
+    return KeelModule.assemble(super.forRoot(settingsOf(config)), { http: true, builtInTypes: BUILT_IN_TYPES }, { provide: KEEL_CONFIG, useValue: config });
   }
 
-  private static assemble(definition: DynamicModule, http: boolean, config: Provider): DynamicModule {
+  private static assemble(definition: DynamicModule, { http, builtInTypes }: KeelModuleExtras, config: Provider): DynamicModule {
+    const handlers = builtInHandlers(builtInTypes);
     const jobs = JobsModule.register({ http });
     return {
       ...definition,
@@ -89,7 +100,7 @@ export class KeelModule extends KeelConfigurableModule {
         SchedulesModule.register({ http, jobs }),
         ...(http ? [AuthModule, HealthModule, MetricsHttpModule, TypesModule, EventsHttpModule, DashboardModule] : []),
       ],
-      providers: [...(definition.providers ?? []), config, LOGGER, SCHEDULES_FROM_OPTIONS],
+      providers: [...(definition.providers ?? []), config, LOGGER, SCHEDULES_FROM_OPTIONS, ...handlers],
       // JobsClient through the jobs module; JobEvents, the lifecycle and the metrics are global already.
       exports: [KEEL_CONFIG, KEEL_LOGGER, KEEL_SCHEDULES, jobs],
     };

@@ -1,4 +1,4 @@
-import { Injectable, Module, Scope } from '@nestjs/common';
+import { Controller, Get, Injectable, Module, Scope } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { INestApplication } from '@nestjs/common';
 import type { Server } from 'node:http';
@@ -68,18 +68,35 @@ class SignupService {
   }
 }
 
-function hostModule(http: boolean) {
+/** A route of the host's own: Keel must leave it as it is. */
+@Controller('host')
+class HostController {
+  @Get()
+  hello(): { hello: string } {
+    return { hello: 'host' };
+  }
+}
+
+interface HostOptions {
+  http?: boolean;
+  apiKey?: string;
+  builtInTypes?: Array<'noop' | 'sleep' | 'fail' | 'http'>;
+}
+
+function hostModule({ http = true, apiKey, builtInTypes }: HostOptions) {
   @Module({
     imports: [
       HostConfigModule,
       KeelModule.forRootAsync({
         imports: [HostConfigModule],
         inject: [HostSettings],
-        useFactory: (settings: HostSettings) => ({ store: 'memory', workerConcurrency: settings.jobWorkers, logLevel: 'error', shutdownTimeoutMs: 100 }),
+        useFactory: (settings: HostSettings) => ({ store: 'memory', workerConcurrency: settings.jobWorkers, logLevel: 'error', shutdownTimeoutMs: 100, apiKey }),
         http,
+        builtInTypes,
       }),
       EmailModule,
     ],
+    controllers: [HostController],
     providers: [SignupService],
   })
   class HostModule {}
@@ -88,8 +105,8 @@ function hostModule(http: boolean) {
 
 const apps: INestApplication[] = [];
 
-async function startHost(http: boolean): Promise<INestApplication> {
-  const app = await NestFactory.create(hostModule(http), { logger: false, abortOnError: false });
+async function startHost(http: boolean | HostOptions): Promise<INestApplication> {
+  const app = await NestFactory.create(hostModule(typeof http === 'boolean' ? { http, builtInTypes: ['noop'] } : http), { logger: false, abortOnError: false });
   apps.push(app);
   await app.listen(0, '127.0.0.1');
   return app;
@@ -204,3 +221,31 @@ it('the emails were sent by the host’s handler', () => {
   expect(sent.length).toBeGreaterThanOrEqual(2);
   expect(sent.every((s) => s.attempt === 1)).toBe(true);
 });
+
+describe('KeelModule leaves the host as it is', () => {
+  it('the API key guards Keel’s routes only: the host’s own route answers without it', async () => {
+    const app = await startHost({ apiKey: 'host-secret' });
+    const http = request(app.getHttpServer() as Server);
+    expect((await http.get('/host').expect(200)).body).toEqual({ hello: 'host' });
+    await http.get('/v1/jobs').expect(401);
+    await http.get('/v1/jobs').set('Authorization', 'Bearer host-secret').expect(200);
+    await http.get('/health/ready').expect(200);
+  });
+
+  it('registers no built-in type unless named in builtInTypes', async () => {
+    const bare = await startHost({});
+    const types = (app: INestApplication) => request(app.getHttpServer() as Server).get('/v1/types').expect(200);
+    expect(((await types(bare)).body as { items: Array<{ type: string }> }).items.map((t) => t.type)).toEqual(['email']);
+    await expect(bare.get(JobsClient).add('noop')).rejects.toThrow(/unknown job type "noop"/);
+    await bare.close();
+    apps.splice(apps.indexOf(bare), 1);
+    const some = await startHost({ builtInTypes: ['sleep', 'noop'] });
+    expect(((await types(some)).body as { items: Array<{ type: string }> }).items.map((t) => t.type).sort()).toEqual(['email', 'noop', 'sleep']);
+  });
+
+  it('a builtInTypes entry that is not a built-in type is a ConfigError naming the option', () => {
+    expect(() => KeelModule.forRoot({ store: 'memory', builtInTypes: ['noop', 'mail'] as never })).toThrow(ConfigError);
+    expect(() => KeelModule.forRoot({ store: 'memory', builtInTypes: ['mail'] as never })).toThrow(/builtInTypes must be a list of noop, sleep, fail, http/);
+  });
+});
+

@@ -257,8 +257,8 @@ describe('schedules declared in KeelModule.forRoot', () => {
   it('appear in GET /v1/schedules, from forRoot and from a forRootAsync factory', async () => {
     const schedules = [{ name: 'hourly-report', cron: '0 * * * *', type: 'noop', payload: { report: 'hourly' } }];
     for (const keel of [
-      KeelModule.forRoot({ store: 'memory', logLevel: 'error', schedules }),
-      KeelModule.forRootAsync({ useFactory: () => ({ store: 'memory' as const, logLevel: 'error' as const, schedules }) }),
+      KeelModule.forRoot({ store: 'memory', logLevel: 'error', schedules, builtInTypes: ['noop'] }),
+      KeelModule.forRootAsync({ useFactory: () => ({ store: 'memory' as const, logLevel: 'error' as const, schedules }), builtInTypes: ['noop'] }),
     ]) {
       const app = await host([keel]);
       const { body } = await request(app.getHttpServer() as Server).get('/v1/schedules').expect(200);
@@ -275,7 +275,7 @@ describe('schedules declared in KeelModule.forRoot', () => {
       [{ name: 'bad', cron: '* * * * *', type: 'noop', priority: 'high' }, /^schedules\[0\] \(bad\): .*priority must be an integer/],
     ];
     for (const [declaration, message] of cases) {
-      @Module({ imports: [KeelModule.forRoot({ store: 'memory', logLevel: 'error', schedules: [declaration as never] })] })
+      @Module({ imports: [KeelModule.forRoot({ store: 'memory', logLevel: 'error', schedules: [declaration as never], builtInTypes: ['noop'] })] })
       class BadModule {}
       const app = await NestFactory.create(BadModule, { logger: false, abortOnError: false });
       hostApps.push(app);

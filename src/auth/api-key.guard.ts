@@ -1,24 +1,25 @@
-import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
-import { Reflector } from '@nestjs/core';
+import { CanActivate, ExecutionContext, Inject, Injectable } from '@nestjs/common';
 import { nodeRequest, nodeResponse } from '../common/http-reply';
+import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
 import { ApiKeyCheck } from './api-key';
-import { PUBLIC_ROUTE } from './public.decorator';
 
 /**
- * With `API_KEY` set, every route not marked `@Public()` requires `Authorization: Bearer <key>`.
- * The standalone server checks /v1 requests earlier, in `apiKeyMiddleware` (before the body is
- * read); this guard is the same check for every route, wherever the routes are mounted.
+ * With an API key set, Keel's own routes require `Authorization: Bearer <key>`: the guard is put on
+ * Keel's controllers that need it (`@UseGuards(ApiKeyGuard)`), never on the application, so a host
+ * application's routes stay as they are. The standalone server checks /v1 requests earlier, in
+ * `apiKeyMiddleware` (before the body is read); this is the same check wherever the routes are
+ * mounted. It needs only the configuration, which `KeelModule` provides everywhere.
  */
 @Injectable()
 export class ApiKeyGuard implements CanActivate {
-  constructor(
-    private readonly check: ApiKeyCheck,
-    private readonly reflector: Reflector,
-  ) {}
+  private readonly check: ApiKeyCheck;
+
+  constructor(@Inject(KEEL_CONFIG) config: KeelConfig) {
+    this.check = new ApiKeyCheck(config.apiKey);
+  }
 
   canActivate(context: ExecutionContext): boolean {
     if (!this.check.required) return true;
-    if (this.reflector.getAllAndOverride<boolean>(PUBLIC_ROUTE, [context.getHandler(), context.getClass()])) return true;
     const http = context.switchToHttp();
     const reason = this.check.refusal(nodeRequest(http.getRequest<object>()).headers.authorization);
     if (reason === undefined) return true;

@@ -6,7 +6,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
  * The one check of `Authorization: Bearer <API_KEY>`. Both sides are hashed before the
  * constant-time comparison, so neither the key's content nor its length leaks through timing.
  * Used by `apiKeyMiddleware` (every /v1 request, before its body is read) and by `ApiKeyGuard`
- * (every route not marked `@Public()`, for an app that mounts the routes without `setupApp`).
+ * (Keel's controllers that need the key, wherever they are mounted).
  */
 export class ApiKeyCheck {
   private readonly expected?: Buffer;

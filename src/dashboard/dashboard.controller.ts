@@ -1,6 +1,5 @@
 import { Controller, Get, Headers, NotFoundException, Param, Res, UseFilters, VERSION_NEUTRAL } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
-import { Public } from '../auth/public.decorator';
 import { DomainExceptionFilter } from '../common/domain-exception.filter';
 import { sendBytes } from '../common/http-reply';
 import { DashboardFiles } from './dashboard-files';
@@ -25,7 +24,6 @@ export const DASHBOARD_CSP = [
  * the page holds no data, it asks for the key and sends it on its own `/v1` calls.
  */
 @ApiExcludeController()
-@Public()
 @UseFilters(DomainExceptionFilter)
 @Controller({ path: 'dashboard', version: VERSION_NEUTRAL })
 export class DashboardController {

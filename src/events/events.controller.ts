@@ -1,4 +1,5 @@
-import { BadRequestException, Controller, Headers, type MessageEvent, Query, Res, Sse, UseFilters, UsePipes } from '@nestjs/common';
+import { BadRequestException, Controller, Headers, type MessageEvent, Query, Res, Sse, UseFilters, UsePipes, UseGuards } from '@nestjs/common';
+import { ApiKeyGuard } from '../auth/api-key.guard';
 import { ApiHeader, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { map, type Observable, startWith } from 'rxjs';
 import { DomainExceptionFilter } from '../common/domain-exception.filter';
@@ -26,6 +27,7 @@ const EXAMPLE_STREAM = [
 
 @ApiTags('events')
 @ApiKeyRequired()
+@UseGuards(ApiKeyGuard)
 @UsePipes(keelValidationPipe())
 @UseFilters(DomainExceptionFilter)
 @Controller('v1/events')

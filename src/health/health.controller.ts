@@ -1,6 +1,5 @@
 import { Controller, Get, HttpCode, Inject, ServiceUnavailableException, VERSION_NEUTRAL } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
-import { Public } from '../auth/public.decorator';
 import { ApiErrorResponse } from '../openapi/api-responses';
 import { LifecycleService } from '../lifecycle/lifecycle.service';
 import { expectedAnswer } from '../logging/request-logging';
@@ -8,7 +7,6 @@ import { JOBS_STORE, type JobStore } from '../store/job-store';
 import { WorkerPool } from '../workers/worker-pool.service';
 
 @ApiTags('health')
-@Public()
 @Controller({ path: 'health', version: VERSION_NEUTRAL })
 export class HealthController {
   constructor(

@@ -1,5 +1,6 @@
 import { keelValidationPipe } from '../common/keel-validation.pipe';
-import { Body, Controller, Get, Headers, HttpCode, HttpStatus, Param, Post, Query, Res, UseFilters, UsePipes } from '@nestjs/common';
+import { ApiKeyGuard } from '../auth/api-key.guard';
+import { Body, Controller, Get, Headers, HttpCode, HttpStatus, Param, Post, Query, Res, UseFilters, UsePipes, UseGuards } from '@nestjs/common';
 import { ApiBody, ApiCreatedResponse, ApiHeader, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { CREATE_JOB_EXAMPLES, CreateJobDto } from './dto/create-job.dto';
@@ -31,6 +32,7 @@ const NOT_JSON = ApiErrorResponse(
 
 @ApiTags('jobs')
 @ApiKeyRequired()
+@UseGuards(ApiKeyGuard)
 @UsePipes(keelValidationPipe())
 @UseFilters(DomainExceptionFilter)
 @Controller('v1/jobs')

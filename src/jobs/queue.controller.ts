@@ -1,6 +1,7 @@
 import { keelValidationPipe } from '../common/keel-validation.pipe';
+import { ApiKeyGuard } from '../auth/api-key.guard';
 import { DomainExceptionFilter } from '../common/domain-exception.filter';
-import { Controller, Get, Inject, UseFilters, UsePipes } from '@nestjs/common';
+import { Controller, Get, Inject, UseFilters, UsePipes, UseGuards } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { ApiKeyRequired } from '../openapi/api-responses';
 import { DeliveryQueue } from '../queue/delivery-queue';
@@ -11,6 +12,7 @@ import { QueueStatsDto } from './dto/queue-stats.dto';
 
 @ApiTags('queue')
 @ApiKeyRequired()
+@UseGuards(ApiKeyGuard)
 @UsePipes(keelValidationPipe())
 @UseFilters(DomainExceptionFilter)
 @Controller('v1/queue')

@@ -1,12 +1,10 @@
 import { Controller, Get, Header, Inject, VERSION_NEUTRAL } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
-import { Public } from '../auth/public.decorator';
 import { DeliveryQueue } from '../queue/delivery-queue';
 import { JOBS_STORE, type JobStore } from '../store/job-store';
 import { JobMetrics } from './job-metrics';
 
 @ApiTags('metrics')
-@Public()
 @Controller({ path: 'metrics', version: VERSION_NEUTRAL })
 export class MetricsController {
   constructor(

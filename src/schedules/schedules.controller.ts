@@ -1,4 +1,5 @@
-import { Body, Controller, Delete, Get, HttpCode, HttpStatus, Param, Put, Res, UseFilters, UsePipes } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, HttpStatus, Param, Put, Res, UseFilters, UsePipes, UseGuards } from '@nestjs/common';
+import { ApiKeyGuard } from '../auth/api-key.guard';
 import { ApiBody, ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { DomainExceptionFilter } from '../common/domain-exception.filter';
@@ -22,6 +23,7 @@ const NOT_FOUND = ApiErrorResponse(404, 'No schedule has this name.', `schedule 
 
 @ApiTags('schedules')
 @ApiKeyRequired()
+@UseGuards(ApiKeyGuard)
 @UsePipes(keelValidationPipe())
 @UseFilters(DomainExceptionFilter)
 @Controller('v1/schedules')

@@ -1,4 +1,5 @@
-import { Body, Controller, Get, Param, Patch, UseFilters, UsePipes } from '@nestjs/common';
+import { Body, Controller, Get, Param, Patch, UseFilters, UsePipes, UseGuards } from '@nestjs/common';
+import { ApiKeyGuard } from '../auth/api-key.guard';
 import { ApiBody, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
 import { DomainExceptionFilter } from '../common/domain-exception.filter';
 import { keelValidationPipe } from '../common/keel-validation.pipe';
@@ -8,6 +9,7 @@ import { TypesService } from './types.service';
 
 @ApiTags('types')
 @ApiKeyRequired()
+@UseGuards(ApiKeyGuard)
 @UsePipes(keelValidationPipe())
 @UseFilters(DomainExceptionFilter)
 @Controller('v1/types')
