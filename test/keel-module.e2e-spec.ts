@@ -1,4 +1,4 @@
-import { Controller, Get, Injectable, Module, Scope } from '@nestjs/common';
+import { Controller, Get, Injectable, Module, Scope, VersioningType } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { INestApplication } from '@nestjs/common';
 import type { Server } from 'node:http';
@@ -247,5 +247,20 @@ describe('KeelModule leaves the host as it is', () => {
     expect(() => KeelModule.forRoot({ store: 'memory', builtInTypes: ['noop', 'mail'] as never })).toThrow(ConfigError);
     expect(() => KeelModule.forRoot({ store: 'memory', builtInTypes: ['mail'] as never })).toThrow(/builtInTypes must be a list of noop, sleep, fail, http/);
   });
-});
 
+  it('keeps Keel’s routes where they are under the host’s URI versioning, and under its global prefix', async () => {
+    const app = await NestFactory.create(hostModule({}), { logger: false, abortOnError: false });
+    apps.push(app);
+    app.setGlobalPrefix('api');
+    app.enableVersioning({ type: VersioningType.URI, defaultVersion: '2' });
+    await app.listen(0, '127.0.0.1');
+    const http = request(app.getHttpServer() as Server);
+    expect((await http.get('/api/v2/host').expect(200)).body).toEqual({ hello: 'host' });
+    await http.get('/api/v1/jobs').expect(200);
+    await http.get('/api/v1/queue').expect(200);
+    await http.get('/api/v1/types').expect(200);
+    await http.get('/api/v1/schedules').expect(200);
+    await http.get('/api/v2/v1/jobs').expect(404);
+    await http.get('/api/health/ready').expect(200);
+  });
+});

@@ -1,4 +1,4 @@
-import { BadRequestException, Controller, Headers, type MessageEvent, Query, Res, Sse, UseFilters, UsePipes, UseGuards } from '@nestjs/common';
+import { BadRequestException, Controller, Headers, type MessageEvent, Query, Res, Sse, UseFilters, UsePipes, UseGuards, VERSION_NEUTRAL } from '@nestjs/common';
 import { ApiKeyGuard } from '../auth/api-key.guard';
 import { ApiHeader, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { map, type Observable, startWith } from 'rxjs';
@@ -30,7 +30,8 @@ const EXAMPLE_STREAM = [
 @UseGuards(ApiKeyGuard)
 @UsePipes(keelValidationPipe())
 @UseFilters(DomainExceptionFilter)
-@Controller('v1/events')
+// Version-neutral: the path carries Keel's own version, and a host's URI versioning adds no segment.
+@Controller({ path: 'v1/events', version: VERSION_NEUTRAL })
 export class EventsController {
   constructor(private readonly events: EventStream) {}
 

@@ -1,7 +1,7 @@
 import { keelValidationPipe } from '../common/keel-validation.pipe';
 import { ApiKeyGuard } from '../auth/api-key.guard';
 import { DomainExceptionFilter } from '../common/domain-exception.filter';
-import { Controller, Get, Inject, UseFilters, UsePipes, UseGuards } from '@nestjs/common';
+import { Controller, Get, Inject, UseFilters, UsePipes, UseGuards, VERSION_NEUTRAL } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { ApiKeyRequired } from '../openapi/api-responses';
 import { DeliveryQueue } from '../queue/delivery-queue';
@@ -15,7 +15,8 @@ import { QueueStatsDto } from './dto/queue-stats.dto';
 @UseGuards(ApiKeyGuard)
 @UsePipes(keelValidationPipe())
 @UseFilters(DomainExceptionFilter)
-@Controller('v1/queue')
+// Version-neutral: the path carries Keel's own version, and a host's URI versioning adds no segment.
+@Controller({ path: 'v1/queue', version: VERSION_NEUTRAL })
 export class QueueController {
   constructor(
     @Inject(JOBS_STORE) private readonly store: JobStore,

@@ -1,4 +1,4 @@
-import { Body, Controller, Delete, Get, HttpCode, HttpStatus, Param, Put, Res, UseFilters, UsePipes, UseGuards } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, HttpStatus, Param, Put, Res, UseFilters, UsePipes, UseGuards, VERSION_NEUTRAL } from '@nestjs/common';
 import { ApiKeyGuard } from '../auth/api-key.guard';
 import { ApiBody, ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
@@ -26,7 +26,8 @@ const NOT_FOUND = ApiErrorResponse(404, 'No schedule has this name.', `schedule 
 @UseGuards(ApiKeyGuard)
 @UsePipes(keelValidationPipe())
 @UseFilters(DomainExceptionFilter)
-@Controller('v1/schedules')
+// Version-neutral: the path carries Keel's own version, and a host's URI versioning adds no segment.
+@Controller({ path: 'v1/schedules', version: VERSION_NEUTRAL })
 export class SchedulesController {
   constructor(private readonly schedules: SchedulesService) {}
 

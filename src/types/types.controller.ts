@@ -1,4 +1,4 @@
-import { Body, Controller, Get, Param, Patch, UseFilters, UsePipes, UseGuards } from '@nestjs/common';
+import { Body, Controller, Get, Param, Patch, UseFilters, UsePipes, UseGuards, VERSION_NEUTRAL } from '@nestjs/common';
 import { ApiKeyGuard } from '../auth/api-key.guard';
 import { ApiBody, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
 import { DomainExceptionFilter } from '../common/domain-exception.filter';
@@ -12,7 +12,8 @@ import { TypesService } from './types.service';
 @UseGuards(ApiKeyGuard)
 @UsePipes(keelValidationPipe())
 @UseFilters(DomainExceptionFilter)
-@Controller('v1/types')
+// Version-neutral: the path carries Keel's own version, and a host's URI versioning adds no segment.
+@Controller({ path: 'v1/types', version: VERSION_NEUTRAL })
 export class TypesController {
   constructor(private readonly types: TypesService) {}
 
