@@ -16,7 +16,7 @@ interface Response {
 }
 interface Operation {
   security?: Array<Record<string, string[]>>;
-  parameters?: Array<{ name: string; in: string; schema?: Schema }>;
+  parameters?: Array<{ name: string; in: string; required?: boolean; schema?: Schema }>;
   requestBody?: { content: Record<string, { schema?: Schema; example?: unknown; examples?: Record<string, { summary?: string; value: unknown }> }> };
   responses: Record<string, Response>;
 }
@@ -283,6 +283,14 @@ describe('OpenAPI document, default settings (no API_KEY), with an application h
     for (const { method, path, op } of operationsOf(doc)) {
       expect([method, path, op.security]).toEqual([method, path, undefined]);
       expect([method, path, op.responses['401']]).toEqual([method, path, undefined]);
+    }
+  });
+
+  it('Last-Event-ID is one optional header of GET /v1/events: a client does not have to send it', async () => {
+    const params = (doc.paths['/v1/events'].get.parameters ?? []).filter((p) => p.name.toLowerCase() === 'last-event-id');
+    expect(params).toEqual([expect.objectContaining({ name: 'Last-Event-ID', in: 'header', required: false })]);
+    for (const { method, path, op } of operationsOf(doc)) {
+      for (const p of op.parameters ?? []) if (p.in === 'header') expect([method, path, p.name, p.required]).toEqual([method, path, p.name, false]);
     }
   });
 

@@ -1,5 +1,5 @@
 import { keelValidationPipe } from '../common/keel-validation.pipe';
-import { Body, Controller, Get, Headers, HttpCode, HttpStatus, Param, Post, Query, Res, UseFilters, UsePipes } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, HttpStatus, Param, Post, Query, Res, UseFilters, UsePipes } from '@nestjs/common';
 import { ApiBody, ApiCreatedResponse, ApiHeader, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { CREATE_JOB_EXAMPLES, CreateJobDto } from './dto/create-job.dto';
@@ -12,6 +12,7 @@ import { JobsService } from './jobs.service';
 import { ApiErrorResponse, ApiKeyRequired } from '../openapi/api-responses';
 import { BACKLOG_RETRY_AFTER_S, DomainExceptionFilter } from '../common/domain-exception.filter';
 import { nodeResponse } from '../common/http-reply';
+import { OptionalHeader } from '../common/optional-header.decorator';
 
 const EXAMPLE_ID = '0193b0c2-6a4e-7d3c-9f1e-2b5c8d7e4f10';
 const LOCATION = { Location: { description: 'The job: `/v1/jobs/<id>`.', schema: { type: 'string', example: `/v1/jobs/${EXAMPLE_ID}` } } };
@@ -65,7 +66,7 @@ export class JobsController {
   @SHUTTING_DOWN
   async create(
     @Body() body: CreateJobDto,
-    @Headers('idempotency-key') idempotencyKey: string | undefined,
+    @OptionalHeader('idempotency-key') idempotencyKey: string | undefined,
     @Res({ passthrough: true }) res: Response,
     @RequestId() requestId: string | undefined,
   ): Promise<JobView> {

@@ -1,0 +1,13 @@
+import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
+import type { IncomingHttpHeaders } from 'node:http';
+
+/**
+ * A request header the route may go without. Nest's own `@Headers(name)` makes @nestjs/swagger
+ * document a second, *required* header beside the route's `@ApiHeader` (so Swagger UI and a
+ * generated client demand it); a custom parameter decorator is left to `@ApiHeader` alone.
+ * `name` in lower case, as Node and Fastify keep header names.
+ */
+export const OptionalHeader = createParamDecorator((name: string, ctx: ExecutionContext): string | undefined => {
+  const value = ctx.switchToHttp().getRequest<{ headers: IncomingHttpHeaders }>().headers[name];
+  return Array.isArray(value) ? value.join(', ') : value;
+});
