@@ -294,6 +294,14 @@ describe('OpenAPI document, default settings (no API_KEY), with an application h
     }
   });
 
+  it('no parameter carries an example that fails a second Try-it-out: Idempotency-Key has none', () => {
+    const key = doc.paths['/v1/jobs'].post.parameters!.find((p) => p.name === 'Idempotency-Key') as Record<string, any>;
+    expect(key).toBeDefined();
+    // Swagger UI pre-fills a header with any of these; the same key with another body is a 422.
+    expect([key.example, key.examples, key.schema?.example, key.schema?.default]).toEqual([undefined, undefined, undefined, undefined]);
+    expect(collect(key, 'example')).toEqual([]);
+  });
+
   it('escapes markdown in descriptions: __proto__ is code, not bold', () => {
     const descriptions = collect(doc, 'description').filter((d) => typeof d.value === 'string' && (d.value).includes('__'));
     expect(descriptions.length).toBeGreaterThan(0);

@@ -43,8 +43,11 @@ export class JobsController {
   @ApiHeader({
     name: 'Idempotency-Key',
     required: false,
-    schema: { type: 'string', minLength: 1, maxLength: 255, example: 'order-1234-receipt' },
-    description: 'Submitting again with the same key and body returns the same job (200); kept as long as the job exists. 1 to 255 printable ASCII characters, not starting with `schedule:` (the keys of schedules\' jobs).',
+    // No example: Swagger UI would pre-fill it, and the next Try-it-out with another body is a 422.
+    schema: { type: 'string', minLength: 1, maxLength: 255 },
+    description:
+      'Submitting again with the same key and body returns the same job (200); kept as long as the job exists. 1 to 255 printable ASCII characters, ' +
+      'not starting with `schedule:` (the keys of schedules\' jobs). One key per thing to do, e.g. `order-1234-receipt`.',
   })
   @ApiBody({ type: CreateJobDto, examples: CREATE_JOB_EXAMPLES })
   @ApiCreatedResponse({ type: JobDto, description: 'Stored as pending; Location names the job.', headers: LOCATION })
