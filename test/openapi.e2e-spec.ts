@@ -302,6 +302,11 @@ describe('OpenAPI document, default settings (no API_KEY), with an application h
     expect(collect(key, 'example')).toEqual([]);
   });
 
+  it('says which server it describes: the one serving it, by a relative url', () => {
+    const servers = (doc as Document & { servers?: Array<{ url: string }> }).servers;
+    expect(servers).toEqual([expect.objectContaining({ url: '/' })]);
+  });
+
   it('escapes markdown in descriptions: __proto__ is code, not bold', () => {
     const descriptions = collect(doc, 'description').filter((d) => typeof d.value === 'string' && (d.value).includes('__'));
     expect(descriptions.length).toBeGreaterThan(0);

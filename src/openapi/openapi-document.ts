@@ -21,7 +21,10 @@ export function buildOpenApi(app: INestApplication, config: KeelConfig): OpenAPI
         'and delivered at least once. Errors are `{ statusCode, error, message }`. ' +
         'A job request is one of the registered job types, each with its own payload schema (`oneOf` by `type`).',
     )
-    .setVersion('1');
+    .setVersion('1')
+    // Relative, so it names whichever host served the document; a host app's global prefix is
+    // already in the paths, so the root is right there too.
+    .addServer('/', 'The server this document was served by.');
   // Only a server with API_KEY checks a key: without one, a padlock would ask for a key nobody needs.
   if (config.apiKey !== undefined) {
     builder.addSecurity(BEARER_SCHEME, { type: 'http', scheme: 'bearer', description: 'The API_KEY the server was started with.' });
