@@ -33,6 +33,7 @@ export function buildOpenApi(app: INestApplication, config: KeelConfig): OpenAPI
   if (config.apiKey === undefined) dropKeyRequirements(document);
   describeJobRequests(document, app.get(JobHandlerRegistry, { strict: false }).registrations());
   refuseUnknownProperties(document);
+  admitNullWhereNullable(document);
   return document;
 }
 
@@ -112,13 +113,43 @@ function refuseUnknownProperties(document: OpenAPIObject): void {
     if (!schema?.properties) return;
     schema.additionalProperties = false;
     for (const property of Object.values(schema.properties) as SchemaObject[]) {
-      for (const nested of [property, ...(property.allOf ?? [])] as ReferenceObject[]) refuse(nested.$ref);
+      for (const nested of [property, ...(property.allOf ?? []), ...(property.anyOf ?? [])] as ReferenceObject[]) refuse(nested.$ref);
     }
   };
   for (const op of operations(document)) {
     const body = op.requestBody as { content?: Record<string, { schema?: SchemaObject | ReferenceObject }> } | undefined;
     for (const media of Object.values(body?.content ?? {})) refuse((media.schema as ReferenceObject | undefined)?.$ref);
   }
+}
+
+/** OpenAPI 3.0 has no `type: null`: the one schema whose only value is null. */
+const NULL_ONLY: SchemaObject = { type: 'object', nullable: true, enum: [null] };
+
+/**
+ * In OpenAPI 3.0 `nullable` admits null only beside a `type`, and not into an `allOf`: Nest's
+ * nullable class property (`nullable`, `type: object`, `allOf: [$ref]`) and a nullable `oneOf`
+ * without a type both refuse the very null they document (a `rateLimit: null` fails its schema).
+ * Null becomes a branch of its own instead.
+ */
+function admitNullWhereNullable(document: OpenAPIObject): void {
+  const visit = (schema: SchemaObject | ReferenceObject | boolean | undefined): void => {
+    if (!schema || typeof schema !== 'object' || '$ref' in schema) return;
+    if (schema.nullable && schema.allOf?.length === 1 && !schema.properties) {
+      schema.anyOf = [schema.allOf[0], NULL_ONLY];
+      delete schema.allOf;
+      delete schema.type;
+      delete schema.nullable;
+    } else if (schema.nullable && schema.type === undefined && (schema.oneOf ?? schema.anyOf)) {
+      if (schema.oneOf) schema.oneOf = [...schema.oneOf, NULL_ONLY];
+      else schema.anyOf = [...schema.anyOf!, NULL_ONLY];
+      delete schema.nullable;
+    }
+    for (const nested of Object.values(schema.properties ?? {})) visit(nested);
+    visit(schema.items);
+    visit(schema.additionalProperties);
+    for (const branch of [...(schema.allOf ?? []), ...(schema.oneOf ?? []), ...(schema.anyOf ?? [])]) if (branch !== NULL_ONLY) visit(branch);
+  };
+  for (const schema of Object.values(document.components?.schemas ?? {})) visit(schema);
 }
 
 /** `my.email:v2` → `MyEmailV2`: the stem of a type's component names. */
