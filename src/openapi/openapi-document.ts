@@ -22,6 +22,7 @@ export function buildOpenApi(app: INestApplication, config: KeelConfig): OpenAPI
         'A job request is one of the registered job types, each with its own payload schema (`oneOf` by `type`).',
     )
     .setVersion('1')
+    .setLicense('MIT', 'https://opensource.org/licenses/MIT')
     // Relative, so it names whichever host served the document; a host app's global prefix is
     // already in the paths, so the root is right there too.
     .addServer('/', 'The server this document was served by.');
@@ -30,6 +31,9 @@ export function buildOpenApi(app: INestApplication, config: KeelConfig): OpenAPI
     builder.addSecurity(BEARER_SCHEME, { type: 'http', scheme: 'bearer', description: 'The API_KEY the server was started with.' });
   }
   const document = SwaggerModule.createDocument(app, builder.build());
+  // Said outright: a route with no requirement of its own is open (health, metrics; every route
+  // without API_KEY), not one whose security was forgotten.
+  document.security = [];
   if (config.apiKey === undefined) dropKeyRequirements(document);
   describeJobRequests(document, app.get(JobHandlerRegistry, { strict: false }).registrations());
   refuseUnknownProperties(document);
@@ -140,8 +144,7 @@ function admitNullWhereNullable(document: OpenAPIObject): void {
       delete schema.type;
       delete schema.nullable;
     } else if (schema.nullable && schema.type === undefined && (schema.oneOf ?? schema.anyOf)) {
-      if (schema.oneOf) schema.oneOf = [...schema.oneOf, NULL_ONLY];
-      else schema.anyOf = [...schema.anyOf!, NULL_ONLY];
+      schema[schema.oneOf ? 'oneOf' : 'anyOf'] = withNull((schema.oneOf ?? schema.anyOf)!);
       delete schema.nullable;
     }
     for (const nested of Object.values(schema.properties ?? {})) visit(nested);
@@ -150,6 +153,17 @@ function admitNullWhereNullable(document: OpenAPIObject): void {
     for (const branch of [...(schema.allOf ?? []), ...(schema.oneOf ?? []), ...(schema.anyOf ?? [])]) if (branch !== NULL_ONLY) visit(branch);
   };
   for (const schema of Object.values(document.components?.schemas ?? {})) visit(schema);
+}
+
+/**
+ * The branches with null admitted by the last one that has a type (a new branch of its own would
+ * overlap, for a linter, with an object branch of a `oneOf`); copies, as the branches may be a
+ * decorator's own objects.
+ */
+function withNull(branches: Array<SchemaObject | ReferenceObject>): Array<SchemaObject | ReferenceObject> {
+  const typed = branches.map((branch) => !('$ref' in branch) && branch.type !== undefined).lastIndexOf(true);
+  if (typed < 0) return [...branches, NULL_ONLY];
+  return branches.map((branch, i) => (i === typed ? { ...branch, nullable: true } : branch));
 }
 
 /** `my.email:v2` → `MyEmailV2`: the stem of a type's component names. */
