@@ -16,7 +16,7 @@ interface Response {
 }
 interface Operation {
   security?: Array<Record<string, string[]>>;
-  parameters?: Array<{ name: string; in: string; schema?: Schema }>;
+  parameters?: Array<{ name: string; in: string; required?: boolean; schema?: Schema }>;
   requestBody?: { content: Record<string, { schema?: Schema; example?: unknown; examples?: Record<string, { summary?: string; value: unknown }> }> };
   responses: Record<string, Response>;
 }
@@ -279,11 +279,32 @@ describe('OpenAPI document, default settings (no API_KEY), with an application h
 
   it('has no security scheme, requirement or 401 without API_KEY', () => {
     expect(doc.components.securitySchemes).toBeUndefined();
-    expect(doc.security).toBeUndefined();
+    expect(doc.security).toEqual([]); // no requirement, said outright
     for (const { method, path, op } of operationsOf(doc)) {
       expect([method, path, op.security]).toEqual([method, path, undefined]);
       expect([method, path, op.responses['401']]).toEqual([method, path, undefined]);
     }
+  });
+
+  it('Last-Event-ID is one optional header of GET /v1/events: a client does not have to send it', async () => {
+    const params = (doc.paths['/v1/events'].get.parameters ?? []).filter((p) => p.name.toLowerCase() === 'last-event-id');
+    expect(params).toEqual([expect.objectContaining({ name: 'Last-Event-ID', in: 'header', required: false })]);
+    for (const { method, path, op } of operationsOf(doc)) {
+      for (const p of op.parameters ?? []) if (p.in === 'header') expect([method, path, p.name, p.required]).toEqual([method, path, p.name, false]);
+    }
+  });
+
+  it('no parameter carries an example that fails a second Try-it-out: Idempotency-Key has none', () => {
+    const key = doc.paths['/v1/jobs'].post.parameters!.find((p) => p.name === 'Idempotency-Key') as Record<string, any>;
+    expect(key).toBeDefined();
+    // Swagger UI pre-fills a header with any of these; the same key with another body is a 422.
+    expect([key.example, key.examples, key.schema?.example, key.schema?.default]).toEqual([undefined, undefined, undefined, undefined]);
+    expect(collect(key, 'example')).toEqual([]);
+  });
+
+  it('says which server it describes: the one serving it, by a relative url', () => {
+    const servers = (doc as Document & { servers?: Array<{ url: string }> }).servers;
+    expect(servers).toEqual([expect.objectContaining({ url: '/' })]);
   });
 
   it('escapes markdown in descriptions: __proto__ is code, not bold', () => {

@@ -1,9 +1,10 @@
-import { BadRequestException, Controller, Headers, type MessageEvent, Query, Res, Sse, UseFilters, UsePipes, UseGuards, VERSION_NEUTRAL } from '@nestjs/common';
+import { BadRequestException, Controller, type MessageEvent, Query, Res, Sse, UseFilters, UsePipes, UseGuards, VERSION_NEUTRAL } from '@nestjs/common';
 import { ApiKeyGuard } from '../auth/api-key.guard';
 import { ApiHeader, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { map, type Observable, startWith } from 'rxjs';
 import { DomainExceptionFilter } from '../common/domain-exception.filter';
 import { nodeResponse } from '../common/http-reply';
+import { OptionalHeader } from '../common/optional-header.decorator';
 import { keelValidationPipe } from '../common/keel-validation.pipe';
 import { noteStream } from '../logging/request-logging';
 import { ApiErrorResponse, ApiKeyRequired } from '../openapi/api-responses';
@@ -61,7 +62,7 @@ export class EventsController {
   async stream(
     @Query() query: EventsQuery,
     @Res({ passthrough: true }) res: object,
-    @Headers('last-event-id') lastEventId?: string,
+    @OptionalHeader('last-event-id') lastEventId: string | undefined,
   ): Promise<Observable<MessageEvent>> {
     noteStream(nodeResponse(res));
     // The headers go out once the stream is open: from then on no event is missed.

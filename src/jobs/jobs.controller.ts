@@ -1,6 +1,6 @@
 import { keelValidationPipe } from '../common/keel-validation.pipe';
 import { ApiKeyGuard } from '../auth/api-key.guard';
-import { Body, Controller, Get, Headers, HttpCode, HttpStatus, Param, Post, Query, Res, UseFilters, UsePipes, UseGuards, VERSION_NEUTRAL } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, HttpStatus, Param, Post, Query, Res, UseFilters, UsePipes, UseGuards, VERSION_NEUTRAL } from '@nestjs/common';
 import { ApiBody, ApiCreatedResponse, ApiHeader, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { CREATE_JOB_EXAMPLES, CreateJobDto } from './dto/create-job.dto';
@@ -13,6 +13,7 @@ import { JobsService } from './jobs.service';
 import { ApiErrorResponse, ApiKeyRequired } from '../openapi/api-responses';
 import { BACKLOG_RETRY_AFTER_S, DomainExceptionFilter } from '../common/domain-exception.filter';
 import { nodeResponse } from '../common/http-reply';
+import { OptionalHeader } from '../common/optional-header.decorator';
 
 const EXAMPLE_ID = '0193b0c2-6a4e-7d3c-9f1e-2b5c8d7e4f10';
 const LOCATION = { Location: { description: 'The job: `/v1/jobs/<id>`.', schema: { type: 'string', example: `/v1/jobs/${EXAMPLE_ID}` } } };
@@ -45,8 +46,11 @@ export class JobsController {
   @ApiHeader({
     name: 'Idempotency-Key',
     required: false,
-    schema: { type: 'string', minLength: 1, maxLength: 255, example: 'order-1234-receipt' },
-    description: 'Submitting again with the same key and body returns the same job (200); kept as long as the job exists. 1 to 255 printable ASCII characters, not starting with `schedule:` (the keys of schedules\' jobs).',
+    // No example: Swagger UI would pre-fill it, and the next Try-it-out with another body is a 422.
+    schema: { type: 'string', minLength: 1, maxLength: 255 },
+    description:
+      'Submitting again with the same key and body returns the same job (200); kept as long as the job exists. 1 to 255 printable ASCII characters, ' +
+      'not starting with `schedule:` (the keys of schedules\' jobs). One key per thing to do, e.g. `order-1234-receipt`.',
   })
   @ApiBody({ type: CreateJobDto, examples: CREATE_JOB_EXAMPLES })
   @ApiCreatedResponse({ type: JobDto, description: 'Stored as pending; Location names the job.', headers: LOCATION })
@@ -68,7 +72,7 @@ export class JobsController {
   @SHUTTING_DOWN
   async create(
     @Body() body: CreateJobDto,
-    @Headers('idempotency-key') idempotencyKey: string | undefined,
+    @OptionalHeader('idempotency-key') idempotencyKey: string | undefined,
     @Res({ passthrough: true }) res: Response,
     @RequestId() requestId: string | undefined,
   ): Promise<JobView> {

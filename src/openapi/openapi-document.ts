@@ -21,15 +21,23 @@ export function buildOpenApi(app: INestApplication, config: KeelConfig): OpenAPI
         'and delivered at least once. Errors are `{ statusCode, error, message }`. ' +
         'A job request is one of the registered job types, each with its own payload schema (`oneOf` by `type`).',
     )
-    .setVersion('1');
+    .setVersion('1')
+    .setLicense('MIT', 'https://opensource.org/licenses/MIT')
+    // Relative, so it names whichever host served the document; a host app's global prefix is
+    // already in the paths, so the root is right there too.
+    .addServer('/', 'The server this document was served by.');
   // Only a server with API_KEY checks a key: without one, a padlock would ask for a key nobody needs.
   if (config.apiKey !== undefined) {
     builder.addSecurity(BEARER_SCHEME, { type: 'http', scheme: 'bearer', description: 'The API_KEY the server was started with.' });
   }
   const document = SwaggerModule.createDocument(app, builder.build());
+  // Said outright: a route with no requirement of its own is open (health, metrics; every route
+  // without API_KEY), not one whose security was forgotten.
+  document.security = [];
   if (config.apiKey === undefined) dropKeyRequirements(document);
   describeJobRequests(document, app.get(JobHandlerRegistry, { strict: false }).registrations());
   refuseUnknownProperties(document);
+  admitNullWhereNullable(document);
   return document;
 }
 
@@ -109,13 +117,53 @@ function refuseUnknownProperties(document: OpenAPIObject): void {
     if (!schema?.properties) return;
     schema.additionalProperties = false;
     for (const property of Object.values(schema.properties) as SchemaObject[]) {
-      for (const nested of [property, ...(property.allOf ?? [])] as ReferenceObject[]) refuse(nested.$ref);
+      for (const nested of [property, ...(property.allOf ?? []), ...(property.anyOf ?? [])] as ReferenceObject[]) refuse(nested.$ref);
     }
   };
   for (const op of operations(document)) {
     const body = op.requestBody as { content?: Record<string, { schema?: SchemaObject | ReferenceObject }> } | undefined;
     for (const media of Object.values(body?.content ?? {})) refuse((media.schema as ReferenceObject | undefined)?.$ref);
   }
+}
+
+/** OpenAPI 3.0 has no `type: null`: the one schema whose only value is null. */
+const NULL_ONLY: SchemaObject = { type: 'object', nullable: true, enum: [null] };
+
+/**
+ * In OpenAPI 3.0 `nullable` admits null only beside a `type`, and not into an `allOf`: Nest's
+ * nullable class property (`nullable`, `type: object`, `allOf: [$ref]`) and a nullable `oneOf`
+ * without a type both refuse the very null they document (a `rateLimit: null` fails its schema).
+ * Null becomes a branch of its own instead.
+ */
+function admitNullWhereNullable(document: OpenAPIObject): void {
+  const visit = (schema: SchemaObject | ReferenceObject | boolean | undefined): void => {
+    if (!schema || typeof schema !== 'object' || '$ref' in schema) return;
+    if (schema.nullable && schema.allOf?.length === 1 && !schema.properties) {
+      schema.anyOf = [schema.allOf[0], NULL_ONLY];
+      delete schema.allOf;
+      delete schema.type;
+      delete schema.nullable;
+    } else if (schema.nullable && schema.type === undefined && (schema.oneOf ?? schema.anyOf)) {
+      schema[schema.oneOf ? 'oneOf' : 'anyOf'] = withNull((schema.oneOf ?? schema.anyOf)!);
+      delete schema.nullable;
+    }
+    for (const nested of Object.values(schema.properties ?? {})) visit(nested);
+    visit(schema.items);
+    visit(schema.additionalProperties);
+    for (const branch of [...(schema.allOf ?? []), ...(schema.oneOf ?? []), ...(schema.anyOf ?? [])]) if (branch !== NULL_ONLY) visit(branch);
+  };
+  for (const schema of Object.values(document.components?.schemas ?? {})) visit(schema);
+}
+
+/**
+ * The branches with null admitted by the last one that has a type (a new branch of its own would
+ * overlap, for a linter, with an object branch of a `oneOf`); copies, as the branches may be a
+ * decorator's own objects.
+ */
+function withNull(branches: Array<SchemaObject | ReferenceObject>): Array<SchemaObject | ReferenceObject> {
+  const typed = branches.map((branch) => !('$ref' in branch) && branch.type !== undefined).lastIndexOf(true);
+  if (typed < 0) return [...branches, NULL_ONLY];
+  return branches.map((branch, i) => (i === typed ? { ...branch, nullable: true } : branch));
 }
 
 /** `my.email:v2` → `MyEmailV2`: the stem of a type's component names. */
