@@ -1,6 +1,11 @@
 import { UnauthorizedException } from '@nestjs/common';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { createHash, timingSafeEqual } from 'node:crypto';
+
+/** How long a refused connection stays half-closed, for the client to read its 401 before the socket goes. */
+export const CLOSE_GRACE_MS = 2_000;
+const lingering = new WeakSet<Socket>();
 
 /**
  * The one check of `Authorization: Bearer <API_KEY>`. Both sides are hashed before the
@@ -33,10 +38,22 @@ export class ApiKeyCheck {
    * Node would otherwise read the unread body to the end to keep the connection alive, so a
    * client without the key could make the server take in an upload of any size and throw it away.
    * With it, Node ends the connection once the answer is sent, and the body is never asked for.
+   * The end is a lingering close: the server's side is shut (FIN) at once and the socket destroyed
+   * `CLOSE_GRACE_MS` later. Destroyed at once with the body unread, the kernel would answer the
+   * client with a reset, which can throw away the 401 before the client has read it.
    */
-  unauthorized(res: Pick<ServerResponse, 'setHeader'>, reason: string): UnauthorizedException {
+  unauthorized(res: Pick<ServerResponse, 'setHeader'> & { socket?: Socket | null }, reason: string): UnauthorizedException {
     res.setHeader('WWW-Authenticate', 'Bearer');
     res.setHeader('Connection', 'close');
+    const socket = res.socket;
+    if (socket && !lingering.has(socket)) {
+      lingering.add(socket);
+      // Node's server ends a `Connection: close` answer with destroySoon(): end, then destroy.
+      socket.destroySoon = function lingeringClose(this: Socket): void {
+        this.end();
+        setTimeout(() => this.destroy(), CLOSE_GRACE_MS).unref();
+      };
+    }
     return new UnauthorizedException(reason);
   }
 }
