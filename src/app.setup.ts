@@ -13,6 +13,7 @@ import { LifecycleService } from './lifecycle/lifecycle.service';
 import { KEEL_LOGGER, keelLoggerFor, type KeelLogger } from './logging/keel-logger';
 import { requestLogging } from './logging/request-logging';
 import { jsonBodyProblem, MAX_JSON_DEPTH } from './common/input-validation';
+import { bodyTypeProblem, isJsonContentType } from './common/json-body.guard';
 import { buildOpenApi } from './openapi/openapi-document';
 
 export const MAX_BODY = '1mb';
@@ -98,24 +99,12 @@ function refuseHostileJson(req: Request, _res: Response, next: NextFunction): vo
   next(problem ? new BadRequestException(problem) : undefined);
 }
 
-/** What a request body may be sent as: `application/json` or `application/*+json`, any parameters. */
-export const ACCEPTED_BODY_TYPES = 'application/json (or application/*+json)';
-
-export function isJsonContentType(header: string | undefined): boolean {
-  const type = (header ?? '').split(';')[0].trim().toLowerCase();
-  return type === 'application/json' || /^application\/[a-z0-9!#$&^_.-]+\+json$/.test(type);
-}
-
 /**
- * A request that carries a body (a non-zero Content-Length, or Transfer-Encoding) under another
- * content type is refused with 415 before the body is read: the JSON parser would skip it and the
- * validation would complain about missing fields. A POST without a body (cancel, retry) passes.
+ * A request that carries a body under another content type than JSON is refused with 415 before
+ * the body is read: the JSON parser would skip it and the validation would complain about missing
+ * fields.
  */
 export function refuseBodyThatIsNotJson(req: IncomingMessage, _res: unknown, next: (err?: unknown) => void): void {
-  const length = req.headers['content-length'];
-  const hasBody = req.headers['transfer-encoding'] !== undefined || (length !== undefined && Number(length) !== 0);
-  const type = req.headers['content-type'];
-  if (!hasBody || isJsonContentType(type)) return next();
-  const got = type === undefined || type.trim() === '' ? 'no Content-Type' : `Content-Type ${type.slice(0, 100)}`;
-  next(new UnsupportedMediaTypeException(`the request body must be JSON, sent as ${ACCEPTED_BODY_TYPES}; got ${got}`));
+  const problem = bodyTypeProblem(req.headers);
+  next(problem === undefined ? undefined : new UnsupportedMediaTypeException(problem));
 }

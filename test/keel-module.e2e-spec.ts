@@ -263,4 +263,17 @@ describe('KeelModule leaves the host as it is', () => {
     await http.get('/api/v2/v1/jobs').expect(404);
     await http.get('/api/health/ready').expect(200);
   });
+
+  it('answers a form body on Keel’s routes 415 in a host whose own parsers read forms, and stores nothing', async () => {
+    const app = await startHost({ builtInTypes: ['noop'] });
+    const http = request(app.getHttpServer() as Server);
+    const res = await http.post('/v1/jobs').type('form').send('type=noop');
+    expect([res.status, (res.body as { message: string }).message]).toEqual([415, expect.stringMatching(/must be JSON/)]);
+    await http.put('/v1/schedules/nightly').type('form').send('cron=0 0 * * *&type=noop').expect(415);
+    expect(((await http.get('/v1/jobs').expect(200)).body as { items: unknown[] }).items).toEqual([]);
+    await http.get('/v1/schedules/nightly').expect(404);
+    // a POST without a body still works, and JSON bodies do
+    await http.post('/v1/jobs').send({ type: 'noop' }).expect(201);
+  });
 });
+

@@ -1,5 +1,6 @@
 import { BadRequestException, Controller, type MessageEvent, Query, Res, Sse, UseFilters, UsePipes, UseGuards, VERSION_NEUTRAL } from '@nestjs/common';
 import { ApiKeyGuard } from '../auth/api-key.guard';
+import { JsonBodyGuard } from '../common/json-body.guard';
 import { ApiHeader, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { map, type Observable, startWith } from 'rxjs';
 import { DomainExceptionFilter } from '../common/domain-exception.filter';
@@ -28,7 +29,7 @@ const EXAMPLE_STREAM = [
 
 @ApiTags('events')
 @ApiKeyRequired()
-@UseGuards(ApiKeyGuard)
+@UseGuards(ApiKeyGuard, JsonBodyGuard)
 @UsePipes(keelValidationPipe())
 @UseFilters(DomainExceptionFilter)
 // Version-neutral: the path carries Keel's own version, and a host's URI versioning adds no segment.

@@ -1,5 +1,6 @@
 import { keelValidationPipe } from '../common/keel-validation.pipe';
 import { ApiKeyGuard } from '../auth/api-key.guard';
+import { JsonBodyGuard } from '../common/json-body.guard';
 import { Body, Controller, Get, HttpCode, HttpStatus, Param, Post, Query, Res, UseFilters, UsePipes, UseGuards, VERSION_NEUTRAL } from '@nestjs/common';
 import { ApiBody, ApiCreatedResponse, ApiHeader, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
@@ -33,7 +34,7 @@ const NOT_JSON = ApiErrorResponse(
 
 @ApiTags('jobs')
 @ApiKeyRequired()
-@UseGuards(ApiKeyGuard)
+@UseGuards(ApiKeyGuard, JsonBodyGuard)
 @UsePipes(keelValidationPipe())
 @UseFilters(DomainExceptionFilter)
 // Version-neutral: the path carries Keel's own version, and a host's URI versioning adds no segment.

@@ -1,5 +1,6 @@
 import { keelValidationPipe } from '../common/keel-validation.pipe';
 import { ApiKeyGuard } from '../auth/api-key.guard';
+import { JsonBodyGuard } from '../common/json-body.guard';
 import { DomainExceptionFilter } from '../common/domain-exception.filter';
 import { Controller, Get, Inject, UseFilters, UsePipes, UseGuards, VERSION_NEUTRAL } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
@@ -12,7 +13,7 @@ import { QueueStatsDto } from './dto/queue-stats.dto';
 
 @ApiTags('queue')
 @ApiKeyRequired()
-@UseGuards(ApiKeyGuard)
+@UseGuards(ApiKeyGuard, JsonBodyGuard)
 @UsePipes(keelValidationPipe())
 @UseFilters(DomainExceptionFilter)
 // Version-neutral: the path carries Keel's own version, and a host's URI versioning adds no segment.

@@ -1,5 +1,6 @@
 import { Body, Controller, Delete, Get, HttpCode, HttpStatus, Param, Put, Res, UseFilters, UsePipes, UseGuards, VERSION_NEUTRAL } from '@nestjs/common';
 import { ApiKeyGuard } from '../auth/api-key.guard';
+import { JsonBodyGuard } from '../common/json-body.guard';
 import { ApiBody, ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { DomainExceptionFilter } from '../common/domain-exception.filter';
@@ -23,7 +24,7 @@ const NOT_FOUND = ApiErrorResponse(404, 'No schedule has this name.', `schedule 
 
 @ApiTags('schedules')
 @ApiKeyRequired()
-@UseGuards(ApiKeyGuard)
+@UseGuards(ApiKeyGuard, JsonBodyGuard)
 @UsePipes(keelValidationPipe())
 @UseFilters(DomainExceptionFilter)
 // Version-neutral: the path carries Keel's own version, and a host's URI versioning adds no segment.

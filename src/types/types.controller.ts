@@ -1,5 +1,6 @@
 import { Body, Controller, Get, Param, Patch, UseFilters, UsePipes, UseGuards, VERSION_NEUTRAL } from '@nestjs/common';
 import { ApiKeyGuard } from '../auth/api-key.guard';
+import { JsonBodyGuard } from '../common/json-body.guard';
 import { ApiBody, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
 import { DomainExceptionFilter } from '../common/domain-exception.filter';
 import { keelValidationPipe } from '../common/keel-validation.pipe';
@@ -9,7 +10,7 @@ import { TypesService } from './types.service';
 
 @ApiTags('types')
 @ApiKeyRequired()
-@UseGuards(ApiKeyGuard)
+@UseGuards(ApiKeyGuard, JsonBodyGuard)
 @UsePipes(keelValidationPipe())
 @UseFilters(DomainExceptionFilter)
 // Version-neutral: the path carries Keel's own version, and a host's URI versioning adds no segment.
