@@ -33,19 +33,10 @@ export class TypesService {
    */
   async update(type: string, patch: PatchJobTypeDto): Promise<JobTypeDto> {
     if (!this.registry.get(type)) throw new JobTypeNotFound(type);
-    const stored = await this.store.patchTypeSettings(type, fieldsOf(patch), this.limits.defaultsOf(type));
+    const stored = await this.store.patchTypeSettings(type, patch, this.limits.defaultsOf(type));
     this.limits.apply(type, stored);
     return view(type, stored.settings, (await this.store.activeCountsByType()).get(type));
   }
-}
-
-/** The fields the request named, as plain values. */
-function fieldsOf(patch: PatchJobTypeDto): Partial<TypeSettings> {
-  const fields: Partial<TypeSettings> = {};
-  if (patch.concurrency !== undefined) fields.concurrency = patch.concurrency;
-  if (patch.rateLimit !== undefined) fields.rateLimit = patch.rateLimit && { max: patch.rateLimit.max, perMs: patch.rateLimit.perMs };
-  if (patch.paused !== undefined) fields.paused = patch.paused;
-  return fields;
 }
 
 function view(type: string, settings: TypeSettings, counts: ActiveCounts | undefined): JobTypeDto {
