@@ -1,5 +1,5 @@
 import { ConfigurableModuleBuilder } from '@nestjs/common';
-import type { KeelSettings } from './config/keel-config';
+import { ConfigError, type KeelSettings } from './config/keel-config';
 import type { ScheduleDeclaration } from './core/schedule.model';
 import type { BuiltInType } from './workers/handlers/built-in';
 
@@ -15,6 +15,30 @@ export interface KeelModuleExtras {
   http: boolean;
   /** The demo job types to register (`noop`, `sleep`, `fail`, `http`); default none. */
   builtInTypes: BuiltInType[];
+  /**
+   * Where Keel's routes live under the application's global prefix: `'queue'` puts the jobs route
+   * at `<prefix>/queue/v1/jobs`. Default none (Keel's routes right under the prefix).
+   */
+  path: string;
+  /** true: Keel's Swagger UI at `<base>/docs` and its document at `<base>/docs-json`. Default false in a host. */
+  docs: boolean;
+}
+
+/** One or more URL segments of unreserved characters, without leading or trailing slash. */
+const PATH_SEGMENTS = /^[A-Za-z0-9._~-]+(\/[A-Za-z0-9._~-]+)*$/;
+
+/**
+ * The `path` option as a route prefix without slashes at either end (`''` for none); anything
+ * else than URL segments is a ConfigError naming the option.
+ */
+export function keelPathOf(path: unknown): string {
+  if (path === undefined || path === null) return '';
+  const trimmed = typeof path === 'string' ? path.replace(/^\/+|\/+$/g, '') : path;
+  if (trimmed === '') return '';
+  if (typeof trimmed !== 'string' || !PATH_SEGMENTS.test(trimmed) || trimmed.split('/').some((s) => s === '.' || s === '..')) {
+    throw new ConfigError(`path must be URL path segments such as 'queue' or 'ops/jobs', got ${JSON.stringify(path)}`);
+  }
+  return trimmed;
 }
 
 export const {
@@ -24,5 +48,5 @@ export const {
   ASYNC_OPTIONS_TYPE: KEEL_ASYNC_OPTIONS_TYPE,
 } = new ConfigurableModuleBuilder<KeelModuleOptions>({ moduleName: 'Keel' })
   .setClassMethodName('forRoot')
-  .setExtras<KeelModuleExtras>({ http: true, builtInTypes: [] }, (definition) => definition)
+  .setExtras<KeelModuleExtras>({ http: true, builtInTypes: [], path: '', docs: false }, (definition) => definition)
   .build();

@@ -13,6 +13,7 @@ import {
   KeelConfigurableModule,
   type KeelModuleExtras,
   type KeelModuleOptions,
+  keelPathOf,
 } from './keel.module-definition';
 import { LifecycleModule } from './lifecycle/lifecycle.module';
 import { KEEL_LOGGER, keelLoggerFor } from './logging/keel-logger';
@@ -57,7 +58,7 @@ const LOGGER: Provider = { provide: KEEL_LOGGER, inject: [KEEL_CONFIG], useFacto
  */
 /** What the module's declaration decides: its routes and its built-in types. */
 function extrasOf(options: Partial<KeelModuleExtras>): KeelModuleExtras {
-  return { http: options.http ?? true, builtInTypes: options.builtInTypes ?? [] };
+  return { http: options.http ?? true, builtInTypes: options.builtInTypes ?? [], path: keelPathOf(options.path), docs: options.docs ?? false };
 }
 
 @Module({})
@@ -76,7 +77,7 @@ export class KeelModule extends KeelConfigurableModule {
    * Not part of the public surface.
    */
   static forServer(config: KeelConfig): DynamicModule {
-    return KeelModule.assemble(super.forRoot(settingsOf(config)), { http: true, builtInTypes: BUILT_IN_TYPES }, { provide: KEEL_CONFIG, useValue: config });
+    return KeelModule.assemble(super.forRoot(settingsOf(config)), { http: true, builtInTypes: BUILT_IN_TYPES, path: '', docs: true }, { provide: KEEL_CONFIG, useValue: config });
   }
 
   private static assemble(definition: DynamicModule, { http, builtInTypes }: KeelModuleExtras, config: Provider): DynamicModule {
