@@ -1,4 +1,4 @@
-import { ApiProperty } from '@nestjs/swagger';
+import { ApiProperty } from './swagger';
 
 /** Every error response: `{ statusCode, error, message }`. */
 export class ErrorResponseDto {

@@ -1,5 +1,5 @@
 import { Controller, Get, Headers, NotFoundException, Param, Res, UseFilters, VERSION_NEUTRAL } from '@nestjs/common';
-import { ApiExcludeController } from '@nestjs/swagger';
+import { ApiExcludeController } from '../common/swagger';
 import { DomainExceptionFilter } from '../common/domain-exception.filter';
 import { sendBytes } from '../common/http-reply';
 import { DashboardFiles } from './dashboard-files';

@@ -1,7 +1,7 @@
 import { BadRequestException, Controller, type MessageEvent, Query, Res, Sse, UseFilters, UsePipes, UseGuards, VERSION_NEUTRAL } from '@nestjs/common';
 import { ApiKeyGuard } from '../auth/api-key.guard';
 import { JsonBodyGuard } from '../common/json-body.guard';
-import { ApiHeader, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiHeader, ApiOkResponse, ApiOperation, ApiTags } from '../common/swagger';
 import { map, type Observable, startWith } from 'rxjs';
 import { DomainExceptionFilter } from '../common/domain-exception.filter';
 import { nodeResponse } from '../common/http-reply';

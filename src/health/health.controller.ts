@@ -1,5 +1,5 @@
 import { Controller, Get, HttpCode, Inject, ServiceUnavailableException, VERSION_NEUTRAL } from '@nestjs/common';
-import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiTags } from '../common/swagger';
 import { ApiErrorResponse } from '../openapi/api-responses';
 import { LifecycleService } from '../lifecycle/lifecycle.service';
 import { expectedAnswer } from '../logging/request-logging';

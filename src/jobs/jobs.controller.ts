@@ -2,7 +2,7 @@ import { keelValidationPipe } from '../common/keel-validation.pipe';
 import { ApiKeyGuard } from '../auth/api-key.guard';
 import { JsonBodyGuard } from '../common/json-body.guard';
 import { Body, Controller, Get, HttpCode, HttpStatus, Param, Post, Query, Res, UseFilters, UsePipes, UseGuards, VERSION_NEUTRAL } from '@nestjs/common';
-import { ApiBody, ApiCreatedResponse, ApiHeader, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
+import { ApiBody, ApiCreatedResponse, ApiHeader, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '../common/swagger';
 import type { Response } from 'express';
 import { CREATE_JOB_EXAMPLES, CreateJobDto } from './dto/create-job.dto';
 import { CREATE_JOBS_BATCH_EXAMPLES, CreateJobsBatchDto, MAX_BATCH } from './dto/create-jobs-batch.dto';

@@ -3,7 +3,7 @@ import { ApiKeyGuard } from '../auth/api-key.guard';
 import { JsonBodyGuard } from '../common/json-body.guard';
 import { DomainExceptionFilter } from '../common/domain-exception.filter';
 import { Controller, Get, Inject, UseFilters, UsePipes, UseGuards, VERSION_NEUTRAL } from '@nestjs/common';
-import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiTags } from '../common/swagger';
 import { ApiKeyRequired } from '../openapi/api-responses';
 import { DeliveryQueue } from '../queue/delivery-queue';
 import { RecoveryService } from '../recovery/recovery.service';

@@ -1,5 +1,5 @@
 import { Controller, Get, Header, Inject, VERSION_NEUTRAL } from '@nestjs/common';
-import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiTags } from '../common/swagger';
 import { DeliveryQueue } from '../queue/delivery-queue';
 import { JOBS_STORE, type JobStore } from '../store/job-store';
 import { JobMetrics } from './job-metrics';

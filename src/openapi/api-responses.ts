@@ -1,5 +1,6 @@
 import { applyDecorators } from '@nestjs/common';
-import { ApiBearerAuth, ApiResponse, type HeadersObject } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiResponse } from '../common/swagger';
+import type { HeadersObject } from '@nestjs/swagger';
 import { STATUS_CODES } from 'node:http';
 import { ErrorResponseDto } from '../common/error-response.dto';
 

@@ -1,7 +1,7 @@
 import { Body, Controller, Get, Param, Patch, UseFilters, UsePipes, UseGuards, VERSION_NEUTRAL } from '@nestjs/common';
 import { ApiKeyGuard } from '../auth/api-key.guard';
 import { JsonBodyGuard } from '../common/json-body.guard';
-import { ApiBody, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
+import { ApiBody, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '../common/swagger';
 import { DomainExceptionFilter } from '../common/domain-exception.filter';
 import { keelValidationPipe } from '../common/keel-validation.pipe';
 import { ApiErrorResponse, ApiKeyRequired } from '../openapi/api-responses';

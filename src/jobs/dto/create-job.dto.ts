@@ -1,4 +1,4 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiProperty, ApiPropertyOptional } from '../../common/swagger';
 import { Transform } from 'class-transformer';
 import { IsInt, IsISO8601, IsObject, IsString, Length, Matches, Max, Min } from 'class-validator';
 import { keepAsSent, OptionalField } from '../../common/optional-field';
@@ -17,7 +17,11 @@ export const CREATE_JOB_EXAMPLES = {
   fail: { summary: 'Fail once, then complete; retry at once', value: { type: 'fail', payload: { failTimes: 1 }, backoffMs: 0 } },
 };
 
-export class CreateJobDto {
+/**
+ * The job's own fields: what a submission and a schedule (PUT /v1/schedules/:name) both hold, with
+ * the same validators, so that a schedule cannot hold a job a submission would refuse.
+ */
+export class JobTemplateDto {
   @ApiProperty({ description: 'A registered job type (built in: noop, sleep, fail, http); it chooses the payload schema.' })
   @IsString()
   @Length(1, 100)
@@ -68,7 +72,10 @@ export class CreateJobDto {
   @Min(1)
   @Max(MAX_TIMEOUT_MS)
   timeoutMs?: number;
+}
 
+/** POST /v1/jobs: the job's fields and when it may run. */
+export class CreateJobDto extends JobTemplateDto {
   @ApiPropertyOptional({ format: 'date-time', description: 'Run no earlier than this time. Not with delayMs.' })
   @OptionalField()
   @IsISO8601({ strict: true }, { message: 'runAt must be an ISO 8601 date-time' })

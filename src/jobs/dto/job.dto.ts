@@ -1,4 +1,4 @@
-import { ApiProperty } from '@nestjs/swagger';
+import { ApiProperty } from '../../common/swagger';
 import { JOB_STATES, type JobProgress, type JobState } from '../../core/job.model';
 import type { JobView } from '../../core/job.view';
 

@@ -1,4 +1,4 @@
-import { ApiProperty } from '@nestjs/swagger';
+import { ApiProperty } from '../../common/swagger';
 
 class StateCountsDto {
   @ApiProperty({ type: 'integer' }) pending!: number;

@@ -1,7 +1,7 @@
-import { ApiProperty, ApiPropertyOptional, PickType } from '@nestjs/swagger';
+import { ApiProperty, ApiPropertyOptional } from '../../common/swagger';
 import { IsBoolean, IsString, Length } from 'class-validator';
 import { OptionalField } from '../../common/optional-field';
-import { CreateJobDto } from '../../jobs/dto/create-job.dto';
+import { JobTemplateDto } from '../../jobs/dto/create-job.dto';
 
 /**
  * The documented request examples of PUT /v1/schedules/:name. Each is valid as it stands on a
@@ -17,10 +17,10 @@ export const PUT_SCHEDULE_EXAMPLES = {
 };
 
 /**
- * A schedule's definition (contract §9). The job's fields are `CreateJobDto`'s, with its
- * validators: a schedule cannot hold a job that a submission would refuse.
+ * A schedule's definition (contract §9): the job's fields (`JobTemplateDto`, as a submission has
+ * them, with the same validators) and when to make one.
  */
-export class PutScheduleDto extends PickType(CreateJobDto, ['type', 'payload', 'priority', 'maxAttempts', 'backoffMs', 'timeoutMs'] as const) {
+export class PutScheduleDto extends JobTemplateDto {
   @ApiProperty({
     example: '*/5 * * * *',
     maxLength: 200,

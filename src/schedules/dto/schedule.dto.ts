@@ -1,4 +1,4 @@
-import { ApiProperty } from '@nestjs/swagger';
+import { ApiProperty } from '../../common/swagger';
 import type { ScheduleView } from '../schedule.view';
 
 /** The schedule as the API returns it (contract §9); documents `ScheduleView` for OpenAPI. */

@@ -1,4 +1,4 @@
-import { ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiPropertyOptional } from '../../common/swagger';
 import { IsBoolean, IsInt, IsOptional, IsString, MaxLength, Min } from 'class-validator';
 import type { JobView } from '../../core/job.view';
 import { JobHandler, JobHandlerBase, PermanentJobError, type JobContext } from '../../core/job-handler';

@@ -1,7 +1,7 @@
 import { Inject } from '@nestjs/common';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { ApiPropertyOptional, ApiProperty } from '@nestjs/swagger';
+import { ApiPropertyOptional, ApiProperty } from '../../common/swagger';
 import { IsIn, IsObject, IsOptional, IsString, MaxLength } from 'class-validator';
 import { KEEL_CONFIG, type KeelConfig } from '../../config/keel-config';
 import type { JobView } from '../../core/job.view';

@@ -1,4 +1,4 @@
-import { ApiProperty } from '@nestjs/swagger';
+import { ApiProperty } from '../../common/swagger';
 import { IsInt, Max, Min } from 'class-validator';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { JobView } from '../../core/job.view';
