@@ -36,8 +36,8 @@ const LAYERS = {
     },
     {
       from: fromTypes('store'),
-      disallow: to({ noneOf: ['store', 'core', 'config', 'lifecycle', 'events', 'common'] }),
-      message: 'a store imports only core, config, lifecycle, events and common',
+      disallow: to({ noneOf: ['store', 'core', 'config', 'lifecycle', 'events', 'common', 'logging'] }),
+      message: 'a store imports only core, config, lifecycle, events, common and logging',
     },
     {
       from: fromTypes('queue'),

@@ -10,6 +10,7 @@ import { ApiKeyCheck, apiKeyMiddleware } from './auth/api-key';
 import { DomainExceptionFilter } from './common/domain-exception.filter';
 import { KEEL_CONFIG, type KeelConfig } from './config/keel-config';
 import { LifecycleService } from './lifecycle/lifecycle.service';
+import { KeelLog } from './logging/keel-log';
 import { KEEL_LOGGER, keelLoggerFor, type KeelLogger } from './logging/keel-logger';
 import { requestLogging } from './logging/request-logging';
 import { jsonBodyProblem, MAX_JSON_DEPTH } from './common/input-validation';
@@ -78,7 +79,7 @@ export function setupRoutingAndDocs(app: KeelApp): void {
   app.enableVersioning({ type: VersioningType.URI });
   // Keel's controllers carry their own pipe and filter; this one answers what fails before a route
   // (body parser, hostile JSON, unknown paths) with the same error shape.
-  app.useGlobalFilters(new DomainExceptionFilter());
+  app.useGlobalFilters(new DomainExceptionFilter(app.get(KeelLog)));
   SwaggerModule.setup('docs', app, () => buildOpenApi(app, app.get<string, KeelConfig>(KEEL_CONFIG)), { jsonDocumentUrl: 'docs-json' });
 }
 

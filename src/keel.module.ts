@@ -16,6 +16,7 @@ import {
   keelPathOf,
 } from './keel.module-definition';
 import { LifecycleModule } from './lifecycle/lifecycle.module';
+import { KeelLog } from './logging/keel-log';
 import { KEEL_LOGGER, keelLoggerFor } from './logging/keel-logger';
 import { MetricsHttpModule } from './metrics/metrics-http.module';
 import { MetricsModule } from './metrics/metrics.module';
@@ -43,6 +44,8 @@ const SCHEDULES_FROM_OPTIONS: Provider = {
 };
 /** The logger of that configuration (the standalone server hands the same one to Nest). */
 const LOGGER: Provider = { provide: KEEL_LOGGER, inject: [KEEL_CONFIG], useFactory: (config: KeelConfig) => keelLoggerFor(config) };
+/** Where Keel's classes get their loggers: Keel's lines at this application's `logLevel`, through its Nest logger. */
+const LOG: Provider = { provide: KeelLog, inject: [KEEL_CONFIG], useFactory: (config: KeelConfig) => new KeelLog(config.logLevel) };
 
 /**
  * Keel as a Nest module (contract §13). Startup order holds inside any application, by module
@@ -101,9 +104,9 @@ export class KeelModule extends KeelConfigurableModule {
         SchedulesModule.register({ http, jobs }),
         ...(http ? [AuthModule, HealthModule, MetricsHttpModule, TypesModule, EventsHttpModule, DashboardModule] : []),
       ],
-      providers: [...(definition.providers ?? []), config, LOGGER, SCHEDULES_FROM_OPTIONS, ...handlers],
+      providers: [...(definition.providers ?? []), config, LOGGER, LOG, SCHEDULES_FROM_OPTIONS, ...handlers],
       // JobsClient through the jobs module; JobEvents, the lifecycle and the metrics are global already.
-      exports: [KEEL_CONFIG, KEEL_LOGGER, KEEL_SCHEDULES, jobs],
+      exports: [KEEL_CONFIG, KEEL_LOGGER, KeelLog, KEEL_SCHEDULES, jobs],
     };
   }
 }

@@ -14,6 +14,7 @@ import { LeaseService } from '../src/recovery/lease.service';
 import { RecoveryService } from '../src/recovery/recovery.service';
 import type { JobStore, StateCounts } from '../src/store/job-store';
 import { STORE_KINDS, type StoreKind, type StoreUnderTest } from './support/stores';
+import { KeelLog } from '../src/logging/keel-log';
 
 /**
  * Model-based test of the core (contract §3-§5): random sequences of submissions, feeding,
@@ -158,7 +159,7 @@ class World {
   /** A new "process": a new owner name, an empty queue, a feeder on the current store. */
   buildProcess(): void {
     this.queue = new DeliveryQueue(this.config());
-    this.feeder = new FeederService(this.store, this.queue, this.config(), new TypeLimits(this.store, this.queue));
+    this.feeder = new FeederService(this.store, this.queue, this.config(), new TypeLimits(this.store, this.queue, LOG), LOG);
     this.feeder.handleTypes(JOB_TYPES);
     // The model drives feeding itself (`prime`); a started feeder would fill on its own timers.
     this.feeder.start = () => undefined;
@@ -217,6 +218,8 @@ const BASE_CONFIG: KeelConfig = {
 };
 
 /** RecoveryService only sets the recovery duration gauge; a full JobMetrics per crash would be wasteful. */
+/** The model's services log at the default level, as a server would. */
+const LOG = new KeelLog('info');
 const METRICS_STUB = { recoveryDuration: { set: () => undefined } } as unknown as JobMetrics;
 
 // ---------------------------------------------------------------------------------------------
@@ -439,8 +442,8 @@ async function crashAndRecover(w: World): Promise<void> {
   w.generation += 1;
   w.owner = `model/${w.generation}`;
   w.buildProcess();
-  const lease = new LeaseService(w.store, w.config());
-  const recovery = new RecoveryService(w.store, w.feeder, lease, METRICS_STUB, w.config());
+  const lease = new LeaseService(w.store, w.config(), LOG);
+  const recovery = new RecoveryService(w.store, w.feeder, lease, METRICS_STUB, w.config(), LOG);
   await recovery.onApplicationBootstrap();
   // Its lease-renewal and rescue timers (no-ops on an embedded store) are not part of the model.
   await recovery.beforeApplicationShutdown();

@@ -1,4 +1,4 @@
-import { Catch, HttpException, HttpStatus, Logger, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
+import { Catch, HttpException, HttpStatus, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
 import { STATUS_CODES } from 'node:http';
 import {
   BacklogFull,
@@ -16,6 +16,7 @@ import {
 } from '../core/job.errors';
 import { expectedAnswer, noteErrorAnswer } from '../logging/request-logging';
 import { nodeResponse, sendJson } from './http-reply';
+import { type KeelContextLog, KeelLog } from '../logging/keel-log';
 
 const DOMAIN_STATUS = new Map<object, number>([
   [JobNotFound, HttpStatus.NOT_FOUND],
@@ -42,7 +43,11 @@ export const BACKLOG_RETRY_AFTER_S = 5;
  */
 @Catch()
 export class DomainExceptionFilter implements ExceptionFilter {
-  private readonly logger = new Logger('Http');
+  private readonly logger: KeelContextLog;
+
+  constructor(log: KeelLog) {
+    this.logger = log.for('Http');
+  }
 
   catch(exception: unknown, host: ArgumentsHost): void {
     const reply = host.switchToHttp().getResponse<object>();

@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { v7 as uuidv7 } from 'uuid';
 import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
 import { LifecycleService } from '../lifecycle/lifecycle.service';
@@ -12,6 +12,7 @@ import type { ListJobsQuery } from './dto/list-jobs.query';
 import { checkIdempotencyKey, requestFingerprint } from './idempotency';
 import { IdempotencyKeyReused, IdempotencyKeyTaken, InvalidJob, JobNotFound, ShuttingDown } from '../core/job.errors';
 import { JOB_DEFAULTS, type Job, type JobPayload, type NewJob } from '../core/job.model';
+import { type KeelContextLog, KeelLog } from '../logging/keel-log';
 
 export interface Submission {
   job: Job;
@@ -29,7 +30,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** The API's use cases. Every state change goes through the store's `transition`. */
 @Injectable()
 export class JobsService {
-  private readonly logger = new Logger('Jobs');
+  private readonly logger: KeelContextLog;
 
   constructor(
     @Inject(JOBS_STORE) private readonly store: JobStore,
@@ -39,7 +40,10 @@ export class JobsService {
     private readonly workers: WorkerPool,
     private readonly lifecycle: LifecycleService,
     private readonly metrics: JobMetrics,
-  ) {}
+    log: KeelLog,
+  ) {
+    this.logger = log.for('Jobs');
+  }
 
   /**
    * With an Idempotency-Key: the first request creates the job; the same key with the same body

@@ -30,7 +30,8 @@ const NEST_WIRING = new Set(['InstanceLoader', 'RoutesResolver', 'RouterExplorer
 
 /**
  * Nest's logger interface over the root logger: every `new Logger(context)` of the code base
- * writes through here, with `context` on the line. A message may be an object whose `msg` is the
+ * (Keel's classes reach theirs through `KeelLog`, at the same level) writes through here, with
+ * `context` on the line. A message may be an object whose `msg` is the
  * text and whose other fields go on the line as they are (e.g. `{ msg, req: { id } }`).
  */
 export class KeelLogger implements LoggerService {

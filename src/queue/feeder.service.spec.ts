@@ -5,8 +5,10 @@ import { MemoryJobStore } from '../store/memory/memory-job.store';
 import { DeliveryQueue } from './delivery-queue';
 import { FeederService } from './feeder.service';
 import { TypeLimits } from './type-limits';
+import { KeelLog } from '../logging/keel-log';
 
 const OWNER = 'feeder-spec';
+const LOG = new KeelLog('info');
 
 let version = 0;
 /** Settings as a PATCH stored them, each newer than the last. */
@@ -52,7 +54,7 @@ describe('FeederService', () => {
       claims.push(keys.length);
       return keys;
     };
-    feeder = new FeederService(store, queue, config, new TypeLimits(store, queue));
+    feeder = new FeederService(store, queue, config, new TypeLimits(store, queue, LOG), LOG);
     feeder.handleTypes(['noop', 'sleep']);
     await store.insert(readyNoops(100, '8000'), 1_000);
   });
@@ -114,7 +116,7 @@ describe('FeederService.wakeAt', () => {
       claims += 1;
       return claimReady(owner, limit, now);
     };
-    const feeder = new FeederService(store, queue, config, new TypeLimits(store, queue));
+    const feeder = new FeederService(store, queue, config, new TypeLimits(store, queue, LOG), LOG);
     feeder.handleTypes(['noop']);
     feeder.start();
     await settle();
@@ -144,7 +146,7 @@ describe('FeederService.wakeAt', () => {
     Object.defineProperty(shared, 'shared', { value: true });
     const config = { queueCapacity: 10, workerConcurrency: 2, owner: OWNER } as KeelConfig;
     const sharedQueue = new DeliveryQueue(config);
-    const sharedFeeder = new FeederService(shared, sharedQueue, config, new TypeLimits(shared, sharedQueue));
+    const sharedFeeder = new FeederService(shared, sharedQueue, config, new TypeLimits(shared, sharedQueue, LOG), LOG);
     sharedFeeder.handleTypes(['noop']);
     await shared.insert(readyNoops(20, '9000'), 1_000);
     sharedFeeder.start();
@@ -167,14 +169,14 @@ describe('FeederService with job type limits (contract §10)', () => {
     await store.open();
     const config = { queueCapacity: 10, owner: OWNER } as KeelConfig;
     queue = new DeliveryQueue(config);
-    limits = new TypeLimits(store, queue);
+    limits = new TypeLimits(store, queue, LOG);
     claims = [];
     const claimReady = store.claimReady.bind(store);
     store.claimReady = async (owner, limit, now, types) => {
       claims.push({ limit, types });
       return claimReady(owner, limit, now, types);
     };
-    feeder = new FeederService(store, queue, config, limits);
+    feeder = new FeederService(store, queue, config, limits, LOG);
     feeder.handleTypes(['noop', 'sleep', 'email']);
   });
 

@@ -1,8 +1,9 @@
-import { Inject, Injectable, Logger, type BeforeApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, type BeforeApplicationShutdown } from '@nestjs/common';
 import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
 import { JOBS_STORE, type JobStore } from '../store/job-store';
 import { DeliveryQueue } from './delivery-queue';
 import { TypeLimits } from './type-limits';
+import { type KeelContextLog, KeelLog } from '../logging/keel-log';
 
 /** Claims per store round trip; the queue's free space caps it too. */
 const CLAIM_BATCH = 500;
@@ -21,7 +22,7 @@ const RETRY_AFTER_ERROR_MS = 1_000;
  */
 @Injectable()
 export class FeederService implements BeforeApplicationShutdown {
-  private readonly logger = new Logger('Feeder');
+  private readonly logger: KeelContextLog;
   private running = false;
   private stopped = false;
   private filling?: Promise<void>;
@@ -43,7 +44,9 @@ export class FeederService implements BeforeApplicationShutdown {
     private readonly queue: DeliveryQueue,
     @Inject(KEEL_CONFIG) private readonly config: KeelConfig,
     private readonly limits: TypeLimits,
+    log: KeelLog,
   ) {
+    this.logger = log.for('Feeder');
     this.limit = store.shared ? Math.min(queue.capacity, 2 * config.workerConcurrency) : queue.capacity;
     // Refill at half empty, in one claim, rather than one claim per freed place: a drain then costs
     // a claim per limit/2 jobs. A submission still wakes the feeder at once (see `wake`).

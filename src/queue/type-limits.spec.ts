@@ -4,6 +4,7 @@ import type { StoredTypeSettings } from '../store/job-store';
 import { MemoryJobStore } from '../store/memory/memory-job.store';
 import { DeliveryQueue } from './delivery-queue';
 import { TypeLimits } from './type-limits';
+import { KeelLog } from '../logging/keel-log';
 
 let version = 0;
 /** Settings as a PATCH stored them, each newer than the last. */
@@ -19,7 +20,7 @@ describe('TypeLimits', () => {
     store = new MemoryJobStore();
     await store.open();
     queue = new DeliveryQueue({ queueCapacity: 10 } as KeelConfig);
-    limits = new TypeLimits(store, queue);
+    limits = new TypeLimits(store, queue, new KeelLog('info'));
     wakes = 0;
     limits.onFreed(() => (wakes += 1));
   });

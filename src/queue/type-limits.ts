@@ -1,7 +1,8 @@
-import { Inject, Injectable, Logger, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
+import { Inject, Injectable, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
 import { isUnlimited, NO_LIMITS, type TypeSettings } from '../core/type-settings';
 import { JOBS_STORE, type JobStore, type StoredTypeSettings } from '../store/job-store';
 import { DeliveryQueue } from './delivery-queue';
+import { type KeelContextLog, KeelLog } from '../logging/keel-log';
 
 /** How often a shared store's settings are read again: a PATCH through another instance is seen within this. */
 export const SETTINGS_POLL_MS = 500;
@@ -22,7 +23,7 @@ export interface CappedClaim {
  */
 @Injectable()
 export class TypeLimits implements OnApplicationBootstrap, BeforeApplicationShutdown {
-  private readonly logger = new Logger('TypeLimits');
+  private readonly logger: KeelContextLog;
   private readonly defaults = new Map<string, TypeSettings>();
   /** What PATCHes stored, as the newest reading of each type (a patch's answer or a poll) gave it. */
   private readonly stored = new Map<string, StoredTypeSettings>();
@@ -36,7 +37,10 @@ export class TypeLimits implements OnApplicationBootstrap, BeforeApplicationShut
   constructor(
     @Inject(JOBS_STORE) private readonly store: JobStore,
     private readonly queue: DeliveryQueue,
-  ) {}
+    log: KeelLog,
+  ) {
+    this.logger = log.for('TypeLimits');
+  }
 
   /**
    * Before recovery primes the queue (QueueModule's hooks run before RecoveryModule's): the stored

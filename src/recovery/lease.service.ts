@@ -1,6 +1,7 @@
-import { Inject, Injectable, Logger, type BeforeApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, type BeforeApplicationShutdown } from '@nestjs/common';
 import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
 import { JOBS_STORE, type JobStore } from '../store/job-store';
+import { type KeelContextLog, KeelLog } from '../logging/keel-log';
 
 /**
  * This process's lease on a shared store: taken by recovery before it resets anything, renewed
@@ -9,7 +10,7 @@ import { JOBS_STORE, type JobStore } from '../store/job-store';
  */
 @Injectable()
 export class LeaseService implements BeforeApplicationShutdown {
-  private readonly logger = new Logger('Lease');
+  private readonly logger: KeelContextLog;
   private timer?: NodeJS.Timeout;
   private renewing = false;
   /**
@@ -21,7 +22,10 @@ export class LeaseService implements BeforeApplicationShutdown {
   constructor(
     @Inject(JOBS_STORE) private readonly store: JobStore,
     @Inject(KEEL_CONFIG) private readonly config: KeelConfig,
-  ) {}
+    log: KeelLog,
+  ) {
+    this.logger = log.for('Lease');
+  }
 
   /**
    * Whether this process may have lost its lease: renewals failed for two thirds of `LEASE_MS`,

@@ -1,7 +1,6 @@
 import {
   Inject,
   Injectable,
-  Logger,
   Optional,
   type BeforeApplicationShutdown,
   type OnApplicationBootstrap,
@@ -16,6 +15,7 @@ import { JOBS_STORE, type JobStore } from '../store/job-store';
 import type { RecoveryReport } from './recovery-report';
 import { LeaseService } from './lease.service';
 import { RECOVERY_PAGE_SIZE } from './recovery.constants';
+import { type KeelContextLog, KeelLog } from '../logging/keel-log';
 
 /**
  * Recovery (contract §5). At startup, in `onApplicationBootstrap`, after the store opened and
@@ -34,7 +34,7 @@ import { RECOVERY_PAGE_SIZE } from './recovery.constants';
  */
 @Injectable()
 export class RecoveryService implements OnApplicationBootstrap, BeforeApplicationShutdown {
-  private readonly logger = new Logger('Recovery');
+  private readonly logger: KeelContextLog;
   private lastReport: RecoveryReport = { startedAt: null, finishedAt: null, durationMs: null, resetToPending: 0, pendingFound: 0 };
   private timers: NodeJS.Timeout[] = [];
   private rescuing?: Promise<void>;
@@ -47,8 +47,11 @@ export class RecoveryService implements OnApplicationBootstrap, BeforeApplicatio
     private readonly lease: LeaseService,
     private readonly metrics: JobMetrics,
     @Inject(KEEL_CONFIG) private readonly config: KeelConfig,
+    log: KeelLog,
     @Optional() private readonly lifecycle?: LifecycleService,
-  ) {}
+  ) {
+    this.logger = log.for('Recovery');
+  }
 
   /** Resolves with the report once recovery is done; rejects if it failed. */
   get ready(): Promise<RecoveryReport> {

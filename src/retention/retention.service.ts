@@ -1,8 +1,9 @@
-import { Inject, Injectable, Logger, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
+import { Inject, Injectable, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
 import { JobMetrics } from '../metrics/job-metrics';
 import { JOBS_STORE, type JobStore } from '../store/job-store';
+import { type KeelContextLog, KeelLog } from '../logging/keel-log';
 
 /** Rows deleted per transaction: no long lock, no pause of the submissions between two batches. */
 export const PRUNE_BATCH = 1_000;
@@ -15,7 +16,7 @@ export const PRUNE_BATCH = 1_000;
  */
 @Injectable()
 export class RetentionService implements OnApplicationBootstrap, BeforeApplicationShutdown {
-  private readonly logger = new Logger('Retention');
+  private readonly logger: KeelContextLog;
   private timer?: NodeJS.Timeout;
   private pass?: Promise<number>;
   private stopped = false;
@@ -24,7 +25,10 @@ export class RetentionService implements OnApplicationBootstrap, BeforeApplicati
     @Inject(JOBS_STORE) private readonly store: JobStore,
     @Inject(KEEL_CONFIG) private readonly config: KeelConfig,
     private readonly metrics: JobMetrics,
-  ) {}
+    log: KeelLog,
+  ) {
+    this.logger = log.for('Retention');
+  }
 
   onApplicationBootstrap(): void {
     this.timer = setInterval(() => void this.prune(), this.config.pruneIntervalMs);

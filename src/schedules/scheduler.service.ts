@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
+import { Inject, Injectable, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
 import { v7 as uuidv7 } from 'uuid';
 import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
 import { BacklogFull } from '../core/job.errors';
@@ -13,6 +13,7 @@ import type { SlotFiring, SlotOutcome } from '../store/schedule-store';
 import { CronExpression } from './cron';
 import { slotToFire, type SchedulerStart } from './slot-to-fire';
 import { SchedulesService } from './schedules.service';
+import { type KeelContextLog, KeelLog } from '../logging/keel-log';
 
 /** A shared store's schedules can change through another instance: looked at this often. */
 export const SCHEDULE_POLL_MS = 1_000;
@@ -43,7 +44,7 @@ const MAX_DELAY_MS = 2 ** 31 - 1;
  */
 @Injectable()
 export class SchedulerService implements OnApplicationBootstrap, BeforeApplicationShutdown {
-  private readonly logger = new Logger('Scheduler');
+  private readonly logger: KeelContextLog;
   private timer?: NodeJS.Timeout;
   private pass?: Promise<void>;
   private passAgain = false;
@@ -67,7 +68,9 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
     private readonly feeder: FeederService,
     private readonly lifecycle: LifecycleService,
     private readonly metrics: JobMetrics,
+    log: KeelLog,
   ) {
+    this.logger = log.for('Scheduler');
     schedules.onChange(() => this.wake());
   }
 

@@ -1,19 +1,23 @@
-import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { ConfigError, KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
 import { LifecycleService } from '../lifecycle/lifecycle.service';
 import { JOBS_STORE, type JobStore } from './job-store';
 import { StoreOwnershipError } from './store.errors';
+import { type KeelContextLog, KeelLog } from '../logging/keel-log';
 
 /** Opens the store before anything uses it and closes it after everything else stopped. */
 @Injectable()
 export class StoreLifecycle implements OnModuleInit, OnApplicationShutdown {
-  private readonly logger = new Logger('Store');
+  private readonly logger: KeelContextLog;
 
   constructor(
     @Inject(JOBS_STORE) private readonly store: JobStore,
     @Inject(KEEL_CONFIG) private readonly config: KeelConfig,
     private readonly lifecycle: LifecycleService,
-  ) {}
+    log: KeelLog,
+  ) {
+    this.logger = log.for('Store');
+  }
 
   async onModuleInit(): Promise<void> {
     try {

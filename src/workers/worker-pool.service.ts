@@ -1,7 +1,6 @@
 import {
   Inject,
   Injectable,
-  Logger,
   type BeforeApplicationShutdown,
   type OnApplicationBootstrap,
 } from '@nestjs/common';
@@ -26,6 +25,7 @@ import { RunningAttempt } from './running-attempt';
 import { PermanentJobError, type JobContext } from '../core/job-handler';
 import { JobHandlerRegistry } from './job-handler.registry';
 import { ProgressReporter } from './progress-reporter';
+import { type KeelContextLog, KeelLog } from '../logging/keel-log';
 
 type PoolState = 'created' | 'running' | 'stopping' | 'stopped';
 
@@ -48,7 +48,7 @@ const ABORT_GRACE_MS = 500;
  */
 @Injectable()
 export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShutdown {
-  private readonly logger = new Logger('Workers');
+  private readonly logger: KeelContextLog;
   private state: PoolState = 'created';
   private readonly stopTaking = new AbortController();
   private loops: Promise<void>[] = [];
@@ -69,7 +69,7 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
   private timeoutTimer?: NodeJS.Timeout;
   private timeoutAt = Infinity;
   private stopDeadlinePassed = false;
-  /** Whether each start and outcome is logged (LOG_LEVEL=debug): otherwise no line is even formatted. */
+  /** Whether each start and outcome is logged (logLevel debug): otherwise no line is even formatted. */
   private readonly tracing: boolean;
 
   constructor(
@@ -83,8 +83,10 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
     private readonly lease: LeaseService,
     private readonly lifecycle: LifecycleService,
     private readonly limits: TypeLimits,
+    log: KeelLog,
   ) {
-    this.tracing = config.logLevel === 'debug';
+    this.logger = log.for('Workers');
+    this.tracing = this.logger.enabled('debug');
     // A cancel recorded through any instance reaches the one running the attempt.
     store.onCancelRequest((id) => this.requestCancel(id));
   }

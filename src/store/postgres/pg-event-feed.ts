@@ -1,7 +1,7 @@
-import { Logger } from '@nestjs/common';
 import { KEEL_EVENT_NAMES, OMITTABLE_FIELDS, type KeelEventName, type OmittableField } from '../../core/job-notice';
 import type { Job, JobProgress, JobState } from '../../core/job.model';
 import type { CommittedEvent, EventFeed, EventSink } from '../event-feed';
+import type { KeelContextLog } from '../../logging/keel-log';
 
 /** How often a started feed renews its listener row; the row outlives its last renewal by LISTENER_TTL_MS. */
 export const LISTENER_RENEW_MS = 1_000;
@@ -69,7 +69,6 @@ const NAMES: ReadonlySet<string> = new Set(KEEL_EVENT_NAMES);
  * messages says that nobody listened for a while: a gap too, at its exact place.
  */
 export class PgEventFeed implements EventFeed {
-  private readonly logger = new Logger('Events');
   private sink?: EventSink;
   /** Events that arrive while the first registration is under way: kept until its floor is known. */
   private early?: Array<{ epoch: number; event: CommittedEvent }>;
@@ -87,6 +86,7 @@ export class PgEventFeed implements EventFeed {
     readonly channel: string,
     /** This store's name in the listeners' table. */
     private readonly owner: string,
+    private readonly logger: KeelContextLog,
   ) {}
 
   async start(sink: EventSink): Promise<number> {

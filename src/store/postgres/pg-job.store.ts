@@ -1,4 +1,3 @@
-import { Logger } from '@nestjs/common';
 import { createHash, randomUUID } from 'node:crypto';
 import { Client, Pool, types, type PoolClient, type PoolConfig } from 'pg';
 import { BacklogFull, ConcurrentChange, DomainError, IdempotencyKeyTaken, JobNotFound, StoreUnavailable } from '../../core/job.errors';
@@ -30,6 +29,7 @@ import { fromRow, insertColumns, type JobRow } from './pg-rows';
 import { PG_SCHEDULE_SQL, scheduleFromRow, scheduleParams } from './pg-schedules';
 import { PG_SQL, prepared } from './pg-statements';
 import { casParams, PgTransitionGroups } from './pg-transition-groups';
+import { type KeelContextLog, KeelLog } from '../../logging/keel-log';
 
 export interface PgJobStoreOptions {
   connectionString: string;
@@ -38,6 +38,8 @@ export interface PgJobStoreOptions {
   poolSize?: number;
   /** SYNC_INTERVAL_MS (contract §5); default 100. */
   syncIntervalMs?: number;
+  /** The application's (KeelModule passes it); default: lines at info. */
+  log?: KeelLog;
 }
 
 /** bigint columns are epoch milliseconds: well inside Number's exact range. */
@@ -59,7 +61,7 @@ export class PgJobStore implements JobStore {
   readonly shared = true;
   readonly events: PgEventFeed;
   readonly pollIntervalMs = 2_000;
-  private readonly logger = new Logger('PgStore');
+  private readonly logger: KeelContextLog;
   private pool?: Pool;
   /** The lease's own connection: renewal never waits behind the workers' queries. */
   private leasePool?: Pool;
@@ -95,6 +97,8 @@ export class PgJobStore implements JobStore {
   });
 
   constructor(private readonly options: PgJobStoreOptions) {
+    const log = options.log ?? new KeelLog('info');
+    this.logger = log.for('PgStore');
     const scope = options.schema ?? 'public';
     const scopeHash = createHash('sha256').update(scope).digest('hex').slice(0, 16);
     this.channel = `keel_work_${scopeHash}`;
@@ -115,6 +119,7 @@ export class PgJobStore implements JobStore {
       },
       `keel_events_${scopeHash}`,
       this.notifier,
+      log.for('Events'),
     );
   }
 

@@ -1,4 +1,3 @@
-import { Logger } from '@nestjs/common';
 import Database from 'better-sqlite3';
 import { mkdirSync, statSync } from 'node:fs';
 import { open as openFile, type FileHandle } from 'node:fs/promises';
@@ -28,6 +27,7 @@ import { SCHEDULER_RUNS_KEPT_MS, type SlotFiring, type SlotOutcome } from '../sc
 import { StoreOwnershipError } from '../store.errors';
 import { activeCountsFromRows, patchParams, settingsFromRow, type TypeSettingsRow } from '../sql-rows';
 import { SyncSchedule } from '../sync-schedule';
+import { type KeelContextLog, KeelLog } from '../../logging/keel-log';
 import { GroupCommit, type Durability } from './group-commit';
 import { SQLITE_MIGRATIONS } from './sqlite-migrations';
 import { SCHEDULE_SQL, scheduleFromRow, scheduleRow, type ScheduleRow } from './sqlite-schedules';
@@ -99,12 +99,16 @@ export class SqliteJobStore implements JobStore {
   private readonly syncSchedule: SyncSchedule;
   /** Events noted in a group's transaction go out at its COMMIT, in commit order. */
   readonly events = new LocalEventFeed();
+  private readonly logger: KeelContextLog;
 
   constructor(
     private readonly file: string,
     /** SYNC_INTERVAL_MS (contract §5). */
     private readonly syncIntervalMs = 100,
+    /** The application's (KeelModule passes it); a store built on its own writes at info. */
+    log = new KeelLog('info'),
   ) {
+    this.logger = log.for('SqliteStore');
     // The timer's sync is an `fdatasync` of the WAL on libuv's thread pool: off the event loop,
     // and cheaper than a FULL commit of a write made for it (docs/decisions.md).
     this.syncSchedule = new SyncSchedule(
@@ -291,7 +295,7 @@ export class SqliteJobStore implements JobStore {
   private leaveOpen(db: Database.Database): void {
     this.secureWal();
     LEFT_OPEN.push(db);
-    logger.warn(
+    this.logger.warn(
       `the SQLite file ${this.file} or its WAL was moved or replaced while open: the connection is left ` +
         'for the process exit to close, so that the file now at the path is not deleted',
     );
@@ -689,7 +693,6 @@ function unavailable(err: unknown): unknown {
 
 /** Connections whose files were replaced: held here so that neither a close nor their collection deletes what is at the path now. */
 const LEFT_OPEN: Database.Database[] = [];
-const logger = new Logger('SqliteStore');
 
 function identityOf(path: string): FileIdentity | undefined {
   const stat = statSync(path, { throwIfNoEntry: false, bigint: true });
