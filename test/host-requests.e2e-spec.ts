@@ -1,5 +1,6 @@
 import { type ArgumentsHost, Body, Catch, Controller, type ExceptionFilter, Get, HttpException, Module, Post, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { Test } from '@nestjs/testing';
 import type { Server } from 'node:http';
@@ -167,6 +168,18 @@ describe('an Express host with a global prefix and its own global filter', () =>
     // Keel's health and a CORS preflight need no key either
     await http.get('/api/health/ready').expect(200);
     expect((await http.options('/api/v1/jobs')).status).not.toBe(401);
+  });
+
+  it('a host that sets its own JSON parser (useBodyParser, 10 MB) keeps it for its routes; Keel’s routes keep 1 MiB', async () => {
+    const app = await NestFactory.create<NestExpressApplication>(hostModule(), { logger: false, abortOnError: false });
+    apps.push(app);
+    app.setGlobalPrefix('api');
+    app.useBodyParser('json', { limit: '10mb' });
+    await app.listen(0, '127.0.0.1');
+    const http = httpOf(app);
+    expect((await http.post('/api/host/echo').set('Content-Type', 'application/json').send(jobOf(2 * 1024 * 1024))).status).toBe(201);
+    expectError(await postJob(http, 'application/json', jobOf(1.1 * 1024 * 1024)), 413, /larger than 1 MiB/);
+    expectError(await http.post('/api/v1/jobs').set('Content-Type', 'application/json').send('{'), 401);
   });
 
   it('in an application of a testing module (the adapter set at createNestApplication) too', async () => {
