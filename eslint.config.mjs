@@ -8,7 +8,7 @@ import { defineConfig } from 'eslint/config';
 
 // Each folder of src/ is an element; the files directly in src/ (KeelModule, AppModule, the app
 // setup, the public surface, main.ts) are "root", the top of the tree. The first match wins.
-const FOLDERS = ['core', 'store', 'queue', 'recovery', 'workers', 'jobs', 'schedules', 'types', 'events', 'config', 'lifecycle', 'metrics', 'logging', 'health', 'auth', 'common', 'dashboard'];
+const FOLDERS = ['core', 'store', 'queue', 'recovery', 'workers', 'jobs', 'schedules', 'types', 'events', 'config', 'lifecycle', 'metrics', 'logging', 'health', 'auth', 'gate', 'common', 'dashboard'];
 const ELEMENTS = [
   ...FOLDERS.map((type) => ({ type, pattern: `src/${type}`, partialMatch: false })),
   { type: 'root', pattern: 'src', partialMatch: false },

@@ -5,9 +5,9 @@ import bodyParser from 'body-parser';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
 import { AppModule } from './app.module';
-import { closeConnectionWhenStopping, type ExtraImports, MAX_BODY, refuseBodyThatIsNotJson, setupRoutingAndDocs } from './app.setup';
-import { isJsonContentType } from './common/json-body.guard';
-import { ApiKeyCheck, apiKeyMiddleware } from './auth/api-key';
+import { closeConnectionWhenStopping, type ExtraImports, setupRoutingAndDocs } from './app.setup';
+import { isJsonContentType, markJsonBodyChecked } from './common/json-body.guard';
+import { MAX_BODY, RequestGate } from './gate/request-gate';
 import { jsonBodyProblem, MAX_JSON_DEPTH } from './common/input-validation';
 import type { KeelConfig } from './config/keel-config';
 import { LifecycleService } from './lifecycle/lifecycle.service';
@@ -59,11 +59,11 @@ export function setupFastifyApp(app: NestFastifyApplication): void {
   const fastify = app.getHttpAdapter().getInstance();
   const logging = requestLogging(app.get<string, KeelLogger>(KEEL_LOGGER).root);
   const closing = closeConnectionWhenStopping(app.get(LifecycleService));
-  const apiKey = apiKeyMiddleware(app.get(ApiKeyCheck));
+  const gate = app.get(RequestGate);
   const nothing = (): void => undefined;
   // Express's order: the request line and id (first, so a refused request has them too), the
-  // Connection: close of a shutdown, then on /v1 the API key (401 before a byte of the body is
-  // read) and the content type (415).
+  // Connection: close of a shutdown, then the request gate: on /v1 the API key (401 before a byte
+  // of the body is read) and the content type (415).
   fastify.addHook('onRequest', (request: FastifyRequest, reply, done) => {
     const req = request.raw;
     const res = reply.raw;
@@ -71,8 +71,7 @@ export function setupFastifyApp(app: NestFastifyApplication): void {
     // The id the handlers and the filter read (`@RequestId()`): Keel's, not Fastify's counter.
     (request as { id: string }).id = (req as IdentifiedRequest).id;
     closing(req, res, nothing);
-    if (!UNDER_V1.test(req.url ?? '')) return done();
-    apiKey(req, res, (err) => (err ? done(err as Error) : refuseBodyThatIsNotJson(req, res, (refused) => done(refused as Error | undefined))));
+    gate.fastifyOnRequest(request, reply, done);
   });
   // One parser for every content type: a body that is not JSON was refused above (415), and what
   // is left is read exactly as on Express, then checked for hostile JSON.
@@ -83,6 +82,7 @@ export function setupFastifyApp(app: NestFastifyApplication): void {
     json(req, undefined as unknown as ServerResponse, (err?: unknown) => {
       if (err) return done(err as Error);
       const problem = jsonBodyProblem(req.body, MAX_JSON_DEPTH);
+      if (!problem) markJsonBodyChecked(req);
       done(problem ? new BadRequestException(problem) : null, req.body);
     });
   });
@@ -101,6 +101,3 @@ function undecodable(url: string): string {
   }
   return path;
 }
-
-/** What Express's `app.use('/v1', ...)` matches: `/v1` itself and every path under it, any case. */
-const UNDER_V1 = /^\/v1(?:[/?#]|$)/i;

@@ -1,4 +1,4 @@
-import { BadRequestException, type INestApplication, UnsupportedMediaTypeException, VersioningType } from '@nestjs/common';
+import { BadRequestException, type INestApplication, VersioningType } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
@@ -6,7 +6,6 @@ import { SwaggerModule } from '@nestjs/swagger';
 import type { NextFunction, Request, Response } from 'express';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AppModule } from './app.module';
-import { ApiKeyCheck, apiKeyMiddleware } from './auth/api-key';
 import { DomainExceptionFilter } from './common/domain-exception.filter';
 import { KEEL_CONFIG, type KeelConfig } from './config/keel-config';
 import { LifecycleService } from './lifecycle/lifecycle.service';
@@ -14,10 +13,9 @@ import { KeelLog } from './logging/keel-log';
 import { KEEL_LOGGER, keelLoggerFor, type KeelLogger } from './logging/keel-logger';
 import { requestLogging } from './logging/request-logging';
 import { jsonBodyProblem, MAX_JSON_DEPTH } from './common/input-validation';
-import { bodyTypeProblem, isJsonContentType } from './common/json-body.guard';
+import { isJsonBodyChecked, isJsonContentType } from './common/json-body.guard';
+import { MAX_BODY, RequestGate } from './gate/request-gate';
 import { buildOpenApi } from './openapi/openapi-document';
-
-export const MAX_BODY = '1mb';
 
 /** The standalone app on either HTTP platform (HTTP_ADAPTER). */
 export type KeelApp = NestExpressApplication | NestFastifyApplication;
@@ -66,9 +64,11 @@ export function setupApp(app: NestExpressApplication): void {
   // Answers describe jobs that change from one request to the next: a hash of every body (Express
   // computes one per response by default) costs CPU on each submission and saves no transfer.
   app.set('etag', false);
-  // Before the body parser: without the key, a request is 401 whatever its body (never 400/413/415).
-  app.use('/v1', apiKeyMiddleware(app.get(ApiKeyCheck)));
-  app.use('/v1', refuseBodyThatIsNotJson);
+  // Keel's API (/v1): the key (401 whatever the body, never 400/413/415), the content type (415),
+  // the JSON body (1 MiB, 413) and hostile JSON (400): the request gate, as in a host.
+  app.use(app.get(RequestGate).express);
+  // Any other path: no route of Keel's takes a body there, but a body sent anyway is read by the
+  // same rules (an unknown path with a broken body is 400, as it always was).
   app.useBodyParser('json', { limit: MAX_BODY, type: (req: IncomingMessage) => isJsonContentType(req.headers['content-type']) });
   app.use(refuseHostileJson);
   setupRoutingAndDocs(app);
@@ -96,16 +96,7 @@ export function closeConnectionWhenStopping(lifecycle: LifecycleService) {
 
 /** Runs right after the JSON parser; an iterative walk, so that the check itself cannot overflow. */
 function refuseHostileJson(req: Request, _res: Response, next: NextFunction): void {
+  if (isJsonBodyChecked(req)) return next(); // by the gate
   const problem = jsonBodyProblem(req.body, MAX_JSON_DEPTH);
   next(problem ? new BadRequestException(problem) : undefined);
-}
-
-/**
- * A request that carries a body under another content type than JSON is refused with 415 before
- * the body is read: the JSON parser would skip it and the validation would complain about missing
- * fields.
- */
-export function refuseBodyThatIsNotJson(req: IncomingMessage, _res: unknown, next: (err?: unknown) => void): void {
-  const problem = bodyTypeProblem(req.headers);
-  next(problem === undefined ? undefined : new UnsupportedMediaTypeException(problem));
 }

@@ -4,6 +4,7 @@ import { configFromSettings, KEEL_CONFIG, settingsOf, type KeelConfig } from './
 import { DashboardModule } from './dashboard/dashboard.module';
 import { EventsHttpModule } from './events/events-http.module';
 import { EventsModule } from './events/events.module';
+import { RequestGateModule, type RequestGateOptions } from './gate/request-gate.module';
 import { HealthModule } from './health/health.module';
 import { JobsModule } from './jobs/jobs.module';
 import {
@@ -67,23 +68,29 @@ function extrasOf(options: Partial<KeelModuleExtras>): KeelModuleExtras {
 @Module({})
 export class KeelModule extends KeelConfigurableModule {
   static forRoot(options: typeof KEEL_OPTIONS_TYPE): DynamicModule {
-    return KeelModule.assemble(super.forRoot(options), extrasOf(options), CONFIG_FROM_OPTIONS);
+    return KeelModule.assemble(super.forRoot(options), extrasOf(options), CONFIG_FROM_OPTIONS, 'adapter');
   }
 
   static forRootAsync(options: typeof KEEL_ASYNC_OPTIONS_TYPE): DynamicModule {
-    return KeelModule.assemble(super.forRootAsync(options), extrasOf(options), CONFIG_FROM_OPTIONS);
+    return KeelModule.assemble(super.forRootAsync(options), extrasOf(options), CONFIG_FROM_OPTIONS, 'adapter');
   }
 
   /**
    * The standalone server's module: the configuration it validated from the environment, as it
    * is (the same object, so the same owner name and the same logger as the server's own lines).
-   * Not part of the public surface.
+   * Its setup mounts the request gate itself (`app.setup.ts`). Not part of the public surface.
    */
   static forServer(config: KeelConfig): DynamicModule {
-    return KeelModule.assemble(super.forRoot(settingsOf(config)), { http: true, builtInTypes: BUILT_IN_TYPES, path: '', docs: true }, { provide: KEEL_CONFIG, useValue: config });
+    const extras: KeelModuleExtras = { http: true, builtInTypes: BUILT_IN_TYPES, path: '', docs: true };
+    return KeelModule.assemble(super.forRoot(settingsOf(config)), extras, { provide: KEEL_CONFIG, useValue: config }, 'app');
   }
 
-  private static assemble(definition: DynamicModule, { http, builtInTypes }: KeelModuleExtras, config: Provider): DynamicModule {
+  private static assemble(
+    definition: DynamicModule,
+    { http, builtInTypes, path }: KeelModuleExtras,
+    config: Provider,
+    gate: RequestGateOptions['mount'],
+  ): DynamicModule {
     const handlers = builtInHandlers(builtInTypes);
     const jobs = JobsModule.register({ http });
     return {
@@ -102,7 +109,7 @@ export class KeelModule extends KeelConfigurableModule {
         RetentionModule,
         jobs,
         SchedulesModule.register({ http, jobs }),
-        ...(http ? [AuthModule, HealthModule, MetricsHttpModule, TypesModule, EventsHttpModule, DashboardModule] : []),
+        ...(http ? [AuthModule, RequestGateModule.register({ path, mount: gate }), HealthModule, MetricsHttpModule, TypesModule, EventsHttpModule, DashboardModule] : []),
       ],
       providers: [...(definition.providers ?? []), config, LOGGER, LOG, SCHEDULES_FROM_OPTIONS, ...handlers],
       // JobsClient through the jobs module; JobEvents, the lifecycle and the metrics are global already.

@@ -6,9 +6,9 @@ import { ApiKeyCheck } from './api-key';
 /**
  * With an API key set, Keel's own routes require `Authorization: Bearer <key>`: the guard is put on
  * Keel's controllers that need it (`@UseGuards(ApiKeyGuard)`), never on the application, so a host
- * application's routes stay as they are. The standalone server checks /v1 requests earlier, in
- * `apiKeyMiddleware` (before the body is read); this is the same check wherever the routes are
- * mounted. It needs only the configuration, which `KeelModule` provides everywhere.
+ * application's routes stay as they are. The request gate (`src/gate`) checks the key earlier,
+ * before the body is read, on Express and Fastify; this is the same check wherever no gate runs.
+ * It needs only the configuration, which `KeelModule` provides everywhere.
  */
 @Injectable()
 export class ApiKeyGuard implements CanActivate {

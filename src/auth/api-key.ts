@@ -1,5 +1,5 @@
 import { UnauthorizedException } from '@nestjs/common';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { createHash, timingSafeEqual } from 'node:crypto';
 
@@ -10,8 +10,8 @@ const lingering = new WeakSet<Socket>();
 /**
  * The one check of `Authorization: Bearer <API_KEY>`. Both sides are hashed before the
  * constant-time comparison, so neither the key's content nor its length leaks through timing.
- * Used by `apiKeyMiddleware` (every /v1 request, before its body is read) and by `ApiKeyGuard`
- * (Keel's controllers that need the key, wherever they are mounted).
+ * Used by the request gate (every request to Keel's API, before its body is read: `src/gate`) and
+ * by `ApiKeyGuard` (Keel's controllers that need the key, wherever they are mounted).
  */
 export class ApiKeyCheck {
   private readonly expected?: Buffer;
@@ -56,17 +56,6 @@ export class ApiKeyCheck {
     }
     return new UnauthorizedException(reason);
   }
-}
-
-/**
- * Express middleware for the /v1 paths, mounted before the body parser: a request without a valid
- * key is answered 401 before a byte of its body is read or validated (never 400, 413 or 415 first).
- */
-export function apiKeyMiddleware(check: ApiKeyCheck) {
-  return (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void => {
-    const reason = check.refusal(req.headers.authorization);
-    next(reason === undefined ? undefined : check.unauthorized(res, reason));
-  };
 }
 
 function digest(value: string): Buffer {

@@ -64,21 +64,31 @@ export class DomainExceptionFilter implements ExceptionFilter {
     if (exception instanceof DomainError) {
       return { status: DOMAIN_STATUS.get(exception.constructor) ?? 500, message: exception.message };
     }
-    if (exception instanceof HttpException) {
-      const body = exception.getResponse();
-      const raw = typeof body === 'string' ? body : (body as { message?: unknown }).message;
-      const message = Array.isArray(raw) ? raw.join('; ') : typeof raw === 'string' ? raw : exception.message;
-      return { status: exception.getStatus(), message };
-    }
-    const { status, type, expose } = exception as { status?: unknown; type?: unknown; expose?: unknown };
-    if (typeof status === 'number' && status >= 400 && status < 500 && (typeof type === 'string' || expose === true)) {
-      // body-parser: entity.too.large (413), entity.parse.failed (400), ...; also the http-errors it
-      // raises without a type, e.g. a Content-Encoding: gzip body that is not gzip (400).
-      return { status, message: bodyParserMessage(exception as { type?: string; message: string }) };
-    }
+    const answer = httpErrorAnswer(exception);
+    if (answer) return answer;
     this.logger.error({ msg: (exception as Error)?.stack ?? String(exception), req: { id: requestId } });
     return { status: 500, message: 'internal server error' };
   }
+}
+
+/**
+ * The status and message of an error that is an HTTP answer already: Nest's HTTP exceptions as they
+ * are, body-parser's by their status; undefined for anything else (a 500 to the caller).
+ */
+export function httpErrorAnswer(exception: unknown): { status: number; message: string } | undefined {
+  if (exception instanceof HttpException) {
+    const body = exception.getResponse();
+    const raw = typeof body === 'string' ? body : (body as { message?: unknown }).message;
+    const message = Array.isArray(raw) ? raw.join('; ') : typeof raw === 'string' ? raw : exception.message;
+    return { status: exception.getStatus(), message };
+  }
+  const { status, type, expose } = (exception ?? {}) as { status?: unknown; type?: unknown; expose?: unknown };
+  if (typeof status === 'number' && status >= 400 && status < 500 && (typeof type === 'string' || expose === true)) {
+    // body-parser: entity.too.large (413), entity.parse.failed (400), ...; also the http-errors it
+    // raises without a type, e.g. a Content-Encoding: gzip body that is not gzip (400).
+    return { status, message: bodyParserMessage(exception as { type?: string; message: string }) };
+  }
+  return undefined;
 }
 
 function bodyParserMessage(err: { type?: string; message: string }): string {
