@@ -1,0 +1,367 @@
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { chromium, type Browser } from 'playwright-core';
+import { freePort, REPO_ROOT } from './support/process';
+import { waitFor } from './support/wait';
+
+/**
+ * Keel as the package a Nest team installs (contract §13 v3), tried as that team would: `npm pack`
+ * of this repository, installed from the registry into a fresh Nest application with the host's
+ * own NestJS, the newest 11.x (CommonJS) and the newest 12.x (ES modules, which load Keel's
+ * CommonJS and are loaded by it through require(esm)). The host has a route of its own, a handler
+ * of its own, a global prefix and URI versioning; Keel sits under `path: 'queue'`.
+ *
+ * better-sqlite3 is copied into each host from this repository's node_modules before the install
+ * when the versions match: npm keeps a package that is already there, and the host is spared a
+ * two-minute compile of SQLite (the prebuilt binaries are not reachable from this machine).
+ */
+
+const run = promisify(execFile);
+const CHROMIUM = '/usr/bin/chromium';
+const KEY = 'host-key_0123456789';
+const INSTALL_TIMEOUT_MS = 8 * 60_000;
+
+interface Host {
+  dir: string;
+  main: string;
+}
+
+interface Running {
+  child: ChildProcess;
+  port: number;
+  output: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** The host application: one file, plain JavaScript (decorators applied as functions). */
+function hostSource(module: 'commonjs' | 'module'): string {
+  const imports =
+    module === 'module'
+      ? [
+          "import 'reflect-metadata';",
+          "import { Controller, Get, Module, VersioningType } from '@nestjs/common';",
+          "import { NestFactory } from '@nestjs/core';",
+          "import { JobHandler, JobHandlerBase, KeelModule } from 'keel';",
+        ]
+      : [
+          "'use strict';",
+          "require('reflect-metadata');",
+          "const { Controller, Get, Module, VersioningType } = require('@nestjs/common');",
+          "const { NestFactory } = require('@nestjs/core');",
+          "const { JobHandler, JobHandlerBase, KeelModule } = require('keel');",
+        ];
+  return [
+    ...imports,
+    '',
+    "class HostController { hello() { return { host: 'ok' }; } }",
+    "Get()(HostController.prototype, 'hello', Object.getOwnPropertyDescriptor(HostController.prototype, 'hello'));",
+    "Controller('host')(HostController);",
+    '',
+    'class ReportHandler extends JobHandlerBase { async handle(job) { return { for: job.payload.to ?? null }; } }',
+    "JobHandler('report')(ReportHandler);",
+    '',
+    'class AppModule {}',
+    'Module({',
+    '  imports: [',
+    '    KeelModule.forRootAsync({',
+    "      useFactory: () => ({ store: 'sqlite', sqliteFile: process.env.SQLITE_FILE, apiKey: process.env.KEEL_KEY }),",
+    "      path: 'queue',",
+    "      docs: process.env.KEEL_DOCS === 'true',",
+    '    }),',
+    '  ],',
+    '  controllers: [HostController],',
+    '  providers: [ReportHandler],',
+    '})(AppModule);',
+    '',
+    'async function main() {',
+    '  const app = await NestFactory.create(AppModule);',
+    "  app.setGlobalPrefix('api');",
+    "  app.enableVersioning({ type: VersioningType.URI, defaultVersion: '2' });",
+    '  app.enableShutdownHooks();',
+    "  await app.listen(Number(process.env.PORT), '127.0.0.1');",
+    '  console.log(`host listening on ${process.env.PORT}`);',
+    '}',
+    'main().catch((error) => {',
+    '  console.error(error);',
+    '  process.exit(1);',
+    '});',
+    '',
+  ].join('\n');
+}
+
+async function npm(dir: string, args: string[]): Promise<string> {
+  const { stdout, stderr } = await run('npm', [...args, '--no-audit', '--no-fund', '--prefer-offline'], {
+    cwd: dir,
+    maxBuffer: 64 * 1024 * 1024,
+    timeout: INSTALL_TIMEOUT_MS,
+    env: { ...process.env, npm_config_update_notifier: 'false' },
+  });
+  return `${stdout}\n${stderr}`;
+}
+
+/** `npm pack` of this repository (its dist/ is fresh: Jest's global setup rebuilds a stale one). */
+async function packKeel(into: string): Promise<string> {
+  const { stdout } = await run('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', into], { cwd: REPO_ROOT, maxBuffer: 16 * 1024 * 1024 });
+  const [packed] = JSON.parse(stdout) as Array<{ filename: string; files: Array<{ path: string }> }>;
+  return join(into, packed.filename);
+}
+
+function packedFiles(tarball: string): Promise<string[]> {
+  return run('tar', ['tzf', tarball]).then(({ stdout }) => stdout.split('\n').filter(Boolean).map((line) => line.replace(/^package\//, '')));
+}
+
+function newHost(root: string, name: string, module: 'commonjs' | 'module', dependencies: Record<string, string>): Host {
+  const dir = join(root, name);
+  mkdirSync(join(dir, 'node_modules'), { recursive: true });
+  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name, version: '1.0.0', private: true, type: module, dependencies }, null, 2));
+  const main = module === 'module' ? 'main.mjs' : 'main.cjs';
+  writeFileSync(join(dir, main), hostSource(module));
+  const ours = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
+  const built = join(REPO_ROOT, 'node_modules', 'better-sqlite3');
+  const builtVersion = (JSON.parse(readFileSync(join(built, 'package.json'), 'utf8')) as { version: string }).version;
+  if (builtVersion === ours.dependencies['better-sqlite3']) cpSync(built, join(dir, 'node_modules', 'better-sqlite3'), { recursive: true });
+  return { dir, main };
+}
+
+/** What npm said about engines and peers, but engine warnings of packages outside Keel's tree (the host's own Nest). */
+async function installComplaints(host: Host, output: string): Promise<string[]> {
+  const complaints = output.split('\n').filter((line) => /ERESOLVE|peer dep|overriding peer|conflicting peer/i.test(line));
+  const engines = [...output.matchAll(/EBADENGINE\s+package: '([^']+)@[^@']+'/g)].map((m) => m[1]);
+  for (const name of new Set(engines)) {
+    const { stdout } = await run('npm', ['ls', name, '--json', '--all'], { cwd: host.dir }).catch((error: { stdout: string }) => ({ stdout: error.stdout }));
+    const tree = JSON.parse(stdout) as { dependencies?: Record<string, unknown> };
+    if (tree.dependencies?.keel !== undefined) complaints.push(`EBADENGINE ${name}, in Keel's dependencies`);
+  }
+  return complaints;
+}
+
+/** Every version of `name` in the host's tree, and where a copy sits inside Keel's folder. */
+async function copiesOf(host: Host, name: string): Promise<{ versions: string[]; nested: boolean }> {
+  const { stdout } = await run('npm', ['ls', name, '--json', '--all'], { cwd: host.dir });
+  const versions = new Set<string>();
+  const walk = (deps: Record<string, { version?: string; dependencies?: Record<string, unknown> }> | undefined): void => {
+    for (const [dep, node] of Object.entries(deps ?? {})) {
+      if (dep === name && node.version) versions.add(node.version);
+      walk(node.dependencies as never);
+    }
+  };
+  walk((JSON.parse(stdout) as { dependencies?: never }).dependencies);
+  return { versions: [...versions], nested: existsSync(join(host.dir, 'node_modules', 'keel', 'node_modules', ...name.split('/'))) };
+}
+
+async function start(host: Host, env: Record<string, string>, command: string[] = ['node', host.main]): Promise<Running> {
+  const port = await freePort();
+  let output = '';
+  const child = spawn(command[0], command.slice(1), {
+    cwd: host.dir,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, PORT: String(port), SQLITE_FILE: join(host.dir, 'keel.db'), KEEL_KEY: KEY, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  running.add(child);
+  await waitFor(
+    async () => {
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`the host exited before it listened:\n${output}`);
+      return fetch(`http://127.0.0.1:${port}/`).then(
+        () => true,
+        () => false,
+      );
+    },
+    `the host to listen on ${port}`,
+    60_000,
+  );
+  return { child, port, output: () => output, exited };
+}
+
+async function stop(app: Running): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  app.child.kill('SIGTERM');
+  const exit = await app.exited;
+  running.delete(app.child);
+  return exit;
+}
+
+const running = new Set<ChildProcess>();
+
+function call(app: Running, path: string, init: RequestInit = {}): Promise<Response> {
+  return fetch(`http://127.0.0.1:${app.port}${path}`, init);
+}
+
+function withKey(init: RequestInit = {}): RequestInit {
+  return { ...init, headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json', ...(init.headers as Record<string, string>) } };
+}
+
+/** Keel's routes and the host's, as the Done-when of the package asks. */
+async function checkRoutes(app: Running): Promise<void> {
+  // The host's own route: versioned, under its prefix, no key asked.
+  const host = await call(app, '/api/v2/host');
+  expect(host.status).toBe(200);
+  expect(await host.json()).toEqual({ host: 'ok' });
+
+  // Keel's: under the prefix and `path`, no version segment; the key guards them.
+  expect((await call(app, '/api/queue/v1/jobs')).status).toBe(401);
+  const created = await call(app, '/api/queue/v1/jobs', withKey({ method: 'POST', body: JSON.stringify({ type: 'report', payload: { to: 'a@b.c' } }) }));
+  expect(created.status).toBe(201);
+  const job = (await created.json()) as { id: string };
+  await waitFor(
+    async () => {
+      const res = await call(app, `/api/queue/v1/jobs/${job.id}`, withKey());
+      return ((await res.json()) as { state: string }).state === 'completed';
+    },
+    'the host handler to complete the job',
+    30_000,
+  );
+
+  // Only the host's type: no demo type unless asked.
+  const types = (await (await call(app, '/api/queue/v1/types', withKey())).json()) as { items: Array<{ type: string }> };
+  expect(types.items.map((t) => t.type)).toEqual(['report']);
+
+  // JSON bodies only, and 401 before a body is read.
+  const form = await call(app, '/api/queue/v1/jobs', withKey({ method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'type=report' }));
+  expect(form.status).toBe(415);
+  const keyless = await call(app, '/api/queue/v1/jobs', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"type":' });
+  expect(keyless.status).toBe(401);
+}
+
+async function checkDocs(app: Running): Promise<void> {
+  const res = await call(app, '/api/queue/docs-json');
+  expect(res.status).toBe(200);
+  const document = (await res.json()) as { paths: Record<string, unknown> };
+  expect(Object.keys(document.paths)).toContain('/api/queue/v1/jobs');
+  expect(Object.keys(document.paths).filter((path) => !path.startsWith('/api/queue/'))).toEqual([]);
+  const ui = await call(app, '/api/queue/docs');
+  expect(ui.status).toBe(200);
+  expect(ui.headers.get('content-type')).toMatch(/text\/html/);
+}
+
+/** The dashboard under the host's prefix and Keel's path, live in a real browser. */
+async function checkDashboard(browser: Browser, app: Running): Promise<void> {
+  const context = await browser.newContext();
+  try {
+    const page = await context.newPage();
+    const problems: string[] = [];
+    page.on('pageerror', (error) => problems.push(error.message));
+    await page.goto(`http://127.0.0.1:${app.port}/api/queue/dashboard`);
+    await page.locator('[data-testid="api-key-input"]').fill(KEY);
+    await page.locator('[data-testid="api-key-submit"]').click();
+    await page.locator('[data-testid="live-status"][data-status="live"]').waitFor({ timeout: 30_000 });
+    const created = await call(app, '/api/queue/v1/jobs', withKey({ method: 'POST', body: JSON.stringify({ type: 'report', runAt: '2099-01-01T00:00:00.000Z' }) }));
+    const { id } = (await created.json()) as { id: string };
+    await page.locator(`[data-testid="job-row"][data-job-id="${id}"]`).waitFor({ timeout: 30_000 });
+    expect(problems).toEqual([]);
+  } finally {
+    await context.close();
+  }
+}
+
+async function checkCleanStop(app: Running): Promise<void> {
+  const exit = await stop(app);
+  // Nest's shutdown hook closes the application, then raises the signal again.
+  expect(exit.signal === 'SIGTERM' || exit.code === 0).toBe(true);
+  expect(app.output()).toContain('workers stopped');
+  expect(app.output()).not.toMatch(/\bERROR\b|Unhandled|TypeError/);
+}
+
+const hasChromium = existsSync(CHROMIUM);
+if (!hasChromium) console.warn(`test/package.process-spec.ts: the dashboard checks are SKIPPED, no ${CHROMIUM} (apt-get install chromium)`);
+
+describe('Keel installed from its packed tarball into a Nest application', () => {
+  let root: string;
+  let tarball: string;
+  let browser: Browser | undefined;
+
+  beforeAll(async () => {
+    root = mkdtempSync(join(tmpdir(), 'keel-package-'));
+    tarball = await packKeel(root);
+    if (hasChromium) browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'] });
+  }, 120_000);
+
+  afterEach(() => {
+    for (const child of running) child.kill('SIGKILL');
+    running.clear();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it('ships what it needs and nothing else', async () => {
+    const files = await packedFiles(tarball);
+    expect(files).toEqual(expect.arrayContaining(['package.json', 'README.md', 'LICENSE', 'dist/index.js', 'dist/index.d.ts', 'dist/main.js', 'dashboard/index.html']));
+    expect(files.filter((file) => !/^(dist|dashboard)\/|^(package\.json|README\.md|LICENSE)$/.test(file))).toEqual([]);
+    expect(files.filter((file) => /\.spec\./.test(file))).toEqual([]);
+    expect(readFileSync(join(REPO_ROOT, 'dist', 'main.js'), 'utf8').startsWith('#!/usr/bin/env node\n')).toBe(true);
+  });
+
+  it(
+    'Nest 11 (CommonJS): a plain install, then @nestjs/swagger for the docs',
+    async () => {
+      const host = newHost(root, 'host11', 'commonjs', {
+        '@nestjs/common': '^11.0.0',
+        '@nestjs/core': '^11.0.0',
+        '@nestjs/platform-express': '^11.0.0',
+        'reflect-metadata': '^0.2.0',
+        rxjs: '^7.8.0',
+      });
+      const installed = await npm(host.dir, ['install', tarball]);
+      expect(await installComplaints(host, installed)).toEqual([]);
+      const core = await copiesOf(host, '@nestjs/core');
+      expect(core.versions).toHaveLength(1);
+      expect(core.versions[0]).toMatch(/^11\./);
+      expect(core.nested).toBe(false);
+
+      // Without @nestjs/swagger: Keel runs, its routes carry no OpenAPI description.
+      let app = await start(host, {});
+      await checkRoutes(app);
+      expect((await call(app, '/api/queue/docs-json')).status).toBe(404);
+      await checkCleanStop(app);
+
+      // With the host's own @nestjs/swagger (the release of its Nest major): docs: true.
+      const added = await npm(host.dir, ['install', '@nestjs/swagger@^11.0.0']);
+      expect(await installComplaints(host, added)).toEqual([]);
+      app = await start(host, { KEEL_DOCS: 'true' });
+      await checkDocs(app);
+      if (browser) await checkDashboard(browser, app);
+      await checkCleanStop(app);
+
+      // The package's bin is the standalone server.
+      const server = await start(host, { STORE: 'memory', API_KEY: KEY }, [join(host.dir, 'node_modules', '.bin', 'keel')]);
+      expect((await call(server, '/health')).status).toBe(200);
+      expect((await call(server, '/v1/types', withKey())).status).toBe(200);
+      await checkCleanStop(server);
+    },
+    2 * INSTALL_TIMEOUT_MS,
+  );
+
+  it(
+    'Nest 12 (ES modules) with its @nestjs/swagger',
+    async () => {
+      const host = newHost(root, 'host12', 'module', {
+        '@nestjs/common': '^12.0.0',
+        '@nestjs/core': '^12.0.0',
+        '@nestjs/platform-express': '^12.0.0',
+        '@nestjs/swagger': '^12.0.0',
+        'reflect-metadata': '^0.2.0',
+        rxjs: '^7.8.0',
+      });
+      const installed = await npm(host.dir, ['install', tarball]);
+      expect(await installComplaints(host, installed)).toEqual([]);
+      const core = await copiesOf(host, '@nestjs/core');
+      expect(core.versions).toHaveLength(1);
+      expect(core.versions[0]).toMatch(/^12\./);
+      expect(core.nested).toBe(false);
+
+      const app = await start(host, { KEEL_DOCS: 'true' });
+      await checkRoutes(app);
+      await checkDocs(app);
+      if (browser) await checkDashboard(browser, app);
+      await checkCleanStop(app);
+    },
+    INSTALL_TIMEOUT_MS,
+  );
+});
