@@ -46,3 +46,19 @@ export function sendBytes(res: object, status: number, headers: Record<string, s
   node.statusCode = status;
   node.end(body);
 }
+
+/**
+ * A page whose links are relative (`dashboard/app.js` beside `<base>/dashboard`) must be at its
+ * URL without a trailing slash: `<base>/dashboard/` answers 301 to `../dashboard` (relative too,
+ * so it holds behind any prefix or proxy), with the query kept. True when it answered.
+ */
+export function redirectWithoutTrailingSlash(req: object, res: object): boolean {
+  const node = nodeRequest(req) as IncomingMessage & { originalUrl?: string };
+  const url = (req as { originalUrl?: string }).originalUrl ?? node.originalUrl ?? node.url ?? '';
+  const query = url.indexOf('?');
+  const path = query < 0 ? url : url.slice(0, query);
+  const match = /\/([^/]+)\/$/.exec(path);
+  if (!match) return false;
+  sendBytes(res, 301, { Location: `../${match[1]}${query < 0 ? '' : url.slice(query)}`, 'Cache-Control': 'no-cache' });
+  return true;
+}
