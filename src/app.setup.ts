@@ -2,19 +2,17 @@ import { BadRequestException, type INestApplication, UnsupportedMediaTypeExcepti
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { SwaggerModule } from '@nestjs/swagger';
 import type { NextFunction, Request, Response } from 'express';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AppModule } from './app.module';
 import { ApiKeyCheck, apiKeyMiddleware } from './auth/api-key';
 import { DomainExceptionFilter } from './common/domain-exception.filter';
-import { KEEL_CONFIG, type KeelConfig } from './config/keel-config';
+import type { KeelConfig } from './config/keel-config';
 import { LifecycleService } from './lifecycle/lifecycle.service';
 import { KEEL_LOGGER, keelLoggerFor, type KeelLogger } from './logging/keel-logger';
 import { requestLogging } from './logging/request-logging';
 import { jsonBodyProblem, MAX_JSON_DEPTH } from './common/input-validation';
 import { bodyTypeProblem, isJsonContentType } from './common/json-body.guard';
-import { buildOpenApi } from './openapi/openapi-document';
 
 export const MAX_BODY = '1mb';
 
@@ -73,13 +71,15 @@ export function setupApp(app: NestExpressApplication): void {
   setupRoutingAndDocs(app);
 }
 
-/** What both platforms set up after their request checks: versioning, the filter, the OpenAPI document. */
+/**
+ * What both platforms set up after their request checks: versioning and the filter. The docs are
+ * Keel's own controller (`forServer` has `docs: true`), as in a host application.
+ */
 export function setupRoutingAndDocs(app: KeelApp): void {
   app.enableVersioning({ type: VersioningType.URI });
   // Keel's controllers carry their own pipe and filter; this one answers what fails before a route
   // (body parser, hostile JSON, unknown paths) with the same error shape.
   app.useGlobalFilters(new DomainExceptionFilter());
-  SwaggerModule.setup('docs', app, () => buildOpenApi(app, app.get<string, KeelConfig>(KEEL_CONFIG)), { jsonDocumentUrl: 'docs-json' });
 }
 
 /**
