@@ -14,7 +14,11 @@ export class Api {
     this.#askForKey = askForKey;
   }
 
-  /** `fetch` with the key; resolves with the response once it is not a 401. */
+  /**
+   * `fetch` with the key; resolves with the response once it is not a 401. `path` is relative
+   * (`v1/jobs`): the page is `<base>/dashboard`, so it resolves to `<base>/v1/jobs` whatever
+   * prefix and path a host application put Keel's routes under.
+   */
   async fetch(path, init = {}) {
     for (;;) {
       const key = sessionStorage.getItem(KEY_STORAGE);

@@ -87,7 +87,7 @@ const detail = new JobDetail(api, {
  * without one. See docs/decisions.md.
  */
 const refreshCounts = coalesced(async () => {
-  const [queue, typeList] = await Promise.all([api.json('GET', '/v1/queue'), api.json('GET', '/v1/types')]);
+  const [queue, typeList] = await Promise.all([api.json('GET', 'v1/queue'), api.json('GET', 'v1/types')]);
   showCounts(queue.counts);
   types.show(typeList.items);
 }, REFRESH_GAP_MS);
@@ -95,7 +95,7 @@ const refreshCounts = coalesced(async () => {
 // a read of the types that was on its way during a change would show it undone: read them again after it
 const types = new TypesTable(api, { onChange: () => void refreshCounts(), onError: showError });
 
-const refreshSchedules = coalesced(async () => showSchedules((await api.json('GET', '/v1/schedules')).items), REFRESH_GAP_MS);
+const refreshSchedules = coalesced(async () => showSchedules((await api.json('GET', 'v1/schedules')).items), REFRESH_GAP_MS);
 
 function openJob(id) {
   list.select(id);

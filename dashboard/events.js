@@ -21,7 +21,7 @@ export async function followEvents(api, { onOpen, onMessage, onStatus }) {
     const connection = new AbortController();
     try {
       const headers = { Accept: 'text/event-stream', ...(lastId === undefined ? {} : { 'Last-Event-ID': lastId }) };
-      const res = await api.fetch('/v1/events', { headers, signal: connection.signal });
+      const res = await api.fetch('v1/events', { headers, signal: connection.signal });
       if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
       onStatus('live');
       retryMs = RETRY_MIN_MS;

@@ -43,7 +43,7 @@ export class JobDetail {
   async reload() {
     const id = this.#id;
     if (id === null) return;
-    const job = await this.#api.json('GET', `/v1/jobs/${id}`);
+    const job = await this.#api.json('GET', `v1/jobs/${id}`);
     if (this.#id === id) this.apply(job);
   }
 
@@ -80,7 +80,7 @@ export class JobDetail {
     this.#busy = true;
     this.#showButtons();
     try {
-      this.#onJob(await this.#api.json('POST', `/v1/jobs/${id}/${action}`));
+      this.#onJob(await this.#api.json('POST', `v1/jobs/${id}/${action}`));
     } catch (err) {
       this.#onError(`${action} of job ${id}: ${err.message}`);
     } finally {

@@ -119,7 +119,7 @@ export class JobList {
     const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
     if (this.#state) query.set('state', this.#state);
     if (cursor) query.set('cursor', cursor);
-    return this.#api.json('GET', `/v1/jobs?${query}`);
+    return this.#api.json('GET', `v1/jobs?${query}`);
   }
 
   #add({ items, nextCursor }) {

@@ -32,7 +32,7 @@ export class TypesTable {
     const type = button.closest('tr').dataset.type;
     button.disabled = true;
     try {
-      const updated = await this.#api.json('PATCH', `/v1/types/${encodeURIComponent(type)}`, { paused });
+      const updated = await this.#api.json('PATCH', `v1/types/${encodeURIComponent(type)}`, { paused });
       this.#body.querySelector(`tr[data-type="${CSS.escape(type)}"]`)?.replaceWith(this.#row(updated));
       this.#onChange();
     } catch (err) {

@@ -2,12 +2,11 @@ import { BadRequestException, type INestApplication, VersioningType } from '@nes
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { SwaggerModule } from '@nestjs/swagger';
 import type { NextFunction, Request, Response } from 'express';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AppModule } from './app.module';
 import { DomainExceptionFilter } from './common/domain-exception.filter';
-import { KEEL_CONFIG, type KeelConfig } from './config/keel-config';
+import type { KeelConfig } from './config/keel-config';
 import { LifecycleService } from './lifecycle/lifecycle.service';
 import { KeelLog } from './logging/keel-log';
 import { KEEL_LOGGER, keelLoggerFor, type KeelLogger } from './logging/keel-logger';
@@ -15,7 +14,6 @@ import { requestLogging } from './logging/request-logging';
 import { jsonBodyProblem, MAX_JSON_DEPTH } from './common/input-validation';
 import { isJsonBodyChecked, isJsonContentType } from './common/json-body.guard';
 import { MAX_BODY, RequestGate } from './gate/request-gate';
-import { buildOpenApi } from './openapi/openapi-document';
 
 /** The standalone app on either HTTP platform (HTTP_ADAPTER). */
 export type KeelApp = NestExpressApplication | NestFastifyApplication;
@@ -74,13 +72,15 @@ export function setupApp(app: NestExpressApplication): void {
   setupRoutingAndDocs(app);
 }
 
-/** What both platforms set up after their request checks: versioning, the filter, the OpenAPI document. */
+/**
+ * What both platforms set up after their request checks: versioning and the filter. The docs are
+ * Keel's own controller (`forServer` has `docs: true`), as in a host application.
+ */
 export function setupRoutingAndDocs(app: KeelApp): void {
   app.enableVersioning({ type: VersioningType.URI });
   // Keel's controllers carry their own pipe and filter; this one answers what fails before a route
   // (body parser, hostile JSON, unknown paths) with the same error shape.
   app.useGlobalFilters(new DomainExceptionFilter(app.get(KeelLog)));
-  SwaggerModule.setup('docs', app, () => buildOpenApi(app, app.get<string, KeelConfig>(KEEL_CONFIG)), { jsonDocumentUrl: 'docs-json' });
 }
 
 /**

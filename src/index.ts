@@ -3,6 +3,7 @@
  * not exported here is internal and may change.
  */
 export { KeelModule } from './keel.module';
+export { keelOpenApiDocument } from './openapi/keel-openapi-document';
 export type { KeelModuleOptions, KeelModuleExtras } from './keel.module-definition';
 export type { BuiltInType } from './workers/handlers/built-in';
 export type { KeelSettings, StoreKind, LogLevel } from './config/keel-config';

@@ -1,4 +1,5 @@
-import { Module, type DynamicModule, type Provider } from '@nestjs/common';
+import { Module, type DynamicModule, type Provider, type Type } from '@nestjs/common';
+import { RouterModule } from '@nestjs/core';
 import { AuthModule } from './auth/auth.module';
 import { configFromSettings, KEEL_CONFIG, settingsOf, type KeelConfig } from './config/keel-config';
 import { DashboardModule } from './dashboard/dashboard.module';
@@ -21,6 +22,8 @@ import { KeelLog } from './logging/keel-log';
 import { KEEL_LOGGER, keelLoggerFor } from './logging/keel-logger';
 import { MetricsHttpModule } from './metrics/metrics-http.module';
 import { MetricsModule } from './metrics/metrics.module';
+import { DocsModule } from './openapi/docs.module';
+import { KEEL_API_MODULES } from './openapi/openapi-document';
 import { QueueModule } from './queue/queue.module';
 import { RecoveryModule } from './recovery/recovery.module';
 import { RetentionModule } from './retention/retention.module';
@@ -48,6 +51,21 @@ const LOGGER: Provider = { provide: KEEL_LOGGER, inject: [KEEL_CONFIG], useFacto
 /** Where Keel's classes get their loggers: Keel's lines at this application's `logLevel`, through its Nest logger. */
 const LOG: Provider = { provide: KeelLog, inject: [KEEL_CONFIG], useFactory: (config: KeelConfig) => new KeelLog(config.logLevel) };
 
+/** What the module's declaration decides: its routes (which, where, the docs) and its built-in types. */
+function extrasOf(options: Partial<KeelModuleExtras>): KeelModuleExtras {
+  return { http: options.http ?? true, builtInTypes: options.builtInTypes ?? [], path: keelPathOf(options.path), docs: options.docs ?? false };
+}
+
+/**
+ * Every route of `modules` under `path` (after the application's global prefix): Nest's
+ * `RouterModule`, whose paths are kept per application (`MODULE_PATH` + the container's id), so
+ * two applications of one process may put Keel under different paths. Not imported at all
+ * without a path: the standalone server's routing is left exactly as it was.
+ */
+function routesUnder(path: string, modules: Array<Type<unknown>>): DynamicModule {
+  return RouterModule.register(modules.map((module) => ({ path, module })));
+}
+
 /**
  * Keel as a Nest module (contract §13). Startup order holds inside any application, by module
  * imports (Nest runs the hooks of imported modules first): the store opens (onModuleInit) →
@@ -60,11 +78,6 @@ const LOG: Provider = { provide: KeelLog, inject: [KEEL_CONFIG], useFactory: (co
  * is global to the application: no guard, pipe, filter or interceptor of Keel's applies to the
  * application's own routes.
  */
-/** What the module's declaration decides: its routes and its built-in types. */
-function extrasOf(options: Partial<KeelModuleExtras>): KeelModuleExtras {
-  return { http: options.http ?? true, builtInTypes: options.builtInTypes ?? [], path: keelPathOf(options.path), docs: options.docs ?? false };
-}
-
 @Module({})
 export class KeelModule extends KeelConfigurableModule {
   static forRoot(options: typeof KEEL_OPTIONS_TYPE): DynamicModule {
@@ -87,12 +100,13 @@ export class KeelModule extends KeelConfigurableModule {
 
   private static assemble(
     definition: DynamicModule,
-    { http, builtInTypes, path }: KeelModuleExtras,
+    { http, builtInTypes, path, docs }: KeelModuleExtras,
     config: Provider,
     gate: RequestGateOptions['mount'],
   ): DynamicModule {
     const handlers = builtInHandlers(builtInTypes);
     const jobs = JobsModule.register({ http });
+    const pages: Array<Type<unknown>> = [DashboardModule, ...(docs ? [DocsModule] : [])];
     return {
       ...definition,
       module: KeelModule,
@@ -109,7 +123,8 @@ export class KeelModule extends KeelConfigurableModule {
         RetentionModule,
         jobs,
         SchedulesModule.register({ http, jobs }),
-        ...(http ? [AuthModule, RequestGateModule.register({ path, mount: gate }), HealthModule, MetricsHttpModule, TypesModule, EventsHttpModule, DashboardModule] : []),
+        ...(http ? [AuthModule, RequestGateModule.register({ path, mount: gate }), HealthModule, MetricsHttpModule, TypesModule, EventsHttpModule, ...pages] : []),
+        ...(http && path !== '' ? [routesUnder(path, [...KEEL_API_MODULES, ...pages])] : []),
       ],
       providers: [...(definition.providers ?? []), config, LOGGER, LOG, SCHEDULES_FROM_OPTIONS, ...handlers],
       // JobsClient through the jobs module; JobEvents, the lifecycle and the metrics are global already.

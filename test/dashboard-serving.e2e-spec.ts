@@ -9,8 +9,6 @@ afterEach(closeAllApps);
 
 const FILES: Array<[string, RegExp]> = [
   ['/dashboard', /^text\/html; charset=utf-8$/],
-  ['/dashboard/', /^text\/html; charset=utf-8$/],
-  ['/dashboard/index.html', /^text\/html; charset=utf-8$/],
   ['/dashboard/app.js', /^text\/javascript; charset=utf-8$/],
   ['/dashboard/events.js', /^text\/javascript; charset=utf-8$/],
   ['/dashboard/style.css', /^text\/css; charset=utf-8$/],
@@ -37,10 +35,19 @@ describe('serving the dashboard', () => {
     const urls = [...page.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1]);
     expect(urls.length).toBeGreaterThan(0);
     for (const url of urls) {
-      expect(url).toMatch(/^\/dashboard\/[a-z-]+\.(js|css|svg)$/);
-      expect((await http.get(url)).status).toBe(200);
+      // relative to the page, so that it holds under a host application's prefix and path
+      expect(url).toMatch(/^dashboard\/[a-z-]+\.(js|css|svg)$/);
+      expect((await http.get(`/${url}`)).status).toBe(200);
     }
     expect(page).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>|\bstyle=/);
+  });
+
+  it.each(['/dashboard/', '/dashboard/index.html', '/dashboard/?x=1'])('%s: 301 to the page, by a relative Location', async (path) => {
+    const { http } = await startApp();
+    const res = await http.get(path);
+    expect(res.status).toBe(301);
+    expect(res.headers.location).toBe(path.endsWith('?x=1') ? '../dashboard?x=1' : '../dashboard');
+    expect(new URL(res.headers.location, `http://localhost${path}`).pathname).toBe('/dashboard');
   });
 
   it('answers 304 to a request with the ETag it sent', async () => {

@@ -160,8 +160,8 @@ async function start(host: Host, env: Record<string, string>, command: string[] 
     env: { PATH: process.env.PATH, HOME: process.env.HOME, PORT: String(port), SQLITE_FILE: join(host.dir, 'keel.db'), KEEL_KEY: KEY, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
   running.add(child);
   await waitFor(
@@ -173,7 +173,7 @@ async function start(host: Host, env: Record<string, string>, command: string[] 
       );
     },
     `the host to listen on ${port}`,
-    60_000,
+    { timeoutMs: 60_000 },
   );
   return { child, port, output: () => output, exited };
 }
@@ -213,7 +213,7 @@ async function checkRoutes(app: Running): Promise<void> {
       return ((await res.json()) as { state: string }).state === 'completed';
     },
     'the host handler to complete the job',
-    30_000,
+    { timeoutMs: 30_000 },
   );
 
   // Only the host's type: no demo type unless asked.

@@ -46,3 +46,34 @@ export function sendBytes(res: object, status: number, headers: Record<string, s
   node.statusCode = status;
   node.end(body);
 }
+
+/** The URL of the request as the client sent it (a host's prefix included), split at the query. */
+function requestUrl(req: object): { path: string; query: string } {
+  const node = nodeRequest(req) as IncomingMessage & { originalUrl?: string };
+  const url = (req as { originalUrl?: string }).originalUrl ?? node.originalUrl ?? node.url ?? '';
+  const at = url.indexOf('?');
+  return at < 0 ? { path: url, query: '' } : { path: url.slice(0, at), query: url.slice(at) };
+}
+
+/**
+ * Where Keel's routes are mounted, as the request shows it: its path without the route's own last
+ * `routeSegments` segments (`/api/queue/v1/jobs`, 2 → `/api/queue`; `''` on the standalone
+ * server). A `Location` built on it names the resource where this application serves it.
+ */
+export function mountPath(req: object, routeSegments: number): string {
+  const segments = requestUrl(req).path.replace(/\/+$/, '').split('/');
+  return segments.slice(0, Math.max(1, segments.length - routeSegments)).join('/');
+}
+
+/**
+ * A page whose links are relative (`dashboard/app.js` beside `<base>/dashboard`) must be at its
+ * URL without a trailing slash: `<base>/dashboard/` answers 301 to `../dashboard` (relative too,
+ * so it holds behind any prefix or proxy), with the query kept. True when it answered.
+ */
+export function redirectWithoutTrailingSlash(req: object, res: object): boolean {
+  const { path, query } = requestUrl(req);
+  const match = /\/([^/]+)\/$/.exec(path);
+  if (!match) return false;
+  sendBytes(res, 301, { Location: `../${match[1]}${query}`, 'Cache-Control': 'no-cache' });
+  return true;
+}

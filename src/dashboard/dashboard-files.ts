@@ -1,7 +1,7 @@
 import { Injectable, type OnModuleInit } from '@nestjs/common';
-import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { extname, join } from 'node:path';
+import { staticFile, type StaticFile } from '../common/static-file';
 
 /**
  * The UI's folder: top-level `dashboard/`, beside `src/` and `dist/` (tsc copies no non-TS file,
@@ -17,11 +17,7 @@ const CONTENT_TYPES: Record<string, string> = {
   '.svg': 'image/svg+xml',
 };
 
-export interface DashboardFile {
-  body: Buffer;
-  contentType: string;
-  etag: string;
-}
+export type DashboardFile = StaticFile;
 
 /**
  * The UI's files, read once at startup and served from memory. A request names a key of this map
@@ -36,9 +32,7 @@ export class DashboardFiles implements OnModuleInit {
     for (const name of readdirSync(DASHBOARD_DIR)) {
       const contentType = CONTENT_TYPES[extname(name)];
       if (contentType === undefined) continue;
-      const body = readFileSync(join(DASHBOARD_DIR, name));
-      const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`;
-      this.files.set(name, { body, contentType, etag });
+      this.files.set(name, staticFile(readFileSync(join(DASHBOARD_DIR, name)), contentType));
     }
   }
 

@@ -1,7 +1,8 @@
-import { Controller, Get, Headers, NotFoundException, Param, Res, UseFilters, VERSION_NEUTRAL } from '@nestjs/common';
+import { Controller, Get, Headers, NotFoundException, Param, Req, Res, UseFilters, VERSION_NEUTRAL } from '@nestjs/common';
 import { ApiExcludeController } from '../common/swagger';
 import { DomainExceptionFilter } from '../common/domain-exception.filter';
-import { sendBytes } from '../common/http-reply';
+import { redirectWithoutTrailingSlash, sendBytes } from '../common/http-reply';
+import { sendStaticFile } from '../common/static-file';
 import { DashboardFiles } from './dashboard-files';
 
 /**
@@ -22,6 +23,10 @@ export const DASHBOARD_CSP = [
 /**
  * `GET /dashboard` (contract §12): the page and its files. Open with `API_KEY` set, like /docs:
  * the page holds no data, it asks for the key and sends it on its own `/v1` calls.
+ *
+ * Every URL in the page is relative (`dashboard/app.js`, `v1/jobs`), so it works under any prefix
+ * and path of a host application; that needs the page at its own URL, so `dashboard/` and
+ * `dashboard/index.html` are redirected there.
  */
 @ApiExcludeController()
 @UseFilters(DomainExceptionFilter)
@@ -30,30 +35,23 @@ export class DashboardController {
   constructor(private readonly files: DashboardFiles) {}
 
   @Get()
-  page(@Headers('if-none-match') ifNoneMatch: string | undefined, @Res() res: object): void {
+  page(@Headers('if-none-match') ifNoneMatch: string | undefined, @Req() req: object, @Res() res: object): void {
+    if (redirectWithoutTrailingSlash(req, res)) return;
     this.send('index.html', ifNoneMatch, res);
   }
 
   @Get(':name')
-  asset(@Param('name') name: string, @Headers('if-none-match') ifNoneMatch: string | undefined, @Res() res: object): void {
+  asset(@Param('name') name: string, @Headers('if-none-match') ifNoneMatch: string | undefined, @Req() req: object, @Res() res: object): void {
+    // `dashboard/` itself, on a platform that routes it here with an empty name
+    if (name === '' && redirectWithoutTrailingSlash(req, res)) return;
+    // the page is only where its relative links hold
+    if (name === 'index.html') return sendBytes(res, 301, { Location: '../dashboard', 'Cache-Control': 'no-cache' });
     this.send(name, ifNoneMatch, res);
   }
 
   private send(name: string, ifNoneMatch: string | undefined, res: object): void {
     const file = this.files.get(name);
     if (!file) throw new NotFoundException(`the dashboard has no file ${JSON.stringify(name.slice(0, 100))}`);
-    // The names carry no version, so every load asks again; the ETag makes that a 304.
-    const headers: Record<string, string> = {
-      'Cache-Control': 'no-cache',
-      ETag: file.etag,
-      'Content-Security-Policy': DASHBOARD_CSP,
-      'X-Content-Type-Options': 'nosniff',
-      'Referrer-Policy': 'no-referrer',
-    };
-    if (ifNoneMatch?.split(',').some((tag) => tag.trim() === file.etag)) {
-      sendBytes(res, 304, headers);
-      return;
-    }
-    sendBytes(res, 200, { ...headers, 'Content-Type': file.contentType }, file.body);
+    sendStaticFile(file, ifNoneMatch, res, { 'Content-Security-Policy': DASHBOARD_CSP });
   }
 }

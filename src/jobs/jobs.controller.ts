@@ -1,7 +1,7 @@
 import { keelValidationPipe } from '../common/keel-validation.pipe';
 import { ApiKeyGuard } from '../auth/api-key.guard';
 import { JsonBodyGuard } from '../common/json-body.guard';
-import { Body, Controller, Get, HttpCode, HttpStatus, Param, Post, Query, Res, UseFilters, UsePipes, UseGuards, VERSION_NEUTRAL } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, HttpStatus, Param, Post, Query, Req, Res, UseFilters, UsePipes, UseGuards, VERSION_NEUTRAL } from '@nestjs/common';
 import { ApiBody, ApiCreatedResponse, ApiHeader, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '../common/swagger';
 import type { Response } from 'express';
 import { CREATE_JOB_EXAMPLES, CreateJobDto } from './dto/create-job.dto';
@@ -13,7 +13,7 @@ import { toJobView, type JobView } from '../core/job.view';
 import { JobsService } from './jobs.service';
 import { ApiErrorResponse, ApiKeyRequired } from '../openapi/api-responses';
 import { BACKLOG_RETRY_AFTER_S, DomainExceptionFilter } from '../common/domain-exception.filter';
-import { nodeResponse } from '../common/http-reply';
+import { mountPath, nodeResponse } from '../common/http-reply';
 import { OptionalHeader } from '../common/optional-header.decorator';
 
 const EXAMPLE_ID = '0193b0c2-6a4e-7d3c-9f1e-2b5c8d7e4f10';
@@ -74,12 +74,14 @@ export class JobsController {
   async create(
     @Body() body: CreateJobDto,
     @OptionalHeader('idempotency-key') idempotencyKey: string | undefined,
+    @Req() req: object,
     @Res({ passthrough: true }) res: Response,
     @RequestId() requestId: string | undefined,
   ): Promise<JobView> {
     const { job, created } = await this.jobs.submit(body, idempotencyKey, requestId);
     if (!created) res.status(HttpStatus.OK);
-    nodeResponse(res).setHeader('Location', `/v1/jobs/${job.id}`);
+    // where this application serves the job: under a host's prefix and path too
+    nodeResponse(res).setHeader('Location', `${mountPath(req, 2)}/v1/jobs/${job.id}`);
     return toJobView(job);
   }
 

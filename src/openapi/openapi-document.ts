@@ -1,6 +1,13 @@
 import type { INestApplication, Type } from '@nestjs/common';
+import { ApplicationConfig, HttpAdapterHost, ModulesContainer } from '@nestjs/core';
 import { DocumentBuilder, SwaggerModule, type OpenAPIObject, type OperationObject, type ReferenceObject, type SchemaObject } from '@nestjs/swagger';
-import type { KeelConfig } from '../config/keel-config';
+import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
+import { EventsHttpModule } from '../events/events-http.module';
+import { HealthModule } from '../health/health.module';
+import { JobsModule } from '../jobs/jobs.module';
+import { MetricsHttpModule } from '../metrics/metrics-http.module';
+import { SchedulesModule } from '../schedules/schedules.module';
+import { TypesModule } from '../types/types.module';
 import { JobHandlerRegistry } from '../workers/job-handler.registry';
 import { BEARER_SCHEME } from './api-responses';
 import { freeName, PayloadSchemas, SCHEMA_REF } from './payload-schemas';
@@ -10,10 +17,32 @@ const JOB_REQUEST = 'CreateJobDto';
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'] as const;
 
 /**
- * The OpenAPI document served at /docs-json (contract §14), built when it is first asked for, so
- * from the job types registered then: the built-in ones and the application's own.
+ * Keel's modules that hold documented routes: the document lists theirs only, never a host
+ * application's own controllers.
  */
-export function buildOpenApi(app: INestApplication, config: KeelConfig): OpenAPIObject {
+export const KEEL_API_MODULES: Array<Type<unknown>> = [JobsModule, SchedulesModule, TypesModule, EventsHttpModule, HealthModule, MetricsHttpModule];
+
+/** Finds a provider anywhere in the application (`app.get` or `ModuleRef.get`, not strict). */
+export type ProviderLookup = <T>(token: Type<T> | string | symbol) => T;
+
+/**
+ * The OpenAPI document served at `<base>/docs-json` (contract §14), built when it is first asked
+ * for, so from the job types registered then: the built-in ones and the application's own; its
+ * paths as the application serves them (global prefix, the `path` option).
+ *
+ * It needs no `INestApplication`, which a module never has: @nestjs/swagger's scanner reads of
+ * the application only `container.getModules()`, `config` (the global prefix and versioning) and
+ * `getHttpAdapter()`, and those are injectable (`ModulesContainer`, `ApplicationConfig`,
+ * `HttpAdapterHost`). So the docs controller and `keelOpenApiDocument(app)` build the same document.
+ */
+export function buildOpenApi(get: ProviderLookup): OpenAPIObject {
+  const config = get<KeelConfig>(KEEL_CONFIG);
+  const modules = get(ModulesContainer);
+  const app = {
+    container: { getModules: () => modules },
+    config: get(ApplicationConfig),
+    getHttpAdapter: () => get(HttpAdapterHost).httpAdapter,
+  } as unknown as INestApplication;
   const builder = new DocumentBuilder()
     .setTitle('Keel')
     .setDescription(
@@ -30,12 +59,12 @@ export function buildOpenApi(app: INestApplication, config: KeelConfig): OpenAPI
   if (config.apiKey !== undefined) {
     builder.addSecurity(BEARER_SCHEME, { type: 'http', scheme: 'bearer', description: 'The API_KEY the server was started with.' });
   }
-  const document = SwaggerModule.createDocument(app, builder.build());
+  const document = SwaggerModule.createDocument(app, builder.build(), { include: KEEL_API_MODULES });
   // Said outright: a route with no requirement of its own is open (health, metrics; every route
   // without API_KEY), not one whose security was forgotten.
   document.security = [];
   if (config.apiKey === undefined) dropKeyRequirements(document);
-  describeJobRequests(document, app.get(JobHandlerRegistry, { strict: false }).registrations());
+  describeJobRequests(document, get(JobHandlerRegistry).registrations());
   refuseUnknownProperties(document);
   admitNullWhereNullable(document);
   return document;

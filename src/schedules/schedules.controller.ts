@@ -1,10 +1,10 @@
-import { Body, Controller, Delete, Get, HttpCode, HttpStatus, Param, Put, Res, UseFilters, UsePipes, UseGuards, VERSION_NEUTRAL } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, HttpStatus, Param, Put, Req, Res, UseFilters, UsePipes, UseGuards, VERSION_NEUTRAL } from '@nestjs/common';
 import { ApiKeyGuard } from '../auth/api-key.guard';
 import { JsonBodyGuard } from '../common/json-body.guard';
 import { ApiBody, ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '../common/swagger';
 import type { Response } from 'express';
 import { DomainExceptionFilter } from '../common/domain-exception.filter';
-import { nodeResponse } from '../common/http-reply';
+import { mountPath, nodeResponse } from '../common/http-reply';
 import { keelValidationPipe } from '../common/keel-validation.pipe';
 import { ApiErrorResponse, ApiKeyRequired } from '../openapi/api-responses';
 import { PUT_SCHEDULE_EXAMPLES, PutScheduleDto } from './dto/put-schedule.dto';
@@ -43,11 +43,11 @@ export class SchedulesController {
     'A bad cron expression, an unknown time zone, an unknown type, a payload that fails its schema, a bad option or name. Nothing is stored.',
     'cron "61 * * * *" is not a cron expression of 5 fields (or 6, with seconds first): Invalid value for minute: 61',
   )
-  async put(@Param('name') name: string, @Body() body: PutScheduleDto, @Res({ passthrough: true }) res: Response): Promise<ScheduleView> {
+  async put(@Param('name') name: string, @Body() body: PutScheduleDto, @Req() req: object, @Res({ passthrough: true }) res: Response): Promise<ScheduleView> {
     const { schedule, created } = await this.schedules.put(name, body);
     if (created) {
       res.status(HttpStatus.CREATED);
-      nodeResponse(res).setHeader('Location', `/v1/schedules/${schedule.name}`);
+      nodeResponse(res).setHeader('Location', `${mountPath(req, 3)}/v1/schedules/${schedule.name}`);
     }
     return toScheduleView(schedule);
   }

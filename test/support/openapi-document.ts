@@ -1,7 +1,7 @@
 import type { OpenAPIObject } from '@nestjs/swagger';
 import { createApp } from '../../src/app.setup';
 import { loadConfig } from '../../src/config/keel-config';
-import { buildOpenApi } from '../../src/openapi/openapi-document';
+import { keelOpenApiDocument } from '../../src/index';
 import { BASE_ENV, type Env, type ExtraImports } from './app';
 
 /**
@@ -13,7 +13,7 @@ export async function buildDocument(env: Env = {}, extraImports: ExtraImports = 
   const app = await createApp(config, extraImports);
   try {
     await app.init();
-    return buildOpenApi(app, config);
+    return keelOpenApiDocument(app);
   } finally {
     await app.close();
   }
