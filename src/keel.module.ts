@@ -27,6 +27,7 @@ import { KEEL_API_MODULES } from './openapi/openapi-document';
 import { QueueModule } from './queue/queue.module';
 import { RecoveryModule } from './recovery/recovery.module';
 import { RetentionModule } from './retention/retention.module';
+import { requireSwagger, swagger } from './common/swagger';
 import { KEEL_SCHEDULES } from './schedules/schedules.constants';
 import { SchedulesModule } from './schedules/schedules.module';
 import { StoreModule } from './store/store.module';
@@ -94,7 +95,8 @@ export class KeelModule extends KeelConfigurableModule {
    * Its setup mounts the request gate itself (`app.setup.ts`). Not part of the public surface.
    */
   static forServer(config: KeelConfig): DynamicModule {
-    const extras: KeelModuleExtras = { http: true, builtInTypes: BUILT_IN_TYPES, path: '', docs: true };
+    // The docs when @nestjs/swagger is there (always in this repository; `npx keel` in an application without it serves none).
+    const extras: KeelModuleExtras = { http: true, builtInTypes: BUILT_IN_TYPES, path: '', docs: swagger !== undefined };
     return KeelModule.assemble(super.forRoot(settingsOf(config)), extras, { provide: KEEL_CONFIG, useValue: config }, 'app');
   }
 
@@ -105,6 +107,7 @@ export class KeelModule extends KeelConfigurableModule {
     gate: RequestGateOptions['mount'],
   ): DynamicModule {
     const handlers = builtInHandlers(builtInTypes);
+    if (docs) requireSwagger('docs');
     const jobs = JobsModule.register({ http });
     const pages: Array<Type<unknown>> = [DashboardModule, ...(docs ? [DocsModule] : [])];
     return {

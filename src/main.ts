@@ -3,6 +3,7 @@ import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import type { Server } from 'node:http';
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
+import { swagger } from './common/swagger';
 import { createApp, type KeelApp, readyToListen } from './app.setup';
 import { ConfigError, loadConfig, type KeelConfig } from './config/keel-config';
 import { LifecycleService } from './lifecycle/lifecycle.service';
@@ -85,7 +86,7 @@ async function main(): Promise<void> {
     await readyToListen(current);
     await listen(current.getHttpServer(), port, host);
     const address = current.getHttpServer().address() as { port: number };
-    new Logger('Keel').log(`listening on http://${host}:${address.port} (${httpAdapter === 'fastify' ? 'Fastify' : 'Express'}; docs at /docs)`);
+    new Logger('Keel').log(`listening on http://${host}:${address.port} (${httpAdapter === 'fastify' ? 'Fastify' : 'Express'}; ${swagger ? 'docs at /docs' : 'no docs: @nestjs/swagger is not installed'})`);
   });
   await started;
 }

@@ -1,6 +1,7 @@
 import { Controller, Get, Headers, NotFoundException, Param, Req, Res, UseFilters, VERSION_NEUTRAL } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
-import { ApiExcludeController, type OpenAPIObject } from '@nestjs/swagger';
+import type { OpenAPIObject } from '@nestjs/swagger';
+import { ApiExcludeController } from '../common/swagger';
 import { DomainExceptionFilter } from '../common/domain-exception.filter';
 import { redirectWithoutTrailingSlash, sendJson } from '../common/http-reply';
 import { sendStaticFile } from '../common/static-file';

@@ -22,6 +22,7 @@ import { buildOpenApi } from './openapi-document';
  *
  * The host's own document lists Keel's routes too, unless it is created with `include` naming
  * the host's modules. Each call builds the document anew, from the job types registered then.
+ * It needs @nestjs/swagger in the application (an optional peer of Keel's).
  */
 export function keelOpenApiDocument(app: INestApplication): OpenAPIObject {
   return buildOpenApi((token) => app.get(token, { strict: false }));

@@ -1,6 +1,7 @@
 import type { INestApplication, Type } from '@nestjs/common';
 import { ApplicationConfig, HttpAdapterHost, ModulesContainer } from '@nestjs/core';
-import { DocumentBuilder, SwaggerModule, type OpenAPIObject, type OperationObject, type ReferenceObject, type SchemaObject } from '@nestjs/swagger';
+import type { OpenAPIObject, OperationObject, ReferenceObject, SchemaObject } from '@nestjs/swagger';
+import { requireSwagger } from '../common/swagger';
 import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
 import { EventsHttpModule } from '../events/events-http.module';
 import { HealthModule } from '../health/health.module';
@@ -36,6 +37,7 @@ export type ProviderLookup = <T>(token: Type<T> | string | symbol) => T;
  * `HttpAdapterHost`). So the docs controller and `keelOpenApiDocument(app)` build the same document.
  */
 export function buildOpenApi(get: ProviderLookup): OpenAPIObject {
+  const { DocumentBuilder, SwaggerModule } = requireSwagger('docs');
   const config = get<KeelConfig>(KEEL_CONFIG);
   const modules = get(ModulesContainer);
   const app = {
