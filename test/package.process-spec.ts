@@ -14,9 +14,10 @@ import { waitFor } from './support/wait';
  * CommonJS and are loaded by it through require(esm)). The host has a route of its own, a handler
  * of its own, a global prefix and URI versioning; Keel sits under `path: 'queue'`.
  *
- * better-sqlite3 is copied into each host from this repository's node_modules before the install
- * when the versions match: npm keeps a package that is already there, and the host is spared a
- * two-minute compile of SQLite (the prebuilt binaries are not reachable from this machine).
+ * better-sqlite3 and its dependencies are copied into each host from this repository's
+ * node_modules before the install when the versions match: npm keeps packages that are already
+ * there, and the host is spared a two-minute compile of SQLite (the prebuilt binaries are not
+ * reachable from this machine).
  */
 
 const run = promisify(execFile);
@@ -120,10 +121,22 @@ function newHost(root: string, name: string, module: 'commonjs' | 'module', depe
   const main = module === 'module' ? 'main.mjs' : 'main.cjs';
   writeFileSync(join(dir, main), hostSource(module));
   const ours = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
-  const built = join(REPO_ROOT, 'node_modules', 'better-sqlite3');
-  const builtVersion = (JSON.parse(readFileSync(join(built, 'package.json'), 'utf8')) as { version: string }).version;
-  if (builtVersion === ours.dependencies['better-sqlite3']) cpSync(built, join(dir, 'node_modules', 'better-sqlite3'), { recursive: true });
+  if (manifest('better-sqlite3').version === ours.dependencies['better-sqlite3']) {
+    for (const name of closureOf('better-sqlite3')) cpSync(join(REPO_ROOT, 'node_modules', name), join(dir, 'node_modules', name), { recursive: true });
+  }
   return { dir, main };
+}
+
+function manifest(name: string): { version: string; dependencies?: Record<string, string> } {
+  return JSON.parse(readFileSync(join(REPO_ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string; dependencies?: Record<string, string> };
+}
+
+/** `name` and every package it depends on, as this repository's node_modules holds them (hoisted). */
+function closureOf(name: string, seen = new Set<string>()): Set<string> {
+  if (seen.has(name) || !existsSync(join(REPO_ROOT, 'node_modules', name, 'package.json'))) return seen;
+  seen.add(name);
+  for (const dep of Object.keys(manifest(name).dependencies ?? {})) closureOf(dep, seen);
+  return seen;
 }
 
 /** What npm said about engines and peers, but engine warnings of packages outside Keel's tree (the host's own Nest). */
@@ -331,7 +344,7 @@ describe('Keel installed from its packed tarball into a Nest application', () =>
 
       // The package's bin is the standalone server.
       const server = await start(host, { STORE: 'memory', API_KEY: KEY }, [join(host.dir, 'node_modules', '.bin', 'keel')]);
-      expect((await call(server, '/health')).status).toBe(200);
+      expect((await call(server, '/health/ready')).status).toBe(200);
       expect((await call(server, '/v1/types', withKey())).status).toBe(200);
       await checkCleanStop(server);
     },
