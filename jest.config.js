@@ -7,10 +7,6 @@ module.exports = {
   transform: {
     '^.+\\.ts$': ['ts-jest', { isolatedModules: true, tsconfig: 'tsconfig.json' }],
   },
-  // content-disposition 3 (required by @fastify/static, which serves Swagger UI's files on
-  // HTTP_ADAPTER=fastify) is an ES module: Node 20 loads it with require(esm), Jest's module
-  // system cannot. Here it is the CommonJS 1.x that Express uses, which has the same function.
-  moduleNameMapper: { '^content-disposition$': '<rootDir>/test/support/content-disposition.cjs' },
   testTimeout: 60000,
   // The process specs run dist/main.js: rebuild it first when src/ is newer (silent when fresh).
   globalSetup: '<rootDir>/test/support/build-if-stale.js',
