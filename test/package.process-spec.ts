@@ -333,6 +333,8 @@ describe('Keel installed from its packed tarball into a Nest application', () =>
       await checkRoutes(app);
       expect((await call(app, '/api/queue/docs-json')).status).toBe(404);
       await checkCleanStop(app);
+      // Asking for the docs without it stops the start with one line naming the option.
+      await expect(start(host, { KEEL_DOCS: 'true' })).rejects.toThrow(/docs needs @nestjs\/swagger/);
 
       // With the host's own @nestjs/swagger (the release of its Nest major): docs: true.
       const added = await npm(host.dir, ['install', '@nestjs/swagger@^11.0.0']);
