@@ -5,6 +5,7 @@ import type { Server } from 'node:http';
 import { IsEmail, IsOptional, IsString, MaxLength } from 'class-validator';
 import { firstValueFrom, filter } from 'rxjs';
 import request from 'supertest';
+import { waitFor } from './support/wait';
 import {
   ConfigError,
   InvalidJob,
@@ -277,3 +278,39 @@ describe('KeelModule leaves the host as it is', () => {
   });
 });
 
+
+describe('KeelModule shutdown in a host', () => {
+  it('answers submissions and readiness 503 from the start of app.close(), while the workers drain', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let started!: () => void;
+    const running = new Promise<void>((resolve) => (started = resolve));
+
+    @JobHandler('hold')
+    class HoldHandler extends JobHandlerBase<Record<string, never>, null> {
+      async handle(): Promise<null> {
+        started();
+        await held;
+        return null;
+      }
+    }
+
+    @Module({ imports: [KeelModule.forRoot({ store: 'memory', logLevel: 'error', shutdownTimeoutMs: 60_000 })], providers: [HoldHandler] })
+    class HoldHost {}
+
+    const app = await NestFactory.create(HoldHost, { logger: false, abortOnError: false });
+    await app.listen(0, '127.0.0.1');
+    const http = request(app.getHttpServer() as Server);
+    const job = await http.post('/v1/jobs').send({ type: 'hold' }).expect(201);
+    await running;
+    const closing = app.close();
+    try {
+      await waitFor(async () => (await http.get('/health/ready')).status === 503, 'readiness to answer 503 once the close began');
+      await http.post('/v1/jobs').send({ type: 'hold' }).expect(503);
+    } finally {
+      release();
+      await closing;
+    }
+    expect(job.body).toMatchObject({ type: 'hold' });
+  });
+});

@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, type OnModuleDestroy } from '@nestjs/common';
 
 /**
  * Whether the process is shutting down. Set the moment a signal arrives (before Nest's
@@ -7,7 +7,7 @@ import { Injectable } from '@nestjs/common';
  * startup still under way never opens the port.
  */
 @Injectable()
-export class LifecycleService {
+export class LifecycleService implements OnModuleDestroy {
   private readonly stop = new AbortController();
   private leaseKept = false;
 
@@ -37,7 +37,13 @@ export class LifecycleService {
     this.stop.abort();
   }
 
-  beforeApplicationShutdown(): void {
+  /**
+   * The first hook of `app.close()` in every module (Nest calls every onModuleDestroy before any
+   * beforeApplicationShutdown, where the workers drain): in a host application, whose SIGTERM
+   * reaches Keel only through Nest's shutdown hooks, the drain is refused submissions from its start.
+   */
+  onModuleDestroy(): void {
     this.beginShutdown();
   }
+
 }
