@@ -5,7 +5,7 @@ import bodyParser from 'body-parser';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
 import { AppModule } from './app.module';
-import { closeConnectionWhenStopping, type ExtraImports, setupRoutingAndDocs } from './app.setup';
+import { closeConnectionWhenStopping, type ExtraImports, setupRoutingAndDocs } from './app.common';
 import { isJsonContentType, markJsonBodyChecked } from './common/json-body.guard';
 import { MAX_BODY, RequestGate } from './gate/request-gate';
 import { jsonBodyProblem, MAX_JSON_DEPTH } from './common/input-validation';

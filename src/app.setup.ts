@@ -1,23 +1,20 @@
-import { BadRequestException, type INestApplication, VersioningType } from '@nestjs/common';
+import { BadRequestException, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { NextFunction, Request, Response } from 'express';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
+import { closeConnectionWhenStopping, type ExtraImports, type KeelApp, setupRoutingAndDocs } from './app.common';
 import { AppModule } from './app.module';
-import { DomainExceptionFilter } from './common/domain-exception.filter';
 import type { KeelConfig } from './config/keel-config';
 import { LifecycleService } from './lifecycle/lifecycle.service';
-import { KeelLog } from './logging/keel-log';
 import { KEEL_LOGGER, keelLoggerFor, type KeelLogger } from './logging/keel-logger';
 import { requestLogging } from './logging/request-logging';
 import { jsonBodyProblem, MAX_JSON_DEPTH } from './common/input-validation';
 import { isJsonBodyChecked, isJsonContentType } from './common/json-body.guard';
 import { MAX_BODY, RequestGate } from './gate/request-gate';
 
-/** The standalone app on either HTTP platform (HTTP_ADAPTER). */
-export type KeelApp = NestExpressApplication | NestFastifyApplication;
-export type ExtraImports = Parameters<typeof AppModule.forRoot>[1];
+export type { ExtraImports, KeelApp } from './app.common';
 
 /**
  * Builds the app, not yet listening. `main.ts` and the e2e tests both come through here. On
@@ -70,28 +67,6 @@ export function setupApp(app: NestExpressApplication): void {
   app.useBodyParser('json', { limit: MAX_BODY, type: (req: IncomingMessage) => isJsonContentType(req.headers['content-type']) });
   app.use(refuseHostileJson);
   setupRoutingAndDocs(app);
-}
-
-/**
- * What both platforms set up after their request checks: versioning and the filter. The docs are
- * Keel's own controller (`forServer` has `docs: true`), as in a host application.
- */
-export function setupRoutingAndDocs(app: KeelApp): void {
-  app.enableVersioning({ type: VersioningType.URI });
-  // Keel's controllers carry their own pipe and filter; this one answers what fails before a route
-  // (body parser, hostile JSON, unknown paths) with the same error shape.
-  app.useGlobalFilters(new DomainExceptionFilter(app.get(KeelLog)));
-}
-
-/**
- * Once the shutdown began, every answer carries `Connection: close` and Node closes the connection
- * after it: a keep-alive client cannot hold the HTTP server's close open with one more request.
- */
-export function closeConnectionWhenStopping(lifecycle: LifecycleService) {
-  return (_req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void => {
-    if (lifecycle.shuttingDown) res.setHeader('Connection', 'close');
-    next();
-  };
 }
 
 /** Runs right after the JSON parser; an iterative walk, so that the check itself cannot overflow. */
