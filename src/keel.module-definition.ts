@@ -1,52 +1,17 @@
 import { ConfigurableModuleBuilder } from '@nestjs/common';
-import { ConfigError, type KeelSettings } from './config/keel-config';
-import type { ScheduleDeclaration } from './core/schedule.model';
-import type { BuiltInType } from './workers/handlers/built-in';
+import { assembleKeel, extrasOf } from './keel.assembly';
+import { KEEL_MODULE_OPTIONS, type KeelModuleExtras, type KeelModuleOptions } from './keel.options';
 
 /**
- * `KeelModule.forRoot` options: the settings (contract §2 in camelCase), `http`, and the
- * schedules declared in code (contract §9), upserted at every start.
+ * `KeelModule.forRoot` / `forRootAsync`, as Nest's builder makes them: the options go to
+ * KEEL_MODULE_OPTIONS, and the extras (decided where the module is declared: its routes, their
+ * path, the docs, the built-in types) shape the module through `assembleKeel`.
  */
-export type KeelModuleOptions = KeelSettings & { schedules?: ScheduleDeclaration[] };
-
-/** Decided when the module is declared, not by an async factory: which routes exist. */
-export interface KeelModuleExtras {
-  /** true (default): the HTTP API, health, metrics and docs routes; false: none, enqueue in process only. */
-  http: boolean;
-  /** The demo job types to register (`noop`, `sleep`, `fail`, `http`); default none. */
-  builtInTypes: BuiltInType[];
-  /**
-   * Where Keel's routes live under the application's global prefix: `'queue'` puts the jobs route
-   * at `<prefix>/queue/v1/jobs`. Default none (Keel's routes right under the prefix).
-   */
-  path: string;
-  /** true: Keel's Swagger UI at `<base>/docs` and its document at `<base>/docs-json`. Default false in a host. */
-  docs: boolean;
-}
-
-/** One or more URL segments of unreserved characters, without leading or trailing slash. */
-const PATH_SEGMENTS = /^[A-Za-z0-9._~-]+(\/[A-Za-z0-9._~-]+)*$/;
-
-/**
- * The `path` option as a route prefix without slashes at either end (`''` for none); anything
- * else than URL segments is a ConfigError naming the option.
- */
-export function keelPathOf(path: unknown): string {
-  if (path === undefined || path === null) return '';
-  const trimmed = typeof path === 'string' ? path.replace(/^\/+|\/+$/g, '') : path;
-  if (trimmed === '') return '';
-  if (typeof trimmed !== 'string' || !PATH_SEGMENTS.test(trimmed) || trimmed.split('/').some((s) => s === '.' || s === '..')) {
-    throw new ConfigError(`path must be URL path segments such as 'queue' or 'ops/jobs', got ${JSON.stringify(path)}`);
-  }
-  return trimmed;
-}
-
 export const {
   ConfigurableModuleClass: KeelConfigurableModule,
-  MODULE_OPTIONS_TOKEN: KEEL_MODULE_OPTIONS,
   OPTIONS_TYPE: KEEL_OPTIONS_TYPE,
   ASYNC_OPTIONS_TYPE: KEEL_ASYNC_OPTIONS_TYPE,
-} = new ConfigurableModuleBuilder<KeelModuleOptions>({ moduleName: 'Keel' })
+} = new ConfigurableModuleBuilder<KeelModuleOptions>({ moduleName: 'Keel', optionsInjectionToken: KEEL_MODULE_OPTIONS })
   .setClassMethodName('forRoot')
-  .setExtras<KeelModuleExtras>({ http: true, builtInTypes: [], path: '', docs: false }, (definition) => definition)
+  .setExtras<KeelModuleExtras>({ http: true, builtInTypes: [], path: '', docs: false }, (definition, extras) => assembleKeel(definition, extrasOf(extras)))
   .build();
