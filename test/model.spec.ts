@@ -447,7 +447,7 @@ async function crashAndRecover(w: World): Promise<void> {
   await recovery.onApplicationBootstrap();
   // Its lease-renewal and rescue timers (no-ops on an embedded store) are not part of the model.
   await recovery.beforeApplicationShutdown();
-  lease.beforeApplicationShutdown();
+  await lease.beforeApplicationShutdown();
   w.lastReport = recovery.report;
 
   // The model: processing → pending (attempts kept), every claim of the dead process released, then priming.

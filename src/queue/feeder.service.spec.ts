@@ -182,7 +182,7 @@ describe('FeederService with job type limits (contract §10)', () => {
 
   afterEach(async () => {
     await feeder.stop();
-    limits.beforeApplicationShutdown();
+    await limits.beforeApplicationShutdown();
     await store.close();
   });
 

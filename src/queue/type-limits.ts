@@ -1,4 +1,5 @@
 import { Inject, Injectable, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
+import { PeriodicTask } from '../common/periodic-task';
 import { isUnlimited, NO_LIMITS, type TypeSettings } from '../core/type-settings';
 import { JOBS_STORE, type JobStore, type StoredTypeSettings } from '../store/job-store';
 import { DeliveryQueue } from './delivery-queue';
@@ -31,8 +32,7 @@ export class TypeLimits implements OnApplicationBootstrap, BeforeApplicationShut
   /** Types whose rate window is full, until when, with the timer that wakes the feeder then. */
   private readonly held = new Map<string, { until: number; timer: NodeJS.Timeout }>();
   private readonly freedListeners: Array<() => void> = [];
-  private pollTimer?: NodeJS.Timeout;
-  private polling = false;
+  private readonly polls: PeriodicTask;
 
   constructor(
     @Inject(JOBS_STORE) private readonly store: JobStore,
@@ -40,6 +40,10 @@ export class TypeLimits implements OnApplicationBootstrap, BeforeApplicationShut
     log: KeelLog,
   ) {
     this.logger = log.for('TypeLimits');
+    this.polls = new PeriodicTask(
+      () => this.load(),
+      (err) => this.logger.warn(`reading the job types' settings failed: ${(err as Error).message}`),
+    );
   }
 
   /**
@@ -48,15 +52,14 @@ export class TypeLimits implements OnApplicationBootstrap, BeforeApplicationShut
    */
   async onApplicationBootstrap(): Promise<void> {
     await this.load();
-    if (!this.store.shared) return;
-    this.pollTimer = setInterval(() => void this.poll(), SETTINGS_POLL_MS);
-    this.pollTimer.unref();
+    if (this.store.shared) this.polls.start(SETTINGS_POLL_MS);
   }
 
-  beforeApplicationShutdown(): void {
-    clearInterval(this.pollTimer);
+  async beforeApplicationShutdown(): Promise<void> {
+    const polled = this.polls.stop();
     for (const { timer } of this.held.values()) clearTimeout(timer);
     this.held.clear();
+    await polled;
   }
 
   /** A handler's defaults, once at startup (already validated). */
@@ -161,18 +164,6 @@ export class TypeLimits implements OnApplicationBootstrap, BeforeApplicationShut
     if (current && current.version >= stored.version) return false;
     this.stored.set(type, stored);
     return JSON.stringify(current?.settings) !== JSON.stringify(stored.settings);
-  }
-
-  private async poll(): Promise<void> {
-    if (this.polling) return;
-    this.polling = true;
-    try {
-      await this.load();
-    } catch (err) {
-      this.logger.warn(`reading the job types' settings failed: ${(err as Error).message}`);
-    } finally {
-      this.polling = false;
-    }
   }
 
   private freed(): void {

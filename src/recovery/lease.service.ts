@@ -1,4 +1,5 @@
 import { Inject, Injectable, type BeforeApplicationShutdown } from '@nestjs/common';
+import { PeriodicTask } from '../common/periodic-task';
 import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
 import { JOBS_STORE, type JobStore } from '../store/job-store';
 import { type KeelContextLog, KeelLog } from '../logging/keel-log';
@@ -11,8 +12,7 @@ import { type KeelContextLog, KeelLog } from '../logging/keel-log';
 @Injectable()
 export class LeaseService implements BeforeApplicationShutdown {
   private readonly logger: KeelContextLog;
-  private timer?: NodeJS.Timeout;
-  private renewing = false;
+  private readonly renewal: PeriodicTask;
   /**
    * When this process last renewed its lease, on the monotonic clock: a wall clock stepped back
    * (NTP) would make an old renewal look recent and disable the fence.
@@ -25,6 +25,10 @@ export class LeaseService implements BeforeApplicationShutdown {
     log: KeelLog,
   ) {
     this.logger = log.for('Lease');
+    this.renewal = new PeriodicTask(
+      () => this.renew(),
+      (err) => this.logger.warn(`lease renewal failed: ${(err as Error).message}`),
+    );
   }
 
   /**
@@ -45,21 +49,10 @@ export class LeaseService implements BeforeApplicationShutdown {
 
   /** Renews every `LEASE_MS / 3` from now on, never two renewals at once. */
   keepRenewing(): void {
-    if (this.timer) return;
-    this.timer = setInterval(() => {
-      if (this.renewing) return;
-      this.renewing = true;
-      this.renew()
-        .catch((err: unknown) => this.logger.warn(`lease renewal failed: ${(err as Error).message}`))
-        .finally(() => {
-          this.renewing = false;
-        });
-    }, Math.max(100, Math.floor(this.config.leaseMs / 3)));
-    this.timer.unref();
+    this.renewal.start(Math.max(100, Math.floor(this.config.leaseMs / 3)));
   }
 
-  beforeApplicationShutdown(): void {
-    clearInterval(this.timer);
-    this.timer = undefined;
+  async beforeApplicationShutdown(): Promise<void> {
+    await this.renewal.stop();
   }
 }

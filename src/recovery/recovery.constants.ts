@@ -14,3 +14,11 @@ export interface RecoveryReadiness {
 
 /** Processing jobs reset per store round trip: recovery never reads the whole table at once. */
 export const RECOVERY_PAGE_SIZE = 500;
+
+/** What the workers have in hand, as the sweep of held jobs sees it (`RecoveryService.watchWorkers`). */
+export interface WorkInHand {
+  /** Whether the workers take jobs: this process's own held jobs are swept only then. */
+  readonly isRunning: boolean;
+  /** Whether a worker holds `id`, or it waits in this process's delivery queue. */
+  holds(id: string): boolean;
+}

@@ -6,6 +6,7 @@ import {
   type OnApplicationBootstrap,
 } from '@nestjs/common';
 import { Deferred } from '../common/deferred';
+import { PeriodicTask } from '../common/periodic-task';
 import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
 import { ConcurrentChange, InvalidTransition } from '../core/job.errors';
 import { LifecycleService } from '../lifecycle/lifecycle.service';
@@ -14,8 +15,11 @@ import { FeederService } from '../queue/feeder.service';
 import { JOBS_STORE, type JobStore } from '../store/job-store';
 import type { RecoveryReport } from './recovery-report';
 import { LeaseService } from './lease.service';
-import { RECOVERY_PAGE_SIZE } from './recovery.constants';
+import { RECOVERY_PAGE_SIZE, type WorkInHand } from './recovery.constants';
 import { type KeelContextLog, KeelLog } from '../logging/keel-log';
+
+/** After a store fault in an attempt, the sweep runs this soon (it also runs every LEASE_MS / 2). */
+const SWEEP_SOON_MS = 200;
 
 /**
  * Recovery (contract §5). At startup, in `onApplicationBootstrap`, after the store opened and
@@ -28,16 +32,22 @@ import { type KeelContextLog, KeelLog } from '../logging/keel-log';
  * 4. The queue is primed up to its capacity; the rest stays pending in the store, and the
  *    feeder delivers it as workers free places.
  *
- * Then, while running, the lease is renewed and steps 2 and 3 repeat, so that an instance that
- * dies while others run has its jobs recovered within about `LEASE_MS` (shared stores; on an
- * embedded store nobody else can hold jobs and the pass finds nothing).
+ * Then, while running, the lease is renewed, and one sweep over held jobs runs every `LEASE_MS / 2`:
+ * - steps 2 and 3 again, so that an instance that dies while others run has its jobs recovered
+ *   within about `LEASE_MS` (shared stores; on an embedded store nobody else can hold jobs and
+ *   this finds nothing);
+ * - once the workers run (`watchWorkers`), the jobs this process holds in the store but no worker
+ *   has in hand (a claim or a start whose answer was lost to a store fault) are handed back: a
+ *   claim is released, a processing job goes back to pending. A store fault in an attempt asks
+ *   for a sweep soon (`sweepSoon`) rather than at the next pass.
  */
 @Injectable()
 export class RecoveryService implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger: KeelContextLog;
   private lastReport: RecoveryReport = { startedAt: null, finishedAt: null, durationMs: null, resetToPending: 0, pendingFound: 0 };
-  private timers: NodeJS.Timeout[] = [];
-  private rescuing?: Promise<void>;
+  private readonly sweeps: PeriodicTask;
+  private sweepSoonTimer?: NodeJS.Timeout;
+  private workers?: WorkInHand;
   /** Resolved only here; others get its promise (`RECOVERY_READY`), which they can only await. */
   private readonly done = new Deferred<RecoveryReport>();
 
@@ -51,6 +61,11 @@ export class RecoveryService implements OnApplicationBootstrap, BeforeApplicatio
     @Optional() private readonly lifecycle?: LifecycleService,
   ) {
     this.logger = log.for('Recovery');
+    // Each part of a sweep says its own failure; this is only for the unforeseen.
+    this.sweeps = new PeriodicTask(
+      () => this.sweep(),
+      (err) => this.logger.warn(`sweep of held jobs failed: ${(err as Error).message}`),
+    );
   }
 
   /** Resolves with the report once recovery is done; rejects if it failed. */
@@ -70,13 +85,27 @@ export class RecoveryService implements OnApplicationBootstrap, BeforeApplicatio
       throw err;
     }
     this.lease.keepRenewing();
-    this.every(Math.max(100, Math.floor(this.config.leaseMs / 2)), () => this.rescue());
+    this.sweeps.start(Math.max(100, Math.floor(this.config.leaseMs / 2)));
   }
 
   async beforeApplicationShutdown(): Promise<void> {
-    for (const timer of this.timers) clearInterval(timer);
-    this.timers = [];
-    await this.rescuing;
+    clearTimeout(this.sweepSoonTimer);
+    await this.sweeps.stop();
+  }
+
+  /** The workers started: from now on the sweep also hands back the jobs they lost track of. */
+  watchWorkers(workers: WorkInHand): void {
+    this.workers = workers;
+  }
+
+  /** A sweep `SWEEP_SOON_MS` from now (a store fault may have left a job held here that no worker has). */
+  sweepSoon(): void {
+    if (this.sweepSoonTimer || !this.sweeps.started) return;
+    this.sweepSoonTimer = setTimeout(() => {
+      this.sweepSoonTimer = undefined;
+      void this.sweeps.runNow();
+    }, SWEEP_SOON_MS);
+    this.sweepSoonTimer.unref();
   }
 
   private async recover(): Promise<RecoveryReport> {
@@ -138,34 +167,38 @@ export class RecoveryService implements OnApplicationBootstrap, BeforeApplicatio
     }
   }
 
-  private async rescue(): Promise<void> {
-    if (this.rescuing) return;
-    this.rescuing = (async () => {
-      const reset = await this.resetAbandoned();
-      const released = await this.store.releaseAbandonedClaims(this.config.owner);
-      if (reset + released > 0) {
-        this.logger.warn(`recovered the jobs of a dead instance: ${reset} processing jobs reset to pending, ${released} claims released`);
-        this.feeder.wake();
-      }
-    })().finally(() => {
-      this.rescuing = undefined;
-    });
-    await this.rescuing;
+  /** One pass over held jobs; each part fails on its own and is tried again at the next pass. */
+  private async sweep(): Promise<void> {
+    await this.handBackStray().catch((err: unknown) => this.logger.warn(`audit of held jobs failed: ${(err as Error).message}`));
+    await this.rescue().catch((err: unknown) => this.logger.warn(`rescue pass failed: ${(err as Error).message}`));
   }
 
-  /** Runs `task` every `ms`, never two runs at once (a slow store must not pile them up). */
-  private every(ms: number, task: () => Promise<void>): void {
-    let busy = false;
-    const timer = setInterval(() => {
-      if (busy) return;
-      busy = true;
-      task()
-        .catch((err: unknown) => this.logger.warn(`rescue pass failed: ${(err as Error).message}`))
-        .finally(() => {
-          busy = false;
-        });
-    }, ms);
-    timer.unref();
-    this.timers.push(timer);
+  /** This process's own held jobs that no worker has in hand: never one a worker holds. */
+  private async handBackStray(): Promise<void> {
+    const workers = this.workers;
+    if (!workers?.isRunning) return;
+    for (const { id, state, attempts } of await this.store.heldBy(this.config.owner)) {
+      if (workers.holds(id)) continue;
+      if (state === 'pending') {
+        if (await this.store.releaseClaim(id, this.config.owner)) this.feeder.wake();
+      } else if (state === 'processing') {
+        await this.store.transition(id, { type: 'interrupt', now: Date.now(), attempt: attempts }, { owner: this.config.owner }, 'worker').then(
+          () => this.feeder.wake(),
+          (err: unknown) => {
+            if (!(err instanceof InvalidTransition || err instanceof ConcurrentChange)) throw err;
+          },
+        );
+      }
+    }
+  }
+
+  /** The jobs of owners that are gone. */
+  private async rescue(): Promise<void> {
+    const reset = await this.resetAbandoned();
+    const released = await this.store.releaseAbandonedClaims(this.config.owner);
+    if (reset + released > 0) {
+      this.logger.warn(`recovered the jobs of a dead instance: ${reset} processing jobs reset to pending, ${released} claims released`);
+      this.feeder.wake();
+    }
   }
 }

@@ -1,5 +1,6 @@
 import { Inject, Injectable, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import { PeriodicTask } from '../common/periodic-task';
 import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
 import { JobMetrics } from '../metrics/job-metrics';
 import { JOBS_STORE, type JobStore } from '../store/job-store';
@@ -17,9 +18,8 @@ export const PRUNE_BATCH = 1_000;
 @Injectable()
 export class RetentionService implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger: KeelContextLog;
-  private timer?: NodeJS.Timeout;
-  private pass?: Promise<number>;
-  private stopped = false;
+  private readonly passes: PeriodicTask;
+  private lastPruned = 0;
 
   constructor(
     @Inject(JOBS_STORE) private readonly store: JobStore,
@@ -28,34 +28,35 @@ export class RetentionService implements OnApplicationBootstrap, BeforeApplicati
     log: KeelLog,
   ) {
     this.logger = log.for('Retention');
+    this.passes = new PeriodicTask(
+      (stopped) => this.run(stopped),
+      (err) => this.logger.warn(`pruning failed; trying again at the next pass: ${(err as Error).message}`),
+    );
   }
 
   onApplicationBootstrap(): void {
-    this.timer = setInterval(() => void this.prune(), this.config.pruneIntervalMs);
-    this.timer.unref();
+    this.passes.start(this.config.pruneIntervalMs);
   }
 
+  /** A pass under way stops between two batches. */
   async beforeApplicationShutdown(): Promise<void> {
-    this.stopped = true;
-    clearInterval(this.timer);
-    await this.pass?.catch(() => undefined);
+    await this.passes.stop();
   }
 
-  /** One pass (never two at once); resolves with the number of jobs deleted. */
-  prune(): Promise<number> {
-    this.pass ??= this.run().finally(() => {
-      this.pass = undefined;
-    });
-    return this.pass;
+  /** A pass now, or right after the one under way; resolves with the number of jobs it deleted. */
+  async prune(): Promise<number> {
+    await this.passes.runNow();
+    return this.lastPruned;
   }
 
-  private async run(): Promise<number> {
+  private async run(stopped: AbortSignal): Promise<void> {
     let total = 0;
+    this.lastPruned = 0;
     try {
       const now = Date.now();
       const completedBefore = now - this.config.retainCompletedMs;
       const failedBefore = now - this.config.retainFailedMs;
-      while (!this.stopped) {
+      while (!stopped.aborted) {
         const deleted = await this.store.prune(completedBefore, failedBefore, PRUNE_BATCH);
         total += deleted;
         if (deleted > 0) this.metrics.pruned.inc(deleted);
@@ -63,9 +64,8 @@ export class RetentionService implements OnApplicationBootstrap, BeforeApplicati
         await yieldToEventLoop();
       }
       if (total > 0) this.logger.log(`pruned ${total} finished jobs`);
-    } catch (err) {
-      this.logger.warn(`pruning failed; trying again at the next pass: ${(err as Error).message}`);
+    } finally {
+      this.lastPruned = total;
     }
-    return total;
   }
 }

@@ -1,5 +1,6 @@
 import { Inject, Injectable, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
 import { v7 as uuidv7 } from 'uuid';
+import { PeriodicTask } from '../common/periodic-task';
 import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
 import { BacklogFull } from '../core/job.errors';
 import type { NewJob } from '../core/job.model';
@@ -45,17 +46,16 @@ const MAX_DELAY_MS = 2 ** 31 - 1;
 @Injectable()
 export class SchedulerService implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger: KeelContextLog;
+  /** The passes, one at a time; run by `wake` (a timer at the next slot, a change, a poll). */
+  private readonly passes: PeriodicTask;
   private timer?: NodeJS.Timeout;
-  private pass?: Promise<void>;
-  private passAgain = false;
   private live = false;
   private startedAt = 0;
   /** Read at the first pass; until then nothing fires and nothing is renewed. */
   private start?: SchedulerStart;
   /** Whether the last listing found a schedule: only then is the run renewed. */
   private hasSchedules = false;
-  private renewTimer?: NodeJS.Timeout;
-  private renewal?: Promise<void>;
+  private readonly renewals: PeriodicTask;
   private stopping?: Promise<void>;
   /** Schedules whose slot waits for room in the backlog: warned once, until it goes through. */
   private readonly waitingForRoom = new Set<string>();
@@ -71,6 +71,15 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
     log: KeelLog,
   ) {
     this.logger = log.for('Scheduler');
+    // A pass catches its own errors: it must arm its retry.
+    this.passes = new PeriodicTask(
+      () => this.run(),
+      (err) => this.logger.warn(`a scheduler pass failed: ${(err as Error).message}`),
+    );
+    this.renewals = new PeriodicTask(
+      () => this.renew(),
+      (err) => this.logger.warn(`could not record that this scheduler runs: ${(err as Error).message}`),
+    );
     schedules.onChange(() => this.wake());
   }
 
@@ -83,8 +92,7 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
     this.live = true;
     // The run ends when the scheduler stops taking slots, not when Nest's hooks reach this service.
     this.lifecycle.signal.addEventListener('abort', () => void this.stop(), { once: true });
-    this.renewTimer = setInterval(() => this.renew(), SCHEDULER_RENEW_MS);
-    this.renewTimer.unref();
+    this.renewals.start(SCHEDULER_RENEW_MS);
     this.wake();
   }
 
@@ -94,19 +102,7 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
 
   /** Runs a pass now, or right after the one under way. */
   wake(): void {
-    if (!this.live) return;
-    if (this.pass) {
-      this.passAgain = true;
-      return;
-    }
-    clearTimeout(this.timer);
-    this.pass = this.run().finally(() => {
-      this.pass = undefined;
-      if (this.passAgain) {
-        this.passAgain = false;
-        this.wake();
-      }
-    });
+    if (this.live) void this.passes.runNow();
   }
 
   /** Stops taking slots; the run recorded ends now. Idempotent. */
@@ -115,9 +111,7 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
       const at = Date.now();
       this.live = false;
       clearTimeout(this.timer);
-      clearInterval(this.renewTimer);
-      await this.pass;
-      await this.renewal;
+      await Promise.all([this.passes.stop(), this.renewals.stop()]);
       if (!this.start) return;
       await this.store.endSchedulerRun(this.config.owner, at).catch((err: Error) => {
         this.logger.warn(`could not record the end of this scheduler's run: ${err.message}`);
@@ -126,21 +120,17 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
     return this.stopping;
   }
 
-  /** Records that this scheduler runs, while schedules exist; never two renewals at once. */
-  private renew(): void {
-    if (!this.live || !this.start || !this.hasSchedules || this.renewal) return;
+  /** Records that this scheduler runs, while schedules exist. */
+  private async renew(): Promise<void> {
+    if (!this.live || !this.start || !this.hasSchedules) return;
     // On a shared store an instance counts as running until its lease would run out, as recovery
     // counts it: a stalled instance's slots are still its own, not missed ones.
     const until = Date.now() + (this.store.shared ? this.config.leaseMs : 0);
-    this.renewal = this.store
-      .renewSchedulerRun(this.config.owner, until)
-      .catch((err: Error) => this.logger.warn(`could not record that this scheduler runs: ${err.message}`))
-      .finally(() => {
-        this.renewal = undefined;
-      });
+    await this.store.renewSchedulerRun(this.config.owner, until);
   }
 
   private async run(): Promise<void> {
+    clearTimeout(this.timer);
     let wakeAt = Number.POSITIVE_INFINITY;
     let failed = false;
     try {
@@ -149,7 +139,7 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
       const listed = await this.store.listSchedules();
       const found = listed.length > 0 && !this.hasSchedules;
       this.hasSchedules = listed.length > 0;
-      if (found) this.renew();
+      if (found) void this.renewals.runNow();
       const now = Date.now();
       for (const schedule of listed) {
         if (schedule.paused || schedule.nextRunAt === null) continue;

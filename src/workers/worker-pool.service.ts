@@ -7,6 +7,7 @@ import {
 import { setMaxListeners } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { setImmediate as yieldToEventLoop, setTimeout as sleep } from 'node:timers/promises';
+import { PeriodicTask } from '../common/periodic-task';
 import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
 import { ConcurrentChange, InvalidTransition, JobNotFound, StaleOutcome } from '../core/job.errors';
 import type { JobEvent } from '../core/job-state-machine';
@@ -15,8 +16,9 @@ import { toJobView } from '../core/job.view';
 import { DeliveryQueue } from '../queue/delivery-queue';
 import { FeederService } from '../queue/feeder.service';
 import { TypeLimits } from '../queue/type-limits';
-import { RECOVERY_READY, type RecoveryReadiness } from '../recovery/recovery.constants';
+import { RECOVERY_READY, type RecoveryReadiness, type WorkInHand } from '../recovery/recovery.constants';
 import { LeaseService } from '../recovery/lease.service';
+import { RecoveryService } from '../recovery/recovery.service';
 import { LifecycleService } from '../lifecycle/lifecycle.service';
 import { JobMetrics } from '../metrics/job-metrics';
 import { JOBS_STORE, type JobStore } from '../store/job-store';
@@ -31,8 +33,6 @@ type PoolState = 'created' | 'running' | 'stopping' | 'stopped';
 
 /** How often running attempts are checked for a recorded cancel request (the fallback of the NOTIFY). */
 export const CANCEL_POLL_MS = 500;
-/** After a store fault in an attempt, the audit runs this soon (it also runs every LEASE_MS / 2). */
-const AUDIT_SOON_MS = 200;
 /** After the shutdown deadline, how long aborted handlers get to settle before the process stops waiting. */
 const ABORT_GRACE_MS = 500;
 
@@ -47,7 +47,7 @@ const ABORT_GRACE_MS = 500;
  * job is never started again while its handler still runs here.
  */
 @Injectable()
-export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShutdown {
+export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShutdown, WorkInHand {
   private readonly logger: KeelContextLog;
   private state: PoolState = 'created';
   private readonly stopTaking = new AbortController();
@@ -59,12 +59,8 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
    * job's next attempt, and its cleanup must not forget that one.
    */
   private readonly inFlight = new Map<string, number>();
-  private cancelTimer?: NodeJS.Timeout;
-  private pollingCancels = false;
-  private auditTimer?: NodeJS.Timeout;
-  private auditSoonTimer?: NodeJS.Timeout;
-  private auditing = false;
-  private leaseTimer?: NodeJS.Timeout;
+  private readonly cancelPolls: PeriodicTask;
+  private readonly fences: PeriodicTask;
   /** One timer for every running attempt's timeout, set for the earliest deadline. */
   private timeoutTimer?: NodeJS.Timeout;
   private timeoutAt = Infinity;
@@ -83,10 +79,19 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
     private readonly lease: LeaseService,
     private readonly lifecycle: LifecycleService,
     private readonly limits: TypeLimits,
+    private readonly recovery: RecoveryService,
     log: KeelLog,
   ) {
     this.logger = log.for('Workers');
     this.tracing = this.logger.enabled('debug');
+    this.cancelPolls = new PeriodicTask(
+      () => this.pollCancelRequests(),
+      (err) => this.logger.warn(`looking for cancel requests failed: ${(err as Error).message}`),
+    );
+    this.fences = new PeriodicTask(
+      () => this.fenceIfLeaseAtRisk(),
+      (err) => this.logger.warn(`the lease fence failed: ${(err as Error).message}`),
+    );
     // A cancel recorded through any instance reaches the one running the attempt.
     store.onCancelRequest((id) => this.requestCancel(id));
   }
@@ -110,6 +115,11 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
     return this.state === 'running';
   }
 
+  /** Whether a worker has `id` in hand or it waits in the delivery queue (see `WorkInHand`). */
+  holds(id: string): boolean {
+    return this.inFlight.has(id) || this.queue.has(id);
+  }
+
   async onApplicationBootstrap(): Promise<void> {
     await this.recovered.done;
     // A signal during startup: no worker starts. From a later signal on, no loop takes a new job.
@@ -119,12 +129,10 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
     // Each idle loop waits on the stop signal: more than Node's default of 10 listeners is expected.
     setMaxListeners(this.concurrency + 10, this.stopTaking.signal);
     this.loops = Array.from({ length: this.concurrency }, () => this.loop());
-    this.auditTimer = setInterval(() => void this.audit(), Math.max(100, Math.floor(this.config.leaseMs / 2)));
-    this.auditTimer.unref();
-    this.leaseTimer = setInterval(() => this.fenceIfLeaseAtRisk(), Math.max(50, Math.floor(this.config.leaseMs / 6)));
-    this.leaseTimer.unref();
-    this.cancelTimer = setInterval(() => void this.pollCancelRequests(), CANCEL_POLL_MS);
-    this.cancelTimer.unref();
+    // The jobs held here that the workers lose track of are handed back by recovery's sweep.
+    this.recovery.watchWorkers(this);
+    this.fences.start(Math.max(50, Math.floor(this.config.leaseMs / 6)));
+    this.cancelPolls.start(CANCEL_POLL_MS);
     this.logger.log(`${this.concurrency} workers started; job types: ${this.registry.types().join(', ')}`);
   }
 
@@ -152,10 +160,9 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
     }
     this.state = 'stopping';
     this.stopTaking.abort();
-    clearInterval(this.auditTimer);
-    clearTimeout(this.auditSoonTimer);
-    clearInterval(this.leaseTimer);
-    clearInterval(this.cancelTimer);
+    // Not awaited: a cancel poll under way only reads, and the drain below keeps its own deadline.
+    void this.fences.stop();
+    void this.cancelPolls.stop();
     const all = Promise.all(this.loops);
     if (!(await settlesWithin(all, this.config.shutdownTimeoutMs))) {
       this.stopDeadlinePassed = true;
@@ -192,9 +199,9 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
         await this.runAttemptOf(key);
       } catch (err) {
         // The store failed (a start or an outcome whose answer was lost may still have committed):
-        // `audit` gives the job back once the store answers again, soon rather than at its next pass.
+        // recovery's sweep gives the job back once the store answers again, soon rather than at its next pass.
         this.logger.error(`job ${key.id}: ${(err as Error).message}`);
-        this.auditSoon();
+        this.recovery.sweepSoon();
       } finally {
         const held = (this.inFlight.get(key.id) ?? 1) - 1;
         if (held > 0) this.inFlight.set(key.id, held);
@@ -384,54 +391,9 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
    * attempts this process runs whose job has a recorded cancel request are stopped.
    */
   private async pollCancelRequests(): Promise<void> {
-    if (this.pollingCancels || this.running.size === 0) return;
-    this.pollingCancels = true;
-    try {
-      for (const { id, attempt } of await this.store.cancelRequests(this.config.owner)) {
-        if (this.running.get(id)?.attempt === attempt) this.requestCancel(id);
-      }
-    } catch (err) {
-      this.logger.warn(`looking for cancel requests failed: ${(err as Error).message}`);
-    } finally {
-      this.pollingCancels = false;
-    }
-  }
-
-  private auditSoon(): void {
-    if (this.auditSoonTimer || this.state !== 'running') return;
-    this.auditSoonTimer = setTimeout(() => {
-      this.auditSoonTimer = undefined;
-      void this.audit();
-    }, AUDIT_SOON_MS);
-    this.auditSoonTimer.unref();
-  }
-
-  /**
-   * Jobs this process holds in the store but no longer in memory (a claim or a start whose answer
-   * was lost to a store fault) are handed back: a claim is released, a processing job goes back
-   * to pending. Never one that a worker has in hand.
-   */
-  private async audit(): Promise<void> {
-    if (this.auditing || this.state !== 'running') return;
-    this.auditing = true;
-    try {
-      for (const { id, state, attempts } of await this.store.heldBy(this.config.owner)) {
-        if (this.inFlight.has(id) || this.queue.has(id)) continue;
-        if (state === 'pending') {
-          if (await this.store.releaseClaim(id, this.config.owner)) this.feeder.wake();
-        } else if (state === 'processing' && !this.inFlight.has(id)) {
-          await this.store.transition(id, { type: 'interrupt', now: Date.now(), attempt: attempts }, { owner: this.config.owner }, 'worker').then(
-            () => this.feeder.wake(),
-            (err: unknown) => {
-              if (!(err instanceof InvalidTransition || err instanceof ConcurrentChange)) throw err;
-            },
-          );
-        }
-      }
-    } catch (err) {
-      this.logger.warn(`audit of held jobs failed: ${(err as Error).message}`);
-    } finally {
-      this.auditing = false;
+    if (this.running.size === 0) return;
+    for (const { id, attempt } of await this.store.cancelRequests(this.config.owner)) {
+      if (this.running.get(id)?.attempt === attempt) this.requestCancel(id);
     }
   }
 

@@ -1,5 +1,6 @@
 import { KEEL_EVENT_NAMES, OMITTABLE_FIELDS, type KeelEventName, type OmittableField } from '../../core/job-notice';
 import type { Job, JobProgress, JobState } from '../../core/job.model';
+import { PeriodicTask } from '../../common/periodic-task';
 import type { CommittedEvent, EventFeed, EventSink } from '../event-feed';
 import type { KeelContextLog } from '../../logging/keel-log';
 
@@ -77,8 +78,7 @@ export class PgEventFeed implements EventFeed {
   private registeredAt = 0;
   /** What `start` resolves with: client ids below it may have missed events (see `EventFeed.start`). */
   private floor = 0;
-  private timer?: NodeJS.Timeout;
-  private renewing = false;
+  private readonly renewals: PeriodicTask;
 
   constructor(
     private readonly db: PgFeedConnection,
@@ -87,7 +87,12 @@ export class PgEventFeed implements EventFeed {
     /** This store's name in the listeners' table. */
     private readonly owner: string,
     private readonly logger: KeelContextLog,
-  ) {}
+  ) {
+    this.renewals = new PeriodicTask(
+      () => this.renew(),
+      (err) => this.logger.warn(`renewing this instance's event registration failed: ${(err as Error).message}`),
+    );
+  }
 
   async start(sink: EventSink): Promise<number> {
     this.early = [];
@@ -104,16 +109,14 @@ export class PgEventFeed implements EventFeed {
     this.early = undefined;
     this.sink = sink;
     if (early.length > 0) sink.events(early);
-    this.timer ??= setInterval(() => void this.renew(), LISTENER_RENEW_MS);
-    this.timer.unref();
+    this.renewals.start(LISTENER_RENEW_MS);
     return this.floor;
   }
 
   async stop(): Promise<void> {
     const wasStarted = this.sink !== undefined;
     this.sink = undefined;
-    clearInterval(this.timer);
-    this.timer = undefined;
+    await this.renewals.stop();
     if (!wasStarted) return;
     await this.db.query(PG_EVENT_SQL.dropListener, [this.owner]).catch(() => undefined);
     await this.db.unlisten(this.channel).catch(() => undefined);
@@ -175,21 +178,14 @@ export class PgEventFeed implements EventFeed {
   }
 
   private async renew(): Promise<void> {
-    if (!this.sink || this.renewing) return;
-    this.renewing = true;
-    try {
-      const { rowCount } = await this.db.query(PG_EVENT_SQL.renewListener, [this.owner, LISTENER_TTL_MS]);
-      if (rowCount === 0 && this.sink) {
-        this.logger.warn(`this instance's event registration lapsed (silent for over ${LISTENER_TTL_MS} ms): streams start again with a reset`);
-        this.sink.gap();
-        await this.register();
-      }
-      await this.db.query(PG_EVENT_SQL.pruneListeners);
-    } catch (err) {
-      this.logger.warn(`renewing this instance's event registration failed: ${(err as Error).message}`);
-    } finally {
-      this.renewing = false;
+    if (!this.sink) return;
+    const { rowCount } = await this.db.query(PG_EVENT_SQL.renewListener, [this.owner, LISTENER_TTL_MS]);
+    if (rowCount === 0 && this.sink) {
+      this.logger.warn(`this instance's event registration lapsed (silent for over ${LISTENER_TTL_MS} ms): streams start again with a reset`);
+      this.sink.gap();
+      await this.register();
     }
+    await this.db.query(PG_EVENT_SQL.pruneListeners);
   }
 
   private async reregister(): Promise<void> {
