@@ -1,8 +1,11 @@
-// Unit specs sit beside the code (src/**/*.spec.ts); the store contract, e2e and process specs live in test/.
+// Unit specs sit beside the code (src/**/*.spec.ts); the specs in test/ say their kind in their
+// suffix: contract-spec (the stores in process), model-spec (model-based), e2e-spec (the app in
+// process over HTTP), process-spec (the built server as a child process), check-spec (checks of
+// the repository itself). See "Tests by kind" in docs/decisions.md.
 module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/src', '<rootDir>/test'],
-  testRegex: '.*\\.(spec|contract-spec|e2e-spec|process-spec)\\.ts$',
+  testRegex: '.*\\.(spec|contract-spec|model-spec|e2e-spec|process-spec|check-spec)\\.ts$',
   moduleFileExtensions: ['ts', 'js', 'json'],
   transform: {
     '^.+\\.ts$': ['ts-jest', { isolatedModules: true, tsconfig: 'tsconfig.json' }],
