@@ -45,7 +45,7 @@ import {
   type KeelProcess,
   allJobs,
 } from './support/process';
-import { createTestDatabase, dropTestDatabases, warnPgSkipped } from './support/postgres';
+import { createTestDatabase, describePg, dropTestDatabases } from './support/postgres';
 import { auditDeliveries, closeReceivers, startReceiver, type Receiver } from './support/receiver';
 import { waitFor } from './support/wait';
 
@@ -70,9 +70,6 @@ const SEED = process.env.KEEL_SEED ? Number(process.env.KEEL_SEED) : randomInt(1
 /** Bounds a broken run only: every wait is for a state. */
 const TEST_TIMEOUT_MS = SOAK ? 40 * 60_000 : 170_000;
 const STEP_TIMEOUT_MS = SOAK ? 10 * 60_000 : 60_000;
-
-const describePg = process.env.TEST_DATABASE_URL ? describe : describe.skip;
-warnPgSkipped('test/crash-loop.process-spec.ts (the PostgreSQL crash loop and the stalled-instance test)');
 
 afterEach(async () => {
   await cleanupProcesses();

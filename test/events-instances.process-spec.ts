@@ -14,10 +14,7 @@
  */
 import { openSse, type SseClient, type SseMessage } from './support/sse';
 import { cleanupProcesses, startKeel, submitJob, type EnvVars, type KeelProcess } from './support/process';
-import { createTestDatabase, dropTestDatabases, warnPgSkipped } from './support/postgres';
-
-const describePg = process.env.TEST_DATABASE_URL ? describe : describe.skip;
-warnPgSkipped('test/events-instances.process-spec.ts');
+import { createTestDatabase, describePg, dropTestDatabases } from './support/postgres';
 
 const streams: SseClient[] = [];
 

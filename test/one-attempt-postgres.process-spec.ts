@@ -29,13 +29,10 @@ import {
   type KeelProcess,
   allJobs,
 } from './support/process';
-import { createTestDatabase, dropTestDatabases, pgQuery, warnPgSkipped, withHostPort } from './support/postgres';
+import { createTestDatabase, describePg, dropTestDatabases, pgQuery, withHostPort } from './support/postgres';
 import { auditDeliveries, closeReceivers, startReceiver, type Delivery } from './support/receiver';
 import { closeProxies, startPgProxy } from './support/tcp-proxy';
 import { waitFor } from './support/wait';
-
-const describePg = process.env.TEST_DATABASE_URL ? describe : describe.skip;
-warnPgSkipped('test/one-attempt-postgres.process-spec.ts');
 
 type Job = JobJson;
 

@@ -34,10 +34,10 @@ import {
 } from './support/process';
 import {
   createTestDatabase,
+  describePg,
   dropTestDatabases,
   pgQuery,
   randomName,
-  warnPgSkipped,
   withDatabase,
   withHostPort,
   type TestDatabase,
@@ -45,9 +45,6 @@ import {
 import { auditDeliveries, closeReceivers, startReceiver } from './support/receiver';
 import { closeProxies, startPgProxy } from './support/tcp-proxy';
 import { waitFor } from './support/wait';
-
-const describePg = process.env.TEST_DATABASE_URL ? describe : describe.skip;
-warnPgSkipped('test/postgres.process-spec.ts');
 
 const LEASE_MS = 2_000;
 const CONCURRENCY = 4;

@@ -19,11 +19,8 @@
  * No timing is asserted: the tests wait for states (jobs made, slots passed).
  */
 import { allJobs, cleanupProcesses, startKeel, tempSqliteFile, type EnvVars, type JobJson, type KeelProcess } from './support/process';
-import { createTestDatabase, dropTestDatabases, warnPgSkipped } from './support/postgres';
+import { createTestDatabase, describePg, dropTestDatabases } from './support/postgres';
 import { waitFor } from './support/wait';
-
-const describePg = process.env.TEST_DATABASE_URL ? describe : describe.skip;
-warnPgSkipped('test/schedules.process-spec.ts (postgres)');
 
 afterEach(async () => {
   await cleanupProcesses();

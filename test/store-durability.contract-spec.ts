@@ -5,7 +5,7 @@ import type { NewJob } from '../src/core/job.model';
 import { MemoryJobStore } from '../src/store/memory/memory-job.store';
 import { PgJobStore } from '../src/store/postgres/pg-job.store';
 import { SqliteJobStore } from '../src/store/sqlite/sqlite-job.store';
-import { randomName, TEST_DATABASE_URL, warnPgSkipped, withClient } from './support/postgres';
+import { describePg, randomName, TEST_DATABASE_URL, warnPgSkipped, withClient } from './support/postgres';
 import { waitFor } from './support/wait';
 import { newJob as newJobAt } from './support/new-job';
 
@@ -147,17 +147,16 @@ describe.each(KINDS)('durability classes: $name', (kind) => {
   });
 });
 
-describe('durability classes: postgres reports the synchronous_commit of each commit', () => {
-  const pg = TEST_DATABASE_URL ? it : it.skip;
+describePg('durability classes: postgres reports the synchronous_commit of each commit', () => {
   let store: PgJobStore | undefined;
   const schema = randomName('keel_durability');
 
   afterEach(async () => {
     await store?.close();
-    if (TEST_DATABASE_URL) await withClient(TEST_DATABASE_URL, (client) => client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`));
+    await withClient(TEST_DATABASE_URL!, (client) => client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`));
   });
 
-  pg('commits a worker’s change with synchronous_commit off, an acknowledged one with it on', async () => {
+  it('commits a worker’s change with synchronous_commit off, an acknowledged one with it on', async () => {
     store = new PgJobStore({ connectionString: TEST_DATABASE_URL!, schema, poolSize: 4, syncIntervalMs: MINUTE });
     await store.open();
     const [job, other] = await store.insert([newJob(), newJob()], 1_000);

@@ -12,7 +12,7 @@ import { emptyCounts, type JobStore, type StateCounts, type TransitionGuard } fr
 import { SqliteJobStore } from '../src/store/sqlite/sqlite-job.store';
 import { StoreOwnershipError } from '../src/store/store.errors';
 import { PgJobStore } from '../src/store/postgres/pg-job.store';
-import { randomName, TEST_DATABASE_URL, withClient } from './support/postgres';
+import { describePg, randomName, TEST_DATABASE_URL, withClient } from './support/postgres';
 import { STORE_KINDS, openTempSqlite, type StoreUnderTest, type TempSqlite } from './support/stores';
 import { newJob as newJobAt } from './support/new-job';
 
@@ -1246,7 +1246,7 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
 });
 
 /** The rate limit's window is one for every instance sharing the store (contract §10). */
-(TEST_DATABASE_URL ? describe : describe.skip)('PgJobStore: two instances share one rate window', () => {
+describePg('PgJobStore: two instances share one rate window', () => {
   const schema = randomName('keel_rate');
   let a: PgJobStore;
   let b: PgJobStore;
@@ -1284,7 +1284,7 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
 });
 
 /** A type's settings patched through two instances at once: neither patch is lost. */
-(TEST_DATABASE_URL ? describe : describe.skip)('PgJobStore: two instances patch one type', () => {
+describePg('PgJobStore: two instances patch one type', () => {
   const schema = randomName('keel_patch');
   let a: PgJobStore;
   let b: PgJobStore;

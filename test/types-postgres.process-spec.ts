@@ -23,11 +23,8 @@ import {
   type JobJson,
   type KeelProcess,
 } from './support/process';
-import { createTestDatabase, dropTestDatabases, pgQuery, warnPgSkipped } from './support/postgres';
+import { createTestDatabase, describePg, dropTestDatabases, pgQuery } from './support/postgres';
 import { waitFor } from './support/wait';
-
-const describePg = process.env.TEST_DATABASE_URL ? describe : describe.skip;
-warnPgSkipped('test/types-postgres.process-spec.ts');
 
 afterEach(async () => {
   await cleanupProcesses();

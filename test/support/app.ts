@@ -37,7 +37,8 @@ export const BASE_ENV: Env = {
   STORE: 'memory',
   LOG_LEVEL: 'error',
   SHUTDOWN_TIMEOUT_MS: '100',
-  // Every suite on Fastify at once: KEEL_TEST_HTTP_ADAPTER=fastify npx jest test
+  // Set by jest's `fastify` project (test/support/on-fastify.ts); every suite on Fastify at once:
+  // KEEL_TEST_HTTP_ADAPTER=fastify npx jest test
   HTTP_ADAPTER: process.env.KEEL_TEST_HTTP_ADAPTER,
 };
 
@@ -51,32 +52,16 @@ export function everyAdapter(): Adapter[] {
   return ['express', 'fastify'];
 }
 
-let suiteAdapter: Adapter | undefined;
-
-/**
- * Inside `describe.each(everyAdapter())`: every `startApp` of the block runs on `adapter` (unless
- * the test names another in its env or options).
- */
-export function useAdapter(adapter: Adapter): void {
-  beforeAll(() => {
-    suiteAdapter = adapter;
-  });
-  afterAll(() => {
-    suiteAdapter = undefined;
-  });
-}
-
 const openApps = new Set<TestApp>();
 const tempDirs: string[] = [];
 
 /**
  * Builds, initialises and starts the app with `BASE_ENV` + `env` (an `undefined` value removes a
- * variable), on `options.adapter` when given (else HTTP_ADAPTER of `env`, else the block's
- * `useAdapter`, else KEEL_TEST_HTTP_ADAPTER, else Express).
+ * variable), on `options.adapter` when given (else HTTP_ADAPTER of `env`, else
+ * KEEL_TEST_HTTP_ADAPTER, else Express).
  */
 export async function startApp(env: Env = {}, extraImports: ExtraImports = [], options: { adapter?: Adapter } = {}): Promise<TestApp> {
-  const adapter = options.adapter ?? suiteAdapter;
-  const config = loadConfig({ ...BASE_ENV, ...(adapter ? { HTTP_ADAPTER: adapter } : {}), ...env, ...(options.adapter ? { HTTP_ADAPTER: options.adapter } : {}) });
+  const config = loadConfig({ ...BASE_ENV, ...env, ...(options.adapter ? { HTTP_ADAPTER: options.adapter } : {}) });
   const app = await createApp(config, extraImports);
   try {
     await app.listen(0, '127.0.0.1');

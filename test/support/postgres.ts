@@ -1,11 +1,12 @@
 import { Console } from 'node:console';
 import { randomBytes } from 'node:crypto';
+import { join, relative } from 'node:path';
 import { Client } from 'pg';
 
 /**
  * Helpers of the PostgreSQL specs. They run only when `TEST_DATABASE_URL` names a server where
  * the tests may CREATE and DROP databases (CI sets it); without it every PostgreSQL suite is
- * skipped, loudly (`warnPgSkipped`).
+ * skipped, loudly (`describePg`, `warnPgSkipped`).
  *
  * Each test file (or test) gets a database of its own, `keel_t_<random>`, created on the server
  * of `TEST_DATABASE_URL` and dropped WITH (FORCE) by `dropTestDatabases()` in afterAll, whether
@@ -23,6 +24,20 @@ const SKIP_MESSAGE = 'PostgreSQL suites are SKIPPED because TEST_DATABASE_URL is
  */
 export function warnPgSkipped(file: string): void {
   if (!TEST_DATABASE_URL) new Console({ stdout: process.stdout, stderr: process.stderr }).warn(`${SKIP_MESSAGE}: ${file}`);
+}
+
+/**
+ * `describe` for a block that needs PostgreSQL: without `TEST_DATABASE_URL` the block is skipped
+ * and one warning line names the file and the block.
+ */
+export function describePg(name: string, fn: () => void): void {
+  if (TEST_DATABASE_URL) {
+    describe(name, fn);
+    return;
+  }
+  const file = expect.getState().testPath;
+  warnPgSkipped(`${file ? relative(join(__dirname, '..', '..'), file) : 'a test file'}: ${name}`);
+  describe.skip(name, fn);
 }
 
 export interface TestDatabase {

@@ -174,25 +174,14 @@ export class KeelProcess {
   }
 }
 
-let processAdapter: string | undefined = process.env.KEEL_TEST_HTTP_ADAPTER;
-
-/** Every `spawnKeel` of the enclosing block runs its server with HTTP_ADAPTER=`adapter` (unless its env names one). */
-export function useProcessAdapter(adapter: 'express' | 'fastify'): void {
-  beforeAll(() => {
-    processAdapter = adapter;
-  });
-  afterAll(() => {
-    processAdapter = process.env.KEEL_TEST_HTTP_ADAPTER;
-  });
-}
-
 /**
  * Spawns `node dist/main.js` without waiting for anything. The child gets a minimal env (PATH,
- * HOME, NO_COLOR) plus `env`: nothing of the test runner's own environment leaks into it.
+ * HOME, NO_COLOR, and HTTP_ADAPTER from KEEL_TEST_HTTP_ADAPTER: jest's `fastify` project sets it)
+ * plus `env`: nothing else of the test runner's own environment leaks into it.
  */
 export function spawnKeel({ env = {}, cwd = REPO_ROOT }: SpawnOptions = {}): KeelProcess {
   if (!existsSync(MAIN_JS)) throw new Error(`${MAIN_JS} is missing: run \`npm run build\` before the process specs`);
-  const full: EnvVars = { PATH: process.env.PATH, HOME: process.env.HOME, NO_COLOR: '1', HTTP_ADAPTER: processAdapter, ...env };
+  const full: EnvVars = { PATH: process.env.PATH, HOME: process.env.HOME, NO_COLOR: '1', HTTP_ADAPTER: process.env.KEEL_TEST_HTTP_ADAPTER, ...env };
   const clean: Record<string, string> = {};
   for (const [k, v] of Object.entries(full)) if (v !== undefined) clean[k] = v;
   const child = spawn(process.execPath, [MAIN_JS], { cwd, env: clean, stdio: ['ignore', 'pipe', 'pipe'] });

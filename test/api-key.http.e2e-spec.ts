@@ -144,8 +144,8 @@ async function uploadWithoutKey(port: number): Promise<{ response: string; writt
   });
 }
 
-// Each platform named here, not through useAdapter: test/fastify.e2e-spec.ts runs this whole file
-// on Fastify, and a block of its own would reset that for the blocks after it.
+// Each platform named here, whichever one the rest of the file runs on (jest's fastify project
+// runs it again on Fastify).
 describe.each(everyAdapter())('with API_KEY set, on %s: the 401 closes the connection', (adapter) => {
   it('a keyless upload of 50 MiB gets the 401 with Connection: close, and the connection ends long before the body is sent', async () => {
     const { app } = await startApp({ API_KEY: KEY }, [], { adapter });

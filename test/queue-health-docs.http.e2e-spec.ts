@@ -191,7 +191,7 @@ describe('OpenAPI', () => {
     expect(job.properties.cancelRequestedAt).toMatchObject({ format: 'date-time', nullable: true });
     // null admitted by the object branch: OpenAPI 3.0's nullable acts only beside a type
     expect(job.properties.progress).toMatchObject({ oneOf: [{ type: 'number', minimum: 0, maximum: 100 }, { type: 'object', nullable: true }] });
-    // the job request is one schema per registered type (test/openapi.e2e-spec.ts checks them in depth)
+    // the job request is one schema per registered type (test/openapi.http.e2e-spec.ts checks them in depth)
     const create = doc.components.schemas.CreateJobDto;
     expect(create.discriminator.propertyName).toBe('type');
     expect(Object.keys(create.discriminator.mapping).sort()).toEqual(['fail', 'http', 'noop', 'sleep']);

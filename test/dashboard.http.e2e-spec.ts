@@ -35,7 +35,7 @@ class ReportHandler extends JobHandlerBase<{ progress: JobProgress }, null> {
 class ReportModule {}
 
 const hasChromium = existsSync(CHROMIUM);
-if (!hasChromium) console.warn(`test/dashboard.e2e-spec.ts: SKIPPED, no ${CHROMIUM} (apt-get install chromium)`);
+if (!hasChromium) console.warn(`test/dashboard.http.e2e-spec.ts: SKIPPED, no ${CHROMIUM} (apt-get install chromium)`);
 const describeWithChromium = hasChromium ? describe : describe.skip;
 
 interface Dashboard {

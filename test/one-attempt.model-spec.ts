@@ -19,7 +19,7 @@ import { waitFor } from './support/wait';
  * (test/support/controlled-handler.ts): the test ends each attempt with a success, a failure or a
  * permanent failure, or leaves it hanging; an attempt honours its AbortSignal or ignores it.
  *
- * Unlike test/model.spec.ts, time is real here (the workers are real); nothing waits a fixed time
+ * Unlike test/delivery.model-spec.ts, time is real here (the workers are real); nothing waits a fixed time
  * to synchronise an assertion: the checks wait for states. Every store transition is observed as
  * it commits, so that a start of a job whose previous attempt still runs is caught at once.
  *
@@ -426,7 +426,7 @@ interface StoreCase {
   env(): Promise<Env>;
 }
 
-if (!TEST_DATABASE_URL) warnPgSkipped('test/one-attempt.model.spec.ts (postgres)');
+if (!TEST_DATABASE_URL) warnPgSkipped('test/one-attempt.model-spec.ts (postgres)');
 
 const STORES: StoreCase[] = [
   { name: 'memory', numRuns: 25, env: async () => ({ STORE: 'memory' }) },

@@ -26,19 +26,16 @@ import { newJobRecord } from '../src/core/job.model';
 import type { CommittedEvent, EventSink } from '../src/store/event-feed';
 import {
   createTestDatabase,
+  describePg,
   dropTestDatabases,
   pgQuery,
   randomName,
-  warnPgSkipped,
   withHostPort,
   type TestDatabase,
 } from './support/postgres';
 import { closeProxies, startPgProxy } from './support/tcp-proxy';
 import { waitFor } from './support/wait';
 import { newJob as newJobAt } from './support/new-job';
-
-const describePg = process.env.TEST_DATABASE_URL ? describe : describe.skip;
-warnPgSkipped('test/postgres-store.spec.ts');
 
 const NO_LIMIT = 1_000_000;
 const HOUR = 3_600_000;
