@@ -109,7 +109,7 @@ export default defineConfig(
       '@typescript-eslint/no-floating-promises': 'error',
       '@typescript-eslint/no-misused-promises': 'error',
       // Stores and handlers implement Promise-returning contracts with async methods that need no
-      // await (memory, SQLite): async keeps a throw a rejection, as callers expect.
+      // await (SQLite): async keeps a throw a rejection, as callers expect.
       '@typescript-eslint/require-await': 'off',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
     },

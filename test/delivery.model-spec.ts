@@ -528,7 +528,7 @@ async function checkAgreement(w: World): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 
 const RUNS: Record<string, { numRuns: number; maxCommands: number }> = {
-  memory: { numRuns: 100, maxCommands: 60 },
+  'sqlite :memory:': { numRuns: 100, maxCommands: 60 },
   sqlite: { numRuns: 30, maxCommands: 50 },
 };
 

@@ -1,5 +1,6 @@
 import { LifecycleService } from '../src/lifecycle/lifecycle.service';
-import { JOBS_STORE, type JobStore } from '../src/store/job-store';
+import type { Job } from '../src/core/job.model';
+import { JOBS_STORE, type JobStore, type StateCounts } from '../src/store/job-store';
 import { SqliteJobStore } from '../src/store/sqlite/sqlite-job.store';
 import {
   closeAllApps,
@@ -70,12 +71,19 @@ describe('a shutdown that cannot wait for a running attempt', () => {
     const running = await submit(http, FOREVER);
     await waitForState(http, running.id, 'processing');
     const store = app.get<string, JobStore>(JOBS_STORE);
+    // What the store holds as the shutdown closes it, the last moment there is anything to read:
+    // memory is gone once it is closed.
+    const closeStore = store.close.bind(store);
+    let atClose: { job: Job | undefined; counts: StateCounts } | undefined;
+    store.close = async () => {
+      atClose = { job: await store.get(running.id), counts: await store.counts() };
+      await closeStore();
+    };
     await close();
-    // The memory store forgets nothing on close; it lives as long as this object.
-    const job = await store.get(running.id);
+    const job = atClose?.job;
     expect(job).toMatchObject({ state: 'pending', attempts: 0, finishedAt: null });
     expect(job!.lastError).toMatch(/interrupted by shutdown/);
-    expect((await store.counts()).processing).toBe(0);
+    expect(atClose!.counts.processing).toBe(0);
   });
 });
 

@@ -2,9 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NewJob } from '../src/core/job.model';
-import { MemoryJobStore } from '../src/store/memory/memory-job.store';
 import { PgJobStore } from '../src/store/postgres/pg-job.store';
-import { SqliteJobStore } from '../src/store/sqlite/sqlite-job.store';
+import { IN_MEMORY, SqliteJobStore } from '../src/store/sqlite/sqlite-job.store';
 import { describePg, randomName, TEST_DATABASE_URL, warnPgSkipped, withClient } from './support/postgres';
 import { waitFor } from './support/wait';
 import { newJob as newJobAt } from './support/new-job';
@@ -170,12 +169,32 @@ describePg('durability classes: postgres reports the synchronous_commit of each 
   });
 });
 
-describe('durability classes: memory', () => {
+describe('durability classes: memory (SQLite on :memory:)', () => {
   it('never syncs', async () => {
-    const store = new MemoryJobStore();
+    const store = new SqliteJobStore(IN_MEMORY);
     await store.open();
-    const [job] = await store.insert([newJob()], 1_000);
-    await store.transition(job.id, { type: 'cancel', now: Date.now() });
-    expect(store.syncs).toBe(0);
+    try {
+      const [job] = await store.insert([newJob()], 1_000);
+      await store.transition(job.id, { type: 'cancel', now: Date.now() });
+      expect(store.syncs).toBe(0);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('arms no sync timer for a worker’s change: there is nothing to sync', async () => {
+    const store = new SqliteJobStore(IN_MEMORY, 10);
+    await store.open();
+    try {
+      const [job] = await store.insert([newJob()], 1_000);
+      await store.claimReady(OWNER, 10, Date.now());
+      await store.transition(job.id, { type: 'start', now: Date.now() }, { owner: OWNER }, 'worker');
+      expect(store.allSynced).toBe(true);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(store.syncs).toBe(0);
+      expect((await store.get(job.id))?.state).toBe('processing');
+    } finally {
+      await store.close();
+    }
   });
 });

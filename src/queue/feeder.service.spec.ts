@@ -1,7 +1,7 @@
 import type { KeelConfig } from '../config/keel-config';
 import type { NewJob } from '../core/job.model';
 import type { TypeSettings } from '../core/type-settings';
-import { MemoryJobStore } from '../store/memory/memory-job.store';
+import { IN_MEMORY, SqliteJobStore } from '../store/sqlite/sqlite-job.store';
 import { DeliveryQueue } from './delivery-queue';
 import { FeederService } from './feeder.service';
 import { TypeLimits } from './type-limits';
@@ -37,13 +37,13 @@ async function settle(): Promise<void> {
 }
 
 describe('FeederService', () => {
-  let store: MemoryJobStore;
+  let store: SqliteJobStore;
   let queue: DeliveryQueue;
   let feeder: FeederService;
   let claims: number[];
 
   beforeEach(async () => {
-    store = new MemoryJobStore();
+    store = new SqliteJobStore(IN_MEMORY);
     await store.open();
     const config = { queueCapacity: 10, owner: OWNER } as KeelConfig;
     queue = new DeliveryQueue(config);
@@ -106,7 +106,7 @@ describe('FeederService', () => {
 
 describe('FeederService.wakeAt', () => {
   it('looks at the store when the scheduled job comes due, not at the submission', async () => {
-    const store = new MemoryJobStore();
+    const store = new SqliteJobStore(IN_MEMORY);
     await store.open();
     const config = { queueCapacity: 10, owner: OWNER } as KeelConfig;
     const queue = new DeliveryQueue(config);
@@ -141,7 +141,7 @@ describe('FeederService.wakeAt', () => {
   });
 
   it('on a shared store, holds at most 2 × WORKER_CONCURRENCY claimed jobs, whatever QUEUE_CAPACITY', async () => {
-    const shared = new MemoryJobStore();
+    const shared = new SqliteJobStore(IN_MEMORY);
     await shared.open();
     Object.defineProperty(shared, 'shared', { value: true });
     const config = { queueCapacity: 10, workerConcurrency: 2, owner: OWNER } as KeelConfig;
@@ -154,18 +154,19 @@ describe('FeederService.wakeAt', () => {
     expect(sharedQueue.depth).toBe(4);
     expect((await shared.heldBy(OWNER)).length).toBe(4);
     await sharedFeeder.stop();
+    await shared.close();
   });
 });
 
 describe('FeederService with job type limits (contract §10)', () => {
-  let store: MemoryJobStore;
+  let store: SqliteJobStore;
   let queue: DeliveryQueue;
   let limits: TypeLimits;
   let feeder: FeederService;
   let claims: Array<{ limit: number; types: readonly string[] | undefined }>;
 
   beforeEach(async () => {
-    store = new MemoryJobStore();
+    store = new SqliteJobStore(IN_MEMORY);
     await store.open();
     const config = { queueCapacity: 10, owner: OWNER } as KeelConfig;
     queue = new DeliveryQueue(config);
@@ -202,7 +203,11 @@ describe('FeederService with job type limits (contract §10)', () => {
     expect(queue.depthOf('sleep')).toBe(0);
     expect(claims.every((c) => !c.types?.includes('sleep'))).toBe(true);
 
-    while (queue.depth > 0) await queue.take();
+    // The workers take every noop, the refills they trigger included, before the resume.
+    while (queue.depth > 0) {
+      await queue.take();
+      await settle();
+    }
     limits.apply('sleep', stored({ concurrency: null, rateLimit: null, paused: false }));
     await settle();
     expect(queue.depthOf('sleep')).toBe(5);

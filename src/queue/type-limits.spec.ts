@@ -1,7 +1,7 @@
 import type { KeelConfig } from '../config/keel-config';
 import type { TypeSettings } from '../core/type-settings';
 import type { StoredTypeSettings } from '../store/job-store';
-import { MemoryJobStore } from '../store/memory/memory-job.store';
+import { IN_MEMORY, SqliteJobStore } from '../store/sqlite/sqlite-job.store';
 import { DeliveryQueue } from './delivery-queue';
 import { TypeLimits } from './type-limits';
 import { KeelLog } from '../logging/keel-log';
@@ -11,13 +11,13 @@ let version = 0;
 const stored = (settings: TypeSettings): StoredTypeSettings => ({ settings, version: ++version });
 
 describe('TypeLimits', () => {
-  let store: MemoryJobStore;
+  let store: SqliteJobStore;
   let queue: DeliveryQueue;
   let limits: TypeLimits;
   let wakes: number;
 
   beforeEach(async () => {
-    store = new MemoryJobStore();
+    store = new SqliteJobStore(IN_MEMORY);
     await store.open();
     queue = new DeliveryQueue({ queueCapacity: 10 } as KeelConfig);
     limits = new TypeLimits(store, queue, new KeelLog('info'));
@@ -25,7 +25,10 @@ describe('TypeLimits', () => {
     limits.onFreed(() => (wakes += 1));
   });
 
-  afterEach(() => limits.beforeApplicationShutdown());
+  afterEach(async () => {
+    await limits.beforeApplicationShutdown();
+    await store.close();
+  });
 
   it('applies the handler defaults until stored settings override them; stored ones load at bootstrap', async () => {
     limits.declare('sleep', { concurrency: 3, rateLimit: null, paused: false });

@@ -2,16 +2,16 @@ import type { Provider } from '@nestjs/common';
 import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
 import { KeelLog } from '../logging/keel-log';
 import { JOBS_STORE, type JobStore } from './job-store';
-import { MemoryJobStore } from './memory/memory-job.store';
 import { PgJobStore } from './postgres/pg-job.store';
-import { SqliteJobStore } from './sqlite/sqlite-job.store';
+import { IN_MEMORY, SqliteJobStore } from './sqlite/sqlite-job.store';
 
 export function createJobStore(config: KeelConfig, log: KeelLog): JobStore {
   switch (config.store) {
     case 'sqlite':
       return new SqliteJobStore(config.sqliteFile, config.syncIntervalMs, log);
     case 'memory':
-      return new MemoryJobStore();
+      // The SQLite store on a private in-memory database: same behaviour, nothing kept at exit.
+      return new SqliteJobStore(IN_MEMORY, config.syncIntervalMs, log);
     case 'postgres':
       return new PgJobStore({ connectionString: config.databaseUrl!, poolSize: Math.min(20, config.workerConcurrency + 4), syncIntervalMs: config.syncIntervalMs, log });
   }

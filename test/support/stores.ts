@@ -2,16 +2,16 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { JobStore } from '../../src/store/job-store';
-import { MemoryJobStore } from '../../src/store/memory/memory-job.store';
 import { PgJobStore } from '../../src/store/postgres/pg-job.store';
-import { SqliteJobStore } from '../../src/store/sqlite/sqlite-job.store';
+import { IN_MEMORY, SqliteJobStore } from '../../src/store/sqlite/sqlite-job.store';
 import { randomName, TEST_DATABASE_URL, warnPgSkipped, withClient } from './postgres';
 
 /**
- * Every JobStore implementation that `test/store.contract-spec.ts` runs against. A new store joins
- * the contract by adding one entry here, e.g. PostgreSQL: `create` opens a `PgJobStore` on
- * `TEST_DATABASE_URL` in a fresh schema, `reopen` closes it and opens a new one on that schema,
- * `dispose` drops the schema (and the entry is left out, loudly, when the variable is unset).
+ * Every store that `test/store.contract-spec.ts` runs against: SQLite on a file, SQLite in memory
+ * (what `STORE=memory` runs) and PostgreSQL. A store joins the contract by adding one entry here,
+ * e.g. PostgreSQL: `create` opens a `PgJobStore` on `TEST_DATABASE_URL` in a fresh schema,
+ * `reopen` closes it and opens a new one on that schema, `dispose` drops the schema (and the entry
+ * is left out, loudly, when the variable is unset).
  */
 export interface StoreKind {
   name: string;
@@ -60,15 +60,6 @@ if (!TEST_DATABASE_URL) warnPgSkipped('the store contract suite (postgres)');
 
 export const STORE_KINDS: readonly StoreKind[] = [
   {
-    name: 'memory',
-    durable: false,
-    async create() {
-      const store = new MemoryJobStore();
-      await store.open();
-      return { store, dispose: () => store.close() };
-    },
-  },
-  {
     name: 'sqlite',
     durable: true,
     async create() {
@@ -80,6 +71,16 @@ export const STORE_KINDS: readonly StoreKind[] = [
         reopen: () => sqlite.reopen(),
         dispose: () => sqlite.dispose(),
       };
+    },
+  },
+  {
+    // What STORE=memory runs: the SQLite store on a private in-memory database, gone at close.
+    name: 'sqlite :memory:',
+    durable: false,
+    async create() {
+      const store = new SqliteJobStore(IN_MEMORY);
+      await store.open();
+      return { store, dispose: () => store.close() };
     },
   },
   ...(TEST_DATABASE_URL ? [POSTGRES] : []),

@@ -74,12 +74,19 @@ const PROBE_SQL = {
   prune: `DELETE FROM keel_probe WHERE id < ?`,
 } as const;
 
+/** The file name that makes better-sqlite3 open a private database in memory (`STORE=memory`). */
+export const IN_MEMORY = ':memory:';
+
 /**
  * The embedded durable store: one SQLite file in WAL mode, owned by exactly one process.
  *
  * better-sqlite3 is synchronous, so each method runs to completion inside one event-loop turn:
  * a read-decide-write transaction cannot interleave with another one in this process, and the
  * exclusive lock keeps every other process out of the file.
+ *
+ * On `IN_MEMORY` (`STORE=memory`) the database is this connection's alone and is gone once it
+ * closes: there is no file to lock, watch or sync, so none of that runs and `syncs` stays 0. The
+ * group commit does: writes, their failures and their events behave as they do on a file.
  */
 export class SqliteJobStore implements JobStore {
   private db?: Database.Database;
@@ -134,22 +141,14 @@ export class SqliteJobStore implements JobStore {
     return durability === 'worker' && this.syncIntervalMs > 0 ? 'worker' : 'full';
   }
 
+  private get inMemory(): boolean {
+    return this.file === IN_MEMORY;
+  }
+
   async open(): Promise<void> {
-    if (this.file !== ':memory:') mkdirSync(dirname(this.file), { recursive: true });
+    if (!this.inMemory) mkdirSync(dirname(this.file), { recursive: true });
     const db = new Database(this.file, { timeout: 0 });
-    try {
-      // EXCLUSIVE before WAL: the first write takes the file lock and this connection keeps it
-      // until it closes (or the process dies), so a second process cannot open the file.
-      db.pragma('locking_mode = EXCLUSIVE');
-      db.pragma('journal_mode = WAL');
-      db.exec('BEGIN IMMEDIATE; COMMIT');
-    } catch (err) {
-      db.close();
-      if (isBusy(err)) {
-        throw new StoreOwnershipError(`SQLITE_FILE ${this.file} is in use by another process: only one Keel process may own it`);
-      }
-      throw err;
-    }
+    if (!this.inMemory) this.own(db);
     // FULL for the migrations; the group commit then commits at NORMAL and syncs the WAL itself
     // before it acknowledges a write (docs/decisions.md).
     db.pragma('synchronous = FULL');
@@ -160,7 +159,7 @@ export class SqliteJobStore implements JobStore {
     // temporary file: a third of a state change's cost (docs/decisions.md).
     db.pragma('temp_store = MEMORY');
     this.migrate(db);
-    if (this.file !== ':memory:' && this.file !== '') {
+    if (!this.inMemory && this.file !== '') {
       // Locking mode EXCLUSIVE keeps the WAL open, and its file present, until the store closes.
       const dbFile = identityOf(this.file);
       const walFile = identityOf(`${this.file}-wal`);
@@ -195,12 +194,32 @@ export class SqliteJobStore implements JobStore {
         return unavailable(err);
       },
       beforeCommit: () => this.checkFiles(),
-      synced: () => this.syncSchedule.syncedThrough(this.syncSchedule.mark()),
-      unsynced: () => this.syncSchedule.committedUnsynced(),
+      // Nothing in memory is ever synced: no sync is counted, no timer armed.
+      synced: this.inMemory ? undefined : () => this.syncSchedule.syncedThrough(this.syncSchedule.mark()),
+      unsynced: this.inMemory ? undefined : () => this.syncSchedule.committedUnsynced(),
       // An acknowledged write's sync runs on the thread pool too, pipelined (docs/decisions.md);
-      // an in-memory database has no WAL to sync and keeps FULL commits.
+      // a database without a WAL file keeps FULL commits.
       sync: this.wal ? () => this.syncSchedule.syncNow() : undefined,
     });
+  }
+
+  /**
+   * Takes the file for this process. EXCLUSIVE before WAL: the first write takes the file lock and
+   * this connection keeps it until it closes (or the process dies), so a second process cannot
+   * open the file.
+   */
+  private own(db: Database.Database): void {
+    try {
+      db.pragma('locking_mode = EXCLUSIVE');
+      db.pragma('journal_mode = WAL');
+      db.exec('BEGIN IMMEDIATE; COMMIT');
+    } catch (err) {
+      db.close();
+      if (isBusy(err)) {
+        throw new StoreOwnershipError(`SQLITE_FILE ${this.file} is in use by another process: only one Keel process may own it`);
+      }
+      throw err;
+    }
   }
 
   /**
