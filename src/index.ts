@@ -1,5 +1,5 @@
 /**
- * Keel's public surface (contract §13): what an application imports from the package. Anything
+ * Keel's public surface (docs/embedding.md): what an application imports from the package. Anything
  * not exported here is internal and may change.
  */
 export { KeelModule } from './keel.module';

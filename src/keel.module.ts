@@ -7,7 +7,7 @@ import { KEEL_MODULE_OPTIONS, type KeelModuleExtras } from './keel.options';
 import { BUILT_IN_TYPES } from './workers/handlers/built-in';
 
 /**
- * Keel as a Nest module (contract §13). Startup order holds inside any application, by module
+ * Keel as a Nest module (docs/embedding.md). Startup order holds inside any application, by module
  * imports (Nest runs the hooks of imported modules first): the store opens (onModuleInit) →
  * recovery (onApplicationBootstrap, resolves the readiness token) → the workers and the scheduler
  * start (they await it) → the application's `listen` opens the port after every bootstrap hook.

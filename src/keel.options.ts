@@ -3,8 +3,8 @@ import type { ScheduleDeclaration } from './core/schedule.model';
 import type { BuiltInType } from './workers/handlers/built-in';
 
 /**
- * `KeelModule.forRoot` options: the settings (contract §2 in camelCase), `http`, and the
- * schedules declared in code (contract §9), upserted at every start.
+ * `KeelModule.forRoot` options: the settings (docs/operations.md "Configuration" in camelCase), `http`, and the
+ * schedules declared in code (docs/api.md "Schedules"), upserted at every start.
  */
 export type KeelModuleOptions = KeelSettings & { schedules?: ScheduleDeclaration[] };
 

@@ -3,7 +3,7 @@ import type { Test } from 'supertest';
 import { closeAllApps, everyAdapter, expectError, startApp, submit, type Http } from './support/app';
 
 /**
- * API_KEY (contract §2): when set, every /v1 route needs `Authorization: Bearer <key>` and answers
+ * API_KEY (docs/operations.md "Configuration"): when set, every /v1 route needs `Authorization: Bearer <key>` and answers
  * 401 (error shape + WWW-Authenticate) otherwise; health, metrics and docs stay open. Unset: no key.
  */
 

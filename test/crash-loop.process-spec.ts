@@ -1,5 +1,5 @@
 /**
- * The crash loop (contract §5), with the BUILT server (`npm run build` first): a generalised
+ * The crash loop (docs/reliability.md "How recovery keeps every job"), with the BUILT server (`npm run build` first): a generalised
  * test/webhook.process-spec.ts. Webhook jobs go to a local receiver that records every delivery
  * (X-Job-Id, X-Job-Attempt, start and end) and answers after a random 0..30 ms; Keel is SIGKILLed
  * several times, each time once a random number of deliveries has happened (kills are driven by
@@ -21,7 +21,7 @@
  * run are printed and written as JSON to `$KEEL_CRASH_LOOP_OUT` (default: the OS temp folder).
  *
  * SYNC_INTERVAL_MS is a minute: a worker's start or outcome committed before a kill is, most of the
- * time, committed but not synced yet (contract §5), and a kill -9 must not lose it.
+ * time, committed but not synced yet (docs/reliability.md "How recovery keeps every job"), and a kill -9 must not lose it.
  *
  * CI size: 1500 jobs, 4 kills per store. `npm run soak` (KEEL_SOAK=1): 20,000 jobs, 20 kills.
  */
@@ -413,7 +413,7 @@ describePg('crash loop on PostgreSQL: two instances, either one killed -9 and re
           DATABASE_URL: db.url,
           INSTANCE_ID: `crash-${index}`,
           LEASE_MS: String(LEASE_MS),
-          // Worker commits with synchronous_commit off, left to the WAL writer (contract §5).
+          // Worker commits with synchronous_commit off, left to the WAL writer (docs/reliability.md "How recovery keeps every job").
           SYNC_INTERVAL_MS: '60000',
           WORKER_CONCURRENCY: String(CONCURRENCY),
           // a share of the work for each instance; a killed one strands up to this many claims until its lease expires

@@ -1,7 +1,7 @@
 import { closeAllApps, expectError, startApp } from './support/app';
 
 /**
- * `GET /dashboard` (contract §12): the page and its files from the same server, each with its
+ * `GET /dashboard` (docs/api.md "Dashboard"): the page and its files from the same server, each with its
  * content type, no-cache, and a self-only Content-Security-Policy; nothing else of the disk.
  */
 

@@ -10,7 +10,7 @@ import { closeAllApps, getJob, startApp, submit, waitForState, type Env, type Ht
 import { waitFor } from './support/wait';
 
 /**
- * The dashboard in a real browser (contract §12): Debian's chromium driven by playwright-core,
+ * The dashboard in a real browser (docs/api.md "Dashboard"): Debian's chromium driven by playwright-core,
  * against the app in process on the memory store. Everything is waited for as a state of the page
  * or of the API, never for a time. Each test also fails on a console error or an uncaught
  * exception in the page, so a CSP violation or a script error cannot pass unseen.

@@ -17,7 +17,7 @@ import { STORE_KINDS, type StoreKind, type StoreUnderTest } from './support/stor
 import { KeelLog } from '../src/logging/keel-log';
 
 /**
- * Model-based test of the core (contract §3-§5): random sequences of submissions, feeding,
+ * Model-based test of the core (docs/api.md "The job", docs/reliability.md "How recovery keeps every job"): random sequences of submissions, feeding,
  * worker starts and outcomes, cancels, retries, clock jumps and crash + recovery, applied both to
  * the real store + DeliveryQueue + FeederService + RecoveryService and to a tiny reference model
  * written from the contract's rules. After every step the store must agree with the model and
@@ -121,7 +121,7 @@ interface QueueEntry extends DispatchKey {
   stale: boolean;
 }
 
-/** Dispatch order (contract §3): priority desc, then earlier runAt, then older (smaller) id. */
+/** Dispatch order (docs/api.md "The job"): priority desc, then earlier runAt, then older (smaller) id. */
 function dispatchOrder(a: DispatchOrder, b: DispatchOrder): number {
   return b.priority - a.priority || a.runAt - b.runAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
@@ -371,7 +371,7 @@ async function apply(w: World, cmd: Cmd): Promise<void> {
         Object.assign(job, { state: 'failed', owner: null });
         expect(failed.finishedAt).toBe(w.now);
       } else {
-        // Contract §3: the next attempt waits backoffMs · 2^(n−1), capped at 1 h, less up to 20% jitter.
+        // docs/api.md "The job": the next attempt waits backoffMs · 2^(n−1), capped at 1 h, less up to 20% jitter.
         const base = Math.min(job.backoffMs * 2 ** (job.attempts - 1), MAX_BACKOFF_MS);
         const delay = failed.runAt - w.now;
         expect(delay).toBeGreaterThanOrEqual(Math.floor(base * 0.8));

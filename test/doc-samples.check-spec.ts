@@ -4,7 +4,7 @@ import path from 'node:path';
 import ts from 'typescript';
 
 // Every TypeScript sample of README.md and docs/*.md compiles against Keel's public surface and
-// passes the project's lint (contract §13 v3). Each ```ts or ```typescript block is written to a
+// passes the project's lint (docs/embedding.md). Each ```ts or ```typescript block is written to a
 // file of its own in a folder inside the repository (so node_modules resolve), where `'keel'` is
 // src/index.ts (a generated tsconfig's `paths`); the folder is type-checked with the compiler API
 // and linted with eslint.config.mjs as it is. A block preceded by

@@ -1,5 +1,5 @@
 /**
- * Worker changes committed but not synced survive a process crash (contract §5, v2 durability),
+ * Worker changes committed but not synced survive a process crash (docs/reliability.md "How recovery keeps every job", v2 durability),
  * with the BUILT server (`npm run build` first) on a real SQLite file. SYNC_INTERVAL_MS is a
  * minute, and after the one acknowledged write (the batch) nothing syncs: `store_syncs_total`
  * shows it. A kill -9 then must lose none of the starts and outcomes committed since.

@@ -3,7 +3,7 @@ import { dropTestDatabases } from './support/postgres';
 import { openEvents, type SseClient } from './support/sse';
 
 /**
- * The event stream's exactness on every store (contract §11): a job's events reach a stream in
+ * The event stream's exactness on every store (docs/api.md "Live events and progress"): a job's events reach a stream in
  * the order they happened whatever order the answers to the callers went out in, each event
  * carries the job as it was at that event, and large fields stay out of the events (and so out
  * of the replay buffer) while the job keeps them.

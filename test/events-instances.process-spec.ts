@@ -1,5 +1,5 @@
 /**
- * Events across two instances (contract §11 v3) with the BUILT server (`npm run build` first), on
+ * Events across two instances (docs/api.md "Live events and progress") with the BUILT server (`npm run build` first), on
  * a fresh PostgreSQL database, as an outside client sees them:
  *
  * a. a stream opened on B carries the `job.created` of a job submitted through A right after B's

@@ -5,7 +5,7 @@ import { openEvents, type SseClient } from './support/sse';
 import { waitFor } from './support/wait';
 
 /**
- * `GET /v1/events` (contract §11) over real HTTP: the events of a job's life in order with
+ * `GET /v1/events` (docs/api.md "Live events and progress") over real HTTP: the events of a job's life in order with
  * strictly increasing ids, the filters, resuming with Last-Event-ID, `reset` past the buffer,
  * the API key, and a client that stops reading, which is dropped without holding up the workers.
  */

@@ -4,7 +4,7 @@ import { filter, firstValueFrom } from 'rxjs';
 import { JobEvents, JobHandler, JobHandlerBase, JobsClient, KeelModule, PermanentJobError, type Job, type KeelEvent, type LogLevel } from '../src/index';
 
 /**
- * Keel's own lines in a host application (contract §13): written through the host's Nest logger,
+ * Keel's own lines in a host application (docs/embedding.md): written through the host's Nest logger,
  * but only at or above Keel's `logLevel`, whatever the host's logger would show.
  */
 

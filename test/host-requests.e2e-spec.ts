@@ -10,7 +10,7 @@ import { KeelModule } from '../src/index';
 import { expectError } from './support/app';
 
 /**
- * Keel's body rules on its routes in a host application (contract §13): the host's body parser
+ * Keel's body rules on its routes in a host application (docs/embedding.md): the host's body parser
  * (Express: JSON 100 KB and forms, registered by Nest before any module middleware or guard) must
  * not read a request to Keel's API first. Without the key 401, whatever the body and before it is
  * read; with it, Keel's limit (1 MiB), 415 for a body that is not JSON, 400 for hostile JSON. The

@@ -9,7 +9,7 @@ import { ConfigError, KeelModule, keelOpenApiDocument, type KeelModuleExtras } f
 import { closeAllApps, startApp, type Adapter } from './support/app';
 
 /**
- * Keel's routes in a host application (contract §13, "Keel's routes in a host", "Docs in a
+ * Keel's routes in a host application (docs/embedding.md, "Keel's routes in a host", "Docs in a
  * host"): under the host's global prefix and the option `path`, without the host's version
  * segment; the dashboard and Swagger UI working there in a real browser; the document listing
  * Keel's routes only, with the paths the host serves.

@@ -8,7 +8,7 @@ import type { JobView } from '../src/core/job.view';
 import { closeAllApps, removeTempDirs, startApp, submit, tempSqliteFile, totalJobs, type Http, type TestApp } from './support/app';
 
 /**
- * Generated hostile input against the real HTTP API (contract §6), in process, over real HTTP:
+ * Generated hostile input against the real HTTP API (docs/api.md "Routes and errors"), in process, over real HTTP:
  * arbitrary and malformed JSON, deep nesting, huge numbers, odd unicode, prototype-pollution keys,
  * bodies of the right shape with wrong values, junk headers, random path ids and query strings.
  *
@@ -274,7 +274,7 @@ const { obj: inheritedNamesPayload } = fc.letrec<{ json: string; obj: string }>(
 const createPathArb = fc.constantFrom('/v1/jobs', '/v1/jobs', '/v1/jobs/batch');
 
 // ---------------------------------------------------------------------------------------------
-// The contract's rules for a job body (contract §3 and §6), as an oracle
+// The contract's rules for a job body (docs/api.md "The job" and "Routes and errors"), as an oracle
 
 type Verdict = 'valid' | 'invalid' | 'unknown';
 

@@ -5,7 +5,7 @@ import { closeReceivers, startReceiver, type Receiver } from './support/receiver
 import { waitFor } from './support/wait';
 
 /**
- * The `http` job type (contract §7) against a real local HTTP server: what the receiver gets,
+ * The `http` job type (docs/api.md "Job types") against a real local HTTP server: what the receiver gets,
  * which answers complete, retry or fail, timeouts, refused connections, the 64 KiB result cap,
  * and the HTTP_JOB_ALLOWED_HOSTS check at submission.
  */

@@ -15,7 +15,7 @@ import {
 } from './support/app';
 
 /**
- * Idempotency-Key on POST /v1/jobs (contract §6): the first request creates the job (201), the
+ * Idempotency-Key on POST /v1/jobs (docs/api.md "Routes and errors"): the first request creates the job (201), the
  * same key with the same body answers 200 with that job, another body answers 422; keys are
  * checked (400), race-free, durable, and a replay creates nothing (so MAX_BACKLOG does not refuse it).
  */

@@ -22,7 +22,7 @@ import {
 } from '../src/index';
 
 /**
- * Keel as a module of someone else's Nest application (contract §13), used only through the
+ * Keel as a module of someone else's Nest application (docs/embedding.md), used only through the
  * public surface (`src/index.ts`): its own configuration module feeding `forRootAsync`, its own
  * handler module, its own service enqueueing through `JobsClient` and watching `JobEvents`.
  */

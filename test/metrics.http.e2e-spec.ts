@@ -2,7 +2,7 @@ import { closeAllApps, removeTempDirs, startApp, submit, tempSqliteFile, waitFor
 import { waitFor } from './support/wait';
 
 /**
- * GET /metrics (contract §6): Prometheus text with the job counters per type, the queue gauges,
+ * GET /metrics (docs/api.md "Routes and errors"): Prometheus text with the job counters per type, the queue gauges,
  * the attempt-duration histogram, the recovery duration and the default process metrics; one
  * registry per app, so that several apps in one process count apart.
  */

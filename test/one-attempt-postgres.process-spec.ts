@@ -1,6 +1,6 @@
 /**
- * The one-running-attempt rule with several instances on one PostgreSQL database (contract §4,
- * §4a, §7), with the BUILT server (`npm run build` first), each test on a fresh database:
+ * The one-running-attempt rule with several instances on one PostgreSQL database (docs/reliability.md
+ * "The one-running-attempt rule"), with the BUILT server (`npm run build` first), each test on a fresh database:
  *
  * a. a job running on one instance, cancelled through the other: the cancel is recorded and
  *    answered `processing`, the running instance aborts the handler (the receiver, which holds

@@ -13,7 +13,7 @@ import { createTestDatabase, dropTestDatabases, TEST_DATABASE_URL, warnPgSkipped
 import { waitFor } from './support/wait';
 
 /**
- * Model-based test of the one-running-attempt rule (contract §4a) through the service: random
+ * Model-based test of the one-running-attempt rule (docs/api.md "The job"a) through the service: random
  * sequences of submissions, cancels and retries (JobsService, as the HTTP routes call it) race
  * the real WorkerPool of the real app, whose only job type is a handler the test controls
  * (test/support/controlled-handler.ts): the test ends each attempt with a success, a failure or a

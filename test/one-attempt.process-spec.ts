@@ -1,5 +1,5 @@
 /**
- * The one-running-attempt rule on SQLite (contract §4, §4a, §7), with the BUILT server
+ * The one-running-attempt rule on SQLite (docs/reliability.md "The one-running-attempt rule"), with the BUILT server
  * (`npm run build` first): at most one attempt of a job runs at any moment.
  *
  * a. Cancels racing starts: `http` jobs to a receiver that holds each request, WORKER_CONCURRENCY

@@ -3,7 +3,7 @@ import { closeAllApps, expectError, startApp, type Http } from './support/app';
 import { EmailModule } from './support/email-handler';
 
 /**
- * The OpenAPI document at /docs-json (contract §14), checked against the live server: its request
+ * The OpenAPI document at /docs-json (docs/api.md "Routes and errors"), checked against the live server: its request
  * examples are sent as they stand, its payload schemas come from the registered handlers (an
  * application's own included), its error examples and headers match what the server sends.
  */

@@ -8,7 +8,7 @@ import { freePort, REPO_ROOT } from './support/process';
 import { waitFor } from './support/wait';
 
 /**
- * Keel as the package a Nest team installs (contract §13 v3), tried as that team would: `npm pack`
+ * Keel as the package a Nest team installs (docs/embedding.md), tried as that team would: `npm pack`
  * of this repository, installed from the registry into a fresh Nest application with the host's
  * own NestJS, the newest 11.x (CommonJS) and the newest 12.x (ES modules, which load Keel's
  * CommonJS and are loaded by it through require(esm)). The host has a route of its own, a handler

@@ -1,5 +1,5 @@
 /**
- * Several Keel instances on one PostgreSQL database (contract §2 LEASE_MS/INSTANCE_ID, §5), with
+ * Several Keel instances on one PostgreSQL database (docs/operations.md "Several instances on PostgreSQL", docs/reliability.md "PostgreSQL: leases and stalled instances"), with
  * the BUILT server (`npm run build` first), each test on a fresh database:
  *
  * a. two instances share ~200 webhook jobs; one is SIGKILLed mid-flight: the other recovers its

@@ -6,7 +6,7 @@ import { dropTestDatabases } from './support/postgres';
 import { openSse, type SseClient } from './support/sse';
 
 /**
- * Progress (contract §11) through the running app: a handler's reports are stored on the job,
+ * Progress (docs/api.md "Live events and progress") through the running app: a handler's reports are stored on the job,
  * throttled, the last one always; each stored one is a `job.progress` event; a bad value throws
  * in the handler that reported it. Progress belongs to an attempt: a new attempt, and a job
  * waiting for one, show none.

@@ -1,6 +1,6 @@
 /**
  * Startup recovery of the BUILT server after a real crash (SIGKILL), on a real SQLite file
- * (contract §4, §5). Needs `npm run build` first: these specs run `node dist/main.js`.
+ * (docs/api.md "The job", docs/reliability.md "How recovery keeps every job"). Needs `npm run build` first: these specs run `node dist/main.js`.
  */
 import { waitFor } from './support/wait';
 import {

@@ -1,7 +1,7 @@
 import { closeAllApps, expectError, startApp, submit, type Http } from './support/app';
 
 /**
- * What happens to a request body before any route sees it (contract §6, §7's last line):
+ * What happens to a request body before any route sees it (docs/api.md "Routes and errors"):
  * with API_KEY set the key is checked first, so a request without it is 401 whatever its body
  * (never 400 or 413); a body that is not JSON is 415, naming what is accepted; a POST without a
  * body (cancel, retry) needs no Content-Type.

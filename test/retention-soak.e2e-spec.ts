@@ -3,7 +3,7 @@ import { closeAllApps, removeTempDirs, startApp, tempSqliteFile, type Http } fro
 import { waitFor } from './support/wait';
 
 /**
- * Retention under steady churn (contract §8): with completed jobs pruned, the SQLite file stops
+ * Retention under steady churn (docs/operations.md "Retention"): with completed jobs pruned, the SQLite file stops
  * growing, because the pages freed by a prune are reused by the next jobs. The same churn without
  * retention is the control: there the file grows with every round, so the test can fail.
  */

@@ -4,7 +4,7 @@ import { dropTestDatabases } from './support/postgres';
 import { waitFor } from './support/wait';
 
 /**
- * Retention (contract §8) through the running app: the pruning pass deletes finished jobs past
+ * Retention (docs/operations.md "Retention") through the running app: the pruning pass deletes finished jobs past
  * their retention, leaves the rest, frees their Idempotency-Keys and counts what it deleted.
  */
 afterEach(async () => {

@@ -10,7 +10,7 @@ import { closeAllApps, expectError, listAll, removeTempDirs, startApp, tempSqlit
 import { waitFor } from './support/wait';
 
 /**
- * Schedules (contract §9) through the running app: the routes, the checks that store nothing,
+ * Schedules (docs/api.md "Schedules") through the running app: the routes, the checks that store nothing,
  * one job per slot keyed by the slot, pause and resume, and the schedules declared in code.
  */
 

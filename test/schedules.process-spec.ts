@@ -1,5 +1,5 @@
 /**
- * Schedules (contract §9) across restarts and instances, with the BUILT server (`npm run build`
+ * Schedules (docs/api.md "Schedules") across restarts and instances, with the BUILT server (`npm run build`
  * first):
  *
  * a. SQLite: a per-second schedule runs, the server is SIGKILLed, at least three slots pass while

@@ -1,5 +1,5 @@
 /**
- * Shutdown bounds of the BUILT server (contract §4a): after SIGTERM, open HTTP connections (idle
+ * Shutdown bounds of the BUILT server (docs/api.md "The job"a): after SIGTERM, open HTTP connections (idle
  * keep-alive, slow or half-sent requests) are closed at most SHUTDOWN_TIMEOUT_MS after the signal
  * and the process exits 0 within SHUTDOWN_TIMEOUT_MS + 2 s; a signal during recovery means no
  * attempt starts, no worker starts and the port never opens. Needs `npm run build` first.

@@ -1,5 +1,5 @@
 /**
- * Graceful shutdown of the BUILT server (contract §1, §2 SHUTDOWN_TIMEOUT_MS, §4 give-back):
+ * Graceful shutdown of the BUILT server (docs/operations.md "Shutdown": SHUTDOWN_TIMEOUT_MS, the give-back):
  * SIGTERM drains running attempts, refuses new work while draining, exits 0; attempts that
  * cannot be waited for are given back (pending, not counted). Needs `npm run build` first.
  */
@@ -89,7 +89,7 @@ describe('shutdown (process)', () => {
     const started = Date.now();
     const exit = await b.kill('SIGTERM', 20_000);
     expect(exit).toEqual({ code: 0, signal: null });
-    // Contract §4a: exit within SHUTDOWN_TIMEOUT_MS + 2 s of the signal (the wait above is longer).
+    // docs/operations.md "Shutdown": exit within SHUTDOWN_TIMEOUT_MS + 2 s of the signal (the wait above is longer).
     expect(Date.now() - started).toBeLessThan(Number(env.SHUTDOWN_TIMEOUT_MS) + 2_000);
 
     const c = await startKeel({ sqliteFile: file, env: { WORKER_CONCURRENCY: '2' } });

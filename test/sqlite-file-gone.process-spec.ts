@@ -1,5 +1,5 @@
 /**
- * The SQLite file deleted or replaced under the BUILT server (contract §4a): from then on
+ * The SQLite file deleted or replaced under the BUILT server (docs/api.md "The job"a): from then on
  * /health/ready and submissions answer 503, and nothing is acknowledged into a file that is gone.
  * Linux only for the database-file case (it reads the deleted file back through /proc).
  *

@@ -1,5 +1,5 @@
 /**
- * Starting the BUILT server (contract §1, §2): one owner per SQLite file, bad configuration
+ * Starting the BUILT server (docs/operations.md "Configuration"): one owner per SQLite file, bad configuration
  * refused with one line naming the variable, a taken PORT refused before recovery touches a job,
  * and the default file `data/jobs.sqlite` created relative to the working directory. Needs
  * `npm run build` first.

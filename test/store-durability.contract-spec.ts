@@ -9,7 +9,7 @@ import { waitFor } from './support/wait';
 import { newJob as newJobAt } from './support/new-job';
 
 /**
- * Durability classes (contract §5): what the API acknowledges is synced before its promise
+ * Durability classes (docs/reliability.md "How recovery keeps every job"): what the API acknowledges is synced before its promise
  * resolves; a worker's change is committed at once and synced within SYNC_INTERVAL_MS, or by the
  * next acknowledged write's sync. Syncs are counted by the store (`store_syncs_total`).
  *

@@ -4,7 +4,7 @@
  *
  * - submissions answer 503 with a message saying the store cannot write, and why;
  * - the service stays live, reads still answer; /health/ready answers 503 from the first failed
- *   write until a write goes through again (contract §4a);
+ *   write until a write goes through again (docs/api.md "The job"a);
  * - the worker whose attempt ended during the fault does not drop its outcome: it pauses and tries
  *   again, and the outcome of that same attempt is committed once the fault ends (no re-run);
  * - jobs queued or scheduled before the fault run after it; new submissions are 201 and run.

@@ -18,7 +18,7 @@ import { newJob as newJobAt } from './support/new-job';
 
 /**
  * The JobStore contract (see src/store/job-store.ts), run against every store in
- * test/support/stores.ts. The store is the source of truth of contract §4-5: these checks are
+ * test/support/stores.ts. The store is the source of truth of docs/api.md "The job"-5: these checks are
  * what lets recovery, the feeder and the workers trust any implementation alike.
  *
  * Time is explicit everywhere (events carry `now`, claims take `now`), so nothing here waits.
@@ -1076,7 +1076,7 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
     });
   });
 
-  describe('job types: settings, active counts, capped claims, rate-limited starts (contract §10)', () => {
+  describe('job types: settings, active counts, capped claims, rate-limited starts (docs/api.md "Job types: limits and pause")', () => {
     const HOUR = 3_600_000;
 
     const DEFAULTS = { concurrency: 4, rateLimit: null, paused: false };
@@ -1245,7 +1245,7 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
   }
 });
 
-/** The rate limit's window is one for every instance sharing the store (contract §10). */
+/** The rate limit's window is one for every instance sharing the store (docs/api.md "Job types: limits and pause"). */
 describePg('PgJobStore: two instances share one rate window', () => {
   const schema = randomName('keel_rate');
   let a: PgJobStore;

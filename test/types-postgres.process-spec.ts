@@ -1,5 +1,5 @@
 /**
- * Job types on a shared PostgreSQL store (contract §10), with the BUILT server (`npm run build`
+ * Job types on a shared PostgreSQL store (docs/api.md "Job types: limits and pause"), with the BUILT server (`npm run build`
  * first), two instances on a fresh database:
  *
  * a. a rate limit set by PATCH through instance A holds across both: over every job's startedAt

@@ -4,7 +4,7 @@ import { closeAllApps, expectError, removeTempDirs, startApp, submit, tempSqlite
 import { AttemptLog, CONTROLLED_TYPE, ControlledHandlerModule, useAttemptLog } from './support/controlled-handler';
 import { waitFor } from './support/wait';
 
-/** Job types: limits and pause (contract §10), through the HTTP API, on the embedded stores. */
+/** Job types: limits and pause (docs/api.md "Job types: limits and pause"), through the HTTP API, on the embedded stores. */
 
 @JobHandler('limited', { concurrency: 4, rateLimit: { max: 50, perMs: 1000 } })
 class LimitedHandler extends JobHandlerBase {

@@ -1,5 +1,5 @@
 /**
- * At-least-once webhook delivery across a crash (contract §5, §7), with the BUILT server
+ * At-least-once webhook delivery across a crash (docs/reliability.md "How recovery keeps every job", docs/api.md "Job types"), with the BUILT server
  * (`npm run build` first): ~200 http jobs go to a slow local receiver, Keel is SIGKILLed while
  * deliveries are in flight and restarted on the same SQLite file. Every job is delivered, no job
  * is ever delivered twice at the same time, and only the attempts that were running at the crash

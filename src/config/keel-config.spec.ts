@@ -15,7 +15,7 @@ function configError(env: Record<string, string>): ConfigError {
 }
 
 describe('loadConfig', () => {
-  it('applies the defaults of contract §2', () => {
+  it('applies the defaults of docs/operations.md "Configuration"', () => {
     const config = loadConfig({});
     expect(config).toMatchObject({
       port: 3000,

@@ -6,7 +6,7 @@ export type StoreKind = 'sqlite' | 'postgres' | 'memory';
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type HttpAdapterKind = 'express' | 'fastify';
 
-/** The validated configuration (contract §2). Built once at startup by `loadConfig`. */
+/** The validated configuration (docs/operations.md "Configuration"). Built once at startup by `loadConfig`. */
 export interface KeelConfig {
   port: number;
   host: string;
@@ -32,14 +32,14 @@ export interface KeelConfig {
   apiKey?: string;
   /** Hosts (`host` or `host:port`) the http job type may call; empty: none. */
   httpJobAllowedHosts: string[];
-  /** Completed jobs are deleted this long after they finished (contract §8). */
+  /** Completed jobs are deleted this long after they finished (docs/operations.md "Retention"). */
   retainCompletedMs: number;
   /** Failed and cancelled jobs are deleted this long after they finished. */
   retainFailedMs: number;
   /** How often the pruning pass runs. */
   pruneIntervalMs: number;
   /**
-   * The longest a worker's committed state change waits to be synced to disk (contract §5); 0:
+   * The longest a worker's committed state change waits to be synced to disk (docs/reliability.md "How recovery keeps every job"); 0:
    * every one is synced before the worker's next attempt starts.
    */
   syncIntervalMs: number;
@@ -56,7 +56,7 @@ type Env = Record<string, string | undefined>;
 const MAX_RETENTION_MS = 10 * 365 * 86_400_000;
 
 /**
- * The settings of `KeelModule.forRoot` (contract §13): the §2 variables in camelCase, except
+ * The settings of `KeelModule.forRoot` (docs/embedding.md): the environment variables of docs/operations.md "Configuration" in camelCase, except
  * PORT and HOST, which belong to the standalone server.
  */
 export interface KeelSettings {

@@ -36,7 +36,7 @@ export abstract class JobHandlerBase<P extends object = JobPayload, R = unknown>
 export interface JobHandlerOptions {
   /** A class-validator class for the payload, checked at submission (400 when it fails). */
   payload?: Type<object>;
-  /** A schedule of this type, upserted at every start (contract §9); its name defaults to the type. */
+  /** A schedule of this type, upserted at every start (docs/api.md "Schedules"); its name defaults to the type. */
   schedule?: HandlerSchedule;
   /** Default: at most this many attempts of the type run at once in each process (1..1000). */
   concurrency?: number;

@@ -17,7 +17,7 @@ const EARLIER = NOW - 60_000;
 
 const EVENT_TYPES: readonly JobEventType[] = ['start', 'complete', 'fail', 'interrupt', 'giveBack', 'cancel', 'retry'];
 
-/** Contract §4, written out independently of TRANSITIONS so that a change to either is caught. */
+/** The transitions of docs/api.md "The job", written out independently of TRANSITIONS so that a change to either is caught. */
 const CONTRACT_PAIRS: ReadonlySet<string> = new Set([
   'start:pending',
   'complete:processing',
@@ -245,7 +245,7 @@ const FORBIDDEN_PAIRS = ALL_PAIRS.filter((p) => !CONTRACT_PAIRS.has(p.key));
 
 describe('job state machine', () => {
   describe('the transition table', () => {
-    it('knows exactly the 7 events and the 9 (event, state) pairs of contract §4 and §4a', () => {
+    it('knows exactly the 7 events and the 9 (event, state) pairs of docs/api.md "The job" and docs/reliability.md "The one-running-attempt rule"', () => {
       expect(Object.keys(TRANSITIONS).sort()).toEqual([...EVENT_TYPES].sort());
       const pairs = Object.entries(TRANSITIONS).flatMap(([type, from]) => Object.keys(from).map((state) => `${type}:${state}`));
       expect(new Set(pairs)).toEqual(CONTRACT_PAIRS);
@@ -355,7 +355,7 @@ describe('job state machine', () => {
   });
 
   it('interrupting then starting again counts towards the poison-pill guard', () => {
-    // The scenario of contract §4: a job whose every attempt is interrupted ends failed, not looping.
+    // The scenario of docs/api.md "The job": a job whose every attempt is interrupted ends failed, not looping.
     let current = job({ state: 'pending', maxAttempts: 2 });
     const step = (type: JobEventType) => {
       current = applyChange(current, decide(current, event(type)), NOW);

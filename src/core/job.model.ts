@@ -3,7 +3,7 @@ export type JobState = (typeof JOB_STATES)[number];
 
 export type JobPayload = Record<string, unknown>;
 
-/** What a handler reports while it runs (contract §11): a percentage 0..100, or a JSON object of at most 4 KiB. */
+/** What a handler reports while it runs (docs/api.md "Live events and progress"): a percentage 0..100, or a JSON object of at most 4 KiB. */
 export type JobProgress = number | Record<string, unknown>;
 
 /**
@@ -34,7 +34,7 @@ export interface Job {
   progress: JobProgress | null;
 }
 
-/** The options a submission (or a schedule) leaves out: contract §3. The timeout's is `JOB_TIMEOUT_MS`. */
+/** The options a submission (or a schedule) leaves out: docs/api.md "The job". The timeout's is `JOB_TIMEOUT_MS`. */
 export const JOB_DEFAULTS = { priority: 0, maxAttempts: 3, backoffMs: 1000 } as const;
 
 /** What a submission asks for, after validation and defaults. */

@@ -1,6 +1,6 @@
 import type { Job, JobPayload, JobProgress, JobState } from './job.model';
 
-/** A job as the HTTP API shows it and as handlers receive it (contract §3). */
+/** A job as the HTTP API shows it and as handlers receive it (docs/api.md "The job"). */
 export interface JobView<P extends object = JobPayload> {
   id: string;
   type: string;

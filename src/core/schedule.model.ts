@@ -1,6 +1,6 @@
 import type { JobPayload } from './job.model';
 
-/** A schedule's definition (contract §9): what `PUT /v1/schedules/:name` takes. */
+/** A schedule's definition (docs/api.md "Schedules"): what `PUT /v1/schedules/:name` takes. */
 export interface ScheduleDefinition {
   /** 5 fields (minute resolution) or 6 (a leading seconds field). */
   cron: string;

@@ -5,7 +5,7 @@ export interface RateLimit {
 }
 
 /**
- * The limits and pause of one job type (contract §10). `null`: no limit. Handler defaults, then
+ * The limits and pause of one job type (docs/api.md "Job types: limits and pause"). `null`: no limit. Handler defaults, then
  * a stored PATCH, which overrides them.
  */
 export interface TypeSettings {

@@ -21,7 +21,7 @@ export const DASHBOARD_CSP = [
 ].join('; ');
 
 /**
- * `GET /dashboard` (contract §12): the page and its files. Open with `API_KEY` set, like /docs:
+ * `GET /dashboard` (docs/api.md "Dashboard"): the page and its files. Open with `API_KEY` set, like /docs:
  * the page holds no data, it asks for the key and sends it on its own `/v1` calls.
  *
  * Every URL in the page is relative (`dashboard/app.js`, `v1/jobs`), so it works under any prefix

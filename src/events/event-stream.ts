@@ -4,7 +4,7 @@ import type { KeelEventName } from '../core/job-notice';
 import type { JobState } from '../core/job.model';
 import { JobEvents, type FeedItem } from './job-events';
 
-/** Events kept for clients that reconnect with `Last-Event-ID` (contract §11: at least 10,000). */
+/** Events kept for clients that reconnect with `Last-Event-ID` (docs/api.md "Live events and progress": at least 10,000). */
 export const EVENT_BUFFER_SIZE = 10_000;
 /** A comment line at least this often keeps proxies and clients from closing an idle stream. */
 export const HEARTBEAT_MS = 15_000;

@@ -27,7 +27,7 @@ export interface KeelEvent {
 export type FeedItem = { kind: 'event'; event: KeelEvent; data: string } | { kind: 'gap' };
 
 /**
- * The events of the jobs (contract §11): every submission, start, progress and outcome that
+ * The events of the jobs (docs/api.md "Live events and progress"): every submission, start, progress and outcome that
  * commits, by any part of this process and, on PostgreSQL, by every instance, in commit order.
  * The store's feed runs while someone holds it (`hold`, or a subscription to `events$`): nothing
  * is recorded or sent while nobody does.

@@ -7,7 +7,7 @@ import { jsonBodyProblem, MAX_JSON_DEPTH } from '../common/input-validation';
 import { bodyTypeProblem, isJsonContentType, markJsonBodyChecked } from '../common/json-body.guard';
 import { noteErrorAnswer } from '../logging/request-logging';
 
-/** The largest JSON body Keel's routes take (contract §6: over it, 413). */
+/** The largest JSON body Keel's routes take (docs/api.md "Routes and errors": over it, 413). */
 export const MAX_BODY = '1mb';
 
 type Next = (err?: unknown) => void;
@@ -47,7 +47,7 @@ function apiPattern(base: string): RegExp {
 
 /**
  * What every request to Keel's API (`<base>/v1/...`) passes before anything of the application
- * reads it, on the standalone server and in a host (contract §6, §13): without a valid key 401,
+ * reads it, on the standalone server and in a host (docs/api.md "Routes and errors", docs/embedding.md): without a valid key 401,
  * before a byte of the body is read; a body that is not JSON 415; on Express, the body read by
  * Keel's own JSON parser (1 MiB, else 413) and refused 400 when it is hostile (too deep, a reserved
  * key). A host's body parser then finds the body read and leaves it. Every other request (the

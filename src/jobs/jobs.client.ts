@@ -7,7 +7,7 @@ import { CreateJobsBatchDto } from './dto/create-jobs-batch.dto';
 import { ListJobsQuery } from './dto/list-jobs.query';
 import { JobsService } from './jobs.service';
 
-/** What `add` takes besides the type and payload: the fields of a submission (contract §6). */
+/** What `add` takes besides the type and payload: the fields of a submission (docs/api.md "Routes and errors"). */
 export interface JobOptions {
   priority?: number;
   maxAttempts?: number;

@@ -25,7 +25,7 @@ export const DOCS_CSP = [
 ].join('; ');
 
 /**
- * `<base>/docs` (Swagger UI) and `<base>/docs-json` (the document, contract §14): Keel's routes
+ * `<base>/docs` (Swagger UI) and `<base>/docs-json` (the document, docs/api.md "Routes and errors"): Keel's routes
  * only, with their paths as this application serves them. Open with `API_KEY` set: the document
  * holds no data. The same controller on the standalone server and in a host (option `docs`).
  */

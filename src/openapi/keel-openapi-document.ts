@@ -3,7 +3,7 @@ import type { OpenAPIObject } from '@nestjs/swagger';
 import { buildOpenApi } from './openapi-document';
 
 /**
- * Keel's OpenAPI document (contract §14), for a host application that publishes one document of
+ * Keel's OpenAPI document (docs/api.md "Routes and errors"), for a host application that publishes one document of
  * its own and merges Keel's routes into it: the same document as `<base>/docs-json` serves with
  * the option `docs: true`, listing Keel's routes only (none of the host's), with their paths as
  * the host serves them (its global prefix, then the option `path`: `/api/queue/v1/jobs`).

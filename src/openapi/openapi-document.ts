@@ -27,7 +27,7 @@ export const KEEL_API_MODULES: Array<Type<unknown>> = [JobsModule, SchedulesModu
 export type ProviderLookup = <T>(token: Type<T> | string | symbol) => T;
 
 /**
- * The OpenAPI document served at `<base>/docs-json` (contract §14), built when it is first asked
+ * The OpenAPI document served at `<base>/docs-json` (docs/api.md "Routes and errors"), built when it is first asked
  * for, so from the job types registered then: the built-in ones and the application's own; its
  * paths as the application serves them (global prefix, the `path` option).
  *

@@ -158,7 +158,7 @@ describe('FeederService.wakeAt', () => {
   });
 });
 
-describe('FeederService with job type limits (contract §10)', () => {
+describe('FeederService with job type limits (docs/api.md "Job types: limits and pause")', () => {
   let store: SqliteJobStore;
   let queue: DeliveryQueue;
   let limits: TypeLimits;

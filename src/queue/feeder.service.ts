@@ -16,7 +16,7 @@ const RETRY_AFTER_ERROR_MS = 1_000;
  * capacity, and by a timer at the next scheduled `runAt`. When the queue is full it does nothing
  * until the workers have taken half of it.
  *
- * Types with limits or paused (contract §10) are claimed apart, each capped by what it can start
+ * Types with limits or paused (docs/api.md "Job types: limits and pause") are claimed apart, each capped by what it can start
  * here (`TypeLimits`), so that they never fill the queue nor hold back the other types, which are
  * claimed together in one claim as before. A limited type wakes the feeder when it frees.
  */

@@ -15,7 +15,7 @@ export interface CappedClaim {
 }
 
 /**
- * The per-process gate of the job types' limits (contract §10). It knows each type's settings
+ * The per-process gate of the job types' limits (docs/api.md "Job types: limits and pause"). It knows each type's settings
  * (the handler's defaults, overridden by what a PATCH stored) and, per type, the attempts this
  * process runs and the ids its queue holds. The feeder asks it what to claim (the efficiency:
  * the queue never fills with jobs that cannot start); the workers ask it before each start (the

@@ -22,7 +22,7 @@ import { type KeelContextLog, KeelLog } from '../logging/keel-log';
 const SWEEP_SOON_MS = 200;
 
 /**
- * Recovery (contract §5). At startup, in `onApplicationBootstrap`, after the store opened and
+ * Recovery (docs/reliability.md "How recovery keeps every job"). At startup, in `onApplicationBootstrap`, after the store opened and
  * before any worker takes a job: the workers await `RECOVERY_READY`, which only this service
  * resolves, and Nest opens the port only after every bootstrap hook returned.
  *

@@ -10,7 +10,7 @@ import { type KeelContextLog, KeelLog } from '../logging/keel-log';
 export const PRUNE_BATCH = 1_000;
 
 /**
- * Retention (contract §8): every `PRUNE_INTERVAL_MS`, finished jobs older than their state's
+ * Retention (docs/operations.md "Retention"): every `PRUNE_INTERVAL_MS`, finished jobs older than their state's
  * retention are deleted, in batches of `PRUNE_BATCH`, the event loop free between two batches.
  * A pruned job answers 404 and its Idempotency-Key is free again. On a shared store one instance
  * prunes at a time (the store's lock); the others' passes find nothing to do meanwhile.

@@ -1,7 +1,7 @@
 import type { JobPayload } from '../core/job.model';
 import type { Schedule } from '../core/schedule.model';
 
-/** A schedule as the HTTP API shows it (contract §9): times in ISO 8601, null when none. */
+/** A schedule as the HTTP API shows it (docs/api.md "Schedules"): times in ISO 8601, null when none. */
 export interface ScheduleView {
   name: string;
   cron: string;

@@ -10,7 +10,7 @@ import { SchedulesController } from './schedules.controller';
 import { SchedulesService } from './schedules.service';
 
 /**
- * Schedules (contract §9): the scheduler always, the `/v1/schedules` routes when `http`. Imports
+ * Schedules (docs/api.md "Schedules"): the scheduler always, the `/v1/schedules` routes when `http`. Imports
  * RecoveryModule (the scheduler awaits recovery) and WorkersModule (the handlers are registered
  * before the declared schedules are checked).
  */

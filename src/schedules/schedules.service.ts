@@ -16,7 +16,7 @@ import { KEEL_SCHEDULES, SCHEDULE_NAME } from './schedules.constants';
 type Definition = Omit<Schedule, 'name' | 'nextRunAt' | 'lastRunAt' | 'lastJobId' | 'createdAt' | 'updatedAt'> & { expression: CronExpression };
 
 /**
- * The schedules' use cases (contract §9). A definition is checked before anything is stored: the
+ * The schedules' use cases (docs/api.md "Schedules"). A definition is checked before anything is stored: the
  * cron expression and zone by croner, the type and payload by the same checks as a submission,
  * the job's options by `CreateJobDto`'s validators. Declared schedules (`forRoot({ schedules })`,
  * `@JobHandler(type, { schedule })`) are checked at module init, so a bad one fails startup.

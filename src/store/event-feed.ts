@@ -20,7 +20,7 @@ export interface EventSink {
 }
 
 /**
- * The events a store commits (contract §11), in commit order: what the event stream and
+ * The events a store commits (docs/api.md "Live events and progress"), in commit order: what the event stream and
  * `JobEvents.events$` are made of. Nothing is recorded while the feed is stopped.
  */
 export interface EventFeed {

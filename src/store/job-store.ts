@@ -33,7 +33,7 @@ export interface TransitionGuard {
 }
 
 /**
- * What a write's promise means once it resolves (contract §5). `acknowledged`: synced to disk,
+ * What a write's promise means once it resolves (docs/reliability.md "How recovery keeps every job"). `acknowledged`: synced to disk,
  * for what the API answers on. `worker`: committed (a process crash loses nothing) and synced
  * within `SYNC_INTERVAL_MS`, or with the next acknowledged write, whichever comes first.
  */
@@ -155,7 +155,7 @@ export interface JobStore extends ScheduleStore {
    * Worker durability: only workers start jobs.
    */
   startLimited(id: string, event: JobEvent, guard: TransitionGuard, limit: RateLimit): Promise<LimitedStart>;
-  /** The stored settings of every type a PATCH set (contract §10), by type. */
+  /** The stored settings of every type a PATCH set (docs/api.md "Job types: limits and pause"), by type. */
   typeSettings(): Promise<Map<string, StoredTypeSettings>>;
   /**
    * Sets the fields `patch` names, and only those, in one statement: the others keep what is
@@ -168,7 +168,7 @@ export interface JobStore extends ScheduleStore {
   activeCountsByType(): Promise<Map<string, ActiveCounts>>;
 
   /**
-   * Deletes up to `limit` finished jobs (contract §8): completed ones that finished before
+   * Deletes up to `limit` finished jobs (docs/operations.md "Retention"): completed ones that finished before
    * `completedBefore`, failed and cancelled ones before `failedBefore`; pending and processing
    * jobs never. One transaction; returns how many were deleted. A shared store lets one instance
    * prune at a time: another's call meanwhile deletes nothing (0).

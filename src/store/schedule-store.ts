@@ -26,7 +26,7 @@ export type SlotOutcome =
   | { kind: 'busy' };
 
 /**
- * Schedules (contract §9), kept by every store beside the jobs. Writes that answer the API
+ * Schedules (docs/api.md "Schedules"), kept by every store beside the jobs. Writes that answer the API
  * (`putSchedule`, `deleteSchedule`) are synced before they resolve, like a submission.
  */
 export interface ScheduleStore {

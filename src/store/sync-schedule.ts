@@ -1,5 +1,5 @@
 /**
- * When a store syncs (contract §5): worker commits are made without a sync and numbered; a sync
+ * When a store syncs (docs/reliability.md "How recovery keeps every job"): worker commits are made without a sync and numbered; a sync
  * covers every commit made before it started. One starts at most `intervalMs` after the first
  * commit it has to cover, unless an acknowledged write's sync covered that commit first.
  * `syncs` counts every sync, those of acknowledged writes included (`store_syncs_total`).

@@ -5,7 +5,7 @@ import { WorkersModule } from '../workers/workers.module';
 import { TypesController } from './types.controller';
 import { TypesService } from './types.service';
 
-/** The `/v1/types` routes (contract §10): the job types' limits and pause. */
+/** The `/v1/types` routes (docs/api.md "Job types: limits and pause"): the job types' limits and pause. */
 @Module({
   imports: [StoreModule, QueueModule, WorkersModule],
   controllers: [TypesController],

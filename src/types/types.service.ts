@@ -7,7 +7,7 @@ import { JobHandlerRegistry } from '../workers/job-handler.registry';
 import type { JobTypeDto, PatchJobTypeDto } from './dto/job-type.dto';
 
 /**
- * The job types' limits and pause (contract §10): the handlers' defaults, overridden by what a
+ * The job types' limits and pause (docs/api.md "Job types: limits and pause"): the handlers' defaults, overridden by what a
  * PATCH stored. The store applies a PATCH to the fields it names, in one statement, so PATCHes of
  * one type through any instances at once compose instead of one undoing another; a listing shows
  * what this instance enforces, which follows the store within SETTINGS_POLL_MS.

@@ -1,6 +1,6 @@
 import type { JobProgress } from '../core/job.model';
 
-/** Intermediate progress is stored at most this often per job (contract §11). */
+/** Intermediate progress is stored at most this often per job (docs/api.md "Live events and progress"). */
 export const PROGRESS_INTERVAL_MS = 250;
 /** The largest progress object, as JSON. */
 export const MAX_PROGRESS_BYTES = 4 * 1024;

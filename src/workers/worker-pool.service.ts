@@ -40,7 +40,7 @@ const ABORT_GRACE_MS = 500;
  * `WORKER_CONCURRENCY` loops that take job ids from the delivery queue and run one attempt each.
  * They start only once `RECOVERY_READY` resolves, and never read the store for work: the queue
  * hands them ids. Each attempt's outcome is committed before its loop takes the next id. Their
- * writes are worker writes: committed at once, synced within SYNC_INTERVAL_MS (contract §5).
+ * writes are worker writes: committed at once, synced within SYNC_INTERVAL_MS (docs/reliability.md "How recovery keeps every job").
  *
  * An attempt ends when its handler settles, not when its AbortSignal fires: a handler that
  * ignores the signal keeps its slot and its job stays processing (counted in `overdue`), so the

@@ -105,7 +105,7 @@ export function removeTempDirs(): void {
   for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 }
 
-/** The 17 fields of a job (contract §3), in contract order. */
+/** The 17 fields of a job (docs/api.md "The job"), in contract order. */
 export const JOB_FIELDS = [
   'id',
   'type',

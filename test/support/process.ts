@@ -297,7 +297,7 @@ export class JsonClient {
   }
 }
 
-/** The job as the API shows it (contract §3). */
+/** The job as the API shows it (docs/api.md "The job"). */
 export type JobJson = JobView;
 
 export type QueueJson = QueueStatsDto;

@@ -2,7 +2,7 @@ import { ApiProperty } from '../../common/swagger';
 import { JOB_STATES, type JobProgress, type JobState } from '../../core/job.model';
 import type { JobView } from '../../core/job.view';
 
-/** The job as the API returns it (contract §3); documents `JobView` for OpenAPI. */
+/** The job as the API returns it (docs/api.md "The job"); documents `JobView` for OpenAPI. */
 export class JobDto implements JobView {
   @ApiProperty({ format: 'uuid', description: 'UUIDv7: time-ordered.' }) id!: string;
   @ApiProperty({ example: 'sleep', description: 'The job type.' }) type!: string;

@@ -17,7 +17,7 @@ export const PUT_SCHEDULE_EXAMPLES = {
 };
 
 /**
- * A schedule's definition (contract §9): the job's fields (`JobTemplateDto`, as a submission has
+ * A schedule's definition (docs/api.md "Schedules"): the job's fields (`JobTemplateDto`, as a submission has
  * them, with the same validators) and when to make one.
  */
 export class PutScheduleDto extends JobTemplateDto {

@@ -1,7 +1,7 @@
 import { ApiProperty } from '../../common/swagger';
 import type { ScheduleView } from '../schedule.view';
 
-/** The schedule as the API returns it (contract §9); documents `ScheduleView` for OpenAPI. */
+/** The schedule as the API returns it (docs/api.md "Schedules"); documents `ScheduleView` for OpenAPI. */
 export class ScheduleDto implements ScheduleView {
   @ApiProperty({ example: 'cleanup-every-5-min', pattern: '^[A-Za-z0-9._-]{1,100}$', description: 'The name, from the path.' }) name!: string;
   @ApiProperty({ example: '*/5 * * * *' }) cron!: string;

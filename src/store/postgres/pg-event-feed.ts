@@ -55,7 +55,7 @@ const NAMES: ReadonlySet<string> = new Set(KEEL_EVENT_NAMES);
 
 /**
  * The events of every instance sharing the database, in commit order, with the same ids
- * everywhere (contract §11). A trigger on the jobs table (`keel_publish_events`) turns each
+ * everywhere (docs/api.md "Live events and progress"). A trigger on the jobs table (`keel_publish_events`) turns each
  * committed change into an event while some instance listens: it numbers the events from one
  * sequence under a lock held to its commit, so ids follow commit order, and sends them with
  * NOTIFY, which PostgreSQL delivers in commit order to every listening connection. An event

@@ -36,7 +36,7 @@ export interface PgJobStoreOptions {
   /** A schema of its own (created if missing); tests use one each. Default: the search_path's. */
   schema?: string;
   poolSize?: number;
-  /** SYNC_INTERVAL_MS (contract §5); default 100. */
+  /** SYNC_INTERVAL_MS (docs/reliability.md "How recovery keeps every job"); default 100. */
   syncIntervalMs?: number;
   /** The application's (KeelModule passes it); default: lines at info. */
   log?: KeelLog;

@@ -92,7 +92,7 @@ export const PG_MIGRATIONS: readonly string[] = [
     REFERENCING OLD TABLE AS keel_old_rows FOR EACH STATEMENT EXECUTE FUNCTION keel_count_states();
   `,
   `
-  -- Schedules (contract §9): recurring jobs. next_run_at is the next slot to fire (NULL while paused);
+  -- Schedules (docs/api.md "Schedules"): recurring jobs. next_run_at is the next slot to fire (NULL while paused);
   -- a slot is fired by a compare-and-set on it, in the transaction that inserts its job.
   CREATE TABLE keel_schedules (
     name         text PRIMARY KEY,
@@ -113,7 +113,7 @@ export const PG_MIGRATIONS: readonly string[] = [
   );
   `,
   `
-  -- Job types (contract §10): the settings a PATCH stored (NULL: no limit), polled by every
+  -- Job types (docs/api.md "Job types: limits and pause"): the settings a PATCH stored (NULL: no limit), polled by every
   -- instance, and the log of rate-limited starts, read and pruned per type by the sliding window.
   CREATE TABLE keel_type_settings (
     type        text PRIMARY KEY,
@@ -129,11 +129,11 @@ export const PG_MIGRATIONS: readonly string[] = [
   CREATE INDEX keel_type_starts_by_type ON keel_type_starts (type, at);
   `,
   `
-  -- The last progress a handler reported (a number or an object), contract §11.
+  -- The last progress a handler reported (a number or an object), docs/api.md "Live events and progress".
   ALTER TABLE keel_jobs ADD COLUMN progress json;
   `,
   `
-  -- Instances whose event stream has subscribers (contract §11): while one is alive, the others
+  -- Instances whose event stream has subscribers (docs/api.md "Live events and progress"): while one is alive, the others
   -- publish their job events to it with NOTIFY; nobody listening, nobody publishes.
   CREATE TABLE keel_event_listeners (
     owner      text PRIMARY KEY,
@@ -145,7 +145,7 @@ export const PG_MIGRATIONS: readonly string[] = [
   ALTER TABLE keel_type_settings ADD COLUMN version integer NOT NULL DEFAULT 0;
   `,
   `
-  -- Job events from the commits themselves (contract §11): while some instance listens, a trigger
+  -- Job events from the commits themselves (docs/api.md "Live events and progress"): while some instance listens, a trigger
   -- turns every committed change of a job into an event, numbered from keel_event_ids in commit
   -- order, and sends it with NOTIFY, the job as the statement left it (payload, result and
   -- last_error over 1 KiB left out, see src/core/job-notice.ts). keel_event_state holds the

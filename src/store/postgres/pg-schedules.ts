@@ -3,7 +3,7 @@ import type { Schedule } from '../../core/schedule.model';
 const SCHEDULE_COLUMNS = `name, cron, timezone, type, payload, priority, max_attempts, backoff_ms, timeout_ms, paused,
   next_run_at, last_run_at, last_job_id, created_at, updated_at`;
 
-/** The SQL of the PostgreSQL store's schedules (contract §9), each statement named for what it does. */
+/** The SQL of the PostgreSQL store's schedules (docs/api.md "Schedules"), each statement named for what it does. */
 export const PG_SCHEDULE_SQL = {
   getSchedule: `SELECT ${SCHEDULE_COLUMNS} FROM keel_schedules WHERE name = $1`,
   /** The row a replacement reads and decides from, locked until it commits. */

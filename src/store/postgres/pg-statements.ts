@@ -25,7 +25,7 @@ const notifyChanged = (w: string, n: string, c: string) => `
          (SELECT synchronous_commit FROM durability) AS synchronous_commit FROM changed`;
 
 /**
- * `SET LOCAL synchronous_commit` inside a statement that commits alone (contract §5): 'off' for a
+ * `SET LOCAL synchronous_commit` inside a statement that commits alone (docs/reliability.md "How recovery keeps every job"): 'off' for a
  * worker's change, whose commit then does not wait for the WAL flush; 'on' for an acknowledged
  * one. The setting applies to the statement's own transaction, read at its commit. A statement
  * that changes no row never reads it, and then commits nothing that needs a flush.

@@ -110,7 +110,7 @@ export class SqliteJobStore implements JobStore {
 
   constructor(
     private readonly file: string,
-    /** SYNC_INTERVAL_MS (contract §5). */
+    /** SYNC_INTERVAL_MS (docs/reliability.md "How recovery keeps every job"). */
     private readonly syncIntervalMs = 100,
     /** The application's (KeelModule passes it); a store built on its own writes at info. */
     log = new KeelLog('info'),

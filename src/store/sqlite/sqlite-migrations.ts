@@ -56,7 +56,7 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   CREATE INDEX jobs_finished ON jobs (state, finished_at) WHERE finished_at IS NOT NULL;
   `,
   `
-  -- Schedules (contract §9): recurring jobs. next_run_at is the next slot to fire (NULL while paused);
+  -- Schedules (docs/api.md "Schedules"): recurring jobs. next_run_at is the next slot to fire (NULL while paused);
   -- a slot is fired by a compare-and-set on it, in the transaction that inserts its job.
   CREATE TABLE schedules (
     name        TEXT PRIMARY KEY,
@@ -77,7 +77,7 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   );
   `,
   `
-  -- Job types (contract §10): the settings a PATCH stored (NULL: no limit), and the log of
+  -- Job types (docs/api.md "Job types: limits and pause"): the settings a PATCH stored (NULL: no limit), and the log of
   -- rate-limited starts, read and pruned per type by the sliding window.
   CREATE TABLE type_settings (
     type        TEXT PRIMARY KEY,
@@ -93,7 +93,7 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   CREATE INDEX type_starts_by_type ON type_starts (type, at);
   `,
   `
-  -- The last progress a handler reported (JSON: a number or an object), contract §11.
+  -- The last progress a handler reported (JSON: a number or an object), docs/api.md "Live events and progress".
   ALTER TABLE jobs ADD COLUMN progress TEXT;
   `,
   `

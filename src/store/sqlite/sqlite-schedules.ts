@@ -1,6 +1,6 @@
 import type { Schedule } from '../../core/schedule.model';
 
-/** The SQL of the SQLite store's schedules (contract §9), each statement named for what it does. */
+/** The SQL of the SQLite store's schedules (docs/api.md "Schedules"), each statement named for what it does. */
 export const SCHEDULE_SQL = {
   getSchedule: `SELECT * FROM schedules WHERE name = ?`,
   listSchedules: `SELECT * FROM schedules ORDER BY name`,
