@@ -8,7 +8,26 @@ import { defineConfig } from 'eslint/config';
 
 // Each folder of src/ is an element; the files directly in src/ (KeelModule, AppModule, the app
 // setup, the public surface, main.ts) are "root", the top of the tree. The first match wins.
-const FOLDERS = ['core', 'store', 'queue', 'recovery', 'workers', 'jobs', 'schedules', 'types', 'events', 'config', 'lifecycle', 'metrics', 'logging', 'health', 'auth', 'gate', 'common', 'dashboard'];
+const FOLDERS = [
+  'core',
+  'store',
+  'queue',
+  'recovery',
+  'workers',
+  'jobs',
+  'schedules',
+  'types',
+  'events',
+  'config',
+  'lifecycle',
+  'metrics',
+  'logging',
+  'health',
+  'auth',
+  'gate',
+  'common',
+  'dashboard',
+];
 const ELEMENTS = [
   ...FOLDERS.map((type) => ({ type, pattern: `src/${type}`, partialMatch: false })),
   { type: 'root', pattern: 'src', partialMatch: false },
@@ -20,10 +39,7 @@ const FILES = [
   { category: 'metrics-http', pattern: 'src/metrics/{metrics.controller,metrics-http.module}.ts' },
 ];
 
-const to = (types, categories) => [
-  ...(types ? [{ to: { element: { types } } }] : []),
-  ...(categories ? [{ to: { file: { categories } } }] : []),
-];
+const to = (types, categories) => [...(types ? [{ to: { element: { types } } }] : []), ...(categories ? [{ to: { file: { categories } } }] : [])];
 const fromTypes = (types) => ({ element: { types } });
 
 const LAYERS = {
@@ -146,9 +162,18 @@ export default defineConfig(
     files: ['**/*.{js,cjs,mjs}'],
     languageOptions: {
       globals: {
-        process: 'readonly', console: 'readonly', Buffer: 'readonly', URL: 'readonly', AbortController: 'readonly',
-        setTimeout: 'readonly', clearTimeout: 'readonly', setInterval: 'readonly', clearInterval: 'readonly',
-        setImmediate: 'readonly', fetch: 'readonly', performance: 'readonly',
+        process: 'readonly',
+        console: 'readonly',
+        Buffer: 'readonly',
+        URL: 'readonly',
+        AbortController: 'readonly',
+        setTimeout: 'readonly',
+        clearTimeout: 'readonly',
+        setInterval: 'readonly',
+        clearInterval: 'readonly',
+        setImmediate: 'readonly',
+        fetch: 'readonly',
+        performance: 'readonly',
       },
     },
   },
@@ -165,8 +190,16 @@ export default defineConfig(
     languageOptions: {
       sourceType: 'module',
       globals: {
-        document: 'readonly', sessionStorage: 'readonly', fetch: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly',
-        AbortController: 'readonly', TextDecoderStream: 'readonly', URLSearchParams: 'readonly', CSS: 'readonly', reportError: 'readonly',
+        document: 'readonly',
+        sessionStorage: 'readonly',
+        fetch: 'readonly',
+        setTimeout: 'readonly',
+        clearTimeout: 'readonly',
+        AbortController: 'readonly',
+        TextDecoderStream: 'readonly',
+        URLSearchParams: 'readonly',
+        CSS: 'readonly',
+        reportError: 'readonly',
       },
     },
   },

@@ -26,12 +26,13 @@ Module({ controllers: [BareController] })(BareModule);
 
 async function main() {
   const adapter = process.env.HTTP_ADAPTER === 'fastify' ? new (rootRequire('@nestjs/platform-fastify').FastifyAdapter)() : undefined;
-  const app = adapter
-    ? await NestFactory.create(BareModule, adapter, { logger: ['error'] })
-    : await NestFactory.create(BareModule, { logger: ['error'] });
+  const app = adapter ? await NestFactory.create(BareModule, adapter, { logger: ['error'] }) : await NestFactory.create(BareModule, { logger: ['error'] });
   await app.listen(Number(process.env.PORT || 0), '127.0.0.1');
   process.on('SIGTERM', () => app.close().then(() => process.exit(0)));
   process.send?.('ready');
   console.log('ready');
 }
-main().catch((e) => { console.error(e); process.exit(1); });
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

@@ -40,7 +40,9 @@ async function start(nodeArgs = []) {
     if (child.exitCode !== null) throw new Error(`keel exited with ${child.exitCode}`);
     try {
       if ((await fetch(url('/health/ready'))).ok) return child;
-    } catch { /* not listening yet */ }
+    } catch {
+      /* not listening yet */
+    }
     await sleep(20);
   }
 }
@@ -53,7 +55,11 @@ async function pgAdmin(sql) {
   const pg = require('pg');
   const client = new pg.Client({ connectionString: `${pgUrl}/postgres` });
   await client.connect();
-  try { await client.query(sql); } finally { await client.end(); }
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
 }
 if (postgres) await pgAdmin(`CREATE DATABASE ${dbName}`);
 await stop(await start()); // creates the schema
@@ -63,14 +69,19 @@ if (postgres) {
   const client = new pg.Client({ connectionString: env.DATABASE_URL });
   await client.connect();
   const ids = Array.from({ length: n }, () => uuidv7());
-  await client.query(`INSERT INTO keel_jobs (id, type, payload, state, priority, attempts, max_attempts, backoff_ms, timeout_ms,
-    run_at, created_at, updated_at) SELECT id, 'noop', '{}', 'pending', 0, 0, 3, 1000, 30000, $2, $2, $2 FROM unnest($1::uuid[]) AS id`, [ids, now]);
+  await client.query(
+    `INSERT INTO keel_jobs (id, type, payload, state, priority, attempts, max_attempts, backoff_ms, timeout_ms,
+    run_at, created_at, updated_at) SELECT id, 'noop', '{}', 'pending', 0, 0, 3, 1000, 30000, $2, $2, $2 FROM unnest($1::uuid[]) AS id`,
+    [ids, now],
+  );
   await client.end();
 } else {
   const db = new Database(file);
   const insert = db.prepare(`INSERT INTO jobs (id, type, payload, state, priority, attempts, max_attempts, backoff_ms, timeout_ms,
     run_at, created_at, updated_at) VALUES (?, 'noop', '{}', 'pending', 0, 0, 3, 1000, 30000, ?, ?, ?)`);
-  db.transaction(() => { for (let i = 0; i < n; i++) insert.run(uuidv7(), now, now, now); })();
+  db.transaction(() => {
+    for (let i = 0; i < n; i++) insert.run(uuidv7(), now, now, now);
+  })();
   db.close();
 }
 
@@ -84,7 +95,9 @@ if (process.env.KEEL_DRAIN_STREAM) {
     const decoder = new TextDecoder();
     try {
       for await (const chunk of res.body) streamed += (decoder.decode(chunk).match(/^event: job\./gm) ?? []).length;
-    } catch { /* aborted at the end */ }
+    } catch {
+      /* aborted at the end */
+    }
   })();
 }
 await fetch(url('/metrics')); // a scrape resets the delay histogram: the next one covers the drain
@@ -100,13 +113,15 @@ const metrics = await (await fetch(url('/metrics'))).text();
 await stop(keel);
 fs.rmSync(dir, { recursive: true, force: true });
 if (postgres) await pgAdmin(`DROP DATABASE ${dbName}`);
-console.log(JSON.stringify({
-  store: postgres ? 'postgres' : 'sqlite',
-  jobs: n,
-  ms: Math.round(ms),
-  jobsPerSecond: Math.round((n * 1000) / ms),
-  eventLoopP99Ms: Number(/^nodejs_eventloop_lag_p99_seconds (\S+)/m.exec(metrics)?.[1]) * 1000,
-  syncs: Number(/^store_syncs_total (\S+)/m.exec(metrics)?.[1]),
-  streamedEvents: process.env.KEEL_DRAIN_STREAM ? streamed : undefined,
-  profileDir,
-}));
+console.log(
+  JSON.stringify({
+    store: postgres ? 'postgres' : 'sqlite',
+    jobs: n,
+    ms: Math.round(ms),
+    jobsPerSecond: Math.round((n * 1000) / ms),
+    eventLoopP99Ms: Number(/^nodejs_eventloop_lag_p99_seconds (\S+)/m.exec(metrics)?.[1]) * 1000,
+    syncs: Number(/^store_syncs_total (\S+)/m.exec(metrics)?.[1]),
+    streamedEvents: process.env.KEEL_DRAIN_STREAM ? streamed : undefined,
+    profileDir,
+  }),
+);

@@ -19,7 +19,9 @@ const child = spawn(process.execPath, [path.join(checkout, 'dist', 'main.js')], 
 for (;;) {
   try {
     if ((await fetch(url('/health/ready'))).ok) break;
-  } catch { /* not listening yet */ }
+  } catch {
+    /* not listening yet */
+  }
   await sleep(50);
 }
 const rssMiB = async () => Number(/^process_resident_memory_bytes (\S+)/m.exec(await (await fetch(url('/metrics'))).text())[1]) / 2 ** 20;
@@ -31,7 +33,9 @@ void (async () => {
   const decoder = new TextDecoder();
   try {
     for await (const chunk of stream.body) read += (decoder.decode(chunk).match(/^event: job\./gm) ?? []).length;
-  } catch { /* aborted at the end */ }
+  } catch {
+    /* aborted at the end */
+  }
 })();
 const note = 'x'.repeat(100_000);
 const batches = 334;

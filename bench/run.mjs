@@ -65,7 +65,10 @@ function freePort() {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => { const { port } = srv.address(); srv.close(() => resolve(port)); });
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
   });
 }
 const wants = (name) => !ONLY || ONLY.has(name);
@@ -132,10 +135,19 @@ async function startKeelOnce(store, { sqliteFile, dbName, extraEnv = {}, readyCa
     if (m) Object.assign(recoveryLine, { atMs: performance.now() - t0, durationMs: Number(m[1]), hwm: hwmMb(child.pid) });
   });
   let stderr = '';
-  child.stderr.on('data', (d) => { stderr += d; if (stderr.length > 20000) stderr = stderr.slice(-10000); });
+  child.stderr.on('data', (d) => {
+    stderr += d;
+    if (stderr.length > 20000) stderr = stderr.slice(-10000);
+  });
   let exited = false;
   let exitHow = '';
-  const exit = new Promise((resolve) => child.on('exit', (code, signal) => { exited = true; exitHow = signal ? `signal ${signal}` : `code ${code}`; resolve(code); }));
+  const exit = new Promise((resolve) =>
+    child.on('exit', (code, signal) => {
+      exited = true;
+      exitHow = signal ? `signal ${signal}` : `code ${code}`;
+      resolve(code);
+    }),
+  );
   for (;;) {
     if (exited) throw new Error(`keel exited before ready (${exitHow}): ${stderr.slice(-2000)}`);
     if (performance.now() - t0 > readyCapMs) {
@@ -146,17 +158,26 @@ async function startKeelOnce(store, { sqliteFile, dbName, extraEnv = {}, readyCa
     try {
       const r = await fetch(`http://127.0.0.1:${port}/health/ready`);
       if (r.status === 200) break;
-    } catch { /* not listening yet */ }
+    } catch {
+      /* not listening yet */
+    }
     await sleep(5);
   }
   const readyMs = performance.now() - t0;
   const readyHwm = hwmMb(child.pid);
   return {
-    port, child, readyMs, readyHwm, recoveryLine,
+    port,
+    child,
+    readyMs,
+    readyHwm,
+    recoveryLine,
     async stop() {
       if (!exited) child.kill('SIGTERM');
       const code = await Promise.race([exit, sleep(30_000).then(() => 'timeout')]);
-      if (code === 'timeout') { child.kill('SIGKILL'); await exit; }
+      if (code === 'timeout') {
+        child.kill('SIGKILL');
+        await exit;
+      }
     },
   };
 }
@@ -178,7 +199,11 @@ async function waitCompleted(port, target, t0, capMs = DRAIN_CAP_MS) {
 async function pgAdmin(fn) {
   const c = new pg.Client({ connectionString: `${PG_URL}/postgres` });
   await c.connect();
-  try { return await fn(c); } finally { await c.end(); }
+  try {
+    return await fn(c);
+  } finally {
+    await c.end();
+  }
 }
 async function freshDb(name) {
   if (!/^keel_bench_[a-z0-9_]+$/.test(name)) throw new Error(`refusing database name ${name}`);
@@ -194,9 +219,7 @@ async function dropDb(name) {
 
 /** A fresh Keel store of the given kind with its schema created (by Keel itself, started once). */
 async function freshKeelStore(store, tag) {
-  const target = store === 'sqlite'
-    ? { sqliteFile: path.join(fs.mkdtempSync(path.join(tmpRoot, `${tag}-`)), 'jobs.sqlite') }
-    : { dbName: `keel_bench_${tag}` };
+  const target = store === 'sqlite' ? { sqliteFile: path.join(fs.mkdtempSync(path.join(tmpRoot, `${tag}-`)), 'jobs.sqlite') } : { dbName: `keel_bench_${tag}` };
   if (store === 'postgres') await freshDb(target.dbName);
   return target;
 }
@@ -211,15 +234,20 @@ async function prefill(store, target, n) {
     const db = new Database(target.sqliteFile);
     const ins = db.prepare(`INSERT INTO jobs (id, type, payload, state, priority, attempts, max_attempts, backoff_ms, timeout_ms,
       run_at, created_at, updated_at) VALUES (?, 'noop', '{}', 'pending', 0, 0, 3, 1000, 30000, ?, ?, ?)`);
-    db.transaction(() => { for (let i = 0; i < n; i++) ins.run(uuidv7(), now, now, now); })();
+    db.transaction(() => {
+      for (let i = 0; i < n; i++) ins.run(uuidv7(), now, now, now);
+    })();
     db.close();
   } else {
     const c = new pg.Client({ connectionString: `${PG_URL}/${target.dbName}` });
     await c.connect();
     for (let done = 0; done < n; done += 10000) {
       const ids = Array.from({ length: Math.min(10000, n - done) }, () => uuidv7());
-      await c.query(`INSERT INTO keel_jobs (id, type, payload, state, priority, attempts, max_attempts, backoff_ms, timeout_ms,
-        run_at, created_at, updated_at) SELECT unnest($1::uuid[]), 'noop', '{}', 'pending', 0, 0, 3, 1000, 30000, $2, $2, $2`, [ids, now]);
+      await c.query(
+        `INSERT INTO keel_jobs (id, type, payload, state, priority, attempts, max_attempts, backoff_ms, timeout_ms,
+        run_at, created_at, updated_at) SELECT unnest($1::uuid[]), 'noop', '{}', 'pending', 0, 0, 3, 1000, 30000, $2, $2, $2`,
+        [ids, now],
+      );
     }
     await c.query('VACUUM ANALYZE keel_jobs');
     await c.end();
@@ -264,7 +292,13 @@ async function keelDrain(store) {
   const spanMs = span.last - span.first;
   const syncsPerJob = syncs / r.completed;
   record('drain 20k noop, concurrency 10', `Keel (${store})`, r.completed / (spanMs / 1000), 'jobs/s', {
-    completed: r.completed, spanMs, wallFromReadyMs: Math.round(r.elapsed), capped: r.capped, startToReadyMs: Math.round(k.readyMs), syncs, syncsPerJob,
+    completed: r.completed,
+    spanMs,
+    wallFromReadyMs: Math.round(r.elapsed),
+    capped: r.capped,
+    startToReadyMs: Math.round(k.readyMs),
+    syncs,
+    syncsPerJob,
     note: (r.capped ? `capped at ${DRAIN_CAP_MS / 1000} s` : `${r.completed} in ${(spanMs / 1000).toFixed(2)} s`) + `, ${syncsPerJob.toFixed(3)} syncs/job`,
   });
   record('drain 20k noop: event loop delay p99', `Keel (${store})`, lagP99Ms, 'ms', { note: 'nodejs_eventloop_lag_p99_seconds over the drain' });
@@ -293,14 +327,17 @@ async function cannon(port, label, pid) {
 
 function cannonRun(port, label) {
   return new Promise((resolve, reject) => {
-    autocannon({
-      url: `http://127.0.0.1:${port}/v1/jobs`,
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ type: 'noop' }),
-      connections: 10,
-      duration: HTTP_SECONDS,
-    }, (err, res) => (err ? reject(err) : resolve(res)));
+    autocannon(
+      {
+        url: `http://127.0.0.1:${port}/v1/jobs`,
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ type: 'noop' }),
+        connections: 10,
+        duration: HTTP_SECONDS,
+      },
+      (err, res) => (err ? reject(err) : resolve(res)),
+    );
   }).then((res) => {
     const non2xx = res.non2xx + res.errors + res.timeouts;
     log(`${label}: ${Math.round(res.requests.average)} req/s, p50 ${res.latency.p50} ms, p99 ${res.latency.p99} ms, non-2xx/errors ${non2xx}`);
@@ -309,24 +346,39 @@ function cannonRun(port, label) {
 }
 
 async function warm(port) {
-  await new Promise((resolve, reject) => autocannon({
-    url: `http://127.0.0.1:${port}/v1/jobs`, method: 'POST', headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ type: 'noop' }), connections: 10, duration: 2,
-  }, (e, r) => (e ? reject(e) : resolve(r))));
+  await new Promise((resolve, reject) =>
+    autocannon(
+      {
+        url: `http://127.0.0.1:${port}/v1/jobs`,
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ type: 'noop' }),
+        connections: 10,
+        duration: 2,
+      },
+      (e, r) => (e ? reject(e) : resolve(r)),
+    ),
+  );
 }
 
 // The http scenario runs on each HTTP adapter (BENCH_ADAPTERS, default both): the bare route and
 // Keel on the same adapter, Keel's ratio against that bare route. Express's rows keep their names.
-const ADAPTERS = (process.env.BENCH_ADAPTERS ?? 'express,fastify').split(',').map((s) => s.trim()).filter(Boolean);
+const ADAPTERS = (process.env.BENCH_ADAPTERS ?? 'express,fastify')
+  .split(',')
+  .map((s) => s.trim())
+  .filter(Boolean);
 const ADAPTER_NAMES = { express: 'Express', fastify: 'Fastify' };
 
 async function bareHttp(adapter = 'express') {
   const port = await freePort();
   const child = spawn(process.execPath, [path.join(here, 'bare-server.cjs')], {
-    env: { ...process.env, PORT: String(port), HTTP_ADAPTER: adapter }, stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, PORT: String(port), HTTP_ADAPTER: adapter },
+    stdio: ['ignore', 'pipe', 'inherit'],
   });
   await new Promise((resolve, reject) => {
-    child.stdout.on('data', (d) => { if (String(d).includes('ready')) resolve(); });
+    child.stdout.on('data', (d) => {
+      if (String(d).includes('ready')) resolve();
+    });
     child.on('exit', (c) => reject(new Error(`bare server exited ${c}`)));
   });
   await warm(port);
@@ -334,8 +386,11 @@ async function bareHttp(adapter = 'express') {
   child.kill('SIGTERM');
   await new Promise((r) => child.on('exit', r));
   record('HTTP single submit, 10 connections', `bare NestJS route (${ADAPTER_NAMES[adapter]})`, res.requests.average, 'req/s', {
-    p50Ms: res.latency.p50, p99Ms: res.latency.p99, non2xx: res.non2xx + res.errors + res.timeouts,
-    cpuUsPerRequest: res.cpuUsPerRequest, note: `server CPU ${res.cpuUsPerRequest} µs per request`,
+    p50Ms: res.latency.p50,
+    p99Ms: res.latency.p99,
+    non2xx: res.non2xx + res.errors + res.timeouts,
+    cpuUsPerRequest: res.cpuUsPerRequest,
+    note: `server CPU ${res.cpuUsPerRequest} µs per request`,
   });
   return res;
 }
@@ -349,7 +404,9 @@ async function keelHttp(store, bare, adapter = 'express') {
   await k.stop();
   const cpu = `server CPU ${res.cpuUsPerRequest} µs per request`;
   record('HTTP single submit, 10 connections', label, res.requests.average, 'req/s', {
-    p50Ms: res.latency.p50, p99Ms: res.latency.p99, non2xx: res.non2xx + res.errors + res.timeouts,
+    p50Ms: res.latency.p50,
+    p99Ms: res.latency.p99,
+    non2xx: res.non2xx + res.errors + res.timeouts,
     cpuUsPerRequest: res.cpuUsPerRequest,
     ofBare: bare ? round(res.requests.average / bare.requests.average) : undefined,
     note: bare ? `${Math.round((100 * res.requests.average) / bare.requests.average)}% of bare; ${cpu} (bare ${bare.cpuUsPerRequest})` : cpu,
@@ -379,7 +436,8 @@ async function keelBatch(store, scheduled = false) {
   times.sort((a, b) => a - b);
   const what = scheduled ? 'batch submit of 1,000 scheduled jobs, nothing runs (one client, 30 batches)' : 'batch submit of 1,000 (one client, 30 batches)';
   record(what, `Keel (${store})`, (rounds * 1000) / (elapsed / 1000), 'jobs/s', {
-    batchP50Ms: round(times[Math.floor(times.length / 2)]), note: `p50 ${round(times[Math.floor(times.length / 2)])} ms per batch`,
+    batchP50Ms: round(times[Math.floor(times.length / 2)]),
+    note: `p50 ${round(times[Math.floor(times.length / 2)])} ms per batch`,
   });
   if (store === 'postgres') await dropDb(target.dbName);
 }
@@ -404,14 +462,20 @@ async function keelLatency(store) {
   }
   await k.stop();
   lat.sort((a, b) => a - b);
-  record('submit-to-start latency p50 (low load)', `Keel (${store})`, pct(lat, 50), 'ms', { samples: lat.length, note: 'startedAt - createdAt, ms resolution' });
+  record('submit-to-start latency p50 (low load)', `Keel (${store})`, pct(lat, 50), 'ms', {
+    samples: lat.length,
+    note: 'startedAt - createdAt, ms resolution',
+  });
   record('submit-to-start latency p99 (low load)', `Keel (${store})`, pct(lat, 99), 'ms', { samples: lat.length, max: lat[lat.length - 1] });
   if (store === 'postgres') await dropDb(target.dbName);
 }
 
 function recoveryRows(store, label, line) {
   if (!line?.atMs) return;
-  record(`startup recovery, ${label} pending: start to "recovery done" log line`, `Keel (${store})`, line.atMs, 'ms', { recoveryDurationMs: line.durationMs, note: `recovery itself ${line.durationMs} ms` });
+  record(`startup recovery, ${label} pending: start to "recovery done" log line`, `Keel (${store})`, line.atMs, 'ms', {
+    recoveryDurationMs: line.durationMs,
+    note: `recovery itself ${line.durationMs} ms`,
+  });
   record(`startup recovery, ${label} pending: peak RSS at "recovery done"`, `Keel (${store})`, line.hwm, 'MB');
 }
 
@@ -428,7 +492,9 @@ async function keelRecovery(store, n) {
     k = await startKeel(store, { ...target, readyCapMs: RECOVERY_CAP_MS, extraEnv: { LOG_LEVEL: 'info' } });
   } catch (err) {
     if (!err.notReady) throw err;
-    record(`startup recovery, ${label} pending: time to ready`, `Keel (${store})`, null, 'ms', { note: `not ready within ${RECOVERY_CAP_MS / 1000} s (killed)` });
+    record(`startup recovery, ${label} pending: time to ready`, `Keel (${store})`, null, 'ms', {
+      note: `not ready within ${RECOVERY_CAP_MS / 1000} s (killed)`,
+    });
     record(`startup recovery, ${label} pending: peak RSS at ready`, `Keel (${store})`, err.hwm, 'MB', { note: 'peak when killed at the cap' });
     recoveryRows(store, label, err.recoveryLine);
     return false;
@@ -441,7 +507,9 @@ async function keelRecovery(store, n) {
   const { body } = await get(k.port, '/v1/queue');
   await k.stop();
   record(`startup recovery, ${label} pending: time to ready`, `Keel (${store})`, k.readyMs, 'ms', {
-    recoveryDurationMs: body.recovery?.durationMs, pendingFound: body.recovery?.pendingFound, note: `recovery itself ${body.recovery?.durationMs} ms`,
+    recoveryDurationMs: body.recovery?.durationMs,
+    pendingFound: body.recovery?.pendingFound,
+    note: `recovery itself ${body.recovery?.durationMs} ms`,
   });
   record(`startup recovery, ${label} pending: peak RSS at ready`, `Keel (${store})`, k.readyHwm, 'MB');
   recoveryRows(store, label, k.recoveryLine);
@@ -506,12 +574,19 @@ async function bullmqDrain() {
   }
   let completed = 0;
   let resolveDone;
-  const done = new Promise((r) => { resolveDone = r; });
+  const done = new Promise((r) => {
+    resolveDone = r;
+  });
   const worker = new Worker(name, async () => undefined, { connection, prefix, concurrency: CONCURRENCY });
   let first = 0;
   let last = 0;
-  worker.on('active', () => { if (!first) first = performance.now(); });
-  worker.on('completed', () => { last = performance.now(); if (++completed >= DRAIN_JOBS) resolveDone(false); });
+  worker.on('active', () => {
+    if (!first) first = performance.now();
+  });
+  worker.on('completed', () => {
+    last = performance.now();
+    if (++completed >= DRAIN_JOBS) resolveDone(false);
+  });
   worker.on('error', (e) => log('bullmq worker error', e.message));
   const capped = await Promise.race([done, sleep(DRAIN_CAP_MS).then(() => true)]);
   const elapsed = (capped ? performance.now() : last) - first;
@@ -519,7 +594,9 @@ async function bullmqDrain() {
   await queue.obliterate({ force: true });
   await queue.close();
   record('drain 20k noop, concurrency 10', 'BullMQ (Redis)', completed / (elapsed / 1000), 'jobs/s', {
-    completed, spanMs: Math.round(elapsed), capped,
+    completed,
+    spanMs: Math.round(elapsed),
+    capped,
     note: capped ? undefined : `${completed} in ${(elapsed / 1000).toFixed(2)} s`,
   });
 }
@@ -540,21 +617,30 @@ async function pgBossDrain() {
   // pg-boss 10 has no concurrency option: ten workers, each with the default batchSize (1) and
   // the default polling interval (2 s), is concurrency 10 with defaults otherwise.
   let first = 0;
-  for (let i = 0; i < CONCURRENCY; i++) await boss.work('noop', async () => { if (!first) first = performance.now(); });
+  for (let i = 0; i < CONCURRENCY; i++)
+    await boss.work('noop', async () => {
+      if (!first) first = performance.now();
+    });
   let completed;
   let capped = false;
   for (;;) {
     await sleep(100);
     completed = Number((await c.query(`SELECT count(*)::int AS n FROM pgboss.job WHERE name = 'noop' AND state = 'completed'`)).rows[0].n);
     if (completed >= DRAIN_JOBS) break;
-    if (performance.now() - t0 > 60_000) { capped = true; break; }
+    if (performance.now() - t0 > 60_000) {
+      capped = true;
+      break;
+    }
   }
   const elapsed = performance.now() - (first || t0);
   await c.end();
   await boss.stop({ graceful: false, wait: true, timeout: 5000 }).catch(() => undefined);
   await dropDb(dbName);
   record('drain 20k noop, concurrency 10', 'pg-boss (PostgreSQL)', completed / (elapsed / 1000), 'jobs/s', {
-    completed, elapsedMs: Math.round(elapsed), capped, note: capped ? 'capped at 60 s; default 2 s polling, batchSize 1' : undefined,
+    completed,
+    elapsedMs: Math.round(elapsed),
+    capped,
+    note: capped ? 'capped at 60 s; default 2 s polling, batchSize 1' : undefined,
   });
 }
 
@@ -572,21 +658,33 @@ async function graphileDrain() {
   await utils.release();
   let completed = 0;
   let resolveDone;
-  const done = new Promise((r) => { resolveDone = r; });
+  const done = new Promise((r) => {
+    resolveDone = r;
+  });
   const runner = await graphile.run({
-    connectionString, concurrency: CONCURRENCY, noHandleSignals: true, logger,
+    connectionString,
+    concurrency: CONCURRENCY,
+    noHandleSignals: true,
+    logger,
     taskList: { noop: async () => undefined },
   });
   let first = 0;
   let last = 0;
-  runner.events.on('job:start', () => { if (!first) first = performance.now(); });
-  runner.events.on('job:success', () => { last = performance.now(); if (++completed >= DRAIN_JOBS) resolveDone(false); });
+  runner.events.on('job:start', () => {
+    if (!first) first = performance.now();
+  });
+  runner.events.on('job:success', () => {
+    last = performance.now();
+    if (++completed >= DRAIN_JOBS) resolveDone(false);
+  });
   const capped = await Promise.race([done, sleep(DRAIN_CAP_MS).then(() => true)]);
   const elapsed = (capped ? performance.now() : last) - first;
   await runner.stop();
   await dropDb(dbName);
   record('drain 20k noop, concurrency 10', 'graphile-worker (PostgreSQL)', completed / (elapsed / 1000), 'jobs/s', {
-    completed, spanMs: Math.round(elapsed), capped,
+    completed,
+    spanMs: Math.round(elapsed),
+    capped,
     note: capped ? undefined : `${completed} in ${(elapsed / 1000).toFixed(2)} s`,
   });
 }
@@ -596,7 +694,9 @@ async function graphileDrain() {
 function targets() {
   const find = (scenario, system) => results.find((r) => r.scenario === scenario && r.system === system && typeof r.figure === 'number');
   const out = [];
-  const check = (what, value, shown, met) => { if (value !== undefined) out.push({ target: what, measured: shown, met }); };
+  const check = (what, value, shown, met) => {
+    if (value !== undefined) out.push({ target: what, measured: shown, met });
+  };
   const ratio = (a, b) => (a && b ? a.figure / b.figure : undefined);
   const drain = 'drain 20k noop, concurrency 10';
   const sq = ratio(find(drain, 'Keel (sqlite)'), find(drain, 'BullMQ (Redis)'));
@@ -621,10 +721,21 @@ function targets() {
   for (const store of ['sqlite', 'postgres']) {
     const ready = find('startup recovery, 1,000,000 pending: time to ready', `Keel (${store})`);
     const rss = find('startup recovery, 1,000,000 pending: peak RSS at ready', `Keel (${store})`);
-    if (ready && rss) check(`recovery of 1,000,000 <= 3 s and <= 200 MB (${store})`, ready.figure, `${ready.figure} ms, ${rss.figure} MB`, ready.figure <= 3000 && rss.figure <= 200);
+    if (ready && rss)
+      check(
+        `recovery of 1,000,000 <= 3 s and <= 200 MB (${store})`,
+        ready.figure,
+        `${ready.figure} ms, ${rss.figure} MB`,
+        ready.figure <= 3000 && rss.figure <= 200,
+      );
   }
   const sync = find('fdatasync of a 4 KiB append, temp dir: p50', 'disk');
-  if (sync) out.push({ target: "the disk's fdatasync, measured in the run", measured: `p50 ${sync.figure} ms, p99 ${find('fdatasync of a 4 KiB append, temp dir: p99', 'disk')?.figure} ms`, met: true });
+  if (sync)
+    out.push({
+      target: "the disk's fdatasync, measured in the run",
+      measured: `p50 ${sync.figure} ms, p99 ${find('fdatasync of a 4 KiB append, temp dir: p99', 'disk')?.figure} ms`,
+      met: true,
+    });
   return out;
 }
 
@@ -643,13 +754,22 @@ async function step(name, fn) {
 }
 
 function versionOf(req, pkg) {
-  try { return req(`${pkg}/package.json`).version; } catch { return undefined; }
+  try {
+    return req(`${pkg}/package.json`).version;
+  } catch {
+    return undefined;
+  }
 }
 
 async function main() {
   if (!fs.existsSync(path.join(root, 'dist', 'main.js'))) throw new Error('dist/main.js missing: run npm run build');
   log(`node ${process.version}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model}), load ${loadStart.map((x) => x.toFixed(2)).join(' ')}`);
-  await step('baseline', async () => { await syncCost(); await commitCost(); await keelBaseline('sqlite'); await keelBaseline('postgres'); });
+  await step('baseline', async () => {
+    await syncCost();
+    await commitCost();
+    await keelBaseline('sqlite');
+    await keelBaseline('postgres');
+  });
   await step('drain', async () => {
     if (want('sqlite')) await keelDrain('sqlite');
     if (want('postgres')) await keelDrain('postgres');
@@ -679,7 +799,9 @@ async function main() {
       for (const n of RECOVERY_SIZES) {
         if (!(await keelRecovery(store, n)) && store !== 'sqlite') {
           for (const m of RECOVERY_SIZES.filter((x) => x > n)) {
-            record(`startup recovery, ${m.toLocaleString('en-US')} pending: time to ready`, `Keel (${store})`, null, 'ms', { note: `skipped: ${n.toLocaleString('en-US')} was not ready within the cap` });
+            record(`startup recovery, ${m.toLocaleString('en-US')} pending: time to ready`, `Keel (${store})`, null, 'ms', {
+              note: `skipped: ${n.toLocaleString('en-US')} was not ready within the cap`,
+            });
           }
           break;
         }
@@ -692,15 +814,23 @@ async function main() {
     finishedAt: new Date().toISOString(),
     command: 'npm run bench',
     machine: {
-      node: process.version, platform: `${os.type()} ${os.release()}`, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model,
-      memoryGb: round(os.totalmem() / 2 ** 30), loadavgAtStart: loadStart, loadavgAtEnd: os.loadavg(),
+      node: process.version,
+      platform: `${os.type()} ${os.release()}`,
+      cpus: os.cpus().length,
+      cpuModel: os.cpus()[0]?.model,
+      memoryGb: round(os.totalmem() / 2 ** 30),
+      loadavgAtStart: loadStart,
+      loadavgAtEnd: os.loadavg(),
       tmpdir: tmpRoot,
     },
     versions: {
       keel: versionOf(rootRequire, '.') ?? rootRequire('./package.json').version,
-      '@nestjs/core': versionOf(rootRequire, '@nestjs/core'), 'better-sqlite3': versionOf(rootRequire, 'better-sqlite3'),
-      bullmq: versionOf(benchRequire, 'bullmq'), 'pg-boss': versionOf(benchRequire, 'pg-boss'),
-      'graphile-worker': versionOf(benchRequire, 'graphile-worker'), autocannon: versionOf(benchRequire, 'autocannon'),
+      '@nestjs/core': versionOf(rootRequire, '@nestjs/core'),
+      'better-sqlite3': versionOf(rootRequire, 'better-sqlite3'),
+      bullmq: versionOf(benchRequire, 'bullmq'),
+      'pg-boss': versionOf(benchRequire, 'pg-boss'),
+      'graphile-worker': versionOf(benchRequire, 'graphile-worker'),
+      autocannon: versionOf(benchRequire, 'autocannon'),
     },
     settings: { drainJobs: DRAIN_JOBS, concurrency: CONCURRENCY, httpSeconds: HTTP_SECONDS, latencyJobs: LATENCY_JOBS, recoverySizes: RECOVERY_SIZES },
     results,
@@ -721,8 +851,19 @@ async function main() {
     console.log('\ntargets:');
     for (const t of out.targets) console.log(`  ${t.met ? 'yes' : 'NO '}  ${t.target}: ${t.measured}`);
   }
-  console.log(`\nwritten: bench/results/${outName} (load average at end ${os.loadavg().map((x) => x.toFixed(2)).join(' ')})`);
+  console.log(
+    `\nwritten: bench/results/${outName} (load average at end ${os
+      .loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')})`,
+  );
   fs.rmSync(tmpRoot, { recursive: true, force: true });
 }
 
-main().then(() => process.exit(0), (err) => { console.error(err); process.exit(1); });
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

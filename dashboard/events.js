@@ -17,7 +17,7 @@ const RETRY_MAX_MS = 10_000;
 export async function followEvents(api, { onOpen, onMessage, onStatus }) {
   let lastId;
   let retryMs = RETRY_MIN_MS;
-  for (let first = true; ; ) {
+  for (let first = true; ;) {
     const connection = new AbortController();
     try {
       const headers = { Accept: 'text/event-stream', ...(lastId === undefined ? {} : { 'Last-Event-ID': lastId }) };

@@ -55,7 +55,7 @@ export async function createFastifyApp(config: KeelConfig, extraImports: ExtraIm
 }
 
 /** `setupApp`'s twin: the request checks and the JSON body, then the same routing and documents. */
-export function setupFastifyApp(app: NestFastifyApplication): void {
+function setupFastifyApp(app: NestFastifyApplication): void {
   const fastify = app.getHttpAdapter().getInstance();
   const logging = requestLogging(app.get<string, KeelLogger>(KEEL_LOGGER).root);
   const closing = closeConnectionWhenStopping(app.get(LifecycleService));

@@ -51,7 +51,7 @@ async function createExpressApp(config: KeelConfig, extraImports: ExtraImports):
 }
 
 /** Global pipes, filter, versioning, body limit and the OpenAPI document (Express; Fastify: `app.fastify.ts`). */
-export function setupApp(app: NestExpressApplication): void {
+function setupApp(app: NestExpressApplication): void {
   // First: a request refused by the body parser gets its id and its line too.
   app.use(requestLogging(app.get<string, KeelLogger>(KEEL_LOGGER).root));
   app.use(closeConnectionWhenStopping(app.get(LifecycleService)));

@@ -90,7 +90,9 @@ export function assembleKeel(
       RetentionModule,
       jobs,
       SchedulesModule.register({ http, jobs }),
-      ...(http ? [AuthModule, RequestGateModule.register({ path, mount: gate }), HealthModule, MetricsHttpModule, TypesModule, EventsHttpModule, ...pages] : []),
+      ...(http
+        ? [AuthModule, RequestGateModule.register({ path, mount: gate }), HealthModule, MetricsHttpModule, TypesModule, EventsHttpModule, ...pages]
+        : []),
       ...(http && path !== '' ? [routesUnder(path, [...KEEL_API_MODULES, ...pages])] : []),
     ],
     providers: [...(definition.providers ?? []), config, LOGGER, LOG, SCHEDULES_FROM_OPTIONS, ...handlers],

@@ -7,11 +7,10 @@ import { KEEL_MODULE_OPTIONS, type KeelModuleExtras, type KeelModuleOptions } fr
  * KEEL_MODULE_OPTIONS, and the extras (decided where the module is declared: its routes, their
  * path, the docs, the built-in types) shape the module through `assembleKeel`.
  */
-export const {
-  ConfigurableModuleClass: KeelConfigurableModule,
-  OPTIONS_TYPE: KEEL_OPTIONS_TYPE,
-  ASYNC_OPTIONS_TYPE: KEEL_ASYNC_OPTIONS_TYPE,
-} = new ConfigurableModuleBuilder<KeelModuleOptions>({ moduleName: 'Keel', optionsInjectionToken: KEEL_MODULE_OPTIONS })
+export const { ConfigurableModuleClass: KeelConfigurableModule } = new ConfigurableModuleBuilder<KeelModuleOptions>({
+  moduleName: 'Keel',
+  optionsInjectionToken: KEEL_MODULE_OPTIONS,
+})
   .setClassMethodName('forRoot')
   .setExtras<KeelModuleExtras>({ http: true, builtInTypes: [], path: '', docs: false }, (definition, extras) => assembleKeel(definition, extrasOf(extras)))
   .build();

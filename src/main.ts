@@ -40,8 +40,7 @@ function onSignal(signal: NodeJS.Signals): void {
   boundConnections(current.getHttpServer(), timeoutMs);
   setTimeout(() => {
     logger.warn(
-      `shutdown not finished ${timeoutMs + LAST_RESORT_MARGIN_MS} ms after ${signal}: exiting now; ` +
-        'jobs still processing are recovered at the next start',
+      `shutdown not finished ${timeoutMs + LAST_RESORT_MARGIN_MS} ms after ${signal}: exiting now; ` + 'jobs still processing are recovered at the next start',
     );
     process.exit(0);
   }, timeoutMs + LAST_RESORT_MARGIN_MS).unref();
@@ -86,7 +85,9 @@ async function main(): Promise<void> {
     await readyToListen(current);
     await listen(current.getHttpServer(), port, host);
     const address = current.getHttpServer().address() as { port: number };
-    new Logger('Keel').log(`listening on http://${host}:${address.port} (${httpAdapter === 'fastify' ? 'Fastify' : 'Express'}; ${swagger ? 'docs at /docs' : 'no docs: @nestjs/swagger is not installed'})`);
+    new Logger('Keel').log(
+      `listening on http://${host}:${address.port} (${httpAdapter === 'fastify' ? 'Fastify' : 'Express'}; ${swagger ? 'docs at /docs' : 'no docs: @nestjs/swagger is not installed'})`,
+    );
   });
   await started;
 }

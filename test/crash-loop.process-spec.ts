@@ -184,7 +184,10 @@ async function crashLoop(setup: Setup): Promise<string[]> {
   );
 
   const instances: Instance[] = await Promise.all(
-    Array.from({ length: setup.instances }, async (_, index) => ({ index, proc: await startKeel({ env: setup.env(index, receiver), readyTimeoutMs: 60_000 }) })),
+    Array.from({ length: setup.instances }, async (_, index) => ({
+      index,
+      proc: await startKeel({ env: setup.env(index, receiver), readyTimeoutMs: 60_000 }),
+    })),
   );
   /** Every process started, for their logs at the end. */
   const incarnations = instances.map((i) => i.proc);
@@ -240,7 +243,8 @@ async function crashLoop(setup: Setup): Promise<string[]> {
       else armed = { at: thresholds[k], fire };
     });
     const exit = await victim.proc.waitExit(30_000);
-    if (exit.signal !== 'SIGKILL') throw new Error(`seed ${SEED}: instance ${victim.index} exited with ${JSON.stringify(exit)} instead of SIGKILL\n${victim.proc.output}`);
+    if (exit.signal !== 'SIGKILL')
+      throw new Error(`seed ${SEED}: instance ${victim.index} exited with ${JSON.stringify(exit)} instead of SIGKILL\n${victim.proc.output}`);
     // the cut connections are seen by the receiver before anything can deliver those jobs again
     await waitFor(() => receiver.deliveries.slice(0, deliveriesAtKill).every((d) => d.end !== undefined), 'the killed connections to close', {
       timeoutMs: 30_000,
@@ -282,7 +286,8 @@ async function crashLoop(setup: Setup): Promise<string[]> {
   }
   if (finalCounts) {
     const expected = { pending: 0, processing: 0, completed: JOBS, failed: 0, cancelled: 0 };
-    if (JSON.stringify(finalCounts) !== JSON.stringify(expected)) problems.push(`GET /v1/queue counts ${JSON.stringify(finalCounts)}, expected ${JSON.stringify(expected)}`);
+    if (JSON.stringify(finalCounts) !== JSON.stringify(expected))
+      problems.push(`GET /v1/queue counts ${JSON.stringify(finalCounts)}, expected ${JSON.stringify(expected)}`);
   }
 
   // --- deliveries per job
@@ -312,7 +317,8 @@ async function crashLoop(setup: Setup): Promise<string[]> {
       continue;
     }
     const last = list.reduce((a, b) => (b.start > a.start ? b : a));
-    if (job.attempts !== Number(last.headers['x-job-attempt'])) problems.push(`job ${job.id}: ${job.attempts} attempts, its last delivery was attempt ${String(last.headers['x-job-attempt'])}`);
+    if (job.attempts !== Number(last.headers['x-job-attempt']))
+      problems.push(`job ${job.id}: ${job.attempts} attempts, its last delivery was attempt ${String(last.headers['x-job-attempt'])}`);
     if (last.answered !== true) problems.push(`job ${job.id} is completed but its last delivery was not answered`);
     if (JSON.stringify(job.result) !== JSON.stringify({ status: 200, body: 'ok' })) problems.push(`job ${job.id}: result ${JSON.stringify(job.result)}`);
   }
@@ -428,7 +434,6 @@ describePg('crash loop on PostgreSQL: two instances, either one killed -9 and re
   );
 });
 
-
 /**
  * A stalled instance (SIGSTOP, longer than LEASE_MS) is taken for dead: its job runs again on the
  * other instance, as the README says. When it wakes up, the outcome of its stale attempt must not
@@ -481,9 +486,7 @@ describePg('a stalled instance on PostgreSQL (process)', () => {
     });
     const a = await startKeel({ env: env('stall-a'), readyTimeoutMs: 60_000 });
     stalledProc = a;
-    const [job] = await submitBatch(a.http, [
-      { type: 'http', maxAttempts: 2, backoffMs: 0, timeoutMs: 60_000, payload: { url: `http://${hostPort}/hook` } },
-    ]);
+    const [job] = await submitBatch(a.http, [{ type: 'http', maxAttempts: 2, backoffMs: 0, timeoutMs: 60_000, payload: { url: `http://${hostPort}/hook` } }]);
     await waitFor(() => attempts.length >= 1, 'attempt 1 delivered by A, then A stopped', { timeoutMs: 30_000 });
 
     // B starts while A is stopped; once A's lease expired, B recovers the job and runs attempt 2

@@ -55,7 +55,16 @@ describeWithChromium('the dashboard in a browser', () => {
   beforeAll(async () => {
     browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
   }, 60_000);
 
@@ -103,14 +112,20 @@ describeWithChromium('the dashboard in a browser', () => {
   }
 
   async function textIs(locator: Locator, expected: string | RegExp): Promise<void> {
-    await waitFor(async () => {
-      const text = (await locator.textContent()) ?? '';
-      return typeof expected === 'string' ? text === expected : expected.test(text);
-    }, `${locator.toString()} to read ${String(expected)}`);
+    await waitFor(
+      async () => {
+        const text = (await locator.textContent()) ?? '';
+        return typeof expected === 'string' ? text === expected : expected.test(text);
+      },
+      `${locator.toString()} to read ${String(expected)}`,
+    );
   }
 
   async function rowState(dashboard: Dashboard, jobId: string, state: string): Promise<void> {
-    await dashboard.row(jobId).and(dashboard.page.locator(`[data-state="${state}"]`)).waitFor();
+    await dashboard
+      .row(jobId)
+      .and(dashboard.page.locator(`[data-state="${state}"]`))
+      .waitFor();
   }
 
   async function typeOf(http: Http, type: string): Promise<{ paused: boolean }> {
@@ -122,7 +137,10 @@ describeWithChromium('the dashboard in a browser', () => {
     const dashboard = await open();
     const { http, byTestId, page } = dashboard;
     await http.put('/v1/schedules/nightly-report').send({ cron: '0 3 * * *', type: 'noop' }).expect(201);
-    await http.patch('/v1/types/http').send({ concurrency: 2, rateLimit: { max: 10, perMs: 1000 } }).expect(200);
+    await http
+      .patch('/v1/types/http')
+      .send({ concurrency: 2, rateLimit: { max: 10, perMs: 1000 } })
+      .expect(200);
     await page.reload();
     await live(dashboard);
 
@@ -296,7 +314,10 @@ describeWithChromium('the dashboard in a browser', () => {
       .post('/v1/jobs/batch')
       .send({ jobs: Array.from({ length: 60 }, () => ({ type: 'noop', delayMs: HOUR_MS })) })
       .expect(201);
-    const ids = (res.body.items as Array<{ id: string }>).map((j) => j.id).sort().reverse();
+    const ids = (res.body.items as Array<{ id: string }>)
+      .map((j) => j.id)
+      .sort()
+      .reverse();
     const done = await submit(http, { type: 'noop' });
     await waitForState(http, done.id, 'completed');
     await page.reload();
@@ -389,8 +410,14 @@ describeWithChromium('the dashboard in a browser', () => {
     const dashboard = await open();
     const { http, byTestId, page } = dashboard;
     await http.put('/v1/schedules/nightly-report').send({ cron: '0 3 * * *', type: 'noop' }).expect(201);
-    await http.put('/v1/schedules/cleanup.every-5-min').send({ cron: '*/5 * * * *', timezone: 'Europe/Paris', type: 'sleep', payload: { ms: 10 } }).expect(201);
-    await http.patch('/v1/types/http').send({ concurrency: 2, rateLimit: { max: 10, perMs: 1000 } }).expect(200);
+    await http
+      .put('/v1/schedules/cleanup.every-5-min')
+      .send({ cron: '*/5 * * * *', timezone: 'Europe/Paris', type: 'sleep', payload: { ms: 10 } })
+      .expect(201);
+    await http
+      .patch('/v1/types/http')
+      .send({ concurrency: 2, rateLimit: { max: 10, perMs: 1000 } })
+      .expect(200);
     await live(dashboard);
     const completed = await submit(http, { type: 'sleep', payload: { ms: 5 } });
     const failed = await submit(http, { type: 'fail', payload: { permanent: true, message: 'card declined' } });

@@ -431,10 +431,12 @@ async function apply(w: World, cmd: Cmd): Promise<void> {
 async function crashAndRecover(w: World): Promise<void> {
   const before = new Map<string, Job>();
   for (const id of w.jobs.keys()) before.set(id, (await w.store.get(id))!);
-  const wasProcessing = w.modelJobs(['processing'])
+  const wasProcessing = w
+    .modelJobs(['processing'])
     .filter((j) => !j.cancelRequested)
     .map((j) => j.id);
-  const wasCancelling = w.modelJobs(['processing'])
+  const wasCancelling = w
+    .modelJobs(['processing'])
     .filter((j) => j.cancelRequested)
     .map((j) => j.id);
 

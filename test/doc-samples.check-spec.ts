@@ -15,7 +15,13 @@ import ts from 'typescript';
 // checked from then on. See "Code samples in the docs are checked" in docs/decisions.md.
 
 const ROOT = path.join(__dirname, '..');
-const DOCS = ['README.md', ...readdirSync(path.join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).sort().map((f) => `docs/${f}`)];
+const DOCS = [
+  'README.md',
+  ...readdirSync(path.join(ROOT, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .sort()
+    .map((f) => `docs/${f}`),
+];
 
 interface Sample {
   doc: string;
@@ -111,7 +117,11 @@ describe('the code samples of README.md and docs/*.md', () => {
   });
 
   it('compiles each one against the public surface (imported as "keel")', () => {
-    const config = ts.getParsedCommandLineOfConfigFile(path.join(dir, 'tsconfig.json'), {}, { ...ts.sys, onUnRecoverableConfigFileDiagnostic: () => undefined })!;
+    const config = ts.getParsedCommandLineOfConfigFile(
+      path.join(dir, 'tsconfig.json'),
+      {},
+      { ...ts.sys, onUnRecoverableConfigFileDiagnostic: () => undefined },
+    )!;
     const program = ts.createProgram(config.fileNames, config.options);
     const errors = ts
       .getPreEmitDiagnostics(program)

@@ -4,16 +4,7 @@
  * minute, and after the one acknowledged write (the batch) nothing syncs: `store_syncs_total`
  * shows it. A kill -9 then must lose none of the starts and outcomes committed since.
  */
-import {
-  cleanupProcesses,
-  getJob,
-  getQueue,
-  startKeel,
-  submitBatch,
-  tempSqliteFile,
-  waitForState,
-  type JsonClient,
-} from './support/process';
+import { cleanupProcesses, getJob, getQueue, startKeel, submitBatch, tempSqliteFile, waitForState, type JsonClient } from './support/process';
 import { waitFor } from './support/wait';
 
 const WORKERS = 4;

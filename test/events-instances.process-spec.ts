@@ -67,7 +67,9 @@ describePg('events across two instances (PostgreSQL, process)', () => {
       const onB = await stream(b);
       const job = await submitJob(a.http, { type: 'noop' });
       await onB.until((messages) => seen(messages).some((e) => e.jobId === job.id && e.event === 'job.completed'), `round ${round}: the job’s completion on B`);
-      const names = seen(onB.messages).filter((e) => e.jobId === job.id).map((e) => e.event);
+      const names = seen(onB.messages)
+        .filter((e) => e.jobId === job.id)
+        .map((e) => e.event);
       if (names.join(',') !== 'job.created,job.started,job.completed') missing.push(`round ${round}: ${names.join(',')}`);
       onB.close();
       streams.pop();
@@ -85,8 +87,15 @@ describePg('events across two instances (PostgreSQL, process)', () => {
       ids.push(...jobs.map((job) => job.id));
     }
     const wanted = new Set(ids);
-    for (const [name, s] of [['A', onA], ['B', onB]] as const) {
-      await s.until((messages) => seen(messages).filter((e) => e.event === 'job.completed' && wanted.has(e.jobId)).length === ids.length, `every completion on ${name}`, 60_000);
+    for (const [name, s] of [
+      ['A', onA],
+      ['B', onB],
+    ] as const) {
+      await s.until(
+        (messages) => seen(messages).filter((e) => e.event === 'job.completed' && wanted.has(e.jobId)).length === ids.length,
+        `every completion on ${name}`,
+        60_000,
+      );
       const byJob = new Map<string, Seen[]>();
       for (const e of seen(s.messages)) byJob.set(e.jobId, [...(byJob.get(e.jobId) ?? []), e]);
       const wrong = ids.filter((id) => (byJob.get(id) ?? []).map((e) => e.event).join(',') !== 'job.created,job.started,job.completed');
@@ -97,8 +106,14 @@ describePg('events across two instances (PostgreSQL, process)', () => {
     }
     // One event, one id, everywhere.
     const key = (e: Seen) => `${e.id} ${e.event} ${e.jobId}`;
-    const atA = new Set(seen(onA.messages).filter((e) => wanted.has(e.jobId)).map(key));
-    const atB = seen(onB.messages).filter((e) => wanted.has(e.jobId)).map(key);
+    const atA = new Set(
+      seen(onA.messages)
+        .filter((e) => wanted.has(e.jobId))
+        .map(key),
+    );
+    const atB = seen(onB.messages)
+      .filter((e) => wanted.has(e.jobId))
+      .map(key);
     expect(atB.filter((k) => !atA.has(k))).toEqual([]);
     expect(atB).toHaveLength(atA.size);
   }, 120_000);
@@ -117,9 +132,15 @@ describePg('events across two instances (PostgreSQL, process)', () => {
       'the missed jobs on the reference stream',
     );
     const resumed = await stream(b, { 'Last-Event-ID': String(lastId) });
-    const expected = seen(reference.messages).filter((e) => e.id > lastId).map((e) => `${e.id} ${e.event}`);
+    const expected = seen(reference.messages)
+      .filter((e) => e.id > lastId)
+      .map((e) => `${e.id} ${e.event}`);
     await resumed.until((messages) => seen(messages).length >= expected.length, 'the replay on B');
     expect(resumed.messages.filter((m) => m.event === 'reset')).toEqual([]);
-    expect(seen(resumed.messages).slice(0, expected.length).map((e) => `${e.id} ${e.event}`)).toEqual(expected);
+    expect(
+      seen(resumed.messages)
+        .slice(0, expected.length)
+        .map((e) => `${e.id} ${e.event}`),
+    ).toEqual(expected);
   }, 120_000);
 });

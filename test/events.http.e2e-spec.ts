@@ -19,7 +19,11 @@ afterEach(async () => {
 
 const events = (app: TestApp, query = '', headers: Record<string, string> = {}) => openEvents(app, streams, query, headers);
 
-const namesOf = (stream: SseClient, jobId: string) => stream.jobEvents().filter((e) => e.jobId === jobId).map((e) => e.event);
+const namesOf = (stream: SseClient, jobId: string) =>
+  stream
+    .jobEvents()
+    .filter((e) => e.jobId === jobId)
+    .map((e) => e.event);
 
 describe('GET /v1/events', () => {
   it('carries the events of each job’s life in order, with strictly increasing ids', async () => {
@@ -106,7 +110,10 @@ describe('GET /v1/events', () => {
     // more than the buffer holds: 3 events per job
     const jobs = Math.ceil(EVENT_BUFFER_SIZE / 3) + 100;
     for (let sent = 0; sent < jobs; sent += 1000) {
-      await app.http.post('/v1/jobs/batch').send({ jobs: Array.from({ length: Math.min(1000, jobs - sent) }, () => ({ type: 'noop' })) }).expect(201);
+      await app.http
+        .post('/v1/jobs/batch')
+        .send({ jobs: Array.from({ length: Math.min(1000, jobs - sent) }, () => ({ type: 'noop' })) })
+        .expect(201);
     }
     await waitFor(async () => (await app.http.get('/v1/queue')).body.counts.completed === jobs + 1, 'every job completed', { timeoutMs: 60_000 });
     const resumed = await events(app, '', { 'Last-Event-ID': oldId });

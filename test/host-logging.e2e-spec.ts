@@ -46,7 +46,21 @@ class RecordingLogger implements LoggerService {
 }
 
 /** Every context Keel's classes write under. */
-const KEEL_CONTEXTS = new Set(['Scheduler', 'Jobs', 'Retention', 'TypeLimits', 'Feeder', 'Http', 'Events', 'PgStore', 'SqliteStore', 'Store', 'Workers', 'Lease', 'Recovery']);
+const KEEL_CONTEXTS = new Set([
+  'Scheduler',
+  'Jobs',
+  'Retention',
+  'TypeLimits',
+  'Feeder',
+  'Http',
+  'Events',
+  'PgStore',
+  'SqliteStore',
+  'Store',
+  'Workers',
+  'Lease',
+  'Recovery',
+]);
 
 const keel = (logger: RecordingLogger, levels: NestLevel[]): Entry[] =>
   logger.entries.filter((e) => e.context !== undefined && KEEL_CONTEXTS.has(e.context) && levels.includes(e.level));
@@ -122,7 +136,10 @@ describe('Keel’s log lines in a host application', () => {
     const debug = keel(logger, ['debug']);
     expect(debug.filter((e) => e.context === 'Jobs').map(text)).toContainEqual(expect.stringContaining(`job ${job.id} (greet) submitted`));
     expect(debug.filter((e) => e.context === 'Workers').map(text)).toEqual(
-      expect.arrayContaining([expect.stringContaining(`job ${job.id} (greet) start → processing`), expect.stringContaining(`job ${job.id} (greet) complete → completed`)]),
+      expect.arrayContaining([
+        expect.stringContaining(`job ${job.id} (greet) start → processing`),
+        expect.stringContaining(`job ${job.id} (greet) complete → completed`),
+      ]),
     );
     expect(keel(logger, ['log']).length).toBeGreaterThan(0);
   });

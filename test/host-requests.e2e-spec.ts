@@ -161,7 +161,10 @@ describe('an Express host with a global prefix and its own global filter', () =>
     expect((await http.get('/api/host').expect(200)).body).toEqual({ hello: 'host' });
     expect((await http.post('/api/host/echo').type('form').send('a=1&b=two').expect(201)).body).toEqual({ body: { a: '1', b: 'two' } });
     expect((await http.post('/api/host/echo').send({ a: 1 }).expect(201)).body).toEqual({ body: { a: 1 } });
-    const large = await http.post('/api/host/echo').set('Content-Type', 'application/json').send(JSON.stringify({ blob: 'x'.repeat(200 * 1024) }));
+    const large = await http
+      .post('/api/host/echo')
+      .set('Content-Type', 'application/json')
+      .send(JSON.stringify({ blob: 'x'.repeat(200 * 1024) }));
     expect([large.status, large.body]).toEqual([413, { hostSays: 413 }]);
     const malformed = await http.post('/api/host/echo').set('Content-Type', 'application/json').send('{');
     expect([malformed.status, malformed.body]).toEqual([400, { hostSays: 400 }]);
@@ -177,7 +180,14 @@ describe('an Express host with a global prefix and its own global filter', () =>
     app.useBodyParser('json', { limit: '10mb' });
     await app.listen(0, '127.0.0.1');
     const http = httpOf(app);
-    expect((await http.post('/api/host/echo').set('Content-Type', 'application/json').send(jobOf(2 * 1024 * 1024))).status).toBe(201);
+    expect(
+      (
+        await http
+          .post('/api/host/echo')
+          .set('Content-Type', 'application/json')
+          .send(jobOf(2 * 1024 * 1024))
+      ).status,
+    ).toBe(201);
     expectError(await postJob(http, 'application/json', jobOf(1.1 * 1024 * 1024)), 413, /larger than 1 MiB/);
     expectError(await http.post('/api/v1/jobs').set('Content-Type', 'application/json').send('{'), 401);
   });

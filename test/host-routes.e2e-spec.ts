@@ -72,10 +72,18 @@ describe('a host with the prefix api, URI versioning (default 2), path: queue an
     expect(schedule.headers.location).toBe('/api/queue/v1/schedules/nightly');
     const list = await http.get('/api/queue/v1/jobs').expect(200);
     expect((list.body as { items: Array<{ id: string }> }).items.map((job) => job.id)).toContain(id);
-    for (const path of ['/api/queue/v1/queue', '/api/queue/v1/types', '/api/queue/v1/schedules', '/api/queue/health/ready', '/api/queue/metrics', '/api/queue/dashboard']) {
+    for (const path of [
+      '/api/queue/v1/queue',
+      '/api/queue/v1/types',
+      '/api/queue/v1/schedules',
+      '/api/queue/health/ready',
+      '/api/queue/metrics',
+      '/api/queue/dashboard',
+    ]) {
       await http.get(path).expect(200);
     }
-    for (const path of ['/v1/jobs', '/api/v1/jobs', '/api/v2/v1/jobs', '/api/queue/v2/v1/jobs', '/api/dashboard', '/dashboard']) await http.get(path).expect(404);
+    for (const path of ['/v1/jobs', '/api/v1/jobs', '/api/v2/v1/jobs', '/api/queue/v2/v1/jobs', '/api/dashboard', '/dashboard'])
+      await http.get(path).expect(404);
     expect((await http.get('/api/v2/things').expect(200)).body).toEqual({ things: ['host'] });
     expect((await http.get('/api/v1/legacy').expect(200)).body).toEqual({ legacy: true });
   });
@@ -84,11 +92,16 @@ describe('a host with the prefix api, URI versioning (default 2), path: queue an
     const { app, http } = await startHost({ path: 'queue', docs: true });
     const res = await http.get('/api/queue/docs-json').expect(200).expect('Content-Type', /json/);
     const paths = Object.keys((res.body as { paths: Record<string, unknown> }).paths);
-    expect(paths).toEqual(expect.arrayContaining(['/api/queue/v1/jobs', '/api/queue/v1/jobs/{id}', '/api/queue/v1/events', '/api/queue/health/ready', '/api/queue/metrics']));
+    expect(paths).toEqual(
+      expect.arrayContaining(['/api/queue/v1/jobs', '/api/queue/v1/jobs/{id}', '/api/queue/v1/events', '/api/queue/health/ready', '/api/queue/metrics']),
+    );
     expect(paths.filter((path) => !path.startsWith('/api/queue/v1/') && !path.startsWith('/api/queue/health/') && path !== '/api/queue/metrics')).toEqual([]);
     // the exported function gives the host the same document
     expect(Object.keys(keelOpenApiDocument(app).paths)).toEqual(paths);
-    const page = await http.get('/api/queue/docs').expect(200).expect('Content-Type', /^text\/html/);
+    const page = await http
+      .get('/api/queue/docs')
+      .expect(200)
+      .expect('Content-Type', /^text\/html/);
     expect(page.headers['content-security-policy']).toContain("script-src 'self'");
     for (const [, url] of page.text.matchAll(/(?:src|href)="([^"]+)"/g)) {
       expect(url).toMatch(/^docs\/[a-z0-9-]+\.(js|css|png)$/);
@@ -148,7 +161,16 @@ describeWithChromium('in a browser', () => {
   beforeAll(async () => {
     browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
   }, 60_000);
 

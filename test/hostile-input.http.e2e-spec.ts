@@ -219,9 +219,7 @@ const pollutionText = fc.constantFrom(
 /** JSON text, built as text so that keys like __proto__ and duplicate keys are sent exactly. */
 const { json: jsonText, obj: objectText } = fc.letrec<{ json: string; obj: string; arr: string; leaf: string }>((tie) => ({
   leaf: fc.oneof(numberText, stringText, fc.constantFrom('true', 'false', 'null'), pollutionText),
-  obj: fc
-    .array(fc.tuple(keyArb, tie('json')), { maxLength: 5 })
-    .map((entries) => `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${v}`).join(',')}}`),
+  obj: fc.array(fc.tuple(keyArb, tie('json')), { maxLength: 5 }).map((entries) => `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${v}`).join(',')}}`),
   arr: fc.array(tie('json'), { maxLength: 5 }).map((items) => `[${items.join(',')}]`),
   json: fc.oneof({ depthSize: 'small' }, tie('leaf'), tie('obj'), tie('arr')),
 }));
@@ -259,7 +257,19 @@ const bodyTextArb = fc.oneof(
 
 /** Keys named like what objects inherit (no prototype keys: those are stripped on purpose). */
 const inheritedNameArb = fc.oneof(
-  fc.constantFrom('toString', 'valueOf', 'hasOwnProperty', 'isPrototypeOf', 'propertyIsEnumerable', 'toLocaleString', '__defineGetter__', '__lookupSetter__', 'toJSON', 'then', 'length'),
+  fc.constantFrom(
+    'toString',
+    'valueOf',
+    'hasOwnProperty',
+    'isPrototypeOf',
+    'propertyIsEnumerable',
+    'toLocaleString',
+    '__defineGetter__',
+    '__lookupSetter__',
+    'toJSON',
+    'then',
+    'length',
+  ),
   fc.string({ maxLength: 8 }).filter((k) => !['__proto__', 'constructor', 'prototype'].includes(k)),
 );
 
@@ -268,7 +278,13 @@ const { obj: inheritedNamesPayload } = fc.letrec<{ json: string; obj: string }>(
   obj: fc
     .array(fc.tuple(inheritedNameArb, tie('json')), { minLength: 1, maxLength: 4 })
     .map((entries) => `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${v}`).join(',')}}`),
-  json: fc.oneof({ depthSize: 'small' }, numberText, stringText, tie('obj'), fc.array(tie('json'), { maxLength: 3 }).map((items) => `[${items.join(',')}]`)),
+  json: fc.oneof(
+    { depthSize: 'small' },
+    numberText,
+    stringText,
+    tie('obj'),
+    fc.array(tie('json'), { maxLength: 3 }).map((items) => `[${items.join(',')}]`),
+  ),
 }));
 
 const createPathArb = fc.constantFrom('/v1/jobs', '/v1/jobs', '/v1/jobs/batch');
@@ -334,7 +350,20 @@ function fieldValueArb(field: string): fc.Arbitrary<string> {
     pollutionText,
   );
   const nearMisses: Record<string, fc.Arbitrary<string>> = {
-    type: fc.constantFrom('"noop"', '"fail"', '"sleep"', '"http"', '"NOOP"', '"noop "', '" noop"', '"no op"', '"nope"', `"${'a'.repeat(101)}"`, '"__proto__"', '"constructor"'),
+    type: fc.constantFrom(
+      '"noop"',
+      '"fail"',
+      '"sleep"',
+      '"http"',
+      '"NOOP"',
+      '"noop "',
+      '" noop"',
+      '"no op"',
+      '"nope"',
+      `"${'a'.repeat(101)}"`,
+      '"__proto__"',
+      '"constructor"',
+    ),
     payload: fc.oneof(objectText, fc.constantFrom('{}', '{"a":1}', '[]', '"{}"', 'null')),
     priority: fc.integer({ min: -102, max: 102 }).map(String),
     maxAttempts: fc.integer({ min: -1, max: 102 }).map(String),
@@ -388,7 +417,13 @@ function expectedForShaped(text: string): Expect {
 /** Header values Node lets a client send: tab, printable ASCII and Latin-1, no CR/LF/NUL/DEL. */
 const headerValueArb = fc.oneof(
   fc.string({ unit: 'grapheme-ascii', maxLength: 40 }),
-  fc.string({ unit: fc.integer({ min: 0x20, max: 0xff }).filter((c) => c !== 0x7f).map((c) => String.fromCharCode(c)), maxLength: 30 }),
+  fc.string({
+    unit: fc
+      .integer({ min: 0x20, max: 0xff })
+      .filter((c) => c !== 0x7f)
+      .map((c) => String.fromCharCode(c)),
+    maxLength: 30,
+  }),
   fc.constantFrom('', ' ', '\t', 'a'.repeat(255), 'a'.repeat(256), 'x'.repeat(2000), '%00', '\u00ff\u00fe', 'null', 'undefined', '[object Object]'),
 );
 
@@ -422,7 +457,16 @@ describe('hostile input against the HTTP API (memory store)', () => {
       fc.asyncProperty(inheritedNamesPayload, fc.boolean(), async (payload, batch) => {
         const job = `{"type":"noop","payload":${payload},"delayMs":${FAR}}`;
         // probe compares the stored payload with the one sent.
-        await probe(t, { method: 'POST', path: batch ? '/v1/jobs/batch' : '/v1/jobs', headers: { 'Content-Type': 'application/json' }, body: batch ? `{"jobs":[${job}]}` : job }, { status: 201 });
+        await probe(
+          t,
+          {
+            method: 'POST',
+            path: batch ? '/v1/jobs/batch' : '/v1/jobs',
+            headers: { 'Content-Type': 'application/json' },
+            body: batch ? `{"jobs":[${job}]}` : job,
+          },
+          { status: 201 },
+        );
         await afterRun(t);
       }),
       { numRuns: 60 },
@@ -453,7 +497,11 @@ describe('hostile input against the HTTP API (memory store)', () => {
         const expected = expectedForShaped(body);
         if (batch) {
           // The same job inside a batch: 400 names its index; 201 creates it.
-          const res = await probe(t, { method: 'POST', path: '/v1/jobs/batch', headers: { 'Content-Type': 'application/json' }, body: `{"jobs":[${body}]}` }, expected);
+          const res = await probe(
+            t,
+            { method: 'POST', path: '/v1/jobs/batch', headers: { 'Content-Type': 'application/json' }, body: `{"jobs":[${body}]}` },
+            expected,
+          );
           if (res.status === 400 && expected !== 'any') expect(res.body.message).toMatch(/jobs\.0/);
         } else {
           await probe(t, { method: 'POST', path: '/v1/jobs', headers: { 'Content-Type': 'application/json' }, body }, expected);
@@ -499,7 +547,10 @@ describe('hostile input against the HTTP API (memory store)', () => {
           ),
           encoding: fc.option(fc.constantFrom('gzip', 'gzip-valid', 'deflate', 'br', 'identity', 'bogus', 'gzip, identity'), { freq: 4 }),
           authorization: fc.option(headerValueArb, { freq: 2 }),
-          extra: fc.option(fc.tuple(fc.constantFrom('X-Forwarded-For', 'Accept', 'X-Request-Id', 'Accept-Encoding', 'Origin', 'Transfer-Encoding-Junk'), headerValueArb), { freq: 2 }),
+          extra: fc.option(
+            fc.tuple(fc.constantFrom('X-Forwarded-For', 'Accept', 'X-Request-Id', 'Accept-Encoding', 'Origin', 'Transfer-Encoding-Junk'), headerValueArb),
+            { freq: 2 },
+          ),
         }),
         async ({ body, key, type, encoding, authorization, extra }) => {
           const headers: Record<string, string> = { 'Content-Type': type };
@@ -542,16 +593,47 @@ describe('hostile input against the HTTP API (memory store)', () => {
 
   it('random path ids on GET /v1/jobs/:id, cancel and retry: 400 malformed, 404 unknown, never 5xx', async () => {
     const known = await submit(t.http, { type: 'noop', delayMs: FAR });
-    const rawFragments = ['%', '%zz', '%00', '%2F', '%2e%2e', '..', '.', '%E0%A4%A', '%C0%AF', '%ED%A0%80', '%F0%9F%92%A9', '%25', '%20', '+', '%u0041', ';', ',', '*', '~', '!'];
+    const rawFragments = [
+      '%',
+      '%zz',
+      '%00',
+      '%2F',
+      '%2e%2e',
+      '..',
+      '.',
+      '%E0%A4%A',
+      '%C0%AF',
+      '%ED%A0%80',
+      '%F0%9F%92%A9',
+      '%25',
+      '%20',
+      '+',
+      '%u0041',
+      ';',
+      ',',
+      '*',
+      '~',
+      '!',
+    ];
     const idArb = fc.oneof(
       { weight: 3, arbitrary: fc.uuid().map((id) => ({ encoded: id, decoded: id })) },
       { weight: 1, arbitrary: fc.uuid().map((id) => ({ encoded: id.toUpperCase(), decoded: id.toUpperCase() })) },
       { weight: 3, arbitrary: fc.string({ minLength: 1, maxLength: 60 }).map((s) => ({ encoded: encodeURIComponent(s), decoded: s })) },
-      { weight: 1, arbitrary: fc.string({ unit: 'binary', minLength: 1, maxLength: 20 }).map((s) => ({ encoded: encodeURIComponent(s.replace(/[\ud800-\udfff]/g, '')), decoded: undefined })) },
-      { weight: 2, arbitrary: fc.array(fc.constantFrom(...rawFragments), { minLength: 1, maxLength: 4 }).map((parts) => ({ encoded: parts.join(''), decoded: undefined })) },
+      {
+        weight: 1,
+        arbitrary: fc
+          .string({ unit: 'binary', minLength: 1, maxLength: 20 })
+          .map((s) => ({ encoded: encodeURIComponent(s.replace(/[\ud800-\udfff]/g, '')), decoded: undefined })),
+      },
       {
         weight: 2,
-        arbitrary: fc.constantFrom(known.id, known.id.toUpperCase(), `${known.id}x`, ` ${known.id}`, known.id.slice(1)).map((id) => ({ encoded: encodeURIComponent(id), decoded: id })),
+        arbitrary: fc.array(fc.constantFrom(...rawFragments), { minLength: 1, maxLength: 4 }).map((parts) => ({ encoded: parts.join(''), decoded: undefined })),
+      },
+      {
+        weight: 2,
+        arbitrary: fc
+          .constantFrom(known.id, known.id.toUpperCase(), `${known.id}x`, ` ${known.id}`, known.id.slice(1))
+          .map((id) => ({ encoded: encodeURIComponent(id), decoded: id })),
       },
     );
     await fc.assert(
@@ -593,26 +675,55 @@ describe('hostile input against the HTTP API (memory store)', () => {
         value: v,
         verdict: (v.length >= 1 && v.length <= 100 ? 'valid' : 'invalid') as Verdict,
       })),
-      fc.oneof(fc.integer({ min: -5, max: 510 }).map(String), fc.constantFrom('', 'abc', '1.5', '1e400', 'NaN', 'Infinity', '-0', '0x10', ' 5', '1e2')).map((v) => ({
-        key: 'limit',
-        value: v,
-        verdict: (/^-?\d+$/.test(v) ? (Number(v) >= 1 && Number(v) <= 500 ? 'valid' : 'invalid') : ['', 'abc', '1.5', '1e400', 'NaN', 'Infinity'].includes(v) ? 'invalid' : 'unknown') as Verdict,
-      })),
+      fc
+        .oneof(fc.integer({ min: -5, max: 510 }).map(String), fc.constantFrom('', 'abc', '1.5', '1e400', 'NaN', 'Infinity', '-0', '0x10', ' 5', '1e2'))
+        .map((v) => ({
+          key: 'limit',
+          value: v,
+          verdict: (/^-?\d+$/.test(v)
+            ? Number(v) >= 1 && Number(v) <= 500
+              ? 'valid'
+              : 'invalid'
+            : ['', 'abc', '1.5', '1e400', 'NaN', 'Infinity'].includes(v)
+              ? 'invalid'
+              : 'unknown') as Verdict,
+        })),
       fc.oneof(
         fc.constantFrom(...cursors).map((v) => ({ key: 'cursor', value: v, verdict: 'valid' as Verdict })),
         fc.uuid().map((id) => ({ key: 'cursor', value: Buffer.from(id).toString('base64url'), verdict: 'valid' as Verdict })),
-        fc.oneof(fc.string({ minLength: 1, maxLength: 60 }), fc.constantFrom('x'.repeat(201), '====', '%%%', '\u{1F600}')).map((v) => ({ key: 'cursor', value: v, verdict: 'invalid' as Verdict })),
+        fc
+          .oneof(fc.string({ minLength: 1, maxLength: 60 }), fc.constantFrom('x'.repeat(201), '====', '%%%', '\u{1F600}'))
+          .map((v) => ({ key: 'cursor', value: v, verdict: 'invalid' as Verdict })),
         fc.string({ minLength: 1, maxLength: 30 }).map((v) => ({ key: 'cursor', value: Buffer.from(v).toString('base64url'), verdict: 'invalid' as Verdict })),
       ),
-      fc.oneof(fc.string({ minLength: 1, maxLength: 10 }), fc.constantFrom('offset', 'state[]', 'limit[0]', 'sort', '__proto__[x]', 'constructor[prototype][x]')).map((k) => ({
-        key: k,
-        value: '1',
-        // A known key with value "1" may or may not be valid; prototype keys are stripped before validation.
-        verdict: (['state', 'type', 'limit', 'cursor', '__proto__', 'constructor', 'prototype'].includes(k) ? 'unknown' : 'invalid') as Verdict,
-      })),
+      fc
+        .oneof(
+          fc.string({ minLength: 1, maxLength: 10 }),
+          fc.constantFrom('offset', 'state[]', 'limit[0]', 'sort', '__proto__[x]', 'constructor[prototype][x]'),
+        )
+        .map((k) => ({
+          key: k,
+          value: '1',
+          // A known key with value "1" may or may not be valid; prototype keys are stripped before validation.
+          verdict: (['state', 'type', 'limit', 'cursor', '__proto__', 'constructor', 'prototype'].includes(k) ? 'unknown' : 'invalid') as Verdict,
+        })),
     );
     /* eslint-enable @typescript-eslint/no-unnecessary-type-assertion */
-    const rawJunk = fc.constantFrom('&', '&&', '=', '==', '%', '%zz', 'state', 'limit=', '%00=%00', '&state=pending&', 'a[b]=c', '__proto__=1', 'constructor=1');
+    const rawJunk = fc.constantFrom(
+      '&',
+      '&&',
+      '=',
+      '==',
+      '%',
+      '%zz',
+      'state',
+      'limit=',
+      '%00=%00',
+      '&state=pending&',
+      'a[b]=c',
+      '__proto__=1',
+      'constructor=1',
+    );
 
     await fc.assert(
       fc.asyncProperty(fc.array(entryArb, { maxLength: 4 }), fc.option(rawJunk, { freq: 4 }), async (entries, junk) => {
@@ -663,7 +774,11 @@ describe('hostile input against the HTTP API (memory store)', () => {
         fc.oneof(fc.integer({ min: MAX_BODY_BYTES - 32, max: MAX_BODY_BYTES + 32 }), fc.constantFrom(MAX_BODY_BYTES, MAX_BODY_BYTES + 1, 4 * MAX_BODY_BYTES)),
         async (size) => {
           const body = frame(Math.max(0, size - overhead));
-          await probe(t, { method: 'POST', path: '/v1/jobs', headers: { 'Content-Type': 'application/json' }, body }, { status: Buffer.byteLength(body) > MAX_BODY_BYTES ? 413 : 201 });
+          await probe(
+            t,
+            { method: 'POST', path: '/v1/jobs', headers: { 'Content-Type': 'application/json' }, body },
+            { status: Buffer.byteLength(body) > MAX_BODY_BYTES ? 413 : 201 },
+          );
           await afterRun(t);
         },
       ),
@@ -698,7 +813,18 @@ describe('hostile input with API_KEY set', () => {
   it('junk Authorization is 401 with the error shape and stores nothing; health stays open', async () => {
     const authArb = fc.oneof(
       fc.constant(undefined),
-      fc.constantFrom(`Bearer ${KEY}`, `bearer ${KEY}`, `Bearer   ${KEY}  `, `BEARER\t${KEY}`, `Bearer ${KEY}x`, `Bearer ${KEY.toLowerCase()}`, `Basic ${Buffer.from(`u:${KEY}`).toString('base64')}`, 'Bearer', 'Bearer ', KEY),
+      fc.constantFrom(
+        `Bearer ${KEY}`,
+        `bearer ${KEY}`,
+        `Bearer   ${KEY}  `,
+        `BEARER\t${KEY}`,
+        `Bearer ${KEY}x`,
+        `Bearer ${KEY.toLowerCase()}`,
+        `Basic ${Buffer.from(`u:${KEY}`).toString('base64')}`,
+        'Bearer',
+        'Bearer ',
+        KEY,
+      ),
       headerValueArb,
       headerValueArb.map((v) => `Bearer ${v}`),
     );
@@ -765,7 +891,11 @@ describe('hostile input (sqlite store, a few runs)', () => {
 function sortKeys(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(sortKeys);
   if (value !== null && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => [k, sortKeys(v)]));
+    return Object.fromEntries(
+      Object.entries(value as Record<string, unknown>)
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+        .map(([k, v]) => [k, sortKeys(v)]),
+    );
   }
   return value;
 }

@@ -313,6 +313,10 @@ describe('http job: other HTTP_JOB_ALLOWED_HOSTS settings', () => {
     expect(a.to('/a')).toHaveLength(1);
     expect(b.to('/b')).toHaveLength(1);
     // still only that host
-    expectError(await http.post('/v1/jobs').send({ type: 'http', payload: { url: a.url('/a').replace('127.0.0.1', 'localhost') } }), 400, /HTTP_JOB_ALLOWED_HOSTS/);
+    expectError(
+      await http.post('/v1/jobs').send({ type: 'http', payload: { url: a.url('/a').replace('127.0.0.1', 'localhost') } }),
+      400,
+      /HTTP_JOB_ALLOWED_HOSTS/,
+    );
   });
 });

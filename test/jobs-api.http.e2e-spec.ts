@@ -80,7 +80,11 @@ describe('POST /v1/jobs', () => {
     ['a null payload', { type: 'noop', payload: null }, /payload must be a JSON object/],
     ['a null priority', { type: 'noop', priority: null }, /priority must be an integer/],
     ['a __proto__ key in the payload', { type: 'noop', payload: { ['__proto__']: { polluted: 1 } } }, /payload\.__proto__: the key "__proto__" is reserved/],
-    ['a constructor key deep in the payload', { type: 'noop', payload: { car: { constructor: 'Ford' } } }, /payload\.car\.constructor: the key "constructor" is reserved/],
+    [
+      'a constructor key deep in the payload',
+      { type: 'noop', payload: { car: { constructor: 'Ford' } } },
+      /payload\.car\.constructor: the key "constructor" is reserved/,
+    ],
     ['a null maxAttempts', { type: 'noop', maxAttempts: null }, /maxAttempts/],
     ['a null runAt', { type: 'noop', runAt: null }, /runAt/],
     ['a number payload', { type: 'noop', payload: 7 }, /payload must be a JSON object/],
@@ -210,7 +214,12 @@ describe('GET /v1/jobs', () => {
       jobs.push(await submit(http, { type, payload: type === 'sleep' ? { ms: 1 } : {}, delayMs: FAR }));
     }
     // A batch in the middle of it all keeps the id order too.
-    const batch = await http.post('/v1/jobs/batch').send({ jobs: [{ type: 'noop', delayMs: FAR }, { type: 'noop', delayMs: FAR }] });
+    const batch = await http.post('/v1/jobs/batch').send({
+      jobs: [
+        { type: 'noop', delayMs: FAR },
+        { type: 'noop', delayMs: FAR },
+      ],
+    });
     expect(batch.status).toBe(201);
     jobs.push(...(batch.body.items as JobView[]));
     for (const i of [1, 4, 5]) expect((await http.post(`/v1/jobs/${jobs[i].id}/cancel`)).status).toBe(200);
@@ -233,11 +242,17 @@ describe('GET /v1/jobs', () => {
     expect((cancelled.body.items as JobView[]).every((j) => j.state === 'cancelled')).toBe(true);
 
     const sleeps = await http.get('/v1/jobs').query({ type: 'sleep' });
-    const expectedSleeps = jobs.filter((j) => j.type === 'sleep').map((j) => j.id).reverse();
+    const expectedSleeps = jobs
+      .filter((j) => j.type === 'sleep')
+      .map((j) => j.id)
+      .reverse();
     expect((sleeps.body.items as JobView[]).map((j) => j.id)).toEqual(expectedSleeps);
 
     const pendingNoops = await http.get('/v1/jobs').query({ state: 'pending', type: 'noop' });
-    const expectedNoops = jobs.filter((j, i) => j.type === 'noop' && ![1, 4, 5].includes(i)).map((j) => j.id).reverse();
+    const expectedNoops = jobs
+      .filter((j, i) => j.type === 'noop' && ![1, 4, 5].includes(i))
+      .map((j) => j.id)
+      .reverse();
     expect((pendingNoops.body.items as JobView[]).map((j) => j.id)).toEqual(expectedNoops);
 
     const none = await http.get('/v1/jobs').query({ state: 'completed' });
@@ -274,7 +289,12 @@ describe('GET /v1/jobs', () => {
       seen.push(...(res.body.items as JobView[]).map((j) => j.id));
       cursor = res.body.nextCursor as string | null;
     } while (cursor);
-    expect(seen).toEqual(jobs.filter((_, i) => ![1, 4, 5].includes(i)).map((j) => j.id).reverse());
+    expect(seen).toEqual(
+      jobs
+        .filter((_, i) => ![1, 4, 5].includes(i))
+        .map((j) => j.id)
+        .reverse(),
+    );
   });
 
   it('gives a last full page a cursor that leads to an empty page', async () => {

@@ -91,7 +91,13 @@ function hostModule({ http = true, apiKey, builtInTypes }: HostOptions) {
       KeelModule.forRootAsync({
         imports: [HostConfigModule],
         inject: [HostSettings],
-        useFactory: (settings: HostSettings) => ({ store: 'memory', workerConcurrency: settings.jobWorkers, logLevel: 'error', shutdownTimeoutMs: 100, apiKey }),
+        useFactory: (settings: HostSettings) => ({
+          store: 'memory',
+          workerConcurrency: settings.jobWorkers,
+          logLevel: 'error',
+          shutdownTimeoutMs: 100,
+          apiKey,
+        }),
         http,
         builtInTypes,
       }),
@@ -167,10 +173,19 @@ describe('KeelModule routes', () => {
     const app = await startHost(true);
     const http = request(app.getHttpServer() as Server);
     await http.get('/health/ready').expect(200);
-    await http.get('/dashboard').expect(200).expect('Content-Type', /^text\/html/);
-    const res = await http.post('/v1/jobs').send({ type: 'email', payload: { to: 'b@example.com' } }).expect(201);
+    await http
+      .get('/dashboard')
+      .expect(200)
+      .expect('Content-Type', /^text\/html/);
+    const res = await http
+      .post('/v1/jobs')
+      .send({ type: 'email', payload: { to: 'b@example.com' } })
+      .expect(201);
     expect(res.body).toMatchObject({ type: 'email', state: 'pending' });
-    await http.post('/v1/jobs').send({ type: 'email', payload: { to: 'nope' } }).expect(400);
+    await http
+      .post('/v1/jobs')
+      .send({ type: 'email', payload: { to: 'nope' } })
+      .expect(400);
   });
 
   it('with http: false serves no route of its own', async () => {
@@ -235,7 +250,10 @@ describe('KeelModule leaves the host as it is', () => {
 
   it('registers no built-in type unless named in builtInTypes', async () => {
     const bare = await startHost({});
-    const types = (app: INestApplication) => request(app.getHttpServer() as Server).get('/v1/types').expect(200);
+    const types = (app: INestApplication) =>
+      request(app.getHttpServer() as Server)
+        .get('/v1/types')
+        .expect(200);
     expect(((await types(bare)).body as { items: Array<{ type: string }> }).items.map((t) => t.type)).toEqual(['email']);
     await expect(bare.get(JobsClient).add('noop')).rejects.toThrow(/unknown job type "noop"/);
     await bare.close();
@@ -277,7 +295,6 @@ describe('KeelModule leaves the host as it is', () => {
     await http.post('/v1/jobs').send({ type: 'noop' }).expect(201);
   });
 });
-
 
 describe('KeelModule shutdown in a host', () => {
   it('answers submissions and readiness 503 from the start of app.close(), while the workers drain', async () => {

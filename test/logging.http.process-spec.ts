@@ -82,7 +82,10 @@ describe('structured logs (process)', () => {
     // an http job whose body and headers are secrets
     const submitted = await call(proc, 'POST', '/v1/jobs', {
       headers: { 'X-Request-Id': 'submit-http-1' },
-      body: { type: 'http', payload: { url: receiver.url('/hook'), headers: { 'X-Secret': SECRET_HEADER }, body: { token: SECRET_BODY, [SECRET_KEY_VALUE]: 1 } } },
+      body: {
+        type: 'http',
+        payload: { url: receiver.url('/hook'), headers: { 'X-Secret': SECRET_HEADER }, body: { token: SECRET_BODY, [SECRET_KEY_VALUE]: 1 } },
+      },
     });
     expect(submitted.status).toBe(201);
     const httpJob = submitted.body!;
@@ -167,7 +170,10 @@ describe('structured logs (process)', () => {
     expect((await call(proc, 'GET', '/v1/jobs/01900000-0000-7000-8000-000000000000')).status).toBe(404);
     expect((await call(proc, 'GET', '/metrics')).status).toBe(200);
 
-    await waitFor(() => logLines(proc).some((l) => l.msg.includes(`job ${failed.id}`)) && logLines(proc).some((l) => l.res?.statusCode === 404), 'the warn lines');
+    await waitFor(
+      () => logLines(proc).some((l) => l.msg.includes(`job ${failed.id}`)) && logLines(proc).some((l) => l.res?.statusCode === 404),
+      'the warn lines',
+    );
     const all = logLines(proc);
     const quiet = all.filter((l) => l.level < 40);
     expect(quiet).toEqual([]);

@@ -174,7 +174,11 @@ describe('GET /metrics', () => {
   it('counts a batch per type', async () => {
     const { http } = await startApp();
     const res = await http.post('/v1/jobs/batch').send({
-      jobs: [{ type: 'noop', delayMs: FAR }, { type: 'sleep', payload: { ms: 1 }, delayMs: FAR }, { type: 'noop', delayMs: FAR }],
+      jobs: [
+        { type: 'noop', delayMs: FAR },
+        { type: 'sleep', payload: { ms: 1 }, delayMs: FAR },
+        { type: 'noop', delayMs: FAR },
+      ],
     });
     expect(res.status).toBe(201);
     const m = await scrape(http);

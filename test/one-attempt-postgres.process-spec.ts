@@ -69,7 +69,9 @@ describePg('one running attempt per job (PostgreSQL, two instances, process)', (
     const JOBS = 4;
     const HOLD_MS = 10_000;
     // first call of each job's path: held (an un-aborted handler would get its answer); later: at once
-    const receiver = await startReceiver((r) => r.otherwise((_, call) => (call === 1 ? { status: 200, body: 'held', delayMs: HOLD_MS } : { status: 200, body: 'ok' })));
+    const receiver = await startReceiver((r) =>
+      r.otherwise((_, call) => (call === 1 ? { status: 200, body: 'held', delayMs: HOLD_MS } : { status: 200, body: 'ok' })),
+    );
     const db = await createTestDatabase();
     const env = pgEnv(db.url, { WORKER_CONCURRENCY: String(JOBS), HTTP_JOB_ALLOWED_HOSTS: receiver.hostPort });
     const [a, b] = await Promise.all([startKeel({ env: { ...env, INSTANCE_ID: 'keel-a' } }), startKeel({ env: { ...env, INSTANCE_ID: 'keel-b' } })]);
@@ -81,7 +83,9 @@ describePg('one running attempt per job (PostgreSQL, two instances, process)', (
     // every job's first delivery is in flight (so its attempt runs, on one instance or the other)
     await waitFor(() => ids.every((id) => receiver.forJob(id).some((d) => d.end === undefined)), 'every job delivering', { timeoutMs: 30_000 });
     const owners = new Map(
-      (await pgQuery<{ id: string; state: string; owner: string | null }>(db.url, `SELECT id, state, owner FROM keel_jobs WHERE id = ANY($1::uuid[])`, [ids])).map((r) => [r.id, r]),
+      (
+        await pgQuery<{ id: string; state: string; owner: string | null }>(db.url, `SELECT id, state, owner FROM keel_jobs WHERE id = ANY($1::uuid[])`, [ids])
+      ).map((r) => [r.id, r]),
     );
 
     const cancels: Array<{ id: string; runner: string; through: string; answeredAt: number; res: JsonResponse<Job> }> = [];
@@ -95,7 +99,14 @@ describePg('one running attempt per job (PostgreSQL, two instances, process)', (
       const res = await byName[through].http.post<Job>(`/v1/jobs/${id}/cancel`);
       cancels.push({ id, runner, through, answeredAt: Date.now(), res });
     }
-    const answers = cancels.map((c) => ({ id: c.id, runner: c.runner, through: c.through, status: c.res.status, state: c.res.body.state, cancelRequested: typeof c.res.body.cancelRequestedAt }));
+    const answers = cancels.map((c) => ({
+      id: c.id,
+      runner: c.runner,
+      through: c.through,
+      status: c.res.status,
+      state: c.res.body.state,
+      cancelRequested: typeof c.res.body.cancelRequestedAt,
+    }));
 
     // each job becomes cancelled (once its attempt ended), then is retried at once
     const retries = new Map<string, number[]>();

@@ -160,7 +160,11 @@ class Run {
   async target(t: Target): Promise<string | undefined> {
     let fitting: string[] = [];
     if (t.among === 'running') fitting = this.log.live().map((a) => a.jobId);
-    if (t.among === 'overdue') fitting = this.log.live().filter((a) => a.abortedAt !== undefined).map((a) => a.jobId);
+    if (t.among === 'overdue')
+      fitting = this.log
+        .live()
+        .filter((a) => a.abortedAt !== undefined)
+        .map((a) => a.jobId);
     if (t.among === 'ended') {
       const jobs = await Promise.all(this.jobIds.map((id) => this.store.get(id)));
       fitting = jobs.filter((job) => job?.state === 'failed' || job?.state === 'cancelled').map((job) => job!.id);
@@ -344,10 +348,14 @@ async function expectCancelsDelivered(run: Run): Promise<void> {
     const what = `the cancel of job ${req.jobId} during attempt ${req.attempt}`;
     // The attempt was started before the cancel was answered: its handler is called at once, and
     // the signal fires then or at the pool's next look for cancel requests (500 ms).
-    const attempt = await waitFor(() => {
-      const a = run.attemptOf(req);
-      return a && (a.abortedAt !== undefined || a.settledAt !== undefined) ? a : undefined;
-    }, `${what} to reach its attempt`, { timeoutMs: 5_000, intervalMs: 10 });
+    const attempt = await waitFor(
+      () => {
+        const a = run.attemptOf(req);
+        return a && (a.abortedAt !== undefined || a.settledAt !== undefined) ? a : undefined;
+      },
+      `${what} to reach its attempt`,
+      { timeoutMs: 5_000, intervalMs: 10 },
+    );
     if (!req.runningThen) saw('cancel before handler');
     if (attempt.settledAt === undefined) continue; // still running, signal fired: looked at again later
     const outcome = await waitFor(
@@ -355,12 +363,14 @@ async function expectCancelsDelivered(run: Run): Promise<void> {
       `the outcome of ${what} to be committed`,
       { timeoutMs: 5_000, intervalMs: 10 },
     );
-    expect({ what, attempt: 'attempt' in outcome.event ? outcome.event.attempt : undefined, state: outcome.job?.state, error: outcome.error?.message }).toEqual({
-      what,
-      attempt: req.attempt,
-      state: 'cancelled',
-      error: undefined,
-    });
+    expect({ what, attempt: 'attempt' in outcome.event ? outcome.event.attempt : undefined, state: outcome.job?.state, error: outcome.error?.message }).toEqual(
+      {
+        what,
+        attempt: req.attempt,
+        state: 'cancelled',
+        error: undefined,
+      },
+    );
     req.done = true;
   }
 }
@@ -393,11 +403,21 @@ async function checkEnd(run: Run): Promise<void> {
     return jobs.every((job) => job && (FINAL.has(job.state) || (job.state === 'pending' && job.runAt > at + 60_000))) ? jobs : false;
   };
   let last: unknown;
-  const jobs = await waitFor(async () => {
-    const result = await settled();
-    if (!result) last = await Promise.all(run.jobIds.map(async (id) => { const j = await run.store.get(id); return `${id}:${j?.state}/${j?.attempts}`; }));
-    return result;
-  }, 'every job to end', { timeoutMs: 10_000 }).catch((err: Error) => {
+  const jobs = await waitFor(
+    async () => {
+      const result = await settled();
+      if (!result)
+        last = await Promise.all(
+          run.jobIds.map(async (id) => {
+            const j = await run.store.get(id);
+            return `${id}:${j?.state}/${j?.attempts}`;
+          }),
+        );
+      return result;
+    },
+    'every job to end',
+    { timeoutMs: 10_000 },
+  ).catch((err: Error) => {
     throw new Error(`${err.message}; last seen: ${JSON.stringify(last)}; live attempts: ${run.log.live().length}, busy ${run.pool.busy}`);
   });
   await checkStep(run);
@@ -431,9 +451,7 @@ if (!TEST_DATABASE_URL) warnPgSkipped('test/one-attempt.model-spec.ts (postgres)
 const STORES: StoreCase[] = [
   { name: 'memory', numRuns: 25, env: async () => ({ STORE: 'memory' }) },
   { name: 'sqlite', numRuns: 25, env: async () => ({ STORE: 'sqlite', SQLITE_FILE: tempSqliteFile() }) },
-  ...(TEST_DATABASE_URL
-    ? [{ name: 'postgres', numRuns: 20, env: async () => ({ STORE: 'postgres', DATABASE_URL: (await createTestDatabase()).url }) }]
-    : []),
+  ...(TEST_DATABASE_URL ? [{ name: 'postgres', numRuns: 20, env: async () => ({ STORE: 'postgres', DATABASE_URL: (await createTestDatabase()).url }) }] : []),
 ];
 
 afterEach(async () => {

@@ -19,18 +19,7 @@
  * and the receiver's hold, which an aborted delivery never reaches.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  cleanupProcesses,
-  getJob,
-  getQueue,
-  startKeel,
-  submitJob,
-  tempSqliteFile,
-  waitForJob,
-  waitForState,
-  type JobJson,
-  allJobs,
-} from './support/process';
+import { cleanupProcesses, getJob, getQueue, startKeel, submitJob, tempSqliteFile, waitForJob, waitForState, type JobJson, allJobs } from './support/process';
 import { auditDeliveries, closeReceivers, startReceiver, type Delivery } from './support/receiver';
 import { waitFor } from './support/wait';
 
@@ -197,7 +186,9 @@ describe('one running attempt per job (SQLite, process)', () => {
   it('b. cancelling a running job records a request, answers processing, aborts the attempt; retry is 409 until it is cancelled', async () => {
     const HOLD_MS = 10_000;
     // first call of each path: held; later ones: answered at once
-    const receiver = await startReceiver((r) => r.otherwise((_, call) => (call === 1 ? { status: 200, body: 'held', delayMs: HOLD_MS } : { status: 200, body: 'ok' })));
+    const receiver = await startReceiver((r) =>
+      r.otherwise((_, call) => (call === 1 ? { status: 200, body: 'held', delayMs: HOLD_MS } : { status: 200, body: 'ok' })),
+    );
     const keel = await startKeel({ sqliteFile: tempSqliteFile(), env: { WORKER_CONCURRENCY: '4', HTTP_JOB_ALLOWED_HOSTS: receiver.hostPort } });
     const http = keel.http;
 
@@ -223,7 +214,7 @@ describe('one running attempt per job (SQLite, process)', () => {
     expect(first.end! - cancelAnsweredAt).toBeLessThan(3_000);
 
     // the job becomes cancelled once the attempt ended, and keeps its cancel request
-    const cancelled = (await waitForState(http, job.id, 'cancelled', 10_000));
+    const cancelled = await waitForState(http, job.id, 'cancelled', 10_000);
     expect(cancelled.cancelRequestedAt).toBe(cancel.body.cancelRequestedAt);
 
     // a retry now runs it again, after the first delivery

@@ -33,7 +33,8 @@ function withRefsRewritten(value: unknown): unknown {
 function schemaExamples(schema: Json | undefined, where: string): Example[] {
   if (!schema || typeof schema !== 'object') return [];
   const found: Example[] = schema.example !== undefined ? [{ where: `${where}.example`, schema, value: schema.example }] : [];
-  for (const [name, property] of Object.entries((schema.properties ?? {}) as Record<string, Json>)) found.push(...schemaExamples(property, `${where}.properties.${name}`));
+  for (const [name, property] of Object.entries((schema.properties ?? {}) as Record<string, Json>))
+    found.push(...schemaExamples(property, `${where}.properties.${name}`));
   for (const key of ['items', 'additionalProperties', 'not'] as const) found.push(...schemaExamples(schema[key] as Json | undefined, `${where}.${key}`));
   for (const key of ['allOf', 'oneOf', 'anyOf'] as const) {
     for (const [i, branch] of ((schema[key] ?? []) as Json[]).entries()) found.push(...schemaExamples(branch, `${where}.${key}.${i}`));
@@ -62,10 +63,13 @@ function everyExample(doc: Json): Example[] {
     for (const [method, op] of Object.entries(item)) {
       const at = `${method.toUpperCase()} ${path}`;
       for (const param of (op.parameters ?? []) as Json[]) found.push(...examplesOf(param, `${at} parameter ${param.name}`));
-      for (const [type, media] of Object.entries((op.requestBody?.content ?? {}) as Record<string, Json>)) found.push(...examplesOf(media, `${at} request ${type}`));
+      for (const [type, media] of Object.entries((op.requestBody?.content ?? {}) as Record<string, Json>))
+        found.push(...examplesOf(media, `${at} request ${type}`));
       for (const [status, response] of Object.entries((op.responses ?? {}) as Record<string, Json>)) {
-        for (const [type, media] of Object.entries((response.content ?? {}) as Record<string, Json>)) found.push(...examplesOf(media, `${at} ${status} ${type}`));
-        for (const [name, header] of Object.entries((response.headers ?? {}) as Record<string, Json>)) found.push(...examplesOf(header, `${at} ${status} header ${name}`));
+        for (const [type, media] of Object.entries((response.content ?? {}) as Record<string, Json>))
+          found.push(...examplesOf(media, `${at} ${status} ${type}`));
+        for (const [name, header] of Object.entries((response.headers ?? {}) as Record<string, Json>))
+          found.push(...examplesOf(header, `${at} ${status} header ${name}`));
       }
     }
   }
@@ -111,7 +115,9 @@ describe.each([
       } catch (err) {
         return [`${where}: its schema does not compile: ${(err as Error).message}`];
       }
-      return validate(value) ? [] : [`${where}: ${JSON.stringify(value)?.slice(0, 120)}: ${validate.errors?.map((e) => `${e.instancePath} ${e.message}`).join('; ')}`];
+      return validate(value)
+        ? []
+        : [`${where}: ${JSON.stringify(value)?.slice(0, 120)}: ${validate.errors?.map((e) => `${e.instancePath} ${e.message}`).join('; ')}`];
     });
     expect(failures).toEqual([]);
   });

@@ -29,9 +29,7 @@ interface Document {
 const METHODS = ['get', 'post', 'put', 'patch', 'delete'] as const;
 
 function operationsOf(doc: Document): Array<{ method: string; path: string; op: Operation }> {
-  return Object.entries(doc.paths).flatMap(([path, item]) =>
-    METHODS.filter((m) => item[m]).map((method) => ({ method, path, op: item[method] })),
-  );
+  return Object.entries(doc.paths).flatMap(([path, item]) => METHODS.filter((m) => item[m]).map((method) => ({ method, path, op: item[method] })));
 }
 
 function resolve(doc: Document, schema: Schema | undefined): Schema {
@@ -55,10 +53,7 @@ function jobRequestSchema(doc: Document, type: string): Schema {
 /** Every value at a key named `key`, anywhere in `value`, with its JSON path. */
 function collect(value: unknown, key: string, path = '$'): Array<{ path: string; value: unknown }> {
   if (value === null || typeof value !== 'object') return [];
-  return Object.entries(value).flatMap(([k, v]) => [
-    ...(k === key ? [{ path: `${path}.${k}`, value: v }] : []),
-    ...collect(v, key, `${path}.${k}`),
-  ]);
+  return Object.entries(value).flatMap(([k, v]) => [...(k === key ? [{ path: `${path}.${k}`, value: v }] : []), ...collect(v, key, `${path}.${k}`)]);
 }
 
 async function docsJson(http: Http): Promise<Document> {
@@ -195,7 +190,8 @@ describe('OpenAPI document, default settings (no API_KEY), with an application h
 
   it('documents integers as integer, ids as uuid and times as date-time', () => {
     const job = doc.components.schemas.JobDto;
-    for (const field of ['priority', 'attempts', 'maxAttempts', 'backoffMs', 'timeoutMs']) expect([field, job.properties[field].type]).toEqual([field, 'integer']);
+    for (const field of ['priority', 'attempts', 'maxAttempts', 'backoffMs', 'timeoutMs'])
+      expect([field, job.properties[field].type]).toEqual([field, 'integer']);
     expect(job.properties.id).toMatchObject({ type: 'string', format: 'uuid' });
     for (const field of ['runAt', 'createdAt', 'updatedAt', 'startedAt', 'finishedAt', 'cancelRequestedAt']) {
       expect([field, job.properties[field].format]).toEqual([field, 'date-time']);
@@ -214,7 +210,11 @@ describe('OpenAPI document, default settings (no API_KEY), with an application h
     }
     expect(doc.paths['/v1/jobs'].get.parameters?.find((p) => p.name === 'limit')?.schema).toMatchObject({ type: 'integer', minimum: 1, maximum: 500 });
     // `number` only where any JSON value is meant (a job's result) and for progress, a percentage that may have decimals
-    expect(collect(doc, 'type').filter((t) => t.value === 'number').map((t) => t.path)).toEqual([
+    expect(
+      collect(doc, 'type')
+        .filter((t) => t.value === 'number')
+        .map((t) => t.path),
+    ).toEqual([
       expect.stringMatching(/^\$\.components\.schemas\.JobDto\.properties\.result\.oneOf\.\d+\.type$/),
       '$.components.schemas.JobDto.properties.progress.oneOf.0.type',
     ]);
@@ -308,7 +308,7 @@ describe('OpenAPI document, default settings (no API_KEY), with an application h
   });
 
   it('escapes markdown in descriptions: __proto__ is code, not bold', () => {
-    const descriptions = collect(doc, 'description').filter((d) => typeof d.value === 'string' && (d.value).includes('__'));
+    const descriptions = collect(doc, 'description').filter((d) => typeof d.value === 'string' && d.value.includes('__'));
     expect(descriptions.length).toBeGreaterThan(0);
     for (const d of descriptions) expect([d.path, d.value]).not.toEqual([d.path, expect.stringMatching(/(^|[^`\\])__\w+__/)]);
   });

@@ -78,9 +78,13 @@ describe('operator logs (process)', () => {
     const job = await submitJob(proc.http, { type: 'sleep', payload: { ms: 3_000 } });
     await waitForState(proc.http, job.id, 'processing');
     proc.child.kill('SIGTERM');
-    await waitFor(async () => (await fetch(`${proc.baseUrl}/health/ready`, { headers: { 'x-request-id': 'probe' } })).status === 503, 'a 503 from /health/ready', {
-      intervalMs: 10,
-    });
+    await waitFor(
+      async () => (await fetch(`${proc.baseUrl}/health/ready`, { headers: { 'x-request-id': 'probe' } })).status === 503,
+      'a 503 from /health/ready',
+      {
+        intervalMs: 10,
+      },
+    );
     const refused = await fetch(`${proc.baseUrl}/v1/jobs`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'x-request-id': 'late-submit' },

@@ -111,7 +111,12 @@ async function packKeel(into: string): Promise<string> {
 }
 
 function packedFiles(tarball: string): Promise<string[]> {
-  return run('tar', ['tzf', tarball]).then(({ stdout }) => stdout.split('\n').filter(Boolean).map((line) => line.replace(/^package\//, '')));
+  return run('tar', ['tzf', tarball]).then(({ stdout }) =>
+    stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => line.replace(/^package\//, '')),
+  );
 }
 
 function newHost(root: string, name: string, module: 'commonjs' | 'module', dependencies: Record<string, string>): Host {
@@ -175,7 +180,9 @@ async function start(host: Host, env: Record<string, string>, command: string[] 
   });
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
   running.add(child);
   await waitFor(
     async () => {
@@ -234,7 +241,11 @@ async function checkRoutes(app: Running): Promise<void> {
   expect(types.items.map((t) => t.type)).toEqual(['report']);
 
   // JSON bodies only, and 401 before a body is read.
-  const form = await call(app, '/api/queue/v1/jobs', withKey({ method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'type=report' }));
+  const form = await call(
+    app,
+    '/api/queue/v1/jobs',
+    withKey({ method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'type=report' }),
+  );
   expect(form.status).toBe(415);
   const keyless = await call(app, '/api/queue/v1/jobs', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"type":' });
   expect(keyless.status).toBe(401);
@@ -262,7 +273,11 @@ async function checkDashboard(browser: Browser, app: Running): Promise<void> {
     await page.locator('[data-testid="api-key-input"]').fill(KEY);
     await page.locator('[data-testid="api-key-submit"]').click();
     await page.locator('[data-testid="live-status"][data-status="live"]').waitFor({ timeout: 30_000 });
-    const created = await call(app, '/api/queue/v1/jobs', withKey({ method: 'POST', body: JSON.stringify({ type: 'report', runAt: '2099-01-01T00:00:00.000Z' }) }));
+    const created = await call(
+      app,
+      '/api/queue/v1/jobs',
+      withKey({ method: 'POST', body: JSON.stringify({ type: 'report', runAt: '2099-01-01T00:00:00.000Z' }) }),
+    );
     const { id } = (await created.json()) as { id: string };
     await page.locator(`[data-testid="job-row"][data-job-id="${id}"]`).waitFor({ timeout: 30_000 });
     expect(problems).toEqual([]);
@@ -305,7 +320,9 @@ describe('Keel installed from its packed tarball into a Nest application', () =>
 
   it('ships what it needs and nothing else', async () => {
     const files = await packedFiles(tarball);
-    expect(files).toEqual(expect.arrayContaining(['package.json', 'README.md', 'LICENSE', 'dist/index.js', 'dist/index.d.ts', 'dist/main.js', 'dashboard/index.html']));
+    expect(files).toEqual(
+      expect.arrayContaining(['package.json', 'README.md', 'LICENSE', 'dist/index.js', 'dist/index.d.ts', 'dist/main.js', 'dashboard/index.html']),
+    );
     expect(files.filter((file) => !/^(dist|dashboard)\/|^(package\.json|README\.md|LICENSE)$/.test(file))).toEqual([]);
     expect(files.filter((file) => /\.spec\./.test(file))).toEqual([]);
     expect(readFileSync(join(REPO_ROOT, 'dist', 'main.js'), 'utf8').startsWith('#!/usr/bin/env node\n')).toBe(true);

@@ -24,15 +24,7 @@ import { PG_SQL } from '../src/store/postgres/pg-statements';
 import { insertColumns } from '../src/store/postgres/pg-rows';
 import { newJobRecord } from '../src/core/job.model';
 import type { CommittedEvent, EventSink } from '../src/store/event-feed';
-import {
-  createTestDatabase,
-  describePg,
-  dropTestDatabases,
-  pgQuery,
-  randomName,
-  withHostPort,
-  type TestDatabase,
-} from './support/postgres';
+import { createTestDatabase, describePg, dropTestDatabases, pgQuery, randomName, withHostPort, type TestDatabase } from './support/postgres';
 import { closeProxies, startPgProxy } from './support/tcp-proxy';
 import { waitFor } from './support/wait';
 import { newJob as newJobAt } from './support/new-job';
@@ -61,7 +53,10 @@ describePg('PgJobStore: several stores on one database', () => {
   }
 
   async function insert(store: PgJobStore, n: number, overrides: Partial<NewJob> = {}): Promise<Job[]> {
-    return store.insert(Array.from({ length: n }, () => newJob(overrides)), NO_LIMIT);
+    return store.insert(
+      Array.from({ length: n }, () => newJob(overrides)),
+      NO_LIMIT,
+    );
   }
 
   /** Inserts a job and starts it as `owner` (claim + start), as a worker of that instance does. */
@@ -223,9 +218,7 @@ describePg('PgJobStore: several stores on one database', () => {
     // released, not changed: still pending, claimable by B now (the 3 released + the 1 never claimed)
     for (const k of claimed) expect((await b.get(k.id))!.state).toBe('pending');
     const reclaimed = await b.claimReady(B, NO_LIMIT, Date.now());
-    expect(sorted(reclaimed.map((k) => k.id))).toEqual(
-      sorted(jobs.map((j) => j.id).filter((id) => id !== own[0].id)),
-    );
+    expect(sorted(reclaimed.map((k) => k.id))).toEqual(sorted(jobs.map((j) => j.id).filter((id) => id !== own[0].id)));
 
     // a dropped lease: released at once; processing jobs are not touched by this call
     await a.renewLease(A, HOUR);
@@ -291,10 +284,7 @@ describePg('PgJobStore: several stores on one database', () => {
     const pending = await insert(a, n);
     const starts = await Promise.all(
       pending.map((job) =>
-        Promise.allSettled([
-          a.transition(job.id, { type: 'start', now: Date.now() }),
-          b.transition(job.id, { type: 'start', now: Date.now() }),
-        ]),
+        Promise.allSettled([a.transition(job.id, { type: 'start', now: Date.now() }), b.transition(job.id, { type: 'start', now: Date.now() })]),
       ),
     );
     for (const [i, outcomes] of starts.entries()) {
@@ -733,7 +723,7 @@ describePg('PgJobStore: several stores on one database', () => {
             ? store.transition(j.id, { type: 'complete', now: Date.now(), attempt: 1, result: { i } }, byOwner(A))
             : i < 35
               ? fail(store, j.id, true, A)
-              : store.transition(j.id, { type: 'giveBack', now: Date.now() , attempt: 1}, byOwner(A)),
+              : store.transition(j.id, { type: 'giveBack', now: Date.now(), attempt: 1 }, byOwner(A)),
         ),
       ),
     );
@@ -750,7 +740,10 @@ describePg('PgJobStore: several stores on one database', () => {
     expect((await store.claimReady(A, NO_LIMIT, Date.now())).map((k) => k.id).sort()).toEqual(sorted(given.map((j) => j.id)));
     await Promise.all(given.slice(0, 3).map((j) => start(store, j.id, A)));
     const mixed = await cost(store, () =>
-      Promise.all([...given.slice(0, 3).map((j) => complete(store, j.id, 'done')), ...given.slice(3).map((j) => store.transition(j.id, { type: 'cancel', now: Date.now() }))]),
+      Promise.all([
+        ...given.slice(0, 3).map((j) => complete(store, j.id, 'done')),
+        ...given.slice(3).map((j) => store.transition(j.id, { type: 'cancel', now: Date.now() })),
+      ]),
     );
     expect(mixed).toMatchObject({ groups: 1, roundTrips: 2 });
     expect(mixed.value.map((j) => j.state)).toEqual(['completed', 'completed', 'completed', 'cancelled', 'cancelled']);
@@ -781,10 +774,15 @@ describePg('PgJobStore: several stores on one database', () => {
     await b.transition(restarted.id, { type: 'interrupt', now: Date.now() }, byOwner(A));
     expect((await b.claimReady(B, NO_LIMIT, Date.now())).map((k) => k.id)).toContain(restarted.id);
     await start(b, restarted.id, B);
-    await expect(a.transition(restarted.id, { type: 'complete', now: Date.now(), attempt: 1, result: 'a' }, byOwner(A))).rejects.toBeInstanceOf(InvalidTransition);
+    await expect(a.transition(restarted.id, { type: 'complete', now: Date.now(), attempt: 1, result: 'a' }, byOwner(A))).rejects.toBeInstanceOf(
+      InvalidTransition,
+    );
     expect(await a.get(restarted.id)).toMatchObject({ state: 'processing', attempts: 2 });
     expect(await ownerOf(restarted.id)).toBe(B);
-    expect(await b.transition(restarted.id, { type: 'complete', now: Date.now(), attempt: 2, result: 'b' }, byOwner(B))).toMatchObject({ state: 'completed', result: 'b' });
+    expect(await b.transition(restarted.id, { type: 'complete', now: Date.now(), attempt: 2, result: 'b' }, byOwner(B))).toMatchObject({
+      state: 'completed',
+      result: 'b',
+    });
 
     // a row changed by another connection in a way the state machine accepts: read, then applied
     await pgQuery(db.url, `UPDATE ${schema}.keel_jobs SET updated_at = updated_at + 1, last_error = 'touched' WHERE id = $1`, [touched.id]);
@@ -899,7 +897,8 @@ describePg('PgJobStore: several stores on one database', () => {
     // a group none of which fits stores nothing and refuses each with the count
     const full = await insertCost(store, () => Promise.allSettled([store.insert(jobsOf(1), 10), store.insert(jobsOf(2), 10)]));
     expect(full).toMatchObject({ groups: 1, transactions: 1 });
-    for (const outcome of full.value) expect(outcome.status === 'rejected' && outcome.reason).toMatchObject({ name: 'BacklogFull', backlog: 10, maxBacklog: 10 });
+    for (const outcome of full.value)
+      expect(outcome.status === 'rejected' && outcome.reason).toMatchObject({ name: 'BacklogFull', backlog: 10, maxBacklog: 10 });
     expect((await store.counts()).pending).toBe(10);
   });
 
@@ -1039,7 +1038,18 @@ describePg('PgJobStore: several stores on one database', () => {
         }),
       );
     };
-    await Promise.all([outcomes(a, A, claimedA.map((k) => k.id)), outcomes(b, B, claimedB.slice(1).map((k) => k.id))]);
+    await Promise.all([
+      outcomes(
+        a,
+        A,
+        claimedA.map((k) => k.id),
+      ),
+      outcomes(
+        b,
+        B,
+        claimedB.slice(1).map((k) => k.id),
+      ),
+    ]);
     const pending = (await a.list({ state: 'pending', limit: 5 })).map((j) => j.id);
     await Promise.all(pending.map((id) => b.transition(id, { type: 'cancel', now: Date.now() })));
     expect(await a.counts()).toEqual(await scannedCounts());
@@ -1100,7 +1110,11 @@ describePg('PgJobStore: several stores on one database', () => {
     const jobs = await insert(c, 500, { payload: { note: 'x'.repeat(300) } });
     const large = (await insert(c, 1, { payload: { note: 'y'.repeat(5_000) } }))[0];
     const started = await processingBy(c, A);
-    const failed = await c.transition(started.id, { type: 'fail', now: Date.now(), attempt: 1, error: 'e'.repeat(3_000), permanent: true, jitter: 0 }, { owner: A });
+    const failed = await c.transition(
+      started.id,
+      { type: 'fail', now: Date.now(), attempt: 1, error: 'e'.repeat(3_000), permanent: true, jitter: 0 },
+      { owner: A },
+    );
     expect(failed.state).toBe('failed');
     const total = jobs.length + 1 + 3;
     await waitFor(() => eventsOf(atA.seen).length === total && eventsOf(atB.seen).length === total, 'every event at A and B');
@@ -1109,7 +1123,11 @@ describePg('PgJobStore: several stores on one database', () => {
     expect(eventsOf(atB.seen).map(line)).toEqual(eventsOf(atA.seen).map(line));
     const ids = eventsOf(atA.seen).map((e) => e.id);
     expect(ids.filter((id, i) => (i === 0 ? id < floorA : id <= ids[i - 1]))).toEqual([]);
-    expect(eventsOf(atA.seen).slice(0, 500).map((e) => [e.name, e.job.id])).toEqual(jobs.map((job) => ['job.created', job.id]));
+    expect(
+      eventsOf(atA.seen)
+        .slice(0, 500)
+        .map((e) => [e.name, e.job.id]),
+    ).toEqual(jobs.map((job) => ['job.created', job.id]));
     const ofLarge = eventsOf(atA.seen).find((e) => e.job.id === large.id)!;
     expect([ofLarge.job.payload, ofLarge.omitted]).toEqual([null, ['payload']]);
     const ofFailed = eventsOf(atA.seen).filter((e) => e.job.id === started.id);

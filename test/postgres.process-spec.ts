@@ -32,16 +32,7 @@ import {
   type KeelProcess,
   allJobs,
 } from './support/process';
-import {
-  createTestDatabase,
-  describePg,
-  dropTestDatabases,
-  pgQuery,
-  randomName,
-  withDatabase,
-  withHostPort,
-  type TestDatabase,
-} from './support/postgres';
+import { createTestDatabase, describePg, dropTestDatabases, pgQuery, randomName, withDatabase, withHostPort, type TestDatabase } from './support/postgres';
 import { auditDeliveries, closeReceivers, startReceiver } from './support/receiver';
 import { closeProxies, startPgProxy } from './support/tcp-proxy';
 import { waitFor } from './support/wait';
@@ -77,11 +68,9 @@ function pgEnv(databaseUrl: string, extra: EnvVars = {}): EnvVars {
 
 /** Jobs held (claimed or processing) by the instance named `instanceId` (owner `<id>/<suffix>`), by state. */
 async function heldBy(db: TestDatabase, instanceId: string): Promise<Record<string, number>> {
-  const rows = await pgQuery<{ state: string; n: number }>(
-    db.url,
-    `SELECT state, count(*)::int AS n FROM keel_jobs WHERE owner LIKE $1 GROUP BY state`,
-    [`${instanceId}/%`],
-  );
+  const rows = await pgQuery<{ state: string; n: number }>(db.url, `SELECT state, count(*)::int AS n FROM keel_jobs WHERE owner LIKE $1 GROUP BY state`, [
+    `${instanceId}/%`,
+  ]);
   return Object.fromEntries(rows.map((r) => [r.state, r.n]));
 }
 
@@ -129,10 +118,7 @@ describePg('several instances on PostgreSQL (process)', () => {
     const db = await createTestDatabase();
     // a small queue each, so that both instances hold a share of the work
     const env = pgEnv(db.url, { QUEUE_CAPACITY: '8', HTTP_JOB_ALLOWED_HOSTS: receiver.hostPort });
-    const [a, b] = await Promise.all([
-      startKeel({ env: { ...env, INSTANCE_ID: 'keel-a' } }),
-      startKeel({ env: { ...env, INSTANCE_ID: 'keel-b' } }),
-    ]);
+    const [a, b] = await Promise.all([startKeel({ env: { ...env, INSTANCE_ID: 'keel-a' } }), startKeel({ env: { ...env, INSTANCE_ID: 'keel-b' } })]);
 
     const submitted = await submitBatch(
       a.http,
@@ -142,11 +128,10 @@ describePg('several instances on PostgreSQL (process)', () => {
     expect(ids.size).toBe(JOBS);
 
     // both instances are delivering
-    await waitFor(
-      async () => (await getQueue(a.http)).workers.busy > 0 && (await getQueue(b.http)).workers.busy > 0,
-      'both instances running deliveries',
-      { timeoutMs: 30_000, intervalMs: 5 },
-    );
+    await waitFor(async () => (await getQueue(a.http)).workers.busy > 0 && (await getQueue(b.http)).workers.busy > 0, 'both instances running deliveries', {
+      timeoutMs: 30_000,
+      intervalMs: 5,
+    });
     expect((await b.kill('SIGKILL')).signal).toBe('SIGKILL');
 
     // B died holding jobs (running, or claimed into its queue), with work left for A
@@ -200,7 +185,10 @@ describePg('several instances on PostgreSQL (process)', () => {
     const a = await startKeel({ env: { ...env, INSTANCE_ID: 'keel-a' } });
     // long enough to outlive both starts of B and many of B's rescue passes (every LEASE_MS/2)
     const SLEEP_MS = 20_000;
-    const jobs = await submitBatch(a.http, Array.from({ length: CONCURRENCY }, () => ({ type: 'sleep', payload: { ms: SLEEP_MS } })));
+    const jobs = await submitBatch(
+      a.http,
+      Array.from({ length: CONCURRENCY }, () => ({ type: 'sleep', payload: { ms: SLEEP_MS } })),
+    );
     for (const job of jobs) await waitForJob(a.http, job.id, (j) => j.state === 'processing' && j.attempts === 1, 'processing on A');
     expect(await heldBy(db, 'keel-a')).toEqual({ processing: CONCURRENCY });
 
@@ -246,8 +234,14 @@ describePg('several instances on PostgreSQL (process)', () => {
 
     const SLEEP_MS = 3_000;
     const before = [
-      ...(await submitBatch(keel.http, Array.from({ length: 3 }, () => ({ type: 'noop' })))),
-      ...(await submitBatch(keel.http, Array.from({ length: 6 }, () => ({ type: 'sleep', payload: { ms: SLEEP_MS } })))),
+      ...(await submitBatch(
+        keel.http,
+        Array.from({ length: 3 }, () => ({ type: 'noop' })),
+      )),
+      ...(await submitBatch(
+        keel.http,
+        Array.from({ length: 6 }, () => ({ type: 'sleep', payload: { ms: SLEEP_MS } })),
+      )),
     ];
     for (const job of before.slice(0, 3)) await waitForState(keel.http, job.id, 'completed');
     // a sleep that started just now: its handler is sure to end while the connection is cut
@@ -271,12 +265,9 @@ describePg('several instances on PostgreSQL (process)', () => {
     expect((await keel.http.get('/health/live')).status).toBe(200);
     // the running attempt ends during the cut, one way or the other: its handler finishes and the
     // worker keeps retrying the outcome, or the lease fence stops it first (renewals keep failing)
-    await waitFor(
-      () =>
-        logLines(keel, new RegExp(`job ${running.id}: could not record (complete|interrupt)`), cutAt).length > 0,
-      'the outcome to be retried',
-      { timeoutMs: 20_000 },
-    );
+    await waitFor(() => logLines(keel, new RegExp(`job ${running.id}: could not record (complete|interrupt)`), cutAt).length > 0, 'the outcome to be retried', {
+      timeoutMs: 20_000,
+    });
     // and the cut outlives the lease: renewals keep failing for longer than LEASE_MS (by the log's own clock)
     await waitFor(
       () => {
@@ -289,10 +280,7 @@ describePg('several instances on PostgreSQL (process)', () => {
 
     await proxy.restore();
     await waitFor(async () => (await keel.http.get('/health/ready')).status === 200, '/health/ready 200 again', { timeoutMs: 30_000 });
-    const after = await submitBatch(keel.http, [
-      ...Array.from({ length: 3 }, () => ({ type: 'noop' })),
-      { type: 'sleep', payload: { ms: 100 } },
-    ]);
+    const after = await submitBatch(keel.http, [...Array.from({ length: 3 }, () => ({ type: 'noop' })), { type: 'sleep', payload: { ms: 100 } }]);
     const single = await submitJob(keel.http, { type: 'noop' });
 
     const total = before.length + after.length + 1;
@@ -336,7 +324,10 @@ describePg('several instances on PostgreSQL (process)', () => {
     const answer = await during;
     expect([201, 503]).toContain(answer.status);
     await waitFor(async () => (await keel.http.get('/health/ready')).status === 200, '/health/ready 200 again', { timeoutMs: 30_000 });
-    const after = await submitBatch(keel.http, Array.from({ length: 3 }, () => ({ type: 'noop' })));
+    const after = await submitBatch(
+      keel.http,
+      Array.from({ length: 3 }, () => ({ type: 'noop' })),
+    );
 
     const accepted = [...before, ...after, ...(answer.status === 201 ? [answer.body] : [])];
     const counts = await waitForDone(keel, accepted.length, 'every job completed after the blackhole', 60_000);
@@ -349,7 +340,10 @@ describePg('several instances on PostgreSQL (process)', () => {
     const db = await createTestDatabase();
     const env = pgEnv(db.url);
     const all = await Promise.all(['keel-1', 'keel-2', 'keel-3'].map((id) => startKeel({ env: { ...env, INSTANCE_ID: id } })));
-    const versions = await pgQuery<{ version: number; n: number }>(db.url, `SELECT version, count(*)::int AS n FROM keel_migrations GROUP BY version ORDER BY version`);
+    const versions = await pgQuery<{ version: number; n: number }>(
+      db.url,
+      `SELECT version, count(*)::int AS n FROM keel_migrations GROUP BY version ORDER BY version`,
+    );
     expect(versions).toEqual(PG_MIGRATIONS.map((_, i) => ({ version: i + 1, n: 1 })));
     for (const proc of all) expect((await getQueue(proc.http)).recovery.resetToPending).toBe(0);
     // and they work together: a job submitted to each completes

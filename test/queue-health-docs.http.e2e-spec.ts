@@ -1,15 +1,6 @@
 import { LifecycleService } from '../src/lifecycle/lifecycle.service';
 import { JOBS_STORE, type JobStore } from '../src/store/job-store';
-import {
-  closeAllApps,
-  expectError,
-  queueStats,
-  removeTempDirs,
-  startApp,
-  submit,
-  tempSqliteFile,
-  waitForState,
-} from './support/app';
+import { closeAllApps, expectError, queueStats, removeTempDirs, startApp, submit, tempSqliteFile, waitForState } from './support/app';
 import { waitFor } from './support/wait';
 
 /** GET /v1/queue, the health routes and the OpenAPI document, over real HTTP. */
@@ -175,9 +166,7 @@ describe('OpenAPI', () => {
 
   it('documents the request bodies, the job and the error schema', () => {
     expect(doc.paths['/v1/jobs'].post.requestBody?.content['application/json'].schema?.$ref).toBe('#/components/schemas/CreateJobDto');
-    expect(doc.paths['/v1/jobs/batch'].post.requestBody?.content['application/json'].schema?.$ref).toBe(
-      '#/components/schemas/CreateJobsBatchDto',
-    );
+    expect(doc.paths['/v1/jobs/batch'].post.requestBody?.content['application/json'].schema?.$ref).toBe('#/components/schemas/CreateJobsBatchDto');
     expect(doc.paths['/v1/jobs/{id}'].get.parameters?.map((p) => p.name)).toContain('id');
     const listParams = doc.paths['/v1/jobs'].get.parameters?.map((p) => p.name) ?? [];
     expect(listParams).toEqual(expect.arrayContaining(['state', 'type', 'limit', 'cursor']));
@@ -190,15 +179,18 @@ describe('OpenAPI', () => {
     expect(Object.keys(job.properties)).toHaveLength(19);
     expect(job.properties.cancelRequestedAt).toMatchObject({ format: 'date-time', nullable: true });
     // null admitted by the object branch: OpenAPI 3.0's nullable acts only beside a type
-    expect(job.properties.progress).toMatchObject({ oneOf: [{ type: 'number', minimum: 0, maximum: 100 }, { type: 'object', nullable: true }] });
+    expect(job.properties.progress).toMatchObject({
+      oneOf: [
+        { type: 'number', minimum: 0, maximum: 100 },
+        { type: 'object', nullable: true },
+      ],
+    });
     // the job request is one schema per registered type (test/openapi.http.e2e-spec.ts checks them in depth)
     const create = doc.components.schemas.CreateJobDto;
     expect(create.discriminator.propertyName).toBe('type');
     expect(Object.keys(create.discriminator.mapping).sort()).toEqual(['fail', 'http', 'noop', 'sleep']);
     const noop = doc.components.schemas[create.discriminator.mapping.noop.replace('#/components/schemas/', '')];
-    expect(Object.keys(noop.properties).sort()).toEqual(
-      ['backoffMs', 'delayMs', 'maxAttempts', 'payload', 'priority', 'runAt', 'timeoutMs', 'type'].sort(),
-    );
+    expect(Object.keys(noop.properties).sort()).toEqual(['backoffMs', 'delayMs', 'maxAttempts', 'payload', 'priority', 'runAt', 'timeoutMs', 'type'].sort());
     expect(noop.required).toEqual(['type']);
     expect(doc.components.schemas.QueueStatsDto).toBeDefined();
   });

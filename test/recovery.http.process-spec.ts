@@ -37,10 +37,9 @@ describe('recovery after kill -9 (process)', () => {
     const http = a.http;
 
     // --- terminal jobs: completed, failed (permanent, and attempts exhausted), cancelled
-    const completedIds = (await Promise.all([
-      submitJob(http, { type: 'noop' }),
-      submitJob(http, { type: 'noop', payload: { note: 'second' } }),
-    ])).map((j) => j.id);
+    const completedIds = (await Promise.all([submitJob(http, { type: 'noop' }), submitJob(http, { type: 'noop', payload: { note: 'second' } })])).map(
+      (j) => j.id,
+    );
     const failedPermanent = await submitJob(http, { type: 'fail', payload: { permanent: true, message: 'boom' } });
     const failedExhausted = await submitJob(http, { type: 'fail', maxAttempts: 1, payload: { message: 'always' } });
     const toCancel = await submitJob(http, { type: 'noop', delayMs: HOUR });
@@ -68,9 +67,7 @@ describe('recovery after kill -9 (process)', () => {
     // --- pending and ready, not run: the workers are all busy. After the restart the high-priority
     // sleepers take the workers first, so the reset jobs can be seen pending; the noops outrank the
     // reset jobs and complete.
-    const readyBlockers = await Promise.all(
-      Array.from({ length: 4 }, () => submitJob(http, { type: 'sleep', priority: 10, payload: { ms: 60_000 } })),
-    );
+    const readyBlockers = await Promise.all(Array.from({ length: 4 }, () => submitJob(http, { type: 'sleep', priority: 10, payload: { ms: 60_000 } })));
     const readyNoops = await Promise.all(Array.from({ length: 3 }, () => submitJob(http, { type: 'noop', priority: 5 })));
 
     // the states right before the crash
@@ -164,7 +161,10 @@ describe('recovery after kill -9 (process)', () => {
     await waitForState(http, blocker.id, 'processing');
     const submitted: string[] = [];
     for (let batch = 0; batch < total / 1_000; batch++) {
-      const items = await submitBatch(http, Array.from({ length: 1_000 }, (_, i) => ({ type: 'noop', payload: { n: batch * 1_000 + i } })));
+      const items = await submitBatch(
+        http,
+        Array.from({ length: 1_000 }, (_, i) => ({ type: 'noop', payload: { n: batch * 1_000 + i } })),
+      );
       submitted.push(...items.map((j) => j.id));
     }
     const before = await getQueue(http);

@@ -116,7 +116,10 @@ describe('415 for a body that is not JSON', () => {
   });
 
   it('nothing was stored by a refused body', async () => {
-    await http.post('/v1/jobs').set('Content-Type', 'text/plain').send(JSON.stringify({ type: 'noop' }));
+    await http
+      .post('/v1/jobs')
+      .set('Content-Type', 'text/plain')
+      .send(JSON.stringify({ type: 'noop' }));
     const queue = await http.get('/v1/queue');
     expect(Object.values(queue.body.counts as Record<string, number>).reduce((a, b) => a + b, 0)).toBe(0);
   });

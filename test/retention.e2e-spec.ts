@@ -55,7 +55,10 @@ describe.each(STORES)('retention (%s)', (_name, storeEnv) => {
     const { app, http } = await startApp(await env({ RETAIN_COMPLETED_MS: '0', PRUNE_INTERVAL_MS: '86400000', WORKER_CONCURRENCY: '8' }));
     const batches = 3;
     for (let b = 0; b < batches; b++) {
-      await http.post('/v1/jobs/batch').send({ jobs: Array.from({ length: 1000 }, () => ({ type: 'noop' })) }).expect(201);
+      await http
+        .post('/v1/jobs/batch')
+        .send({ jobs: Array.from({ length: 1000 }, () => ({ type: 'noop' })) })
+        .expect(201);
     }
     await waitFor(async () => (await http.get('/v1/queue')).body.counts.completed === 3000, 'every job completed', { timeoutMs: 60_000 });
     const running = await submit(http, { type: 'sleep', payload: { ms: 3_600_000 } });

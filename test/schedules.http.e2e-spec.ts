@@ -97,7 +97,13 @@ describe.each(['memory', 'sqlite'])('schedules (%s)', (store) => {
     const replaced = await http.put('/v1/schedules/cleanup.every-5_min').send({ cron: '*/5 * * * *', type: 'sleep', payload: { ms: 1 }, priority: 3 });
     expect(replaced.status).toBe(200);
     // same expression: the next slot is kept
-    expect(replaced.body).toMatchObject({ type: 'sleep', payload: { ms: 1 }, priority: 3, nextRunAt: created.body.nextRunAt, createdAt: created.body.createdAt });
+    expect(replaced.body).toMatchObject({
+      type: 'sleep',
+      payload: { ms: 1 },
+      priority: 3,
+      nextRunAt: created.body.nextRunAt,
+      createdAt: created.body.createdAt,
+    });
 
     await http.put('/v1/schedules/a-first').send({ cron: '0 30 2 * * *', timezone: 'europe/paris', type: 'noop' }).expect(201);
     const list = (await http.get('/v1/schedules').expect(200)).body;
@@ -141,7 +147,10 @@ describe.each(['memory', 'sqlite'])('schedules (%s)', (store) => {
     const { app, http } = await startApp(env());
     const created: KeelEvent[] = [];
     const subscription = app.get(JobEvents).events$.subscribe((e) => e.event === 'job.created' && created.push(e));
-    await http.put('/v1/schedules/every-second').send({ cron: '* * * * * *', type: 'noop', payload: { from: 'schedule' } }).expect(201);
+    await http
+      .put('/v1/schedules/every-second')
+      .send({ cron: '* * * * * *', type: 'noop', payload: { from: 'schedule' } })
+      .expect(201);
     await waitFor(async () => (await jobsOf(http, 'every-second')).length >= 4, 'four slots fired');
     await http.delete('/v1/schedules/every-second').expect(204);
     subscription.unsubscribe();
@@ -200,17 +209,31 @@ describe.each(['memory', 'sqlite'])('schedules (%s)', (store) => {
 
   it('keeps the schedule: Idempotency-Key prefix to itself: a client key taking a slot is 400, stores nothing, and the slot still makes its job', async () => {
     const { app, http } = await startApp(env());
-    const put = await http.put('/v1/schedules/owned').send({ cron: '* * * * * *', type: 'noop', payload: { from: 'schedule' } }).expect(201);
+    const put = await http
+      .put('/v1/schedules/owned')
+      .send({ cron: '* * * * * *', type: 'noop', payload: { from: 'schedule' } })
+      .expect(201);
     const slot = Date.parse(put.body.nextRunAt);
     const key = `schedule:owned:${new Date(slot).toISOString()}`;
     const message = /^Idempotency-Key must not start with "schedule:": that prefix names the jobs of schedules$/;
-    expectError(await http.post('/v1/jobs').set('Idempotency-Key', key).send({ type: 'noop', payload: { from: 'client' } }), 400, message);
+    expectError(
+      await http
+        .post('/v1/jobs')
+        .set('Idempotency-Key', key)
+        .send({ type: 'noop', payload: { from: 'client' } }),
+      400,
+      message,
+    );
     expectError(await http.post('/v1/jobs').set('Idempotency-Key', 'schedule:').send({ type: 'noop' }), 400, message);
     await expect(app.get(JobsClient).add('noop', { from: 'client' }, { idempotencyKey: key })).rejects.toThrow(message);
     await expect(app.get(JobsClient).add('noop', {}, { idempotencyKey: key })).rejects.toThrow(InvalidJob);
     expect((await listAll(http)).filter((job) => job.payload.from === 'client')).toEqual([]);
     // keys are case-sensitive: only the exact prefix is kept
-    await http.post('/v1/jobs').set('Idempotency-Key', `Schedule:owned:${new Date(slot).toISOString()}`).send({ type: 'noop', delayMs: 3_600_000 }).expect(201);
+    await http
+      .post('/v1/jobs')
+      .set('Idempotency-Key', `Schedule:owned:${new Date(slot).toISOString()}`)
+      .send({ type: 'noop', delayMs: 3_600_000 })
+      .expect(201);
 
     const [first] = await waitFor(async () => {
       const jobs = await jobsOf(http, 'owned');
@@ -261,7 +284,9 @@ describe('schedules declared in KeelModule.forRoot', () => {
       KeelModule.forRootAsync({ useFactory: () => ({ store: 'memory' as const, logLevel: 'error' as const, schedules }), builtInTypes: ['noop'] }),
     ]) {
       const app = await host([keel]);
-      const { body } = await request(app.getHttpServer() as Server).get('/v1/schedules').expect(200);
+      const { body } = await request(app.getHttpServer() as Server)
+        .get('/v1/schedules')
+        .expect(200);
       expect(body.items).toEqual([expect.objectContaining({ name: 'hourly-report', cron: '0 * * * *', payload: { report: 'hourly' }, timezone: 'UTC' })]);
       await app.close();
     }

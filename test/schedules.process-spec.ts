@@ -97,15 +97,12 @@ describe('a start with the backlog full (SQLite)', () => {
     await waitFor(async () => (await slotsOf(first, 'patient')).slots.length >= 1, 'a first slot');
     // The backlog filled with jobs due in an hour (a slot's own job may hold a place for a moment).
     const blockers: string[] = [];
-    await waitFor(
-      async () => {
-        const res = await first.http.post('/v1/jobs', { type: 'noop', delayMs: 3_600_000 });
-        if (res.status === 201) blockers.push((res.body as JobJson).id);
-        else if (res.status !== 429) throw new Error(`POST /v1/jobs answered ${res.status}: ${res.text}`);
-        return blockers.length === 3;
-      },
-      'three blockers stored',
-    );
+    await waitFor(async () => {
+      const res = await first.http.post('/v1/jobs', { type: 'noop', delayMs: 3_600_000 });
+      if (res.status === 201) blockers.push((res.body as JobJson).id);
+      else if (res.status !== 429) throw new Error(`POST /v1/jobs answered ${res.status}: ${res.text}`);
+      return blockers.length === 3;
+    }, 'three blockers stored');
     await first.kill('SIGKILL');
     const killedAt = Date.now();
     await waitFor(() => Date.now() >= killedAt + 2_500, 'slots passed while down', { intervalMs: 100 });

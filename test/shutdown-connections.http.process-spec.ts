@@ -8,17 +8,7 @@ import Database from 'better-sqlite3';
 import { connect, type Socket } from 'node:net';
 import { v7 as uuidv7 } from 'uuid';
 import { SqliteJobStore } from '../src/store/sqlite/sqlite-job.store';
-import {
-  cleanupProcesses,
-  freePort,
-  spawnKeel,
-  startKeel,
-  submitJob,
-  tempSqliteFile,
-  waitForState,
-  type Exit,
-  type KeelProcess,
-} from './support/process';
+import { cleanupProcesses, freePort, spawnKeel, startKeel, submitJob, tempSqliteFile, waitForState, type Exit, type KeelProcess } from './support/process';
 import { closeReceivers, startReceiver } from './support/receiver';
 import { waitFor } from './support/wait';
 

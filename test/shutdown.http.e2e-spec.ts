@@ -2,18 +2,7 @@ import { LifecycleService } from '../src/lifecycle/lifecycle.service';
 import type { Job } from '../src/core/job.model';
 import { JOBS_STORE, type JobStore, type StateCounts } from '../src/store/job-store';
 import { SqliteJobStore } from '../src/store/sqlite/sqlite-job.store';
-import {
-  closeAllApps,
-  expectError,
-  getJob,
-  queueStats,
-  removeTempDirs,
-  startApp,
-  submit,
-  tempSqliteFile,
-  waitForJob,
-  waitForState,
-} from './support/app';
+import { closeAllApps, expectError, getJob, queueStats, removeTempDirs, startApp, submit, tempSqliteFile, waitForJob, waitForState } from './support/app';
 
 /** Shutdown in-process: app.close() runs the same hooks as SIGTERM in main.ts. */
 

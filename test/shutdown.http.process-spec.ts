@@ -4,17 +4,7 @@
  * cannot be waited for are given back (pending, not counted). Needs `npm run build` first.
  */
 import { waitFor } from './support/wait';
-import {
-  cleanupProcesses,
-  getJob,
-  getQueue,
-  startKeel,
-  submitJob,
-  tempSqliteFile,
-  waitForJob,
-  waitForState,
-  type JobJson,
-} from './support/process';
+import { cleanupProcesses, getJob, getQueue, startKeel, submitJob, tempSqliteFile, waitForJob, waitForState, type JobJson } from './support/process';
 
 afterEach(async () => {
   await cleanupProcesses();

@@ -45,7 +45,12 @@ afterEach(async () => {
 async function submitSome(http: JsonClient): Promise<JobJson[]> {
   const jobs: JobJson[] = [];
   for (let i = 0; i < 10; i++) jobs.push(await submitJob(http, { type: 'noop', payload: { i } }));
-  jobs.push(...(await submitBatch(http, Array.from({ length: 20 }, (_, i) => ({ type: 'noop', delayMs: HOUR, payload: { i } })))));
+  jobs.push(
+    ...(await submitBatch(
+      http,
+      Array.from({ length: 20 }, (_, i) => ({ type: 'noop', delayMs: HOUR, payload: { i } })),
+    )),
+  );
   for (const job of jobs.slice(0, 10)) await waitForState(http, job.id, 'completed');
   return jobs;
 }
@@ -125,7 +130,10 @@ describe('the SQLite file deleted or replaced under the running server (process)
 
     unlinkSync(file);
     const ready = await a.http.get('/health/ready');
-    expect({ status: ready.status, message: ready.body?.message }).toEqual({ status: 503, message: expect.stringMatching(/was deleted under the running process/) });
+    expect({ status: ready.status, message: ready.body?.message }).toEqual({
+      status: 503,
+      message: expect.stringMatching(/was deleted under the running process/),
+    });
     await expectRefusals(a.http, before[10]);
 
     // the recovery step: copy the deleted file back from the running process, then restart
@@ -146,7 +154,20 @@ describe('the SQLite file deleted or replaced under the running server (process)
     await store.open();
     const now = Date.now();
     const [sentinel] = await store.insert(
-      [{ id: uuidv7(), type: 'noop', payload: { sentinel: true }, priority: 0, maxAttempts: 3, backoffMs: 1000, timeoutMs: 30_000, runAt: now, createdAt: now, idempotencyKey: null }],
+      [
+        {
+          id: uuidv7(),
+          type: 'noop',
+          payload: { sentinel: true },
+          priority: 0,
+          maxAttempts: 3,
+          backoffMs: 1000,
+          timeoutMs: 30_000,
+          runAt: now,
+          createdAt: now,
+          idempotencyKey: null,
+        },
+      ],
       1_000,
     );
     await store.close();

@@ -58,10 +58,7 @@ describe('the sqlite store, end to end', () => {
     expect(stats.counts).toEqual({ pending: 1, processing: 0, completed: 5, failed: 1, cancelled: 1 });
     const before = await listAll(http);
     expect(before.map((j) => j.id)).toEqual([noop, sleep, flaky, doomed, delayed, toCancel, b1, b2].map((j) => j.id).reverse());
-    expect((await http.get('/v1/jobs').query({ state: 'completed', type: 'sleep' })).body.items.map((j: JobView) => j.id)).toEqual([
-      b2.id,
-      sleep.id,
-    ]);
+    expect((await http.get('/v1/jobs').query({ state: 'completed', type: 'sleep' })).body.items.map((j: JobView) => j.id)).toEqual([b2.id, sleep.id]);
 
     await first.close();
 

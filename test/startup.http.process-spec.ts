@@ -115,7 +115,9 @@ describe('startup (process)', () => {
     await seed.close();
     const db = new Database(file);
     const marked = db
-      .prepare(`UPDATE jobs SET state = 'processing', attempts = 1, owner = 'dead-owner', started_at = ?, updated_at = ? WHERE id IN (SELECT id FROM jobs ORDER BY id LIMIT 5)`)
+      .prepare(
+        `UPDATE jobs SET state = 'processing', attempts = 1, owner = 'dead-owner', started_at = ?, updated_at = ? WHERE id IN (SELECT id FROM jobs ORDER BY id LIMIT 5)`,
+      )
       .run(now, now);
     db.close();
     expect(marked.changes).toBe(5);

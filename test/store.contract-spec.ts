@@ -258,7 +258,10 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
     let newestFirst: string[];
 
     beforeEach(async () => {
-      all = await store.insert(Array.from({ length: 12 }, (_, i) => newJob({ type: TYPES[i % 3] })), NO_LIMIT);
+      all = await store.insert(
+        Array.from({ length: 12 }, (_, i) => newJob({ type: TYPES[i % 3] })),
+        NO_LIMIT,
+      );
       for (const [i, job] of all.entries()) if (i % 4 === 0) await step(job.id, 'cancel');
       all = await Promise.all(all.map(async (job) => (await store.get(job.id))!));
       newestFirst = ids(all).reverse();
@@ -278,9 +281,7 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
       expect(ids(await store.list({ state: 'pending', limit: 100 }))).toEqual(expectedIds((j) => j.state === 'pending'));
       expect(await store.list({ state: 'completed', limit: 100 })).toEqual([]);
       expect(ids(await store.list({ type: 'sleep', limit: 100 }))).toEqual(expectedIds((j) => j.type === 'sleep'));
-      expect(ids(await store.list({ type: 'noop', state: 'cancelled', limit: 100 }))).toEqual(
-        expectedIds((j) => j.type === 'noop' && j.state === 'cancelled'),
-      );
+      expect(ids(await store.list({ type: 'noop', state: 'cancelled', limit: 100 }))).toEqual(expectedIds((j) => j.type === 'noop' && j.state === 'cancelled'));
       expect(await store.list({ type: 'unknown', limit: 100 })).toEqual([]);
     });
 
@@ -308,10 +309,21 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
   describe('transition', () => {
     type Path = Array<[JobEventType, JobState, EventOptions?]>;
     const PATHS: Array<{ name: string; path: Path; overrides?: Partial<NewJob> }> = [
-      { name: 'start, complete', path: [['start', 'processing'], ['complete', 'completed']] },
+      {
+        name: 'start, complete',
+        path: [
+          ['start', 'processing'],
+          ['complete', 'completed'],
+        ],
+      },
       {
         name: 'a retryable failure, then success',
-        path: [['start', 'processing'], ['fail', 'pending'], ['start', 'processing'], ['complete', 'completed']],
+        path: [
+          ['start', 'processing'],
+          ['fail', 'pending'],
+          ['start', 'processing'],
+          ['complete', 'completed'],
+        ],
       },
       {
         name: 'every attempt fails, then a retry starts over',
@@ -327,7 +339,14 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
           ['complete', 'completed'],
         ],
       },
-      { name: 'a permanent failure, retried', path: [['start', 'processing'], ['fail', 'failed', { permanent: true }], ['retry', 'pending']] },
+      {
+        name: 'a permanent failure, retried',
+        path: [
+          ['start', 'processing'],
+          ['fail', 'failed', { permanent: true }],
+          ['retry', 'pending'],
+        ],
+      },
       {
         name: 'interrupted, given back, then run',
         path: [
@@ -339,22 +358,49 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
           ['complete', 'completed'],
         ],
       },
-      { name: 'cancelled while pending, retried', path: [['cancel', 'cancelled'], ['retry', 'pending'], ['start', 'processing']] },
+      {
+        name: 'cancelled while pending, retried',
+        path: [
+          ['cancel', 'cancelled'],
+          ['retry', 'pending'],
+          ['start', 'processing'],
+        ],
+      },
       {
         name: 'cancelled while processing: a request, then the attempt ends cancelled, retried',
-        path: [['start', 'processing'], ['cancel', 'processing'], ['complete', 'cancelled'], ['retry', 'pending']],
+        path: [
+          ['start', 'processing'],
+          ['cancel', 'processing'],
+          ['complete', 'cancelled'],
+          ['retry', 'pending'],
+        ],
       },
       {
         name: 'cancelled while processing, the attempt fails: cancelled, not retried',
-        path: [['start', 'processing'], ['cancel', 'processing'], ['fail', 'cancelled']],
+        path: [
+          ['start', 'processing'],
+          ['cancel', 'processing'],
+          ['fail', 'cancelled'],
+        ],
       },
       {
         name: 'cancelled while processing, then interrupted by a crash: recovery cancels it',
-        path: [['start', 'processing'], ['cancel', 'processing'], ['interrupt', 'cancelled'], ['retry', 'pending']],
+        path: [
+          ['start', 'processing'],
+          ['cancel', 'processing'],
+          ['interrupt', 'cancelled'],
+          ['retry', 'pending'],
+        ],
       },
       {
         name: 'the poison-pill guard: attempts used up by interruptions',
-        path: [['start', 'processing'], ['interrupt', 'pending'], ['start', 'processing'], ['interrupt', 'pending'], ['start', 'failed']],
+        path: [
+          ['start', 'processing'],
+          ['interrupt', 'pending'],
+          ['start', 'processing'],
+          ['interrupt', 'pending'],
+          ['start', 'failed'],
+        ],
         overrides: { maxAttempts: 2 },
       },
     ];
@@ -437,7 +483,11 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
       const second = await step(job.id, 'start', {}, { owner: SELF });
       expect(second).toMatchObject({ state: 'processing', attempts: 2 });
       // the first attempt's outcome again (its commit was not seen): it must not end the second
-      for (const late of [event('fail', clock + 1, { attempt: 1 }), event('complete', clock + 1, { attempt: 1 }), event('giveBack', clock + 1, { attempt: 1 })]) {
+      for (const late of [
+        event('fail', clock + 1, { attempt: 1 }),
+        event('complete', clock + 1, { attempt: 1 }),
+        event('giveBack', clock + 1, { attempt: 1 }),
+      ]) {
         await expect(store.transition(job.id, late, { owner: SELF })).rejects.toBeInstanceOf(StaleOutcome);
       }
       expect(await store.get(job.id)).toEqual(second);
@@ -624,7 +674,10 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
     });
 
     it('respects limit, never returns a job twice, and goes on in dispatch order', async () => {
-      const jobs = await store.insert(Array.from({ length: 7 }, (_, i) => newJob({ priority: i % 3 })), NO_LIMIT);
+      const jobs = await store.insert(
+        Array.from({ length: 7 }, (_, i) => newJob({ priority: i % 3 })),
+        NO_LIMIT,
+      );
       const order = ids([...jobs].sort((a, b) => b.priority - a.priority || (a.id < b.id ? -1 : 1)));
 
       expect(await store.claimReady(SELF, 0, NOW)).toEqual([]);
@@ -1050,7 +1103,10 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
   describe('counts', () => {
     it('stay exact through inserts, transitions and refusals', async () => {
       await expectExactCounts({});
-      const jobs = await store.insert(Array.from({ length: 10 }, () => newJob({ maxAttempts: 2, backoffMs: 0 })), NO_LIMIT);
+      const jobs = await store.insert(
+        Array.from({ length: 10 }, () => newJob({ maxAttempts: 2, backoffMs: 0 })),
+        NO_LIMIT,
+      );
       await expectExactCounts({ pending: 10 });
 
       for (const job of jobs.slice(0, 7)) await step(job.id, 'start');
@@ -1186,7 +1242,10 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
     if (!kind.name.startsWith('postgres')) {
       it('slides: a start is allowed again once the start that filled the window is perMs old, not before', async () => {
         const limit = { max: 2, perMs: 1000 };
-        const jobs = await store.insert(Array.from({ length: 4 }, () => newJob({ type: 'sleep' })), NO_LIMIT);
+        const jobs = await store.insert(
+          Array.from({ length: 4 }, () => newJob({ type: 'sleep' })),
+          NO_LIMIT,
+        );
         await store.claimReady(SELF, NO_LIMIT, NOW);
         const start = (i: number, at: number) => store.startLimited(jobs[i].id, event('start', at), { owner: SELF }, limit);
         expect(await start(0, NOW)).toMatchObject({ job: { startedAt: NOW } });
@@ -1268,7 +1327,10 @@ describePg('PgJobStore: two instances share one rate window', () => {
 
   it('starts at most max together, however their starts interleave', async () => {
     const limit = { max: 3, perMs: 3_600_000 };
-    await a.insert(Array.from({ length: 10 }, () => newJob({ type: 'sleep', runAt: Date.now() - 1000 })), NO_LIMIT);
+    await a.insert(
+      Array.from({ length: 10 }, () => newJob({ type: 'sleep', runAt: Date.now() - 1000 })),
+      NO_LIMIT,
+    );
     const mine = await a.claimReady(SELF, 5, Date.now());
     const theirs = await b.claimReady(OTHER, 5, Date.now());
     const outcomes = await Promise.all([
@@ -1512,10 +1574,10 @@ describe('SqliteJobStore: closing after its files were moved away', () => {
     const jobs = await sqlite.store.insert([newJob(), newJob()], NO_LIMIT);
     const wal = `${sqlite.file}-wal`;
     renameSync(wal, join(dirname(sqlite.file), 'moved.sqlite-wal'));
-    writeFileSync(wal, 'not this store\'s WAL');
+    writeFileSync(wal, "not this store's WAL");
 
     await sqlite.store.close();
-    expect(readFileSync(wal, 'utf8')).toBe('not this store\'s WAL');
+    expect(readFileSync(wal, 'utf8')).toBe("not this store's WAL");
     // Read through a copy: the file itself may still be held.
     const copy = join(dirname(sqlite.file), 'copy.sqlite');
     copyFileSync(sqlite.file, copy);
@@ -1554,4 +1616,3 @@ describe('SqliteJobStore: closing after its files were moved away', () => {
     }
   });
 });
-

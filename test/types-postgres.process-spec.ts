@@ -12,17 +12,7 @@
  * Runs only with TEST_DATABASE_URL. The tests wait for states, never for a fixed time; the one
  * bound checked is the contract's 1 s, on the jobs' stored startedAt.
  */
-import {
-  allJobs,
-  cleanupProcesses,
-  startKeel,
-  submitBatch,
-  submitJob,
-  waitForState,
-  type EnvVars,
-  type JobJson,
-  type KeelProcess,
-} from './support/process';
+import { allJobs, cleanupProcesses, startKeel, submitBatch, submitJob, waitForState, type EnvVars, type JobJson, type KeelProcess } from './support/process';
 import { createTestDatabase, describePg, dropTestDatabases, pgQuery } from './support/postgres';
 import { waitFor } from './support/wait';
 
@@ -79,8 +69,14 @@ describePg('job types across two instances (PostgreSQL, process)', () => {
     await waitFor(async () => (await b.http.get('/v1/types')).body.items.find((t: any) => t.type === 'noop').rateLimit?.max === MAX, 'B to see the limit');
 
     const jobs = [
-      ...(await submitBatch(a.http, Array.from({ length: 8 }, () => ({ type: 'noop' })))),
-      ...(await submitBatch(b.http, Array.from({ length: 7 }, () => ({ type: 'noop' })))),
+      ...(await submitBatch(
+        a.http,
+        Array.from({ length: 8 }, () => ({ type: 'noop' })),
+      )),
+      ...(await submitBatch(
+        b.http,
+        Array.from({ length: 7 }, () => ({ type: 'noop' })),
+      )),
     ];
     const done = [];
     for (const job of jobs) done.push(await waitForState(a.http, job.id, 'completed'));
@@ -112,7 +108,10 @@ describePg('job types across two instances (PostgreSQL, process)', () => {
       // The type runs freely on both instances, with a backlog that outlasts the round.
       expect((await a.http.request('PATCH', `/v1/types/${TYPE}`, { paused: false, concurrency: null })).status).toBe(200);
       await bothEnforce([a, b], TYPE, { paused: false, concurrency: null }, `round ${round}: both instances to run the type freely`);
-      await submitBatch(round % 2 ? a.http : b.http, Array.from({ length: 400 }, () => ({ type: TYPE, payload: { ms: 50 } })));
+      await submitBatch(
+        round % 2 ? a.http : b.http,
+        Array.from({ length: 400 }, () => ({ type: TYPE, payload: { ms: 50 } })),
+      );
       await waitFor(async () => (await typeOn(a, TYPE)).counts.processing > 0, `round ${round}: the type to run`);
 
       // The pause through one instance, a concurrency through the other, at once.
@@ -128,8 +127,13 @@ describePg('job types across two instances (PostgreSQL, process)', () => {
       ]);
       expect([paused.status, paused.body.paused, limited.status, limited.body.concurrency]).toEqual([200, true, 200, concurrency]);
 
-      const [stored] = await pgQuery<{ paused: boolean; concurrency: number | null }>(url, `SELECT paused, concurrency FROM keel_type_settings WHERE type = $1`, [TYPE]);
-      if (!stored.paused || stored.concurrency !== concurrency) problems.push(`round ${round}: stored ${JSON.stringify(stored)}, not paused with concurrency ${concurrency}`);
+      const [stored] = await pgQuery<{ paused: boolean; concurrency: number | null }>(
+        url,
+        `SELECT paused, concurrency FROM keel_type_settings WHERE type = $1`,
+        [TYPE],
+      );
+      if (!stored.paused || stored.concurrency !== concurrency)
+        problems.push(`round ${round}: stored ${JSON.stringify(stored)}, not paused with concurrency ${concurrency}`);
 
       // Every start decided up to pausedAt + 1 s has ended once the type has nothing processing
       // after that moment; anything stored as started later broke the pause.

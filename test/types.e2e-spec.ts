@@ -28,10 +28,7 @@ class BrokenDefaultsModule {}
 
 /** The most attempts of the log that ran at once, from their begin and end ticks. */
 function mostAtOnce(log: AttemptLog): number {
-  const edges = log.attempts.flatMap((a) => [
-    { at: a.begunAt, delta: 1 },
-    ...(a.settledAt === undefined ? [] : [{ at: a.settledAt, delta: -1 }]),
-  ]);
+  const edges = log.attempts.flatMap((a) => [{ at: a.begunAt, delta: 1 }, ...(a.settledAt === undefined ? [] : [{ at: a.settledAt, delta: -1 }])]);
   let now = 0;
   let most = 0;
   for (const { delta } of edges.sort((x, y) => x.at - y.at)) most = Math.max(most, (now += delta));
@@ -70,7 +67,13 @@ describe.each(STORES)('job types ($name store)', ({ env }) => {
     await submit(http, { type: CONTROLLED_TYPE });
     const res = await http.get('/v1/types').expect(200);
     expect(res.body.items.map((item: { type: string }) => item.type)).toEqual([CONTROLLED_TYPE, 'fail', 'http', 'limited', 'noop', 'sleep']);
-    expect(res.body.items).toContainEqual({ type: 'limited', concurrency: 4, rateLimit: { max: 50, perMs: 1000 }, paused: false, counts: { pending: 0, processing: 0 } });
+    expect(res.body.items).toContainEqual({
+      type: 'limited',
+      concurrency: 4,
+      rateLimit: { max: 50, perMs: 1000 },
+      paused: false,
+      counts: { pending: 0, processing: 0 },
+    });
     expect(res.body.items).toContainEqual({ type: 'noop', concurrency: null, rateLimit: null, paused: false, counts: { pending: 0, processing: 0 } });
     expect(res.body.items).toContainEqual({ type: CONTROLLED_TYPE, concurrency: null, rateLimit: null, paused: true, counts: { pending: 2, processing: 0 } });
   });
@@ -78,8 +81,17 @@ describe.each(STORES)('job types ($name store)', ({ env }) => {
   it('PATCH merges into the current settings, null removes a limit, and answers the type', async () => {
     const { http } = await startApp(env(), [LimitedModule]);
     const patched = await http.patch('/v1/types/limited').send({ concurrency: null }).expect(200);
-    expect(patched.body).toEqual({ type: 'limited', concurrency: null, rateLimit: { max: 50, perMs: 1000 }, paused: false, counts: { pending: 0, processing: 0 } });
-    await http.patch('/v1/types/limited').send({ paused: true, rateLimit: { max: 7, perMs: 86_400_000 } }).expect(200);
+    expect(patched.body).toEqual({
+      type: 'limited',
+      concurrency: null,
+      rateLimit: { max: 50, perMs: 1000 },
+      paused: false,
+      counts: { pending: 0, processing: 0 },
+    });
+    await http
+      .patch('/v1/types/limited')
+      .send({ paused: true, rateLimit: { max: 7, perMs: 86_400_000 } })
+      .expect(200);
     await http.patch('/v1/types/limited').send({}).expect(200);
     expect(await typeOf(http, 'limited')).toMatchObject({ concurrency: null, rateLimit: { max: 7, perMs: 86_400_000 }, paused: true });
     await http.patch('/v1/types/limited').send({ rateLimit: null, concurrency: 1000 }).expect(200);
@@ -115,7 +127,10 @@ describe.each(STORES)('job types ($name store)', ({ env }) => {
     const jobs = [];
     for (let i = 0; i < 6; i++) jobs.push(await submit(http, { type: CONTROLLED_TYPE }));
     for (let finished = 0; finished < jobs.length; finished++) {
-      const live = await waitFor(() => log.live().length >= Math.min(2, jobs.length - finished) && log.live(), `${Math.min(2, jobs.length - finished)} attempts running`);
+      const live = await waitFor(
+        () => log.live().length >= Math.min(2, jobs.length - finished) && log.live(),
+        `${Math.min(2, jobs.length - finished)} attempts running`,
+      );
       live[0].finish('success');
       await waitFor(() => live[0].settledAt !== undefined, 'the finished attempt to settle');
     }
@@ -161,10 +176,16 @@ describe.each(STORES)('job types ($name store)', ({ env }) => {
 
   it('starts at most rateLimit.max jobs of a type in its window; the others wait pending, other types go on', async () => {
     const { http } = await startApp(env(), [LimitedModule]);
-    await http.patch('/v1/types/limited').send({ rateLimit: { max: 2, perMs: 3_600_000 } }).expect(200);
+    await http
+      .patch('/v1/types/limited')
+      .send({ rateLimit: { max: 2, perMs: 3_600_000 } })
+      .expect(200);
     const jobs = [];
     for (let i = 0; i < 4; i++) jobs.push(await submit(http, { type: 'limited' }));
-    await waitFor(async () => (await typeOf(http, 'limited')).counts.pending === 2 && (await http.get('/v1/queue')).body.counts.completed === 2, '2 limited jobs completed');
+    await waitFor(
+      async () => (await typeOf(http, 'limited')).counts.pending === 2 && (await http.get('/v1/queue')).body.counts.completed === 2,
+      '2 limited jobs completed',
+    );
     // Work submitted after them is done: the two left wait for the window, not for a worker.
     await waitForState(http, (await submit(http, { type: 'noop' })).id, 'completed');
     const states = await Promise.all(jobs.map(async (job) => (await http.get(`/v1/jobs/${job.id}`)).body.state));
@@ -187,7 +208,10 @@ describe('job type settings survive a restart (SQLite file)', () => {
   it('keeps a PATCH across close and start again, over the handler defaults', async () => {
     const file = tempSqliteFile();
     const first = await startApp({ STORE: 'sqlite', SQLITE_FILE: file }, [LimitedModule]);
-    await first.http.patch('/v1/types/sleep').send({ concurrency: 3, rateLimit: { max: 7, perMs: 60_000 }, paused: true }).expect(200);
+    await first.http
+      .patch('/v1/types/sleep')
+      .send({ concurrency: 3, rateLimit: { max: 7, perMs: 60_000 }, paused: true })
+      .expect(200);
     await first.http.patch('/v1/types/limited').send({ concurrency: null }).expect(200);
     const job = await submit(first.http, { type: 'sleep', payload: { ms: 0 } });
     await first.close();

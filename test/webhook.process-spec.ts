@@ -5,14 +5,7 @@
  * is ever delivered twice at the same time, and only the attempts that were running at the crash
  * (≤ WORKER_CONCURRENCY) are delivered again, as attempt 2 with the same Idempotency-Key.
  */
-import {
-  cleanupProcesses,
-  getQueue,
-  startKeel,
-  submitBatch,
-  tempSqliteFile,
-  allJobs,
-} from './support/process';
+import { cleanupProcesses, getQueue, startKeel, submitBatch, tempSqliteFile, allJobs } from './support/process';
 import { auditDeliveries, closeReceivers, startReceiver, type Receiver } from './support/receiver';
 import { waitFor } from './support/wait';
 

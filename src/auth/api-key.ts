@@ -4,7 +4,7 @@ import type { Socket } from 'node:net';
 import { createHash, timingSafeEqual } from 'node:crypto';
 
 /** How long a refused connection stays half-closed, for the client to read its 401 before the socket goes. */
-export const CLOSE_GRACE_MS = 2_000;
+const CLOSE_GRACE_MS = 2_000;
 const lingering = new WeakSet<Socket>();
 
 /**

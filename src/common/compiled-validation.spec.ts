@@ -36,8 +36,24 @@ async function outcome(pipe: ValidationPipe, metatype: DtoClass, body: unknown):
 
 const edgeNumbers = [0, 1, -1, 100, 101, -100, -101, 1.5, 3_600_000, 3_600_001, MAX_TIMEOUT_MS, MAX_TIMEOUT_MS + 1, MAX_DELAY_MS, MAX_DELAY_MS + 1, 1e21, -0];
 const edgeStrings = [
-  'noop', 'sleep', 'a.b:c-d_e', 'a b', '', 'x'.repeat(100), 'x'.repeat(101), '2030-01-01T00:00:00.000Z', '2030-01-01T00:00:00Z',
-  '2030-13-01T00:00:00Z', '2030-01-01', 'yesterday', '*/5 * * * *', 'Europe/Paris', '5', 'true', 'toString', 'é',
+  'noop',
+  'sleep',
+  'a.b:c-d_e',
+  'a b',
+  '',
+  'x'.repeat(100),
+  'x'.repeat(101),
+  '2030-01-01T00:00:00.000Z',
+  '2030-01-01T00:00:00Z',
+  '2030-13-01T00:00:00Z',
+  '2030-01-01',
+  'yesterday',
+  '*/5 * * * *',
+  'Europe/Paris',
+  '5',
+  'true',
+  'toString',
+  'é',
 ];
 const scalar = fc.oneof(
   fc.constantFrom(...edgeNumbers),
@@ -48,29 +64,67 @@ const scalar = fc.oneof(
   fc.boolean(),
   fc.constant(null),
 );
-const fields = ['ms', 'message', 'permanent', 'failTimes', 'url', 'method', 'headers', 'body', 'type', 'payload', 'priority', 'maxAttempts', 'backoffMs', 'timeoutMs', 'runAt', 'delayMs', 'jobs', 'cron', 'timezone', 'paused', 'concurrency', 'rateLimit', 'max', 'perMs', 'extra', 'toString'];
+const fields = [
+  'ms',
+  'message',
+  'permanent',
+  'failTimes',
+  'url',
+  'method',
+  'headers',
+  'body',
+  'type',
+  'payload',
+  'priority',
+  'maxAttempts',
+  'backoffMs',
+  'timeoutMs',
+  'runAt',
+  'delayMs',
+  'jobs',
+  'cron',
+  'timezone',
+  'paused',
+  'concurrency',
+  'rateLimit',
+  'max',
+  'perMs',
+  'extra',
+  'toString',
+];
 
 /** A JSON body of the fields of the DTOs above, valid and not, nested (jobs, payload, rateLimit) a few levels. */
-const body: fc.Arbitrary<unknown> = fc.letrec<{ value: unknown; object: Record<string, unknown> }>((tie) => ({
-  value: fc.oneof({ depthSize: 'small', withCrossShrink: true }, scalar, tie('object'), fc.array(tie('object'), { maxLength: 3 }), fc.array(scalar, { maxLength: 3 })),
-  object: fc.oneof(
-    fc.dictionary(fc.constantFrom(...fields), tie('value'), { maxKeys: 5 }),
-    fc.record(
-      {
-        type: fc.constantFrom('noop', 'sleep', 'nope'),
-        payload: fc.constantFrom({}, { ms: 5 }, { toString: 1 }),
-        priority: fc.constantFrom(...edgeNumbers),
-        cron: fc.constantFrom('*/5 * * * *', ''),
-        paused: fc.constantFrom(true, null),
-      },
-      { requiredKeys: ['type'] },
+const body: fc.Arbitrary<unknown> = fc
+  .letrec<{ value: unknown; object: Record<string, unknown> }>((tie) => ({
+    value: fc.oneof(
+      { depthSize: 'small', withCrossShrink: true },
+      scalar,
+      tie('object'),
+      fc.array(tie('object'), { maxLength: 3 }),
+      fc.array(scalar, { maxLength: 3 }),
     ),
-    fc.record({ max: fc.constantFrom(...edgeNumbers), perMs: fc.constantFrom(...edgeNumbers) }),
-    fc.record({ ms: fc.constantFrom(...edgeNumbers) }),
-    fc.record({ failTimes: fc.constantFrom(...edgeNumbers), permanent: fc.constantFrom(true, 'yes') }, { requiredKeys: [] }),
-    fc.record({ url: fc.constantFrom('http://127.0.0.1/x', 5), method: fc.constantFrom('GET', 'get'), headers: fc.constantFrom({}, { a: 'b' }, null) }, { requiredKeys: ['url'] }),
-  ),
-})).object.map((value) => JSON.parse(JSON.stringify(value)) as unknown);
+    object: fc.oneof(
+      fc.dictionary(fc.constantFrom(...fields), tie('value'), { maxKeys: 5 }),
+      fc.record(
+        {
+          type: fc.constantFrom('noop', 'sleep', 'nope'),
+          payload: fc.constantFrom({}, { ms: 5 }, { toString: 1 }),
+          priority: fc.constantFrom(...edgeNumbers),
+          cron: fc.constantFrom('*/5 * * * *', ''),
+          paused: fc.constantFrom(true, null),
+        },
+        { requiredKeys: ['type'] },
+      ),
+      fc.record({ max: fc.constantFrom(...edgeNumbers), perMs: fc.constantFrom(...edgeNumbers) }),
+      fc.record({ ms: fc.constantFrom(...edgeNumbers) }),
+      fc.record({ failTimes: fc.constantFrom(...edgeNumbers), permanent: fc.constantFrom(true, 'yes') }, { requiredKeys: [] }),
+      fc.record(
+        { url: fc.constantFrom('http://127.0.0.1/x', 5), method: fc.constantFrom('GET', 'get'), headers: fc.constantFrom({}, { a: 'b' }, null) },
+        { requiredKeys: ['url'] },
+      ),
+    ),
+  }))
+  .object.map((value) => JSON.parse(JSON.stringify(value)) as unknown);
 
 /** The API's body DTOs, and the built-in payload classes (the job handler registry checks payloads with the same rules). */
 const dtos = [CreateJobDto, CreateJobsBatchDto, PutScheduleDto, PatchJobTypeDto, SleepPayload, FailPayload, HttpPayload];
@@ -87,7 +141,9 @@ describe('compiled validation', () => {
         fc.oneof(
           body,
           body.map((job) => ({ jobs: [job] })),
-          fc.array(fc.record({ type: fc.constantFrom('noop', 'a b'), priority: fc.constantFrom(...edgeNumbers) }, { requiredKeys: ['type'] }), { maxLength: 3 }).map((jobs) => ({ jobs })),
+          fc
+            .array(fc.record({ type: fc.constantFrom('noop', 'a b'), priority: fc.constantFrom(...edgeNumbers) }, { requiredKeys: ['type'] }), { maxLength: 3 })
+            .map((jobs) => ({ jobs })),
           body.map((job) => ({ type: 'noop', ...(job as object) })),
         ),
         async (input) => {
@@ -119,7 +175,14 @@ describe('compiled validation', () => {
     }
     function AsyncRule(options?: ValidationOptions): PropertyDecorator {
       return (target, propertyName) =>
-        registerDecorator({ name: 'asyncRule', target: target.constructor, propertyName: String(propertyName), options, async: true, validator: { validate: async () => false } });
+        registerDecorator({
+          name: 'asyncRule',
+          target: target.constructor,
+          propertyName: String(propertyName),
+          options,
+          async: true,
+          validator: { validate: async () => false },
+        });
     }
     class Async {
       @AsyncRule({ message: 'refused later' }) v!: string;
@@ -127,7 +190,8 @@ describe('compiled validation', () => {
     class Plain {
       n!: number;
     }
-    for (const cls of [Defined, Transformed, WithDefault, Async, Plain]) expect({ cls: cls.name, compiled: compiledCheck(cls) }).toEqual({ cls: cls.name, compiled: undefined });
+    for (const cls of [Defined, Transformed, WithDefault, Async, Plain])
+      expect({ cls: cls.name, compiled: compiledCheck(cls) }).toEqual({ cls: cls.name, compiled: undefined });
     await expect(keelPipe.transform({ v: 'x' }, { type: 'body', metatype: Async, data: undefined })).rejects.toThrow('refused later');
     expect(await keelPipe.transform({ s: 5 }, { type: 'body', metatype: Transformed, data: undefined })).toEqual(Object.assign(new Transformed(), { s: '5' }));
   });

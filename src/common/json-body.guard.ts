@@ -4,7 +4,7 @@ import { nodeRequest } from './http-reply';
 import { jsonBodyProblem, MAX_JSON_DEPTH } from './input-validation';
 
 /** What a request body may be sent as: `application/json` or `application/*+json`, any parameters. */
-export const ACCEPTED_BODY_TYPES = 'application/json (or application/*+json)';
+const ACCEPTED_BODY_TYPES = 'application/json (or application/*+json)';
 
 export function isJsonContentType(header: string | undefined): boolean {
   const type = (header ?? '').split(';')[0].trim().toLowerCase();

@@ -199,9 +199,12 @@ describe('PeriodicTask', () => {
     await h.task.stop();
   });
 
-  it("its timer does not keep the process alive", () => {
+  it('its timer does not keep the process alive', () => {
     const spy = jest.spyOn(global, 'setInterval');
-    const task = new PeriodicTask(() => undefined, () => undefined);
+    const task = new PeriodicTask(
+      () => undefined,
+      () => undefined,
+    );
     task.start(100);
     const timer = spy.mock.results[0].value as NodeJS.Timeout;
     expect(timer.hasRef()).toBe(false);

@@ -154,7 +154,7 @@ describe('loadConfig', () => {
     expect(() => configFromSettings({ syncIntervalMs: 60_001 })).toThrow(/^syncIntervalMs must be an integer from 0 to 60000, got 60001$/);
   });
 
-    it('names DATABASE_URL when STORE=postgres comes without it', () => {
+  it('names DATABASE_URL when STORE=postgres comes without it', () => {
     expect(configError({ STORE: 'postgres' }).message).toMatch(/DATABASE_URL.*required/);
     expect(configError({ STORE: 'postgres', DATABASE_URL: ' ' }).message).toMatch(/DATABASE_URL.*required/);
   });
@@ -163,10 +163,7 @@ describe('loadConfig', () => {
     expect(configError({ STORE: 'postgres', DATABASE_URL: url }).message).toContain('DATABASE_URL');
   });
 
-  it.each(['postgres://keel@db:5432/keel', 'postgresql://keel:secret@127.0.0.1/keel?sslmode=disable'])(
-    'accepts STORE=postgres with DATABASE_URL=%s',
-    (url) => {
-      expect(loadConfig({ STORE: 'postgres', DATABASE_URL: url })).toMatchObject({ store: 'postgres', databaseUrl: url });
-    },
-  );
+  it.each(['postgres://keel@db:5432/keel', 'postgresql://keel:secret@127.0.0.1/keel?sslmode=disable'])('accepts STORE=postgres with DATABASE_URL=%s', (url) => {
+    expect(loadConfig({ STORE: 'postgres', DATABASE_URL: url })).toMatchObject({ store: 'postgres', databaseUrl: url });
+  });
 });

@@ -4,7 +4,7 @@ export const KEEL_CONFIG = 'KEEL:CONFIG';
 
 export type StoreKind = 'sqlite' | 'postgres' | 'memory';
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
-export type HttpAdapterKind = 'express' | 'fastify';
+type HttpAdapterKind = 'express' | 'fastify';
 
 /** The validated configuration (docs/operations.md "Configuration"). Built once at startup by `loadConfig`. */
 export interface KeelConfig {
@@ -187,7 +187,10 @@ export function loadConfig(env: Env = process.env): KeelConfig {
 }
 
 function hostList(env: Env, name: string): string[] {
-  const entries = (text(env, name) ?? '').split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  const entries = (text(env, name) ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
   for (const entry of entries) {
     const port = /:(\d{1,5})$/.exec(entry)?.[1];
     if (!/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/.test(entry) || (port !== undefined && Number(port) > 65535)) {

@@ -1,15 +1,7 @@
 import type { JobState } from './job.model';
 
 /** What happened to a job, as the event stream names it. */
-export const KEEL_EVENT_NAMES = [
-  'job.created',
-  'job.started',
-  'job.progress',
-  'job.completed',
-  'job.retrying',
-  'job.failed',
-  'job.cancelled',
-] as const;
+export const KEEL_EVENT_NAMES = ['job.created', 'job.started', 'job.progress', 'job.completed', 'job.retrying', 'job.failed', 'job.cancelled'] as const;
 export type KeelEventName = (typeof KEEL_EVENT_NAMES)[number];
 
 /**

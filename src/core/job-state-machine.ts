@@ -42,7 +42,7 @@ const OUTCOMES: ReadonlySet<JobEventType> = new Set(['complete', 'fail', 'interr
  * Fields a transition may set, besides `state` and `updatedAt`. `progress` only ever goes back to
  * null: it is the attempt's that reported it, so a new attempt, and a job waiting for one, show none.
  */
-export type JobPatch = Partial<Pick<Job, 'attempts' | 'runAt' | 'startedAt' | 'finishedAt' | 'result' | 'lastError' | 'cancelRequestedAt'>> & {
+type JobPatch = Partial<Pick<Job, 'attempts' | 'runAt' | 'startedAt' | 'finishedAt' | 'result' | 'lastError' | 'cancelRequestedAt'>> & {
   progress?: null;
 };
 

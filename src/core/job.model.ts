@@ -95,5 +95,3 @@ export function compareDispatch(a: DispatchOrder, b: DispatchOrder): number {
   if (a.runAt !== b.runAt) return a.runAt - b.runAt;
   return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
 }
-
-export const TERMINAL_STATES: ReadonlySet<JobState> = new Set(['completed', 'failed', 'cancelled']);

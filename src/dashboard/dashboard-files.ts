@@ -7,7 +7,7 @@ import { staticFile, type StaticFile } from '../common/static-file';
  * The UI's folder: top-level `dashboard/`, beside `src/` and `dist/` (tsc copies no non-TS file,
  * so the files ship as they are written, and this resolves the same from both).
  */
-export const DASHBOARD_DIR = join(__dirname, '..', '..', 'dashboard');
+const DASHBOARD_DIR = join(__dirname, '..', '..', 'dashboard');
 
 /** The only kinds of file served; anything else in the folder is not. */
 const CONTENT_TYPES: Record<string, string> = {

@@ -9,7 +9,7 @@ import { DashboardFiles } from './dashboard-files';
  * Self only: the page runs our scripts and styles and talks to this server, nothing else; no
  * inline script or style, no frame, no plugin. A job's data is text in the page, never markup.
  */
-export const DASHBOARD_CSP = [
+const DASHBOARD_CSP = [
   "default-src 'none'",
   "script-src 'self'",
   "style-src 'self'",

@@ -7,7 +7,7 @@ import { JobEvents, type FeedItem } from './job-events';
 /** Events kept for clients that reconnect with `Last-Event-ID` (docs/api.md "Live events and progress": at least 10,000). */
 export const EVENT_BUFFER_SIZE = 10_000;
 /** A comment line at least this often keeps proxies and clients from closing an idle stream. */
-export const HEARTBEAT_MS = 15_000;
+const HEARTBEAT_MS = 15_000;
 /**
  * After the last client left, the buffer is kept this long for one that reconnects; then the
  * feed stops (on PostgreSQL this instance no longer asks the others to publish) and the buffer goes.

@@ -16,7 +16,7 @@ import { EventStream, type StreamItem } from './event-stream';
  * Characters of events that may wait for one client that does not read; past it the client is
  * dropped (it reconnects with `Last-Event-ID`), so a slow reader never holds the workers' memory.
  */
-export const MAX_PENDING_EVENT_CHARS = 4 * 1024 * 1024;
+const MAX_PENDING_EVENT_CHARS = 4 * 1024 * 1024;
 
 const EXAMPLE_STREAM = [
   ': connected',
@@ -59,7 +59,11 @@ export class EventsController {
     description: 'The stream; it stays open.',
     content: { 'text/event-stream': { schema: { type: 'string' }, example: EXAMPLE_STREAM } },
   })
-  @ApiErrorResponse(400, 'A filter or Last-Event-ID that is not valid.', 'state must be one of the following values: pending, processing, completed, failed, cancelled')
+  @ApiErrorResponse(
+    400,
+    'A filter or Last-Event-ID that is not valid.',
+    'state must be one of the following values: pending, processing, completed, failed, cancelled',
+  )
   async stream(
     @Query() query: EventsQuery,
     @Res({ passthrough: true }) res: object,

@@ -9,7 +9,7 @@ import { JOBS_STORE, type JobStore } from '../store/job-store';
 export { KEEL_EVENT_NAMES, type KeelEventName };
 
 /** The job an event carries: as it was at that event, without the fields named in `omitted`. */
-export type EventJob = Omit<JobView, 'payload'> & { payload: JobPayload | null };
+type EventJob = Omit<JobView, 'payload'> & { payload: JobPayload | null };
 
 /**
  * One event: an id (strictly increasing; on PostgreSQL the same on every instance), its name, and

@@ -8,7 +8,8 @@ const KEY = /^[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?$/;
 /** A client's key: well formed, and not one a schedule's slot may need. */
 export function checkIdempotencyKey(key: string): string {
   if (!KEY.test(key)) throw new InvalidJob('Idempotency-Key must be 1 to 255 printable ASCII characters');
-  if (key.startsWith(SLOT_KEY_PREFIX)) throw new InvalidJob(`Idempotency-Key must not start with "${SLOT_KEY_PREFIX}": that prefix names the jobs of schedules`);
+  if (key.startsWith(SLOT_KEY_PREFIX))
+    throw new InvalidJob(`Idempotency-Key must not start with "${SLOT_KEY_PREFIX}": that prefix names the jobs of schedules`);
   return key;
 }
 

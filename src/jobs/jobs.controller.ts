@@ -24,7 +24,11 @@ const RETRY_AFTER = {
 const ID_PARAM = ApiParam({ name: 'id', format: 'uuid', description: 'The job id (UUIDv7).', example: EXAMPLE_ID });
 const BAD_ID = ApiErrorResponse(400, 'The id is not a UUID.', 'id must be a UUID, got "42"');
 const NOT_FOUND = ApiErrorResponse(404, 'No job has this id.', `job ${EXAMPLE_ID} not found`);
-const SHUTTING_DOWN = ApiErrorResponse(503, 'Shutting down: submit to another instance or retry later.', 'the service is shutting down; submit to another instance or retry later');
+const SHUTTING_DOWN = ApiErrorResponse(
+  503,
+  'Shutting down: submit to another instance or retry later.',
+  'the service is shutting down; submit to another instance or retry later',
+);
 const TOO_LARGE = ApiErrorResponse(413, 'The body is over 1 MiB.', 'the request body is larger than 1 MiB');
 const NOT_JSON = ApiErrorResponse(
   415,
@@ -51,7 +55,7 @@ export class JobsController {
     schema: { type: 'string', minLength: 1, maxLength: 255 },
     description:
       'Submitting again with the same key and body returns the same job (200); kept as long as the job exists. 1 to 255 printable ASCII characters, ' +
-      'not starting with `schedule:` (the keys of schedules\' jobs). One key per thing to do, e.g. `order-1234-receipt`.',
+      "not starting with `schedule:` (the keys of schedules' jobs). One key per thing to do, e.g. `order-1234-receipt`.",
   })
   @ApiBody({ type: CreateJobDto, examples: CREATE_JOB_EXAMPLES })
   @ApiCreatedResponse({ type: JobDto, description: 'Stored as pending; Location names the job.', headers: LOCATION })
@@ -69,7 +73,12 @@ export class JobsController {
     'The Idempotency-Key was used before with another body.',
     'the Idempotency-Key order-1234-receipt was already used with a different request body',
   )
-  @ApiErrorResponse(429, 'MAX_BACKLOG pending jobs reached; see Retry-After.', 'the backlog is full (100000 pending jobs, MAX_BACKLOG 100000); retry later', RETRY_AFTER)
+  @ApiErrorResponse(
+    429,
+    'MAX_BACKLOG pending jobs reached; see Retry-After.',
+    'the backlog is full (100000 pending jobs, MAX_BACKLOG 100000); retry later',
+    RETRY_AFTER,
+  )
   @SHUTTING_DOWN
   async create(
     @Body() body: CreateJobDto,
@@ -92,7 +101,12 @@ export class JobsController {
   @ApiErrorResponse(400, 'Names the index of the first invalid job.', 'jobs.1: unknown job type "nope"; known types: fail, http, noop, sleep')
   @TOO_LARGE
   @NOT_JSON
-  @ApiErrorResponse(429, 'The batch would pass MAX_BACKLOG; see Retry-After.', 'the backlog is full (99990 pending jobs, MAX_BACKLOG 100000); retry later', RETRY_AFTER)
+  @ApiErrorResponse(
+    429,
+    'The batch would pass MAX_BACKLOG; see Retry-After.',
+    'the backlog is full (99990 pending jobs, MAX_BACKLOG 100000); retry later',
+    RETRY_AFTER,
+  )
   @SHUTTING_DOWN
   async createBatch(@Body() body: CreateJobsBatchDto, @RequestId() requestId: string | undefined): Promise<{ items: JobView[] }> {
     const jobs = await this.jobs.submitBatch(body.jobs, requestId);

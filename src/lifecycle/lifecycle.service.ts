@@ -45,5 +45,4 @@ export class LifecycleService implements OnModuleDestroy {
   onModuleDestroy(): void {
     this.beginShutdown();
   }
-
 }

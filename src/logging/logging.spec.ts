@@ -110,7 +110,7 @@ describe('requestLogging', () => {
     });
   }
 
-  it("echoes a sane X-Request-Id, makes up a UUID otherwise, and hands the id to the handler", async () => {
+  it('echoes a sane X-Request-Id, makes up a UUID otherwise, and hands the id to the handler', async () => {
     await serve('info');
     expect((await call('/', { 'X-Request-Id': 'abc-123' })).id).toBe('abc-123');
     const fresh = await call('/');
@@ -151,7 +151,7 @@ describe('requestLogging', () => {
     expect(lines[0]).toMatchObject({ level, msg, req: { id: 'r-3' }, res: { statusCode: status } });
   });
 
-  it("a 4xx line says why (the message sent back) with method, url, status, time and id, and no headers", async () => {
+  it('a 4xx line says why (the message sent back) with method, url, status, time and id, and no headers', async () => {
     const lines = await serve('info', 400, (res) => noteErrorAnswer(res, new Error('x'), 'type must be a string'));
     await call('/v1/jobs?x=1', { 'X-Request-Id': 'r-5', authorization: 'Bearer secret-key', cookie: 'c=secret' });
     await waitFor(() => lines.length === 1);

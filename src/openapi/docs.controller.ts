@@ -13,7 +13,7 @@ import { buildOpenApi } from './openapi-document';
  * server only, the document fetched from it. Swagger UI's stylesheet draws its icons as `data:`
  * images, and its components set styles from script (not markup, which `style-src 'self'` refuses).
  */
-export const DOCS_CSP = [
+const DOCS_CSP = [
   "default-src 'none'",
   "script-src 'self'",
   "style-src 'self'",

@@ -93,7 +93,7 @@ function dropKeyRequirements(document: OpenAPIObject): void {
  * JSON object for a type without one). The other fields are CreateJobDto's, as Nest documented them.
  */
 function describeJobRequests(document: OpenAPIObject, registrations: Array<{ type: string; payload?: Type<object> }>): void {
-  const schemas = (document.components ??= {}).schemas ??= {};
+  const schemas = ((document.components ??= {}).schemas ??= {});
   const common = schemas[JOB_REQUEST] as SchemaObject | undefined;
   if (!common?.properties || registrations.length === 0) return;
   const typeField = common.properties.type as SchemaObject | undefined;
@@ -110,7 +110,11 @@ function describeJobRequests(document: OpenAPIObject, registrations: Array<{ typ
       payloadSchema = { $ref: `${SCHEMA_REF}${name}` };
       payloadRequired = (payloads.schemaOf(name).required?.length ?? 0) > 0;
     } else {
-      payloadSchema = { type: 'object', additionalProperties: true, description: `Any JSON object: the ${type} handler declares no payload class. Default {}.` };
+      payloadSchema = {
+        type: 'object',
+        additionalProperties: true,
+        description: `Any JSON object: the ${type} handler declares no payload class. Default {}.`,
+      };
     }
     const name = freeName(schemas, `${stem}JobRequest`, `${stem}JobRequest`);
     schemas[name] = {

@@ -33,8 +33,11 @@ describe('DeliveryQueue', () => {
   it('keeps dispatch order over many pushes in scrambled order', async () => {
     // A heap bug shows only with enough entries and interleaved pushes and takes.
     const keys: DispatchKey[] = [];
-    for (let i = 0; i < 200; i++) keys.push(key(`id-${String(i).padStart(3, '0')}`, (i * 37) % 7 - 3, (i * 53) % 11));
-    const scrambled = keys.map((k, i) => ({ k, order: (i * 7919) % 200 })).sort((a, b) => a.order - b.order).map(({ k }) => k);
+    for (let i = 0; i < 200; i++) keys.push(key(`id-${String(i).padStart(3, '0')}`, ((i * 37) % 7) - 3, (i * 53) % 11));
+    const scrambled = keys
+      .map((k, i) => ({ k, order: (i * 7919) % 200 }))
+      .sort((a, b) => a.order - b.order)
+      .map(({ k }) => k);
     const expected = [...keys].sort((a, b) => b.priority - a.priority || a.runAt - b.runAt || (a.id < b.id ? -1 : 1)).map((k) => k.id);
 
     const q = queue(200);

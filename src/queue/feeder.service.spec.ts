@@ -125,7 +125,20 @@ describe('FeederService.wakeAt', () => {
     const now = Date.now();
     const runAt = now + 30;
     await store.insert(
-      [{ id: '00000000-0000-7000-8000-000000000001', type: 'noop', payload: {}, priority: 0, maxAttempts: 3, backoffMs: 1000, timeoutMs: 1000, runAt, createdAt: now, idempotencyKey: null }],
+      [
+        {
+          id: '00000000-0000-7000-8000-000000000001',
+          type: 'noop',
+          payload: {},
+          priority: 0,
+          maxAttempts: 3,
+          backoffMs: 1000,
+          timeoutMs: 1000,
+          runAt,
+          createdAt: now,
+          idempotencyKey: null,
+        },
+      ],
       1_000,
     );
     feeder.wakeAt(runAt);
@@ -195,7 +208,10 @@ describe('FeederService with job type limits (docs/api.md "Job types: limits and
 
   it('claims no job of a paused type, with higher priority or not, while the other types fill the queue', async () => {
     limits.apply('sleep', stored({ concurrency: null, rateLimit: null, paused: true }));
-    await store.insert(readyNoops(5, 'a000', 'sleep').map((job) => ({ ...job, priority: 100 })), 1_000);
+    await store.insert(
+      readyNoops(5, 'a000', 'sleep').map((job) => ({ ...job, priority: 100 })),
+      1_000,
+    );
     await store.insert(readyNoops(20, 'b000'), 1_000);
     feeder.start();
     await settle();
@@ -215,7 +231,10 @@ describe('FeederService with job type limits (docs/api.md "Job types: limits and
 
   it('claims a type with a concurrency alone, capped by its free slots, and the unlimited types in one claim', async () => {
     limits.apply('sleep', stored({ concurrency: 2, rateLimit: null, paused: false }));
-    await store.insert(readyNoops(6, 'c000', 'sleep').map((job) => ({ ...job, priority: 100 })), 1_000);
+    await store.insert(
+      readyNoops(6, 'c000', 'sleep').map((job) => ({ ...job, priority: 100 })),
+      1_000,
+    );
     await store.insert(readyNoops(3, 'd000'), 1_000);
     feeder.start();
     await settle();

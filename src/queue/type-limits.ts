@@ -6,7 +6,7 @@ import { DeliveryQueue } from './delivery-queue';
 import { type KeelContextLog, KeelLog } from '../logging/keel-log';
 
 /** How often a shared store's settings are read again: a PATCH through another instance is seen within this. */
-export const SETTINGS_POLL_MS = 500;
+const SETTINGS_POLL_MS = 500;
 
 /** A type the feeder claims on its own, and how many of it this process can still take. */
 export interface CappedClaim {
@@ -139,10 +139,13 @@ export class TypeLimits implements OnApplicationBootstrap, BeforeApplicationShut
     if (current && current.until >= retryAt) return;
     if (current) clearTimeout(current.timer);
     // +1 ms: a timer may fire within the millisecond before `retryAt`, when the window is still full.
-    const timer = setTimeout(() => {
-      this.held.delete(type);
-      this.freed();
-    }, Math.max(0, retryAt - Date.now()) + 1);
+    const timer = setTimeout(
+      () => {
+        this.held.delete(type);
+        this.freed();
+      },
+      Math.max(0, retryAt - Date.now()) + 1,
+    );
     timer.unref();
     this.held.set(type, { until: retryAt, timer });
   }

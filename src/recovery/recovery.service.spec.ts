@@ -75,7 +75,13 @@ describe('RecoveryService: the sweep of held jobs', () => {
     h.recovery.watchWorkers(h.workers);
     h.workers.inHand.add('running');
     h.workers.inHand.add('queued');
-    h.own.push(held('running', 'processing'), held('queued', 'pending'), held('lost-start', 'processing'), held('lost-claim', 'pending'), held('gone', 'processing'));
+    h.own.push(
+      held('running', 'processing'),
+      held('queued', 'pending'),
+      held('lost-start', 'processing'),
+      held('lost-claim', 'pending'),
+      held('gone', 'processing'),
+    );
     h.dead.push(held('dead-1', 'processing', 'other'));
     h.calls.length = 0;
     await jest.advanceTimersByTimeAsync(SWEEP_MS);

@@ -7,7 +7,7 @@ import { JOBS_STORE, type JobStore } from '../store/job-store';
 import { type KeelContextLog, KeelLog } from '../logging/keel-log';
 
 /** Rows deleted per transaction: no long lock, no pause of the submissions between two batches. */
-export const PRUNE_BATCH = 1_000;
+const PRUNE_BATCH = 1_000;
 
 /**
  * Retention (docs/operations.md "Retention"): every `PRUNE_INTERVAL_MS`, finished jobs older than their state's

@@ -17,11 +17,11 @@ import { SchedulesService } from './schedules.service';
 import { type KeelContextLog, KeelLog } from '../logging/keel-log';
 
 /** A shared store's schedules can change through another instance: looked at this often. */
-export const SCHEDULE_POLL_MS = 1_000;
+const SCHEDULE_POLL_MS = 1_000;
 /** A slot refused (backlog full, store unavailable) is tried again this much later. */
-export const SLOT_RETRY_MS = 1_000;
+const SLOT_RETRY_MS = 1_000;
 /** How often a running scheduler records that it runs, while schedules exist. */
-export const SCHEDULER_RENEW_MS = 1_000;
+const SCHEDULER_RENEW_MS = 1_000;
 /** A schedule another instance holds (its transaction under way) is looked at again this much later. */
 const SLOT_BUSY_MS = 100;
 /** setTimeout's longest delay. */

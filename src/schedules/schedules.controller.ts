@@ -19,7 +19,11 @@ const NAME_PARAM = ApiParam({
   description: 'The schedule: 1 to 100 of A-Z, a-z, 0-9, ".", "_" and "-".',
 });
 const LOCATION = { Location: { description: 'The schedule: `/v1/schedules/<name>`.', schema: { type: 'string', example: `/v1/schedules/${EXAMPLE_NAME}` } } };
-const BAD_NAME = ApiErrorResponse(400, 'The name is not 1 to 100 of A-Z, a-z, 0-9, ".", "_" and "-".', 'name must be 1 to 100 characters of A-Z, a-z, 0-9, ".", "_" and "-", got "no spaces"');
+const BAD_NAME = ApiErrorResponse(
+  400,
+  'The name is not 1 to 100 of A-Z, a-z, 0-9, ".", "_" and "-".',
+  'name must be 1 to 100 characters of A-Z, a-z, 0-9, ".", "_" and "-", got "no spaces"',
+);
 const NOT_FOUND = ApiErrorResponse(404, 'No schedule has this name.', `schedule ${EXAMPLE_NAME} not found`);
 
 @ApiTags('schedules')

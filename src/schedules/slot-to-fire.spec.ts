@@ -9,7 +9,11 @@ const EVERY_SECOND = CronExpression.parse('* * * * * *');
 function fireAll(nextRunAt: number, slots: Slots, start: SchedulerStart, now: number): number[] {
   const fired: number[] = [];
   let due: number | null = nextRunAt;
-  for (let planned = due === null ? undefined : slotToFire(due, slots, start, now); planned; planned = due === null ? undefined : slotToFire(due, slots, start, now)) {
+  for (
+    let planned = due === null ? undefined : slotToFire(due, slots, start, now);
+    planned;
+    planned = due === null ? undefined : slotToFire(due, slots, start, now)
+  ) {
     fired.push(planned.slot);
     due = planned.next;
   }

@@ -32,7 +32,9 @@ export class StoreLifecycle implements OnModuleInit, OnApplicationShutdown {
       }
       throw err;
     }
-    this.logger.log(this.config.store === 'sqlite' ? `sqlite store open: ${this.config.sqliteFile}` : `${this.config.store} store open as ${this.config.owner}`);
+    this.logger.log(
+      this.config.store === 'sqlite' ? `sqlite store open: ${this.config.sqliteFile}` : `${this.config.store} store open as ${this.config.owner}`,
+    );
   }
 
   /** Runs after the workers stopped: this process's claims and lease go, so others need not wait for it. */

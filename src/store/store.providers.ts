@@ -5,7 +5,7 @@ import { JOBS_STORE, type JobStore } from './job-store';
 import { PgJobStore } from './postgres/pg-job.store';
 import { IN_MEMORY, SqliteJobStore } from './sqlite/sqlite-job.store';
 
-export function createJobStore(config: KeelConfig, log: KeelLog): JobStore {
+function createJobStore(config: KeelConfig, log: KeelLog): JobStore {
   switch (config.store) {
     case 'sqlite':
       return new SqliteJobStore(config.sqliteFile, config.syncIntervalMs, log);
@@ -13,7 +13,12 @@ export function createJobStore(config: KeelConfig, log: KeelLog): JobStore {
       // The SQLite store on a private in-memory database: same behaviour, nothing kept at exit.
       return new SqliteJobStore(IN_MEMORY, config.syncIntervalMs, log);
     case 'postgres':
-      return new PgJobStore({ connectionString: config.databaseUrl!, poolSize: Math.min(20, config.workerConcurrency + 4), syncIntervalMs: config.syncIntervalMs, log });
+      return new PgJobStore({
+        connectionString: config.databaseUrl!,
+        poolSize: Math.min(20, config.workerConcurrency + 4),
+        syncIntervalMs: config.syncIntervalMs,
+        log,
+      });
   }
 }
 

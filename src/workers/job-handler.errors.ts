@@ -8,7 +8,9 @@ export class DuplicateJobHandlerError extends Error {
 export class InvalidJobHandlerError extends Error {
   override readonly name = 'InvalidJobHandlerError';
   constructor(className: string, type: string) {
-    super(`${className} is marked @JobHandler("${type}") but does not extend JobHandlerBase; make it extend JobHandlerBase and implement handle(job, context).`);
+    super(
+      `${className} is marked @JobHandler("${type}") but does not extend JobHandlerBase; make it extend JobHandlerBase and implement handle(job, context).`,
+    );
   }
 }
 

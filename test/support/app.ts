@@ -216,4 +216,3 @@ export function everyStore(spec: string): Array<[string, () => Promise<Env>]> {
   else warnPgSkipped(`${spec} (postgres)`);
   return stores;
 }
-

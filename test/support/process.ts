@@ -156,10 +156,7 @@ export class KeelProcess {
   async waitExit(timeoutMs = 30_000): Promise<Exit> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Error(`pid ${this.pid} did not exit within ${timeoutMs} ms\n${this.output}`)),
-        timeoutMs,
-      );
+      timer = setTimeout(() => reject(new Error(`pid ${this.pid} did not exit within ${timeoutMs} ms\n${this.output}`)), timeoutMs);
     });
     try {
       return await Promise.race([this.exited, timeout]);
@@ -331,13 +328,7 @@ export async function getQueue(client: JsonClient): Promise<QueueJson> {
 }
 
 /** Waits until the job satisfies `accept`, and returns it. */
-export async function waitForJob(
-  client: JsonClient,
-  id: string,
-  accept: (job: JobJson) => boolean,
-  what: string,
-  timeoutMs = 30_000,
-): Promise<JobJson> {
+export async function waitForJob(client: JsonClient, id: string, accept: (job: JobJson) => boolean, what: string, timeoutMs = 30_000): Promise<JobJson> {
   let last: JobJson | undefined;
   try {
     return await waitFor(

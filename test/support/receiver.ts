@@ -267,7 +267,8 @@ export function auditDeliveries(deliveries: readonly Delivery[], submitted: Read
   for (const d of deliveries) {
     const id = d.headers['x-job-id'] as string;
     if (!submitted.has(id)) problems.push(`delivery ${d.seq} carries X-Job-Id ${id}, not a submitted job`);
-    if (d.headers['idempotency-key'] !== id) problems.push(`delivery ${d.seq}: Idempotency-Key ${String(d.headers['idempotency-key'])} is not the job id ${id}`);
+    if (d.headers['idempotency-key'] !== id)
+      problems.push(`delivery ${d.seq}: Idempotency-Key ${String(d.headers['idempotency-key'])} is not the job id ${id}`);
     byJob.set(id, [...(byJob.get(id) ?? []), d]);
   }
   for (const [id, list] of byJob) {

@@ -111,4 +111,3 @@ export async function openEvents(
   opened.push(stream);
   return stream;
 }
-

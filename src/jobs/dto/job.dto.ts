@@ -6,7 +6,10 @@ import type { JobView } from '../../core/job.view';
 export class JobDto implements JobView {
   @ApiProperty({ format: 'uuid', description: 'UUIDv7: time-ordered.' }) id!: string;
   @ApiProperty({ example: 'sleep', description: 'The job type.' }) type!: string;
-  @ApiProperty({ type: 'object', additionalProperties: true, example: { ms: 200 }, description: 'The payload as submitted.' }) payload!: Record<string, unknown>;
+  @ApiProperty({ type: 'object', additionalProperties: true, example: { ms: 200 }, description: 'The payload as submitted.' }) payload!: Record<
+    string,
+    unknown
+  >;
   @ApiProperty({ enum: JOB_STATES }) state!: JobState;
   @ApiProperty({ type: 'integer', minimum: -100, maximum: 100 }) priority!: number;
   @ApiProperty({ type: 'integer', minimum: 0, description: 'Attempts started so far.' }) attempts!: number;
@@ -35,7 +38,10 @@ export class JobDto implements JobView {
   cancelRequestedAt!: string | null;
   @ApiProperty({
     nullable: true,
-    oneOf: [{ type: 'number', minimum: 0, maximum: 100 }, { type: 'object', additionalProperties: true }],
+    oneOf: [
+      { type: 'number', minimum: 0, maximum: 100 },
+      { type: 'object', additionalProperties: true },
+    ],
     example: null,
     description: 'The last progress its handler reported (a percentage 0..100, or an object of at most 4 KiB); null until one does.',
   })

@@ -18,7 +18,8 @@ class WorkersDto {
   @ApiProperty({ type: 'integer', description: 'Attempts running now.' }) busy!: number;
   @ApiProperty({
     type: 'integer',
-    description: 'Attempts whose AbortSignal fired (timeout, cancel, shutdown) but whose handler has not settled: each keeps its worker slot, and its job stays processing, until it does.',
+    description:
+      'Attempts whose AbortSignal fired (timeout, cancel, shutdown) but whose handler has not settled: each keeps its worker slot, and its job stays processing, until it does.',
   })
   overdue!: number;
 }

@@ -5,13 +5,13 @@ import type { CommittedEvent, EventFeed, EventSink } from '../event-feed';
 import type { KeelContextLog } from '../../logging/keel-log';
 
 /** How often a started feed renews its listener row; the row outlives its last renewal by LISTENER_TTL_MS. */
-export const LISTENER_RENEW_MS = 1_000;
-export const LISTENER_TTL_MS = 5_000;
+const LISTENER_RENEW_MS = 1_000;
+const LISTENER_TTL_MS = 5_000;
 
 const NOW_MS = `(extract(epoch from clock_timestamp()) * 1000)::bigint`;
 
 /** The SQL of the event feed, each statement named for what it does. */
-export const PG_EVENT_SQL = {
+const PG_EVENT_SQL = {
   /**
    * Taken by a registration, exclusively: it waits for every transaction that looked for listeners
    * before it (they hold it shared, see `keel_publish_events`) to commit, and holds back the

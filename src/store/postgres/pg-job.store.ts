@@ -299,27 +299,31 @@ export class PgJobStore implements JobStore {
    * same compare-and-set as `transition`. Not grouped: the unlimited start path stays as it was.
    */
   async startLimited(id: string, event: JobEvent, guard: TransitionGuard, limit: RateLimit): Promise<LimitedStart> {
-    return this.inTransaction(async (client) => {
-      const row = (await client.query<JobRow>(PG_SQL.getJobForStart, [id])).rows[0];
-      if (!row) throw new JobNotFound(id);
-      await client.query(PG_SQL.lockTypeStarts, [row.type]);
-      const window = (await client.query<{ now: number; starts: string[] }>(PG_SQL.startWindow, [row.type, limit.perMs])).rows[0];
-      const planned = planTransition(fromRow(row), row.owner, { ...event, now: window.now }, guard);
-      if (planned.next.state === 'processing') {
-        const retryAt = windowFullUntil(window.starts.map(Number), limit);
-        if (retryAt !== undefined) return { retryAt };
-        await client.query(PG_SQL.logStart, [row.type, window.now]);
-      }
-      const { rowCount } = await client.query(PG_SQL.applyTransition, [
-        ...casParams(row, planned),
-        this.channel,
-        this.notifier,
-        this.cancelChannel,
-        this.synchronousCommit('worker'),
-      ]);
-      if (rowCount !== 1) throw new ConcurrentChange(id);
-      return { job: planned.next };
-    }, 'worker', (outcome) => 'job' in outcome);
+    return this.inTransaction(
+      async (client) => {
+        const row = (await client.query<JobRow>(PG_SQL.getJobForStart, [id])).rows[0];
+        if (!row) throw new JobNotFound(id);
+        await client.query(PG_SQL.lockTypeStarts, [row.type]);
+        const window = (await client.query<{ now: number; starts: string[] }>(PG_SQL.startWindow, [row.type, limit.perMs])).rows[0];
+        const planned = planTransition(fromRow(row), row.owner, { ...event, now: window.now }, guard);
+        if (planned.next.state === 'processing') {
+          const retryAt = windowFullUntil(window.starts.map(Number), limit);
+          if (retryAt !== undefined) return { retryAt };
+          await client.query(PG_SQL.logStart, [row.type, window.now]);
+        }
+        const { rowCount } = await client.query(PG_SQL.applyTransition, [
+          ...casParams(row, planned),
+          this.channel,
+          this.notifier,
+          this.cancelChannel,
+          this.synchronousCommit('worker'),
+        ]);
+        if (rowCount !== 1) throw new ConcurrentChange(id);
+        return { job: planned.next };
+      },
+      'worker',
+      (outcome) => 'job' in outcome,
+    );
   }
 
   async typeSettings(): Promise<Map<string, StoredTypeSettings>> {
@@ -330,7 +334,16 @@ export class PgJobStore implements JobStore {
   async patchTypeSettings(type: string, patch: Partial<TypeSettings>, defaults: TypeSettings): Promise<StoredTypeSettings> {
     const p = patchParams(patch, defaults);
     const { rows } = await this.synced(() =>
-      this.query<TypeSettingsRow>(PG_SQL.patchTypeSettings, [type, p.concurrency, p.rateMax, p.ratePerMs, p.paused, p.setsConcurrency, p.setsRateLimit, p.setsPaused]),
+      this.query<TypeSettingsRow>(PG_SQL.patchTypeSettings, [
+        type,
+        p.concurrency,
+        p.rateMax,
+        p.ratePerMs,
+        p.paused,
+        p.setsConcurrency,
+        p.setsRateLimit,
+        p.setsPaused,
+      ]),
     );
     return settingsFromRow(rows[0]);
   }
@@ -338,7 +351,6 @@ export class PgJobStore implements JobStore {
   async activeCountsByType(): Promise<Map<string, ActiveCounts>> {
     return activeCountsFromRows((await this.query<{ type: string; state: 'pending' | 'processing'; n: number }>(PG_SQL.activeCountsByType)).rows);
   }
-
 
   async releaseClaim(id: string, owner: string): Promise<boolean> {
     return (await this.synced(() => this.query(PG_SQL.releaseClaim, [id, owner]), changedRows)).rowCount === 1;
@@ -390,11 +402,15 @@ export class PgJobStore implements JobStore {
 
   /** Without a sync of its own, as on SQLite: a prune lost to a crash is done again by the next pass. */
   async prune(completedBefore: number, failedBefore: number, limit: number): Promise<number> {
-    return this.inTransaction(async (client) => {
-      const { rows } = await client.query<{ locked: boolean }>(PG_SQL.tryPruneLock);
-      if (!rows[0].locked) return 0;
-      return (await client.query<{ n: number }>(PG_SQL.pruneFinished, [completedBefore, failedBefore, limit])).rows[0].n;
-    }, 'worker', (deleted) => deleted > 0);
+    return this.inTransaction(
+      async (client) => {
+        const { rows } = await client.query<{ locked: boolean }>(PG_SQL.tryPruneLock);
+        if (!rows[0].locked) return 0;
+        return (await client.query<{ n: number }>(PG_SQL.pruneFinished, [completedBefore, failedBefore, limit])).rows[0].n;
+      },
+      'worker',
+      (deleted) => deleted > 0,
+    );
   }
 
   async putSchedule(name: string, plan: (stored: Schedule | undefined) => Schedule): Promise<{ schedule: Schedule; created: boolean }> {
@@ -660,7 +676,11 @@ function unavailable(err: unknown): unknown {
   if (err instanceof DomainError) return err;
   const code = (err as { code?: string }).code ?? '';
   const message = (err as Error).message ?? String(err);
-  if (CONNECTION_CODES.has(code) || code.startsWith('08') || /Connection terminated|timeout|not queryable|Client has encountered a connection error/i.test(message)) {
+  if (
+    CONNECTION_CODES.has(code) ||
+    code.startsWith('08') ||
+    /Connection terminated|timeout|not queryable|Client has encountered a connection error/i.test(message)
+  ) {
     return new StoreUnavailable(`the PostgreSQL store is unreachable: ${message}`);
   }
   return err;

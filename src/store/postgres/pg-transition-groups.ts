@@ -10,9 +10,9 @@ import { PG_SQL } from './pg-statements';
 import { TurnGroups } from './turn-groups';
 
 /** Compare-and-sets tried for one transition that keeps losing races, before ConcurrentChange. */
-export const CAS_ATTEMPTS = 3;
+const CAS_ATTEMPTS = 3;
 /** The most transitions in one group: one statement stays bounded (parameters, row locks held). */
-export const MAX_GROUP_SIZE = 500;
+const MAX_GROUP_SIZE = 500;
 
 /** Ids in the one form the database returns them; other spellings go through the single path. */
 const CANONICAL_UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -178,7 +178,11 @@ export class PgTransitionGroups extends TurnGroups<Asked> {
         const progress = new Map(rows.map((r) => [r.id, r.progress]));
         for (const p of planned) if (progress.has(p.asked.key)) p.plan.next.progress = progress.get(p.asked.key) ?? null;
       } catch (error) {
-        return await this.failed(planned.map((p) => p.asked), error, settle);
+        return await this.failed(
+          planned.map((p) => p.asked),
+          error,
+          settle,
+        );
       }
 
       const retried: Asked[] = [];
@@ -245,7 +249,11 @@ export class PgTransitionGroups extends TurnGroups<Asked> {
    * A compare-and-set statement with the `synchronous_commit` of `durability`; the schedule is told
    * of its commit as the server reports the setting (a statement that changed nothing reports none).
    */
-  private async commit<R extends QueryResultRow>(sql: string, params: unknown[], durability: WriteDurability): Promise<Array<R & { synchronous_commit: string }>> {
+  private async commit<R extends QueryResultRow>(
+    sql: string,
+    params: unknown[],
+    durability: WriteDurability,
+  ): Promise<Array<R & { synchronous_commit: string }>> {
     const schedule = this.db.syncSchedule();
     const mark = schedule.mark();
     const { rows } = await this.query<R & { synchronous_commit: string }>(sql, [...params, this.db.synchronousCommit(durability)]);

@@ -121,7 +121,10 @@ describe('GroupCommit', () => {
       },
     });
     const outcomes = await Promise.allSettled([checked.run(insert('a')), checked.run(insert('b'))]);
-    expect(outcomes.map((o) => (o as PromiseRejectedResult).reason)).toEqual([new StoreUnavailable('the file is gone'), new StoreUnavailable('the file is gone')]);
+    expect(outcomes.map((o) => (o as PromiseRejectedResult).reason)).toEqual([
+      new StoreUnavailable('the file is gone'),
+      new StoreUnavailable('the file is gone'),
+    ]);
     expect(keys()).toEqual(['kept']);
     expect(counter.n).toBe(1);
     expect(db.inTransaction).toBe(false);

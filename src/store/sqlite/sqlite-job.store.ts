@@ -394,14 +394,11 @@ export class SqliteJobStore implements JobStore {
   /** Reads, decides and writes inside the group's transaction: the compare-and-set sees every earlier write. */
   async transition(id: string, event: JobEvent, guard?: TransitionGuard, durability: WriteDurability = 'acknowledged'): Promise<Job> {
     const stmts = this.statements();
-    return this.writes().run(
-      () => {
-        const row = stmts.getJob.get(id) as JobRow | undefined;
-        if (!row) throw new JobNotFound(id);
-        return this.apply(row, planTransition(fromRow(row), row.owner, event, guard));
-      },
-      this.durabilityOf(durability),
-    );
+    return this.writes().run(() => {
+      const row = stmts.getJob.get(id) as JobRow | undefined;
+      if (!row) throw new JobNotFound(id);
+      return this.apply(row, planTransition(fromRow(row), row.owner, event, guard));
+    }, this.durabilityOf(durability));
   }
 
   /** Inside a group, like `transition`: the window's log and the start commit together, or neither. */
@@ -479,7 +476,6 @@ export class SqliteJobStore implements JobStore {
     return activeCountsFromRows(this.statements().activeCountsByType.all() as { type: string; state: 'pending' | 'processing'; n: number }[]);
   }
 
-
   /**
    * Claims level by level, highest priority first (at most 201 levels): one search that ran over
    * every priority at once would read past every scheduled job to find the ready ones. Claims and
@@ -490,20 +486,21 @@ export class SqliteJobStore implements JobStore {
     if (limit <= 0 || types?.length === 0) return [];
     const stmts = this.statements();
     const typeList = types === undefined ? null : JSON.stringify(types);
-    const rows = await this.writes().run(() =>
-      write(() => {
-        const claimed: Pick<JobRow, 'id' | 'type' | 'priority' | 'run_at'>[] = [];
-        let below = Number.MAX_SAFE_INTEGER;
-        while (claimed.length < limit) {
-          const { priority } = stmts.levelBelow.get(below) as { priority: number | null };
-          if (priority === null) break;
-          for (const row of stmts.claimReadyAt.all({ owner, now, priority, types: typeList, limit: limit - claimed.length })) {
-            claimed.push(row as Pick<JobRow, 'id' | 'type' | 'priority' | 'run_at'>);
+    const rows = await this.writes().run(
+      () =>
+        write(() => {
+          const claimed: Pick<JobRow, 'id' | 'type' | 'priority' | 'run_at'>[] = [];
+          let below = Number.MAX_SAFE_INTEGER;
+          while (claimed.length < limit) {
+            const { priority } = stmts.levelBelow.get(below) as { priority: number | null };
+            if (priority === null) break;
+            for (const row of stmts.claimReadyAt.all({ owner, now, priority, types: typeList, limit: limit - claimed.length })) {
+              claimed.push(row as Pick<JobRow, 'id' | 'type' | 'priority' | 'run_at'>);
+            }
+            below = priority;
           }
-          below = priority;
-        }
-        return claimed;
-      }),
+          return claimed;
+        }),
       'none',
     );
     return rows.map((r) => ({ id: r.id, type: r.type, priority: r.priority, runAt: r.run_at })).sort(compareDispatch);

@@ -16,7 +16,12 @@ export class AllowedHosts {
   }
 
   static parse(list: string | undefined): AllowedHosts {
-    return new AllowedHosts((list ?? '').split(',').map((s) => s.trim()).filter((s) => s.length > 0));
+    return new AllowedHosts(
+      (list ?? '')
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s.length > 0),
+    );
   }
 
   /** Why `url` may not be called, or undefined when it may. */

@@ -6,7 +6,7 @@ import { NoopHandler } from './noop.handler';
 import { SleepHandler } from './sleep.handler';
 
 /** The demo job types Keel ships: every one in the standalone server, in a host only those it names. */
-export const BUILT_IN_HANDLERS = { noop: NoopHandler, sleep: SleepHandler, fail: FailHandler, http: HttpHandler } as const;
+const BUILT_IN_HANDLERS = { noop: NoopHandler, sleep: SleepHandler, fail: FailHandler, http: HttpHandler } as const;
 export type BuiltInType = keyof typeof BUILT_IN_HANDLERS;
 export const BUILT_IN_TYPES = Object.keys(BUILT_IN_HANDLERS) as BuiltInType[];
 

@@ -10,7 +10,7 @@ import { AllowedHosts } from './allowed-hosts';
 
 export const HTTP_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
 /** The response body kept in the job's result. */
-export const MAX_RESPONSE_BODY = 64 * 1024;
+const MAX_RESPONSE_BODY = 64 * 1024;
 
 export class HttpPayload {
   @ApiProperty({ example: 'http://127.0.0.1:8080/hooks/order', description: 'Its host must be in HTTP_JOB_ALLOWED_HOSTS.' })
