@@ -105,25 +105,33 @@ export class FeederService implements BeforeApplicationShutdown {
       this.again = true;
       return;
     }
-    this.filling = this.loop().finally(() => {
-      this.filling = undefined;
-    });
+    this.filling = this.loop();
   }
 
+  /**
+   * Fills until no wake-up came during a fill. `filling` is cleared in the same turn as the last
+   * look at `again`: cleared a turn later (a `.finally` on the promise), a wake-up in between
+   * would find a loop still marked as running, set `again` for it and be lost, and the job it
+   * announced would wait for the poll (30 s on SQLite).
+   */
   private async loop(): Promise<void> {
-    do {
-      this.again = false;
-      try {
-        await this.fill();
-        // While the store still has ready jobs (the queue is full), the next refill finds any
-        // scheduled job that came due; the timer matters once it has none.
-        if (!this.storeMayHaveReady) await this.armTimer();
-      } catch (err) {
-        this.logger.error(`feeding the queue failed; trying again in ${RETRY_AFTER_ERROR_MS} ms: ${(err as Error).message}`);
-        this.setTimer(Date.now() + RETRY_AFTER_ERROR_MS);
-        return;
-      }
-    } while (this.again && this.running);
+    try {
+      do {
+        this.again = false;
+        try {
+          await this.fill();
+          // While the store still has ready jobs (the queue is full), the next refill finds any
+          // scheduled job that came due; the timer matters once it has none.
+          if (!this.storeMayHaveReady) await this.armTimer();
+        } catch (err) {
+          this.logger.error(`feeding the queue failed; trying again in ${RETRY_AFTER_ERROR_MS} ms: ${(err as Error).message}`);
+          this.setTimer(Date.now() + RETRY_AFTER_ERROR_MS);
+          return;
+        }
+      } while (this.again && this.running);
+    } finally {
+      this.filling = undefined;
+    }
   }
 
   private async fill(): Promise<number> {
@@ -167,11 +175,14 @@ export class FeederService implements BeforeApplicationShutdown {
     this.clearTimer();
     this.timerAt = at;
     // +1 ms: a timer may fire within the millisecond before `at`, when the job is not ready yet.
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.timerAt = undefined;
-      this.wake();
-    }, Math.max(0, at - Date.now()) + 1);
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        this.timerAt = undefined;
+        this.wake();
+      },
+      Math.max(0, at - Date.now()) + 1,
+    );
     this.timer.unref();
   }
 
