@@ -1,9 +1,4 @@
-import {
-  Inject,
-  Injectable,
-  type BeforeApplicationShutdown,
-  type OnApplicationBootstrap,
-} from '@nestjs/common';
+import { Inject, Injectable, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
 import { setMaxListeners } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { setImmediate as yieldToEventLoop, setTimeout as sleep } from 'node:timers/promises';
@@ -179,7 +174,6 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
     this.state = 'stopped';
     this.logger.log('workers stopped');
   }
-
 
   private async stopped(): Promise<void> {
     await Promise.all(this.loops);
@@ -419,10 +413,7 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
 async function settlesWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
   const waitAbort = new AbortController();
   try {
-    return await Promise.race([
-      work.then(() => true),
-      sleep(ms, false, { signal: waitAbort.signal }).catch(() => false),
-    ]);
+    return await Promise.race([work.then(() => true), sleep(ms, false, { signal: waitAbort.signal }).catch(() => false)]);
   } finally {
     waitAbort.abort();
   }
