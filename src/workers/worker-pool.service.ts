@@ -27,7 +27,7 @@ import { type KeelContextLog, KeelLog } from '../logging/keel-log';
 type PoolState = 'created' | 'running' | 'stopping' | 'stopped';
 
 /** How often running attempts are checked for a recorded cancel request (the fallback of the NOTIFY). */
-export const CANCEL_POLL_MS = 500;
+const CANCEL_POLL_MS = 500;
 /** After the shutdown deadline, how long aborted handlers get to settle before the process stops waiting. */
 const ABORT_GRACE_MS = 500;
 
