@@ -30,3 +30,21 @@ export function sendStaticFile(file: StaticFile, ifNoneMatch: string | undefined
   }
   sendBytes(res, 200, { ...common, 'Content-Type': file.contentType }, file.body);
 }
+
+/**
+ * The Content-Security-Policy of a page of Keel's own (the dashboard, Swagger UI): scripts, styles
+ * and requests of this server only; no inline script or style, no frame, no plugin, no form
+ * target. `dataImages`: images may also be `data:` URLs (Swagger UI's stylesheet draws its icons so).
+ */
+export function selfOnlyPolicy({ dataImages = false }: { dataImages?: boolean } = {}): string {
+  return [
+    "default-src 'none'",
+    "script-src 'self'",
+    "style-src 'self'",
+    dataImages ? "img-src 'self' data:" : "img-src 'self'",
+    "connect-src 'self'",
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
+  ].join('; ');
+}

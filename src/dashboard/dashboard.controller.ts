@@ -2,23 +2,14 @@ import { Controller, Get, Headers, NotFoundException, Param, Req, Res, UseFilter
 import { ApiExcludeController } from '../common/swagger';
 import { DomainExceptionFilter } from '../common/domain-exception.filter';
 import { redirectWithoutTrailingSlash, sendBytes } from '../common/http-reply';
-import { sendStaticFile } from '../common/static-file';
+import { selfOnlyPolicy, sendStaticFile } from '../common/static-file';
 import { DashboardFiles } from './dashboard-files';
 
 /**
  * Self only: the page runs our scripts and styles and talks to this server, nothing else; no
  * inline script or style, no frame, no plugin. A job's data is text in the page, never markup.
  */
-const DASHBOARD_CSP = [
-  "default-src 'none'",
-  "script-src 'self'",
-  "style-src 'self'",
-  "img-src 'self'",
-  "connect-src 'self'",
-  "base-uri 'none'",
-  "form-action 'none'",
-  "frame-ancestors 'none'",
-].join('; ');
+const DASHBOARD_CSP = selfOnlyPolicy();
 
 /**
  * `GET /dashboard` (docs/api.md "Dashboard"): the page and its files. Open with `API_KEY` set, like /docs:

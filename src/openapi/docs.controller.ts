@@ -4,7 +4,7 @@ import type { OpenAPIObject } from '@nestjs/swagger';
 import { ApiExcludeController } from '../common/swagger';
 import { DomainExceptionFilter } from '../common/domain-exception.filter';
 import { redirectWithoutTrailingSlash, sendJson } from '../common/http-reply';
-import { sendStaticFile } from '../common/static-file';
+import { selfOnlyPolicy, sendStaticFile } from '../common/static-file';
 import { DocsFiles } from './docs-files';
 import { buildOpenApi } from './openapi-document';
 
@@ -13,16 +13,7 @@ import { buildOpenApi } from './openapi-document';
  * server only, the document fetched from it. Swagger UI's stylesheet draws its icons as `data:`
  * images, and its components set styles from script (not markup, which `style-src 'self'` refuses).
  */
-const DOCS_CSP = [
-  "default-src 'none'",
-  "script-src 'self'",
-  "style-src 'self'",
-  "img-src 'self' data:",
-  "connect-src 'self'",
-  "base-uri 'none'",
-  "form-action 'none'",
-  "frame-ancestors 'none'",
-].join('; ');
+const DOCS_CSP = selfOnlyPolicy({ dataImages: true });
 
 /**
  * `<base>/docs` (Swagger UI) and `<base>/docs-json` (the document, docs/api.md "Routes and errors"): Keel's routes
