@@ -13,7 +13,7 @@ import type { RecoveryReport } from '../src/recovery/recovery-report';
 import { LeaseService } from '../src/recovery/lease.service';
 import { RecoveryService } from '../src/recovery/recovery.service';
 import type { JobStore, StateCounts } from '../src/store/job-store';
-import { STORE_KINDS, type StoreKind, type StoreUnderTest } from './support/stores';
+import { sharedPortOf, STORE_KINDS, type StoreKind, type StoreUnderTest } from './support/stores';
 import { KeelLog } from '../src/logging/keel-log';
 
 /**
@@ -159,7 +159,14 @@ class World {
   /** A new "process": a new owner name, an empty queue, a feeder on the current store. */
   buildProcess(): void {
     this.queue = new DeliveryQueue(this.config());
-    this.feeder = new FeederService(this.store, this.queue, this.config(), new TypeLimits(this.store, this.queue, LOG), LOG);
+    this.feeder = new FeederService(
+      this.store,
+      this.queue,
+      this.config(),
+      new TypeLimits(this.store, this.queue, LOG, sharedPortOf(this.store)),
+      LOG,
+      sharedPortOf(this.store),
+    );
     this.feeder.handleTypes(JOB_TYPES);
     // The model drives feeding itself (`prime`); a started feeder would fill on its own timers.
     this.feeder.start = () => undefined;
@@ -444,7 +451,7 @@ async function crashAndRecover(w: World): Promise<void> {
   w.generation += 1;
   w.owner = `model/${w.generation}`;
   w.buildProcess();
-  const lease = new LeaseService(w.store, w.config(), LOG);
+  const lease = new LeaseService(w.config(), LOG, sharedPortOf(w.store));
   const recovery = new RecoveryService(w.store, w.feeder, lease, METRICS_STUB, w.config(), LOG);
   await recovery.onApplicationBootstrap();
   // Its lease-renewal and rescue timers (no-ops on an embedded store) are not part of the model.

@@ -232,10 +232,10 @@ describePg('PgJobStore: several stores on one database', () => {
     expect((await b.get(running.id))!.state).toBe('processing');
   });
 
-  it("onWork fires on another store's insert, retry and released claims (LISTEN/NOTIFY across connections)", async () => {
+  it("remote work commits come from another store's insert, retry and released claims (LISTEN/NOTIFY across connections)", async () => {
     const [a, b] = [await openStore(), await openStore()];
     let woken = 0;
-    b.onWork(() => (woken += 1));
+    onRemoteWork(b, () => (woken += 1));
 
     let before = woken;
     await insert(a, 1);
@@ -260,11 +260,11 @@ describePg('PgJobStore: several stores on one database', () => {
     await waitFor(() => woken > before, 'B woken by A.releaseAbandonedClaims');
   });
 
-  it('onWork ignores the notifications of its own store: that process has woken its feeder itself', async () => {
+  it('remote work commits leave out the notifications of its own store: its own commits told that process already', async () => {
     const [a, b] = [await openStore(), await openStore()];
     const woken = { a: 0, b: 0 };
-    a.onWork(() => (woken.a += 1));
-    b.onWork(() => (woken.b += 1));
+    onRemoteWork(a, () => (woken.a += 1));
+    onRemoteWork(b, () => (woken.b += 1));
     // Notifications reach each LISTEN connection in commit order: once A hears B's insert, it has
     // heard its own earlier one too.
     const base = { ...woken };
@@ -376,7 +376,7 @@ describePg('PgJobStore: several stores on one database', () => {
     const a = await openStore();
     const b = await openStore(viaProxy, 4);
     let woken = 0;
-    b.onWork(() => (woken += 1));
+    onRemoteWork(b, () => (woken += 1));
     await b.ping();
 
     await proxy.cut();
@@ -559,7 +559,7 @@ describePg('PgJobStore: several stores on one database', () => {
     await Promise.all(jobs.map((j) => start(a, j.id)));
     // B's LISTEN connection is up once open() returned
     let woken = 0;
-    b.onWork(() => (woken += 1));
+    onRemoteWork(b, () => (woken += 1));
     const failed = await cost(a, () =>
       Promise.all(jobs.map((j) => a.transition(j.id, { type: 'fail', now: Date.now(), attempt: 1, error: 'x', permanent: false, jitter: 0 }))),
     );
@@ -852,7 +852,7 @@ describePg('PgJobStore: several stores on one database', () => {
   it('keyless submissions asked for in one turn commit in one transaction, each stored whole, and wake the other stores', async () => {
     const [a, b] = [await openStore(), await openStore()];
     let woken = 0;
-    b.onWork(() => (woken += 1));
+    onRemoteWork(b, () => (woken += 1));
     const sizes = [1, 3, 1, 5, 2, 1, 1, 4];
     const asked = await insertCost(a, () => Promise.all(sizes.map((n) => a.insert(jobsOf(n), NO_LIMIT))));
     expect(asked).toMatchObject({ groups: 1, transactions: 1 });
@@ -1183,3 +1183,10 @@ describePg('PgJobStore: several stores on one database', () => {
     expect(unpublished.id).not.toBe(after.id);
   });
 });
+
+/** Calls `listener` for each `remoteWork` commit of `store`: another instance's announcement that work may be ready. */
+function onRemoteWork(store: PgJobStore, listener: () => void): void {
+  store.commits.subscribe((batch) => {
+    for (const commit of batch) if (commit.kind === 'remoteWork') listener();
+  });
+}

@@ -5,6 +5,7 @@ import type { NewJob } from '../src/core/job.model';
 import { PgJobStore } from '../src/store/postgres/pg-job.store';
 import { IN_MEMORY, SqliteJobStore } from '../src/store/sqlite/sqlite-job.store';
 import { describePg, randomName, TEST_DATABASE_URL, warnPgSkipped, withClient } from './support/postgres';
+import { sharedPortOf } from './support/stores';
 import { waitFor } from './support/wait';
 import { newJob as newJobAt } from './support/new-job';
 
@@ -86,7 +87,7 @@ describe.each(KINDS)('durability classes: $name', (kind) => {
   /** A job claimed by OWNER, ready for its start. */
   async function claimed(store: DurableStore): Promise<string> {
     const [job] = await store.insert([newJob()], 1_000);
-    await store.renewLease(OWNER, MINUTE);
+    await sharedPortOf(store)?.renewLease(OWNER, MINUTE);
     expect((await store.claimReady(OWNER, 10, Date.now())).map((k) => k.id)).toContain(job.id);
     return job.id;
   }
@@ -159,7 +160,7 @@ describePg('durability classes: postgres reports the synchronous_commit of each 
     store = new PgJobStore({ connectionString: TEST_DATABASE_URL!, schema, poolSize: 4, syncIntervalMs: MINUTE });
     await store.open();
     const [job, other] = await store.insert([newJob(), newJob()], 1_000);
-    await store.renewLease(OWNER, MINUTE);
+    await sharedPortOf(store)?.renewLease(OWNER, MINUTE);
     await store.claimReady(OWNER, 10, Date.now());
     const { on, off } = store.transitionStats.commitsBySetting;
     await store.transition(job.id, { type: 'start', now: Date.now() }, { owner: OWNER }, 'worker');

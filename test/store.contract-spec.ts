@@ -13,7 +13,7 @@ import { SqliteJobStore } from '../src/store/sqlite/sqlite-job.store';
 import { StoreOwnershipError } from '../src/store/store.errors';
 import { PgJobStore } from '../src/store/postgres/pg-job.store';
 import { describePg, randomName, TEST_DATABASE_URL, withClient } from './support/postgres';
-import { STORE_KINDS, openTempSqlite, type StoreUnderTest, type TempSqlite } from './support/stores';
+import { STORE_KINDS, openTempSqlite, sharedPortOf, type StoreUnderTest, type TempSqlite } from './support/stores';
 import { newJob as newJobAt } from './support/new-job';
 
 /**
@@ -67,7 +67,7 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
     store = subject.store;
     clock = NOW;
     // Shared stores judge owners by their lease; this process is alive, OTHER never is.
-    await store.renewLease(SELF, 3_600_000);
+    await sharedPortOf(store)?.renewLease(SELF, 3_600_000);
   });
 
   afterEach(async () => {
@@ -1282,7 +1282,7 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
         // Claims outlive a restart: recovery, not the store, decides what to release.
         expect(byId(await store.heldBy(SELF))).toEqual(heldBefore);
         // The process that held it is gone (a shared store learns so from its lease).
-        await store.dropLease(SELF);
+        await sharedPortOf(store)?.dropLease(SELF);
         expect((await store.abandonedProcessing('keel-a/restarted', 10)).map((r) => r.id)).toEqual([running.id]);
 
         // Counts loaded at open go on in step with new writes.

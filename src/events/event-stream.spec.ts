@@ -1,6 +1,7 @@
 import { firstValueFrom, take, toArray, type Observable } from 'rxjs';
 import { EVENT_MAX_BYTES } from '../core/job-notice';
 import type { Job } from '../core/job.model';
+import { CommitStream } from '../store/commit-stream';
 import { LocalEventFeed } from '../store/event-feed';
 import type { JobStore } from '../store/job-store';
 import { EVENT_BUFFER_SIZE, EventStream, LINGER_MS, type StreamItem } from './event-stream';
@@ -34,11 +35,11 @@ function job(n: number, overrides: Partial<Job> = {}): Job {
 
 /** A stream over an embedded store's feed; `commit` makes n jobs' created events commit. */
 function setup(): { feed: LocalEventFeed; stream: EventStream; commit: (from: number, n: number) => void } {
-  const feed = new LocalEventFeed();
+  const commits = new CommitStream();
+  const feed = new LocalEventFeed(commits);
   const stream = new EventStream(new JobEvents({ events: feed } as unknown as JobStore));
   const commit = (from: number, n: number) => {
-    for (let i = 0; i < n; i++) feed.note('job.created', job(from + i));
-    feed.committed();
+    commits.publish(Array.from({ length: n }, (_, i) => ({ kind: 'created' as const, job: job(from + i) })));
   };
   return { feed, stream, commit };
 }

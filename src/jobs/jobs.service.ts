@@ -2,11 +2,8 @@ import { Inject, Injectable } from '@nestjs/common';
 import { v7 as uuidv7 } from 'uuid';
 import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
 import { LifecycleService } from '../lifecycle/lifecycle.service';
-import { JobMetrics } from '../metrics/job-metrics';
-import { FeederService } from '../queue/feeder.service';
 import { JOBS_STORE, type JobStore } from '../store/job-store';
 import { JobHandlerRegistry } from '../workers/job-handler.registry';
-import { WorkerPool } from '../workers/worker-pool.service';
 import type { CreateJobDto } from './dto/create-job.dto';
 import type { ListJobsQuery } from './dto/list-jobs.query';
 import { checkIdempotencyKey, requestFingerprint } from './idempotency';
@@ -36,10 +33,7 @@ export class JobsService {
     @Inject(JOBS_STORE) private readonly store: JobStore,
     @Inject(KEEL_CONFIG) private readonly config: KeelConfig,
     private readonly registry: JobHandlerRegistry,
-    private readonly feeder: FeederService,
-    private readonly workers: WorkerPool,
     private readonly lifecycle: LifecycleService,
-    private readonly metrics: JobMetrics,
     log: KeelLog,
   ) {
     this.logger = log.for('Jobs');
@@ -99,8 +93,7 @@ export class JobsService {
   async cancel(id: string, requestId?: string): Promise<Job> {
     const job = await this.store.transition(checkId(id), { type: 'cancel', now: Date.now() });
     if (job.state === 'processing') {
-      // Here at once if it runs in this process; elsewhere through the store (NOTIFY, then a poll).
-      this.workers.requestCancel(job.id);
+      // The workers see the request among the store's commits (from another instance: NOTIFY, then a poll).
       this.debug(`job ${job.id} (${job.type}) cancel requested while attempt ${job.attempts} runs`, requestId);
     } else {
       this.debug(`job ${job.id} (${job.type}) cancel → cancelled`, requestId);
@@ -111,7 +104,6 @@ export class JobsService {
   async retry(id: string, requestId?: string): Promise<Job> {
     const job = await this.store.transition(checkId(id), { type: 'retry', now: Date.now() });
     this.debug(`job ${job.id} (${job.type}) retry → pending`, requestId);
-    this.feeder.wake();
     return job;
   }
 
@@ -147,16 +139,7 @@ export class JobsService {
       }
     }
     const stored = await this.store.insert(jobs, this.config.maxBacklog);
-    // Scheduled jobs only: the feeder sets a timer instead of looking for ready work now.
-    let earliest = Infinity;
-    const perType = new Map<string, number>();
-    for (const job of stored) {
-      if (job.runAt < earliest) earliest = job.runAt;
-      perType.set(job.type, (perType.get(job.type) ?? 0) + 1);
-      this.debug(`job ${job.id} (${job.type}) submitted → pending`, requestId);
-    }
-    this.feeder.wakeAt(earliest);
-    for (const [type, count] of perType) this.metrics.submitted.inc({ type }, count);
+    for (const job of stored) this.debug(`job ${job.id} (${job.type}) submitted → pending`, requestId);
     return stored;
   }
 

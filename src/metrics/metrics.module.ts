@@ -1,7 +1,9 @@
 import { Global, Module } from '@nestjs/common';
+import { StoreModule } from '../store/store.module';
+import { JobCounters } from './job-counters';
 import { JobMetrics } from './job-metrics';
 
-/** The app's instruments, injectable anywhere; `/metrics` lives in `MetricsHttpModule`. */
+/** The app's instruments, injectable anywhere, and the counters kept from the store's commits; `/metrics` lives in `MetricsHttpModule`. */
 @Global()
-@Module({ providers: [JobMetrics], exports: [JobMetrics] })
+@Module({ imports: [StoreModule], providers: [JobMetrics, JobCounters], exports: [JobMetrics] })
 export class MetricsModule {}

@@ -1,6 +1,7 @@
 import type { KeelConfig } from '../config/keel-config';
 import type { NewJob } from '../core/job.model';
 import type { TypeSettings } from '../core/type-settings';
+import type { SharedStore } from '../store/shared-store';
 import { IN_MEMORY, SqliteJobStore } from '../store/sqlite/sqlite-job.store';
 import { DeliveryQueue } from './delivery-queue';
 import { FeederService } from './feeder.service';
@@ -104,6 +105,39 @@ describe('FeederService', () => {
   });
 });
 
+describe("FeederService and the store's commits", () => {
+  it('claims what a commit made ready, with no writer waking it: a submission, a job back to pending, a released claim', async () => {
+    const store = new SqliteJobStore(IN_MEMORY);
+    await store.open();
+    const config = { queueCapacity: 10, owner: OWNER } as KeelConfig;
+    const queue = new DeliveryQueue(config);
+    const feeder = new FeederService(store, queue, config, new TypeLimits(store, queue, LOG), LOG);
+    feeder.handleTypes(['noop']);
+    feeder.start();
+    await settle();
+    expect(queue.depth).toBe(0);
+
+    const [job] = await store.insert(readyNoops(1, 'a000'), 1_000);
+    await settle();
+    expect(queue.depth).toBe(1);
+    expect((await queue.take())?.id).toBe(job.id);
+
+    await store.transition(job.id, { type: 'start', now: Date.now() }, { owner: OWNER });
+    await store.transition(job.id, { type: 'interrupt', now: Date.now(), attempt: 1 }, { owner: OWNER });
+    await settle();
+    expect(queue.depth).toBe(1);
+    expect((await queue.take())?.id).toBe(job.id);
+
+    // Taken from the queue but never started: its claim is given back, and claimed again.
+    expect(await store.releaseClaim(job.id, OWNER)).toBe(true);
+    await settle();
+    expect(queue.depth).toBe(1);
+    expect((await queue.take())?.id).toBe(job.id);
+    await feeder.stop();
+    await store.close();
+  });
+});
+
 describe('FeederService.wakeAt', () => {
   it('looks at the store when the scheduled job comes due, not at the submission', async () => {
     const store = new SqliteJobStore(IN_MEMORY);
@@ -156,10 +190,11 @@ describe('FeederService.wakeAt', () => {
   it('on a shared store, holds at most 2 × WORKER_CONCURRENCY claimed jobs, whatever QUEUE_CAPACITY', async () => {
     const shared = new SqliteJobStore(IN_MEMORY);
     await shared.open();
-    Object.defineProperty(shared, 'shared', { value: true });
+    // Its `SharedStore` port (the leases): what makes the feeder hold back for the other instances.
+    const port: SharedStore = { renewLease: async () => undefined, dropLease: async () => undefined };
     const config = { queueCapacity: 10, workerConcurrency: 2, owner: OWNER } as KeelConfig;
     const sharedQueue = new DeliveryQueue(config);
-    const sharedFeeder = new FeederService(shared, sharedQueue, config, new TypeLimits(shared, sharedQueue, LOG), LOG);
+    const sharedFeeder = new FeederService(shared, sharedQueue, config, new TypeLimits(shared, sharedQueue, LOG), LOG, port);
     sharedFeeder.handleTypes(['noop']);
     await shared.insert(readyNoops(20, '9000'), 1_000);
     sharedFeeder.start();

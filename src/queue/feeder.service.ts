@@ -1,6 +1,8 @@
-import { Inject, Injectable, type BeforeApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, Optional, type BeforeApplicationShutdown } from '@nestjs/common';
 import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
+import type { Commit } from '../store/commit-stream';
 import { JOBS_STORE, type JobStore } from '../store/job-store';
+import { SHARED_STORE, type SharedStore } from '../store/shared-store';
 import { DeliveryQueue } from './delivery-queue';
 import { TypeLimits } from './type-limits';
 import { type KeelContextLog, KeelLog } from '../logging/keel-log';
@@ -45,18 +47,42 @@ export class FeederService implements BeforeApplicationShutdown {
     @Inject(KEEL_CONFIG) private readonly config: KeelConfig,
     private readonly limits: TypeLimits,
     log: KeelLog,
+    @Optional() @Inject(SHARED_STORE) shared?: SharedStore,
   ) {
     this.logger = log.for('Feeder');
-    this.limit = store.shared ? Math.min(queue.capacity, 2 * config.workerConcurrency) : queue.capacity;
+    this.limit = shared ? Math.min(queue.capacity, 2 * config.workerConcurrency) : queue.capacity;
     // Refill at half empty, in one claim, rather than one claim per freed place: a drain then costs
     // a claim per limit/2 jobs. A submission still wakes the feeder at once (see `wake`).
     const refillAt = Math.floor(this.limit / 2);
     queue.onSpace(() => {
       if (this.storeMayHaveReady && queue.depth <= refillAt) this.schedule();
     });
-    // Another process made work ready (shared stores only).
-    store.onWork(() => this.wake());
+    store.commits.subscribe((batch) => this.committed(batch));
     limits.onFreed(() => this.wake());
+  }
+
+  /**
+   * Work may be ready after a commit that left a job pending (a submission, a slot fired, a retry,
+   * a job given back or rescued), after released claims, and when another instance says so.
+   */
+  private committed(batch: readonly Commit[]): void {
+    let earliest = Infinity;
+    for (const commit of batch) {
+      switch (commit.kind) {
+        case 'created':
+        case 'transition':
+          if (commit.job.state === 'pending' && commit.job.runAt < earliest) earliest = commit.job.runAt;
+          break;
+        case 'released':
+        case 'remoteWork':
+          earliest = -Infinity;
+          break;
+      }
+    }
+    if (earliest === Infinity) return;
+    // Only scheduled jobs: a timer at the earliest, no store query now.
+    if (earliest > Date.now()) this.wakeAt(earliest);
+    else this.wake();
   }
 
   /** The job types to claim: those this process has a handler for. Set once handlers are discovered. */

@@ -1,7 +1,8 @@
-import { Inject, Injectable, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
+import { Inject, Injectable, Optional, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
 import { PeriodicTask } from '../common/periodic-task';
 import { isUnlimited, NO_LIMITS, type TypeSettings } from '../core/type-settings';
 import { JOBS_STORE, type JobStore, type StoredTypeSettings } from '../store/job-store';
+import { SHARED_STORE, type SharedStore } from '../store/shared-store';
 import { DeliveryQueue } from './delivery-queue';
 import { type KeelContextLog, KeelLog } from '../logging/keel-log';
 
@@ -38,6 +39,8 @@ export class TypeLimits implements OnApplicationBootstrap, BeforeApplicationShut
     @Inject(JOBS_STORE) private readonly store: JobStore,
     private readonly queue: DeliveryQueue,
     log: KeelLog,
+    /** On a store other instances share, a PATCH through one of them is read here by a poll. */
+    @Optional() @Inject(SHARED_STORE) private readonly shared?: SharedStore,
   ) {
     this.logger = log.for('TypeLimits');
     this.polls = new PeriodicTask(
@@ -52,7 +55,7 @@ export class TypeLimits implements OnApplicationBootstrap, BeforeApplicationShut
    */
   async onApplicationBootstrap(): Promise<void> {
     await this.load();
-    if (this.store.shared) this.polls.start(SETTINGS_POLL_MS);
+    if (this.shared) this.polls.start(SETTINGS_POLL_MS);
   }
 
   async beforeApplicationShutdown(): Promise<void> {

@@ -1,13 +1,13 @@
-import { Inject, Injectable, type BeforeApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, Optional, type BeforeApplicationShutdown } from '@nestjs/common';
 import { PeriodicTask } from '../common/periodic-task';
 import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
-import { JOBS_STORE, type JobStore } from '../store/job-store';
+import { SHARED_STORE, type SharedStore } from '../store/shared-store';
 import { type KeelContextLog, KeelLog } from '../logging/keel-log';
 
 /**
  * This process's lease on a shared store: taken by recovery before it resets anything, renewed
  * every `LEASE_MS / 3` once recovery is done, and watched by the workers' fence (`atRisk`).
- * Embedded stores have no lease to lose: renewing is a no-op and `atRisk` is never true.
+ * An embedded store has no lease (no `SharedStore` port): nothing is renewed and `atRisk` is never true.
  */
 @Injectable()
 export class LeaseService implements BeforeApplicationShutdown {
@@ -20,9 +20,9 @@ export class LeaseService implements BeforeApplicationShutdown {
   private lastRenewal = performance.now();
 
   constructor(
-    @Inject(JOBS_STORE) private readonly store: JobStore,
     @Inject(KEEL_CONFIG) private readonly config: KeelConfig,
     log: KeelLog,
+    @Optional() @Inject(SHARED_STORE) private readonly shared?: SharedStore,
   ) {
     this.logger = log.for('Lease');
     this.renewal = new PeriodicTask(
@@ -37,19 +37,19 @@ export class LeaseService implements BeforeApplicationShutdown {
    * no new ones until a renewal succeeds again.
    */
   get atRisk(): boolean {
-    return this.store.shared && performance.now() - this.lastRenewal > (this.config.leaseMs * 2) / 3;
+    return this.shared !== undefined && performance.now() - this.lastRenewal > (this.config.leaseMs * 2) / 3;
   }
 
   /** Renews the lease once; the time counted from is the start of the successful renewal. */
   async renew(): Promise<void> {
     const started = performance.now();
-    await this.store.renewLease(this.config.owner, this.config.leaseMs);
+    await this.shared?.renewLease(this.config.owner, this.config.leaseMs);
     this.lastRenewal = started;
   }
 
   /** Renews every `LEASE_MS / 3` from now on, never two renewals at once. */
   keepRenewing(): void {
-    this.renewal.start(Math.max(100, Math.floor(this.config.leaseMs / 3)));
+    if (this.shared) this.renewal.start(Math.max(100, Math.floor(this.config.leaseMs / 3)));
   }
 
   async beforeApplicationShutdown(): Promise<void> {

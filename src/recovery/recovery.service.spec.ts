@@ -93,7 +93,6 @@ describe('RecoveryService: the sweep of held jobs', () => {
       'interrupt dead-1 of other',
       'releaseAbandonedClaims',
     ]);
-    expect(h.feeder.wake).toHaveBeenCalled();
     expect(h.warnings).toEqual([expect.stringMatching(/recovered the jobs of a dead instance: 1 processing jobs reset to pending/)]);
     await h.recovery.beforeApplicationShutdown();
   });

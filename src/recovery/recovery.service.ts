@@ -174,14 +174,13 @@ export class RecoveryService implements OnApplicationBootstrap, BeforeApplicatio
     for (const { id, state, attempts } of await this.store.heldBy(this.config.owner)) {
       if (workers.holds(id)) continue;
       if (state === 'pending') {
-        if (await this.store.releaseClaim(id, this.config.owner)) this.feeder.wake();
+        await this.store.releaseClaim(id, this.config.owner);
       } else if (state === 'processing') {
-        await this.store.transition(id, { type: 'interrupt', now: Date.now(), attempt: attempts }, { owner: this.config.owner }, 'worker').then(
-          () => this.feeder.wake(),
-          (err: unknown) => {
+        await this.store
+          .transition(id, { type: 'interrupt', now: Date.now(), attempt: attempts }, { owner: this.config.owner }, 'worker')
+          .catch((err: unknown) => {
             if (!(err instanceof InvalidTransition || err instanceof ConcurrentChange)) throw err;
-          },
-        );
+          });
       }
     }
   }
@@ -192,7 +191,6 @@ export class RecoveryService implements OnApplicationBootstrap, BeforeApplicatio
     const released = await this.store.releaseAbandonedClaims(this.config.owner);
     if (reset + released > 0) {
       this.logger.warn(`recovered the jobs of a dead instance: ${reset} processing jobs reset to pending, ${released} claims released`);
-      this.feeder.wake();
     }
   }
 }

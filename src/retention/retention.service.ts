@@ -2,7 +2,6 @@ import { Inject, Injectable, type BeforeApplicationShutdown, type OnApplicationB
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { PeriodicTask } from '../common/periodic-task';
 import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
-import { JobMetrics } from '../metrics/job-metrics';
 import { JOBS_STORE, type JobStore } from '../store/job-store';
 import { type KeelContextLog, KeelLog } from '../logging/keel-log';
 
@@ -24,7 +23,6 @@ export class RetentionService implements OnApplicationBootstrap, BeforeApplicati
   constructor(
     @Inject(JOBS_STORE) private readonly store: JobStore,
     @Inject(KEEL_CONFIG) private readonly config: KeelConfig,
-    private readonly metrics: JobMetrics,
     log: KeelLog,
   ) {
     this.logger = log.for('Retention');
@@ -59,7 +57,6 @@ export class RetentionService implements OnApplicationBootstrap, BeforeApplicati
       while (!stopped.aborted) {
         const deleted = await this.store.prune(completedBefore, failedBefore, PRUNE_BATCH);
         total += deleted;
-        if (deleted > 0) this.metrics.pruned.inc(deleted);
         if (deleted < PRUNE_BATCH) break;
         await yieldToEventLoop();
       }

@@ -1,4 +1,4 @@
-import { Inject, Injectable, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
+import { Inject, Injectable, Optional, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
 import { v7 as uuidv7 } from 'uuid';
 import { PeriodicTask } from '../common/periodic-task';
 import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
@@ -6,11 +6,10 @@ import { BacklogFull } from '../core/job.errors';
 import type { NewJob } from '../core/job.model';
 import { slotKey, type Schedule } from '../core/schedule.model';
 import { LifecycleService } from '../lifecycle/lifecycle.service';
-import { JobMetrics } from '../metrics/job-metrics';
-import { FeederService } from '../queue/feeder.service';
 import { RECOVERY_READY, type RecoveryReadiness } from '../recovery/recovery.constants';
 import { JOBS_STORE, type JobStore } from '../store/job-store';
 import type { SlotFiring, SlotOutcome } from '../store/schedule-store';
+import { SHARED_STORE, type SharedStore } from '../store/shared-store';
 import { CronExpression } from './cron';
 import { slotToFire, type SchedulerStart } from './slot-to-fire';
 import { SchedulesService } from './schedules.service';
@@ -65,10 +64,10 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
     @Inject(KEEL_CONFIG) private readonly config: KeelConfig,
     @Inject(RECOVERY_READY) private readonly recovered: RecoveryReadiness,
     private readonly schedules: SchedulesService,
-    private readonly feeder: FeederService,
     private readonly lifecycle: LifecycleService,
-    private readonly metrics: JobMetrics,
     log: KeelLog,
+    /** Other instances may share the store: their schedules' changes are seen by a poll, their runs by their leases. */
+    @Optional() @Inject(SHARED_STORE) private readonly shared?: SharedStore,
   ) {
     this.logger = log.for('Scheduler');
     // A pass catches its own errors: it must arm its retry.
@@ -125,7 +124,7 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
     if (!this.live || !this.start || !this.hasSchedules) return;
     // On a shared store an instance counts as running until its lease would run out, as recovery
     // counts it: a stalled instance's slots are still its own, not missed ones.
-    const until = Date.now() + (this.store.shared ? this.config.leaseMs : 0);
+    const until = Date.now() + (this.shared ? this.config.leaseMs : 0);
     await this.store.renewSchedulerRun(this.config.owner, until);
   }
 
@@ -152,7 +151,7 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
       failed = true;
     }
     if (failed) wakeAt = Math.min(wakeAt, Date.now() + SLOT_RETRY_MS);
-    if (this.store.shared) wakeAt = Math.min(wakeAt, Date.now() + SCHEDULE_POLL_MS);
+    if (this.shared) wakeAt = Math.min(wakeAt, Date.now() + SCHEDULE_POLL_MS);
     this.arm(wakeAt);
   }
 
@@ -190,8 +189,6 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
       if (outcome.kind === 'idle') return outcome.schedule && !outcome.schedule.paused ? outcome.schedule.nextRunAt : null;
       if (this.waitingForRoom.delete(name)) this.logger.log(`schedule ${name}: the backlog has room again; its slots go on`);
       if (outcome.kind === 'fired') {
-        this.metrics.scheduleRuns.inc({ schedule: name });
-        this.feeder.wake();
         this.logger.debug(`schedule ${name}: slot ${new Date(planned!).toISOString()} → job ${outcome.job.id}`);
       }
     }

@@ -1,4 +1,5 @@
-import type { KeelEventName, OmittableField } from '../core/job-notice';
+import { eventOfChange, type KeelEventName, type OmittableField } from '../core/job-notice';
+import type { Commit, CommitStream } from './commit-stream';
 import type { Job } from '../core/job.model';
 
 /** One committed event, as a store's feed delivers it. */
@@ -37,52 +38,56 @@ export interface EventFeed {
 const NONE: readonly never[] = Object.freeze([]);
 
 /**
- * The feed of an embedded store (one process): the events of a transaction are noted while it
- * runs and delivered right after its COMMIT, before any caller is answered, so a job's events are
+ * The feed of an embedded store (one process), made from its commit stream: the events of a
+ * transaction go out right after its COMMIT, before any caller is answered, so a job's events are
  * in the order its changes committed whatever order the callers' promises settle in. Ids start
  * from the clock (microseconds since the epoch): a process started later numbers its events
  * above an earlier one's.
  */
 export class LocalEventFeed implements EventFeed {
-  private sink?: EventSink;
+  private unsubscribe?: () => void;
   private last = Date.now() * 1_000;
-  private pending: CommittedEvent[] = [];
 
-  /** Whether events are wanted: a store notes nothing otherwise. */
+  constructor(private readonly commits: CommitStream) {}
+
+  /** Whether a sink receives the events. */
   get started(): boolean {
-    return this.sink !== undefined;
+    return this.unsubscribe !== undefined;
   }
 
   async start(sink: EventSink): Promise<number> {
-    this.sink = sink;
+    this.unsubscribe?.();
+    this.unsubscribe = this.commits.subscribe((batch) => {
+      const events: CommittedEvent[] = [];
+      for (const commit of batch) {
+        const name = eventOf(commit);
+        if (name) events.push({ id: ++this.last, name, job: (commit as { job: Job }).job, omitted: NONE });
+      }
+      if (events.length > 0) sink.events(events);
+    });
     return this.last;
   }
 
   async stop(): Promise<void> {
-    this.sink = undefined;
-    this.pending = [];
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
   }
 
   async issued(id: number): Promise<boolean> {
     return id <= this.last;
   }
+}
 
-  /** An event of the transaction under way. */
-  note(name: KeelEventName, job: Job): void {
-    if (this.sink) this.pending.push({ id: 0, name, job, omitted: NONE });
-  }
-
-  /** The transaction under way committed: its events go out, numbered. */
-  committed(): void {
-    if (this.pending.length === 0) return;
-    const batch = this.pending;
-    this.pending = [];
-    for (const event of batch) event.id = ++this.last;
-    this.sink?.events(batch);
-  }
-
-  /** The transaction under way was undone: its events never happened. */
-  discard(): void {
-    this.pending = [];
+/** The event a committed change is, if any. */
+function eventOf(commit: Commit): KeelEventName | undefined {
+  switch (commit.kind) {
+    case 'created':
+      return 'job.created';
+    case 'transition':
+      return eventOfChange(commit.from, commit.job.state);
+    case 'progress':
+      return 'job.progress';
+    default:
+      return undefined;
   }
 }

@@ -1,5 +1,6 @@
 import type { JobEvent } from '../core/job-state-machine';
 import type { DispatchKey, Job, JobProgress, JobState, NewJob } from '../core/job.model';
+import type { CommitStream } from './commit-stream';
 import type { EventFeed } from './event-feed';
 import type { ScheduleStore } from './schedule-store';
 import type { RateLimit, TypeSettings } from '../core/type-settings';
@@ -111,7 +112,7 @@ export interface JobStore extends ScheduleStore {
   abandonedProcessing(self: string, limit: number): Promise<HeldJob[]>;
   /** The jobs `owner` holds (pending claims and processing): bounded by its queue and workers. */
   heldBy(owner: string): Promise<HeldJob[]>;
-  /** The attempts `owner` runs whose job has a recorded cancel request (the poll behind `onCancelRequest`). */
+  /** The attempts `owner` runs whose job has a recorded cancel request (the poll behind the `cancelRequested` commits). */
   cancelRequests(owner: string): Promise<{ id: string; attempt: number }[]>;
   /**
    * Records the progress a handler reported, only while the job is processing `attempt` under
@@ -121,22 +122,11 @@ export interface JobStore extends ScheduleStore {
    */
   recordProgress(id: string, attempt: number, owner: string, progress: JobProgress): Promise<Job | undefined>;
   /**
-   * Calls `listener` with a job id when a cancel request was recorded for a processing job, by any
-   * process (shared stores: LISTEN/NOTIFY). Embedded stores have no other process and never call it.
+   * The changes this store commits, in commit order (what the feeder, the counters, the event
+   * feed of an embedded store and the delivery of cancel requests react to), and on a shared
+   * store what the other instances announce.
    */
-  onCancelRequest(listener: (id: string) => void): void;
-
-  /** Declares `owner` alive for `leaseMs` more (shared stores); a no-op for embedded ones. */
-  renewLease(owner: string, leaseMs: number): Promise<void>;
-  /** Declares `owner` gone at once (clean shutdown). */
-  dropLease(owner: string): Promise<void>;
-  /**
-   * Calls `listener` when another process may have made work ready (shared stores: LISTEN/NOTIFY).
-   * Embedded stores have no other process and never call it.
-   */
-  onWork(listener: () => void): void;
-  /** Whether other processes may hold jobs in this store (then leases matter). */
-  readonly shared: boolean;
+  readonly commits: CommitStream;
   /** The events of the changes this store commits (on a shared store, every instance's), in commit order. */
   readonly events: EventFeed;
   /** How often the feeder looks at the store without being woken: a safety net. */

@@ -1,7 +1,8 @@
-import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, Optional, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { ConfigError, KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
 import { LifecycleService } from '../lifecycle/lifecycle.service';
 import { JOBS_STORE, type JobStore } from './job-store';
+import { SHARED_STORE, type SharedStore } from './shared-store';
 import { StoreOwnershipError } from './store.errors';
 import { type KeelContextLog, KeelLog } from '../logging/keel-log';
 
@@ -15,6 +16,7 @@ export class StoreLifecycle implements OnModuleInit, OnApplicationShutdown {
     @Inject(KEEL_CONFIG) private readonly config: KeelConfig,
     private readonly lifecycle: LifecycleService,
     log: KeelLog,
+    @Optional() @Inject(SHARED_STORE) private readonly shared?: SharedStore,
   ) {
     this.logger = log.for('Store');
   }
@@ -42,7 +44,7 @@ export class StoreLifecycle implements OnModuleInit, OnApplicationShutdown {
     try {
       await this.store.releaseClaims(this.config.owner);
       if (this.lifecycle.leaseMustExpire) this.logger.warn('the lease is left to expire: handlers that ignore their AbortSignal were still running');
-      else await this.store.dropLease(this.config.owner);
+      else await this.shared?.dropLease(this.config.owner);
     } catch (err) {
       this.logger.warn(`could not release this instance's claims and lease; others recover them when it expires: ${(err as Error).message}`);
     }

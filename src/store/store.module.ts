@@ -1,7 +1,8 @@
 import { Module } from '@nestjs/common';
 import { JOBS_STORE } from './job-store';
 import { StoreLifecycle } from './store.lifecycle';
-import { jobStoreProvider } from './store.providers';
+import { SHARED_STORE } from './shared-store';
+import { jobStoreProvider, sharedStoreProvider } from './store.providers';
 
-@Module({ providers: [jobStoreProvider, StoreLifecycle], exports: [JOBS_STORE] })
+@Module({ providers: [jobStoreProvider, sharedStoreProvider, StoreLifecycle], exports: [JOBS_STORE, SHARED_STORE] })
 export class StoreModule {}

@@ -3,6 +3,7 @@ import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
 import { KeelLog } from '../logging/keel-log';
 import { JOBS_STORE, type JobStore } from './job-store';
 import { PgJobStore } from './postgres/pg-job.store';
+import { SHARED_STORE, type SharedStore } from './shared-store';
 import { IN_MEMORY, SqliteJobStore } from './sqlite/sqlite-job.store';
 
 function createJobStore(config: KeelConfig, log: KeelLog): JobStore {
@@ -26,4 +27,11 @@ export const jobStoreProvider: Provider = {
   provide: JOBS_STORE,
   inject: [KEEL_CONFIG, KeelLog],
   useFactory: (config: KeelConfig, log: KeelLog) => createJobStore(config, log),
+};
+
+/** The same store as its `SharedStore` port when other instances may share it; none for an embedded one. */
+export const sharedStoreProvider: Provider = {
+  provide: SHARED_STORE,
+  inject: [JOBS_STORE],
+  useFactory: (store: JobStore): SharedStore | undefined => (store instanceof PgJobStore ? store : undefined),
 };

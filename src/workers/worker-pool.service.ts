@@ -9,13 +9,13 @@ import type { JobEvent } from '../core/job-state-machine';
 import type { DispatchKey, Job, JobProgress } from '../core/job.model';
 import { toJobView } from '../core/job.view';
 import { DeliveryQueue } from '../queue/delivery-queue';
-import { FeederService } from '../queue/feeder.service';
 import { TypeLimits } from '../queue/type-limits';
 import { RECOVERY_READY, type RecoveryReadiness, type WorkInHand } from '../recovery/recovery.constants';
 import { LeaseService } from '../recovery/lease.service';
 import { RecoveryService } from '../recovery/recovery.service';
 import { LifecycleService } from '../lifecycle/lifecycle.service';
 import { JobMetrics } from '../metrics/job-metrics';
+import type { Commit } from '../store/commit-stream';
 import { JOBS_STORE, type JobStore } from '../store/job-store';
 import { AttemptAborted } from './attempt-abort';
 import { RunningAttempt } from './running-attempt';
@@ -66,7 +66,6 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
   constructor(
     @Inject(JOBS_STORE) private readonly store: JobStore,
     private readonly queue: DeliveryQueue,
-    private readonly feeder: FeederService,
     private readonly registry: JobHandlerRegistry,
     @Inject(RECOVERY_READY) private readonly recovered: RecoveryReadiness,
     @Inject(KEEL_CONFIG) private readonly config: KeelConfig,
@@ -88,7 +87,24 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
       (err) => this.logger.warn(`the lease fence failed: ${(err as Error).message}`),
     );
     // A cancel recorded through any instance reaches the one running the attempt.
-    store.onCancelRequest((id) => this.requestCancel(id));
+    store.commits.subscribe((batch) => this.cancelsIn(batch));
+  }
+
+  /**
+   * The cancel requests among the store's commits: recorded here (a processing job that now has a
+   * request) or announced by another instance. The attempts are stopped once the commit path is
+   * left: an AbortSignal's listeners are the handler's code.
+   */
+  private cancelsIn(batch: readonly Commit[]): void {
+    for (const commit of batch) {
+      const id =
+        commit.kind === 'cancelRequested'
+          ? commit.id
+          : commit.kind === 'transition' && commit.event === 'cancel' && commit.job.state === 'processing'
+            ? commit.job.id
+            : undefined;
+      if (id !== undefined && this.running.has(id)) queueMicrotask(() => this.requestCancel(id));
+    }
   }
 
   get concurrency(): number {
@@ -252,7 +268,6 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
       throw err;
     }
     if (job.state === 'failed') {
-      this.metrics.of(job.type).failed.inc();
       this.logger.warn(`job ${id} (${job.type}) failed without running: ${job.lastError}`);
       return;
     }
@@ -335,8 +350,6 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
     try {
       // The job as its start returned it: a store may plan the outcome on it rather than read it again.
       const next = await this.store.transition(job.id, event, { owner: this.config.owner, expected: job }, 'worker');
-      if (next.state === 'pending') this.feeder.wake();
-      this.count(next, event);
       if (next.state === 'failed' || (next.state === 'pending' && event.type === 'fail')) {
         this.logger.warn(`job ${job.id} (${job.type}) attempt ${job.attempts} failed: ${next.lastError}; now ${next.state}`);
       } else if (this.tracing) {
@@ -400,12 +413,6 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
     if (!this.lease.atRisk || this.running.size === 0) return;
     this.logger.warn(`the lease could not be renewed: stopping ${this.running.size} attempts; their jobs will run again`);
     for (const running of this.running.values()) running.abort(new AttemptAborted('lease', 'stopped: this instance could not renew its lease'));
-  }
-
-  private count(next: Job, event: JobEvent): void {
-    if (next.state === 'completed') this.metrics.of(next.type).completed.inc();
-    else if (next.state === 'failed') this.metrics.of(next.type).failed.inc();
-    else if (next.state === 'pending' && event.type === 'fail') this.metrics.of(next.type).retried.inc();
   }
 }
 

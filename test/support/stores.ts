@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { JobStore } from '../../src/store/job-store';
 import { PgJobStore } from '../../src/store/postgres/pg-job.store';
+import type { SharedStore } from '../../src/store/shared-store';
 import { IN_MEMORY, SqliteJobStore } from '../../src/store/sqlite/sqlite-job.store';
 import { randomName, TEST_DATABASE_URL, warnPgSkipped, withClient } from './postgres';
 
@@ -120,4 +121,12 @@ export async function openTempSqlite(): Promise<TempSqlite> {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * The store's `SharedStore` port when it has one: a shared store judges owners by their lease,
+ * an embedded one has none (every owner but the process itself is gone).
+ */
+export function sharedPortOf(store: JobStore): SharedStore | undefined {
+  return store instanceof PgJobStore ? store : undefined;
 }

@@ -18,6 +18,8 @@ import {
   type WriteDurability,
 } from '../job-store';
 import { activeCountsFromRows, patchParams, settingsFromRow, type TypeSettingsRow } from '../sql-rows';
+import { CommitStream } from '../commit-stream';
+import { type SharedStore } from '../shared-store';
 import { SyncSchedule } from '../sync-schedule';
 import { planTransition } from '../plan-transition';
 import { windowFullUntil } from '../rate-window';
@@ -57,8 +59,8 @@ const LISTEN_RETRY_MAX_MS = 5_000;
  * carry their owner, whose lease (renewed by the owner, judged by the database clock) tells the
  * others whether it is alive. Submissions and jobs back to pending are announced with NOTIFY.
  */
-export class PgJobStore implements JobStore {
-  readonly shared = true;
+export class PgJobStore implements JobStore, SharedStore {
+  readonly commits: CommitStream;
   readonly events: PgEventFeed;
   readonly pollIntervalMs = 2_000;
   private readonly logger: KeelContextLog;
@@ -68,14 +70,12 @@ export class PgJobStore implements JobStore {
   private listener?: Client;
   /** Channels LISTENed besides work and cancel (the events channel, while the feed runs): again on every new connection. */
   private readonly channels = new Set<string>();
-  private readonly workListeners: Array<() => void> = [];
-  private readonly cancelListeners: Array<(id: string) => void> = [];
   private readonly channel: string;
   /** Carries the id of each job whose running attempt is asked to stop. */
   private readonly cancelChannel: string;
   /**
    * Sent with each NOTIFY of this store: its own notifications come back to its LISTEN
-   * connection, and this process has woken its feeder already.
+   * connection, and its commit stream has told this process already.
    */
   private readonly notifier = randomUUID();
   private closed = false;
@@ -89,6 +89,7 @@ export class PgJobStore implements JobStore {
     notifyParams: () => [this.channel, this.notifier, this.cancelChannel],
     synchronousCommit: (durability) => this.synchronousCommit(durability),
     syncSchedule: () => this.syncSchedule,
+    committed: (batch) => this.commits.publish(batch),
   });
   private readonly inserts = new PgInsertGroups({
     insertAlone: (records, jobs, maxBacklog) => this.insertAlone(records, jobs, maxBacklog),
@@ -99,6 +100,7 @@ export class PgJobStore implements JobStore {
   constructor(private readonly options: PgJobStoreOptions) {
     const log = options.log ?? new KeelLog('info');
     this.logger = log.for('PgStore');
+    this.commits = new CommitStream((err) => this.logger.error(`a reaction to a commit failed: ${(err as Error).message}`));
     const scope = options.schema ?? 'public';
     const scopeHash = createHash('sha256').update(scope).digest('hex').slice(0, 16);
     this.channel = `keel_work_${scopeHash}`;
@@ -222,8 +224,10 @@ export class PgJobStore implements JobStore {
   }
 
   /** Keyless submissions are committed in groups: see `PgInsertGroups`. */
-  insert(jobs: NewJob[], maxBacklog: number): Promise<Job[]> {
-    return this.inserts.insert(jobs, maxBacklog);
+  async insert(jobs: NewJob[], maxBacklog: number): Promise<Job[]> {
+    const records = await this.inserts.insert(jobs, maxBacklog);
+    this.commits.publish(records.map((job) => ({ kind: 'created', job })));
+    return records;
   }
 
   /** How submissions were committed so far: groups taken, and transactions begun. For tests. */
@@ -299,13 +303,15 @@ export class PgJobStore implements JobStore {
    * same compare-and-set as `transition`. Not grouped: the unlimited start path stays as it was.
    */
   async startLimited(id: string, event: JobEvent, guard: TransitionGuard, limit: RateLimit): Promise<LimitedStart> {
-    return this.inTransaction(
+    let from: JobState = 'pending';
+    const outcome = await this.inTransaction(
       async (client) => {
         const row = (await client.query<JobRow>(PG_SQL.getJobForStart, [id])).rows[0];
         if (!row) throw new JobNotFound(id);
         await client.query(PG_SQL.lockTypeStarts, [row.type]);
         const window = (await client.query<{ now: number; starts: string[] }>(PG_SQL.startWindow, [row.type, limit.perMs])).rows[0];
         const planned = planTransition(fromRow(row), row.owner, { ...event, now: window.now }, guard);
+        from = planned.change.from;
         if (planned.next.state === 'processing') {
           const retryAt = windowFullUntil(window.starts.map(Number), limit);
           if (retryAt !== undefined) return { retryAt };
@@ -324,6 +330,8 @@ export class PgJobStore implements JobStore {
       'worker',
       (outcome) => 'job' in outcome,
     );
+    if ('job' in outcome) this.commits.publish([{ kind: 'transition', from, event: event.type, job: (outcome as { job: Job }).job }]);
+    return outcome;
   }
 
   async typeSettings(): Promise<Map<string, StoredTypeSettings>> {
@@ -353,11 +361,11 @@ export class PgJobStore implements JobStore {
   }
 
   async releaseClaim(id: string, owner: string): Promise<boolean> {
-    return (await this.synced(() => this.query(PG_SQL.releaseClaim, [id, owner]), changedRows)).rowCount === 1;
+    return this.released((await this.synced(() => this.query(PG_SQL.releaseClaim, [id, owner]), changedRows)).rowCount ?? 0) === 1;
   }
 
   async releaseClaims(owner: string): Promise<number> {
-    return (await this.synced(() => this.query(PG_SQL.releaseClaimsOf, [owner]), changedRows)).rowCount ?? 0;
+    return this.released((await this.synced(() => this.query(PG_SQL.releaseClaimsOf, [owner]), changedRows)).rowCount ?? 0);
   }
 
   async releaseAbandonedClaims(self: string): Promise<number> {
@@ -365,7 +373,13 @@ export class PgJobStore implements JobStore {
       () => this.query<{ released: number }>(PG_SQL.releaseAbandonedClaims, [self, this.channel, this.notifier]),
       (result) => result.rows[0].released > 0,
     );
-    return rows[0].released;
+    return this.released(rows[0].released);
+  }
+
+  /** Tells the commit stream that `count` claims were released (when any were), and returns it. */
+  private released(count: number): number {
+    if (count > 0) this.commits.publish([{ kind: 'released' }]);
+    return count;
   }
 
   async abandonedProcessing(self: string, limit: number): Promise<HeldJob[]> {
@@ -382,7 +396,9 @@ export class PgJobStore implements JobStore {
     const { rows } = await this.query<JobRow>(PG_SQL.recordProgress, [id, attempt, owner, JSON.stringify(progress), setting]);
     if (rows.length === 0) return undefined;
     this.committed(setting, mark);
-    return fromRow(rows[0]);
+    const job = fromRow(rows[0]);
+    this.commits.publish([{ kind: 'progress', job }]);
+    return job;
   }
 
   async cancelRequests(owner: string): Promise<{ id: string; attempt: number }[]> {
@@ -402,7 +418,7 @@ export class PgJobStore implements JobStore {
 
   /** Without a sync of its own, as on SQLite: a prune lost to a crash is done again by the next pass. */
   async prune(completedBefore: number, failedBefore: number, limit: number): Promise<number> {
-    return this.inTransaction(
+    const deleted = await this.inTransaction(
       async (client) => {
         const { rows } = await client.query<{ locked: boolean }>(PG_SQL.tryPruneLock);
         if (!rows[0].locked) return 0;
@@ -411,6 +427,8 @@ export class PgJobStore implements JobStore {
       'worker',
       (deleted) => deleted > 0,
     );
+    if (deleted > 0) this.commits.publish([{ kind: 'pruned', count: deleted }]);
+    return deleted;
   }
 
   async putSchedule(name: string, plan: (stored: Schedule | undefined) => Schedule): Promise<{ schedule: Schedule; created: boolean }> {
@@ -442,7 +460,7 @@ export class PgJobStore implements JobStore {
    * PUT that committed before it, and a PUT after it reads the schedule advanced.
    */
   async fireSlot(name: string, plan: (schedule: Schedule) => SlotFiring | undefined, maxBacklog: number): Promise<SlotOutcome> {
-    return this.inTransaction(
+    const outcome = await this.inTransaction(
       async (client): Promise<SlotOutcome> => {
         const { rows } = await client.query<object>(PG_SCHEDULE_SQL.lockSchedule, [name]);
         if (rows.length === 0) {
@@ -468,6 +486,8 @@ export class PgJobStore implements JobStore {
       'acknowledged',
       (outcome) => outcome.kind === 'fired' || outcome.kind === 'advanced',
     );
+    if (outcome.kind === 'fired') this.commits.publish([{ kind: 'created', job: outcome.job, schedule: name }]);
+    return outcome;
   }
 
   async schedulersRanUntil(): Promise<number | null> {
@@ -490,14 +510,6 @@ export class PgJobStore implements JobStore {
   async dropLease(owner: string): Promise<void> {
     await this.leaseQuery(PG_SQL.dropLease, [owner]);
     await this.leaseQuery(PG_SQL.pruneLeases);
-  }
-
-  onWork(listener: () => void): void {
-    this.workListeners.push(listener);
-  }
-
-  onCancelRequest(listener: (id: string) => void): void {
-    this.cancelListeners.push(listener);
   }
 
   private poolConfig(max: number): PoolConfig {
@@ -544,13 +556,17 @@ export class PgJobStore implements JobStore {
     }
   }
 
-  /** A dedicated connection for LISTEN; when it drops, it reconnects and wakes the feeder to catch up. */
+  /**
+   * A dedicated connection for LISTEN: other instances' submissions and cancel requests become
+   * commits of this store's stream. When it drops, it reconnects, and says that work may be
+   * ready (what was announced meanwhile is lost).
+   */
   private async listen(delayMs = 250): Promise<void> {
     if (this.closed) return;
     const client = new Client(this.poolConfig(1));
     client.on('notification', (message) => {
       if (message.channel === this.cancelChannel) {
-        for (const listener of this.cancelListeners) listener(message.payload ?? '');
+        this.commits.publish([{ kind: 'cancelRequested', id: message.payload ?? '' }]);
       } else if (message.channel === this.events.channel) {
         this.events.received(message.payload);
       } else if (message.payload !== this.notifier) {
@@ -600,7 +616,7 @@ export class PgJobStore implements JobStore {
   }
 
   private emitWork(): void {
-    for (const listener of this.workListeners) listener();
+    this.commits.publish([{ kind: 'remoteWork' }]);
   }
 
   private async query<R extends object = object>(sql: string, params?: unknown[]) {

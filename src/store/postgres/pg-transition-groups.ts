@@ -2,6 +2,7 @@ import type { QueryResult, QueryResultRow } from 'pg';
 import { ConcurrentChange, JobNotFound, StoreUnavailable } from '../../core/job.errors';
 import type { JobEvent } from '../../core/job-state-machine';
 import type { Job } from '../../core/job.model';
+import type { Commit } from '../commit-stream';
 import type { TransitionGuard, WriteDurability } from '../job-store';
 import type { SyncSchedule } from '../sync-schedule';
 import { planTransition, type PlannedTransition } from '../plan-transition';
@@ -26,6 +27,8 @@ export interface TransitionDb {
   synchronousCommit(durability: WriteDurability): 'on' | 'off';
   /** Told of every commit: one made with synchronous_commit on is a sync. */
   syncSchedule(): SyncSchedule;
+  /** The changes a commit made, before their callers are answered. */
+  committed(batch: readonly Commit[]): void;
 }
 
 interface Asked {
@@ -185,6 +188,11 @@ export class PgTransitionGroups extends TurnGroups<Asked> {
         );
       }
 
+      this.db.committed(
+        planned
+          .filter((p) => applied.has(p.asked.key))
+          .map((p) => ({ kind: 'transition', from: p.plan.change.from, event: p.asked.event.type, job: p.plan.next })),
+      );
       const retried: Asked[] = [];
       for (const p of planned) {
         if (applied.has(p.asked.key)) {
@@ -240,7 +248,10 @@ export class PgTransitionGroups extends TurnGroups<Asked> {
       // (read here even when the caller had the row: this path is the fallback of a failed group)
       const plan = planTransition(fromRow(row), row.owner, asked.event, asked.guard);
       const applied = await this.commit(PG_SQL.applyTransition, [...casParams(row, plan), ...this.db.notifyParams()], asked.durability);
-      if (applied.length === 1) return plan.next;
+      if (applied.length === 1) {
+        this.db.committed([{ kind: 'transition', from: plan.change.from, event: asked.event.type, job: plan.next }]);
+        return plan.next;
+      }
       if (++asked.lost >= CAS_ATTEMPTS) throw new ConcurrentChange(asked.id);
     }
   }

@@ -5,7 +5,6 @@ import { dirname } from 'node:path';
 import { BacklogFull, ConcurrentChange, IdempotencyKeyTaken, JobNotFound, StoreUnavailable } from '../../core/job.errors';
 import type { Schedule } from '../../core/schedule.model';
 import type { JobEvent } from '../../core/job-state-machine';
-import { eventOfChange } from '../../core/job-notice';
 import { compareDispatch, newJobRecord, type DispatchKey, type Job, type JobProgress, type JobState, type NewJob } from '../../core/job.model';
 import type { RateLimit, TypeSettings } from '../../core/type-settings';
 import {
@@ -20,6 +19,7 @@ import {
   type TransitionGuard,
   type WriteDurability,
 } from '../job-store';
+import { CommitStream, type Commit } from '../commit-stream';
 import { LocalEventFeed } from '../event-feed';
 import { planTransition, type PlannedTransition } from '../plan-transition';
 import { windowFullUntil } from '../rate-window';
@@ -104,8 +104,10 @@ export class SqliteJobStore implements JobStore {
   /** The WAL, opened once more: syncing it syncs SQLite's writes to it (fsync is per file, not per descriptor). */
   private wal?: FileHandle;
   private readonly syncSchedule: SyncSchedule;
-  /** Events noted in a group's transaction go out at its COMMIT, in commit order. */
-  readonly events = new LocalEventFeed();
+  readonly commits: CommitStream;
+  /** The changes of the group's transaction under way: they go out at its COMMIT, or never. */
+  private noted: Commit[] = [];
+  readonly events: LocalEventFeed;
   private readonly logger: KeelContextLog;
 
   constructor(
@@ -116,6 +118,8 @@ export class SqliteJobStore implements JobStore {
     log = new KeelLog('info'),
   ) {
     this.logger = log.for('SqliteStore');
+    this.commits = new CommitStream((err) => this.logger.error(`a reaction to a commit failed: ${(err as Error).message}`));
+    this.events = new LocalEventFeed(this.commits);
     // The timer's sync is an `fdatasync` of the WAL on libuv's thread pool: off the event loop,
     // and cheaper than a FULL commit of a write made for it (docs/decisions.md).
     this.syncSchedule = new SyncSchedule(
@@ -185,10 +189,14 @@ export class SqliteJobStore implements JobStore {
         const saved = { ...this.stateCounts };
         return () => {
           this.stateCounts = saved;
-          this.events.discard();
+          this.noted = [];
         };
       },
-      committed: () => this.events.committed(),
+      committed: () => {
+        const batch = this.noted;
+        this.noted = [];
+        this.commits.publish(batch);
+      },
       fault: (err) => {
         this.secureWal();
         return unavailable(err);
@@ -357,7 +365,7 @@ export class SqliteJobStore implements JobStore {
         throw unavailable(err);
       }
       this.stateCounts.pending += records.length;
-      if (this.events.started) for (const job of records) this.events.note('job.created', job);
+      for (const job of records) this.noted.push({ kind: 'created', job });
       return records;
     });
   }
@@ -397,7 +405,7 @@ export class SqliteJobStore implements JobStore {
     return this.writes().run(() => {
       const row = stmts.getJob.get(id) as JobRow | undefined;
       if (!row) throw new JobNotFound(id);
-      return this.apply(row, planTransition(fromRow(row), row.owner, event, guard));
+      return this.apply(row, planTransition(fromRow(row), row.owner, event, guard), event.type);
     }, this.durabilityOf(durability));
   }
 
@@ -415,7 +423,7 @@ export class SqliteJobStore implements JobStore {
         if (retryAt !== undefined) return { retryAt };
         write(() => stmts.logStart.run(row.type, event.now));
       }
-      return { job: this.apply(row, planned) };
+      return { job: this.apply(row, planned, event.type) };
     }, this.durabilityOf('worker'));
   }
 
@@ -424,7 +432,7 @@ export class SqliteJobStore implements JobStore {
    * the columns that change from `row` (read in the same transaction): SQLite rewrites only the
    * indexes that hold an assigned column, so a start leaves the owner's index alone.
    */
-  private apply(row: JobRow, planned: PlannedTransition): Job {
+  private apply(row: JobRow, planned: PlannedTransition, event: JobEvent['type']): Job {
     const values = transitionValues(planned.next, planned.owner);
     let mask = 0;
     const params: unknown[] = [];
@@ -443,8 +451,7 @@ export class SqliteJobStore implements JobStore {
     if (changes !== 1) throw new ConcurrentChange(planned.next.id);
     this.stateCounts[planned.change.from] -= 1;
     this.stateCounts[planned.change.to] += 1;
-    const name = this.events.started ? eventOfChange(planned.change.from, planned.change.to) : undefined;
-    if (name) this.events.note(name, planned.next);
+    this.noted.push({ kind: 'transition', from: planned.change.from, event, job: planned.next });
     return planned.next;
   }
 
@@ -506,23 +513,27 @@ export class SqliteJobStore implements JobStore {
     return rows.map((r) => ({ id: r.id, type: r.type, priority: r.priority, runAt: r.run_at })).sort(compareDispatch);
   }
 
-  /** One process owns the file, so every owner but this process is gone. */
-  readonly shared = false;
   readonly pollIntervalMs = 30_000;
 
   async releaseClaims(owner: string): Promise<number> {
     const stmts = this.statements();
-    return this.writes().run(() => write(() => stmts.releaseClaimsOf.run(owner)).changes, 'none');
+    return this.writes().run(() => this.released(write(() => stmts.releaseClaimsOf.run(owner)).changes), 'none');
   }
 
   async releaseClaim(id: string, owner: string): Promise<boolean> {
     const stmts = this.statements();
-    return this.writes().run(() => write(() => stmts.releaseClaim.run(id, owner)).changes === 1, 'none');
+    return this.writes().run(() => this.released(write(() => stmts.releaseClaim.run(id, owner)).changes) === 1, 'none');
   }
 
   async releaseAbandonedClaims(self: string): Promise<number> {
     const stmts = this.statements();
-    return this.writes().run(() => write(() => stmts.releaseClaimsNotOf.run(self)).changes, 'none');
+    return this.writes().run(() => this.released(write(() => stmts.releaseClaimsNotOf.run(self)).changes), 'none');
+  }
+
+  /** Notes that `count` claims were released (when any were), and returns it. */
+  private released(count: number): number {
+    if (count > 0) this.noted.push({ kind: 'released' });
+    return count;
   }
 
   async heldBy(owner: string): Promise<HeldJob[]> {
@@ -536,7 +547,7 @@ export class SqliteJobStore implements JobStore {
       const { changes } = write(() => stmts.recordProgress.run(JSON.stringify(progress), id, attempt, owner));
       if (changes !== 1) return undefined;
       const job = fromRow(stmts.getJob.get(id) as JobRow);
-      this.events.note('job.progress', job);
+      this.noted.push({ kind: 'progress', job });
       return job;
     }, this.durabilityOf('worker'));
   }
@@ -545,17 +556,12 @@ export class SqliteJobStore implements JobStore {
     return this.statements().cancelRequests.all(owner) as { id: string; attempt: number }[];
   }
 
-  async renewLease(): Promise<void> {}
-  async dropLease(): Promise<void> {}
-  onWork(): void {}
-  /** The API runs in the one process that owns the file: it stops the attempt itself. */
-  onCancelRequest(): void {}
-
   async nextScheduledAt(now: number): Promise<number | undefined> {
     const row = this.statements().nextScheduledAt.get(now) as { at: number | null };
     return row.at ?? undefined;
   }
 
+  /** One process owns the file, so every owner but this process is gone. */
   async abandonedProcessing(self: string, limit: number): Promise<HeldJob[]> {
     return this.statements().abandonedProcessing.all(self, limit) as HeldJob[];
   }
@@ -571,6 +577,7 @@ export class SqliteJobStore implements JobStore {
     return this.writes().run(() => {
       const deleted = write(() => stmts.pruneFinished.all(completedBefore, failedBefore, limit)) as { state: JobState }[];
       for (const { state } of deleted) this.stateCounts[state] -= 1;
+      if (deleted.length > 0) this.noted.push({ kind: 'pruned', count: deleted.length });
       return deleted.length;
     }, 'none');
   }
@@ -623,7 +630,7 @@ export class SqliteJobStore implements JobStore {
       write(() => stmts.insertJob.run(insertParams(record, null)));
       advance(record);
       this.stateCounts.pending += 1;
-      this.events.note('job.created', record);
+      this.noted.push({ kind: 'created', job: record, schedule: name });
       return { kind: 'fired', job: record, schedule: { ...advanced, lastRunAt: firing.slot, lastJobId: record.id } };
     });
   }
