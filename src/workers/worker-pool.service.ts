@@ -1,13 +1,11 @@
 import { Inject, Injectable, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
 import { setMaxListeners } from 'node:events';
-import { performance } from 'node:perf_hooks';
 import { setImmediate as yieldToEventLoop, setTimeout as sleep } from 'node:timers/promises';
 import { PeriodicTask } from '../common/periodic-task';
 import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
 import { ConcurrentChange, InvalidTransition, JobNotFound, StaleOutcome } from '../core/job.errors';
 import type { JobEvent } from '../core/job-state-machine';
-import type { DispatchKey, Job, JobProgress } from '../core/job.model';
-import { toJobView } from '../core/job.view';
+import type { DispatchKey, Job } from '../core/job.model';
 import { DeliveryQueue } from '../queue/delivery-queue';
 import { TypeLimits } from '../queue/type-limits';
 import { RECOVERY_READY, type RecoveryReadiness, type WorkInHand } from '../recovery/recovery.constants';
@@ -17,11 +15,8 @@ import { LifecycleService } from '../lifecycle/lifecycle.service';
 import { JobMetrics } from '../metrics/job-metrics';
 import type { Commit } from '../store/commit-stream';
 import { JOBS_STORE, type JobStore } from '../store/job-store';
-import { AttemptAborted } from './attempt-abort';
-import { RunningAttempt } from './running-attempt';
-import { PermanentJobError, type JobContext } from '../core/job-handler';
+import { AttemptRunner } from './attempt-runner';
 import { JobHandlerRegistry } from './job-handler.registry';
-import { ProgressReporter } from './progress-reporter';
 import { type KeelContextLog, KeelLog } from '../logging/keel-log';
 
 type PoolState = 'created' | 'running' | 'stopping' | 'stopped';
@@ -36,10 +31,7 @@ const ABORT_GRACE_MS = 500;
  * They start only once `RECOVERY_READY` resolves, and never read the store for work: the queue
  * hands them ids. Each attempt's outcome is committed before its loop takes the next id. Their
  * writes are worker writes: committed at once, synced within SYNC_INTERVAL_MS (docs/reliability.md "How recovery keeps every job").
- *
- * An attempt ends when its handler settles, not when its AbortSignal fires: a handler that
- * ignores the signal keeps its slot and its job stays processing (counted in `overdue`), so the
- * job is never started again while its handler still runs here.
+ * An attempt, from the started job to its outcome, runs in the pool's `AttemptRunner`; the pool commits the outcome.
  */
 @Injectable()
 export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShutdown, WorkInHand {
@@ -47,7 +39,7 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
   private state: PoolState = 'created';
   private readonly stopTaking = new AbortController();
   private loops: Promise<void>[] = [];
-  private readonly running = new Map<string, RunningAttempt>();
+  private readonly runner: AttemptRunner;
   /**
    * Ids taken from the queue whose outcome is not committed yet, with how many loops hold each:
    * a loop that just committed an attempt may still hold the id while another loop starts the
@@ -56,9 +48,6 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
   private readonly inFlight = new Map<string, number>();
   private readonly cancelPolls: PeriodicTask;
   private readonly fences: PeriodicTask;
-  /** One timer for every running attempt's timeout, set for the earliest deadline. */
-  private timeoutTimer?: NodeJS.Timeout;
-  private timeoutAt = Infinity;
   private stopDeadlinePassed = false;
   /** Whether each start and outcome is logged (logLevel debug): otherwise no line is even formatted. */
   private readonly tracing: boolean;
@@ -78,6 +67,7 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
   ) {
     this.logger = log.for('Workers');
     this.tracing = this.logger.enabled('debug');
+    this.runner = new AttemptRunner(registry, store, config, metrics, this.logger);
     this.cancelPolls = new PeriodicTask(
       () => this.pollCancelRequests(),
       (err) => this.logger.warn(`looking for cancel requests failed: ${(err as Error).message}`),
@@ -112,14 +102,12 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
   }
 
   get busy(): number {
-    return this.running.size;
+    return this.runner.busy;
   }
 
   /** Attempts whose AbortSignal fired but whose handler has not settled yet. */
   get overdue(): number {
-    let n = 0;
-    for (const running of this.running.values()) if (running.aborted) n += 1;
-    return n;
+    return this.runner.overdue;
   }
 
   get isRunning(): boolean {
@@ -152,10 +140,7 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
    * was recorded for it); the job becomes cancelled when the attempt ends. False if it runs elsewhere.
    */
   requestCancel(jobId: string): boolean {
-    const running = this.running.get(jobId);
-    if (!running) return false;
-    running.abort(new AttemptAborted('cancel', 'cancelled while running'));
-    return true;
+    return this.runner.abort(jobId, 'cancel', 'cancelled while running');
   }
 
   /**
@@ -177,16 +162,16 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
     const all = Promise.all(this.loops);
     if (!(await settlesWithin(all, this.config.shutdownTimeoutMs))) {
       this.stopDeadlinePassed = true;
-      this.logger.warn(`shutdown: ${this.running.size} attempts still running after ${this.config.shutdownTimeoutMs} ms; giving them back`);
-      for (const running of this.running.values()) running.abort(new AttemptAborted('shutdown', 'interrupted by shutdown'));
+      this.logger.warn(`shutdown: ${this.runner.busy} attempts still running after ${this.config.shutdownTimeoutMs} ms; giving them back`);
+      this.runner.abortAll('shutdown', 'interrupted by shutdown');
       if (!(await settlesWithin(all, ABORT_GRACE_MS))) {
         // Their jobs stay processing under this process's name: recovered at the next start, or by
         // another instance once this one's lease expires, never while this process still runs them.
-        this.logger.warn(`shutdown: ${this.running.size} handlers ignore their AbortSignal; their jobs are left processing for recovery`);
+        this.logger.warn(`shutdown: ${this.runner.busy} handlers ignore their AbortSignal; their jobs are left processing for recovery`);
         this.lifecycle.keepLease();
       }
     }
-    clearTimeout(this.timeoutTimer);
+    this.runner.stop();
     this.state = 'stopped';
     this.logger.log('workers stopped');
   }
@@ -272,55 +257,8 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
       return;
     }
     if (this.tracing) this.logger.debug(`job ${id} (${job.type}) start → processing, attempt ${job.attempts}`);
-    const attempt = job.attempts;
-    const registered = this.registry.get(job.type);
-    if (!registered) {
-      await this.settle(job, failure(attempt, `no handler for job type "${job.type}" in this process`, true));
-      return;
-    }
-    // Made on the first report only: most attempts never report progress.
-    let reporter: ProgressReporter | undefined;
-    const progress = (value: JobProgress): void => {
-      reporter ??= new ProgressReporter((reported) => this.writeProgress(job, attempt, reported));
-      reporter.report(value);
-    };
-    const running = new RunningAttempt(attempt, job.timeoutMs, performance.now() + job.timeoutMs);
-    this.running.set(id, running);
-    this.armTimeout(running.deadline);
-    const duration = this.metrics.of(job.type).duration;
-    const startedAt = performance.now();
-    const context: JobContext = {
-      jobId: id,
-      attempt,
-      get signal() {
-        return running.signal;
-      },
-      progress,
-    };
-    let event: JobEvent;
-    try {
-      // Awaited to its end, even once the signal fired: the attempt holds its slot until then.
-      const result = await Promise.resolve().then(() => registered.handler.handle(toJobView(job), context));
-      // The outcome was decided when the signal fired, whatever the handler did after.
-      event = running.reason ? outcomeOfError(attempt, running.reason) : completion(attempt, result);
-    } catch (err) {
-      event = outcomeOfError(attempt, running.reason ?? err);
-    } finally {
-      duration.observe((performance.now() - startedAt) / 1000);
-      this.running.delete(id);
-    }
-    // The last progress reported is stored before the outcome: never lost at the end of an attempt.
-    await reporter?.end();
+    const event = await this.runner.run(job);
     await this.settle(job, event);
-  }
-
-  /** A progress write that fails is logged; the attempt goes on (its outcome still commits). */
-  private async writeProgress(job: Job, attempt: number, progress: JobProgress): Promise<void> {
-    try {
-      await this.store.recordProgress(job.id, attempt, this.config.owner, progress);
-    } catch (err) {
-      this.logger.warn(`job ${job.id} (${job.type}): could not record progress: ${(err as Error).message}`);
-    }
   }
 
   /**
@@ -367,40 +305,13 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
   }
 
   /**
-   * Sets the one timeout timer for `deadline` if that comes before the one it is set for. Ended
-   * attempts leave their deadline behind: the timer then fires for nothing and is set again for
-   * the earliest deadline still running, so a drain of short jobs sets it about once per timeout.
-   */
-  private armTimeout(deadline: number): void {
-    if (deadline >= this.timeoutAt) return;
-    clearTimeout(this.timeoutTimer);
-    this.timeoutAt = deadline;
-    this.timeoutTimer = setTimeout(() => this.expireAttempts(), Math.max(0, deadline - performance.now()));
-    this.timeoutTimer.unref();
-  }
-
-  /** Stops the attempts whose deadline has passed; sets the timer for the next one. */
-  private expireAttempts(): void {
-    this.timeoutTimer = undefined;
-    this.timeoutAt = Infinity;
-    const now = performance.now();
-    let next = Infinity;
-    for (const running of this.running.values()) {
-      if (running.aborted) continue;
-      if (running.deadline <= now) running.abort(new AttemptAborted('timeout', `timed out after ${running.timeoutMs} ms`));
-      else if (running.deadline < next) next = running.deadline;
-    }
-    if (next < Infinity && this.state !== 'stopped') this.armTimeout(next);
-  }
-
-  /**
    * The fallback of the cancel NOTIFY (and of a request recorded while its attempt was starting):
    * attempts this process runs whose job has a recorded cancel request are stopped.
    */
   private async pollCancelRequests(): Promise<void> {
-    if (this.running.size === 0) return;
+    if (this.runner.busy === 0) return;
     for (const { id, attempt } of await this.store.cancelRequests(this.config.owner)) {
-      if (this.running.get(id)?.attempt === attempt) this.requestCancel(id);
+      if (this.runner.attemptOf(id) === attempt) this.requestCancel(id);
     }
   }
 
@@ -410,9 +321,9 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
    * takes the outcome) so that two runs of one job overlap as little as possible.
    */
   private fenceIfLeaseAtRisk(): void {
-    if (!this.lease.atRisk || this.running.size === 0) return;
-    this.logger.warn(`the lease could not be renewed: stopping ${this.running.size} attempts; their jobs will run again`);
-    for (const running of this.running.values()) running.abort(new AttemptAborted('lease', 'stopped: this instance could not renew its lease'));
+    if (!this.lease.atRisk || this.runner.busy === 0) return;
+    this.logger.warn(`the lease could not be renewed: stopping ${this.runner.busy} attempts; their jobs will run again`);
+    this.runner.abortAll('lease', 'stopped: this instance could not renew its lease');
   }
 }
 
@@ -424,37 +335,4 @@ async function settlesWithin(work: Promise<unknown>, ms: number): Promise<boolea
   } finally {
     waitAbort.abort();
   }
-}
-
-function completion(attempt: number, result: unknown): JobEvent {
-  const now = Date.now();
-  try {
-    return { type: 'complete', now, attempt, result: JSON.parse(JSON.stringify(result ?? null)) as unknown };
-  } catch (err) {
-    return failure(attempt, `the handler's result is not JSON: ${(err as Error).message}`, true);
-  }
-}
-
-/**
- * A cancelled attempt's outcome is whatever the handler's error says: the store turns any outcome
- * of a job with a recorded cancel request into `cancelled`.
- */
-function outcomeOfError(attempt: number, err: unknown): JobEvent {
-  const now = Date.now();
-  if (err instanceof AttemptAborted) {
-    if (err.reason === 'shutdown') return { type: 'giveBack', now, attempt };
-    if (err.reason === 'lease') return { type: 'interrupt', now, attempt };
-    return failure(attempt, err.message, false);
-  }
-  if (err instanceof PermanentJobError) return failure(attempt, err.message, true);
-  return failure(attempt, err instanceof Error ? err.message : String(err), false);
-}
-
-/**
- * An error text as every store can keep it: PostgreSQL text refuses NUL, and an outcome that
- * never commits would leave the job processing until a restart.
- */
-function failure(attempt: number, error: string, permanent: boolean): JobEvent {
-  // eslint-disable-next-line no-control-regex -- NUL is the very character PostgreSQL text refuses
-  return { type: 'fail', now: Date.now(), attempt, error: error.replace(/\u0000/g, '\ufffd'), permanent, jitter: Math.random() };
 }
