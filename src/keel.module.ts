@@ -7,10 +7,9 @@ import { KEEL_MODULE_OPTIONS, type KeelModuleExtras } from './keel.options';
 import { BUILT_IN_TYPES } from './workers/handlers/built-in';
 
 /**
- * Keel as a Nest module (docs/embedding.md). Startup order holds inside any application, by module
- * imports (Nest runs the hooks of imported modules first): the store opens (onModuleInit) →
- * recovery (onApplicationBootstrap, resolves the readiness token) → the workers and the scheduler
- * start (they await it) → the application's `listen` opens the port after every bootstrap hook.
+ * Keel as a Nest module (docs/embedding.md). Its startup and shutdown order holds inside any
+ * application (module imports, Nest's phases, the readiness token): every step, in order, with its
+ * reason, is written in `keel.lifecycle-order.ts`, and test/lifecycle-order.e2e-spec.ts checks it.
  *
  * Global: the configuration, `JobsClient` and `JobEvents` are injectable anywhere in the app.
  * Job handlers are any `@JobHandler` provider of the app, found by discovery, and the built-in
