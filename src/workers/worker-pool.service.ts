@@ -93,7 +93,7 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
           : commit.kind === 'transition' && commit.event === 'cancel' && commit.job.state === 'processing'
             ? commit.job.id
             : undefined;
-      if (id !== undefined && this.running.has(id)) queueMicrotask(() => this.requestCancel(id));
+      if (id !== undefined && this.runner.attemptOf(id) !== undefined) queueMicrotask(() => this.requestCancel(id));
     }
   }
 
