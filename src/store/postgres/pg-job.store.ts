@@ -17,7 +17,7 @@ import {
   type TransitionGuard,
   type WriteDurability,
 } from '../job-store';
-import { activeCountsFromRows, patchParams, settingsFromRow, type TypeSettingsRow } from '../sql-rows';
+import { activeCountsFromRows, listFilters, patchParams, settingsFromRow, type TypeSettingsRow } from '../sql-rows';
 import { CommitStream } from '../commit-stream';
 import { type SharedStore } from '../shared-store';
 import { SyncSchedule } from '../sync-schedule';
@@ -268,13 +268,9 @@ export class PgJobStore implements JobStore, SharedStore {
   }
 
   async list(query: ListQuery): Promise<Job[]> {
-    const where: string[] = [];
     const params: unknown[] = [];
-    if (query.state !== undefined) where.push(`state = $${params.push(query.state)}`);
-    if (query.type !== undefined) where.push(`type = $${params.push(query.type)}`);
-    if (query.beforeId !== undefined) where.push(`id < $${params.push(query.beforeId)}`);
-    const sql = PG_SQL.listJobs(where.length ? `WHERE ${where.join(' AND ')}` : '', `$${params.push(query.limit)}`);
-    const { rows } = await this.query<JobRow>(sql, params);
+    const { where, limit } = listFilters(query, (_name, value) => `$${params.push(value)}`);
+    const { rows } = await this.query<JobRow>(PG_SQL.listJobs(where, limit), params);
     return rows.map(fromRow);
   }
 

@@ -1,4 +1,5 @@
 import type { Job, JobProgress, JobState, NewJob } from '../../core/job.model';
+import { JSON_PARSED, jobFromRow } from '../sql-rows';
 
 /** A `keel_jobs` row as the driver returns it (bigint columns parsed to numbers). */
 export interface JobRow {
@@ -26,27 +27,7 @@ export interface JobRow {
 }
 
 export function fromRow(row: JobRow): Job {
-  return {
-    id: row.id,
-    type: row.type,
-    payload: row.payload,
-    state: row.state,
-    priority: row.priority,
-    attempts: row.attempts,
-    maxAttempts: row.max_attempts,
-    backoffMs: row.backoff_ms,
-    timeoutMs: row.timeout_ms,
-    runAt: row.run_at,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-    startedAt: row.started_at,
-    finishedAt: row.finished_at,
-    result: row.result ?? null,
-    lastError: row.last_error,
-    idempotencyKey: row.idempotency_key,
-    cancelRequestedAt: row.cancel_requested_at ?? null,
-    progress: row.progress ?? null,
-  };
+  return jobFromRow(row, JSON_PARSED);
 }
 
 export function jsonOrNull(value: unknown): string | null {

@@ -1,4 +1,5 @@
 import type { Schedule } from '../../core/schedule.model';
+import { JSON_PARSED, scheduleFromRow as fromSqlRow } from '../sql-rows';
 
 const SCHEDULE_COLUMNS = `name, cron, timezone, type, payload, priority, max_attempts, backoff_ms, timeout_ms, paused,
   next_run_at, last_run_at, last_job_id, created_at, updated_at`;
@@ -66,24 +67,7 @@ interface ScheduleRow {
 }
 
 export function scheduleFromRow(row: object): Schedule {
-  const r = row as ScheduleRow;
-  return {
-    name: r.name,
-    cron: r.cron,
-    timezone: r.timezone,
-    type: r.type,
-    payload: r.payload,
-    priority: r.priority,
-    maxAttempts: r.max_attempts,
-    backoffMs: r.backoff_ms,
-    timeoutMs: r.timeout_ms,
-    paused: r.paused,
-    nextRunAt: r.next_run_at,
-    lastRunAt: r.last_run_at,
-    lastJobId: r.last_job_id,
-    createdAt: r.created_at,
-    updatedAt: r.updated_at,
-  };
+  return fromSqlRow(row as ScheduleRow, JSON_PARSED);
 }
 
 /** The parameters of `putSchedule`. */

@@ -1,6 +1,5 @@
 import Database from 'better-sqlite3';
-import { mkdirSync, statSync } from 'node:fs';
-import { open as openFile, type FileHandle } from 'node:fs/promises';
+import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { BacklogFull, ConcurrentChange, IdempotencyKeyTaken, JobNotFound, StoreUnavailable } from '../../core/job.errors';
 import type { Schedule } from '../../core/schedule.model';
@@ -24,55 +23,30 @@ import { LocalEventFeed } from '../event-feed';
 import { planTransition, type PlannedTransition } from '../plan-transition';
 import { windowFullUntil } from '../rate-window';
 import { SCHEDULER_RUNS_KEPT_MS, type SlotFiring, type SlotOutcome } from '../schedule-store';
-import { StoreOwnershipError } from '../store.errors';
-import { activeCountsFromRows, patchParams, settingsFromRow, type TypeSettingsRow } from '../sql-rows';
+import {
+  activeCountsFromRows,
+  jobFromRow,
+  JSON_TEXT,
+  listFilters,
+  patchParams,
+  scheduleFromRow,
+  settingsFromRow,
+  type JobRow as SqlJobRow,
+  type ScheduleRow,
+  type TypeSettingsRow,
+} from '../sql-rows';
 import { SyncSchedule } from '../sync-schedule';
 import { type KeelContextLog, KeelLog } from '../../logging/keel-log';
 import { GroupCommit, type Durability } from './group-commit';
-import { SQLITE_MIGRATIONS } from './sqlite-migrations';
-import { SCHEDULE_SQL, scheduleFromRow, scheduleRow, type ScheduleRow } from './sqlite-schedules';
+import { own, probeWrite, SqliteFiles } from './sqlite-files';
+import { migrate } from './sqlite-migrations';
+import { SCHEDULE_SQL, scheduleRow } from './sqlite-schedules';
 import { applyTransitionSql, SQL } from './sqlite-statements';
 
-interface JobRow {
-  id: string;
-  type: string;
-  payload: string;
-  state: JobState;
-  priority: number;
-  attempts: number;
-  max_attempts: number;
-  backoff_ms: number;
-  timeout_ms: number;
-  run_at: number;
-  created_at: number;
-  updated_at: number;
-  started_at: number | null;
-  finished_at: number | null;
-  result: string | null;
-  last_error: string | null;
-  idempotency_key: string | null;
-  owner: string | null;
-  request_hash?: string | null;
-  cancel_requested_at: number | null;
-  progress: string | null;
-}
+/** SQLite keeps JSON as text. */
+type JobRow = SqlJobRow<string>;
 
 type Statements = { [K in keyof typeof SQL | keyof typeof SCHEDULE_SQL]: Database.Statement };
-
-/** Which file a path names: a file deleted, or another renamed over it, has another identity. */
-interface FileIdentity {
-  dev: bigint;
-  ino: bigint;
-}
-
-/**
- * The readiness probe's write (table `keel_probe`): a row one page long, inserted before the last
- * one is deleted, so that it needs a new page as the failed writes of a full disk did.
- */
-const PROBE_SQL = {
-  insert: `INSERT INTO keel_probe (at, filler) VALUES (?, zeroblob(?))`,
-  prune: `DELETE FROM keel_probe WHERE id < ?`,
-} as const;
 
 /** The file name that makes better-sqlite3 open a private database in memory (`STORE=memory`). */
 export const IN_MEMORY = ':memory:';
@@ -96,13 +70,10 @@ export class SqliteJobStore implements JobStore {
   private readonly transitionStatements = new Map<number, Database.Statement>();
   /** Exact, because this process is the file's only writer: loaded once at open, kept in step by every write. */
   private stateCounts = emptyCounts();
-  /** The database file and its WAL as opened: checked before every commit and every ping. */
-  private identity?: { db: FileIdentity; wal: FileIdentity };
-  /** Whether the WAL was emptied into the database file after the files went (done once). */
-  private walSecured = false;
-  private probeStatements?: { insert: Database.Statement; prune: Database.Statement; pageSize: number };
-  /** The WAL, opened once more: syncing it syncs SQLite's writes to it (fsync is per file, not per descriptor). */
-  private wal?: FileHandle;
+  /** The database file and its WAL as opened, checked before every commit and every ping; none in memory. */
+  private files?: SqliteFiles;
+  /** The readiness probe's write, once a write failed (see `ping`). */
+  private probe?: () => void;
   private readonly syncSchedule: SyncSchedule;
   readonly commits: CommitStream;
   /** The changes of the group's transaction under way: they go out at its COMMIT, or never. */
@@ -124,7 +95,7 @@ export class SqliteJobStore implements JobStore {
     // and cheaper than a FULL commit of a write made for it (docs/decisions.md).
     this.syncSchedule = new SyncSchedule(
       syncIntervalMs,
-      async () => await this.wal?.datasync(),
+      async () => await this.files?.datasync(),
       (err) => {
         if (this.group) this.group.fault = unavailable(err) as Error;
       },
@@ -152,7 +123,7 @@ export class SqliteJobStore implements JobStore {
   async open(): Promise<void> {
     if (!this.inMemory) mkdirSync(dirname(this.file), { recursive: true });
     const db = new Database(this.file, { timeout: 0 });
-    if (!this.inMemory) this.own(db);
+    if (!this.inMemory) own(db, this.file);
     // FULL for the migrations; the group commit then commits at NORMAL and syncs the WAL itself
     // before it acknowledges a write (docs/decisions.md).
     db.pragma('synchronous = FULL');
@@ -162,23 +133,9 @@ export class SqliteJobStore implements JobStore {
     // The savepoint of each write in a group journals the pages it changes; in memory, not in a
     // temporary file: a third of a state change's cost (docs/decisions.md).
     db.pragma('temp_store = MEMORY');
-    this.migrate(db);
-    if (!this.inMemory && this.file !== '') {
-      // Locking mode EXCLUSIVE keeps the WAL open, and its file present, until the store closes.
-      const dbFile = identityOf(this.file);
-      const walFile = identityOf(`${this.file}-wal`);
-      if (!dbFile || !walFile) {
-        db.close();
-        throw new Error(`SQLITE_FILE ${this.file}: the database file or its WAL is missing right after opening it`);
-      }
-      this.identity = { db: dbFile, wal: walFile };
-      this.wal = await openFile(`${this.file}-wal`, 'r');
-    }
-    this.probeStatements = {
-      insert: db.prepare(PROBE_SQL.insert),
-      prune: db.prepare(PROBE_SQL.prune),
-      pageSize: db.pragma('page_size', { simple: true }) as number,
-    };
+    migrate(db, this.file);
+    if (!this.inMemory && this.file !== '') this.files = await SqliteFiles.watch(db, this.file, this.logger);
+    this.probe = probeWrite(db);
     this.db = db;
     this.stmts = Object.fromEntries(Object.entries({ ...SQL, ...SCHEDULE_SQL }).map(([name, sql]) => [name, db.prepare(sql)])) as Statements;
     const counts = emptyCounts();
@@ -198,57 +155,31 @@ export class SqliteJobStore implements JobStore {
         this.commits.publish(batch);
       },
       fault: (err) => {
-        this.secureWal();
+        this.files?.secureWal();
         return unavailable(err);
       },
-      beforeCommit: () => this.checkFiles(),
+      beforeCommit: () => this.files?.check(),
       // Nothing in memory is ever synced: no sync is counted, no timer armed.
       synced: this.inMemory ? undefined : () => this.syncSchedule.syncedThrough(this.syncSchedule.mark()),
       unsynced: this.inMemory ? undefined : () => this.syncSchedule.committedUnsynced(),
       // An acknowledged write's sync runs on the thread pool too, pipelined (docs/decisions.md);
       // a database without a WAL file keeps FULL commits.
-      sync: this.wal ? () => this.syncSchedule.syncNow() : undefined,
+      sync: this.files ? () => this.syncSchedule.syncNow() : undefined,
     });
   }
 
-  /**
-   * Takes the file for this process. EXCLUSIVE before WAL: the first write takes the file lock and
-   * this connection keeps it until it closes (or the process dies), so a second process cannot
-   * open the file.
-   */
-  private own(db: Database.Database): void {
-    try {
-      db.pragma('locking_mode = EXCLUSIVE');
-      db.pragma('journal_mode = WAL');
-      db.exec('BEGIN IMMEDIATE; COMMIT');
-    } catch (err) {
-      db.close();
-      if (isBusy(err)) {
-        throw new StoreOwnershipError(`SQLITE_FILE ${this.file} is in use by another process: only one Keel process may own it`);
-      }
-      throw err;
-    }
-  }
-
-  /**
-   * Closing checkpoints the WAL into the database file, with a sync: nothing is left unsynced.
-   * SQLite then deletes the WAL by its path, whatever file is there now; when the files are no
-   * longer the ones opened, the connection is left open instead (see `leaveOpen`).
-   */
+  /** Every write asked for is committed and synced first; then the files close (see `SqliteFiles.close`). */
   async close(): Promise<void> {
     if (!this.db) return;
     this.group?.flush();
     this.group = undefined;
     await this.syncSchedule.close();
-    await this.wal?.close();
-    this.wal = undefined;
-    if (this.filesAreOwn()) this.db.close();
-    else this.leaveOpen(this.db);
+    if (this.files) await this.files.close();
+    else this.db.close();
+    this.files = undefined;
     this.db = undefined;
     this.stmts = undefined;
-    this.probeStatements = undefined;
-    this.identity = undefined;
-    this.walSecured = false;
+    this.probe = undefined;
     this.listStatements.clear();
     this.transitionStatements.clear();
   }
@@ -260,93 +191,12 @@ export class SqliteJobStore implements JobStore {
    */
   async ping(): Promise<void> {
     const stmts = this.statements();
-    try {
-      this.checkFiles();
-    } catch (err) {
-      this.secureWal();
-      throw err;
-    }
+    this.files?.checkForPing();
     stmts.ping.get();
     const group = this.writes();
     if (group.fault) {
-      const probe = this.probeStatements!;
-      await group.probe(() =>
-        write(() => {
-          const { lastInsertRowid } = probe.insert.run(Date.now(), probe.pageSize);
-          probe.prune.run(lastInsertRowid);
-        }),
-      );
-    }
-  }
-
-  /**
-   * Throws StoreUnavailable when the database file or its WAL is no longer the file this store
-   * opened (deleted, or another renamed over it): a commit into it would be acknowledged into a
-   * file that is gone. Two stat calls, a few microseconds (docs/decisions.md).
-   */
-  private checkFiles(): void {
-    if (!this.identity) return;
-    const wal = `${this.file}-wal`;
-    for (const [path, opened] of [
-      [this.file, this.identity.db],
-      [wal, this.identity.wal],
-    ] as const) {
-      const now = identityOf(path);
-      if (now && now.dev === opened.dev && now.ino === opened.ino) continue;
-      throw new StoreUnavailable(
-        `the SQLite file ${path} was ${now ? 'replaced' : 'deleted'} under the running process: ` +
-          'nothing more is written; restart Keel once the file is back in place (README "Recovery")',
-      );
-    }
-  }
-
-  /** Whether the database file and WAL at the path are still the ones this store opened. */
-  private filesAreOwn(): boolean {
-    try {
-      this.checkFiles();
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
-  /**
-   * The close of a connection whose files were moved or replaced. SQLite's own close would delete
-   * `<file>-wal` by name once it checkpointed: with only the WAL moved away (SQLite checks that
-   * the database file is still in place, by inode only), that deletes another's WAL now at the
-   * path. So what the WAL holds is emptied into this store's own database file through the open
-   * handles, and the connection is kept, never closed: the process ends it when it exits, and an
-   * exit closes no SQLite connection (better-sqlite3 closes those left open only when Node tears
-   * down an event loop that ran empty, which the standalone server never waits for).
-   */
-  private leaveOpen(db: Database.Database): void {
-    this.secureWal();
-    LEFT_OPEN.push(db);
-    this.logger.warn(
-      `the SQLite file ${this.file} or its WAL was moved or replaced while open: the connection is left ` +
-        'for the process exit to close, so that the file now at the path is not deleted',
-    );
-  }
-
-  /**
-   * Once the files went: empties the WAL into the database file through the open handles (a
-   * checkpoint). When only the WAL went, what it held, every commit acknowledged so far, is then in
-   * the database file, which survives a restart; when the database file went, the WAL left at the
-   * path no longer holds frames that a restart would replay onto another file.
-   */
-  private secureWal(): void {
-    if (this.walSecured || !this.db || this.db.inTransaction || !this.identity) return;
-    try {
-      this.checkFiles();
-      return;
-    } catch {
-      // gone or replaced: secure what the WAL holds
-    }
-    this.walSecured = true;
-    try {
-      this.db.pragma('wal_checkpoint(TRUNCATE)');
-    } catch {
-      // nothing more can be done here; the store answers 503 either way
+      const probe = this.probe!;
+      await group.probe(() => write(probe));
     }
   }
 
@@ -381,21 +231,19 @@ export class SqliteJobStore implements JobStore {
   }
 
   async list(query: ListQuery): Promise<Job[]> {
-    const where: string[] = [];
-    if (query.state !== undefined) where.push('state = @state');
-    if (query.type !== undefined) where.push('type = @type');
-    if (query.beforeId !== undefined) where.push('id < @beforeId');
-    const sql = `SELECT * FROM jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT @limit`;
+    const params: Record<string, unknown> = {};
+    const { where, limit } = listFilters(query, (name, value) => {
+      params[name] = value;
+      return `@${name}`;
+    });
+    // One statement per shape of the query, prepared once.
+    const sql = `SELECT * FROM jobs ${where} ORDER BY id DESC LIMIT ${limit}`;
     let stmt = this.listStatements.get(sql);
     if (!stmt) {
       if (!this.db) throw new Error('the SQLite store is not open');
       stmt = this.db.prepare(sql);
       this.listStatements.set(sql, stmt);
     }
-    const params: Record<string, unknown> = { limit: query.limit };
-    if (query.state !== undefined) params.state = query.state;
-    if (query.type !== undefined) params.type = query.type;
-    if (query.beforeId !== undefined) params.beforeId = query.beforeId;
     return (stmt.all(params) as JobRow[]).map(fromRow);
   }
 
@@ -585,20 +433,20 @@ export class SqliteJobStore implements JobStore {
   async putSchedule(name: string, plan: (stored: Schedule | undefined) => Schedule): Promise<{ schedule: Schedule; created: boolean }> {
     const stmts = this.statements();
     return this.writes().run(() => {
-      const row = stmts.getSchedule.get(name) as ScheduleRow | undefined;
-      const schedule = plan(row && scheduleFromRow(row));
+      const row = stmts.getSchedule.get(name) as ScheduleRow<string> | undefined;
+      const schedule = plan(row && scheduleFromRow(row, JSON_TEXT));
       write(() => stmts.putSchedule.run(scheduleRow(schedule)));
       return { schedule, created: row === undefined };
     });
   }
 
   async getSchedule(name: string): Promise<Schedule | undefined> {
-    const row = this.statements().getSchedule.get(name) as ScheduleRow | undefined;
-    return row && scheduleFromRow(row);
+    const row = this.statements().getSchedule.get(name) as ScheduleRow<string> | undefined;
+    return row && scheduleFromRow(row, JSON_TEXT);
   }
 
   async listSchedules(): Promise<Schedule[]> {
-    return (this.statements().listSchedules.all() as ScheduleRow[]).map(scheduleFromRow);
+    return (this.statements().listSchedules.all() as ScheduleRow<string>[]).map((row) => scheduleFromRow(row, JSON_TEXT));
   }
 
   async deleteSchedule(name: string): Promise<boolean> {
@@ -613,8 +461,8 @@ export class SqliteJobStore implements JobStore {
   async fireSlot(name: string, plan: (schedule: Schedule) => SlotFiring | undefined, maxBacklog: number): Promise<SlotOutcome> {
     const stmts = this.statements();
     return this.writes().run((): SlotOutcome => {
-      const row = stmts.getSchedule.get(name) as ScheduleRow | undefined;
-      const schedule = row && scheduleFromRow(row);
+      const row = stmts.getSchedule.get(name) as ScheduleRow<string> | undefined;
+      const schedule = row && scheduleFromRow(row, JSON_TEXT);
       const firing = schedule && plan(schedule);
       if (!schedule || !firing) return { kind: 'idle', schedule };
       const advanced = { ...schedule, nextRunAt: firing.next };
@@ -651,19 +499,6 @@ export class SqliteJobStore implements JobStore {
       write(() => stmts.endSchedulerRun.run(owner, at));
       write(() => stmts.forgetSchedulerRuns.run(owner, at - SCHEDULER_RUNS_KEPT_MS));
     });
-  }
-
-  private migrate(db: Database.Database): void {
-    const applied = db.pragma('user_version', { simple: true }) as number;
-    if (applied > SQLITE_MIGRATIONS.length) {
-      throw new Error(`SQLITE_FILE ${this.file} has schema version ${applied}, newer than this Keel (${SQLITE_MIGRATIONS.length})`);
-    }
-    for (let version = applied; version < SQLITE_MIGRATIONS.length; version++) {
-      db.transaction(() => {
-        db.exec(SQLITE_MIGRATIONS[version]);
-        db.pragma(`user_version = ${version + 1}`);
-      })();
-    }
   }
 
   /** The compare-and-set that sets the columns of `mask` (bits in TRANSITION_COLUMNS order), prepared once. */
@@ -712,19 +547,6 @@ function unavailable(err: unknown): unknown {
   const code = (err as { code?: string }).code ?? '';
   const fault = Object.keys(FAULTS).find((prefix) => code.startsWith(prefix));
   return fault ? new StoreUnavailable(`the SQLite store cannot write: ${FAULTS[fault]} (${code})`) : err;
-}
-
-/** Connections whose files were replaced: held here so that neither a close nor their collection deletes what is at the path now. */
-const LEFT_OPEN: Database.Database[] = [];
-
-function identityOf(path: string): FileIdentity | undefined {
-  const stat = statSync(path, { throwIfNoEntry: false, bigint: true });
-  return stat && { dev: stat.dev, ino: stat.ino };
-}
-
-function isBusy(err: unknown): boolean {
-  const code = (err as { code?: string }).code;
-  return code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED';
 }
 
 function isUniqueViolation(err: unknown): boolean {
@@ -783,25 +605,5 @@ function transitionValues(next: Job, owner: string | null): unknown[] {
 }
 
 function fromRow(row: JobRow): Job {
-  return {
-    id: row.id,
-    type: row.type,
-    payload: JSON.parse(row.payload) as Job['payload'],
-    state: row.state,
-    priority: row.priority,
-    attempts: row.attempts,
-    maxAttempts: row.max_attempts,
-    backoffMs: row.backoff_ms,
-    timeoutMs: row.timeout_ms,
-    runAt: row.run_at,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-    startedAt: row.started_at,
-    finishedAt: row.finished_at,
-    result: row.result === null ? null : JSON.parse(row.result),
-    lastError: row.last_error,
-    idempotencyKey: row.idempotency_key,
-    cancelRequestedAt: row.cancel_requested_at ?? null,
-    progress: row.progress === null || row.progress === undefined ? null : (JSON.parse(row.progress) as JobProgress),
-  };
+  return jobFromRow(row, JSON_TEXT);
 }

@@ -1,3 +1,5 @@
+import type Database from 'better-sqlite3';
+
 /**
  * Versioned schema migrations, applied in order at open; `PRAGMA user_version` records how many
  * have run. Append only: a released migration is never edited.
@@ -109,3 +111,17 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   );
   `,
 ];
+
+/** Applies the migrations `db` (the database at SQLITE_FILE `file`) has not run yet, each in a transaction of its own. */
+export function migrate(db: Database.Database, file: string): void {
+  const applied = db.pragma('user_version', { simple: true }) as number;
+  if (applied > SQLITE_MIGRATIONS.length) {
+    throw new Error(`SQLITE_FILE ${file} has schema version ${applied}, newer than this Keel (${SQLITE_MIGRATIONS.length})`);
+  }
+  for (let version = applied; version < SQLITE_MIGRATIONS.length; version++) {
+    db.transaction(() => {
+      db.exec(SQLITE_MIGRATIONS[version]);
+      db.pragma(`user_version = ${version + 1}`);
+    })();
+  }
+}

@@ -1,4 +1,5 @@
 import type { Schedule } from '../../core/schedule.model';
+import type { ScheduleRow } from '../sql-rows';
 
 /** The SQL of the SQLite store's schedules (docs/api.md "Schedules"), each statement named for what it does. */
 export const SCHEDULE_SQL = {
@@ -30,46 +31,8 @@ export const SCHEDULE_SQL = {
   forgetSchedulerRuns: `DELETE FROM scheduler_runs WHERE owner <> ? AND ran_until < ?`,
 } as const;
 
-/** A `schedules` row. */
-export interface ScheduleRow {
-  name: string;
-  cron: string;
-  timezone: string;
-  type: string;
-  payload: string;
-  priority: number;
-  max_attempts: number;
-  backoff_ms: number;
-  timeout_ms: number;
-  paused: number;
-  next_run_at: number | null;
-  last_run_at: number | null;
-  last_job_id: string | null;
-  created_at: number;
-  updated_at: number;
-}
-
-export function scheduleFromRow(row: ScheduleRow): Schedule {
-  return {
-    name: row.name,
-    cron: row.cron,
-    timezone: row.timezone,
-    type: row.type,
-    payload: JSON.parse(row.payload) as Schedule['payload'],
-    priority: row.priority,
-    maxAttempts: row.max_attempts,
-    backoffMs: row.backoff_ms,
-    timeoutMs: row.timeout_ms,
-    paused: row.paused === 1,
-    nextRunAt: row.next_run_at,
-    lastRunAt: row.last_run_at,
-    lastJobId: row.last_job_id,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-  };
-}
-
-export function scheduleRow(schedule: Schedule): ScheduleRow {
+/** A schedule as `putSchedule` stores it: JSON as text, `paused` as 0/1. */
+export function scheduleRow(schedule: Schedule): ScheduleRow<string> {
   return {
     name: schedule.name,
     cron: schedule.cron,
