@@ -21,7 +21,7 @@ import { PgJobStore } from '../src/store/postgres/pg-job.store';
 import { MAX_GROUP_JOBS, MAX_GROUP_SUBMISSIONS } from '../src/store/postgres/pg-insert-groups';
 import { PG_MIGRATIONS } from '../src/store/postgres/pg-migrations';
 import { PG_SQL } from '../src/store/postgres/pg-statements';
-import { insertColumns } from '../src/store/postgres/pg-rows';
+import { INSERT_JOBS, insertJobsParams } from '../src/store/postgres/pg-insert-groups';
 import { newJobRecord } from '../src/core/job.model';
 import type { CommittedEvent, EventSink } from '../src/store/event-feed';
 import { createTestDatabase, describePg, dropTestDatabases, pgQuery, randomName, withHostPort, type TestDatabase } from './support/postgres';
@@ -1144,7 +1144,7 @@ describePg('PgJobStore: several stores on one database', () => {
     try {
       await writer.query('BEGIN');
       const early = newJob();
-      await writer.query(PG_SQL.insertJobs, [...insertColumns([newJobRecord(early)], [early]), 'unused_channel', 'test']);
+      await writer.query(INSERT_JOBS, insertJobsParams([newJobRecord(early)], [early], { work: 'unused_channel', notifier: 'test' }));
       const atA = collecting();
       let resolved = false;
       const starting = a.events.start(atA).then((floor) => {

@@ -1,8 +1,8 @@
 import type { PoolClient } from 'pg';
 import { BacklogFull, StoreUnavailable } from '../../core/job.errors';
 import { newJobRecord, type Job, type NewJob } from '../../core/job.model';
-import { insertColumns } from './pg-rows';
-import { PG_SQL, prepared } from './pg-statements';
+import { jsonOrNull } from './pg-rows';
+import { JOB_COLUMNS, PG_SQL, prepared, preparedAs, type PgChannels } from './pg-statements';
 import { TurnGroups } from './turn-groups';
 
 /** The most submissions in one group. */
@@ -19,8 +19,8 @@ export interface InsertDb {
    * unknown (a fault, a timed-out statement) is destroyed, so that transaction never commits.
    */
   inTransaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T>;
-  /** The parameters of a NOTIFY after the jobs: the channel and this store's name. */
-  notifyParams(): [string, string];
+  /** What the NOTIFY after the jobs names. */
+  readonly channels: PgChannels;
 }
 
 interface Submission {
@@ -102,11 +102,12 @@ export class PgInsertGroups extends TurnGroups<Submission> {
             }
           }
           if (admitted.length > 0) {
-            const columns = insertColumns(
+            const params = insertJobsParams(
               admitted.flatMap((s) => s.records),
               admitted.flatMap((s) => s.jobs),
+              this.db.channels,
             );
-            await client.query(prepared(PG_SQL.insertJobs, [...columns, ...this.db.notifyParams()]));
+            await client.query(prepared(INSERT_JOBS, params));
           }
           return { admitted, refused };
         });
@@ -132,4 +133,77 @@ export class PgInsertGroups extends TurnGroups<Submission> {
     this.transactions += 1;
     return this.db.insertAlone(submission.records, submission.jobs, submission.maxBacklog);
   }
+}
+
+/** Jobs to insert, one array per column (in `JOB_COLUMNS` order): $1 … $19, see `insertColumns`. */
+const UNNEST_JOBS = `unnest($1::uuid[], $2::text[], $3::json[], $4::text[], $5::int[], $6::int[], $7::int[], $8::int[], $9::int[],
+                             $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[], $15::json[], $16::text[],
+                             $17::text[], $18::text[], $19::text[])`;
+
+/**
+ * A whole submission in one statement and one round trip: the backlog check, the insert of all
+ * its jobs (one array per column) and, when any was inserted, the NOTIFY; all of it or nothing.
+ * The count and the insert see one snapshot.
+ */
+export const SUBMIT_JOBS = preparedAs(
+  'submitJobs',
+  `
+    WITH backlog AS (${PG_SQL.countPending}),
+    inserted AS (
+      INSERT INTO keel_jobs (${JOB_COLUMNS})
+      SELECT u.* FROM ${UNNEST_JOBS} AS u, backlog
+       WHERE backlog.n + $20::int <= $21::int
+      RETURNING 1
+    )
+    SELECT backlog.n AS pending, (SELECT count(*)::int FROM inserted) AS inserted,
+           CASE WHEN EXISTS (SELECT 1 FROM inserted) THEN pg_notify($22, $23) END AS notified
+      FROM backlog`,
+);
+
+/** The parameters of `SUBMIT_JOBS`: the columns, $20 the number of jobs, $21 MAX_BACKLOG, $22 the work channel, $23 this store's name. */
+export function submitJobsParams(records: Job[], jobs: NewJob[], maxBacklog: number, channels: PgChannels): unknown[] {
+  return [...insertColumns(records, jobs), records.length, maxBacklog, channels.work, channels.notifier];
+}
+
+/** The jobs of every admitted submission of a group (or a schedule's job), and the NOTIFY, in one statement. */
+export const INSERT_JOBS = preparedAs(
+  'insertJobs',
+  `
+    WITH inserted AS (
+      INSERT INTO keel_jobs (${JOB_COLUMNS})
+      SELECT u.* FROM ${UNNEST_JOBS} AS u
+      RETURNING 1
+    )
+    SELECT CASE WHEN EXISTS (SELECT 1 FROM inserted) THEN pg_notify($20, $21) END AS notified`,
+);
+
+/** The parameters of `INSERT_JOBS`: the columns, $20 the work channel, $21 this store's name. */
+export function insertJobsParams(records: Job[], jobs: NewJob[], channels: Pick<PgChannels, 'work' | 'notifier'>): unknown[] {
+  return [...insertColumns(records, jobs), channels.work, channels.notifier];
+}
+
+/** $1 … $19 of the insert statements: one array per column, in `JOB_COLUMNS` order. */
+function insertColumns(records: Job[], jobs: NewJob[]): unknown[][] {
+  const col = <T>(pick: (job: Job, i: number) => T) => records.map(pick);
+  return [
+    col((j) => j.id),
+    col((j) => j.type),
+    col((j) => JSON.stringify(j.payload)),
+    col((j) => j.state),
+    col((j) => j.priority),
+    col((j) => j.attempts),
+    col((j) => j.maxAttempts),
+    col((j) => j.backoffMs),
+    col((j) => j.timeoutMs),
+    col((j) => j.runAt),
+    col((j) => j.createdAt),
+    col((j) => j.updatedAt),
+    col((j) => j.startedAt),
+    col((j) => j.finishedAt),
+    col((j) => jsonOrNull(j.result)),
+    col((j) => j.lastError),
+    col((j) => j.idempotencyKey),
+    col((_j, i) => jobs[i].requestHash ?? null),
+    col(() => null),
+  ];
 }

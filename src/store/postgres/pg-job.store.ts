@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { Client, Pool, types, type PoolClient, type PoolConfig } from 'pg';
-import { BacklogFull, ConcurrentChange, DomainError, IdempotencyKeyTaken, JobNotFound, StoreUnavailable } from '../../core/job.errors';
+import { Pool, type PoolClient } from 'pg';
+import { BacklogFull, ConcurrentChange, IdempotencyKeyTaken, JobNotFound, StoreUnavailable } from '../../core/job.errors';
 import type { JobEvent } from '../../core/job-state-machine';
 import type { Schedule } from '../../core/schedule.model';
 import { compareDispatch, newJobRecord, type DispatchKey, type Job, type JobProgress, type JobState, type NewJob } from '../../core/job.model';
@@ -17,20 +17,23 @@ import {
   type TransitionGuard,
   type WriteDurability,
 } from '../job-store';
-import { activeCountsFromRows, listFilters, patchParams, settingsFromRow, type TypeSettingsRow } from '../sql-rows';
+import { activeCountsFromRows, listFilters, settingsFromRow, type TypeSettingsRow } from '../sql-rows';
 import { CommitStream } from '../commit-stream';
 import { type SharedStore } from '../shared-store';
 import { SyncSchedule } from '../sync-schedule';
 import { planTransition } from '../plan-transition';
 import { windowFullUntil } from '../rate-window';
 import { SCHEDULER_RUNS_KEPT_MS, type SlotFiring, type SlotOutcome } from '../schedule-store';
-import { PG_MIGRATIONS } from './pg-migrations';
+import { poolConfig, unavailable } from './pg-connection';
+import { migrate } from './pg-migrations';
 import { PgEventFeed } from './pg-event-feed';
-import { PgInsertGroups } from './pg-insert-groups';
-import { fromRow, insertColumns, type JobRow } from './pg-rows';
+import { INSERT_JOBS, insertJobsParams, PgInsertGroups, SUBMIT_JOBS, submitJobsParams } from './pg-insert-groups';
+import { PgListener } from './pg-listener';
+import { fromRow, type JobRow } from './pg-rows';
 import { PG_SCHEDULE_SQL, scheduleFromRow, scheduleParams } from './pg-schedules';
-import { PG_SQL, prepared } from './pg-statements';
-import { casParams, PgTransitionGroups } from './pg-transition-groups';
+import { PG_SQL, prepared, type PgChannels } from './pg-statements';
+import { APPLY_TRANSITION, applyTransitionParams, casParams, PgTransitionGroups } from './pg-transition-groups';
+import { PATCH_TYPE_SETTINGS, patchTypeSettingsParams } from './pg-type-settings';
 import { type KeelContextLog, KeelLog } from '../../logging/keel-log';
 
 export interface PgJobStoreOptions {
@@ -43,15 +46,6 @@ export interface PgJobStoreOptions {
   /** The application's (KeelModule passes it); default: lines at info. */
   log?: KeelLog;
 }
-
-/** bigint columns are epoch milliseconds: well inside Number's exact range. */
-const INT8_OID = 20;
-const parseTypes = {
-  getTypeParser: ((oid: number, format?: 'text' | 'binary'): unknown =>
-    oid === INT8_OID ? (value: string) => Number(value) : types.getTypeParser(oid, format)) as typeof types.getTypeParser,
-};
-
-const LISTEN_RETRY_MAX_MS = 5_000;
 
 /**
  * The shared store: several Keel processes on one PostgreSQL database. Ready jobs are claimed
@@ -67,35 +61,13 @@ export class PgJobStore implements JobStore, SharedStore {
   private pool?: Pool;
   /** The lease's own connection: renewal never waits behind the workers' queries. */
   private leasePool?: Pool;
-  private listener?: Client;
-  /** Channels LISTENed besides work and cancel (the events channel, while the feed runs): again on every new connection. */
-  private readonly channels = new Set<string>();
-  private readonly channel: string;
-  /** Carries the id of each job whose running attempt is asked to stop. */
-  private readonly cancelChannel: string;
-  /**
-   * Sent with each NOTIFY of this store: its own notifications come back to its LISTEN
-   * connection, and its commit stream has told this process already.
-   */
-  private readonly notifier = randomUUID();
-  private closed = false;
-  /** Whether a LISTEN connection was up before: a new one may have missed notifications. */
-  private listened = false;
-  private listenRetry?: NodeJS.Timeout;
+  /** Other instances' work and cancel requests, and the event feed's messages, arrive here. */
+  private readonly listener: PgListener;
+  private readonly channels: PgChannels;
   /** Whether it flushes the WAL itself is decided at open, from the server's `wal_writer_delay`. */
   private readonly syncSchedule: SyncSchedule;
-  private readonly transitions = new PgTransitionGroups({
-    query: (sql, params) => this.query(sql, params),
-    notifyParams: () => [this.channel, this.notifier, this.cancelChannel],
-    synchronousCommit: (durability) => this.synchronousCommit(durability),
-    syncSchedule: () => this.syncSchedule,
-    committed: (batch) => this.commits.publish(batch),
-  });
-  private readonly inserts = new PgInsertGroups({
-    insertAlone: (records, jobs, maxBacklog) => this.insertAlone(records, jobs, maxBacklog),
-    inTransaction: (work) => this.inTransaction(work),
-    notifyParams: () => [this.channel, this.notifier],
-  });
+  private readonly transitions: PgTransitionGroups;
+  private readonly inserts: PgInsertGroups;
 
   constructor(private readonly options: PgJobStoreOptions) {
     const log = options.log ?? new KeelLog('info');
@@ -103,8 +75,7 @@ export class PgJobStore implements JobStore, SharedStore {
     this.commits = new CommitStream((err) => this.logger.error(`a reaction to a commit failed: ${(err as Error).message}`));
     const scope = options.schema ?? 'public';
     const scopeHash = createHash('sha256').update(scope).digest('hex').slice(0, 16);
-    this.channel = `keel_work_${scopeHash}`;
-    this.cancelChannel = `keel_cancel_${scopeHash}`;
+    this.channels = { work: `keel_work_${scopeHash}`, cancel: `keel_cancel_${scopeHash}`, notifier: randomUUID() };
     this.syncSchedule = new SyncSchedule(
       options.syncIntervalMs ?? 100,
       async () => {
@@ -116,33 +87,56 @@ export class PgJobStore implements JobStore, SharedStore {
       {
         query: (sql, params) => this.query(sql, params),
         inTransaction: (work) => this.inTransaction((client) => work((sql, params) => client.query(sql, params))),
-        listen: (channel) => this.listenTo(channel),
-        unlisten: (channel) => this.unlistenTo(channel),
+        listen: (channel) => this.listener.listenTo(channel),
+        unlisten: (channel) => this.listener.unlistenTo(channel),
       },
       `keel_events_${scopeHash}`,
-      this.notifier,
+      this.channels.notifier,
       log.for('Events'),
     );
+    this.listener = new PgListener(
+      () => poolConfig(options, 1),
+      this.channels,
+      {
+        work: () => this.commits.publish([{ kind: 'remoteWork' }]),
+        cancelRequested: (id) => this.commits.publish([{ kind: 'cancelRequested', id }]),
+        eventChannel: this.events.channel,
+        event: (payload) => this.events.received(payload),
+        relistened: () => this.events.relistened(),
+      },
+      this.logger,
+    );
+    this.transitions = new PgTransitionGroups({
+      query: (sql, params) => this.query(sql, params),
+      channels: this.channels,
+      synchronousCommit: (durability) => this.synchronousCommit(durability),
+      syncSchedule: () => this.syncSchedule,
+      committed: (batch) => this.commits.publish(batch),
+    });
+    this.inserts = new PgInsertGroups({
+      insertAlone: (records, jobs, maxBacklog) => this.insertAlone(records, jobs, maxBacklog),
+      inTransaction: (work) => this.inTransaction(work),
+      channels: this.channels,
+    });
   }
 
   async open(): Promise<void> {
-    this.closed = false;
-    const pool = new Pool(this.poolConfig(this.options.poolSize ?? 10));
+    const pool = new Pool(poolConfig(this.options, this.options.poolSize ?? 10));
     // An idle client's error (the server went away) must not crash the process; the next query reports it.
     pool.on('error', (err) => this.logger.warn(`idle PostgreSQL connection failed: ${err.message}`));
     this.pool = pool;
-    const leasePool = new Pool(this.poolConfig(1));
+    const leasePool = new Pool(poolConfig(this.options, 1));
     leasePool.on('error', (err) => this.logger.warn(`idle PostgreSQL lease connection failed: ${err.message}`));
     this.leasePool = leasePool;
     try {
       if (this.options.schema) await pool.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(this.options.schema)}`);
-      await this.migrate(pool);
+      await migrate(pool);
       await this.scheduleSyncs(pool);
     } catch (err) {
       await this.close();
       throw err;
     }
-    await this.listen();
+    await this.listener.start();
   }
 
   get syncs(): number {
@@ -183,16 +177,16 @@ export class PgJobStore implements JobStore, SharedStore {
     return durability === 'worker' && this.syncIntervalMs > 0 ? 'off' : 'on';
   }
 
-  /**
-   * A write that commits with synchronous_commit on: a sync, which covers every commit before it,
-   * when it `wrote` (a transaction that changed no row takes no transaction id and flushes nothing).
-   */
   /** A commit that changed rows: a sync through `mark` when synchronous_commit was on, else one for the timer to cover. */
   private committed(setting: 'on' | 'off', mark: number): void {
     if (setting === 'on') this.syncSchedule.syncedThrough(mark);
     else this.syncSchedule.committedUnsynced();
   }
 
+  /**
+   * A write that commits with synchronous_commit on: a sync, which covers every commit before it,
+   * when it `wrote` (a transaction that changed no row takes no transaction id and flushes nothing).
+   */
   private async synced<T>(write: () => Promise<T>, wrote: (result: T) => boolean = () => true): Promise<T> {
     const mark = this.syncSchedule.mark();
     const result = await write();
@@ -202,15 +196,12 @@ export class PgJobStore implements JobStore, SharedStore {
 
   async close(): Promise<void> {
     await this.events.stop();
-    this.closed = true;
+    this.listener.stop();
     // Submissions and transitions asked for before the close are applied (or refused) before the pool ends.
     await Promise.all([this.inserts.settled(), this.transitions.settled()]);
     await this.syncSchedule.close();
     // Worker commits still unflushed: the WAL writer flushes them within its bound.
-    clearTimeout(this.listenRetry);
-    const listener = this.listener;
-    this.listener = undefined;
-    await listener?.end().catch(() => undefined);
+    await this.listener.close();
     const pool = this.pool;
     this.pool = undefined;
     await pool?.end().catch(() => undefined);
@@ -241,11 +232,11 @@ export class PgJobStore implements JobStore, SharedStore {
    * submission already answered with 503.
    */
   private async insertAlone(records: Job[], jobs: NewJob[], maxBacklog: number): Promise<Job[]> {
-    const params = [...insertColumns(records, jobs), records.length, maxBacklog, this.channel, this.notifier];
+    const params = submitJobsParams(records, jobs, maxBacklog, this.channels);
     return this.inTransaction(async (client) => {
       let outcome: { pending: number; inserted: number };
       try {
-        outcome = (await client.query<{ pending: number; inserted: number }>(prepared(PG_SQL.submitJobs, params))).rows[0];
+        outcome = (await client.query<{ pending: number; inserted: number }>(prepared(SUBMIT_JOBS, params))).rows[0];
       } catch (err) {
         if ((err as { code?: string }).code === '23505' && (err as { constraint?: string }).constraint === 'keel_jobs_idempotency_key') {
           throw new IdempotencyKeyTaken(records.find((r) => r.idempotencyKey !== null)?.idempotencyKey ?? '');
@@ -313,13 +304,8 @@ export class PgJobStore implements JobStore, SharedStore {
           if (retryAt !== undefined) return { retryAt };
           await client.query(PG_SQL.logStart, [row.type, window.now]);
         }
-        const { rowCount } = await client.query(PG_SQL.applyTransition, [
-          ...casParams(row, planned),
-          this.channel,
-          this.notifier,
-          this.cancelChannel,
-          this.synchronousCommit('worker'),
-        ]);
+        const params = applyTransitionParams(casParams(row, planned), this.channels, this.synchronousCommit('worker'));
+        const { rowCount } = await client.query(APPLY_TRANSITION, params);
         if (rowCount !== 1) throw new ConcurrentChange(id);
         return { job: planned.next };
       },
@@ -336,19 +322,8 @@ export class PgJobStore implements JobStore, SharedStore {
   }
 
   async patchTypeSettings(type: string, patch: Partial<TypeSettings>, defaults: TypeSettings): Promise<StoredTypeSettings> {
-    const p = patchParams(patch, defaults);
-    const { rows } = await this.synced(() =>
-      this.query<TypeSettingsRow>(PG_SQL.patchTypeSettings, [
-        type,
-        p.concurrency,
-        p.rateMax,
-        p.ratePerMs,
-        p.paused,
-        p.setsConcurrency,
-        p.setsRateLimit,
-        p.setsPaused,
-      ]),
-    );
+    const params = patchTypeSettingsParams(type, patch, defaults);
+    const { rows } = await this.synced(() => this.query<TypeSettingsRow>(PATCH_TYPE_SETTINGS, params));
     return settingsFromRow(rows[0]);
   }
 
@@ -366,7 +341,7 @@ export class PgJobStore implements JobStore, SharedStore {
 
   async releaseAbandonedClaims(self: string): Promise<number> {
     const { rows } = await this.synced(
-      () => this.query<{ released: number }>(PG_SQL.releaseAbandonedClaims, [self, this.channel, this.notifier]),
+      () => this.query<{ released: number }>(PG_SQL.releaseAbandonedClaims, [self, this.channels.work, this.channels.notifier]),
       (result) => result.rows[0].released > 0,
     );
     return this.released(rows[0].released);
@@ -475,7 +450,7 @@ export class PgJobStore implements JobStore, SharedStore {
         const pending = (await client.query<{ n: number }>(PG_SQL.countPending)).rows[0].n;
         if (pending + 1 > maxBacklog) throw new BacklogFull(pending, maxBacklog);
         const record = newJobRecord(firing.job);
-        await client.query(PG_SQL.insertJobs, [...insertColumns([record], [firing.job]), this.channel, this.notifier]);
+        await client.query(INSERT_JOBS, insertJobsParams([record], [firing.job], this.channels));
         await client.query(PG_SCHEDULE_SQL.advanceSchedule, [name, firing.next, firing.slot, record.id]);
         return { kind: 'fired', job: record, schedule: { ...advanced, lastRunAt: firing.slot, lastJobId: record.id } };
       },
@@ -506,113 +481,6 @@ export class PgJobStore implements JobStore, SharedStore {
   async dropLease(owner: string): Promise<void> {
     await this.leaseQuery(PG_SQL.dropLease, [owner]);
     await this.leaseQuery(PG_SQL.pruneLeases);
-  }
-
-  private poolConfig(max: number): PoolConfig {
-    return {
-      connectionString: this.options.connectionString,
-      max,
-      types: parseTypes,
-      // A blackholed server must not hang a request or a worker forever.
-      connectionTimeoutMillis: 5_000,
-      query_timeout: 15_000,
-      keepAlive: true,
-      application_name: 'keel',
-      ...(this.options.schema ? { options: `-c search_path=${this.options.schema}` } : {}),
-    };
-  }
-
-  private async migrate(pool: Pool): Promise<void> {
-    const client = await pool.connect();
-    try {
-      await client.query(`SELECT pg_advisory_lock(hashtext('keel_migrations:' || current_schema()))`);
-      try {
-        await client.query(`CREATE TABLE IF NOT EXISTS keel_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`);
-        const { rows } = await client.query<{ v: number | null }>(`SELECT max(version) AS v FROM keel_migrations`);
-        const applied = rows[0].v ?? 0;
-        if (applied > PG_MIGRATIONS.length) {
-          throw new Error(`the database has schema version ${applied}, newer than this Keel (${PG_MIGRATIONS.length})`);
-        }
-        for (let version = applied; version < PG_MIGRATIONS.length; version++) {
-          await client.query('BEGIN');
-          try {
-            await client.query(PG_MIGRATIONS[version]);
-            await client.query(`INSERT INTO keel_migrations (version) VALUES ($1)`, [version + 1]);
-            await client.query('COMMIT');
-          } catch (err) {
-            await client.query('ROLLBACK');
-            throw err;
-          }
-        }
-      } finally {
-        await client.query(`SELECT pg_advisory_unlock(hashtext('keel_migrations:' || current_schema()))`);
-      }
-    } finally {
-      client.release();
-    }
-  }
-
-  /**
-   * A dedicated connection for LISTEN: other instances' submissions and cancel requests become
-   * commits of this store's stream. When it drops, it reconnects, and says that work may be
-   * ready (what was announced meanwhile is lost).
-   */
-  private async listen(delayMs = 250): Promise<void> {
-    if (this.closed) return;
-    const client = new Client(this.poolConfig(1));
-    client.on('notification', (message) => {
-      if (message.channel === this.cancelChannel) {
-        this.commits.publish([{ kind: 'cancelRequested', id: message.payload ?? '' }]);
-      } else if (message.channel === this.events.channel) {
-        this.events.received(message.payload);
-      } else if (message.payload !== this.notifier) {
-        this.emitWork();
-      }
-    });
-    client.on('error', (err) => this.logger.warn(`LISTEN connection failed: ${err.message}`));
-    client.on('end', () => {
-      if (this.listener !== client || this.closed) return;
-      this.listener = undefined;
-      this.scheduleListen(delayMs);
-    });
-    try {
-      await client.connect();
-      await client.query([this.channel, this.cancelChannel, ...this.channels].map((channel) => `LISTEN ${channel}`).join('; '));
-      const replaced = this.listened;
-      this.listener = client;
-      this.listened = true;
-      this.emitWork();
-      // Notifications sent while no connection listened are lost: the event feed says so.
-      if (replaced && this.channels.size > 0) this.events.relistened();
-    } catch (err) {
-      await client.end().catch(() => undefined);
-      this.logger.warn(`LISTEN failed (${(err as Error).message}); retrying`);
-      this.scheduleListen(Math.min(delayMs * 2, LISTEN_RETRY_MAX_MS));
-    }
-  }
-
-  private async listenTo(channel: string): Promise<void> {
-    this.channels.add(channel);
-    if (!this.listener) throw new StoreUnavailable('the PostgreSQL LISTEN connection is down');
-    await this.listener.query(`LISTEN ${channel}`).catch((err: unknown) => {
-      throw unavailable(err);
-    });
-  }
-
-  private async unlistenTo(channel: string): Promise<void> {
-    this.channels.delete(channel);
-    await this.listener?.query(`UNLISTEN ${channel}`);
-  }
-
-  private scheduleListen(delayMs: number): void {
-    if (this.closed) return;
-    clearTimeout(this.listenRetry);
-    this.listenRetry = setTimeout(() => void this.listen(delayMs), delayMs);
-    this.listenRetry.unref();
-  }
-
-  private emitWork(): void {
-    this.commits.publish([{ kind: 'remoteWork' }]);
   }
 
   private async query<R extends object = object>(sql: string, params?: unknown[]) {
@@ -679,23 +547,6 @@ export class PgJobStore implements JobStore, SharedStore {
     if (!this.pool) throw new StoreUnavailable('the PostgreSQL store is not open');
     return this.pool;
   }
-}
-
-const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', '57P01', '57P02', '57P03']);
-
-/** Connection-level failures become `StoreUnavailable` (503); domain and SQL errors pass through. */
-function unavailable(err: unknown): unknown {
-  if (err instanceof DomainError) return err;
-  const code = (err as { code?: string }).code ?? '';
-  const message = (err as Error).message ?? String(err);
-  if (
-    CONNECTION_CODES.has(code) ||
-    code.startsWith('08') ||
-    /Connection terminated|timeout|not queryable|Client has encountered a connection error/i.test(message)
-  ) {
-    return new StoreUnavailable(`the PostgreSQL store is unreachable: ${message}`);
-  }
-  return err;
 }
 
 function changedRows(result: { rowCount: number | null }): boolean {

@@ -1,3 +1,36 @@
+import type { Pool } from 'pg';
+
+/** Applies the migrations the schema lacks, each in a transaction of its own, under the migrations' advisory lock. */
+export async function migrate(pool: Pool): Promise<void> {
+  const client = await pool.connect();
+  try {
+    await client.query(`SELECT pg_advisory_lock(hashtext('keel_migrations:' || current_schema()))`);
+    try {
+      await client.query(`CREATE TABLE IF NOT EXISTS keel_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`);
+      const { rows } = await client.query<{ v: number | null }>(`SELECT max(version) AS v FROM keel_migrations`);
+      const applied = rows[0].v ?? 0;
+      if (applied > PG_MIGRATIONS.length) {
+        throw new Error(`the database has schema version ${applied}, newer than this Keel (${PG_MIGRATIONS.length})`);
+      }
+      for (let version = applied; version < PG_MIGRATIONS.length; version++) {
+        await client.query('BEGIN');
+        try {
+          await client.query(PG_MIGRATIONS[version]);
+          await client.query(`INSERT INTO keel_migrations (version) VALUES ($1)`, [version + 1]);
+          await client.query('COMMIT');
+        } catch (err) {
+          await client.query('ROLLBACK');
+          throw err;
+        }
+      }
+    } finally {
+      await client.query(`SELECT pg_advisory_unlock(hashtext('keel_migrations:' || current_schema()))`);
+    }
+  } finally {
+    client.release();
+  }
+}
+
 /**
  * Versioned schema migrations for PostgreSQL, applied in order under an advisory lock, so that
  * instances starting together apply each exactly once. `keel_migrations` records the versions.

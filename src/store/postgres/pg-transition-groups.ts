@@ -7,7 +7,7 @@ import type { TransitionGuard, WriteDurability } from '../job-store';
 import type { SyncSchedule } from '../sync-schedule';
 import { planTransition, type PlannedTransition } from '../plan-transition';
 import { fromRow, jsonOrNull, type JobRow } from './pg-rows';
-import { PG_SQL } from './pg-statements';
+import { durability, PG_SQL, preparedAs, type PgChannels } from './pg-statements';
 import { TurnGroups } from './turn-groups';
 
 /** Compare-and-sets tried for one transition that keeps losing races, before ConcurrentChange. */
@@ -21,8 +21,8 @@ const CANONICAL_UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f
 /** What the groups need from the store. `query` maps connection faults to StoreUnavailable. */
 export interface TransitionDb {
   query<R extends QueryResultRow>(sql: string, params: unknown[]): Promise<QueryResult<R>>;
-  /** The NOTIFY parameters every transition statement ends with: work channel, this store's name, cancel channel. */
-  notifyParams(): unknown[];
+  /** What the NOTIFYs of every transition statement name. */
+  readonly channels: PgChannels;
   /** The `synchronous_commit` of a statement that commits writes of this durability ('on' or 'off'). */
   synchronousCommit(durability: WriteDurability): 'on' | 'off';
   /** Told of every commit: one made with synchronous_commit on is a sync. */
@@ -47,8 +47,8 @@ interface Asked {
 interface Planned {
   asked: Asked;
   plan: PlannedTransition;
-  /** The parameters of `applyTransition` for this job. */
-  params: unknown[];
+  /** The compare-and-set's parameters for this job: see `casParams`. */
+  cas: unknown[];
 }
 
 /** The columns the compare-and-set requires to be unchanged, as read. */
@@ -161,7 +161,7 @@ export class PgTransitionGroups extends TurnGroups<Asked> {
         }
         try {
           const plan = planTransition(expected ? expected.job : fromRow(row as JobRow), row.owner, asked.event, asked.guard);
-          planned.push({ asked, plan, params: casParams(row, plan) });
+          planned.push({ asked, plan, cas: casParams(row, plan) });
         } catch (error) {
           settle(asked, { error });
         }
@@ -174,8 +174,12 @@ export class PgTransitionGroups extends TurnGroups<Asked> {
       try {
         // One acknowledged change makes the group's commit a synced one; it covers the others.
         const durability = planned.some((p) => p.asked.durability === 'acknowledged') ? 'acknowledged' : 'worker';
-        const columns = [...planned[0].params.map((_, i) => planned.map((p) => p.params[i])), ...this.db.notifyParams()];
-        const rows = await this.commit<{ id: string; progress: Job['progress'] }>(PG_SQL.applyTransitions, columns, durability);
+        const params = applyTransitionsParams(
+          planned.map((p) => p.cas),
+          this.db.channels,
+          this.db.synchronousCommit(durability),
+        );
+        const rows = await this.commit<{ id: string; progress: Job['progress'] }>(APPLY_TRANSITIONS, params);
         applied = new Set(rows.map((r) => r.id));
         // A plan made on a carried row has the progress of its start: the row's is the one written since.
         const progress = new Map(rows.map((r) => [r.id, r.progress]));
@@ -247,7 +251,8 @@ export class PgTransitionGroups extends TurnGroups<Asked> {
       const row = rows[0];
       // (read here even when the caller had the row: this path is the fallback of a failed group)
       const plan = planTransition(fromRow(row), row.owner, asked.event, asked.guard);
-      const applied = await this.commit(PG_SQL.applyTransition, [...casParams(row, plan), ...this.db.notifyParams()], asked.durability);
+      const params = applyTransitionParams(casParams(row, plan), this.db.channels, this.db.synchronousCommit(asked.durability));
+      const applied = await this.commit(APPLY_TRANSITION, params);
       if (applied.length === 1) {
         this.db.committed([{ kind: 'transition', from: plan.change.from, event: asked.event.type, job: plan.next }]);
         return plan.next;
@@ -257,17 +262,13 @@ export class PgTransitionGroups extends TurnGroups<Asked> {
   }
 
   /**
-   * A compare-and-set statement with the `synchronous_commit` of `durability`; the schedule is told
-   * of its commit as the server reports the setting (a statement that changed nothing reports none).
+   * A compare-and-set statement; the schedule is told of its commit as the server reports its
+   * `synchronous_commit` (a statement that changed nothing reports none).
    */
-  private async commit<R extends QueryResultRow>(
-    sql: string,
-    params: unknown[],
-    durability: WriteDurability,
-  ): Promise<Array<R & { synchronous_commit: string }>> {
+  private async commit<R extends QueryResultRow>(sql: string, params: unknown[]): Promise<Array<R & { synchronous_commit: string }>> {
     const schedule = this.db.syncSchedule();
     const mark = schedule.mark();
-    const { rows } = await this.query<R & { synchronous_commit: string }>(sql, [...params, this.db.synchronousCommit(durability)]);
+    const { rows } = await this.query<R & { synchronous_commit: string }>(sql, params);
     const setting = rows[0]?.synchronous_commit;
     if (setting === 'on') {
       this.commitsBySetting.on += 1;
@@ -286,8 +287,80 @@ export class PgTransitionGroups extends TurnGroups<Asked> {
 }
 
 /**
- * The parameters of `applyTransition` (and one row of the arrays of `applyTransitions`): the
- * change, then the row as it was read, which the compare-and-set requires to be unchanged.
+ * Folded into every statement that changes jobs, so that a committed change and its NOTIFYs are
+ * one statement: no separate query whose failure could make a committed change look failed.
+ * `changed` has the changed rows' id, state and cancel_requested_at; $17 is the work channel,
+ * $18 this store's name, $19 the cancel channel.
+ */
+const NOTIFY_CHANGED = `
+    work AS (SELECT pg_notify($17, $18) FROM (SELECT 1 FROM changed WHERE state = 'pending' LIMIT 1) AS w),
+    cancels AS (SELECT pg_notify($19, id::text) FROM changed WHERE state = 'processing' AND cancel_requested_at IS NOT NULL)
+  SELECT id, progress, (SELECT count(*) FROM work) AS work_notified, (SELECT count(*) FROM cancels) AS cancels_notified,
+         (SELECT synchronous_commit FROM durability) AS synchronous_commit FROM changed`;
+
+/**
+ * The compare-and-set of every state change: it applies only if the job is still as it was
+ * read (state, attempts, updated_at and owner), so a change
+ * computed from a stale row fails. Its NOTIFYs (work ready, a cancel request) are part of it.
+ * Progress is not read with the row (a report moves no updated_at): $16 says whether the change
+ * clears it, else it is kept as the statement finds it. $20 synchronous_commit.
+ */
+export const APPLY_TRANSITION = preparedAs(
+  'applyTransition',
+  `
+    WITH ${durability('$20')},
+    changed AS (
+      UPDATE keel_jobs
+         SET state = $2, attempts = $3, run_at = $4, started_at = $5, finished_at = $6, result = $7::json,
+             last_error = $8, updated_at = $9, owner = $10, cancel_requested_at = $15,
+             progress = CASE WHEN $16::boolean THEN NULL ELSE progress END
+       WHERE id = $1 AND state = $11 AND attempts = $12 AND updated_at = $13 AND owner IS NOT DISTINCT FROM $14
+      RETURNING id, state, cancel_requested_at, progress
+    ),${NOTIFY_CHANGED}`,
+);
+
+/** The parameters of `APPLY_TRANSITION`: $1 … $16 the job's `casParams`, $17 … $19 the NOTIFYs', $20 synchronous_commit. */
+export function applyTransitionParams(cas: unknown[], channels: PgChannels, synchronousCommit: 'on' | 'off'): unknown[] {
+  return [...cas, channels.work, channels.notifier, channels.cancel, synchronousCommit];
+}
+
+/**
+ * `APPLY_TRANSITION` for a group of distinct jobs in one statement, one array per parameter of it
+ * (same order, same conditions): one commit for the group, NOTIFYs included. Returns the ids it
+ * applied to, with their progress (the one column a change may not have read: progress moves
+ * no updated_at); a job missing there lost its compare-and-set.
+ */
+const APPLY_TRANSITIONS = preparedAs(
+  'applyTransitions',
+  `
+    WITH ${durability('$20')},
+    changed AS (
+      UPDATE keel_jobs j
+         SET state = v.state, attempts = v.attempts, run_at = v.run_at, started_at = v.started_at, finished_at = v.finished_at,
+             result = v.result, last_error = v.last_error, updated_at = v.updated_at, owner = v.owner,
+             cancel_requested_at = v.cancel_requested_at, progress = CASE WHEN v.clears_progress THEN NULL ELSE j.progress END
+        FROM unnest($1::uuid[], $2::text[], $3::int[], $4::bigint[], $5::bigint[], $6::bigint[], $7::json[], $8::text[],
+                    $9::bigint[], $10::text[], $11::text[], $12::int[], $13::bigint[], $14::text[], $15::bigint[], $16::boolean[])
+             AS v(id, state, attempts, run_at, started_at, finished_at, result, last_error, updated_at, owner,
+                  was_state, was_attempts, was_updated_at, was_owner, cancel_requested_at, clears_progress)
+       WHERE j.id = v.id AND j.state = v.was_state AND j.attempts = v.was_attempts AND j.updated_at = v.was_updated_at
+         AND j.owner IS NOT DISTINCT FROM v.was_owner
+      RETURNING j.id, j.state, j.cancel_requested_at, j.progress
+    ),${NOTIFY_CHANGED}`,
+);
+
+/** The parameters of `APPLY_TRANSITIONS`: $1 … $16 one array per parameter of the jobs' `casParams`, then as `applyTransitionParams`. */
+function applyTransitionsParams(cas: unknown[][], channels: PgChannels, synchronousCommit: 'on' | 'off'): unknown[] {
+  return applyTransitionParams(
+    cas[0].map((_, i) => cas.map((params) => params[i])),
+    channels,
+    synchronousCommit,
+  );
+}
+
+/**
+ * The parameters $1 … $16 of `APPLY_TRANSITION` (and one row of the arrays of `APPLY_TRANSITIONS`):
+ * the change, then the row as it was read, which the compare-and-set requires to be unchanged.
  */
 export function casParams(row: CasRow, plan: PlannedTransition): unknown[] {
   const next = plan.next;
