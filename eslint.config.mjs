@@ -10,6 +10,7 @@ import { defineConfig } from 'eslint/config';
 // setup, the public surface, main.ts) are "root", the top of the tree. The first match wins.
 const FOLDERS = [
   'core',
+  'handlers',
   'store',
   'queue',
   'recovery',
@@ -51,6 +52,11 @@ const LAYERS = {
       message: 'src/core is the domain core: it imports none of our modules',
     },
     {
+      from: fromTypes('handlers'),
+      disallow: to({ noneOf: ['handlers', 'core', 'config', 'common', 'logging'] }),
+      message: 'the handler registry is read by the queue and every layer above: it imports only core, config, common and logging',
+    },
+    {
       from: fromTypes('store'),
       disallow: to({ noneOf: ['store', 'core', 'config', 'lifecycle', 'events', 'common', 'logging'] }),
       message: 'a store imports only core, config, lifecycle, events, common and logging',
@@ -71,12 +77,12 @@ const LAYERS = {
       message: 'workers are below the REST feature, health, auth and the metrics controller',
     },
     {
-      from: fromTypes({ anyOf: ['core', 'store', 'queue', 'recovery', 'workers', 'jobs'] }),
+      from: fromTypes({ anyOf: ['core', 'handlers', 'store', 'queue', 'recovery', 'workers', 'jobs'] }),
       disallow: to({ anyOf: ['schedules'] }),
       message: 'schedules sit on the REST feature (src/jobs): the layers below never import them',
     },
     {
-      from: fromTypes({ anyOf: ['core', 'store', 'queue', 'recovery', 'workers', 'jobs', 'schedules'] }),
+      from: fromTypes({ anyOf: ['core', 'handlers', 'store', 'queue', 'recovery', 'workers', 'jobs', 'schedules'] }),
       disallow: to({ anyOf: ['types'] }),
       message: 'the job types routes (src/types) sit on the workers: the layers below never import them',
     },
@@ -91,7 +97,7 @@ const LAYERS = {
       message: 'the dashboard sits on top: only KeelModule imports it',
     },
     {
-      from: fromTypes({ anyOf: ['core', 'store', 'queue', 'recovery', 'workers'] }),
+      from: fromTypes({ anyOf: ['core', 'handlers', 'store', 'queue', 'recovery', 'workers'] }),
       disallow: to({ anyOf: ['root'] }),
       message: 'KeelModule, AppModule and the app setup sit on top: the layers below never import them',
     },

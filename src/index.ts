@@ -35,4 +35,4 @@ export {
   ShuttingDown,
   StoreUnavailable,
 } from './core/job.errors';
-export { DuplicateJobHandlerError, InvalidJobHandlerError, RequestScopedJobHandlerError } from './workers/job-handler.errors';
+export { DuplicateJobHandlerError, InvalidJobHandlerError, RequestScopedJobHandlerError } from './handlers/job-handler.errors';

@@ -6,6 +6,7 @@ import { DashboardModule } from './dashboard/dashboard.module';
 import { EventsHttpModule } from './events/events-http.module';
 import { EventsModule } from './events/events.module';
 import { RequestGateModule, type RequestGateOptions } from './gate/request-gate.module';
+import { HandlersModule } from './handlers/handlers.module';
 import { HealthModule } from './health/health.module';
 import { JobsModule } from './jobs/jobs.module';
 import { KEEL_MODULE_OPTIONS, type KeelModuleExtras, type KeelModuleOptions, keelPathOf } from './keel.options';
@@ -84,6 +85,7 @@ export function assembleKeel(
       MetricsModule,
       EventsModule,
       StoreModule,
+      HandlersModule,
       QueueModule,
       RecoveryModule,
       WorkersModule,

@@ -11,7 +11,6 @@ import { RetentionService } from './retention/retention.service';
 import { SchedulerService } from './schedules/scheduler.service';
 import { SchedulesService } from './schedules/schedules.service';
 import { StoreLifecycle } from './store/store.lifecycle';
-import { JobHandlerRegistry } from './workers/job-handler.registry';
 import { WorkerPool } from './workers/worker-pool.service';
 
 /**
@@ -62,6 +61,7 @@ function step<T>(
   return { step: `${provider.name}.${hook}`, does, why, heldBy, ...options };
 }
 
+/** JobHandlerRegistry has no step: it scans on its first read, so no hook, whatever its module, finds it empty. */
 export const STARTUP_ORDER: readonly LifecycleStep[] = [
   step(
     StoreLifecycle,
@@ -71,18 +71,11 @@ export const STARTUP_ORDER: readonly LifecycleStep[] = [
     'first of all: every later step reads or writes the store (StoreModule is imported by every module, so it is the deepest)',
   ),
   step(
-    JobHandlerRegistry,
-    'onModuleInit',
-    'imports',
-    'finds the @JobHandler providers; declares their limits to TypeLimits and their types to the feeder',
-    'before the schedules are checked, which must name a known type with a valid payload (WorkersModule is below SchedulesModule); a bad handler stops the start before any job is touched',
-  ),
-  step(
     SchedulesService,
     'onModuleInit',
     'imports',
-    'checks the declared schedules (forRoot({ schedules }), @JobHandler schedule)',
-    'a bad schedule stops the start with one line before recovery changes any job',
+    'checks the declared schedules (forRoot({ schedules }), @JobHandler schedule); its read of JobHandlerRegistry runs the one scan of the handlers',
+    'a bad schedule or a bad handler stops the start with one line before recovery changes any job',
   ),
   step(DashboardFiles, 'onModuleInit', 'phase', "reads the dashboard's files into memory", 'served from memory once the port opens', {
     httpOnly: true,

@@ -163,11 +163,11 @@ class World {
       this.store,
       this.queue,
       this.config(),
-      new TypeLimits(this.store, this.queue, LOG, sharedPortOf(this.store)),
+      new TypeLimits(this.store, this.queue, { declaredSettings: () => undefined }, LOG, sharedPortOf(this.store)),
+      { types: () => JOB_TYPES },
       LOG,
       sharedPortOf(this.store),
     );
-    this.feeder.handleTypes(JOB_TYPES);
     // The model drives feeding itself (`prime`); a started feeder would fill on its own timers.
     this.feeder.start = () => undefined;
   }

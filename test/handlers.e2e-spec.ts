@@ -2,7 +2,7 @@ import { Module } from '@nestjs/common';
 import { IsInt, IsOptional, IsString, Max, Min } from 'class-validator';
 import type { JobView } from '../src/core/job.view';
 import { JobHandler, JobHandlerBase, PermanentJobError, type JobContext } from '../src/core/job-handler';
-import { DuplicateJobHandlerError, InvalidJobHandlerError } from '../src/workers/job-handler.errors';
+import { DuplicateJobHandlerError, InvalidJobHandlerError } from '../src/handlers/job-handler.errors';
 import { closeAllApps, expectError, startApp, submit, totalJobs, waitForState } from './support/app';
 import { createTestDatabase, dropTestDatabases, TEST_DATABASE_URL } from './support/postgres';
 

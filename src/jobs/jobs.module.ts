@@ -1,4 +1,5 @@
 import { Module, type DynamicModule } from '@nestjs/common';
+import { HandlersModule } from '../handlers/handlers.module';
 import { QueueModule } from '../queue/queue.module';
 import { RecoveryModule } from '../recovery/recovery.module';
 import { StoreModule } from '../store/store.module';
@@ -14,7 +15,7 @@ export class JobsModule {
   static register({ http }: { http: boolean }): DynamicModule {
     return {
       module: JobsModule,
-      imports: [StoreModule, QueueModule, RecoveryModule, WorkersModule],
+      imports: [StoreModule, QueueModule, RecoveryModule, WorkersModule, HandlersModule],
       controllers: http ? [JobsController, QueueController] : [],
       providers: [JobsService, JobsClient],
       exports: [JobsService, JobsClient],

@@ -3,7 +3,7 @@ import { v7 as uuidv7 } from 'uuid';
 import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
 import { LifecycleService } from '../lifecycle/lifecycle.service';
 import { JOBS_STORE, type JobStore } from '../store/job-store';
-import { JobHandlerRegistry } from '../workers/job-handler.registry';
+import { JobHandlerRegistry } from '../handlers/job-handler.registry';
 import type { CreateJobDto } from './dto/create-job.dto';
 import type { ListJobsQuery } from './dto/list-jobs.query';
 import { checkIdempotencyKey, requestFingerprint } from './idempotency';

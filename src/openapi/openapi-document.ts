@@ -9,7 +9,7 @@ import { JobsModule } from '../jobs/jobs.module';
 import { MetricsHttpModule } from '../metrics/metrics-http.module';
 import { SchedulesModule } from '../schedules/schedules.module';
 import { TypesModule } from '../types/types.module';
-import { JobHandlerRegistry } from '../workers/job-handler.registry';
+import { JobHandlerRegistry } from '../handlers/job-handler.registry';
 import { BEARER_SCHEME } from './api-responses';
 import { freeName, PayloadSchemas, SCHEMA_REF } from './payload-schemas';
 

@@ -10,6 +10,10 @@ import { KeelLog } from '../logging/keel-log';
 
 const OWNER = 'feeder-spec';
 const LOG = new KeelLog('info');
+/** The registry as the limits read it: no handler declares limits (the specs store them as a PATCH does). */
+const NO_DEFAULTS = { declaredSettings: () => undefined };
+/** The registry as the feeder reads it: the types this process has handlers for. */
+const handling = (types: readonly string[]) => ({ types: () => types });
 
 let version = 0;
 /** Settings as a PATCH stored them, each newer than the last. */
@@ -42,6 +46,7 @@ describe('FeederService', () => {
   let queue: DeliveryQueue;
   let feeder: FeederService;
   let claims: number[];
+  let handled: readonly string[];
 
   beforeEach(async () => {
     store = new SqliteJobStore(IN_MEMORY);
@@ -55,8 +60,8 @@ describe('FeederService', () => {
       claims.push(keys.length);
       return keys;
     };
-    feeder = new FeederService(store, queue, config, new TypeLimits(store, queue, LOG), LOG);
-    feeder.handleTypes(['noop', 'sleep']);
+    handled = ['noop', 'sleep'];
+    feeder = new FeederService(store, queue, config, new TypeLimits(store, queue, NO_DEFAULTS, LOG), { types: () => handled }, LOG);
     await store.insert(readyNoops(100, '8000'), 1_000);
   });
 
@@ -94,11 +99,11 @@ describe('FeederService', () => {
     expect(claims).toEqual([10, 1]);
   });
   it('claims only jobs of the types this process handles', async () => {
-    feeder.handleTypes(['sleep', 'http']);
+    handled = ['sleep', 'http'];
     feeder.start();
     await settle();
     expect(queue.depth).toBe(0);
-    feeder.handleTypes(['noop']);
+    handled = ['noop'];
     feeder.wake();
     await settle();
     expect(queue.depth).toBe(10);
@@ -111,8 +116,7 @@ describe("FeederService and the store's commits", () => {
     await store.open();
     const config = { queueCapacity: 10, owner: OWNER } as KeelConfig;
     const queue = new DeliveryQueue(config);
-    const feeder = new FeederService(store, queue, config, new TypeLimits(store, queue, LOG), LOG);
-    feeder.handleTypes(['noop']);
+    const feeder = new FeederService(store, queue, config, new TypeLimits(store, queue, NO_DEFAULTS, LOG), handling(['noop']), LOG);
     feeder.start();
     await settle();
     expect(queue.depth).toBe(0);
@@ -150,8 +154,7 @@ describe('FeederService.wakeAt', () => {
       claims += 1;
       return claimReady(owner, limit, now);
     };
-    const feeder = new FeederService(store, queue, config, new TypeLimits(store, queue, LOG), LOG);
-    feeder.handleTypes(['noop']);
+    const feeder = new FeederService(store, queue, config, new TypeLimits(store, queue, NO_DEFAULTS, LOG), handling(['noop']), LOG);
     feeder.start();
     await settle();
     const before = claims;
@@ -194,8 +197,7 @@ describe('FeederService.wakeAt', () => {
     const port: SharedStore = { renewLease: async () => undefined, dropLease: async () => undefined };
     const config = { queueCapacity: 10, workerConcurrency: 2, owner: OWNER } as KeelConfig;
     const sharedQueue = new DeliveryQueue(config);
-    const sharedFeeder = new FeederService(shared, sharedQueue, config, new TypeLimits(shared, sharedQueue, LOG), LOG, port);
-    sharedFeeder.handleTypes(['noop']);
+    const sharedFeeder = new FeederService(shared, sharedQueue, config, new TypeLimits(shared, sharedQueue, NO_DEFAULTS, LOG), handling(['noop']), LOG, port);
     await shared.insert(readyNoops(20, '9000'), 1_000);
     sharedFeeder.start();
     await settle();
@@ -218,15 +220,14 @@ describe('FeederService with job type limits (docs/api.md "Job types: limits and
     await store.open();
     const config = { queueCapacity: 10, owner: OWNER } as KeelConfig;
     queue = new DeliveryQueue(config);
-    limits = new TypeLimits(store, queue, LOG);
+    limits = new TypeLimits(store, queue, NO_DEFAULTS, LOG);
     claims = [];
     const claimReady = store.claimReady.bind(store);
     store.claimReady = async (owner, limit, now, types) => {
       claims.push({ limit, types });
       return claimReady(owner, limit, now, types);
     };
-    feeder = new FeederService(store, queue, config, limits, LOG);
-    feeder.handleTypes(['noop', 'sleep', 'email']);
+    feeder = new FeederService(store, queue, config, limits, handling(['noop', 'sleep', 'email']), LOG);
   });
 
   afterEach(async () => {

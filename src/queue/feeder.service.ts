@@ -1,5 +1,6 @@
 import { Inject, Injectable, Optional, type BeforeApplicationShutdown } from '@nestjs/common';
 import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
+import { JobHandlerRegistry } from '../handlers/job-handler.registry';
 import type { Commit } from '../store/commit-stream';
 import { JOBS_STORE, type JobStore } from '../store/job-store';
 import { SHARED_STORE, type SharedStore } from '../store/shared-store';
@@ -33,8 +34,6 @@ export class FeederService implements BeforeApplicationShutdown {
   private storeMayHaveReady = true;
   private timer?: NodeJS.Timeout;
   private timerAt?: number;
-  /** The job types this process has handlers for: it claims no other. */
-  private types: readonly string[] = [];
   /**
    * How many claimed ids the queue may hold. On a shared store, at most 2 × WORKER_CONCURRENCY:
    * a claimed job that waits in one instance's queue is a job its idle peers cannot run.
@@ -46,6 +45,8 @@ export class FeederService implements BeforeApplicationShutdown {
     private readonly queue: DeliveryQueue,
     @Inject(KEEL_CONFIG) private readonly config: KeelConfig,
     private readonly limits: TypeLimits,
+    /** The job types this process has handlers for: it claims no other (another version's are left to its instances). */
+    @Inject(JobHandlerRegistry) private readonly handlers: Pick<JobHandlerRegistry, 'types'>,
     log: KeelLog,
     @Optional() @Inject(SHARED_STORE) shared?: SharedStore,
   ) {
@@ -83,11 +84,6 @@ export class FeederService implements BeforeApplicationShutdown {
     // Only scheduled jobs: a timer at the earliest, no store query now.
     if (earliest > Date.now()) this.wakeAt(earliest);
     else this.wake();
-  }
-
-  /** The job types to claim: those this process has a handler for. Set once handlers are discovered. */
-  handleTypes(types: readonly string[]): void {
-    this.types = [...types];
   }
 
   /** Fills the queue as far as the store allows; used by recovery to prime it. Returns ids delivered. */
@@ -162,7 +158,7 @@ export class FeederService implements BeforeApplicationShutdown {
 
   private async fill(): Promise<number> {
     let delivered = 0;
-    const { unlimited, capped } = this.limits.claimPlan(this.types, Date.now());
+    const { unlimited, capped } = this.limits.claimPlan(this.handlers.types(), Date.now());
     for (const { type, room } of capped) {
       const wanted = Math.min(this.free(), room, CLAIM_BATCH);
       if (wanted <= 0 || this.stopped) continue;

@@ -1,8 +1,14 @@
 import { Module } from '@nestjs/common';
+import { HandlersModule } from '../handlers/handlers.module';
 import { StoreModule } from '../store/store.module';
 import { DeliveryQueue } from './delivery-queue';
 import { FeederService } from './feeder.service';
 import { TypeLimits } from './type-limits';
 
-@Module({ imports: [StoreModule], providers: [DeliveryQueue, FeederService, TypeLimits], exports: [DeliveryQueue, FeederService, TypeLimits] })
+/** HandlersModule: the feeder claims the handled types, the limits start from the handlers' defaults. */
+@Module({
+  imports: [StoreModule, HandlersModule],
+  providers: [DeliveryQueue, FeederService, TypeLimits],
+  exports: [DeliveryQueue, FeederService, TypeLimits],
+})
 export class QueueModule {}

@@ -15,12 +15,15 @@ describe('TypeLimits', () => {
   let queue: DeliveryQueue;
   let limits: TypeLimits;
   let wakes: number;
+  /** What the handlers declare, as the registry gives it. */
+  let declared: Map<string, TypeSettings>;
 
   beforeEach(async () => {
     store = new SqliteJobStore(IN_MEMORY);
     await store.open();
     queue = new DeliveryQueue({ queueCapacity: 10 } as KeelConfig);
-    limits = new TypeLimits(store, queue, new KeelLog('info'));
+    declared = new Map();
+    limits = new TypeLimits(store, queue, { declaredSettings: (type) => declared.get(type) }, new KeelLog('info'));
     wakes = 0;
     limits.onFreed(() => (wakes += 1));
   });
@@ -31,7 +34,7 @@ describe('TypeLimits', () => {
   });
 
   it('applies the handler defaults until stored settings override them; stored ones load at bootstrap', async () => {
-    limits.declare('sleep', { concurrency: 3, rateLimit: null, paused: false });
+    declared.set('sleep', { concurrency: 3, rateLimit: null, paused: false });
     expect(limits.settingsOf('sleep')).toEqual({ concurrency: 3, rateLimit: null, paused: false });
     expect(limits.settingsOf('noop')).toEqual({ concurrency: null, rateLimit: null, paused: false });
     await store.patchTypeSettings('sleep', { rateLimit: { max: 1, perMs: 10 }, paused: true }, { concurrency: null, rateLimit: null, paused: false });

@@ -1,6 +1,7 @@
 import { Inject, Injectable, Optional, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
 import { PeriodicTask } from '../common/periodic-task';
 import { isUnlimited, NO_LIMITS, type TypeSettings } from '../core/type-settings';
+import { JobHandlerRegistry } from '../handlers/job-handler.registry';
 import { JOBS_STORE, type JobStore, type StoredTypeSettings } from '../store/job-store';
 import { SHARED_STORE, type SharedStore } from '../store/shared-store';
 import { DeliveryQueue } from './delivery-queue';
@@ -26,7 +27,6 @@ export interface CappedClaim {
 @Injectable()
 export class TypeLimits implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger: KeelContextLog;
-  private readonly defaults = new Map<string, TypeSettings>();
   /** What PATCHes stored, as the newest reading of each type (a patch's answer or a poll) gave it. */
   private readonly stored = new Map<string, StoredTypeSettings>();
   private readonly running = new Map<string, number>();
@@ -38,6 +38,8 @@ export class TypeLimits implements OnApplicationBootstrap, BeforeApplicationShut
   constructor(
     @Inject(JOBS_STORE) private readonly store: JobStore,
     private readonly queue: DeliveryQueue,
+    /** Where each type's defaults come from: what its handler declares. */
+    @Inject(JobHandlerRegistry) private readonly handlers: Pick<JobHandlerRegistry, 'declaredSettings'>,
     log: KeelLog,
     /** On a store other instances share, a PATCH through one of them is read here by a poll. */
     @Optional() @Inject(SHARED_STORE) private readonly shared?: SharedStore,
@@ -65,19 +67,14 @@ export class TypeLimits implements OnApplicationBootstrap, BeforeApplicationShut
     await polled;
   }
 
-  /** A handler's defaults, once at startup (already validated). */
-  declare(type: string, defaults: TypeSettings): void {
-    this.defaults.set(type, defaults);
-  }
-
   /** The handler's defaults: what a type has until a PATCH stores settings. */
   defaultsOf(type: string): TypeSettings {
-    return this.defaults.get(type) ?? NO_LIMITS;
+    return this.handlers.declaredSettings(type) ?? NO_LIMITS;
   }
 
   /** The settings in force: stored ones override the handler's defaults. */
   settingsOf(type: string): TypeSettings {
-    return this.stored.get(type)?.settings ?? this.defaults.get(type) ?? NO_LIMITS;
+    return this.stored.get(type)?.settings ?? this.defaultsOf(type);
   }
 
   /**

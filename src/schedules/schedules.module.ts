@@ -1,18 +1,16 @@
 import { Module, type DynamicModule } from '@nestjs/common';
-import { DiscoveryModule } from '@nestjs/core';
+import { HandlersModule } from '../handlers/handlers.module';
 import { LifecycleModule } from '../lifecycle/lifecycle.module';
 import { QueueModule } from '../queue/queue.module';
 import { RecoveryModule } from '../recovery/recovery.module';
 import { StoreModule } from '../store/store.module';
-import { WorkersModule } from '../workers/workers.module';
 import { SchedulerService } from './scheduler.service';
 import { SchedulesController } from './schedules.controller';
 import { SchedulesService } from './schedules.service';
 
 /**
  * Schedules (docs/api.md "Schedules"): the scheduler always, the `/v1/schedules` routes when `http`. Imports
- * RecoveryModule (the scheduler awaits recovery) and WorkersModule (the handlers are registered
- * before the declared schedules are checked).
+ * RecoveryModule (the scheduler awaits recovery) and HandlersModule (the schedules the handlers declare).
  */
 @Module({})
 export class SchedulesModule {
@@ -20,7 +18,7 @@ export class SchedulesModule {
   static register({ http, jobs }: { http: boolean; jobs: DynamicModule }): DynamicModule {
     return {
       module: SchedulesModule,
-      imports: [DiscoveryModule, StoreModule, QueueModule, RecoveryModule, WorkersModule, LifecycleModule, jobs],
+      imports: [HandlersModule, StoreModule, QueueModule, RecoveryModule, LifecycleModule, jobs],
       controllers: http ? [SchedulesController] : [],
       providers: [SchedulesService, SchedulerService],
     };

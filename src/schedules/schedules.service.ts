@@ -1,11 +1,10 @@
 import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
-import { DiscoveryService } from '@nestjs/core';
 import { validateInput } from '../common/input-validation';
 import { ConfigError, KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
-import { JOB_HANDLER_METADATA } from '../core/job-handler';
 import { InvalidJob, ScheduleNotFound } from '../core/job.errors';
 import { JOB_DEFAULTS } from '../core/job.model';
 import type { Schedule, ScheduleDeclaration } from '../core/schedule.model';
+import { JobHandlerRegistry } from '../handlers/job-handler.registry';
 import { JobsService } from '../jobs/jobs.service';
 import { JOBS_STORE, type JobStore } from '../store/job-store';
 import { CronExpression } from './cron';
@@ -31,7 +30,7 @@ export class SchedulesService implements OnModuleInit {
     @Inject(KEEL_CONFIG) private readonly config: KeelConfig,
     @Inject(KEEL_SCHEDULES) private readonly declarations: readonly ScheduleDeclaration[],
     private readonly jobs: JobsService,
-    private readonly discovery: DiscoveryService,
+    private readonly handlers: JobHandlerRegistry,
   ) {}
 
   /** Checks every declared schedule; the first bad one is a ConfigError, one line naming it. */
@@ -42,11 +41,9 @@ export class SchedulesService implements OnModuleInit {
       where: `schedules[${i}]${typeof declaration?.name === 'string' ? ` (${declaration.name})` : ''}`,
       declaration,
     }));
-    for (const wrapper of this.discovery.getProviders({ metadataKey: JOB_HANDLER_METADATA.KEY })) {
-      const meta = this.discovery.getMetadataByDecorator(JOB_HANDLER_METADATA, wrapper);
-      if (!meta?.schedule) continue;
-      const { name, ...rest } = meta.schedule;
-      found.push({ where: `@JobHandler('${meta.type}') schedule`, declaration: { ...rest, name: name ?? meta.type, type: meta.type } });
+    for (const { type, schedule } of this.handlers.schedules()) {
+      const { name, ...rest } = schedule;
+      found.push({ where: `@JobHandler('${type}') schedule`, declaration: { ...rest, name: name ?? type, type } });
     }
     const names = new Set<string>();
     this.declared = [];

@@ -3,7 +3,7 @@ import { JobTypeNotFound } from '../core/job.errors';
 import type { TypeSettings } from '../core/type-settings';
 import { TypeLimits } from '../queue/type-limits';
 import { JOBS_STORE, type ActiveCounts, type JobStore } from '../store/job-store';
-import { JobHandlerRegistry } from '../workers/job-handler.registry';
+import { JobHandlerRegistry } from '../handlers/job-handler.registry';
 import type { JobTypeDto, PatchJobTypeDto } from './dto/job-type.dto';
 
 /**

@@ -8,7 +8,7 @@ import type { KeelContextLog } from '../logging/keel-log';
 import type { JobMetrics } from '../metrics/job-metrics';
 import type { JobStore } from '../store/job-store';
 import { AttemptAborted } from './attempt-abort';
-import type { JobHandlerRegistry } from './job-handler.registry';
+import type { JobHandlerRegistry } from '../handlers/job-handler.registry';
 import { ProgressReporter } from './progress-reporter';
 import { RunningAttempt } from './running-attempt';
 

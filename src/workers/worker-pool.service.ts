@@ -16,7 +16,7 @@ import { JobMetrics } from '../metrics/job-metrics';
 import type { Commit } from '../store/commit-stream';
 import { JOBS_STORE, type JobStore } from '../store/job-store';
 import { AttemptRunner } from './attempt-runner';
-import { JobHandlerRegistry } from './job-handler.registry';
+import { JobHandlerRegistry } from '../handlers/job-handler.registry';
 import { type KeelContextLog, KeelLog } from '../logging/keel-log';
 
 type PoolState = 'created' | 'running' | 'stopping' | 'stopped';
