@@ -58,8 +58,8 @@ const LAYERS = {
     },
     {
       from: fromTypes('store'),
-      disallow: to({ noneOf: ['store', 'core', 'config', 'lifecycle', 'events', 'common', 'logging'] }),
-      message: 'a store imports only core, config, lifecycle, events, common and logging',
+      disallow: to({ noneOf: ['store', 'core', 'config', 'lifecycle', 'common', 'logging'] }),
+      message: 'a store imports only core, config, lifecycle, common and logging: what reacts to its commits subscribes to its commit stream',
     },
     {
       from: fromTypes('queue'),

@@ -18,6 +18,8 @@ const refused = [
   { file: 'src/core/x.ts', imports: ['../store/job-store'], message: 'src/core is the domain core' },
   { file: 'src/store/x.ts', imports: ['../workers/worker-pool.service'], message: 'a store imports only' },
   { file: 'src/store/sqlite/x.ts', imports: ['../../queue/feeder.service'], message: 'a store imports only' },
+  { file: 'src/store/x.ts', imports: ['../events/job-events'], message: 'a store imports only' },
+  { file: 'src/store/postgres/x.ts', imports: ['../../metrics/job-metrics'], message: 'a store imports only' },
   { file: 'src/handlers/x.ts', imports: ['../queue/feeder.service'], message: 'the handler registry is read by the queue' },
   { file: 'src/handlers/x.ts', imports: ['../workers/worker-pool.service'], message: 'the handler registry is read by the queue' },
   { file: 'src/queue/x.ts', imports: ['../recovery/recovery.service'], message: 'the queue is below' },
@@ -33,7 +35,7 @@ const refused = [
   { file: 'src/jobs/x.ts', imports: ['../dashboard/dashboard-files'], message: 'the dashboard sits on top' },
 ];
 const allowed = [
-  { file: 'src/store/x.ts', imports: ['../core/job.model', '../events/job-events', '../lifecycle/lifecycle.service', '../config/keel-config'] },
+  { file: 'src/store/x.ts', imports: ['../core/job.model', '../lifecycle/lifecycle.service', '../config/keel-config', '../logging/keel-log'] },
   { file: 'src/workers/x.ts', imports: ['../metrics/job-metrics', '../queue/feeder.service', '../recovery/lease.service'] },
   { file: 'src/jobs/x.ts', imports: ['../workers/worker-pool.service', '../store/job-store'] },
   { file: 'src/schedules/x.ts', imports: ['../jobs/jobs.service', '../store/job-store', '../recovery/recovery.constants'] },
