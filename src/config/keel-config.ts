@@ -117,13 +117,8 @@ export function configFromSettings(settings: KeelSettings): KeelConfig {
     else if (typeof value === 'string' || typeof value === 'number') env[variable] = String(value);
     else throw new ConfigError(`${key} must be a ${key === 'httpJobAllowedHosts' ? 'list of strings' : 'string or number'}, got ${typeof value}`);
   }
-  try {
-    return loadConfig(env);
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    // The message names the variable; a module user knows the setting.
-    throw new ConfigError(err.message.replace(/\b[A-Z][A-Z_]+\b/g, (name) => names[name] ?? settingOf(name) ?? name));
-  }
+  // A module user knows the setting, not the variable: messages name `workerConcurrency`.
+  return configFrom({ env, nameOf: (variable) => names[variable] ?? settingOf(variable) ?? variable });
 }
 
 function settingOf(variable: string): string | undefined {
@@ -153,70 +148,81 @@ export function settingsOf(config: KeelConfig): KeelSettings {
   };
 }
 
+/** The values, by variable, and how a message names a variable (the variable itself, or a module setting). */
+interface Source {
+  env: Env;
+  nameOf(variable: string): string;
+}
+
 export function loadConfig(env: Env = process.env): KeelConfig {
-  const instanceId = text(env, 'INSTANCE_ID') ?? randomUUID();
-  const store = oneOf(env, 'STORE', ['sqlite', 'postgres', 'memory'] as const, 'sqlite');
-  const databaseUrl = text(env, 'DATABASE_URL');
+  return configFrom({ env, nameOf: (variable) => variable });
+}
+
+function configFrom(src: Source): KeelConfig {
+  const instanceId = text(src, 'INSTANCE_ID') ?? randomUUID();
+  const store = oneOf(src, 'STORE', ['sqlite', 'postgres', 'memory'] as const, 'sqlite');
+  const databaseUrl = text(src, 'DATABASE_URL');
   if (store === 'postgres') {
-    if (databaseUrl === undefined) throw new ConfigError('DATABASE_URL is required when STORE=postgres');
-    if (!/^postgres(ql)?:\/\//.test(databaseUrl)) throw new ConfigError('DATABASE_URL must be a postgres:// or postgresql:// connection string');
+    const [url, kind] = [src.nameOf('DATABASE_URL'), src.nameOf('STORE')];
+    if (databaseUrl === undefined) throw new ConfigError(`${url} is required when ${kind}=postgres`);
+    if (!/^postgres(ql)?:\/\//.test(databaseUrl)) throw new ConfigError(`${url} must be a postgres:// or postgresql:// connection string`);
   }
   return {
-    port: int(env, 'PORT', 3000, 0, 65535),
-    host: text(env, 'HOST') ?? '127.0.0.1',
-    httpAdapter: oneOf(env, 'HTTP_ADAPTER', ['express', 'fastify'] as const, 'express'),
+    port: int(src, 'PORT', 3000, 0, 65535),
+    host: text(src, 'HOST') ?? '127.0.0.1',
+    httpAdapter: oneOf(src, 'HTTP_ADAPTER', ['express', 'fastify'] as const, 'express'),
     store,
-    sqliteFile: text(env, 'SQLITE_FILE') ?? 'data/jobs.sqlite',
+    sqliteFile: text(src, 'SQLITE_FILE') ?? 'data/jobs.sqlite',
     databaseUrl,
-    workerConcurrency: int(env, 'WORKER_CONCURRENCY', 8, 1, 1000),
-    queueCapacity: int(env, 'QUEUE_CAPACITY', 1000, 1, 1_000_000),
-    maxBacklog: int(env, 'MAX_BACKLOG', 100_000, 1, 1_000_000_000),
-    jobTimeoutMs: int(env, 'JOB_TIMEOUT_MS', 30_000, 1, 86_400_000),
-    shutdownTimeoutMs: int(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 3_600_000),
-    leaseMs: int(env, 'LEASE_MS', 10_000, 1000, 3_600_000),
+    workerConcurrency: int(src, 'WORKER_CONCURRENCY', 8, 1, 1000),
+    queueCapacity: int(src, 'QUEUE_CAPACITY', 1000, 1, 1_000_000),
+    maxBacklog: int(src, 'MAX_BACKLOG', 100_000, 1, 1_000_000_000),
+    jobTimeoutMs: int(src, 'JOB_TIMEOUT_MS', 30_000, 1, 86_400_000),
+    shutdownTimeoutMs: int(src, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 3_600_000),
+    leaseMs: int(src, 'LEASE_MS', 10_000, 1000, 3_600_000),
     instanceId,
     owner: `${instanceId}/${randomUUID().slice(0, 8)}`,
-    logLevel: oneOf(env, 'LOG_LEVEL', ['debug', 'info', 'warn', 'error'] as const, 'info'),
-    apiKey: text(env, 'API_KEY'),
-    httpJobAllowedHosts: hostList(env, 'HTTP_JOB_ALLOWED_HOSTS'),
-    retainCompletedMs: int(env, 'RETAIN_COMPLETED_MS', 86_400_000, 0, MAX_RETENTION_MS),
-    retainFailedMs: int(env, 'RETAIN_FAILED_MS', 604_800_000, 0, MAX_RETENTION_MS),
-    pruneIntervalMs: int(env, 'PRUNE_INTERVAL_MS', 60_000, 100, 86_400_000),
-    syncIntervalMs: int(env, 'SYNC_INTERVAL_MS', 100, 0, 60_000),
+    logLevel: oneOf(src, 'LOG_LEVEL', ['debug', 'info', 'warn', 'error'] as const, 'info'),
+    apiKey: text(src, 'API_KEY'),
+    httpJobAllowedHosts: hostList(src, 'HTTP_JOB_ALLOWED_HOSTS'),
+    retainCompletedMs: int(src, 'RETAIN_COMPLETED_MS', 86_400_000, 0, MAX_RETENTION_MS),
+    retainFailedMs: int(src, 'RETAIN_FAILED_MS', 604_800_000, 0, MAX_RETENTION_MS),
+    pruneIntervalMs: int(src, 'PRUNE_INTERVAL_MS', 60_000, 100, 86_400_000),
+    syncIntervalMs: int(src, 'SYNC_INTERVAL_MS', 100, 0, 60_000),
   };
 }
 
-function hostList(env: Env, name: string): string[] {
-  const entries = (text(env, name) ?? '')
+function hostList(src: Source, name: string): string[] {
+  const entries = (text(src, name) ?? '')
     .split(',')
     .map((s) => s.trim())
     .filter((s) => s.length > 0);
   for (const entry of entries) {
     const port = /:(\d{1,5})$/.exec(entry)?.[1];
     if (!/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/.test(entry) || (port !== undefined && Number(port) > 65535)) {
-      throw new ConfigError(`${name} must be comma-separated host or host:port entries, got "${entry}"`);
+      throw new ConfigError(`${src.nameOf(name)} must be comma-separated host or host:port entries, got "${entry}"`);
     }
   }
   return entries;
 }
 
-function text(env: Env, name: string): string | undefined {
-  const value = env[name]?.trim();
+function text(src: Source, name: string): string | undefined {
+  const value = src.env[name]?.trim();
   return value === undefined || value === '' ? undefined : value;
 }
 
-function int(env: Env, name: string, fallback: number, min: number, max: number): number {
-  const raw = text(env, name);
+function int(src: Source, name: string, fallback: number, min: number, max: number): number {
+  const raw = text(src, name);
   if (raw === undefined) return fallback;
-  if (!/^-?\d+$/.test(raw)) throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
+  if (!/^-?\d+$/.test(raw)) throw new ConfigError(`${src.nameOf(name)} must be an integer from ${min} to ${max}, got "${raw}"`);
   const value = Number(raw);
-  if (value < min || value > max) throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got ${raw}`);
+  if (value < min || value > max) throw new ConfigError(`${src.nameOf(name)} must be an integer from ${min} to ${max}, got ${raw}`);
   return value;
 }
 
-function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
-  const raw = text(env, name);
+function oneOf<T extends string>(src: Source, name: string, allowed: readonly T[], fallback: T): T {
+  const raw = text(src, name);
   if (raw === undefined) return fallback;
-  if (!(allowed as readonly string[]).includes(raw)) throw new ConfigError(`${name} must be one of ${allowed.join(', ')}, got "${raw}"`);
+  if (!(allowed as readonly string[]).includes(raw)) throw new ConfigError(`${src.nameOf(name)} must be one of ${allowed.join(', ')}, got "${raw}"`);
   return raw as T;
 }
