@@ -117,9 +117,28 @@ export class GroupCommit {
     this.queued = [];
     if (group.length === 0) return;
     const restore = this.hooks.snapshot();
+    const ran = this.runGroup(group);
+    if ('fatal' in ran) {
+      try {
+        if (this.db.inTransaction) this.rollback.run();
+      } catch {
+        // The connection undoes an unfinished transaction itself; the group has failed either way.
+      }
+      restore();
+      const error = this.hooks.fault(ran.fatal);
+      this.fault = error instanceof Error ? error : new Error(String(error));
+      for (const write of group) write.reject(error);
+      return;
+    }
+    this.settle(group, ran.syncing);
+  }
+
+  /**
+   * One transaction: each write in a savepoint of its own (one that fails is undone alone), then
+   * COMMIT and the group's sync begun. What stops the whole group is `fatal`.
+   */
+  private runGroup(group: Write[]): { syncing?: Promise<void> } | { fatal: unknown } {
     const unsynced = group.every((write) => write.durability !== 'full');
-    let fatal: { error: unknown } | undefined;
-    let syncing: Promise<void> | undefined;
     try {
       // In WAL mode NORMAL commits without a sync and syncs at checkpoints: never a corrupt file,
       // at worst the last commits lost on a power cut. FULL is the connection's setting. (Not a
@@ -136,44 +155,30 @@ export class GroupCommit {
           write.outcome = { ok: true, value: this.inSavepoint(write.work) };
         } catch (error) {
           // Some errors (SQLITE_FULL, SQLITE_IOERR) make SQLite roll back the whole transaction.
-          if (!this.db.inTransaction) {
-            fatal = { error };
-            break;
-          }
+          if (!this.db.inTransaction) return { fatal: error };
           write.outcome = { ok: false, error };
         }
       }
-      if (!fatal) {
-        this.hooks.beforeCommit?.();
-        this.commit.run();
-        this.commits += 1;
-        this.hooks.committed?.();
-        // A transaction that changed no row writes nothing to the WAL, and COMMIT then syncs nothing.
-        if (this.totalChanges.get() !== changesBefore) {
-          if (unsynced) {
-            if (group.some((write) => write.durability === 'worker')) this.hooks.unsynced?.();
-          } else if (this.hooks.sync) {
-            syncing = this.hooks.sync();
-          } else {
-            this.hooks.synced?.();
-          }
-        }
+      this.hooks.beforeCommit?.();
+      this.commit.run();
+      this.commits += 1;
+      this.hooks.committed?.();
+      // A transaction that changed no row writes nothing to the WAL, and COMMIT then syncs nothing.
+      if (this.totalChanges.get() === changesBefore) return {};
+      if (unsynced) {
+        if (group.some((write) => write.durability === 'worker')) this.hooks.unsynced?.();
+        return {};
       }
+      if (this.hooks.sync) return { syncing: this.hooks.sync() };
+      this.hooks.synced?.();
+      return {};
     } catch (error) {
-      fatal = { error };
+      return { fatal: error };
     }
-    if (fatal) {
-      try {
-        if (this.db.inTransaction) this.rollback.run();
-      } catch {
-        // The connection undoes an unfinished transaction itself; the group has failed either way.
-      }
-      restore();
-      const error = this.hooks.fault(fatal.error);
-      this.fault = error instanceof Error ? error : new Error(String(error));
-      for (const write of group) write.reject(error);
-      return;
-    }
+  }
+
+  /** Answers the writes of a committed group: a `full` one once the group's sync (if any) has ended. */
+  private settle(group: Write[], syncing: Promise<void> | undefined): void {
     const failed = group.find((write) => !write.outcome!.ok && write.outcome!.error instanceof StoreUnavailable);
     if (failed) this.fault = (failed.outcome as { error: StoreUnavailable }).error;
     const probed = !failed && group.some((write) => write.probe && write.outcome!.ok);
