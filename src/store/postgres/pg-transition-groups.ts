@@ -44,6 +44,9 @@ interface Asked {
   reject: (err: unknown) => void;
 }
 
+/** Answers a caller of the group under way, once. */
+type Settle = (asked: Asked, outcome: { job: Job } | { error: unknown }) => void;
+
 interface Planned {
   asked: Asked;
   plan: PlannedTransition;
@@ -135,63 +138,14 @@ export class PgTransitionGroups extends TurnGroups<Asked> {
   /** Applies a group; settles every caller of it, and never rejects. */
   protected async apply(group: Asked[]): Promise<void> {
     const open = new Set(group);
-    const settle = (asked: Asked, outcome: { job: Job } | { error: unknown }) => {
+    const settle: Settle = (asked, outcome) => {
       if (open.delete(asked)) this.settle(asked, outcome);
     };
     try {
-      const planned: Planned[] = [];
-      // A caller that has the row as the store last gave it (a worker's outcome) is planned on
-      // that; the others' rows are read, in one query.
-      const unread = group.filter((asked) => !expectedOf(asked));
-      let rows: JobRow[] = [];
-      if (unread.length > 0) {
-        try {
-          rows = (await this.query<JobRow>(PG_SQL.getJobs, [unread.map((a) => a.key)])).rows;
-        } catch (error) {
-          return await this.failed(group, error, settle);
-        }
-      }
-      const byKey = new Map(rows.map((row) => [row.id, row]));
-      for (const asked of group) {
-        const expected = expectedOf(asked);
-        const row = expected ?? byKey.get(asked.key);
-        if (!row) {
-          settle(asked, { error: new JobNotFound(asked.id) });
-          continue;
-        }
-        try {
-          const plan = planTransition(expected ? expected.job : fromRow(row as JobRow), row.owner, asked.event, asked.guard);
-          planned.push({ asked, plan, cas: casParams(row, plan) });
-        } catch (error) {
-          settle(asked, { error });
-        }
-      }
+      const planned = await this.plan(group, settle);
       if (planned.length === 0) return;
-      // Rows in id order: two groups touching the same jobs lock them in the same order.
-      planned.sort((a, b) => (a.asked.key < b.asked.key ? -1 : 1));
-
-      let applied: Set<string>;
-      try {
-        // One acknowledged change makes the group's commit a synced one; it covers the others.
-        const durability = planned.some((p) => p.asked.durability === 'acknowledged') ? 'acknowledged' : 'worker';
-        const params = applyTransitionsParams(
-          planned.map((p) => p.cas),
-          this.db.channels,
-          this.db.synchronousCommit(durability),
-        );
-        const rows = await this.commit<{ id: string; progress: Job['progress'] }>(APPLY_TRANSITIONS, params);
-        applied = new Set(rows.map((r) => r.id));
-        // A plan made on a carried row has the progress of its start: the row's is the one written since.
-        const progress = new Map(rows.map((r) => [r.id, r.progress]));
-        for (const p of planned) if (progress.has(p.asked.key)) p.plan.next.progress = progress.get(p.asked.key) ?? null;
-      } catch (error) {
-        return await this.failed(
-          planned.map((p) => p.asked),
-          error,
-          settle,
-        );
-      }
-
+      const applied = await this.applyPlanned(planned, settle);
+      if (!applied) return;
       this.db.committed(
         planned
           .filter((p) => applied.has(p.asked.key))
@@ -217,8 +171,72 @@ export class PgTransitionGroups extends TurnGroups<Asked> {
         this.schedule();
       }
     } catch (error) {
-      // Not expected (every step above catches its own): no caller is left waiting anyway.
+      // Not expected (every step catches its own): no caller is left waiting anyway.
       for (const asked of [...open]) settle(asked, { error });
+    }
+  }
+
+  /**
+   * The state machine's plan for each caller, in id order. A caller that has the row as the store
+   * last gave it (a worker's outcome) is planned on that; the others' rows are read, in one query.
+   * A caller whose job is missing or whose event does not apply is answered here.
+   */
+  private async plan(group: Asked[], settle: Settle): Promise<Planned[]> {
+    const unread = group.filter((asked) => !expectedOf(asked));
+    let rows: JobRow[] = [];
+    if (unread.length > 0) {
+      try {
+        rows = (await this.query<JobRow>(PG_SQL.getJobs, [unread.map((a) => a.key)])).rows;
+      } catch (error) {
+        await this.failed(group, error, settle);
+        return [];
+      }
+    }
+    const byKey = new Map(rows.map((row) => [row.id, row]));
+    const planned: Planned[] = [];
+    for (const asked of group) {
+      const expected = expectedOf(asked);
+      const row = expected ?? byKey.get(asked.key);
+      if (!row) {
+        settle(asked, { error: new JobNotFound(asked.id) });
+        continue;
+      }
+      try {
+        const plan = planTransition(expected ? expected.job : fromRow(row as JobRow), row.owner, asked.event, asked.guard);
+        planned.push({ asked, plan, cas: casParams(row, plan) });
+      } catch (error) {
+        settle(asked, { error });
+      }
+    }
+    // Rows in id order: two groups touching the same jobs lock them in the same order.
+    return planned.sort((a, b) => (a.asked.key < b.asked.key ? -1 : 1));
+  }
+
+  /**
+   * The group's compare-and-sets in one statement; the ids it applied, or none when the statement
+   * failed (then every caller was answered, or applied alone: see `failed`).
+   */
+  private async applyPlanned(planned: Planned[], settle: Settle): Promise<Set<string> | undefined> {
+    try {
+      // One acknowledged change makes the group's commit a synced one; it covers the others.
+      const durability = planned.some((p) => p.asked.durability === 'acknowledged') ? 'acknowledged' : 'worker';
+      const params = applyTransitionsParams(
+        planned.map((p) => p.cas),
+        this.db.channels,
+        this.db.synchronousCommit(durability),
+      );
+      const rows = await this.commit<{ id: string; progress: Job['progress'] }>(APPLY_TRANSITIONS, params);
+      // A plan made on a carried row has the progress of its start: the row's is the one written since.
+      const progress = new Map(rows.map((r) => [r.id, r.progress]));
+      for (const p of planned) if (progress.has(p.asked.key)) p.plan.next.progress = progress.get(p.asked.key) ?? null;
+      return new Set(rows.map((r) => r.id));
+    } catch (error) {
+      await this.failed(
+        planned.map((p) => p.asked),
+        error,
+        settle,
+      );
+      return undefined;
     }
   }
 
@@ -228,7 +246,7 @@ export class PgTransitionGroups extends TurnGroups<Asked> {
    * from the grouping itself (a deadlock with another instance's group): each job is then
    * applied alone, so that one job's error is its caller's only.
    */
-  private async failed(group: Asked[], error: unknown, settle: (asked: Asked, outcome: { job: Job } | { error: unknown }) => void): Promise<void> {
+  private async failed(group: Asked[], error: unknown, settle: Settle): Promise<void> {
     if (error instanceof StoreUnavailable || group.length === 1) {
       for (const asked of group) settle(asked, { error });
       return;
