@@ -44,7 +44,7 @@ export class JobMetrics {
   });
   readonly storeSyncs = new Counter({
     name: 'store_syncs_total',
-    help: 'Syncs to disk the store made: of acknowledged writes, and of worker writes at most every SYNC_INTERVAL_MS (0 with the memory store).',
+    help: 'Syncs to disk the store made: of acknowledged writes, and of worker writes at most every SYNC_INTERVAL_MS (0 with STORE=memory).',
     registers: [this.registry],
   });
   /** The store's count as last seen by a scrape: the counter takes the difference. */
