@@ -4,7 +4,9 @@
 //
 // Environment: REDIS_URL (redis://127.0.0.1:6379), PG_URL (postgres://postgres@127.0.0.1:5432),
 // BENCH_ONLY (comma-separated scenario names to run), BENCH_DRAIN_JOBS (20000),
-// BENCH_RECOVERY (100000,1000000), BENCH_HTTP_SECONDS (10), BENCH_LATENCY_JOBS (1000).
+// BENCH_RECOVERY (100000,1000000), BENCH_HTTP_SECONDS (10), BENCH_LATENCY_JOBS (1000),
+// BENCH_KEEL_ROOT (the repository root whose dist/main.js, with its own node_modules, is the Keel
+// server measured; default this one: bench/compare.mjs points this harness at another commit's build).
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
@@ -18,6 +20,8 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
 const rootRequire = createRequire(path.join(root, 'package.json'));
 const benchRequire = createRequire(path.join(here, 'package.json'));
+const keelRoot = process.env.BENCH_KEEL_ROOT ? path.resolve(process.env.BENCH_KEEL_ROOT) : root;
+const keelRequire = createRequire(path.join(keelRoot, 'package.json'));
 
 if (!fs.existsSync(path.join(here, 'node_modules', 'bullmq'))) {
   console.error('keel bench: the peers are not installed; run `(cd bench && npm ci)` first');
@@ -124,7 +128,7 @@ async function startKeelOnce(store, { sqliteFile, dbName, extraEnv = {}, readyCa
   if (store === 'sqlite') env.SQLITE_FILE = sqliteFile;
   if (store === 'postgres') env.DATABASE_URL = `${PG_URL}/${dbName}`;
   const t0 = performance.now();
-  const child = spawn(process.execPath, [path.join(root, 'dist', 'main.js')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [path.join(keelRoot, 'dist', 'main.js')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   // At LOG_LEVEL=info, the "recovery done in N ms" line: when recovery ended, seen from here.
   const recoveryLine = {};
   let outBuf = '';
@@ -762,7 +766,7 @@ function versionOf(req, pkg) {
 }
 
 async function main() {
-  if (!fs.existsSync(path.join(root, 'dist', 'main.js'))) throw new Error('dist/main.js missing: run npm run build');
+  if (!fs.existsSync(path.join(keelRoot, 'dist', 'main.js'))) throw new Error(`${path.join(keelRoot, 'dist', 'main.js')} missing: run npm run build`);
   log(`node ${process.version}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model}), load ${loadStart.map((x) => x.toFixed(2)).join(' ')}`);
   await step('baseline', async () => {
     await syncCost();
@@ -813,6 +817,7 @@ async function main() {
     startedAt: startedAt.toISOString(),
     finishedAt: new Date().toISOString(),
     command: 'npm run bench',
+    keelRoot,
     machine: {
       node: process.version,
       platform: `${os.type()} ${os.release()}`,
@@ -824,9 +829,9 @@ async function main() {
       tmpdir: tmpRoot,
     },
     versions: {
-      keel: versionOf(rootRequire, '.') ?? rootRequire('./package.json').version,
-      '@nestjs/core': versionOf(rootRequire, '@nestjs/core'),
-      'better-sqlite3': versionOf(rootRequire, 'better-sqlite3'),
+      keel: versionOf(keelRequire, '.') ?? keelRequire('./package.json').version,
+      '@nestjs/core': versionOf(keelRequire, '@nestjs/core'),
+      'better-sqlite3': versionOf(keelRequire, 'better-sqlite3'),
       bullmq: versionOf(benchRequire, 'bullmq'),
       'pg-boss': versionOf(benchRequire, 'pg-boss'),
       'graphile-worker': versionOf(benchRequire, 'graphile-worker'),
