@@ -18,7 +18,7 @@ function count(metrics: JobMetrics, batch: readonly Commit[]): void {
   for (const commit of batch) {
     switch (commit.kind) {
       case 'created':
-        if (commit.schedule === undefined) metrics.submitted.labels(commit.job.type).inc();
+        if (commit.schedule === undefined) metrics.of(commit.job.type).submitted.inc();
         else metrics.scheduleRuns.labels(commit.schedule).inc();
         break;
       case 'transition': {

@@ -1,8 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
-/** The instruments an attempt touches, bound to its job type once (`JobMetrics.of`). */
+/** The instruments a job's commits touch, bound to its job type once (`JobMetrics.of`). */
 export interface TypeInstruments {
+  submitted: Counter.Internal;
   completed: Counter.Internal;
   failed: Counter.Internal;
   retried: Counter.Internal;
@@ -78,6 +79,7 @@ export class JobMetrics {
     let instruments = this.byType.get(type);
     if (!instruments) {
       instruments = {
+        submitted: this.submitted.labels(type),
         completed: this.completed.labels(type),
         failed: this.failed.labels(type),
         retried: this.retried.labels(type),
