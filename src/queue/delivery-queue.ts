@@ -14,8 +14,11 @@ export class DeliveryQueue {
   private readonly ids = new Set<string>();
   /** Keys held, by job type: what the per-type limits count as queued. */
   private readonly byType = new Map<string, number>();
+  /** When each waiting id was queued (monotonic ms): a hold not started in time is given back. */
+  private readonly queuedAt = new Map<string, number>();
   private readonly takers: Array<(key: DispatchKey | undefined) => void> = [];
   private readonly spaceListeners: Array<() => void> = [];
+  private readonly waitingListeners: Array<() => void> = [];
 
   constructor(@Inject(KEEL_CONFIG) config: KeelConfig) {
     this.capacity = config.queueCapacity;
@@ -41,6 +44,7 @@ export class DeliveryQueue {
   /** Adds keys; the feeder never offers more than `free`, and an id already held is not added twice. */
   push(keys: readonly DispatchKey[]): void {
     if (keys.length > this.free) throw new Error(`delivery queue overflow: ${keys.length} offered, ${this.free} free`);
+    const now = performance.now();
     for (const key of keys) {
       if (this.ids.has(key.id)) continue;
       const taker = this.takers.shift();
@@ -50,6 +54,7 @@ export class DeliveryQueue {
       }
       this.ids.add(key.id);
       this.byType.set(key.type, this.depthOf(key.type) + 1);
+      this.queuedAt.set(key.id, now);
       this.heapPush(key);
     }
   }
@@ -59,10 +64,7 @@ export class DeliveryQueue {
     if (signal?.aborted) return Promise.resolve(undefined);
     const key = this.heapPop();
     if (key) {
-      this.ids.delete(key.id);
-      const left = this.depthOf(key.type) - 1;
-      if (left > 0) this.byType.set(key.type, left);
-      else this.byType.delete(key.type);
+      this.forget(key);
       this.notifySpace();
       return Promise.resolve(key);
     }
@@ -78,7 +80,33 @@ export class DeliveryQueue {
       };
       signal?.addEventListener('abort', onAbort, { once: true });
       this.takers.push(taker);
+      for (const listener of this.waitingListeners) listener();
     });
+  }
+
+  /** Removes and returns the ids that were queued before `before` (a `performance.now()` time). */
+  takeQueuedBefore(before: number): DispatchKey[] {
+    const stale: DispatchKey[] = [];
+    const kept: DispatchKey[] = [];
+    for (const key of this.heap) (this.queuedAt.get(key.id)! < before ? stale : kept).push(key);
+    if (stale.length === 0) return stale;
+    this.heap.length = 0;
+    for (const key of kept) this.heapPush(key);
+    for (const key of stale) this.forget(key);
+    return stale;
+  }
+
+  private forget(key: DispatchKey): void {
+    this.ids.delete(key.id);
+    this.queuedAt.delete(key.id);
+    const left = this.depthOf(key.type) - 1;
+    if (left > 0) this.byType.set(key.type, left);
+    else this.byType.delete(key.type);
+  }
+
+  /** Called whenever a worker waits with nothing queued. */
+  onWaiting(listener: () => void): void {
+    this.waitingListeners.push(listener);
   }
 
   /** Called whenever a place frees up. */

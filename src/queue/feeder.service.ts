@@ -1,10 +1,12 @@
 import { Inject, Injectable, Optional, type BeforeApplicationShutdown } from '@nestjs/common';
+import { PeriodicTask } from '../common/periodic-task';
 import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
 import { JobHandlerRegistry } from '../handlers/job-handler.registry';
 import type { Commit } from '../store/commit-stream';
 import { JOBS_STORE, type JobStore } from '../store/job-store';
 import { SHARED_STORE, type SharedStore } from '../store/shared-store';
 import { DeliveryQueue } from './delivery-queue';
+import { ClaimHold, HOLD_GIVE_BACK_MS, HOLD_MAX } from './claim-hold';
 import { TypeLimits } from './type-limits';
 import { type KeelContextLog, KeelLog } from '../logging/keel-log';
 
@@ -35,10 +37,18 @@ export class FeederService implements BeforeApplicationShutdown {
   private timer?: NodeJS.Timeout;
   private timerAt?: number;
   /**
-   * How many claimed ids the queue may hold. On a shared store, at most 2 × WORKER_CONCURRENCY:
-   * a claimed job that waits in one instance's queue is a job its idle peers cannot run.
+   * On a shared store, how many claimed ids the queue may hold (`ClaimHold`): a claimed job that
+   * waits in one instance's queue is a job its idle peers cannot run. None on an embedded store:
+   * the queue's capacity.
    */
-  private readonly limit: number;
+  private readonly hold?: ClaimHold;
+  /** On a shared store, gives back the claims that did not start within HOLD_GIVE_BACK_MS. */
+  private readonly giveBacks?: PeriodicTask;
+  /**
+   * Set by a give-back: no claim until a worker takes an id or waits for one, so that the jobs
+   * given back go to an idle instance rather than back into this busy one's queue.
+   */
+  private heldBack = false;
 
   constructor(
     @Inject(JOBS_STORE) private readonly store: JobStore,
@@ -51,12 +61,23 @@ export class FeederService implements BeforeApplicationShutdown {
     @Optional() @Inject(SHARED_STORE) shared?: SharedStore,
   ) {
     this.logger = log.for('Feeder');
-    this.limit = shared ? Math.min(queue.capacity, 2 * config.workerConcurrency) : queue.capacity;
+    if (shared) {
+      this.hold = new ClaimHold(config.workerConcurrency, Math.min(queue.capacity, HOLD_MAX), performance.now());
+      this.giveBacks = new PeriodicTask(
+        () => this.giveBackStale(),
+        (err) => this.logger.warn(`giving back claims that did not start failed: ${(err as Error).message}`),
+      );
+    }
     // Refill at half empty, in one claim, rather than one claim per freed place: a drain then costs
     // a claim per limit/2 jobs. A submission still wakes the feeder at once (see `wake`).
-    const refillAt = Math.floor(this.limit / 2);
     queue.onSpace(() => {
-      if (this.storeMayHaveReady && queue.depth <= refillAt) this.schedule();
+      this.heldBack = false;
+      if (this.storeMayHaveReady && queue.depth <= Math.floor(this.limit / 2)) this.schedule();
+    });
+    queue.onWaiting(() => {
+      if (!this.heldBack) return;
+      this.heldBack = false;
+      this.schedule();
     });
     store.commits.subscribe((batch) => this.committed(batch));
     limits.onFreed(() => this.wake());
@@ -68,11 +89,15 @@ export class FeederService implements BeforeApplicationShutdown {
    */
   private committed(batch: readonly Commit[]): void {
     let earliest = Infinity;
+    let started = 0;
     for (const commit of batch) {
       switch (commit.kind) {
-        case 'created':
         case 'transition':
+          if (commit.from === 'pending' && commit.job.state === 'processing') started += 1;
           if (commit.job.state === 'pending' && commit.job.runAt < earliest) earliest = commit.job.runAt;
+          break;
+        case 'created':
+          if (commit.job.runAt < earliest) earliest = commit.job.runAt;
           break;
         case 'released':
         case 'remoteWork':
@@ -80,6 +105,7 @@ export class FeederService implements BeforeApplicationShutdown {
           break;
       }
     }
+    if (started > 0) this.hold?.started(started);
     if (earliest === Infinity) return;
     // Only scheduled jobs: a timer at the earliest, no store query now.
     if (earliest > Date.now()) this.wakeAt(earliest);
@@ -94,7 +120,25 @@ export class FeederService implements BeforeApplicationShutdown {
   /** From now on, wake-ups fill the queue. Called once recovery is done. */
   start(): void {
     this.running = true;
+    this.giveBacks?.start(HOLD_GIVE_BACK_MS / 2);
     this.wake();
+  }
+
+  /** How many claimed ids the queue may hold now. */
+  private get limit(): number {
+    return this.hold?.limit(performance.now()) ?? this.queue.capacity;
+  }
+
+  /**
+   * The claims queued here for HOLD_GIVE_BACK_MS without starting go back to the store, announced
+   * to the other instances: one of them may be idle while this one's workers are busy.
+   */
+  private async giveBackStale(): Promise<void> {
+    const stale = this.queue.takeQueuedBefore(performance.now() - HOLD_GIVE_BACK_MS);
+    if (stale.length === 0) return;
+    this.heldBack = true;
+    const released = await Promise.all(stale.map((key) => this.store.releaseClaim(key.id, this.config.owner)));
+    this.logger.debug(`gave back ${released.filter(Boolean).length} claims not started within ${HOLD_GIVE_BACK_MS} ms`);
   }
 
   /** New ready work may exist (a submission, a retry, a job back to pending). */
@@ -118,7 +162,7 @@ export class FeederService implements BeforeApplicationShutdown {
     this.stopped = true;
     this.running = false;
     this.clearTimer();
-    await this.filling;
+    await Promise.all([this.filling, this.giveBacks?.stop()]);
   }
 
   private schedule(): void {
@@ -181,6 +225,7 @@ export class FeederService implements BeforeApplicationShutdown {
   }
 
   private free(): number {
+    if (this.heldBack) return 0;
     return Math.max(0, Math.min(this.queue.free, this.limit - this.queue.depth));
   }
 

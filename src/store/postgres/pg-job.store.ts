@@ -332,7 +332,11 @@ export class PgJobStore implements JobStore, SharedStore {
   }
 
   async releaseClaim(id: string, owner: string): Promise<boolean> {
-    return this.released((await this.synced(() => this.query(PG_SQL.releaseClaim, [id, owner]), changedRows)).rowCount ?? 0) === 1;
+    const { rows } = await this.synced(
+      () => this.query<{ released: number }>(PG_SQL.releaseClaim, [id, owner, this.channels.work, this.channels.notifier]),
+      (result) => result.rows[0].released > 0,
+    );
+    return this.released(rows[0].released) === 1;
   }
 
   async releaseClaims(owner: string): Promise<number> {

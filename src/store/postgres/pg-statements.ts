@@ -95,7 +95,10 @@ export const PG_SQL = {
                    LIMIT $3
                    FOR UPDATE SKIP LOCKED)
     RETURNING id, type, priority, run_at`,
-  releaseClaim: `UPDATE keel_jobs SET owner = NULL WHERE id = $1 AND owner = $2 AND state = 'pending'`,
+  /** A released claim is work for the other instances (a hold given back, a type at its cap here): announced. $3 channel, $4 this store's name. */
+  releaseClaim: `
+    WITH released AS (UPDATE keel_jobs SET owner = NULL WHERE id = $1 AND owner = $2 AND state = 'pending' RETURNING 1)
+    SELECT count(*)::int AS released, CASE WHEN count(*) > 0 THEN pg_notify($3, $4) END AS notified FROM released`,
   releaseClaimsOf: `UPDATE keel_jobs SET owner = NULL WHERE owner = $1 AND state = 'pending'`,
   /** Released claims are work for the feeders: the NOTIFY is part of the statement. $2 channel, $3 this store's name. */
   releaseAbandonedClaims: `

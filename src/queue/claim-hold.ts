@@ -1,0 +1,46 @@
+/** How far ahead a shared store's hold reaches: the claims an instance holds are about its starts of this long. */
+export const HOLD_HORIZON_MS = 200;
+/** The most claimed, not started jobs an instance holds on a shared store (its queue's capacity, if smaller). */
+export const HOLD_MAX = 1_000;
+/** A claim that has not started within this long is given back: another instance may be idle. */
+export const HOLD_GIVE_BACK_MS = 2_000;
+/** How often the start rate is sampled. */
+const SAMPLE_MS = 250;
+
+/**
+ * How many claimed jobs that have not started an instance holds on a shared store
+ * (docs/operations.md "Several instances"): about what it will start within `HOLD_HORIZON_MS` at
+ * its measured start rate, at least `WORKER_CONCURRENCY`, at most `HOLD_MAX`. A fast drain is
+ * claimed in large batches; while jobs are slow, an instance holds few that its peers could run.
+ */
+export class ClaimHold {
+  /** Starts per second, smoothed over the samples. */
+  private rate = 0;
+  private starts = 0;
+  private sampledAt: number;
+
+  constructor(
+    private readonly floor: number,
+    private readonly cap: number,
+    now: number,
+  ) {
+    this.sampledAt = now;
+  }
+
+  /** `n` jobs held here started. */
+  started(n: number): void {
+    this.starts += n;
+  }
+
+  /** The hold at `now` (a monotonic time in ms). */
+  limit(now: number): number {
+    const elapsed = now - this.sampledAt;
+    if (elapsed >= SAMPLE_MS) {
+      const measured = (this.starts * 1000) / elapsed;
+      this.rate = (this.rate + measured) / 2;
+      this.starts = 0;
+      this.sampledAt = now;
+    }
+    return Math.min(this.cap, Math.max(this.floor, Math.ceil((this.rate * HOLD_HORIZON_MS) / 1000)));
+  }
+}
