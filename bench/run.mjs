@@ -1,6 +1,6 @@
-// Keel benchmark suite: Keel (SQLite and PostgreSQL stores) and its peers (BullMQ on Redis,
-// pg-boss and graphile-worker on PostgreSQL), same machine, same run. Prints a table and writes
-// bench/results/latest.json. Run from the repository root: `npm run bench` (builds first).
+// Keel benchmark suite: Keel (SQLite and PostgreSQL stores) and its peers (BullMQ on Redis, pg-boss
+// and graphile-worker on PostgreSQL, a Nest route with @nestjs/bullmq), same machine, same run.
+// Prints a table and writes bench/results/latest.json. Run from the repository root: `npm run bench` (builds first).
 //
 // Environment: REDIS_URL (redis://127.0.0.1:6379), PG_URL (postgres://postgres@127.0.0.1:5432),
 // BENCH_ONLY (comma-separated scenario names to run), BENCH_DRAIN_JOBS (20000),
@@ -39,7 +39,8 @@ const graphile = benchRequire('graphile-worker');
 const REDIS_URL = new URL(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
 const PG_URL = (process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432').replace(/\/$/, '');
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',')) : null;
-// BENCH_SYSTEMS narrows the systems measured: sqlite, postgres (Keel's stores), bullmq, graphile-worker, pg-boss, bare.
+// BENCH_SYSTEMS narrows the systems measured: sqlite, postgres (Keel's stores), bullmq, graphile-worker (its defaults),
+// graphile-worker-batching (its batching settings), pg-boss, bare (the bare Nest route), nest-bullmq (the Nest + @nestjs/bullmq route).
 const SYSTEMS = process.env.BENCH_SYSTEMS ? new Set(process.env.BENCH_SYSTEMS.split(',')) : null;
 const want = (system) => !SYSTEMS || SYSTEMS.has(system);
 const DRAIN_JOBS = Number(process.env.BENCH_DRAIN_JOBS ?? 20000);
@@ -319,14 +320,49 @@ function cpuMicros(pid) {
   }
 }
 
+/**
+ * CPU time (user + system, in µs) of every process named `comm` on this host (a datastore's server:
+ * `postgres`, `redis-server`), with its ended children's (a PostgreSQL backend that exits moves into
+ * the postmaster's): the difference over a window is what the datastore spent in it, for every
+ * client. NaN when no such process is visible (a datastore on another host).
+ */
+function datastoreCpuMicros(comm) {
+  let ticks = 0;
+  let found = false;
+  for (const pid of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const close = stat.lastIndexOf(')');
+      if (stat.slice(stat.indexOf('(') + 1, close) !== comm) continue;
+      const f = stat.slice(close + 2).split(' ');
+      ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+      found = true;
+    } catch {
+      /* ended meanwhile */
+    }
+  }
+  return found ? (ticks * 1e6) / 100 : NaN;
+}
+const DATASTORE_PROCESS = { postgres: 'postgres', redis: 'redis-server' };
+
 // The server's CPU per request tells the cost of the request path even when the machine is
-// shared: requests/s fall with a noisy neighbour, CPU per request much less.
-async function cannon(port, label, pid) {
+// shared: requests/s fall with a noisy neighbour, CPU per request much less. With `datastore`
+// (postgres, redis), also the datastore's server processes' CPU per request over the same window
+// (the whole server's: another client's work in the window counts too).
+async function cannon(port, label, pid, datastore) {
   const cpu0 = cpuMicros(pid);
+  const ds0 = datastore ? datastoreCpuMicros(DATASTORE_PROCESS[datastore]) : 0;
   const res = await cannonRun(port, label);
   res.cpuUsPerRequest = Math.round((cpuMicros(pid) - cpu0) / res.requests.total);
-  log(`${label}: server CPU ${res.cpuUsPerRequest} µs per request`);
+  if (datastore) res.datastoreCpuUsPerRequest = round((datastoreCpuMicros(DATASTORE_PROCESS[datastore]) - ds0) / res.requests.total);
+  log(`${label}: server CPU ${res.cpuUsPerRequest} µs per request${datastore ? `, ${datastore} ${res.datastoreCpuUsPerRequest} µs` : ''}`);
   return res;
+}
+/** "server CPU N µs per request" and, when measured, the datastore's beside it. */
+function cpuNote(res, datastore) {
+  const ds = datastore && Number.isFinite(res.datastoreCpuUsPerRequest) ? ` + ${datastore} ${res.datastoreCpuUsPerRequest}` : '';
+  return `server CPU ${res.cpuUsPerRequest}${ds} µs per request`;
 }
 
 function cannonRun(port, label) {
@@ -404,18 +440,52 @@ async function keelHttp(store, bare, adapter = 'express') {
   const k = await startKeel(store, { ...target, extraEnv: { HTTP_ADAPTER: adapter } });
   await warm(k.port);
   const label = adapter === 'express' ? `Keel (${store})` : `Keel (${store}, ${ADAPTER_NAMES[adapter]})`;
-  const res = await cannon(k.port, label, k.child.pid);
+  // SQLite is in Keel's process: its CPU is the server's. PostgreSQL's is measured beside it.
+  const datastore = store === 'postgres' ? 'postgres' : undefined;
+  const res = await cannon(k.port, label, k.child.pid, datastore);
   await k.stop();
-  const cpu = `server CPU ${res.cpuUsPerRequest} µs per request`;
+  const cpu = cpuNote(res, datastore);
   record('HTTP single submit, 10 connections', label, res.requests.average, 'req/s', {
     p50Ms: res.latency.p50,
     p99Ms: res.latency.p99,
     non2xx: res.non2xx + res.errors + res.timeouts,
     cpuUsPerRequest: res.cpuUsPerRequest,
+    datastoreCpuUsPerRequest: store === 'sqlite' ? 0 : res.datastoreCpuUsPerRequest,
     ofBare: bare ? round(res.requests.average / bare.requests.average) : undefined,
     note: bare ? `${Math.round((100 * res.requests.average) / bare.requests.average)}% of bare; ${cpu} (bare ${bare.cpuUsPerRequest})` : cpu,
   });
   if (store === 'postgres') await dropDb(target.dbName);
+}
+
+// The route a Nest team writes with @nestjs/bullmq (bench/nest-bullmq-server.cjs): Express, a
+// ValidationPipe on a DTO, queue.add in the controller, a @Processor with concurrency 10 in the
+// same process. Started and measured as the bare route is, with Redis's CPU beside the server's.
+async function nestBullmqHttp() {
+  const port = await freePort();
+  const child = spawn(process.execPath, [path.join(here, 'nest-bullmq-server.cjs')], {
+    env: { ...process.env, PORT: String(port), REDIS_URL: REDIS_URL.href, WORKER_CONCURRENCY: String(CONCURRENCY) },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const exited = new Promise((r) => child.on('exit', r));
+  await new Promise((resolve, reject) => {
+    child.stdout.on('data', (d) => {
+      if (String(d).includes('ready')) resolve();
+    });
+    child.on('exit', (c) => reject(new Error(`nest-bullmq server exited ${c}`)));
+  });
+  await warm(port);
+  const label = 'Nest + @nestjs/bullmq route (Redis)';
+  const res = await cannon(port, label, child.pid, 'redis');
+  child.kill('SIGTERM');
+  await exited;
+  record('HTTP single submit, 10 connections', label, res.requests.average, 'req/s', {
+    p50Ms: res.latency.p50,
+    p99Ms: res.latency.p99,
+    non2xx: res.non2xx + res.errors + res.timeouts,
+    cpuUsPerRequest: res.cpuUsPerRequest,
+    datastoreCpuUsPerRequest: res.datastoreCpuUsPerRequest,
+    note: cpuNote(res, 'redis'),
+  });
 }
 
 // Batch submit while the workers run what was submitted (the service as deployed). With
@@ -648,8 +718,20 @@ async function pgBossDrain() {
   });
 }
 
-async function graphileDrain() {
-  const dbName = 'keel_bench_graphile';
+// graphile-worker's batching settings, as in its own perf test (perfTest/graphile.config.js): the
+// pool locks up to 500 jobs at a time into a local queue, completions are batched, and the pool has
+// a connection per concurrent job plus one (its maxPoolSize; the pool is the bench's, below).
+// Concurrency 10 as for every system.
+const GRAPHILE_BATCHING = {
+  localQueue: { size: 500, refetchDelay: { durationMs: 10 } },
+  completeJobBatchDelay: 0,
+  failJobBatchDelay: 0,
+};
+const GRAPHILE_VERSION = versionOf(benchRequire, 'graphile-worker');
+const graphileSystem = (batching) => `graphile-worker ${GRAPHILE_VERSION}, ${batching ? 'batching' : 'defaults'} (PostgreSQL)`;
+
+async function graphileDrain(batching = false) {
+  const dbName = batching ? 'keel_bench_graphile_batching' : 'keel_bench_graphile';
   const connectionString = await freshDb(dbName);
   const logger = new graphile.Logger(() => () => undefined);
   const utils = await graphile.makeWorkerUtils({ connectionString, logger });
@@ -665,12 +747,22 @@ async function graphileDrain() {
   const done = new Promise((r) => {
     resolveDone = r;
   });
+  // The runner's pool is the bench's, ended (and awaited) before the database is dropped: a pool
+  // graphile-worker makes is ended without waiting, and its idle clients, killed by the drop,
+  // would throw. Its size is graphile-worker's maxPoolSize: 10 by default, 11 at the batching settings.
+  const pgPool = new pg.Pool({ connectionString, max: batching ? CONCURRENCY + 1 : 10 });
+  // An idle client still closing when the drop terminates it (57P01) is expected; anything else is told.
+  pgPool.on('error', (e) => e.code !== '57P01' && log('graphile-worker pool error', e.message));
+  pgPool.on('connect', (client) => client.on('error', () => undefined));
+  const watch = new pg.Client({ connectionString }); // connected before the drain, for its end (below)
+  await watch.connect();
   const runner = await graphile.run({
-    connectionString,
+    pgPool,
     concurrency: CONCURRENCY,
     noHandleSignals: true,
     logger,
     taskList: { noop: async () => undefined },
+    ...(batching ? { preset: { worker: GRAPHILE_BATCHING } } : {}),
   });
   let first = 0;
   let last = 0;
@@ -682,18 +774,29 @@ async function graphileDrain() {
     if (++completed >= DRAIN_JOBS) resolveDone(false);
   });
   const capped = await Promise.race([done, sleep(DRAIN_CAP_MS).then(() => true)]);
+  // A batched completion is committed after its job:success event: the drain ends when the last
+  // completed job is deleted from the table (polled every 2 ms), not at its event.
+  const lastEvent = last;
+  while (!capped && Number((await watch.query('SELECT count(*)::int AS n FROM graphile_worker._private_jobs')).rows[0].n) > 0) await sleep(2);
+  if (!capped) last = Math.max(last, performance.now());
+  await watch.end();
   const elapsed = (capped ? performance.now() : last) - first;
   await runner.stop();
+  await pgPool.end();
   await dropDb(dbName);
-  record('drain 20k noop, concurrency 10', 'graphile-worker (PostgreSQL)', completed / (elapsed / 1000), 'jobs/s', {
+  const settings = batching ? 'localQueue 500 (refetchDelay 10 ms), completeJobBatchDelay 0, failJobBatchDelay 0, maxPoolSize 11' : undefined;
+  const span = capped ? `capped at ${DRAIN_CAP_MS / 1000} s` : `${completed} in ${(elapsed / 1000).toFixed(2)} s`;
+  record('drain 20k noop, concurrency 10', graphileSystem(batching), completed / (elapsed / 1000), 'jobs/s', {
     completed,
     spanMs: Math.round(elapsed),
+    lastEventToCommittedMs: capped ? undefined : round(last - lastEvent),
     capped,
-    note: capped ? undefined : `${completed} in ${(elapsed / 1000).toFixed(2)} s`,
+    settings,
+    note: settings ? `${span}; ${settings}` : span,
   });
 }
 
-// ---------- the targets (issue 14), judged from this run's rows alone ----------
+// ---------- the targets (issues 14 and 22), judged from this run's rows alone ----------
 
 function targets() {
   const find = (scenario, system) => results.find((r) => r.scenario === scenario && r.system === system && typeof r.figure === 'number');
@@ -703,10 +806,37 @@ function targets() {
   };
   const ratio = (a, b) => (a && b ? a.figure / b.figure : undefined);
   const drain = 'drain 20k noop, concurrency 10';
+  // The peers at their best (issue 22): graphile-worker with its batching settings, the Nest route with @nestjs/bullmq.
+  const graphileBest = find(drain, graphileSystem(true));
   const sq = ratio(find(drain, 'Keel (sqlite)'), find(drain, 'BullMQ (Redis)'));
   check('drain SQLite >= 2x BullMQ', sq, `${sq?.toFixed(2)}x`, sq >= 2);
-  const pgr = ratio(find(drain, 'Keel (postgres)'), find(drain, 'graphile-worker (PostgreSQL)'));
-  check('drain PostgreSQL >= 3x graphile-worker', pgr, `${pgr?.toFixed(2)}x`, pgr >= 3);
+  const sqg = ratio(find(drain, 'Keel (sqlite)'), graphileBest);
+  check('drain SQLite >= 1.2x graphile-worker, batching', sqg, `${sqg?.toFixed(2)}x`, sqg >= 1.2);
+  const pgr = ratio(find(drain, 'Keel (postgres)'), graphileBest);
+  check('drain PostgreSQL >= 1.2x graphile-worker, batching', pgr, `${pgr?.toFixed(2)}x`, pgr >= 1.2);
+  // HTTP single submit against the Nest + @nestjs/bullmq route (Express, as Keel's rows without an
+  // adapter in their name): requests/s, and CPU per request of the server plus its datastore's
+  // server (SQLite is in Keel's process; PostgreSQL's and Redis's processes are measured beside).
+  const http = 'HTTP single submit, 10 connections';
+  const route = find(http, 'Nest + @nestjs/bullmq route (Redis)');
+  const cpuOf = (r) =>
+    r && Number.isFinite(r.cpuUsPerRequest) && Number.isFinite(r.datastoreCpuUsPerRequest) ? r.cpuUsPerRequest + r.datastoreCpuUsPerRequest : undefined;
+  for (const [store, min] of [
+    ['sqlite', 1.5],
+    ['postgres', 1],
+  ]) {
+    const keel = find(http, `Keel (${store})`);
+    const hr = ratio(keel, route);
+    check(`HTTP single submit ${store} >= ${min}x the Nest + @nestjs/bullmq route`, hr, `${hr?.toFixed(2)}x`, hr >= min);
+    const [kc, rc] = [cpuOf(keel), cpuOf(route)];
+    if (hr !== undefined)
+      check(
+        `HTTP single submit ${store}: CPU per request (server + datastore) below the Nest + @nestjs/bullmq route's`,
+        kc !== undefined && rc !== undefined ? kc : undefined,
+        `${keel.cpuUsPerRequest} + ${store === 'sqlite' ? '0 (SQLite in process)' : `${keel.datastoreCpuUsPerRequest} (PostgreSQL)`} µs against ${route.cpuUsPerRequest} + ${route.datastoreCpuUsPerRequest} (Redis) µs`,
+        kc < rc,
+      );
+  }
   for (const store of ['sqlite', 'postgres']) {
     const d = find(drain, `Keel (${store})`);
     if (d) check(`syncs per drained job <= 0.02 (${store})`, d.syncsPerJob, d.syncsPerJob?.toFixed(3), d.syncsPerJob <= 0.02);
@@ -779,6 +909,7 @@ async function main() {
     if (want('postgres')) await keelDrain('postgres');
     if (want('bullmq')) await bullmqDrain();
     if (want('graphile-worker')) await graphileDrain();
+    if (want('graphile-worker-batching')) await graphileDrain(true);
     if (want('pg-boss')) await pgBossDrain();
   });
   await step('http', async () => {
@@ -787,6 +918,7 @@ async function main() {
       if (want('sqlite')) await keelHttp('sqlite', bare, adapter);
       if (want('postgres')) await keelHttp('postgres', bare, adapter);
     }
+    if (want('nest-bullmq')) await nestBullmqHttp();
   });
   await step('batch', async () => {
     if (want('sqlite')) await keelBatch('sqlite');
@@ -835,6 +967,7 @@ async function main() {
       bullmq: versionOf(benchRequire, 'bullmq'),
       'pg-boss': versionOf(benchRequire, 'pg-boss'),
       'graphile-worker': versionOf(benchRequire, 'graphile-worker'),
+      '@nestjs/bullmq': versionOf(benchRequire, '@nestjs/bullmq'),
       autocannon: versionOf(benchRequire, 'autocannon'),
     },
     settings: { drainJobs: DRAIN_JOBS, concurrency: CONCURRENCY, httpSeconds: HTTP_SECONDS, latencyJobs: LATENCY_JOBS, recoverySizes: RECOVERY_SIZES },
