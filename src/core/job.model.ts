@@ -85,6 +85,11 @@ export interface DispatchKey {
   type: string;
   priority: number;
   runAt: number;
+  /**
+   * The job as the claim left it, when the store returns it (PostgreSQL): the start is planned on
+   * it, as an outcome is on its start's row, instead of reading the row again.
+   */
+  job?: Job;
 }
 
 /** What the dispatch order reads of a key. */

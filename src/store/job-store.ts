@@ -25,8 +25,8 @@ export interface TransitionGuard {
    */
   owner?: string | null;
   /**
-   * The job as this caller last had it from the store (a worker's outcome passes the job its
-   * start returned). A store may plan the transition on it instead of reading the row; its
+   * The job as this caller last had it from the store (a worker's start passes the job its claim
+   * returned, when the store returned it; its outcome, the job its start returned). A store may plan the transition on it instead of reading the row; its
    * compare-and-set still requires the row unchanged since (state, attempts, updatedAt, owner),
    * and a row that changed meanwhile (a cancel request, a rescue) is read and planned again.
    */

@@ -220,7 +220,7 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
       return;
     }
     try {
-      await this.runAttempt(key.id, key.type);
+      await this.runAttempt(key);
     } finally {
       this.limits.ended(key.type);
     }
@@ -230,9 +230,10 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
    * A rate-limited type starts through the store's window check; a refused start releases the
    * claim, and the type is held until the window frees. Any other start is the plain transition.
    */
-  private async start(id: string, type: string): Promise<Job | undefined> {
+  private async start({ id, type, job: claimed }: DispatchKey): Promise<Job | undefined> {
     const event = { type: 'start', now: Date.now() } as const;
-    const guard = { owner: this.config.owner };
+    // The job as its claim returned it, if the store gave it: a store may plan the start on it.
+    const guard = { owner: this.config.owner, expected: claimed };
     const { rateLimit } = this.limits.settingsOf(type);
     if (rateLimit === null) return this.store.transition(id, event, guard, 'worker');
     const outcome = await this.store.startLimited(id, event, guard, rateLimit);
@@ -242,10 +243,11 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
     return undefined;
   }
 
-  private async runAttempt(id: string, type: string): Promise<void> {
+  private async runAttempt(key: DispatchKey): Promise<void> {
+    const { id } = key;
     let job: Job | undefined;
     try {
-      job = await this.start(id, type);
+      job = await this.start(key);
       if (!job) return;
     } catch (err) {
       // Cancelled, deleted or taken back since it was queued: the queue entry is stale.

@@ -280,8 +280,9 @@ export class PgJobStore implements JobStore, SharedStore {
 
   async claimReady(owner: string, limit: number, now: number, types?: readonly string[]): Promise<DispatchKey[]> {
     if (limit <= 0 || types?.length === 0) return [];
-    const { rows } = await this.query<{ id: string; type: string; priority: number; run_at: number }>(PG_SQL.claimReady, [owner, now, limit, types ?? null]);
-    return rows.map((r) => ({ id: r.id, type: r.type, priority: r.priority, runAt: r.run_at })).sort(compareDispatch);
+    const { rows } = await this.query<JobRow>(PG_SQL.claimReady, [owner, now, limit, types ?? null]);
+    // The whole row: the start is planned on it (one round trip, not a read and a compare-and-set).
+    return rows.map((r) => ({ id: r.id, type: r.type, priority: r.priority, runAt: r.run_at, job: fromRow(r) })).sort(compareDispatch);
   }
 
   /**

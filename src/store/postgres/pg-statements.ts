@@ -94,7 +94,7 @@ export const PG_SQL = {
                    ORDER BY priority DESC, run_at, id
                    LIMIT $3
                    FOR UPDATE SKIP LOCKED)
-    RETURNING id, type, priority, run_at`,
+    RETURNING *`,
   /** A released claim is work for the other instances (a hold given back, a type at its cap here): announced. $3 channel, $4 this store's name. */
   releaseClaim: `
     WITH released AS (UPDATE keel_jobs SET owner = NULL WHERE id = $1 AND owner = $2 AND state = 'pending' RETURNING 1)
