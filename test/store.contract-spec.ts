@@ -522,6 +522,20 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
       expect(retried).toMatchObject({ state: 'pending', attempts: 0, cancelRequestedAt: null });
     });
 
+    it('an outcome planned on the row its start returned still ends cancelled when a cancel was requested in the same millisecond', async () => {
+      const job = await insertOne();
+      await store.claimReady(SELF, 10, NOW);
+      const at = NOW + 5_000;
+      const started = await store.transition(job.id, { type: 'start', now: at }, { owner: SELF });
+      // The request lands in the millisecond of the start: the state, attempt, owner and
+      // updatedAt the outcome's compare-and-set compares are all as the start left them.
+      const requested = await store.transition(job.id, { type: 'cancel', now: at });
+      expect(requested).toMatchObject({ state: 'processing', updatedAt: started.updatedAt, cancelRequestedAt: at });
+      const ended = await store.transition(job.id, event('complete', at + 1), { owner: SELF, expected: started });
+      expect(ended).toMatchObject({ state: 'cancelled', cancelRequestedAt: at });
+      expect(await store.get(job.id)).toMatchObject({ state: 'cancelled', cancelRequestedAt: at });
+    });
+
     it('recovery honours a recorded cancel request: the abandoned job becomes cancelled, not pending', async () => {
       const job = await heldJob(OTHER, 'processing');
       await step(job.id, 'cancel');

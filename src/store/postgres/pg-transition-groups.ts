@@ -55,7 +55,7 @@ interface Planned {
 }
 
 /** The columns the compare-and-set requires to be unchanged, as read. */
-type CasRow = Pick<JobRow, 'id' | 'state' | 'attempts' | 'updated_at' | 'owner'>;
+type CasRow = Pick<JobRow, 'id' | 'state' | 'attempts' | 'updated_at' | 'owner' | 'cancel_requested_at'>;
 
 /**
  * The row a caller passed as `guard.expected`, as the compare-and-set compares it, with the job it
@@ -64,7 +64,15 @@ type CasRow = Pick<JobRow, 'id' | 'state' | 'attempts' | 'updated_at' | 'owner'>
 function expectedOf(asked: Asked): (CasRow & { job: Job }) | undefined {
   const job = asked.guard?.expected;
   if (!job || asked.lost > 0 || asked.guard?.owner === undefined) return undefined;
-  return { id: asked.key, state: job.state, attempts: job.attempts, updated_at: job.updatedAt, owner: asked.guard.owner, job };
+  return {
+    id: asked.key,
+    state: job.state,
+    attempts: job.attempts,
+    updated_at: job.updatedAt,
+    owner: asked.guard.owner,
+    cancel_requested_at: job.cancelRequestedAt,
+    job,
+  };
 }
 
 /**
@@ -307,37 +315,38 @@ export class PgTransitionGroups extends TurnGroups<Asked> {
 /**
  * Folded into every statement that changes jobs, so that a committed change and its NOTIFYs are
  * one statement: no separate query whose failure could make a committed change look failed.
- * `changed` has the changed rows' id, state and cancel_requested_at; $17 is the work channel,
- * $18 this store's name, $19 the cancel channel.
+ * `changed` has the changed rows' id, state and cancel_requested_at; $18 is the work channel,
+ * $19 this store's name, $20 the cancel channel.
  */
 const NOTIFY_CHANGED = `
-    work AS (SELECT pg_notify($17, $18) FROM (SELECT 1 FROM changed WHERE state = 'pending' LIMIT 1) AS w),
-    cancels AS (SELECT pg_notify($19, id::text) FROM changed WHERE state = 'processing' AND cancel_requested_at IS NOT NULL)
+    work AS (SELECT pg_notify($18, $19) FROM (SELECT 1 FROM changed WHERE state = 'pending' LIMIT 1) AS w),
+    cancels AS (SELECT pg_notify($20, id::text) FROM changed WHERE state = 'processing' AND cancel_requested_at IS NOT NULL)
   SELECT id, progress, (SELECT count(*) FROM work) AS work_notified, (SELECT count(*) FROM cancels) AS cancels_notified,
          (SELECT synchronous_commit FROM durability) AS synchronous_commit FROM changed`;
 
 /**
  * The compare-and-set of every state change: it applies only if the job is still as it was
- * read (state, attempts, updated_at and owner), so a change
- * computed from a stale row fails. Its NOTIFYs (work ready, a cancel request) are part of it.
+ * read (state, attempts, updated_at, owner and cancel_requested_at: a cancel request recorded in
+ * the millisecond of the start leaves updated_at as it was), so a change computed from a stale row fails. Its NOTIFYs (work ready, a cancel request) are part of it.
  * Progress is not read with the row (a report moves no updated_at): $16 says whether the change
- * clears it, else it is kept as the statement finds it. $20 synchronous_commit.
+ * clears it, else it is kept as the statement finds it. $21 synchronous_commit.
  */
 export const APPLY_TRANSITION = preparedAs(
   'applyTransition',
   `
-    WITH ${durability('$20')},
+    WITH ${durability('$21')},
     changed AS (
       UPDATE keel_jobs
          SET state = $2, attempts = $3, run_at = $4, started_at = $5, finished_at = $6, result = $7::json,
              last_error = $8, updated_at = $9, owner = $10, cancel_requested_at = $15,
              progress = CASE WHEN $16::boolean THEN NULL ELSE progress END
        WHERE id = $1 AND state = $11 AND attempts = $12 AND updated_at = $13 AND owner IS NOT DISTINCT FROM $14
+         AND cancel_requested_at IS NOT DISTINCT FROM $17
       RETURNING id, state, cancel_requested_at, progress
     ),${NOTIFY_CHANGED}`,
 );
 
-/** The parameters of `APPLY_TRANSITION`: $1 … $16 the job's `casParams`, $17 … $19 the NOTIFYs', $20 synchronous_commit. */
+/** The parameters of `APPLY_TRANSITION`: $1 … $17 the job's `casParams`, $18 … $20 the NOTIFYs', $21 synchronous_commit. */
 export function applyTransitionParams(cas: unknown[], channels: PgChannels, synchronousCommit: 'on' | 'off'): unknown[] {
   return [...cas, channels.work, channels.notifier, channels.cancel, synchronousCommit];
 }
@@ -351,23 +360,24 @@ export function applyTransitionParams(cas: unknown[], channels: PgChannels, sync
 const APPLY_TRANSITIONS = preparedAs(
   'applyTransitions',
   `
-    WITH ${durability('$20')},
+    WITH ${durability('$21')},
     changed AS (
       UPDATE keel_jobs j
          SET state = v.state, attempts = v.attempts, run_at = v.run_at, started_at = v.started_at, finished_at = v.finished_at,
              result = v.result, last_error = v.last_error, updated_at = v.updated_at, owner = v.owner,
              cancel_requested_at = v.cancel_requested_at, progress = CASE WHEN v.clears_progress THEN NULL ELSE j.progress END
         FROM unnest($1::uuid[], $2::text[], $3::int[], $4::bigint[], $5::bigint[], $6::bigint[], $7::json[], $8::text[],
-                    $9::bigint[], $10::text[], $11::text[], $12::int[], $13::bigint[], $14::text[], $15::bigint[], $16::boolean[])
+                    $9::bigint[], $10::text[], $11::text[], $12::int[], $13::bigint[], $14::text[], $15::bigint[], $16::boolean[],
+                    $17::bigint[])
              AS v(id, state, attempts, run_at, started_at, finished_at, result, last_error, updated_at, owner,
-                  was_state, was_attempts, was_updated_at, was_owner, cancel_requested_at, clears_progress)
+                  was_state, was_attempts, was_updated_at, was_owner, cancel_requested_at, clears_progress, was_cancel_requested_at)
        WHERE j.id = v.id AND j.state = v.was_state AND j.attempts = v.was_attempts AND j.updated_at = v.was_updated_at
-         AND j.owner IS NOT DISTINCT FROM v.was_owner
+         AND j.owner IS NOT DISTINCT FROM v.was_owner AND j.cancel_requested_at IS NOT DISTINCT FROM v.was_cancel_requested_at
       RETURNING j.id, j.state, j.cancel_requested_at, j.progress
     ),${NOTIFY_CHANGED}`,
 );
 
-/** The parameters of `APPLY_TRANSITIONS`: $1 … $16 one array per parameter of the jobs' `casParams`, then as `applyTransitionParams`. */
+/** The parameters of `APPLY_TRANSITIONS`: $1 … $17 one array per parameter of the jobs' `casParams`, then as `applyTransitionParams`. */
 function applyTransitionsParams(cas: unknown[][], channels: PgChannels, synchronousCommit: 'on' | 'off'): unknown[] {
   return applyTransitionParams(
     cas[0].map((_, i) => cas.map((params) => params[i])),
@@ -377,7 +387,7 @@ function applyTransitionsParams(cas: unknown[][], channels: PgChannels, synchron
 }
 
 /**
- * The parameters $1 … $16 of `APPLY_TRANSITION` (and one row of the arrays of `APPLY_TRANSITIONS`):
+ * The parameters $1 … $17 of `APPLY_TRANSITION` (and one row of the arrays of `APPLY_TRANSITIONS`):
  * the change, then the row as it was read, which the compare-and-set requires to be unchanged.
  */
 export function casParams(row: CasRow, plan: PlannedTransition): unknown[] {
@@ -399,5 +409,6 @@ export function casParams(row: CasRow, plan: PlannedTransition): unknown[] {
     row.owner,
     next.cancelRequestedAt,
     plan.change.patch.progress === null,
+    row.cancel_requested_at,
   ];
 }
