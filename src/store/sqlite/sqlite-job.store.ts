@@ -41,7 +41,7 @@ import { GroupCommit, type Durability } from './group-commit';
 import { own, probeWrite, SqliteFiles } from './sqlite-files';
 import { migrate } from './sqlite-migrations';
 import { SCHEDULE_SQL, scheduleRow } from './sqlite-schedules';
-import { applyTransitionSql, SQL } from './sqlite-statements';
+import { applyExpectedTransitionSql, applyTransitionSql, SQL } from './sqlite-statements';
 
 /** SQLite keeps JSON as text. */
 type JobRow = SqlJobRow<string>;
@@ -68,6 +68,7 @@ export class SqliteJobStore implements JobStore {
   private group?: GroupCommit;
   private readonly listStatements = new Map<string, Database.Statement>();
   private readonly transitionStatements = new Map<number, Database.Statement>();
+  private readonly expectedStatements = new Map<number, Database.Statement>();
   /** Exact, because this process is the file's only writer: loaded once at open, kept in step by every write. */
   private stateCounts = emptyCounts();
   /** The database file and its WAL as opened, checked before every commit and every ping; none in memory. */
@@ -182,6 +183,7 @@ export class SqliteJobStore implements JobStore {
     this.probe = undefined;
     this.listStatements.clear();
     this.transitionStatements.clear();
+    this.expectedStatements.clear();
   }
 
   /**
@@ -247,10 +249,16 @@ export class SqliteJobStore implements JobStore {
     return (stmt.all(params) as JobRow[]).map(fromRow);
   }
 
-  /** Reads, decides and writes inside the group's transaction: the compare-and-set sees every earlier write. */
+  /**
+   * Reads, decides and writes inside the group's transaction: the compare-and-set sees every earlier
+   * write. A caller that has the row (a worker's outcome: its start's) is planned on it, without
+   * the read, unless the row changed since.
+   */
   async transition(id: string, event: JobEvent, guard?: TransitionGuard, durability: WriteDurability = 'acknowledged'): Promise<Job> {
     const stmts = this.statements();
     return this.writes().run(() => {
+      const carried = guard?.expected && guard.owner !== undefined ? this.applyExpected(guard.expected, guard.owner, event, guard) : undefined;
+      if (carried) return carried;
       const row = stmts.getJob.get(id) as JobRow | undefined;
       if (!row) throw new JobNotFound(id);
       return this.apply(row, planTransition(fromRow(row), row.owner, event, guard), event.type);
@@ -273,6 +281,41 @@ export class SqliteJobStore implements JobStore {
       }
       return { job: this.apply(row, planned, event.type) };
     }, this.durabilityOf('worker'));
+  }
+
+  /**
+   * A change planned on the row the caller had, inside a group; undefined, changing nothing, when
+   * it cannot be planned on it or the row is no longer that one (the caller then reads it).
+   */
+  private applyExpected(job: Job, owner: string | null, event: JobEvent, guard: TransitionGuard): Job | undefined {
+    let planned: PlannedTransition;
+    try {
+      planned = planTransition(job, owner, event, guard);
+    } catch {
+      return undefined;
+    }
+    const was = transitionValues(job, owner);
+    const values = transitionValues(planned.next, planned.owner);
+    let mask = 0;
+    const params: unknown[] = [];
+    for (let i = 0; i < TRANSITION_COLUMNS.length; i++) {
+      if (values[i] === was[i]) continue;
+      mask |= 1 << i;
+      params.push(values[i]);
+    }
+    if (mask === 0) {
+      mask = UPDATED_AT_BIT;
+      params.push(values[TRANSITION_COLUMNS.indexOf('updated_at')]);
+    }
+    params.push(job.id, job.state, job.attempts, job.updatedAt, owner, job.cancelRequestedAt);
+    const applied = write(() => this.expectedTransitionStatement(mask).get(params)) as { progress: string | null } | undefined;
+    if (!applied) return undefined;
+    // A progress reported since the row was had is the row's.
+    planned.next.progress = applied.progress === null ? null : (JSON.parse(applied.progress) as Job['progress']);
+    this.stateCounts[planned.change.from] -= 1;
+    this.stateCounts[planned.change.to] += 1;
+    this.noted.push({ kind: 'transition', from: planned.change.from, event: event.type, job: planned.next });
+    return planned.next;
   }
 
   /**
@@ -508,6 +551,17 @@ export class SqliteJobStore implements JobStore {
       if (!this.db) throw new Error('the SQLite store is not open');
       stmt = this.db.prepare(applyTransitionSql(TRANSITION_COLUMNS.filter((_, i) => mask & (1 << i))));
       this.transitionStatements.set(mask, stmt);
+    }
+    return stmt;
+  }
+
+  /** `applyExpectedTransitionSql` for the columns of `mask`, prepared once. */
+  private expectedTransitionStatement(mask: number): Database.Statement {
+    let stmt = this.expectedStatements.get(mask);
+    if (!stmt) {
+      if (!this.db) throw new Error('the SQLite store is not open');
+      stmt = this.db.prepare(applyExpectedTransitionSql(TRANSITION_COLUMNS.filter((_, i) => mask & (1 << i))));
+      this.expectedStatements.set(mask, stmt);
     }
     return stmt;
   }

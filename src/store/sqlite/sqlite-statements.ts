@@ -78,3 +78,16 @@ export const SQL = {
 export function applyTransitionSql(columns: readonly string[]): string {
   return `UPDATE jobs SET ${columns.map((column) => `${column} = ?`).join(', ')} WHERE id = ? AND state = ?`;
 }
+
+/**
+ * The compare-and-set of a change planned on a row the caller had (`TransitionGuard.expected`),
+ * not read in the group: it applies only if the job is still that row (state, attempts,
+ * updated_at, owner and cancel_requested_at: a cancel request in the millisecond of the start moves
+ * no updated_at), and returns the progress, the one column a report changes without moving
+ * updated_at. Parameters: the columns' values, then the id and the five compared values.
+ */
+export function applyExpectedTransitionSql(columns: readonly string[]): string {
+  return `UPDATE jobs SET ${columns.map((column) => `${column} = ?`).join(', ')}
+           WHERE id = ? AND state = ? AND attempts = ? AND updated_at = ? AND owner IS ? AND cancel_requested_at IS ?
+          RETURNING progress`;
+}
