@@ -36,8 +36,8 @@ interface Submission {
  * loop share one transaction: one backlog count, one insert of the jobs of all admitted ones,
  * one NOTIFY, one commit. A round trip costs more CPU here than the work of a submission does:
  * when all of them fit, the count, insert and NOTIFY are one statement (`SUBMIT_JOBS`, its limit
- * the tightest of the group's), so a group takes three round trips (BEGIN, it, COMMIT), as one
- * submission alone does. When not all fit, that statement stores nothing and answers the count:
+ * the tightest of the group's), so a group takes two round trips (BEGIN pipelined with it, then
+ * COMMIT: see `PgJobStore.inTransaction`), as one submission alone does. When not all fit, that statement stores nothing and answers the count:
  * the ones that fit are then inserted by a second statement, in the same transaction.
  *
  * Each submission keeps the guarantees it has alone: all of its jobs or none, and its caller
