@@ -94,11 +94,18 @@ async function commits() {
     await client.end();
   }
 }
+/** The store's syncs so far (`store_syncs_total` of /metrics). */
+async function syncs() {
+  const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  return Number(/^store_syncs_total (\S+)/m.exec(metrics)?.[1]);
+}
 await cannon(2); // warm-up
+const syncs0 = await syncs();
 const commits0 = await commits();
 const cpu0 = cpuMicros(child.pid);
 const res = await cannon(seconds);
 const cpuUsPerRequest = Math.round((cpuMicros(child.pid) - cpu0) / res.requests.total);
+const syncsPerRequest = Math.round((100 * ((await syncs()) - syncs0)) / res.requests.total) / 100;
 await sleep(1_000); // the statistics of the server's backends reach pg_stat_database within a second
 const commitsPerRequest = store === 'postgres' ? Math.round((100 * ((await commits()) - commits0)) / res.requests.total) / 100 : undefined;
 child.kill('SIGTERM');
@@ -111,6 +118,7 @@ console.log(
     checkout,
     reqPerSecond: Math.round(res.requests.average),
     cpuUsPerRequest,
+    syncsPerRequest,
     commitsPerRequest,
     non2xx: res.non2xx + res.errors + res.timeouts,
     profileDir,
