@@ -45,7 +45,7 @@ export class JobsService {
    */
   async submit(dto: CreateJobDto, idempotencyKey?: string, requestId?: string): Promise<Submission> {
     if (idempotencyKey === undefined) {
-      const [job] = await this.submitMany([dto], (message) => message, requestId);
+      const [job] = await this.submitMany([dto], asIs, requestId);
       return { job, created: true };
     }
     const key = checkIdempotencyKey(idempotencyKey);
@@ -53,7 +53,7 @@ export class JobsService {
     const earlier = await this.replay(key, requestHash);
     if (earlier) return { job: earlier, created: false };
     try {
-      const [job] = await this.submitMany([dto], (message) => message, requestId, { key, requestHash });
+      const [job] = await this.submitMany([dto], asIs, requestId, { key, requestHash });
       return { job, created: true };
     } catch (err) {
       if (!(err instanceof IdempotencyKeyTaken)) throw err;
@@ -139,7 +139,8 @@ export class JobsService {
       }
     }
     const stored = await this.store.insert(jobs, this.config.maxBacklog);
-    for (const job of stored) this.debug(`job ${job.id} (${job.type}) submitted → pending`, requestId);
+    // Built only when written: the default level has no line per job.
+    if (this.logger.enabled('debug')) for (const job of stored) this.debug(`job ${job.id} (${job.type}) submitted → pending`, requestId);
     return stored;
   }
 
@@ -179,6 +180,11 @@ export class JobsService {
       requestHash: idempotency?.requestHash ?? null,
     };
   }
+}
+
+/** A single submission's error messages: as they are (a batch's name the index). */
+function asIs(message: string): string {
+  return message;
 }
 
 function refuseProblems(problems: string[]): void {

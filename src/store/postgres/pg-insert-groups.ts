@@ -34,7 +34,11 @@ interface Submission {
 /**
  * Group commit of submissions. The keyless submissions asked for during one turn of the event
  * loop share one transaction: one backlog count, one insert of the jobs of all admitted ones,
- * one NOTIFY, one commit. A round trip costs more CPU here than the work of a submission does.
+ * one NOTIFY, one commit. A round trip costs more CPU here than the work of a submission does:
+ * when all of them fit, the count, insert and NOTIFY are one statement (`SUBMIT_JOBS`, its limit
+ * the tightest of the group's), so a group takes two round trips (BEGIN pipelined with it, then
+ * COMMIT: see `PgJobStore.inTransaction`), as one submission alone does. When not all fit, that statement stores nothing and answers the count:
+ * the ones that fit are then inserted by a second statement, in the same transaction.
  *
  * Each submission keeps the guarantees it has alone: all of its jobs or none, and its caller
  * answered only after the commit. Submissions are admitted in the order asked, each against the
@@ -90,7 +94,24 @@ export class PgInsertGroups extends TurnGroups<Submission> {
       try {
         this.transactions += 1;
         outcome = await this.db.inTransaction(async (client) => {
-          let backlog = (await client.query<{ n: number }>(prepared(PG_SQL.countPending))).rows[0].n;
+          // Each is admitted against the count plus the jobs before it: all of them fit when the
+          // count is at most the tightest `maxBacklog - (its jobs and the ones before it)`.
+          let total = 0;
+          let limit = Number.MAX_SAFE_INTEGER;
+          for (const submission of group) {
+            total += submission.records.length;
+            limit = Math.min(limit, submission.maxBacklog - total);
+          }
+          const all = submitJobsParams(
+            group.flatMap((s) => s.records),
+            group.flatMap((s) => s.jobs),
+            limit + total,
+            this.db.channels,
+          );
+          const counted = (await client.query<{ pending: number; inserted: number }>(prepared(SUBMIT_JOBS, all))).rows[0];
+          if (counted.inserted === total) return { admitted: group, refused: [] };
+          // Not all fit, and nothing was inserted: each in the order asked, against the count.
+          let backlog = counted.pending;
           const admitted: Submission[] = [];
           const refused: Array<{ submission: Submission; backlog: number }> = [];
           for (const submission of group) {

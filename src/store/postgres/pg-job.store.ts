@@ -121,7 +121,8 @@ export class PgJobStore implements JobStore, SharedStore {
   }
 
   async open(): Promise<void> {
-    const pool = new Pool(poolConfig(this.options, this.options.poolSize ?? 10));
+    // Pipelined: a transaction's BEGIN goes out with its first statement (see `inTransaction`).
+    const pool = new Pool({ ...poolConfig(this.options, this.options.poolSize ?? 10), pipeline: true });
     // An idle client's error (the server went away) must not crash the process; the next query reports it.
     pool.on('error', (err) => this.logger.warn(`idle PostgreSQL connection failed: ${err.message}`));
     this.pool = pool;
@@ -227,9 +228,11 @@ export class PgJobStore implements JobStore, SharedStore {
   }
 
   /**
-   * One submission alone: one statement inside an explicit transaction. A statement that outlives
-   * the client's timeout then dies with its connection, uncommitted, instead of committing a
-   * submission already answered with 503.
+   * One submission alone: one statement inside an explicit transaction, two round trips (BEGIN and
+   * the statement pipelined, then COMMIT). A statement that outlives the client's timeout, or whose
+   * connection is lost, then dies with its connection, uncommitted, instead of committing a
+   * submission already answered with 503: in autocommit (one round trip) it would commit whenever
+   * it ended (docs/decisions.md).
    */
   private async insertAlone(records: Job[], jobs: NewJob[], maxBacklog: number): Promise<Job[]> {
     const params = submitJobsParams(records, jobs, maxBacklog, this.channels);
@@ -531,8 +534,23 @@ export class PgJobStore implements JobStore, SharedStore {
     const onError = (err: Error) => (broken = err);
     client.on('error', onError);
     try {
-      await client.query(setting === 'off' ? 'BEGIN; SET LOCAL synchronous_commit = off' : 'BEGIN');
-      const result = await work(client);
+      // The pool's connections pipeline their queries: BEGIN is not awaited, so it goes out with the
+      // first statement of `work`, one round trip for both. COMMIT still goes only once `work` has
+      // its answers: a statement that outlives the client's timeout or its connection never commits.
+      // (BEGIN on a connection the pool holds idle fails only with the connection, and then so does
+      // every statement behind it.)
+      const begun = client.query(setting === 'off' ? 'BEGIN; SET LOCAL synchronous_commit = off' : 'BEGIN').then(
+        () => undefined,
+        (err: unknown) => ({ err }),
+      );
+      let result: T;
+      try {
+        result = await work(client);
+      } catch (err) {
+        throw (await begun)?.err ?? err;
+      }
+      const failedBegin = await begun;
+      if (failedBegin) throw failedBegin.err;
       await client.query('COMMIT');
       if (wrote(result)) this.committed(setting, mark);
       return result;
