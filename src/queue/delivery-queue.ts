@@ -62,12 +62,8 @@ export class DeliveryQueue {
   /** The next job to run, in dispatch order; `undefined` when `signal` aborts first. */
   take(signal?: AbortSignal): Promise<DispatchKey | undefined> {
     if (signal?.aborted) return Promise.resolve(undefined);
-    const key = this.heapPop();
-    if (key) {
-      this.forget(key);
-      this.notifySpace();
-      return Promise.resolve(key);
-    }
+    const key = this.tryTake();
+    if (key) return Promise.resolve(key);
     return new Promise((resolve) => {
       const taker = (k: DispatchKey | undefined) => {
         signal?.removeEventListener('abort', onAbort);
@@ -82,6 +78,15 @@ export class DeliveryQueue {
       this.takers.push(taker);
       for (const listener of this.waitingListeners) listener();
     });
+  }
+
+  /** The next job to run, in dispatch order, if one waits now. */
+  tryTake(): DispatchKey | undefined {
+    const key = this.heapPop();
+    if (!key) return undefined;
+    this.forget(key);
+    this.notifySpace();
+    return key;
   }
 
   /** Removes and returns the ids that were queued before `before` (a `performance.now()` time). */

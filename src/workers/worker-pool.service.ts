@@ -21,6 +21,12 @@ import { type KeelContextLog, KeelLog } from '../logging/keel-log';
 
 type PoolState = 'created' | 'running' | 'stopping' | 'stopped';
 
+/** A job a loop took from the queue; `start` when its start was sent with the loop's last outcome. */
+interface Taken {
+  key: DispatchKey;
+  start?: Promise<Job | undefined>;
+}
+
 /** How often running attempts are checked for a recorded cancel request (the fallback of the NOTIFY). */
 const CANCEL_POLL_MS = 500;
 /** After the shutdown deadline, how long aborted handlers get to settle before the process stops waiting. */
@@ -29,7 +35,8 @@ const ABORT_GRACE_MS = 500;
 /**
  * `WORKER_CONCURRENCY` loops that take job ids from the delivery queue and run one attempt each.
  * They start only once `RECOVERY_READY` resolves, and never read the store for work: the queue
- * hands them ids. Each attempt's outcome is committed before its loop takes the next id. Their
+ * hands them ids. Each attempt's outcome is committed before its loop runs another handler; the
+ * start of the loop's next job goes to the store with it (one statement or one group). Their
  * writes are worker writes: committed at once, synced within SYNC_INTERVAL_MS (docs/reliability.md "How recovery keeps every job").
  * An attempt, from the started job to its outcome, runs in the pool's `AttemptRunner`; the pool commits the outcome.
  */
@@ -181,31 +188,68 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
   }
 
   private async loop(): Promise<void> {
-    while (!this.stopTaking.signal.aborted) {
-      if (this.lease.atRisk) {
-        await sleep(100, undefined, { signal: this.stopTaking.signal }).catch(() => undefined);
-        continue;
+    let taken: Taken | undefined;
+    // A job whose start went out with the last outcome is seen through, even after the stop signal.
+    while (!this.stopTaking.signal.aborted || taken) {
+      if (!taken) {
+        if (this.lease.atRisk) {
+          await sleep(100, undefined, { signal: this.stopTaking.signal }).catch(() => undefined);
+          continue;
+        }
+        const key = await this.queue.take(this.stopTaking.signal);
+        // Taken as the signal came: the claim is released at shutdown, the job stays pending.
+        if (!key || this.stopTaking.signal.aborted) return;
+        this.hold(key.id);
+        taken = { key };
       }
-      const key = await this.queue.take(this.stopTaking.signal);
-      // Taken as the signal came: the claim is released at shutdown, the job stays pending.
-      if (!key || this.stopTaking.signal.aborted) return;
-      this.inFlight.set(key.id, (this.inFlight.get(key.id) ?? 0) + 1);
+      const current = taken;
+      const carry: { next?: Taken } = {};
       try {
-        await this.runAttemptOf(key);
+        await this.runAttemptOf(current, carry);
       } catch (err) {
         // The store failed (a start or an outcome whose answer was lost may still have committed):
         // recovery's sweep gives the job back once the store answers again, soon rather than at its next pass.
-        this.logger.error(`job ${key.id}: ${(err as Error).message}`);
+        this.logger.error(`job ${current.key.id}: ${(err as Error).message}`);
         this.recovery.sweepSoon();
       } finally {
-        const held = (this.inFlight.get(key.id) ?? 1) - 1;
-        if (held > 0) this.inFlight.set(key.id, held);
-        else this.inFlight.delete(key.id);
+        this.letGo(current.key.id);
+        taken = carry.next;
       }
       // With a synchronous store and a handler that resolves at once, a loop would never leave the
       // microtask queue: HTTP, timers and the other loops would starve behind a long backlog.
       await yieldToEventLoop();
     }
+  }
+
+  private hold(id: string): void {
+    this.inFlight.set(id, (this.inFlight.get(id) ?? 0) + 1);
+  }
+
+  private letGo(id: string): void {
+    const held = (this.inFlight.get(id) ?? 1) - 1;
+    if (held > 0) this.inFlight.set(id, held);
+    else this.inFlight.delete(id);
+  }
+
+  /**
+   * The next job for this loop, its start sent now, in the turn its last outcome is sent: the two
+   * go to the store together (one statement, one commit) instead of one after the other. None when
+   * no job waits, the type is at its limit here (the key goes back to the queue), the lease is at
+   * risk or the workers are stopping.
+   */
+  private takeNext(): Taken | undefined {
+    if (this.stopTaking.signal.aborted || this.lease.atRisk) return undefined;
+    const key = this.queue.tryTake();
+    if (!key) return undefined;
+    if (!this.limits.tryStart(key.type)) {
+      this.queue.push([key]);
+      return undefined;
+    }
+    this.hold(key.id);
+    const start = this.start(key);
+    // Awaited by the loop's next turn; a rejection is handled there.
+    start.catch(() => undefined);
+    return { key, start };
   }
 
   /**
@@ -214,13 +258,15 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
    * and the job stays pending for a later claim. The slot counted for it is freed when the
    * attempt's outcome is committed.
    */
-  private async runAttemptOf(key: DispatchKey): Promise<void> {
-    if (!this.limits.tryStart(key.type)) {
+  private async runAttemptOf(taken: Taken, carry: { next?: Taken }): Promise<void> {
+    const { key } = taken;
+    // A start sent with the last outcome passed the limits when it was sent.
+    if (!taken.start && !this.limits.tryStart(key.type)) {
       await this.store.releaseClaim(key.id, this.config.owner);
       return;
     }
     try {
-      await this.runAttempt(key);
+      await this.runAttempt(taken, carry);
     } finally {
       this.limits.ended(key.type);
     }
@@ -243,11 +289,11 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
     return undefined;
   }
 
-  private async runAttempt(key: DispatchKey): Promise<void> {
-    const { id } = key;
+  private async runAttempt(taken: Taken, carry: { next?: Taken }): Promise<void> {
+    const { id } = taken.key;
     let job: Job | undefined;
     try {
-      job = await this.start(key);
+      job = await (taken.start ?? this.start(taken.key));
       if (!job) return;
     } catch (err) {
       // Cancelled, deleted or taken back since it was queued: the queue entry is stale.
@@ -258,13 +304,21 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
       this.logger.warn(`job ${id} (${job.type}) failed without running: ${job.lastError}`);
       return;
     }
+    if (taken.start && this.stopTaking.signal.aborted) {
+      // Started with the last outcome, but the workers stopped since: it goes back, its attempt unused.
+      await this.settle(job, { type: 'giveBack', now: Date.now(), attempt: job.attempts });
+      return;
+    }
     if (this.tracing) this.logger.debug(`job ${id} (${job.type}) start → processing, attempt ${job.attempts}`);
     const event = await this.runner.run(job);
-    await this.settle(job, event);
+    // The outcome's transition is asked for here, synchronously, and the next job's start right after.
+    const settled = this.settle(job, event);
+    carry.next = this.takeNext();
+    await settled;
   }
 
   /**
-   * Commits an attempt's outcome before the worker takes another job. While the store does not
+   * Commits an attempt's outcome before the worker runs another handler. While the store does not
    * answer, it tries again (the worker pauses) until it does or the shutdown deadline passed; an
    * outcome never committed leaves the job processing under this process's name, and recovery
    * (ours, or another instance's once our lease expires) runs it again.
