@@ -295,20 +295,10 @@ export class SqliteJobStore implements JobStore {
       return undefined;
     }
     const was = transitionValues(job, owner);
-    const values = transitionValues(planned.next, planned.owner);
-    let mask = 0;
-    const params: unknown[] = [];
-    for (let i = 0; i < TRANSITION_COLUMNS.length; i++) {
-      if (values[i] === was[i]) continue;
-      mask |= 1 << i;
-      params.push(values[i]);
-    }
-    if (mask === 0) {
-      mask = UPDATED_AT_BIT;
-      params.push(values[TRANSITION_COLUMNS.indexOf('updated_at')]);
-    }
+    const { mask, params } = changedColumns(transitionValues(planned.next, planned.owner), (i) => was[i]);
     params.push(job.id, job.state, job.attempts, job.updatedAt, owner, job.cancelRequestedAt);
-    const applied = write(() => this.expectedTransitionStatement(mask).get(params)) as { progress: string | null } | undefined;
+    const stmt = this.maskedStatement(this.expectedStatements, mask, applyExpectedTransitionSql);
+    const applied = write(() => stmt.get(params)) as { progress: string | null } | undefined;
     if (!applied) return undefined;
     // A progress reported since the row was had is the row's.
     planned.next.progress = applied.progress === null ? null : (JSON.parse(applied.progress) as Job['progress']);
@@ -324,21 +314,10 @@ export class SqliteJobStore implements JobStore {
    * indexes that hold an assigned column, so a start leaves the owner's index alone.
    */
   private apply(row: JobRow, planned: PlannedTransition, event: JobEvent['type']): Job {
-    const values = transitionValues(planned.next, planned.owner);
-    let mask = 0;
-    const params: unknown[] = [];
-    for (let i = 0; i < TRANSITION_COLUMNS.length; i++) {
-      if (values[i] === row[TRANSITION_COLUMNS[i]]) continue;
-      mask |= 1 << i;
-      params.push(values[i]);
-    }
-    // Nothing to change but the compare-and-set itself: updated_at is written anyway.
-    if (mask === 0) {
-      mask = UPDATED_AT_BIT;
-      params.push(values[TRANSITION_COLUMNS.indexOf('updated_at')]);
-    }
+    const { mask, params } = changedColumns(transitionValues(planned.next, planned.owner), (i) => row[TRANSITION_COLUMNS[i]]);
     params.push(planned.next.id, planned.change.from);
-    const { changes } = write(() => this.transitionStatement(mask).run(params));
+    const stmt = this.maskedStatement(this.transitionStatements, mask, applyTransitionSql);
+    const { changes } = write(() => stmt.run(params));
     if (changes !== 1) throw new ConcurrentChange(planned.next.id);
     this.stateCounts[planned.change.from] -= 1;
     this.stateCounts[planned.change.to] += 1;
@@ -544,24 +523,13 @@ export class SqliteJobStore implements JobStore {
     });
   }
 
-  /** The compare-and-set that sets the columns of `mask` (bits in TRANSITION_COLUMNS order), prepared once. */
-  private transitionStatement(mask: number): Database.Statement {
-    let stmt = this.transitionStatements.get(mask);
+  /** A compare-and-set that sets the columns of `mask` (bits in TRANSITION_COLUMNS order), prepared once in `cache`. */
+  private maskedStatement(cache: Map<number, Database.Statement>, mask: number, sql: (columns: readonly string[]) => string): Database.Statement {
+    let stmt = cache.get(mask);
     if (!stmt) {
       if (!this.db) throw new Error('the SQLite store is not open');
-      stmt = this.db.prepare(applyTransitionSql(TRANSITION_COLUMNS.filter((_, i) => mask & (1 << i))));
-      this.transitionStatements.set(mask, stmt);
-    }
-    return stmt;
-  }
-
-  /** `applyExpectedTransitionSql` for the columns of `mask`, prepared once. */
-  private expectedTransitionStatement(mask: number): Database.Statement {
-    let stmt = this.expectedStatements.get(mask);
-    if (!stmt) {
-      if (!this.db) throw new Error('the SQLite store is not open');
-      stmt = this.db.prepare(applyExpectedTransitionSql(TRANSITION_COLUMNS.filter((_, i) => mask & (1 << i))));
-      this.expectedStatements.set(mask, stmt);
+      stmt = this.db.prepare(sql(TRANSITION_COLUMNS.filter((_, i) => mask & (1 << i))));
+      cache.set(mask, stmt);
     }
     return stmt;
   }
@@ -640,6 +608,26 @@ const TRANSITION_COLUMNS = [
   'progress',
 ] as const satisfies readonly (keyof JobRow)[];
 const UPDATED_AT_BIT = 1 << TRANSITION_COLUMNS.indexOf('updated_at');
+
+/**
+ * The columns whose value differs from the row's (`was(i)`, the i-th of TRANSITION_COLUMNS) as a
+ * mask, and their values in that order. Nothing to change but the compare-and-set itself:
+ * updated_at is written anyway.
+ */
+function changedColumns(values: readonly unknown[], was: (i: number) => unknown): { mask: number; params: unknown[] } {
+  let mask = 0;
+  const params: unknown[] = [];
+  for (let i = 0; i < TRANSITION_COLUMNS.length; i++) {
+    if (values[i] === was(i)) continue;
+    mask |= 1 << i;
+    params.push(values[i]);
+  }
+  if (mask === 0) {
+    mask = UPDATED_AT_BIT;
+    params.push(values[TRANSITION_COLUMNS.indexOf('updated_at')]);
+  }
+  return { mask, params };
+}
 
 /** The values of TRANSITION_COLUMNS after a change, as stored. */
 function transitionValues(next: Job, owner: string | null): unknown[] {
