@@ -4,7 +4,6 @@
 //   KEEL_DRAIN_STREAM=1 node bench/drain.mjs             (with a client reading GET /v1/events throughout)
 //   KEEL_DRAIN_STORE=postgres node bench/drain.mjs       (a fresh database on PG_URL, postgres://postgres@127.0.0.1:5432)
 // Prints one JSON line: jobs/s, the event loop's p99 delay over the drain, syncs, the profile's folder.
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,6 +11,7 @@ import { createRequire } from 'node:module';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { TextDecoder } from 'node:util';
+import { pgAdmin, startKeel, stopKeel } from './keel-process.mjs';
 
 const n = Number(process.argv[2] ?? 50_000);
 const checkout = path.resolve(process.argv[3] ?? path.join(path.dirname(fileURLToPath(import.meta.url)), '..'));
@@ -34,35 +34,8 @@ const env = {
 };
 const url = (p) => `http://127.0.0.1:${port}${p}`;
 
-async function start(nodeArgs = []) {
-  const child = spawn(process.execPath, [...nodeArgs, path.join(checkout, 'dist', 'main.js')], { env, stdio: ['ignore', 'inherit', 'inherit'] });
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`keel exited with ${child.exitCode}`);
-    try {
-      if ((await fetch(url('/health/ready'))).ok) return child;
-    } catch {
-      /* not listening yet */
-    }
-    await sleep(20);
-  }
-}
-async function stop(child) {
-  child.kill('SIGTERM');
-  await new Promise((resolve) => child.on('exit', resolve));
-}
-
-async function pgAdmin(sql) {
-  const pg = require('pg');
-  const client = new pg.Client({ connectionString: `${pgUrl}/postgres` });
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
-if (postgres) await pgAdmin(`CREATE DATABASE ${dbName}`);
-await stop(await start()); // creates the schema
+if (postgres) await pgAdmin(require, pgUrl, `CREATE DATABASE ${dbName}`);
+await stopKeel(await startKeel(checkout, env, port)); // creates the schema
 const now = Date.now();
 if (postgres) {
   const pg = require('pg');
@@ -86,7 +59,7 @@ if (postgres) {
 }
 
 const profileDir = process.env.KEEL_PROFILE ? fs.mkdtempSync(path.join(os.tmpdir(), 'keel-profile-')) : undefined;
-const keel = await start(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []);
+const keel = await startKeel(checkout, env, port, profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []);
 let streamed = 0;
 const reader = new AbortController();
 if (process.env.KEEL_DRAIN_STREAM) {
@@ -110,9 +83,9 @@ for (;;) {
 const ms = performance.now() - t0;
 reader.abort();
 const metrics = await (await fetch(url('/metrics'))).text();
-await stop(keel);
+await stopKeel(keel);
 fs.rmSync(dir, { recursive: true, force: true });
-if (postgres) await pgAdmin(`DROP DATABASE ${dbName}`);
+if (postgres) await pgAdmin(require, pgUrl, `DROP DATABASE ${dbName}`);
 console.log(
   JSON.stringify({
     store: postgres ? 'postgres' : 'sqlite',

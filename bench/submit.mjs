@@ -8,13 +8,13 @@
 // the body (e.g. '{"type":"noop","delayMs":3600000}': no worker runs the jobs during the run).
 // HTTP_ADAPTER (express) passes through. Prints one JSON line: req/s, the server's CPU per
 // request, the profile's folder; `node bench/profile-top.mjs <file.cpuprofile>` lists where its time went.
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { pgAdmin, startKeel, stopKeel } from './keel-process.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const store = process.argv[2] ?? 'sqlite';
@@ -37,16 +37,6 @@ const env = {
   ...(store === 'postgres' ? { STORE: 'postgres', DATABASE_URL: `${pgUrl}/${dbName}` } : { STORE: 'sqlite', SQLITE_FILE: path.join(dir, 'jobs.sqlite') }),
 };
 
-async function pgAdmin(sql) {
-  const pg = require('pg');
-  const client = new pg.Client({ connectionString: `${pgUrl}/postgres` });
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
 function cpuMicros(pid) {
   const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
   return ((Number(fields[11]) + Number(fields[12])) * 1e6) / 100; // utime + stime, in clock ticks of 10 ms
@@ -68,19 +58,10 @@ function cannon(duration) {
   );
 }
 
-if (store === 'postgres') await pgAdmin(`CREATE DATABASE ${dbName}`);
+if (store === 'postgres') await pgAdmin(require, pgUrl, `CREATE DATABASE ${dbName}`);
 const profileDir = process.env.KEEL_PROFILE ? fs.mkdtempSync(path.join(os.tmpdir(), 'keel-profile-')) : undefined;
 const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
-const child = spawn(process.execPath, [...nodeArgs, path.join(checkout, 'dist', 'main.js')], { env, stdio: ['ignore', 'inherit', 'inherit'] });
-for (;;) {
-  if (child.exitCode !== null) throw new Error(`keel exited with ${child.exitCode}`);
-  try {
-    if ((await fetch(`http://127.0.0.1:${port}/health/ready`)).ok) break;
-  } catch {
-    /* not listening yet */
-  }
-  await sleep(20);
-}
+const child = await startKeel(checkout, env, port, nodeArgs);
 /** PostgreSQL: the transactions committed in the database so far (all of them Keel's). */
 async function commits() {
   if (store !== 'postgres') return 0;
@@ -108,10 +89,9 @@ const cpuUsPerRequest = Math.round((cpuMicros(child.pid) - cpu0) / res.requests.
 const syncsPerRequest = Math.round((100 * ((await syncs()) - syncs0)) / res.requests.total) / 100;
 await sleep(1_000); // the statistics of the server's backends reach pg_stat_database within a second
 const commitsPerRequest = store === 'postgres' ? Math.round((100 * ((await commits()) - commits0)) / res.requests.total) / 100 : undefined;
-child.kill('SIGTERM');
-await new Promise((resolve) => child.on('exit', resolve));
+await stopKeel(child);
 fs.rmSync(dir, { recursive: true, force: true });
-if (store === 'postgres') await pgAdmin(`DROP DATABASE ${dbName}`);
+if (store === 'postgres') await pgAdmin(require, pgUrl, `DROP DATABASE ${dbName}`);
 console.log(
   JSON.stringify({
     store,

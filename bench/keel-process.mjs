@@ -1,0 +1,37 @@
+// What the one-off bench scripts (drain.mjs, submit.mjs) share: a built Keel started as a child
+// process and waited for, stopped with SIGTERM, and one admin statement on PostgreSQL.
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+/** Starts `checkout`'s dist/main.js with `env` (`nodeArgs` before it) and resolves once /health/ready answers on `port`. */
+export async function startKeel(checkout, env, port, nodeArgs = []) {
+  const child = spawn(process.execPath, [...nodeArgs, path.join(checkout, 'dist', 'main.js')], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`keel exited with ${child.exitCode}`);
+    try {
+      if ((await fetch(`http://127.0.0.1:${port}/health/ready`)).ok) return child;
+    } catch {
+      /* not listening yet */
+    }
+    await sleep(20);
+  }
+}
+
+/** SIGTERM, then the exit. */
+export async function stopKeel(child) {
+  child.kill('SIGTERM');
+  await new Promise((resolve) => child.on('exit', resolve));
+}
+
+/** Runs `sql` on the `postgres` database of `pgUrl`, with the `pg` that `require` finds (the checkout's). */
+export async function pgAdmin(require, pgUrl, sql) {
+  const pg = require('pg');
+  const client = new pg.Client({ connectionString: `${pgUrl}/postgres` });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
