@@ -365,7 +365,8 @@ function cpuNote(res, datastore) {
   return `server CPU ${res.cpuUsPerRequest}${ds} µs per request`;
 }
 
-function cannonRun(port, label) {
+/** `duration` seconds of POST /v1/jobs {"type":"noop"} over 10 connections. */
+function submitLoad(port, duration) {
   return new Promise((resolve, reject) => {
     autocannon(
       {
@@ -374,11 +375,15 @@ function cannonRun(port, label) {
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ type: 'noop' }),
         connections: 10,
-        duration: HTTP_SECONDS,
+        duration,
       },
       (err, res) => (err ? reject(err) : resolve(res)),
     );
-  }).then((res) => {
+  });
+}
+
+function cannonRun(port, label) {
+  return submitLoad(port, HTTP_SECONDS).then((res) => {
     const non2xx = res.non2xx + res.errors + res.timeouts;
     log(`${label}: ${Math.round(res.requests.average)} req/s, p50 ${res.latency.p50} ms, p99 ${res.latency.p99} ms, non-2xx/errors ${non2xx}`);
     return res;
@@ -386,19 +391,7 @@ function cannonRun(port, label) {
 }
 
 async function warm(port) {
-  await new Promise((resolve, reject) =>
-    autocannon(
-      {
-        url: `http://127.0.0.1:${port}/v1/jobs`,
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ type: 'noop' }),
-        connections: 10,
-        duration: 2,
-      },
-      (e, r) => (e ? reject(e) : resolve(r)),
-    ),
-  );
+  await submitLoad(port, 2);
 }
 
 // The http scenario runs on each HTTP adapter (BENCH_ADAPTERS, default both): the bare route and

@@ -1,8 +1,9 @@
 import { Module } from '@nestjs/common';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
+import { hasChromium, launchChromium } from './support/chromium';
 import { JobHandler, JobHandlerBase, type JobContext } from '../src/core/job-handler';
 import type { JobProgress } from '../src/core/job.model';
 import type { JobView } from '../src/core/job.view';
@@ -16,7 +17,6 @@ import { waitFor } from './support/wait';
  * exception in the page, so a CSP violation or a script error cannot pass unseen.
  */
 
-const CHROMIUM = '/usr/bin/chromium';
 const KEY = 'dashboard-browser-key_0123';
 const HOUR_MS = 3_600_000;
 const OUTPUT = join(__dirname, '..', 'test-output');
@@ -34,9 +34,7 @@ class ReportHandler extends JobHandlerBase<{ progress: JobProgress }, null> {
 @Module({ providers: [ReportHandler] })
 class ReportModule {}
 
-const hasChromium = existsSync(CHROMIUM);
-if (!hasChromium) console.warn(`test/dashboard.http.e2e-spec.ts: SKIPPED, no ${CHROMIUM} (apt-get install chromium)`);
-const describeWithChromium = hasChromium ? describe : describe.skip;
+const describeWithChromium = hasChromium('test/dashboard.http.e2e-spec.ts:') ? describe : describe.skip;
 
 interface Dashboard {
   page: Page;
@@ -53,19 +51,7 @@ describeWithChromium('the dashboard in a browser', () => {
   let context: BrowserContext | undefined;
 
   beforeAll(async () => {
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
   }, 60_000);
 
   afterEach(async () => {

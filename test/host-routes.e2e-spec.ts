@@ -1,9 +1,9 @@
 import { Controller, Get, Module, VersioningType, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { existsSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { hasChromium, launchChromium } from './support/chromium';
 import request from 'supertest';
 import { ConfigError, KeelModule, keelOpenApiDocument, type KeelModuleExtras } from '../src/index';
 import { closeAllApps, startApp, type Adapter } from './support/app';
@@ -150,28 +150,13 @@ describe('the option path', () => {
   });
 });
 
-const CHROMIUM = '/usr/bin/chromium';
-const hasChromium = existsSync(CHROMIUM);
-if (!hasChromium) console.warn(`test/host-routes.e2e-spec.ts: browser tests SKIPPED, no ${CHROMIUM} (apt-get install chromium)`);
-const describeWithChromium = hasChromium ? describe : describe.skip;
+const describeWithChromium = hasChromium('test/host-routes.e2e-spec.ts: browser tests') ? describe : describe.skip;
 
 describeWithChromium('in a browser', () => {
   let browser: Browser;
 
   beforeAll(async () => {
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
   }, 60_000);
 
   afterAll(async () => {

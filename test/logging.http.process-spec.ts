@@ -3,7 +3,7 @@
  * X-Request-Id echoed and carried by the request's lines, a debug line per state change, a warn
  * line per failure, and never a payload or the Authorization header.
  */
-import { cleanupProcesses, lines, startKeel, type JobJson, type KeelProcess } from './support/process';
+import { cleanupProcesses, logLines, startKeel, type JobJson, type KeelProcess, type LogLine } from './support/process';
 import { closeReceivers, startReceiver, type Receiver } from './support/receiver';
 import { waitFor } from './support/wait';
 
@@ -16,27 +16,6 @@ afterEach(async () => {
   await cleanupProcesses();
   await closeReceivers();
 });
-
-interface LogLine {
-  level: number;
-  time: number;
-  msg: string;
-  context?: string;
-  req?: { id?: string; headers?: Record<string, string> };
-  res?: { statusCode?: number };
-  [key: string]: unknown;
-}
-
-/** Every stdout line, parsed; fails naming the line that is not JSON. */
-function logLines(proc: KeelProcess): LogLine[] {
-  return lines(proc.stdout).map((line) => {
-    try {
-      return JSON.parse(line) as LogLine;
-    } catch {
-      throw new Error(`stdout line is not JSON: ${line}`);
-    }
-  });
-}
 
 async function call(proc: KeelProcess, method: string, path: string, { body, headers = {} }: { body?: unknown; headers?: Record<string, string> } = {}) {
   const res = await fetch(`${proc.baseUrl}${path}`, {

@@ -4,31 +4,10 @@
  * /health/ready during a shutdown is no error, and a port that is taken stops the start with one
  * line, like a bad setting.
  */
-import { cleanupProcesses, freePort, lines, spawnKeel, startKeel, submitJob, waitForState, type KeelProcess } from './support/process';
+import { cleanupProcesses, freePort, lines, logLines, spawnKeel, startKeel, submitJob, waitForState } from './support/process';
 import { waitFor } from './support/wait';
 
 afterEach(cleanupProcesses);
-
-interface LogLine {
-  level: number;
-  time: number;
-  msg: string;
-  context?: string;
-  req?: { id?: string; method?: string; url?: string; headers?: unknown };
-  res?: { statusCode?: number };
-  responseTime?: number;
-  [key: string]: unknown;
-}
-
-function logLines(proc: KeelProcess): LogLine[] {
-  return lines(proc.stdout).map((line) => {
-    try {
-      return JSON.parse(line) as LogLine;
-    } catch {
-      throw new Error(`stdout line is not JSON: ${line}`);
-    }
-  });
-}
 
 const MODULE_LOADING = ['InstanceLoader', 'RoutesResolver', 'RouterExplorer'];
 

@@ -3,7 +3,8 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, write
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { hasChromium, launchChromium } from './support/chromium';
 import { freePort, REPO_ROOT } from './support/process';
 import { waitFor } from './support/wait';
 
@@ -21,7 +22,6 @@ import { waitFor } from './support/wait';
  */
 
 const run = promisify(execFile);
-const CHROMIUM = '/usr/bin/chromium';
 const KEY = 'host-key_0123456789';
 const INSTALL_TIMEOUT_MS = 8 * 60_000;
 
@@ -304,8 +304,7 @@ async function checkCleanStop(app: Running): Promise<void> {
   expect(app.output()).not.toMatch(/\bERROR\b|Unhandled|TypeError/);
 }
 
-const hasChromium = existsSync(CHROMIUM);
-if (!hasChromium) console.warn(`test/package.process-spec.ts: the dashboard checks are SKIPPED, no ${CHROMIUM} (apt-get install chromium)`);
+const withChromium = hasChromium('test/package.process-spec.ts: the dashboard checks');
 
 describe('Keel installed from its packed tarball into a Nest application', () => {
   let root: string;
@@ -315,7 +314,7 @@ describe('Keel installed from its packed tarball into a Nest application', () =>
   beforeAll(async () => {
     root = mkdtempSync(join(tmpdir(), 'keel-package-'));
     tarball = await packKeel(root);
-    if (hasChromium) browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'] });
+    if (withChromium) browser = await launchChromium();
   }, 120_000);
 
   afterEach(() => {

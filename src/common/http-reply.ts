@@ -61,15 +61,9 @@ function requestUrl(req: object): { path: string; query: string } {
  * server). A `Location` built on it names the resource where this application serves it.
  */
 export function mountPath(req: object, routeSegments: number): string {
-  const path = requestUrl(req).path;
-  // Every submission asks with the same path: the last answer is kept.
-  if (path === lastMount.path && routeSegments === lastMount.routeSegments) return lastMount.mount;
-  const segments = path.replace(/\/+$/, '').split('/');
-  const mount = segments.slice(0, Math.max(1, segments.length - routeSegments)).join('/');
-  lastMount = { path, routeSegments, mount };
-  return mount;
+  const segments = requestUrl(req).path.replace(/\/+$/, '').split('/');
+  return segments.slice(0, Math.max(1, segments.length - routeSegments)).join('/');
 }
-let lastMount = { path: '', routeSegments: -1, mount: '' };
 
 /**
  * A page whose links are relative (`dashboard/app.js` beside `<base>/dashboard`) must be at its

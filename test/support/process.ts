@@ -73,6 +73,29 @@ export function lines(text: string): string[] {
     .filter((l) => l.trim().length > 0);
 }
 
+/** One line of the server's JSON log (pino), with the fields the specs read. */
+export interface LogLine {
+  level: number;
+  time: number;
+  msg: string;
+  context?: string;
+  req?: { id?: string; method?: string; url?: string; headers?: Record<string, string> };
+  res?: { statusCode?: number };
+  responseTime?: number;
+  [key: string]: unknown;
+}
+
+/** Every stdout line of `proc`, parsed; fails naming the line that is not JSON. */
+export function logLines(proc: KeelProcess): LogLine[] {
+  return lines(proc.stdout).map((line) => {
+    try {
+      return JSON.parse(line) as LogLine;
+    } catch {
+      throw new Error(`stdout line is not JSON: ${line}`);
+    }
+  });
+}
+
 /** A child process running `node dist/main.js`, with its output captured. */
 export class KeelProcess {
   private out = '';
