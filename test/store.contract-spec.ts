@@ -7,6 +7,7 @@ import { applyChange, canApply, decide, type JobEvent, type JobEventType } from 
 import { BacklogFull, IdempotencyKeyTaken, InvalidTransition, JobNotFound, StaleOutcome } from '../src/core/job.errors';
 import { JOB_STATES, type DispatchKey, type Job, type JobState, type NewJob } from '../src/core/job.model';
 import { slotKey, type Schedule } from '../src/core/schedule.model';
+import type { Commit } from '../src/store/commit-stream';
 import type { SlotFiring, SlotOutcome } from '../src/store/schedule-store';
 import { emptyCounts, type JobStore, type StateCounts, type TransitionGuard } from '../src/store/job-store';
 import { SqliteJobStore } from '../src/store/sqlite/sqlite-job.store';
@@ -742,6 +743,61 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
       await heldJob(OTHER, 'pending');
       const free = await insertOne();
       expect(await store.claimReady(SELF, 10, NOW)).toMatchObject([keyOf(free)]);
+    });
+  });
+
+  describe('claimAndStart', () => {
+    it('starts what claimReady would claim, in dispatch order, each as the state machine starts it for its owner', async () => {
+      const jobs = await store.insert(
+        [newJob({ type: 'noop', priority: 0 }), newJob({ type: 'noop', priority: 5 }), newJob({ type: 'http' }), newJob({ type: 'noop', runAt: NOW + 1 })],
+        NO_LIMIT,
+      );
+      const commits: Commit[] = [];
+      store.commits.subscribe((batch) => commits.push(...batch));
+      const { started, failed } = await store.claimAndStart(SELF, 10, NOW, ['noop']);
+      expect(failed).toEqual([]);
+      expect(ids(started)).toEqual([jobs[1].id, jobs[0].id]);
+      for (const key of started) {
+        const before = jobs.find((job) => job.id === key.id)!;
+        const ev = event('start', NOW);
+        expect(key.started).toEqual(applyChange(before, decide(before, ev), ev.now));
+        expect(await store.get(key.id)).toEqual(key.started);
+        expect(key).toMatchObject({ type: 'noop', priority: before.priority, runAt: before.runAt });
+      }
+      expect(byId(await store.heldBy(SELF))).toEqual(byId(started.map((key) => ({ id: key.id, state: 'processing' as const, attempts: 1, owner: SELF }))));
+      // Published as starts: the counters, the events and the feeder see them as any start.
+      expect(
+        commits
+          .filter((c) => c.kind === 'transition' && c.event === 'start' && c.from === 'pending')
+          .map((c) => (c as { job: Job }).job.id)
+          .sort(),
+      ).toEqual(ids(started).sort());
+      await expectExactCounts({ pending: 2, processing: 2 });
+      // Nothing is started twice, and the outcome of such an attempt is its owner's.
+      expect((await store.claimAndStart(OTHER, 10, NOW, ['noop'])).started).toEqual([]);
+      const done = await store.transition(jobs[1].id, event('complete', NOW + 1, { attempt: 1 }), { owner: SELF, expected: started[0].started });
+      expect(done.state).toBe('completed');
+    });
+
+    it('respects limit and leaves claimed jobs alone', async () => {
+      const jobs = await store.insert([newJob(), newJob(), newJob()], NO_LIMIT);
+      expect(ids(await store.claimReady(OTHER, 1, NOW))).toEqual([jobs[0].id]);
+      expect(ids((await store.claimAndStart(SELF, 1, NOW, ['noop'])).started)).toEqual([jobs[1].id]);
+      expect(ids((await store.claimAndStart(SELF, 10, NOW, ['noop'])).started)).toEqual([jobs[2].id]);
+      expect(await store.claimAndStart(SELF, 10, NOW, ['noop'])).toEqual({ started: [], failed: [] });
+      expect(await store.claimAndStart(SELF, 0, NOW, ['noop'])).toEqual({ started: [], failed: [] });
+    });
+
+    it('fails a job whose attempts are used up instead of starting it (the poison-pill guard)', async () => {
+      const spent = await jobIn('processing', { maxAttempts: 1 });
+      await step(spent.id, 'interrupt');
+      const fresh = await insertOne();
+      const { started, failed } = await store.claimAndStart(SELF, 10, NOW, ['noop']);
+      expect(ids(started)).toEqual([fresh.id]);
+      expect(failed).toHaveLength(1);
+      expect(failed[0]).toMatchObject({ id: spent.id, state: 'failed', attempts: 1 });
+      expect(await store.get(spent.id)).toEqual(failed[0]);
+      await expectExactCounts({ processing: 1, failed: 1 });
     });
   });
 

@@ -289,6 +289,30 @@ export class PgJobStore implements JobStore, SharedStore {
   }
 
   /**
+   * The claim, then the starts of what it claimed, each planned on its claimed row and all applied
+   * in one grouped compare-and-set: two statements for the batch. Between them the jobs are
+   * claimed and pending, as after any claim.
+   */
+  async claimAndStart(owner: string, limit: number, now: number, types: readonly string[]): Promise<{ started: DispatchKey[]; failed: Job[] }> {
+    const claimed = await this.claimReady(owner, limit, now, types);
+    const event = { type: 'start', now } as const;
+    const starts = await Promise.allSettled(claimed.map((key) => this.transition(key.id, event, { owner, expected: key.job }, 'worker')));
+    const started: DispatchKey[] = [];
+    const failed: Job[] = [];
+    let unstarted = 0;
+    starts.forEach((start, i) => {
+      const { id, type, priority, runAt } = claimed[i];
+      if (start.status === 'rejected') unstarted += 1;
+      else if (start.value.state === 'processing') started.push({ id, type, priority, runAt, started: start.value });
+      else failed.push(start.value);
+    });
+    // A start that failed at the store leaves its claim: released here, or by recovery's sweep if the store is down.
+    if (unstarted > 0)
+      await Promise.all(claimed.filter((_, i) => starts[i].status === 'rejected').map((key) => this.releaseClaim(key.id, owner).catch(() => false)));
+    return { started, failed };
+  }
+
+  /**
    * One transaction: the job's row, then a per-type advisory lock (every instance's window check
    * of the type waits its turn), the database clock, the window, and the start applied with the
    * same compare-and-set as `transition`. Not grouped: the unlimited start path stays as it was.
