@@ -2,8 +2,8 @@
  * Claims that start (docs/architecture.md "Claims that start"): during a drain the feeder starts
  * the attempts of the jobs it claims, in one go, and the workers run them without a start of their
  * own. Such an attempt is the job's, processing under this instance, from its claim on: a cancel
- * ends it without running, a shutdown gives it back with its attempt not counted, and each job
- * still runs once.
+ * ends it without running, a shutdown or a lease at risk gives it back with its attempt not
+ * counted, and each job still runs once.
  *
  * The attempts started ahead of a blocked worker are made here with the store's own
  * `claimAndStart` on jobs scheduled an hour ahead (so that the feeder leaves them alone) and put in
@@ -15,6 +15,7 @@ import type { JobView } from '../src/core/job.view';
 import { DeliveryQueue } from '../src/queue/delivery-queue';
 import { JOBS_STORE, type JobStore } from '../src/store/job-store';
 import { PgJobStore } from '../src/store/postgres/pg-job.store';
+import { SHARED_STORE, type SharedStore } from '../src/store/shared-store';
 import { closeAllApps, everyStore, getJob, queueStats, removeTempDirs, startApp, submit, waitForState, type Env, type TestApp } from './support/app';
 import { AttemptLog, CONTROLLED_TYPE, ControlledHandlerModule, useAttemptLog } from './support/controlled-handler';
 import { dropTestDatabases, pgQuery } from './support/postgres';
@@ -103,6 +104,28 @@ describe.each(everyStore('claims that start'))('claims that start (%s)', (storeN
     for (const job of ahead) expect(log.of(job.id)).toHaveLength(0);
   });
 
+  if (storeName === 'postgres') {
+    it('a lease at risk gives back the attempts started ahead, unrun, before the lease can expire', async () => {
+      // LEASE_MS 1000: at risk 667 ms after the last renewal, expired at 1000; a hold not started
+      // is given back only after 2 s, so a give-back before the expiry is the fence's.
+      const running = await startBlocked({ ...env, LEASE_MS: '1000' });
+      const shared = running.app.get<string, SharedStore>(SHARED_STORE);
+      const renew = shared.renewLease.bind(shared);
+      shared.renewLease = () => Promise.reject(new Error('renewal refused by the test'));
+      const ahead = await startAhead(running, 2);
+      const ids = ahead.map((job) => job.id);
+
+      await waitFor(async () => (await readJobs(env, ids)).every((row) => row.state === 'pending'), 'the attempts started ahead to be given back');
+      const [lease] = await pgQuery<{ expires_at: string }>(env.DATABASE_URL!, 'SELECT expires_at FROM keel_leases WHERE owner = $1', [running.config.owner]);
+      for (const row of await readJobs(env, ids)) {
+        expect(row).toMatchObject({ state: 'pending', attempts: 0, owner: null });
+        expect(Number(row.updated_at)).toBeLessThan(Number(lease.expires_at));
+      }
+      for (const id of ids) expect(log.of(id)).toHaveLength(0);
+      shared.renewLease = renew;
+    });
+  }
+
   /** One worker, held by an attempt of the controlled handler that runs until the test ends it. */
   async function startBlocked(env: Env): Promise<TestApp> {
     const running = await startApp({ ...env, WORKER_CONCURRENCY: '1', SHUTDOWN_TIMEOUT_MS: '200' }, [ControlledHandlerModule]);
@@ -127,6 +150,7 @@ interface Row {
   state: string;
   attempts: number;
   owner: string | null;
+  updated_at: number | string;
 }
 
 /** The jobs' rows as the closed app left them in its store. */
@@ -134,10 +158,10 @@ async function readJobs(env: Env, ids: string[]): Promise<Row[]> {
   if (env.STORE === 'sqlite') {
     const db = new Database(env.SQLITE_FILE, { readonly: true });
     try {
-      return ids.map((id) => db.prepare('SELECT state, attempts, owner FROM jobs WHERE id = ?').get(id) as Row);
+      return ids.map((id) => db.prepare('SELECT state, attempts, owner, updated_at FROM jobs WHERE id = ?').get(id) as Row);
     } finally {
       db.close();
     }
   }
-  return pgQuery<Row>(env.DATABASE_URL!, 'SELECT state, attempts, owner FROM keel_jobs WHERE id = ANY($1::uuid[])', [ids]);
+  return pgQuery<Row>(env.DATABASE_URL!, 'SELECT state, attempts, owner, updated_at FROM keel_jobs WHERE id = ANY($1::uuid[])', [ids]);
 }
