@@ -49,6 +49,8 @@ describe.each(everyStore('claims that start'))('claims that start (%s)', (storeN
       startedByClaims += claimed.started.length;
       return claimed;
     };
+    const completionsPerCommit: number[] = [];
+    store.commits.subscribe((batch) => completionsPerCommit.push(batch.filter((c) => c.kind === 'transition' && c.job.state === 'completed').length));
     const jobs = 6_000;
     for (let i = 0; i < jobs / 1_000; i++) {
       await http
@@ -65,8 +67,10 @@ describe.each(everyStore('claims that start'))('claims that start (%s)', (storeN
     const twice = await http.get('/v1/jobs?state=completed&limit=100').expect(200);
     for (const job of (twice.body as { items: JobView[] }).items) expect(job.attempts).toBe(1);
     if (store instanceof PgJobStore) {
-      // The outcomes of attempts started ahead go in groups across the loops: far fewer statements than jobs.
-      expect(store.transitionStats.roundTrips).toBeLessThan(jobs / 4);
+      // The outcomes of attempts started ahead go to the store together across the loops and their
+      // turns: some commit carries more completions than there are workers, which a loop that
+      // waits for its own outcome before its next handler never makes.
+      expect(Math.max(...completionsPerCommit)).toBeGreaterThan(2);
     }
   });
 

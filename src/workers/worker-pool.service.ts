@@ -43,16 +43,19 @@ const CANCEL_POLL_MS = 500;
 /** After the shutdown deadline, how long aborted handlers get to settle before the process stops waiting. */
 const ABORT_GRACE_MS = 500;
 /**
- * The most outcomes of attempts started ahead that may wait for their commit while the loops run
- * further handlers: two full groups of PostgreSQL's grouped transitions.
+ * How many outcomes of attempts started ahead one loop may have on their way to the store while it
+ * runs further handlers. A crash re-runs the attempts running and those whose outcome had not
+ * committed: at most (1 + this) × WORKER_CONCURRENCY (docs/reliability.md "What is promised").
  */
-const MAX_OUTCOMES_IN_FLIGHT = 1_000;
+export const OUTCOMES_AHEAD_PER_WORKER = 4;
 
 /**
  * `WORKER_CONCURRENCY` loops that take job ids from the delivery queue and run one attempt each.
  * They start only once `RECOVERY_READY` resolves, and never read the store for work: the queue
- * hands them ids. Each attempt's outcome is committed before its loop runs another handler; the
- * start of the loop's next job goes to the store with it (one statement or one group). Their
+ * hands them ids. An attempt its loop started has its outcome committed before the loop runs
+ * another handler; the start of the loop's next job goes to the store with it (one statement or
+ * one group). An attempt a claim started ahead (a drain) sends its outcome without waiting (see
+ * `runAttempt`). Their
  * writes are worker writes: committed at once, synced within SYNC_INTERVAL_MS (docs/reliability.md "How recovery keeps every job").
  * An attempt, from the started job to its outcome, runs in the pool's `AttemptRunner`; the pool commits the outcome.
  */
@@ -236,14 +239,17 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
    * Waits while outcomes sent without waiting are too many, or one is being tried again after a
    * store fault: a loop then runs no further handler, as if it waited for its own outcome.
    */
-  private async outcomeRoom(): Promise<void> {
-    while ((this.outcomes.size >= MAX_OUTCOMES_IN_FLIGHT || this.outcomesRetrying > 0) && this.outcomes.size > 0) {
+  private async outcomeRoom(unsent: Array<Promise<void>>): Promise<void> {
+    while (unsent.length > OUTCOMES_AHEAD_PER_WORKER) await unsent.shift();
+    while (this.outcomesRetrying > 0 && this.outcomes.size > 0) {
       await Promise.race(this.outcomes);
     }
   }
 
   private async loop(): Promise<void> {
     let taken: Taken | undefined;
+    /** This loop's outcomes sent without waiting, oldest first; settled ones are dropped as it goes. */
+    const unsent: Array<Promise<void>> = [];
     // A job whose start went out with the last outcome is seen through, even after the stop signal.
     while (!this.stopTaking.signal.aborted || taken) {
       if (!taken) {
@@ -273,11 +279,19 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
         this.failed(current.key.id, err);
       } finally {
         const { id } = current.key;
-        if (sent) void sent.finally(() => this.letGo(id));
-        else this.letGo(id);
+        if (sent) {
+          unsent.push(sent);
+          void sent.finally(() => {
+            this.letGo(id);
+            const i = unsent.indexOf(sent!);
+            if (i >= 0) unsent.splice(i, 1);
+          });
+        } else {
+          this.letGo(id);
+        }
         taken = carry.next;
       }
-      await this.outcomeRoom();
+      await this.outcomeRoom(unsent);
       // With a synchronous store and a handler that resolves at once, a loop would never leave the
       // microtask queue: HTTP, timers and the other loops would starve behind a long backlog.
       await yieldToEventLoop();
@@ -367,7 +381,8 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
    * outcome's commit before the loop runs another handler. An attempt a claim started ahead (a
    * drain: docs/architecture.md "Claims that start") is not: its outcome joins the outcomes of the
    * other loops, sent in the next group, and the loop runs on; the outcome is returned, and the
-   * loops wait once MAX_OUTCOMES_IN_FLIGHT are unsent or one is tried again after a store fault.
+   * loop waits once it has more than OUTCOMES_AHEAD_PER_WORKER on their way, and every loop while
+   * one is tried again after a store fault.
    */
   private async runAttempt(taken: Taken, carry: { next?: Taken }): Promise<Sent | undefined> {
     const { id } = taken.key;
