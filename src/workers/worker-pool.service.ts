@@ -239,8 +239,9 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
    * Waits while outcomes sent without waiting are too many, or one is being tried again after a
    * store fault: a loop then runs no further handler, as if it waited for its own outcome.
    */
-  private async outcomeRoom(unsent: Array<Promise<void>>): Promise<void> {
-    while (unsent.length > OUTCOMES_AHEAD_PER_WORKER) await unsent.shift();
+  private async outcomeRoom(unsent: ReadonlySet<Promise<void>>): Promise<void> {
+    // The oldest first: a Set keeps the order outcomes were sent in.
+    while (unsent.size > OUTCOMES_AHEAD_PER_WORKER) await unsent.values().next().value;
     while (this.outcomesRetrying > 0 && this.outcomes.size > 0) {
       await Promise.race(this.outcomes);
     }
@@ -249,7 +250,7 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
   private async loop(): Promise<void> {
     let taken: Taken | undefined;
     /** This loop's outcomes sent without waiting, oldest first; settled ones are dropped as it goes. */
-    const unsent: Array<Promise<void>> = [];
+    const unsent = new Set<Promise<void>>();
     // A job whose start went out with the last outcome is seen through, even after the stop signal.
     while (!this.stopTaking.signal.aborted || taken) {
       if (!taken) {
@@ -280,11 +281,11 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
       } finally {
         const { id } = current.key;
         if (sent) {
-          unsent.push(sent);
-          void sent.finally(() => {
+          const settled = sent;
+          unsent.add(settled);
+          void settled.finally(() => {
             this.letGo(id);
-            const i = unsent.indexOf(sent!);
-            if (i >= 0) unsent.splice(i, 1);
+            unsent.delete(settled);
           });
         } else {
           this.letGo(id);
