@@ -35,17 +35,6 @@ export function sendJson(res: object, status: number, body: unknown): void {
   else (res as ExpressLike).status(status).json(body);
 }
 
-/**
- * `json`, JSON written already, as a route's return value: with `res` (the route's own, passed
- * through) typed as the platform types an object it answers, so the answer is the same bytes and
- * headers as that object's (Express and Fastify both send a string as it is under a JSON type).
- */
-export function jsonText(res: object, json: string): string {
-  if (isFastify(res)) res.headers({ 'content-type': 'application/json; charset=utf-8' });
-  else (res as ServerResponse).setHeader('Content-Type', 'application/json; charset=utf-8');
-  return json;
-}
-
 /** Sends `body` as it is (no body for a 304) with `status` and `headers`. */
 export function sendBytes(res: object, status: number, headers: Record<string, string>, body?: Buffer): void {
   if (isFastify(res)) {

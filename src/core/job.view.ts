@@ -49,49 +49,6 @@ export function toJobView(job: Job): JobView {
   };
 }
 
-/**
- * `JSON.stringify(toJobView(job))`, written without the view object: the keys are constants, the
- * times come from the same cache, and only the values that can hold anything (strings, payload,
- * result, progress) go through JSON.stringify. A batch's answer is 1,000 of these.
- */
-export function jobViewJson(job: Job): string {
-  return (
-    `{"id":${JSON.stringify(job.id)},"type":${JSON.stringify(job.type)}` +
-    member('payload', job.payload) +
-    `,"state":${JSON.stringify(job.state)},"priority":${num(job.priority)},"attempts":${num(job.attempts)}` +
-    `,"maxAttempts":${num(job.maxAttempts)},"backoffMs":${num(job.backoffMs)},"timeoutMs":${num(job.timeoutMs)}` +
-    `,"runAt":"${iso(job.runAt)}","createdAt":"${iso(job.createdAt)}","updatedAt":"${iso(job.updatedAt)}"` +
-    `,"startedAt":${isoOrNull(job.startedAt)},"finishedAt":${isoOrNull(job.finishedAt)}` +
-    member('result', job.result ?? null) +
-    `,"lastError":${JSON.stringify(job.lastError)},"idempotencyKey":${JSON.stringify(job.idempotencyKey)}` +
-    `,"cancelRequestedAt":${isoOrNull(job.cancelRequestedAt)}` +
-    member('progress', job.progress ?? null) +
-    '}'
-  );
-}
-
-/** `JSON.stringify({ items: jobs.map(toJobView) })`: the answer of a batch. */
-export function jobBatchJson(jobs: readonly Job[]): string {
-  let out = '{"items":[';
-  for (let i = 0; i < jobs.length; i++) out += (i === 0 ? '' : ',') + jobViewJson(jobs[i]);
-  return out + ']}';
-}
-
-/** `,"key":value` as JSON.stringify writes a member: none when the value has no JSON (a function, undefined). */
-function member(key: string, value: unknown): string {
-  const json = JSON.stringify(value);
-  return json === undefined ? '' : `,"${key}":${json}`;
-}
-
-/** A number as JSON.stringify writes it (NaN and the infinities: null). */
-function num(n: number): string {
-  return Number.isFinite(n) ? String(n) : 'null';
-}
-
-function isoOrNull(ms: number | null): string {
-  return ms === null ? 'null' : `"${iso(ms)}"`;
-}
-
 /** The jobs of a batch share their times (created, runAt): the last two conversions are kept. */
 const recent: Array<{ ms: number; iso: string }> = [
   { ms: NaN, iso: '' },

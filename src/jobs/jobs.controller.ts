@@ -9,11 +9,11 @@ import { CREATE_JOBS_BATCH_EXAMPLES, CreateJobsBatchDto, MAX_BATCH } from './dto
 import { JobBatchDto, JobDto, JobListDto } from './dto/job.dto';
 import { ListJobsQuery } from './dto/list-jobs.query';
 import { RequestId } from '../logging/request-id.decorator';
-import { jobBatchJson, toJobView, type JobView } from '../core/job.view';
+import { toJobView, type JobView } from '../core/job.view';
 import { JobsService } from './jobs.service';
 import { ApiErrorResponse, ApiKeyRequired } from '../openapi/api-responses';
 import { BACKLOG_RETRY_AFTER_S, DomainExceptionFilter } from '../common/domain-exception.filter';
-import { jsonText, mountPath, nodeResponse } from '../common/http-reply';
+import { mountPath, nodeResponse } from '../common/http-reply';
 import { OptionalHeader } from '../common/optional-header.decorator';
 
 const EXAMPLE_ID = '0193b0c2-6a4e-7d3c-9f1e-2b5c8d7e4f10';
@@ -108,10 +108,9 @@ export class JobsController {
     RETRY_AFTER,
   )
   @SHUTTING_DOWN
-  async createBatch(@Body() body: CreateJobsBatchDto, @RequestId() requestId: string | undefined, @Res({ passthrough: true }) res: object): Promise<string> {
+  async createBatch(@Body() body: CreateJobsBatchDto, @RequestId() requestId: string | undefined): Promise<{ items: JobView[] }> {
     const jobs = await this.jobs.submitBatch(body.jobs, requestId);
-    // `{ items: JobView[] }`, 1,000 jobs written straight from the stored jobs (see jobBatchJson).
-    return jsonText(res, jobBatchJson(jobs));
+    return { items: jobs.map(toJobView) };
   }
 
   @Get()
