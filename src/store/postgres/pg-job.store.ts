@@ -242,7 +242,7 @@ export class PgJobStore implements JobStore, SharedStore {
         outcome = (await client.query<{ pending: number; inserted: number }>(prepared(SUBMIT_JOBS, params))).rows[0];
       } catch (err) {
         if ((err as { code?: string }).code === '23505' && (err as { constraint?: string }).constraint === 'keel_jobs_idempotency_key') {
-          throw new IdempotencyKeyTaken(records.find((r) => r.idempotencyKey !== null)?.idempotencyKey ?? '');
+          throw new IdempotencyKeyTaken(keyInDetail(err) ?? records.find((r) => r.idempotencyKey !== null)?.idempotencyKey ?? '');
         }
         throw err;
       }
@@ -602,4 +602,9 @@ function changedRows(result: { rowCount: number | null }): boolean {
 
 function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
+}
+
+/** The key a unique violation of the idempotency key names (`Key (idempotency_key)=(k) already exists.`). */
+function keyInDetail(err: unknown): string | undefined {
+  return /^Key \(idempotency_key\)=\((.*)\) already exists\.$/s.exec((err as { detail?: string }).detail ?? '')?.[1];
 }
