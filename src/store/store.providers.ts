@@ -16,6 +16,7 @@ function createJobStore(config: KeelConfig, log: KeelLog): JobStore {
     case 'postgres':
       return new PgJobStore({
         connectionString: config.databaseUrl!,
+        schema: config.databaseSchema,
         poolSize: Math.min(20, config.workerConcurrency + 4),
         syncIntervalMs: config.syncIntervalMs,
         log,

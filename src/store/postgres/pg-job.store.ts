@@ -26,6 +26,7 @@ import { windowFullUntil } from '../rate-window';
 import { SCHEDULER_RUNS_KEPT_MS, type SlotFiring, type SlotOutcome } from '../schedule-store';
 import { poolConfig, unavailable } from './pg-connection';
 import { migrate } from './pg-migrations';
+import { moveFromPublic, quoteIdent } from './pg-schema-move';
 import { PgEventFeed } from './pg-event-feed';
 import { INSERT_JOBS, insertJobsParams, PgInsertGroups, SUBMIT_JOBS, submitJobsParams } from './pg-insert-groups';
 import { PgListener } from './pg-listener';
@@ -38,7 +39,10 @@ import { type KeelContextLog, KeelLog } from '../../logging/keel-log';
 
 export interface PgJobStoreOptions {
   connectionString: string;
-  /** A schema of its own (created if missing); tests use one each. Default: the search_path's. */
+  /**
+   * The schema of Keel's tables (created if missing; Keel's tables in `public` are moved into it):
+   * DATABASE_SCHEMA, `keel` by default; tests use one each. None: the connection's search_path.
+   */
   schema?: string;
   poolSize?: number;
   /** SYNC_INTERVAL_MS (docs/reliability.md "How recovery keeps every job"); default 100. */
@@ -130,7 +134,11 @@ export class PgJobStore implements JobStore, SharedStore {
     leasePool.on('error', (err) => this.logger.warn(`idle PostgreSQL lease connection failed: ${err.message}`));
     this.leasePool = leasePool;
     try {
-      if (this.options.schema) await pool.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(this.options.schema)}`);
+      if (this.options.schema) {
+        await pool.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(this.options.schema)}`);
+        // A database from before DATABASE_SCHEMA keeps Keel's tables in public: they move first.
+        if (await moveFromPublic(pool, this.options.schema)) this.logger.log(`moved Keel's tables from schema public to ${this.options.schema}`);
+      }
       await migrate(pool);
       await this.scheduleSyncs(pool);
     } catch (err) {
@@ -598,10 +606,6 @@ export class PgJobStore implements JobStore, SharedStore {
 
 function changedRows(result: { rowCount: number | null }): boolean {
   return (result.rowCount ?? 0) > 0;
-}
-
-function quoteIdent(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
 }
 
 /** The key a unique violation of the idempotency key names (`Key (idempotency_key)=(k) already exists.`). */
