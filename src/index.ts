@@ -16,6 +16,10 @@ export type { RateLimit, TypeSettings } from './core/type-settings';
 
 export { JobsClient } from './jobs/jobs.client';
 export type { JobOptions, BulkJob, TypedBulkJob, CheckedBulkJobs, ListQuery } from './jobs/jobs.client';
+export { KeelTypes } from './types/keel-types';
+export type { JobTypeView, TypeLimitsPatch } from './types/keel-types';
+export { KeelSchedules } from './schedules/keel-schedules';
+export type { ScheduleView } from './schedules/schedule.view';
 export { JobEvents, KEEL_EVENT_NAMES } from './events/job-events';
 export type { KeelEvent, KeelEventName } from './events/job-events';
 
