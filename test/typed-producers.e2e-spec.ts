@@ -118,6 +118,11 @@ describe.each(everyStore('test/typed-producers.e2e-spec.ts'))('typed producers (
     expect((refused as Error).message).toBe('jobs.1: payload: to must be an email');
     expect(await totalJobs(app.http)).toBe(2);
     expect((await getJob(app.http, made[0].id)).state).toBe('completed');
+
+    // Not a list: the batch's own refusal, as before.
+    const notAList = await jobs.addBulk({ type: 'welcome' } as never).catch((e: unknown) => e);
+    expect(notAList).toBeInstanceOf(InvalidJob);
+    expect((notAList as Error).message).toBe(expectError(await app.http.post('/v1/jobs/batch').send({ jobs: { type: 'welcome' } }), 400));
   });
 });
 

@@ -4,10 +4,10 @@ import { jobTypeOf, type AnyJobHandler, type JobHandlerClass, type PayloadOf } f
 import { InvalidJob } from '../core/job.errors';
 import type { JobPayload } from '../core/job.model';
 import { toJobView, type JobView } from '../core/job.view';
+import { JobHandlerRegistry } from '../handlers/job-handler.registry';
 import { CreateJobDto } from './dto/create-job.dto';
 import { CreateJobsBatchDto } from './dto/create-jobs-batch.dto';
 import { ListJobsQuery } from './dto/list-jobs.query';
-import { JobHandlerRegistry } from '../handlers/job-handler.registry';
 import { JobsService } from './jobs.service';
 
 /** What `add` takes besides the type and payload: the fields of a submission (docs/api.md "Routes and errors"). */
@@ -77,9 +77,12 @@ export class JobsClient {
    * index. Each job's `type` is a string, or a handler class whose payload type its payload must have.
    */
   async addBulk<const J extends readonly BulkJobInput[]>(jobs: J & CheckedBulkJobs<J>): Promise<JobView[]> {
-    const named = (jobs as readonly BulkJobInput[]).map((job) =>
-      job !== null && typeof job === 'object' && typeof job.type === 'function' ? { ...job, type: this.typeOf(job.type) } : job,
-    );
+    // Anything but a list is left to the batch's validation, which answers as the route does.
+    const named: unknown = Array.isArray(jobs)
+      ? (jobs as readonly BulkJobInput[]).map((job) =>
+          job !== null && typeof job === 'object' && typeof job.type === 'function' ? { ...job, type: this.typeOf(job.type) } : job,
+        )
+      : jobs;
     const dto = await validateInput(CreateJobsBatchDto, { jobs: named });
     return (await this.jobs.submitBatch(dto.jobs)).map(toJobView);
   }
