@@ -75,6 +75,8 @@ export function assembleKeel(
   const handlers = builtInHandlers(builtInTypes);
   if (docs) requireSwagger('docs');
   const jobs = JobsModule.register({ http });
+  const schedules = SchedulesModule.register({ http, jobs });
+  const types = TypesModule.register({ http });
   const pages: Array<Type<unknown>> = [DashboardModule, ...(docs ? [DocsModule] : [])];
   return {
     ...definition,
@@ -91,14 +93,13 @@ export function assembleKeel(
       WorkersModule,
       RetentionModule,
       jobs,
-      SchedulesModule.register({ http, jobs }),
-      ...(http
-        ? [AuthModule, RequestGateModule.register({ path, mount: gate }), HealthModule, MetricsHttpModule, TypesModule, EventsHttpModule, ...pages]
-        : []),
+      schedules,
+      types,
+      ...(http ? [AuthModule, RequestGateModule.register({ path, mount: gate }), HealthModule, MetricsHttpModule, EventsHttpModule, ...pages] : []),
       ...(http && path !== '' ? [routesUnder(path, [...KEEL_API_MODULES, ...pages])] : []),
     ],
     providers: [...(definition.providers ?? []), config, LOGGER, LOG, SCHEDULES_FROM_OPTIONS, ...handlers],
-    // JobsClient through the jobs module; JobEvents, the lifecycle and the metrics are global already.
-    exports: [KEEL_CONFIG, KEEL_LOGGER, KeelLog, KEEL_SCHEDULES, jobs],
+    // JobsClient, KeelSchedules and KeelTypes through their modules; JobEvents, the lifecycle and the metrics are global already.
+    exports: [KEEL_CONFIG, KEEL_LOGGER, KeelLog, KEEL_SCHEDULES, jobs, schedules, types],
   };
 }
