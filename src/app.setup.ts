@@ -2,6 +2,7 @@ import { BadRequestException, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import bodyParser from 'body-parser';
 import type { NextFunction, Request, Response } from 'express';
 import type { IncomingMessage } from 'node:http';
 import { closeConnectionWhenStopping, type ExtraImports, type KeelApp, setupRoutingAndDocs } from './app.common';
@@ -52,26 +53,36 @@ async function createExpressApp(config: KeelConfig, extraImports: ExtraImports):
 
 /** Global pipes, filter, versioning, body limit and the OpenAPI document (Express; Fastify: `app.fastify.ts`). */
 function setupApp(app: NestExpressApplication): void {
-  // First: a request refused by the body parser gets its id and its line too.
-  app.use(requestLogging(app.get<string, KeelLogger>(KEEL_LOGGER).root));
-  app.use(closeConnectionWhenStopping(app.get(LifecycleService)));
+  const logging = requestLogging(app.get<string, KeelLogger>(KEEL_LOGGER).root);
+  const closing = closeConnectionWhenStopping(app.get(LifecycleService));
+  const gate = app.get(RequestGate);
+  const nothing = (): void => undefined;
   app.disable('x-powered-by');
   // Answers describe jobs that change from one request to the next: a hash of every body (Express
   // computes one per response by default) costs CPU on each submission and saves no transfer.
   app.set('etag', false);
-  // Keel's API (/v1): the key (401 whatever the body, never 400/413/415), the content type (415),
-  // the JSON body (1 MiB, 413) and hostile JSON (400): the request gate, as in a host.
-  app.use(app.get(RequestGate).express);
+  // One middleware, as on Fastify one hook (each middleware is one more pass of Express's router
+  // for every request): the request line and id first, so that a refused request has them too;
+  // the Connection: close of a shutdown; then on Keel's API (/v1) the request gate, as in a host:
+  // the key (401 whatever the body, never 400/413/415), the content type (415), the JSON body
+  // (1 MiB, 413) and hostile JSON (400).
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    logging(req, res, nothing);
+    closing(req, res, nothing);
+    gate.express(req, res, next);
+  });
   // Any other path: no route of Keel's takes a body there, but a body sent anyway is read by the
   // same rules (an unknown path with a broken body is 400, as it always was).
-  app.useBodyParser('json', { limit: MAX_BODY, type: (req: IncomingMessage) => isJsonContentType(req.headers['content-type']) });
-  app.use(refuseHostileJson);
+  const json = bodyParser.json({ limit: MAX_BODY, type: (req: IncomingMessage) => isJsonContentType(req.headers['content-type']) });
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    if (isJsonBodyChecked(req)) return next(); // read and checked by the gate
+    json(req, res, (err?: unknown) => (err ? next(err) : refuseHostileJson(req, next)));
+  });
   setupRoutingAndDocs(app);
 }
 
 /** Runs right after the JSON parser; an iterative walk, so that the check itself cannot overflow. */
-function refuseHostileJson(req: Request, _res: Response, next: NextFunction): void {
-  if (isJsonBodyChecked(req)) return next(); // by the gate
+function refuseHostileJson(req: Request, next: NextFunction): void {
   const problem = jsonBodyProblem(req.body, MAX_JSON_DEPTH);
   next(problem ? new BadRequestException(problem) : undefined);
 }
