@@ -14,6 +14,8 @@ import { requestLogging } from './logging/request-logging';
 import { jsonBodyProblem, MAX_JSON_DEPTH } from './common/input-validation';
 import { isJsonBodyChecked, isJsonContentType } from './common/json-body.guard';
 import { MAX_BODY, RequestGate } from './gate/request-gate';
+import { directSubmit } from './jobs/direct-submit';
+import { JobsService } from './jobs/jobs.service';
 
 export type { ExtraImports, KeelApp } from './app.common';
 
@@ -56,6 +58,7 @@ function setupApp(app: NestExpressApplication): void {
   const logging = requestLogging(app.get<string, KeelLogger>(KEEL_LOGGER).root);
   const closing = closeConnectionWhenStopping(app.get(LifecycleService));
   const gate = app.get(RequestGate);
+  const submit = directSubmit(app.get(JobsService));
   const nothing = (): void => undefined;
   app.disable('x-powered-by');
   // Answers describe jobs that change from one request to the next: a hash of every body (Express
@@ -65,11 +68,12 @@ function setupApp(app: NestExpressApplication): void {
   // for every request): the request line and id first, so that a refused request has them too;
   // the Connection: close of a shutdown; then on Keel's API (/v1) the request gate, as in a host:
   // the key (401 whatever the body, never 400/413/415), the content type (415), the JSON body
-  // (1 MiB, 413) and hostile JSON (400).
+  // (1 MiB, 413) and hostile JSON (400). Then a submission the route would take as it is, answered
+  // without Nest's per-request pipeline (`directSubmit`); every other request goes on.
   app.use((req: Request, res: Response, next: NextFunction) => {
     logging(req, res, nothing);
     closing(req, res, nothing);
-    gate.express(req, res, next);
+    gate.express(req, res, (err?: unknown) => (err ? next(err) : submit(req, res, next)));
   });
   // Any other path: no route of Keel's takes a body there, but a body sent anyway is read by the
   // same rules (an unknown path with a broken body is 400, as it always was).
