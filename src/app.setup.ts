@@ -4,7 +4,7 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import bodyParser from 'body-parser';
 import type { NextFunction, Request, Response } from 'express';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { closeConnectionWhenStopping, type ExtraImports, type KeelApp, setupRoutingAndDocs } from './app.common';
 import { AppModule } from './app.module';
 import type { KeelConfig } from './config/keel-config';
@@ -64,17 +64,33 @@ function setupApp(app: NestExpressApplication): void {
   // Answers describe jobs that change from one request to the next: a hash of every body (Express
   // computes one per response by default) costs CPU on each submission and saves no transfer.
   app.set('etag', false);
-  // One middleware, as on Fastify one hook (each middleware is one more pass of Express's router
-  // for every request): the request line and id first, so that a refused request has them too;
-  // the Connection: close of a shutdown; then on Keel's API (/v1) the request gate, as in a host:
-  // the key (401 whatever the body, never 400/413/415), the content type (415), the JSON body
-  // (1 MiB, 413) and hostile JSON (400). Then a submission the route would take as it is, answered
-  // without Nest's per-request pipeline (`directSubmit`); every other request goes on.
-  app.use((req: Request, res: Response, next: NextFunction) => {
-    logging(req, res, nothing);
-    closing(req, res, nothing);
-    gate.express(req, res, (err?: unknown) => (err ? next(err) : submit(req, res, next)));
-  });
+  // Every request meets Keel's front first, on Node's request and response, before Express (as on
+  // Fastify, one hook): the request line and id, so that a refused request has them too; the
+  // Connection: close of a shutdown; then on Keel's API (/v1) the request gate, as in a host: the
+  // key (401 whatever the body, never 400/413/415), the content type (415), the JSON body (1 MiB,
+  // 413) and hostile JSON (400). A submission the route would take as it is is answered there
+  // (`directSubmit`), without Express's request handling and Nest's route pipeline; every other
+  // request goes on to Express, an error with it: the first middleware passes it on, so it is
+  // answered as any middleware's error is (Nest's handler, then DomainExceptionFilter).
+  const express = app.getHttpAdapter().getInstance() as (req: IncomingMessage, res: ServerResponse) => void;
+  const failed = new WeakMap<IncomingMessage, unknown>();
+  const toExpress = (req: IncomingMessage, res: ServerResponse, err?: unknown): void => {
+    if (err !== undefined) failed.set(req, err);
+    express(req, res);
+  };
+  const front = (req: IncomingMessage, res: ServerResponse): void => {
+    try {
+      logging(req, res, nothing);
+      closing(req, res, nothing);
+      gate.express(req, res, (err?: unknown) => (err !== undefined ? toExpress(req, res, err) : submit(req, res, (e?: unknown) => toExpress(req, res, e))));
+    } catch (err) {
+      toExpress(req, res, err);
+    }
+  };
+  const server = app.getHttpServer();
+  server.removeListener('request', express);
+  server.on('request', front);
+  app.use((req: Request, _res: Response, next: NextFunction) => next(failed.get(req)));
   // Any other path: no route of Keel's takes a body there, but a body sent anyway is read by the
   // same rules (an unknown path with a broken body is 400, as it always was).
   const json = bodyParser.json({ limit: MAX_BODY, type: (req: IncomingMessage) => isJsonContentType(req.headers['content-type']) });
