@@ -2,7 +2,6 @@ import { BadRequestException, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import bodyParser from 'body-parser';
 import type { NextFunction, Request, Response } from 'express';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { closeConnectionWhenStopping, type ExtraImports, type KeelApp, setupRoutingAndDocs } from './app.common';
@@ -93,16 +92,14 @@ function setupApp(app: NestExpressApplication): void {
   app.use((req: Request, _res: Response, next: NextFunction) => next(failed.get(req)));
   // Any other path: no route of Keel's takes a body there, but a body sent anyway is read by the
   // same rules (an unknown path with a broken body is 400, as it always was).
-  const json = bodyParser.json({ limit: MAX_BODY, type: (req: IncomingMessage) => isJsonContentType(req.headers['content-type']) });
-  app.use((req: Request, res: Response, next: NextFunction) => {
-    if (isJsonBodyChecked(req)) return next(); // read and checked by the gate
-    json(req, res, (err?: unknown) => (err ? next(err) : refuseHostileJson(req, next)));
-  });
+  app.useBodyParser('json', { limit: MAX_BODY, type: (req: IncomingMessage) => isJsonContentType(req.headers['content-type']) });
+  app.use(refuseHostileJson);
   setupRoutingAndDocs(app);
 }
 
 /** Runs right after the JSON parser; an iterative walk, so that the check itself cannot overflow. */
-function refuseHostileJson(req: Request, next: NextFunction): void {
+function refuseHostileJson(req: Request, _res: Response, next: NextFunction): void {
+  if (isJsonBodyChecked(req)) return next(); // by the gate
   const problem = jsonBodyProblem(req.body, MAX_JSON_DEPTH);
   next(problem ? new BadRequestException(problem) : undefined);
 }

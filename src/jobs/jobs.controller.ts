@@ -8,13 +8,13 @@ import { CREATE_JOB_EXAMPLES, CreateJobDto } from './dto/create-job.dto';
 import { CREATE_JOBS_BATCH_EXAMPLES, CreateJobsBatchDto, MAX_BATCH } from './dto/create-jobs-batch.dto';
 import { JobBatchDto, JobDto, JobListDto } from './dto/job.dto';
 import { ListJobsQuery } from './dto/list-jobs.query';
-import { RequestId, requestIdOf } from '../logging/request-id.decorator';
+import { RequestId } from '../logging/request-id.decorator';
 import { toJobView, type JobView } from '../core/job.view';
 import { JobsService } from './jobs.service';
 import { ApiErrorResponse, ApiKeyRequired } from '../openapi/api-responses';
 import { BACKLOG_RETRY_AFTER_S, DomainExceptionFilter } from '../common/domain-exception.filter';
 import { mountPath, nodeResponse } from '../common/http-reply';
-import { optionalHeader } from '../common/optional-header.decorator';
+import { OptionalHeader } from '../common/optional-header.decorator';
 
 const EXAMPLE_ID = '0193b0c2-6a4e-7d3c-9f1e-2b5c8d7e4f10';
 const LOCATION = { Location: { description: 'The job: `/v1/jobs/<id>`.', schema: { type: 'string', example: `/v1/jobs/${EXAMPLE_ID}` } } };
@@ -80,10 +80,14 @@ export class JobsController {
     RETRY_AFTER,
   )
   @SHUTTING_DOWN
-  async create(@Body() body: CreateJobDto, @Req() req: object, @Res({ passthrough: true }) res: Response): Promise<JobView> {
-    // The key and the request id read here, not by parameter decorators: each decorated parameter
-    // costs every submission a resolution and a run of the controller's pipe.
-    const { job, created } = await this.jobs.submit(body, optionalHeader(req, 'idempotency-key'), requestIdOf(req));
+  async create(
+    @Body() body: CreateJobDto,
+    @OptionalHeader('idempotency-key') idempotencyKey: string | undefined,
+    @Req() req: object,
+    @Res({ passthrough: true }) res: Response,
+    @RequestId() requestId: string | undefined,
+  ): Promise<JobView> {
+    const { job, created } = await this.jobs.submit(body, idempotencyKey, requestId);
     if (!created) res.status(HttpStatus.OK);
     // where this application serves the job: under a host's prefix and path too
     nodeResponse(res).setHeader('Location', `${mountPath(req, 2)}/v1/jobs/${job.id}`);

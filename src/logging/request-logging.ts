@@ -60,10 +60,9 @@ export function requestLogging(root: Pino) {
     (req as IdentifiedRequest).id = id;
     res.setHeader('X-Request-Id', id);
     const started = performance.now();
-    // One listener: Node emits 'close' after every response, right after 'finish' when it was
-    // sent in full, and alone when the connection went first.
-    res.on('close', () => {
-      const aborted = !res.writableFinished;
+    const done = (aborted: boolean) => {
+      res.removeListener('finish', finished);
+      res.removeListener('close', closed);
       const status = res.statusCode;
       const note = (res as ServerResponse & { [ANSWER]?: AnswerNote })[ANSWER];
       const expected = status >= 400 ? note?.level : undefined;
@@ -84,7 +83,11 @@ export function requestLogging(root: Pino) {
       const what = streamEnded ? 'event stream closed' : aborted ? 'request aborted' : status >= 500 && !expected ? 'request errored' : 'request completed';
       const reason = !aborted && status >= 400 ? note?.reason : undefined;
       root[level](line, reason ? `${what}: ${reason}` : what);
-    });
+    };
+    const finished = () => done(false);
+    const closed = () => done(!res.writableFinished);
+    res.once('finish', finished);
+    res.once('close', closed);
     next();
   };
 }
