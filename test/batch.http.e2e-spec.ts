@@ -53,6 +53,32 @@ describe('POST /v1/jobs/batch', () => {
     expect((await queueStats(http)).counts.pending).toBe(3);
   });
 
+  it('answers the bytes and headers of its jobs as each job is answered alone, joined in {items}', async () => {
+    // What the answer was before it was written straight from the jobs: the JSON of `{ items: views }`.
+    const jobs = [
+      { type: 'noop', delayMs: FAR },
+      { type: 'sleep', payload: { ms: 1 }, priority: -3, delayMs: FAR },
+      {
+        type: 'noop',
+        payload: { text: 'żółw 🐢 "q" \\ \n\u2028', n: [1e21, -0, 0.1, 1.5e-7, null, true], deep: { a: { b: {} } } },
+        runAt: '2030-01-01T00:00:00Z',
+      },
+      { type: 'fail', payload: { failTimes: 2 }, maxAttempts: 7, backoffMs: 0, timeoutMs: 12, delayMs: FAR },
+    ];
+    const res = await http.post('/v1/jobs/batch').send({ jobs });
+    expect(res.status).toBe(201);
+    expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
+    expect(Number(res.headers['content-length'])).toBe(Buffer.byteLength(res.text));
+    const alone: string[] = [];
+    for (const job of res.body.items as JobView[]) {
+      const one = await http.get(`/v1/jobs/${job.id}`);
+      expect(one.headers['content-type']).toBe(res.headers['content-type']);
+      alone.push(one.text);
+    }
+    expect(res.text).toBe(`{"items":[${alone.join(',')}]}`);
+    expect(res.text).toBe(JSON.stringify(res.body));
+  });
+
   it('runs the jobs of a batch', async () => {
     const res = await http.post('/v1/jobs/batch').send({ jobs: Array.from({ length: 20 }, () => ({ type: 'noop' })) });
     expect(res.status).toBe(201);

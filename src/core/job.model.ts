@@ -90,6 +90,11 @@ export interface DispatchKey {
    * it, as an outcome is on its start's row, instead of reading the row again.
    */
   job?: Job;
+  /**
+   * The attempt this instance's claim already started (docs/architecture.md "Claims that start"):
+   * the job is processing under this instance, and a worker runs it without a start of its own.
+   */
+  started?: Job;
 }
 
 /** What the dispatch order reads of a key. */

@@ -1,5 +1,4 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { v7 as uuidv7 } from 'uuid';
 import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
 import { LifecycleService } from '../lifecycle/lifecycle.service';
 import { JOBS_STORE, type JobStore } from '../store/job-store';
@@ -7,6 +6,7 @@ import { JobHandlerRegistry } from '../handlers/job-handler.registry';
 import type { CreateJobDto } from './dto/create-job.dto';
 import type { ListJobsQuery } from './dto/list-jobs.query';
 import { checkIdempotencyKey, requestFingerprint } from './idempotency';
+import { newJobIds } from './job-ids';
 import { IdempotencyKeyReused, IdempotencyKeyTaken, InvalidJob, JobNotFound, ShuttingDown } from '../core/job.errors';
 import { JOB_DEFAULTS, type Job, type JobPayload, type NewJob } from '../core/job.model';
 import { type KeelContextLog, KeelLog } from '../logging/keel-log';
@@ -127,10 +127,11 @@ export class JobsService {
   ): Promise<Job[]> {
     if (this.lifecycle.shuttingDown) throw new ShuttingDown();
     const now = Date.now();
+    const ids = newJobIds(dtos.length);
     const jobs: NewJob[] = new Array<NewJob>(dtos.length);
     for (let index = 0; index < dtos.length; index++) {
       try {
-        const job = this.prepare(dtos[index], now, idempotency);
+        const job = this.prepare(dtos[index], ids[index], now, idempotency);
         // Awaited only when a check is asynchronous (a class-validator run, an async handler check).
         jobs[index] = job instanceof Promise ? await job : job;
       } catch (err) {
@@ -155,19 +156,19 @@ export class JobsService {
   }
 
   /** The job to store for `dto`; a promise only when a check of its payload is asynchronous. */
-  private prepare(dto: CreateJobDto, now: number, idempotency: { key: string; requestHash: string } | undefined): NewJob | Promise<NewJob> {
+  private prepare(dto: CreateJobDto, id: string, now: number, idempotency: { key: string; requestHash: string } | undefined): NewJob | Promise<NewJob> {
     const payload = dto.payload ?? {};
     const checked = this.checkTypeAndPayload(dto.type, payload);
-    if (checked instanceof Promise) return checked.then(() => this.newJob(dto, payload, now, idempotency));
-    return this.newJob(dto, payload, now, idempotency);
+    if (checked instanceof Promise) return checked.then(() => this.newJob(dto, id, payload, now, idempotency));
+    return this.newJob(dto, id, payload, now, idempotency);
   }
 
-  private newJob(dto: CreateJobDto, payload: JobPayload, now: number, idempotency: { key: string; requestHash: string } | undefined): NewJob {
+  private newJob(dto: CreateJobDto, id: string, payload: JobPayload, now: number, idempotency: { key: string; requestHash: string } | undefined): NewJob {
     if (dto.runAt !== undefined && dto.delayMs !== undefined) throw new InvalidJob('give runAt or delayMs, not both');
     const runAt = dto.runAt !== undefined ? Date.parse(dto.runAt) : now + (dto.delayMs ?? 0);
     if (!Number.isFinite(runAt)) throw new InvalidJob('runAt must be an ISO 8601 date-time');
     return {
-      id: uuidv7(),
+      id,
       type: dto.type,
       payload,
       priority: dto.priority ?? JOB_DEFAULTS.priority,

@@ -27,13 +27,29 @@ export class ClaimHold {
     this.sampledAt = now;
   }
 
-  /** `n` jobs held here started. */
+  /** `n` jobs held here started: a worker took them from the queue. */
   started(n: number): void {
     this.starts += n;
   }
 
   /** The hold at `now` (a monotonic time in ms). */
   limit(now: number): number {
+    return Math.min(this.cap, Math.max(this.floor, this.horizon(now)));
+  }
+
+  /**
+   * How many attempts a claim may start ahead of the workers at `now` (docs/architecture.md
+   * "Claims that start"): the starts of the horizon while they are at least twice the floor (a
+   * drain), none otherwise: jobs that start slowly are started one by one by the worker that runs
+   * them, and a job waiting in the queue stays pending.
+   */
+  startAhead(now: number): number {
+    const horizon = this.horizon(now);
+    return horizon >= 2 * this.floor ? Math.min(this.cap, horizon) : 0;
+  }
+
+  /** The starts expected within HOLD_HORIZON_MS at the measured rate. */
+  private horizon(now: number): number {
     const elapsed = now - this.sampledAt;
     if (elapsed >= SAMPLE_MS) {
       const measured = (this.starts * 1000) / elapsed;
@@ -41,6 +57,6 @@ export class ClaimHold {
       this.starts = 0;
       this.sampledAt = now;
     }
-    return Math.min(this.cap, Math.max(this.floor, Math.ceil((this.rate * HOLD_HORIZON_MS) / 1000)));
+    return Math.ceil((this.rate * HOLD_HORIZON_MS) / 1000);
   }
 }

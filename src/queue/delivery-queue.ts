@@ -19,6 +19,9 @@ export class DeliveryQueue {
   private readonly takers: Array<(key: DispatchKey | undefined) => void> = [];
   private readonly spaceListeners: Array<() => void> = [];
   private readonly waitingListeners: Array<() => void> = [];
+  private readonly takenListeners: Array<() => void> = [];
+  /** Keys held whose attempt the claim already started (`DispatchKey.started`). */
+  private startedHeld = 0;
 
   constructor(@Inject(KEEL_CONFIG) config: KeelConfig) {
     this.capacity = config.queueCapacity;
@@ -30,6 +33,11 @@ export class DeliveryQueue {
 
   get free(): number {
     return this.capacity - this.heap.length;
+  }
+
+  /** Keys held whose attempt the claim already started: jobs processing here that no handler runs yet. */
+  get started(): number {
+    return this.startedHeld;
   }
 
   /** Ids of this job type waiting in the queue. */
@@ -49,12 +57,14 @@ export class DeliveryQueue {
       if (this.ids.has(key.id)) continue;
       const taker = this.takers.shift();
       if (taker) {
+        this.notifyTaken();
         taker(key);
         continue;
       }
       this.ids.add(key.id);
       this.byType.set(key.type, this.depthOf(key.type) + 1);
       this.queuedAt.set(key.id, now);
+      if (key.started) this.startedHeld += 1;
       this.heapPush(key);
     }
   }
@@ -85,25 +95,44 @@ export class DeliveryQueue {
     const key = this.heapPop();
     if (!key) return undefined;
     this.forget(key);
+    this.notifyTaken();
     this.notifySpace();
     return key;
   }
 
+  /** Removes and returns the key of `id` if it waits here and its attempt was started by the claim. */
+  takeStarted(id: string): DispatchKey | undefined {
+    if (!this.ids.has(id)) return undefined;
+    return this.takeWhere((key) => key.id === id && key.started !== undefined)[0];
+  }
+
+  /** Removes and returns every key whose attempt was started by the claim. */
+  takeAllStarted(): DispatchKey[] {
+    if (this.startedHeld === 0) return [];
+    return this.takeWhere((key) => key.started !== undefined);
+  }
+
   /** Removes and returns the ids that were queued before `before` (a `performance.now()` time). */
   takeQueuedBefore(before: number): DispatchKey[] {
-    const stale: DispatchKey[] = [];
+    return this.takeWhere((key) => this.queuedAt.get(key.id)! < before);
+  }
+
+  /** Removes and returns the keys `picked` selects; the others keep their order. */
+  private takeWhere(picked: (key: DispatchKey) => boolean): DispatchKey[] {
+    const taken: DispatchKey[] = [];
     const kept: DispatchKey[] = [];
-    for (const key of this.heap) (this.queuedAt.get(key.id)! < before ? stale : kept).push(key);
-    if (stale.length === 0) return stale;
+    for (const key of this.heap) (picked(key) ? taken : kept).push(key);
+    if (taken.length === 0) return taken;
     this.heap.length = 0;
     for (const key of kept) this.heapPush(key);
-    for (const key of stale) this.forget(key);
-    return stale;
+    for (const key of taken) this.forget(key);
+    return taken;
   }
 
   private forget(key: DispatchKey): void {
     this.ids.delete(key.id);
     this.queuedAt.delete(key.id);
+    if (key.started) this.startedHeld -= 1;
     const left = this.depthOf(key.type) - 1;
     if (left > 0) this.byType.set(key.type, left);
     else this.byType.delete(key.type);
@@ -112,6 +141,15 @@ export class DeliveryQueue {
   /** Called whenever a worker waits with nothing queued. */
   onWaiting(listener: () => void): void {
     this.waitingListeners.push(listener);
+  }
+
+  /** Called whenever a worker takes a key: the rate of takes is the rate this instance starts handlers at. */
+  onTaken(listener: () => void): void {
+    this.takenListeners.push(listener);
+  }
+
+  private notifyTaken(): void {
+    for (const listener of this.takenListeners) listener();
   }
 
   /** Called whenever a place frees up. */

@@ -2,12 +2,14 @@ import { Inject, Injectable, Optional, type BeforeApplicationShutdown } from '@n
 import { PeriodicTask } from '../common/periodic-task';
 import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
 import { JobHandlerRegistry } from '../handlers/job-handler.registry';
+import type { DispatchKey } from '../core/job.model';
 import type { Commit } from '../store/commit-stream';
 import { JOBS_STORE, type JobStore } from '../store/job-store';
 import { SHARED_STORE, type SharedStore } from '../store/shared-store';
 import { DeliveryQueue } from './delivery-queue';
 import { ClaimHold, HOLD_GIVE_BACK_MS, HOLD_MAX } from './claim-hold';
 import { TypeLimits } from './type-limits';
+import { giveBackStarted } from './started-claims';
 import { type KeelContextLog, KeelLog } from '../logging/keel-log';
 
 /** Claims per store round trip; the queue's free space caps it too. */
@@ -37,11 +39,13 @@ export class FeederService implements BeforeApplicationShutdown {
   private timer?: NodeJS.Timeout;
   private timerAt?: number;
   /**
-   * On a shared store, how many claimed ids the queue may hold (`ClaimHold`): a claimed job that
-   * waits in one instance's queue is a job its idle peers cannot run. None on an embedded store:
-   * the queue's capacity.
+   * The rate at which workers take jobs here, and what follows from it: on a shared store, how
+   * many claimed ids the queue may hold (a claimed job that waits in one instance's queue is a job
+   * its idle peers cannot run; on an embedded store the queue's capacity), and on every store how
+   * many attempts a claim may start ahead of the workers (`startAhead`).
    */
-  private readonly hold?: ClaimHold;
+  private readonly hold: ClaimHold;
+  private readonly shared: boolean;
   /** On a shared store, gives back the claims that did not start within HOLD_GIVE_BACK_MS. */
   private readonly giveBacks?: PeriodicTask;
   /**
@@ -61,8 +65,10 @@ export class FeederService implements BeforeApplicationShutdown {
     @Optional() @Inject(SHARED_STORE) shared?: SharedStore,
   ) {
     this.logger = log.for('Feeder');
+    this.shared = shared !== undefined;
+    this.hold = new ClaimHold(config.workerConcurrency, Math.min(queue.capacity, HOLD_MAX), performance.now());
+    queue.onTaken(() => this.hold.started(1));
     if (shared) {
-      this.hold = new ClaimHold(config.workerConcurrency, Math.min(queue.capacity, HOLD_MAX), performance.now());
       this.giveBacks = new PeriodicTask(
         () => this.giveBackStale(),
         (err) => this.logger.warn(`giving back claims that did not start failed: ${(err as Error).message}`),
@@ -89,11 +95,9 @@ export class FeederService implements BeforeApplicationShutdown {
    */
   private committed(batch: readonly Commit[]): void {
     let earliest = Infinity;
-    let started = 0;
     for (const commit of batch) {
       switch (commit.kind) {
         case 'transition':
-          if (commit.from === 'pending' && commit.job.state === 'processing') started += 1;
           if (commit.job.state === 'pending' && commit.job.runAt < earliest) earliest = commit.job.runAt;
           break;
         case 'created':
@@ -105,7 +109,6 @@ export class FeederService implements BeforeApplicationShutdown {
           break;
       }
     }
-    if (started > 0) this.hold?.started(started);
     if (earliest === Infinity) return;
     // Only scheduled jobs: a timer at the earliest, no store query now.
     if (earliest > Date.now()) this.wakeAt(earliest);
@@ -126,7 +129,7 @@ export class FeederService implements BeforeApplicationShutdown {
 
   /** How many claimed ids the queue may hold now. */
   private get limit(): number {
-    return this.hold?.limit(performance.now()) ?? this.queue.capacity;
+    return this.shared ? this.hold.limit(performance.now()) : this.queue.capacity;
   }
 
   /**
@@ -137,8 +140,24 @@ export class FeederService implements BeforeApplicationShutdown {
     const stale = this.queue.takeQueuedBefore(performance.now() - HOLD_GIVE_BACK_MS);
     if (stale.length === 0) return;
     this.heldBack = true;
-    const released = await Promise.all(stale.map((key) => this.store.releaseClaim(key.id, this.config.owner)));
-    this.logger.debug(`gave back ${released.filter(Boolean).length} claims not started within ${HOLD_GIVE_BACK_MS} ms`);
+    const [released, started] = await Promise.all([
+      Promise.all(stale.filter((key) => !key.started).map((key) => this.store.releaseClaim(key.id, this.config.owner))),
+      this.giveBack(stale.filter((key) => key.started)),
+    ]);
+    this.logger.debug(`gave back ${released.filter(Boolean).length + started} claims not started within ${HOLD_GIVE_BACK_MS} ms`);
+  }
+
+  /**
+   * Gives back attempts that claims started and no worker took (see `giveBackStarted`); a store
+   * fault is logged, and recovery's sweep gives those back once the store answers.
+   */
+  private async giveBack(keys: readonly DispatchKey[]): Promise<number> {
+    if (keys.length === 0) return 0;
+    const { given, failed } = await giveBackStarted(this.store, this.config.owner, keys);
+    if (failed.length > 0) {
+      this.logger.warn(`could not give back ${failed.length} started jobs no worker ran: ${(failed[0] as Error).message}; recovery gives them back`);
+    }
+    return given;
   }
 
   /** New ready work may exist (a submission, a retry, a job back to pending). */
@@ -163,6 +182,10 @@ export class FeederService implements BeforeApplicationShutdown {
     this.running = false;
     this.clearTimer();
     await Promise.all([this.filling, this.giveBacks?.stop()]);
+    // After the workers stopped (QueueModule's hooks run after WorkersModule's): the attempts that
+    // claims started and no worker took go back, their attempt not counted. Plain claims are
+    // released with the store's other claims at its close.
+    await this.giveBack(this.queue.takeAllStarted());
   }
 
   private schedule(): void {
@@ -213,15 +236,39 @@ export class FeederService implements BeforeApplicationShutdown {
     if (unlimited.length === 0) this.storeMayHaveReady = false;
     while (unlimited.length > 0 && this.free() > 0 && !this.stopped) {
       const wanted = Math.min(this.free(), CLAIM_BATCH);
-      const keys = await this.store.claimReady(this.config.owner, wanted, Date.now(), unlimited);
-      this.queue.push(keys);
-      delivered += keys.length;
-      if (keys.length < wanted) {
+      // During a drain, the first ones are started as they are claimed (see `aheadRoom`).
+      const ahead = Math.min(wanted, this.aheadRoom());
+      let found = 0;
+      if (ahead > 0) {
+        const { started, failed } = await this.store.claimAndStart(this.config.owner, ahead, Date.now(), unlimited);
+        for (const job of failed) this.logger.warn(`job ${job.id} (${job.type}) failed without running: ${job.lastError}`);
+        this.queue.push(started);
+        delivered += started.length;
+        found += started.length + failed.length;
+      }
+      if (found === ahead && wanted > ahead && !this.stopped) {
+        const keys = await this.store.claimReady(this.config.owner, wanted - ahead, Date.now(), unlimited);
+        this.queue.push(keys);
+        delivered += keys.length;
+        found += keys.length;
+      }
+      if (found < wanted) {
         this.storeMayHaveReady = false;
         break;
       }
     }
     return delivered;
+  }
+
+  /**
+   * How many attempts a claim may start now: during a drain, what the workers will take within the
+   * horizon, less the attempts already started ahead in the queue (docs/architecture.md "Claims
+   * that start"). Only unlimited types are started so: a limited type's start is the worker's,
+   * checked against its limits as it starts.
+   */
+  private aheadRoom(): number {
+    if (this.stopped) return 0;
+    return Math.max(0, this.hold.startAhead(performance.now()) - this.queue.started);
   }
 
   private free(): number {

@@ -4,6 +4,8 @@ import { setImmediate as yieldToEventLoop, setTimeout as sleep } from 'node:time
 import { PeriodicTask } from '../common/periodic-task';
 import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
 import { ConcurrentChange, InvalidTransition, JobNotFound, StaleOutcome } from '../core/job.errors';
+import { giveBackStarted, isChangedMeanwhile } from '../queue/started-claims';
+import { AttemptAborted } from './attempt-abort';
 import type { JobEvent } from '../core/job-state-machine';
 import type { DispatchKey, Job } from '../core/job.model';
 import { DeliveryQueue } from '../queue/delivery-queue';
@@ -15,28 +17,45 @@ import { LifecycleService } from '../lifecycle/lifecycle.service';
 import { JobMetrics } from '../metrics/job-metrics';
 import type { Commit } from '../store/commit-stream';
 import { JOBS_STORE, type JobStore } from '../store/job-store';
-import { AttemptRunner } from './attempt-runner';
+import { AttemptRunner, outcomeOfError } from './attempt-runner';
 import { JobHandlerRegistry } from '../handlers/job-handler.registry';
 import { type KeelContextLog, KeelLog } from '../logging/keel-log';
 
 type PoolState = 'created' | 'running' | 'stopping' | 'stopped';
 
-/** A job a loop took from the queue; `start` when its start was sent with the loop's last outcome. */
+/**
+ * A job a loop took from the queue; `start` when its start was sent with the loop's last outcome;
+ * `counted` once the type's limits counted its attempt (`TypeLimits.tryStart`).
+ */
 interface Taken {
   key: DispatchKey;
   start?: Promise<Job | undefined>;
+  counted?: boolean;
+}
+
+/** An outcome sent without waiting for its commit; wrapped, or the async function returning it would wait for it. */
+interface Sent {
+  sent: Promise<void>;
 }
 
 /** How often running attempts are checked for a recorded cancel request (the fallback of the NOTIFY). */
 const CANCEL_POLL_MS = 500;
 /** After the shutdown deadline, how long aborted handlers get to settle before the process stops waiting. */
 const ABORT_GRACE_MS = 500;
+/**
+ * How many outcomes of attempts started ahead one loop may have on their way to the store while it
+ * runs further handlers. A crash re-runs the attempts running and those whose outcome had not
+ * committed: at most (1 + this) × WORKER_CONCURRENCY (docs/reliability.md "What is promised").
+ */
+export const OUTCOMES_AHEAD_PER_WORKER = 4;
 
 /**
  * `WORKER_CONCURRENCY` loops that take job ids from the delivery queue and run one attempt each.
  * They start only once `RECOVERY_READY` resolves, and never read the store for work: the queue
- * hands them ids. Each attempt's outcome is committed before its loop runs another handler; the
- * start of the loop's next job goes to the store with it (one statement or one group). Their
+ * hands them ids. An attempt its loop started has its outcome committed before the loop runs
+ * another handler; the start of the loop's next job goes to the store with it (one statement or
+ * one group). An attempt a claim started ahead (a drain) sends its outcome without waiting (see
+ * `runAttempt`). Their
  * writes are worker writes: committed at once, synced within SYNC_INTERVAL_MS (docs/reliability.md "How recovery keeps every job").
  * An attempt, from the started job to its outcome, runs in the pool's `AttemptRunner`; the pool commits the outcome.
  */
@@ -56,6 +75,13 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
   private readonly cancelPolls: PeriodicTask;
   private readonly fences: PeriodicTask;
   private stopDeadlinePassed = false;
+  /**
+   * Outcomes of attempts started ahead, sent and not committed yet: their loops ran on (see
+   * `runAttempt`). Each settles once committed, or once given up after the shutdown deadline.
+   */
+  private readonly outcomes = new Set<Promise<void>>();
+  /** Outcomes being tried again after a store fault: the loops run no handler meanwhile. */
+  private outcomesRetrying = 0;
   /** Whether each start and outcome is logged (logLevel debug): otherwise no line is even formatted. */
   private readonly tracing: boolean;
 
@@ -100,7 +126,9 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
           : commit.kind === 'transition' && commit.event === 'cancel' && commit.job.state === 'processing'
             ? commit.job.id
             : undefined;
-      if (id !== undefined && this.runner.attemptOf(id) !== undefined) queueMicrotask(() => this.requestCancel(id));
+      if (id === undefined) continue;
+      if (this.runner.attemptOf(id) !== undefined) queueMicrotask(() => this.requestCancel(id));
+      else if (this.queue.has(id)) queueMicrotask(() => this.cancelBeforeRun(id));
     }
   }
 
@@ -151,6 +179,20 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
   }
 
   /**
+   * A cancel request for a job whose attempt a claim started and no handler runs yet: it leaves the
+   * queue and its attempt ends without running (the store makes it cancelled: a cancel was requested).
+   */
+  private cancelBeforeRun(jobId: string): void {
+    const key = this.queue.takeStarted(jobId);
+    if (!key) return;
+    const job = key.started!;
+    this.hold(jobId);
+    void this.settle(job, outcomeOfError(job.attempts, new AttemptAborted('cancel', 'cancelled before it ran')))
+      .catch((err: unknown) => this.logger.error(`job ${jobId}: ${(err as Error).message}`))
+      .finally(() => this.letGo(jobId));
+  }
+
+  /**
    * Stops taking ids, lets running attempts finish for up to `SHUTDOWN_TIMEOUT_MS`, then aborts
    * the rest: their worker gives the attempt back (pending, attempt not counted). Idempotent.
    */
@@ -166,7 +208,8 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
     // Not awaited: a cancel poll under way only reads, and the drain below keeps its own deadline.
     void this.fences.stop();
     void this.cancelPolls.stop();
-    const all = Promise.all(this.loops);
+    // The outcomes the loops sent without waiting are part of the drain.
+    const all = Promise.all(this.loops).then(() => this.outcomesSettled());
     if (!(await settlesWithin(all, this.config.shutdownTimeoutMs))) {
       this.stopDeadlinePassed = true;
       this.logger.warn(`shutdown: ${this.runner.busy} attempts still running after ${this.config.shutdownTimeoutMs} ms; giving them back`);
@@ -185,10 +228,29 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
 
   private async stopped(): Promise<void> {
     await Promise.all(this.loops);
+    await this.outcomesSettled();
+  }
+
+  private async outcomesSettled(): Promise<void> {
+    while (this.outcomes.size > 0) await Promise.all([...this.outcomes]);
+  }
+
+  /**
+   * Waits while outcomes sent without waiting are too many, or one is being tried again after a
+   * store fault: a loop then runs no further handler, as if it waited for its own outcome.
+   */
+  private async outcomeRoom(unsent: ReadonlySet<Promise<void>>): Promise<void> {
+    // The oldest first: a Set keeps the order outcomes were sent in.
+    while (unsent.size > OUTCOMES_AHEAD_PER_WORKER) await unsent.values().next().value;
+    while (this.outcomesRetrying > 0 && this.outcomes.size > 0) {
+      await Promise.race(this.outcomes);
+    }
   }
 
   private async loop(): Promise<void> {
     let taken: Taken | undefined;
+    /** This loop's outcomes sent without waiting, oldest first; settled ones are dropped as it goes. */
+    const unsent = new Set<Promise<void>>();
     // A job whose start went out with the last outcome is seen through, even after the stop signal.
     while (!this.stopTaking.signal.aborted || taken) {
       if (!taken) {
@@ -197,28 +259,49 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
           continue;
         }
         const key = await this.queue.take(this.stopTaking.signal);
-        // Taken as the signal came: the claim is released at shutdown, the job stays pending.
-        if (!key || this.stopTaking.signal.aborted) return;
+        if (key && this.stopTaking.signal.aborted) {
+          // Taken as the signal came: a plain claim is released at shutdown, the job stays pending;
+          // an attempt the claim started goes back now, not counted.
+          if (key.started) await giveBackStarted(this.store, this.config.owner, [key]).catch(() => undefined);
+          return;
+        }
+        if (!key) return;
         this.hold(key.id);
         taken = { key };
       }
       const current = taken;
       const carry: { next?: Taken } = {};
+      let sent: Promise<void> | undefined;
       try {
-        await this.runAttemptOf(current, carry);
+        sent = (await this.runAttemptOf(current, carry))?.sent;
       } catch (err) {
         // The store failed (a start or an outcome whose answer was lost may still have committed):
         // recovery's sweep gives the job back once the store answers again, soon rather than at its next pass.
-        this.logger.error(`job ${current.key.id}: ${(err as Error).message}`);
-        this.recovery.sweepSoon();
+        this.failed(current.key.id, err);
       } finally {
-        this.letGo(current.key.id);
+        const { id } = current.key;
+        if (sent) {
+          const settled = sent;
+          unsent.add(settled);
+          void settled.finally(() => {
+            this.letGo(id);
+            unsent.delete(settled);
+          });
+        } else {
+          this.letGo(id);
+        }
         taken = carry.next;
       }
+      await this.outcomeRoom(unsent);
       // With a synchronous store and a handler that resolves at once, a loop would never leave the
       // microtask queue: HTTP, timers and the other loops would starve behind a long backlog.
       await yieldToEventLoop();
     }
+  }
+
+  private failed(id: string, err: unknown): void {
+    this.logger.error(`job ${id}: ${(err as Error).message}`);
+    this.recovery.sweepSoon();
   }
 
   private hold(id: string): void {
@@ -233,9 +316,9 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
 
   /**
    * The next job for this loop, its start sent now, in the turn its last outcome is sent: the two
-   * go to the store together (one statement, one commit) instead of one after the other. None when
-   * no job waits, the type is at its limit here (the key goes back to the queue), the lease is at
-   * risk or the workers are stopping.
+   * go to the store together (one statement, one commit) instead of one after the other; none to
+   * send when a claim started it. None when no job waits, the type is at its limit here (the key
+   * goes back to the queue), the lease is at risk or the workers are stopping.
    */
   private takeNext(): Taken | undefined {
     if (this.stopTaking.signal.aborted || this.lease.atRisk) return undefined;
@@ -246,29 +329,34 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
       return undefined;
     }
     this.hold(key.id);
+    if (key.started) return { key, counted: true };
     const start = this.start(key);
     // Awaited by the loop's next turn; a rejection is handled there.
     start.catch(() => undefined);
-    return { key, start };
+    return { key, start, counted: true };
   }
 
   /**
    * The type's limits are the rule here, whatever the feeder claimed: a paused type, or one that
    * already runs `concurrency` attempts in this process, does not start; its claim is released
-   * and the job stays pending for a later claim. The slot counted for it is freed when the
-   * attempt's outcome is committed.
+   * (an attempt the claim started is given back) and the job stays pending for a later claim.
+   * The slot counted for it is freed when the attempt's outcome is committed. Returns the outcome
+   * when it was sent without waiting for its commit (see `runAttempt`).
    */
-  private async runAttemptOf(taken: Taken, carry: { next?: Taken }): Promise<void> {
+  private async runAttemptOf(taken: Taken, carry: { next?: Taken }): Promise<Sent | undefined> {
     const { key } = taken;
-    // A start sent with the last outcome passed the limits when it was sent.
-    if (!taken.start && !this.limits.tryStart(key.type)) {
-      await this.store.releaseClaim(key.id, this.config.owner);
-      return;
+    if (!taken.counted && !this.limits.tryStart(key.type)) {
+      if (key.started) await giveBackStarted(this.store, this.config.owner, [key]);
+      else await this.store.releaseClaim(key.id, this.config.owner);
+      return undefined;
     }
+    let sent: Promise<void> | undefined;
     try {
-      await this.runAttempt(taken, carry);
+      sent = (await this.runAttempt(taken, carry))?.sent;
+      return sent && { sent };
     } finally {
-      this.limits.ended(key.type);
+      if (sent) void sent.finally(() => this.limits.ended(key.type));
+      else this.limits.ended(key.type);
     }
   }
 
@@ -289,32 +377,49 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
     return undefined;
   }
 
-  private async runAttempt(taken: Taken, carry: { next?: Taken }): Promise<void> {
+  /**
+   * Runs one attempt and sends its outcome. An attempt its worker started is seen through to its
+   * outcome's commit before the loop runs another handler. An attempt a claim started ahead (a
+   * drain: docs/architecture.md "Claims that start") is not: its outcome joins the outcomes of the
+   * other loops, sent in the next group, and the loop runs on; the outcome is returned, and the
+   * loop waits once it has more than OUTCOMES_AHEAD_PER_WORKER on their way, and every loop while
+   * one is tried again after a store fault.
+   */
+  private async runAttempt(taken: Taken, carry: { next?: Taken }): Promise<Sent | undefined> {
     const { id } = taken.key;
-    let job: Job | undefined;
-    try {
-      job = await (taken.start ?? this.start(taken.key));
-      if (!job) return;
-    } catch (err) {
-      // Cancelled, deleted or taken back since it was queued: the queue entry is stale.
-      if (err instanceof InvalidTransition || err instanceof JobNotFound || err instanceof ConcurrentChange) return;
-      throw err;
+    let job: Job | undefined = taken.key.started;
+    if (!job) {
+      try {
+        job = await (taken.start ?? this.start(taken.key));
+        if (!job) return undefined;
+      } catch (err) {
+        // Cancelled, deleted or taken back since it was queued: the queue entry is stale.
+        if (isChangedMeanwhile(err)) return undefined;
+        throw err;
+      }
+      if (job.state === 'failed') {
+        this.logger.warn(`job ${id} (${job.type}) failed without running: ${job.lastError}`);
+        return undefined;
+      }
     }
-    if (job.state === 'failed') {
-      this.logger.warn(`job ${id} (${job.type}) failed without running: ${job.lastError}`);
-      return;
-    }
-    if (taken.start && this.stopTaking.signal.aborted) {
-      // Started with the last outcome, but the workers stopped since: it goes back, its attempt unused.
+    if ((taken.start || taken.key.started) && this.stopTaking.signal.aborted) {
+      // Started with the last outcome or by its claim, but the workers stopped since: it goes back, its attempt unused.
       await this.settle(job, { type: 'giveBack', now: Date.now(), attempt: job.attempts });
-      return;
+      return undefined;
     }
     if (this.tracing) this.logger.debug(`job ${id} (${job.type}) start → processing, attempt ${job.attempts}`);
     const event = await this.runner.run(job);
     // The outcome's transition is asked for here, synchronously, and the next job's start right after.
     const settled = this.settle(job, event);
     carry.next = this.takeNext();
-    await settled;
+    if (!taken.key.started) {
+      await settled;
+      return undefined;
+    }
+    const sent = settled.catch((err: unknown) => this.failed(id, err));
+    this.outcomes.add(sent);
+    void sent.finally(() => this.outcomes.delete(sent));
+    return { sent };
   }
 
   /**
@@ -330,7 +435,8 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
       } catch (err) {
         if (this.state === 'stopped' || (this.state === 'stopping' && this.stopDeadlinePassed)) throw err;
         this.logger.warn(`job ${job.id}: could not record ${event.type} (${(err as Error).message}); trying again in ${delay} ms`);
-        await sleep(delay);
+        this.outcomesRetrying += 1;
+        await sleep(delay).finally(() => (this.outcomesRetrying -= 1));
       }
     }
   }
@@ -365,10 +471,29 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
    * attempts this process runs whose job has a recorded cancel request are stopped.
    */
   private async pollCancelRequests(): Promise<void> {
-    if (this.runner.busy === 0) return;
+    if (this.runner.busy === 0 && this.queue.started === 0) return;
     for (const { id, attempt } of await this.store.cancelRequests(this.config.owner)) {
       if (this.runner.attemptOf(id) === attempt) this.requestCancel(id);
+      else if (this.queue.has(id)) this.cancelBeforeRun(id);
     }
+  }
+
+  /**
+   * The attempts claims started ahead leave the queue unrun while the lease is at risk: once it
+   * expires, another instance may take their jobs for lost and run them. They are given back; if
+   * the store does not answer, recovery's sweep (here or elsewhere) does it once it does.
+   */
+  private giveBackAhead(): void {
+    const ahead = this.queue.takeAllStarted();
+    if (ahead.length === 0) return;
+    for (const key of ahead) this.hold(key.id);
+    void giveBackStarted(this.store, this.config.owner, ahead)
+      .then(({ failed }) => {
+        if (failed.length > 0) this.logger.warn(`could not give back ${failed.length} started jobs: ${(failed[0] as Error).message}`);
+      })
+      .finally(() => {
+        for (const key of ahead) this.letGo(key.id);
+      });
   }
 
   /**
@@ -377,7 +502,9 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
    * takes the outcome) so that two runs of one job overlap as little as possible.
    */
   private fenceIfLeaseAtRisk(): void {
-    if (!this.lease.atRisk || this.runner.busy === 0) return;
+    if (!this.lease.atRisk) return;
+    this.giveBackAhead();
+    if (this.runner.busy === 0) return;
     this.logger.warn(`the lease could not be renewed: stopping ${this.runner.busy} attempts; their jobs will run again`);
     this.runner.abortAll('lease', 'stopped: this instance could not renew its lease');
   }

@@ -242,7 +242,7 @@ export class PgJobStore implements JobStore, SharedStore {
         outcome = (await client.query<{ pending: number; inserted: number }>(prepared(SUBMIT_JOBS, params))).rows[0];
       } catch (err) {
         if ((err as { code?: string }).code === '23505' && (err as { constraint?: string }).constraint === 'keel_jobs_idempotency_key') {
-          throw new IdempotencyKeyTaken(records.find((r) => r.idempotencyKey !== null)?.idempotencyKey ?? '');
+          throw new IdempotencyKeyTaken(keyInDetail(err) ?? records.find((r) => r.idempotencyKey !== null)?.idempotencyKey ?? '');
         }
         throw err;
       }
@@ -286,6 +286,30 @@ export class PgJobStore implements JobStore, SharedStore {
     const { rows } = await this.query<JobRow>(PG_SQL.claimReady, [owner, now, limit, types ?? null]);
     // The whole row: the start is planned on it (one round trip, not a read and a compare-and-set).
     return rows.map((r) => ({ id: r.id, type: r.type, priority: r.priority, runAt: r.run_at, job: fromRow(r) })).sort(compareDispatch);
+  }
+
+  /**
+   * The claim, then the starts of what it claimed, each planned on its claimed row and all applied
+   * in one grouped compare-and-set: two statements for the batch. Between them the jobs are
+   * claimed and pending, as after any claim.
+   */
+  async claimAndStart(owner: string, limit: number, now: number, types: readonly string[]): Promise<{ started: DispatchKey[]; failed: Job[] }> {
+    const claimed = await this.claimReady(owner, limit, now, types);
+    const event = { type: 'start', now } as const;
+    const starts = await Promise.allSettled(claimed.map((key) => this.transition(key.id, event, { owner, expected: key.job }, 'worker')));
+    const started: DispatchKey[] = [];
+    const failed: Job[] = [];
+    let unstarted = 0;
+    starts.forEach((start, i) => {
+      const { id, type, priority, runAt } = claimed[i];
+      if (start.status === 'rejected') unstarted += 1;
+      else if (start.value.state === 'processing') started.push({ id, type, priority, runAt, started: start.value });
+      else failed.push(start.value);
+    });
+    // A start that failed at the store leaves its claim: released here, or by recovery's sweep if the store is down.
+    if (unstarted > 0)
+      await Promise.all(claimed.filter((_, i) => starts[i].status === 'rejected').map((key) => this.releaseClaim(key.id, owner).catch(() => false)));
+    return { started, failed };
   }
 
   /**
@@ -578,4 +602,9 @@ function changedRows(result: { rowCount: number | null }): boolean {
 
 function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
+}
+
+/** The key a unique violation of the idempotency key names (`Key (idempotency_key)=(k) already exists.`). */
+function keyInDetail(err: unknown): string | undefined {
+  return /^Key \(idempotency_key\)=\((.*)\) already exists\.$/s.exec((err as { detail?: string }).detail ?? '')?.[1];
 }

@@ -41,7 +41,7 @@ import { GroupCommit, type Durability } from './group-commit';
 import { own, probeWrite, SqliteFiles } from './sqlite-files';
 import { migrate } from './sqlite-migrations';
 import { SCHEDULE_SQL, scheduleRow } from './sqlite-schedules';
-import { applyExpectedTransitionSql, applyTransitionSql, SQL } from './sqlite-statements';
+import { applyExpectedTransitionSql, applyTransitionSql, INSERT_ROW_PARAMS, INSERT_ROWS_MAX, insertJobsSql, SQL } from './sqlite-statements';
 
 /** SQLite keeps JSON as text. */
 type JobRow = SqlJobRow<string>;
@@ -69,6 +69,7 @@ export class SqliteJobStore implements JobStore {
   private readonly listStatements = new Map<string, Database.Statement>();
   private readonly transitionStatements = new Map<number, Database.Statement>();
   private readonly expectedStatements = new Map<number, Database.Statement>();
+  private readonly insertStatements = new Map<number, Database.Statement>();
   /** Exact, because this process is the file's only writer: loaded once at open, kept in step by every write. */
   private stateCounts = emptyCounts();
   /** The database file and its WAL as opened, checked before every commit and every ping; none in memory. */
@@ -184,6 +185,7 @@ export class SqliteJobStore implements JobStore {
     this.listStatements.clear();
     this.transitionStatements.clear();
     this.expectedStatements.clear();
+    this.insertStatements.clear();
   }
 
   /**
@@ -205,15 +207,17 @@ export class SqliteJobStore implements JobStore {
   async insert(jobs: NewJob[], maxBacklog: number): Promise<Job[]> {
     const stmts = this.statements();
     const records = jobs.map(newJobRecord);
-    const rows = records.map((job, i) => insertParams(job, jobs[i].requestHash ?? null));
+    const chunks = insertChunks(records, jobs);
     return this.writes().run(() => {
       // Checked in the group, after the writes queued before it: the count is exact.
       if (this.stateCounts.pending + records.length > maxBacklog) throw new BacklogFull(this.stateCounts.pending, maxBacklog);
       try {
-        for (const row of rows) stmts.insertJob.run(row);
+        for (const params of chunks) this.insertStatement(params.length / INSERT_ROW_PARAMS).run(params);
       } catch (err) {
-        const taken = records.find((job) => job.idempotencyKey !== null && stmts.getJobByIdempotencyKey.get(job.idempotencyKey));
-        if (isUniqueViolation(err) && taken) throw new IdempotencyKeyTaken(taken.idempotencyKey!);
+        // The failed statement is undone, the chunks before it are still there: a key is taken
+        // when it is stored, or when two of these jobs carry it. (The savepoint undoes them all.)
+        const taken = isUniqueViolation(err) ? takenKey(records, (key) => (stmts.getJobByIdempotencyKey.get(key) as JobRow | undefined)?.id) : undefined;
+        if (taken !== undefined) throw new IdempotencyKeyTaken(taken);
         throw unavailable(err);
       }
       this.stateCounts.pending += records.length;
@@ -383,6 +387,37 @@ export class SqliteJobStore implements JobStore {
     return rows.map((r) => ({ id: r.id, type: r.type, priority: r.priority, runAt: r.run_at })).sort(compareDispatch);
   }
 
+  /**
+   * One group: the ready jobs read level by level as `claimReady` claims them, and each one's start
+   * planned by the state machine for `owner` and applied with the start's compare-and-set, which
+   * sets the owner too: one write per job instead of a claim and then a start.
+   */
+  async claimAndStart(owner: string, limit: number, now: number, types: readonly string[]): Promise<{ started: DispatchKey[]; failed: Job[] }> {
+    const started: DispatchKey[] = [];
+    const failed: Job[] = [];
+    if (limit <= 0 || types.length === 0) return { started, failed };
+    const stmts = this.statements();
+    const typeList = JSON.stringify(types);
+    const event = { type: 'start', now } as const;
+    await this.writes().run(() => {
+      let below = Number.MAX_SAFE_INTEGER;
+      let found = 0;
+      while (found < limit) {
+        const { priority } = stmts.levelBelow.get(below) as { priority: number | null };
+        if (priority === null) break;
+        for (const row of stmts.readyAt.all({ now, priority, types: typeList, limit: limit - found }) as JobRow[]) {
+          found += 1;
+          // The row is unclaimed: planned as held by `owner`, which the start's write sets.
+          const job = this.apply(row, planTransition(fromRow(row), owner, event), 'start');
+          if (job.state === 'processing') started.push({ id: job.id, type: job.type, priority: job.priority, runAt: job.runAt, started: job });
+          else failed.push(job);
+        }
+        below = priority;
+      }
+    }, this.durabilityOf('worker'));
+    return { started, failed };
+  }
+
   readonly pollIntervalMs = 30_000;
 
   async releaseClaims(owner: string): Promise<number> {
@@ -534,6 +569,17 @@ export class SqliteJobStore implements JobStore {
     return stmt;
   }
 
+  /** The insert of `rows` jobs, prepared once. */
+  private insertStatement(rows: number): Database.Statement {
+    let stmt = this.insertStatements.get(rows);
+    if (!stmt) {
+      if (!this.db) throw new Error('the SQLite store is not open');
+      stmt = this.db.prepare(insertJobsSql(rows));
+      this.insertStatements.set(rows, stmt);
+    }
+    return stmt;
+  }
+
   private writes(): GroupCommit {
     if (!this.group) throw new Error('the SQLite store is not open');
     return this.group;
@@ -577,7 +623,13 @@ function isUniqueViolation(err: unknown): boolean {
 
 /** The parameters of `insertJob`, in its column order. */
 function insertParams(job: Job, requestHash: string | null): unknown[] {
-  return [
+  const params: unknown[] = [];
+  pushInsertParams(params, job, requestHash);
+  return params;
+}
+
+function pushInsertParams(params: unknown[], job: Job, requestHash: string | null): void {
+  params.push(
     job.id,
     job.type,
     JSON.stringify(job.payload),
@@ -590,7 +642,40 @@ function insertParams(job: Job, requestHash: string | null): unknown[] {
     job.updatedAt,
     job.idempotencyKey,
     requestHash,
-  ];
+  );
+}
+
+/**
+ * The parameters of the insert statements of `records` (from `jobs`): chunks of INSERT_ROWS_MAX
+ * rows, then one per power of two below it, so that a few statements serve every size.
+ */
+function insertChunks(records: Job[], jobs: NewJob[]): unknown[][] {
+  const chunks: unknown[][] = [];
+  let at = 0;
+  const take = (size: number) => {
+    const params: unknown[] = [];
+    for (const end = at + size; at < end; at++) pushInsertParams(params, records[at], jobs[at].requestHash ?? null);
+    chunks.push(params);
+  };
+  while (records.length - at >= INSERT_ROWS_MAX) take(INSERT_ROWS_MAX);
+  for (let size = INSERT_ROWS_MAX >> 1; size >= 1; size >>= 1) if (records.length - at >= size) take(size);
+  return chunks;
+}
+
+/**
+ * The first idempotency key of `records` that another job holds: one stored (`holder`: the id of
+ * the stored job that has it, maybe one of these inserted by an earlier chunk), or an earlier one of `records`.
+ */
+function takenKey(records: Job[], holder: (key: string) => string | undefined): string | undefined {
+  const seen = new Set<string>();
+  for (const { id, idempotencyKey: key } of records) {
+    if (key === null) continue;
+    if (seen.has(key)) return key;
+    const stored = holder(key);
+    if (stored !== undefined && stored !== id) return key;
+    seen.add(key);
+  }
+  return undefined;
 }
 
 /** The columns a state change may set, in the order of `transitionValues`. */

@@ -1,3 +1,26 @@
+/** The parameters of each row of `insertJobsSql`. */
+export const INSERT_ROW_PARAMS = 12;
+
+/**
+ * The most rows in one insert statement: 12,288 parameters, under SQLite's limit of 32,766. A
+ * submission is inserted by statements of power-of-two sizes up to it (1,000 jobs: six statements).
+ */
+export const INSERT_ROWS_MAX = 1024;
+
+/**
+ * Inserts `rows` new pending jobs: one statement per row costs twice the SQLite work of the rows
+ * in binding and stepping. Each row takes INSERT_ROW_PARAMS parameters: id, type, payload,
+ * priority, max_attempts, backoff_ms, timeout_ms, run_at, created_at, updated_at,
+ * idempotency_key, request_hash.
+ */
+export function insertJobsSql(rows: number): string {
+  const row = `(?, ?, ?, 'pending', ?, 0, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, ?, NULL, ?)`;
+  return `
+    INSERT INTO jobs (id, type, payload, state, priority, attempts, max_attempts, backoff_ms, timeout_ms,
+                      run_at, created_at, updated_at, started_at, finished_at, result, last_error, idempotency_key, owner, request_hash)
+    VALUES ${Array.from({ length: rows }, () => row).join(', ')}`;
+}
+
 /**
  * Every SQL statement of the SQLite store, named for what it does. The two statements on the hot
  * path take positional parameters: binding an array costs less than binding named properties.
@@ -6,10 +29,7 @@
  * claim at 100,000 pending jobs.
  */
 export const SQL = {
-  insertJob: `
-    INSERT INTO jobs (id, type, payload, state, priority, attempts, max_attempts, backoff_ms, timeout_ms,
-                      run_at, created_at, updated_at, started_at, finished_at, result, last_error, idempotency_key, owner, request_hash)
-    VALUES (?, ?, ?, 'pending', ?, 0, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, ?, NULL, ?)`,
+  insertJob: insertJobsSql(1),
   getJob: `SELECT * FROM jobs WHERE id = ?`,
   /** A handler's progress, on the attempt that reported it only; no state, no updated_at. */
   recordProgress: `UPDATE jobs SET progress = ? WHERE id = ? AND state = 'processing' AND attempts = ? AND owner = ?`,
@@ -31,6 +51,16 @@ export const SQL = {
                    ORDER BY run_at, id
                    LIMIT @limit)
     RETURNING id, type, priority, run_at`,
+  /**
+   * The jobs `claimReadyAt` would claim, whole, without claiming them: `claimAndStart` starts each
+   * (owner set by the start itself) in the same transaction, one write per job.
+   */
+  readyAt: `
+    SELECT * FROM jobs INDEXED BY jobs_dispatch
+     WHERE state = 'pending' AND owner IS NULL AND priority = @priority AND run_at <= @now
+       AND (@types IS NULL OR type IN (SELECT value FROM json_each(@types)))
+     ORDER BY run_at, id
+     LIMIT @limit`,
   releaseClaim: `UPDATE jobs SET owner = NULL WHERE id = ? AND owner = ? AND state = 'pending'`,
   releaseClaimsOf: `UPDATE jobs SET owner = NULL WHERE owner = ? AND state = 'pending'`,
   releaseClaimsNotOf: `UPDATE jobs SET owner = NULL WHERE owner IS NOT NULL AND owner <> ? AND state = 'pending'`,
