@@ -16,6 +16,7 @@ export type { RateLimit, TypeSettings } from './core/type-settings';
 
 export { JobsClient } from './jobs/jobs.client';
 export type { JobOptions, BulkJob, TypedBulkJob, CheckedBulkJobs, ListQuery } from './jobs/jobs.client';
+export type { CallerTransaction } from './store/transactional-insert';
 export { KeelTypes } from './types/keel-types';
 export type { JobTypeView, TypeLimitsPatch } from './types/keel-types';
 export { KeelSchedules } from './schedules/keel-schedules';

@@ -9,6 +9,7 @@ import { CreateJobDto } from './dto/create-job.dto';
 import { CreateJobsBatchDto } from './dto/create-jobs-batch.dto';
 import { ListJobsQuery } from './dto/list-jobs.query';
 import { JobsService } from './jobs.service';
+import type { CallerTransaction } from '../store/transactional-insert';
 
 /** What `add` takes besides the type and payload: the fields of a submission (docs/api.md "Routes and errors"). */
 export interface JobOptions {
@@ -21,6 +22,13 @@ export interface JobOptions {
   delayMs?: number;
   /** As the `Idempotency-Key` header: the same key and job again returns the job created first; `schedule:…` keys are refused (`InvalidJob`). */
   idempotencyKey?: string;
+  /**
+   * Your open transaction on Keel's PostgreSQL database (docs/embedding.md "Enqueue in your
+   * transaction"): a node-postgres client inside `BEGIN`, a TypeORM `QueryRunner` with a
+   * transaction, or a TypeORM transaction's `EntityManager`. The job exists if and only if it
+   * commits; workers see it at the commit. Refused (`InvalidJob`) on SQLite.
+   */
+  tx?: CallerTransaction;
 }
 
 /** One job of `addBulk`. */
@@ -66,17 +74,18 @@ export class JobsClient {
   add<H extends AnyJobHandler>(handler: JobHandlerClass<H>, payload: PayloadOf<H>, options?: JobOptions): Promise<JobView<PayloadOf<H>>>;
   add<P extends object = JobPayload>(type: string, payload?: P, options?: JobOptions): Promise<JobView>;
   async add(typeOrHandler: string | JobHandlerClass, payload?: object, options: JobOptions = {}): Promise<JobView> {
-    const { idempotencyKey, ...fields } = options;
+    const { idempotencyKey, tx, ...fields } = options;
     const type = this.typeOf(typeOrHandler);
     const dto = await validateInput(CreateJobDto, { ...fields, type, ...(payload === undefined ? {} : { payload }) });
-    return toJobView((await this.jobs.submit(dto, idempotencyKey)).job);
+    return toJobView((await this.jobs.submit(dto, idempotencyKey, undefined, tx)).job);
   }
 
   /**
    * All or nothing, as `POST /v1/jobs/batch`: one invalid job refuses the whole batch, naming its
    * index. Each job's `type` is a string, or a handler class whose payload type its payload must have.
+   * With `tx`, all of them in your transaction, as `add`'s.
    */
-  async addBulk<const J extends readonly BulkJobInput[]>(jobs: J & CheckedBulkJobs<J>): Promise<JobView[]> {
+  async addBulk<const J extends readonly BulkJobInput[]>(jobs: J & CheckedBulkJobs<J>, options: Pick<JobOptions, 'tx'> = {}): Promise<JobView[]> {
     // Anything but a list is left to the batch's validation, which answers as the route does.
     const named: unknown = Array.isArray(jobs)
       ? (jobs as readonly BulkJobInput[]).map((job) =>
@@ -84,7 +93,7 @@ export class JobsClient {
         )
       : jobs;
     const dto = await validateInput(CreateJobsBatchDto, { jobs: named });
-    return (await this.jobs.submitBatch(dto.jobs)).map(toJobView);
+    return (await this.jobs.submitBatch(dto.jobs, undefined, options.tx)).map(toJobView);
   }
 
   async get(id: string): Promise<JobView> {
