@@ -18,6 +18,7 @@ export { JobsClient } from './jobs/jobs.client';
 export type { JobOptions, BulkJob, TypedBulkJob, CheckedBulkJobs, ListQuery } from './jobs/jobs.client';
 export type { CallerTransaction } from './store/transactional-insert';
 export { KeelTypes } from './types/keel-types';
+export { KeelHealth, type KeelReadiness } from './health/keel-health';
 export type { JobTypeView, TypeLimitsPatch } from './types/keel-types';
 export { KeelSchedules } from './schedules/keel-schedules';
 export type { ScheduleView } from './schedules/schedule.view';

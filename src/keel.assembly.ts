@@ -77,6 +77,7 @@ export function assembleKeel(
   const jobs = JobsModule.register({ http });
   const schedules = SchedulesModule.register({ http, jobs });
   const types = TypesModule.register({ http });
+  const health = HealthModule.register({ http });
   const pages: Array<Type<unknown>> = [DashboardModule, ...(docs ? [DocsModule] : [])];
   return {
     ...definition,
@@ -95,11 +96,12 @@ export function assembleKeel(
       jobs,
       schedules,
       types,
-      ...(http ? [AuthModule, RequestGateModule.register({ path, mount: gate }), HealthModule, MetricsHttpModule, EventsHttpModule, ...pages] : []),
+      health,
+      ...(http ? [AuthModule, RequestGateModule.register({ path, mount: gate }), MetricsHttpModule, EventsHttpModule, ...pages] : []),
       ...(http && path !== '' ? [routesUnder(path, [...KEEL_API_MODULES, ...pages])] : []),
     ],
     providers: [...(definition.providers ?? []), config, LOGGER, LOG, SCHEDULES_FROM_OPTIONS, ...handlers],
-    // JobsClient, KeelSchedules and KeelTypes through their modules; JobEvents, the lifecycle and the metrics are global already.
-    exports: [KEEL_CONFIG, KEEL_LOGGER, KeelLog, KEEL_SCHEDULES, jobs, schedules, types],
+    // JobsClient, KeelSchedules, KeelTypes and KeelHealth through their modules; JobEvents, the lifecycle and the metrics are global already.
+    exports: [KEEL_CONFIG, KEEL_LOGGER, KeelLog, KEEL_SCHEDULES, jobs, schedules, types, health],
   };
 }

@@ -1,19 +1,13 @@
-import { Controller, Get, HttpCode, Inject, ServiceUnavailableException, VERSION_NEUTRAL } from '@nestjs/common';
+import { Controller, Get, HttpCode, ServiceUnavailableException, VERSION_NEUTRAL } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiTags } from '../common/swagger';
 import { ApiErrorResponse } from '../openapi/api-responses';
-import { LifecycleService } from '../lifecycle/lifecycle.service';
 import { expectedAnswer } from '../logging/request-logging';
-import { JOBS_STORE, type JobStore } from '../store/job-store';
-import { WorkerPool } from '../workers/worker-pool.service';
+import { KeelHealth } from './keel-health';
 
 @ApiTags('health')
 @Controller({ path: 'health', version: VERSION_NEUTRAL })
 export class HealthController {
-  constructor(
-    @Inject(JOBS_STORE) private readonly store: JobStore,
-    private readonly workers: WorkerPool,
-    private readonly lifecycle: LifecycleService,
-  ) {}
+  constructor(private readonly health: KeelHealth) {}
 
   @Get('live')
   @HttpCode(200)
@@ -28,15 +22,11 @@ export class HealthController {
   @ApiOkResponse({ description: 'Ready to take and run jobs.', schema: statusSchema('ready') })
   @ApiErrorResponse(503, 'Starting, shutting down, or the store does not answer.', 'shutting down')
   async ready(): Promise<{ status: string }> {
+    const readiness = await this.health.check();
+    if (readiness.ready) return { status: 'ready' };
+    const unavailable = new ServiceUnavailableException(readiness.message);
     // The expected answers of a start and a stop: logged at info, not as errors.
-    if (this.lifecycle.shuttingDown) throw expectedAnswer(new ServiceUnavailableException('shutting down'));
-    if (!this.workers.isRunning) throw expectedAnswer(new ServiceUnavailableException('starting: recovery or workers not ready yet'));
-    try {
-      await this.store.ping();
-    } catch (err) {
-      throw new ServiceUnavailableException(`the store is unreachable: ${(err as Error).message}`);
-    }
-    return { status: 'ready' };
+    throw readiness.status === 'store unreachable' ? unavailable : expectedAnswer(unavailable);
   }
 }
 

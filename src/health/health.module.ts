@@ -1,7 +1,19 @@
-import { Module } from '@nestjs/common';
+import { type DynamicModule, Module } from '@nestjs/common';
 import { StoreModule } from '../store/store.module';
 import { WorkersModule } from '../workers/workers.module';
 import { HealthController } from './health.controller';
+import { KeelHealth } from './keel-health';
 
-@Module({ imports: [StoreModule, WorkersModule], controllers: [HealthController] })
-export class HealthModule {}
+/** Keel's readiness check (`KeelHealth`, exported with or without routes) and, with `http`, the `/health` routes. */
+@Module({})
+export class HealthModule {
+  static register({ http }: { http: boolean }): DynamicModule {
+    return {
+      module: HealthModule,
+      imports: [StoreModule, WorkersModule],
+      providers: [KeelHealth],
+      controllers: http ? [HealthController] : [],
+      exports: [KeelHealth],
+    };
+  }
+}
