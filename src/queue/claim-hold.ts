@@ -23,6 +23,8 @@ export class ClaimHold {
     private readonly floor: number,
     private readonly cap: number,
     now: number,
+    /** The most attempts started ahead (`startAhead`): what a crash may cost in attempts never run. */
+    private readonly aheadCap = cap,
   ) {
     this.sampledAt = now;
   }
@@ -45,7 +47,7 @@ export class ClaimHold {
    */
   startAhead(now: number): number {
     const horizon = this.horizon(now);
-    return horizon >= 2 * this.floor ? Math.min(this.cap, horizon) : 0;
+    return horizon >= 2 * this.floor ? Math.min(this.aheadCap, horizon) : 0;
   }
 
   /** The starts expected within HOLD_HORIZON_MS at the measured rate. */

@@ -12,6 +12,12 @@ import { TypeLimits } from './type-limits';
 import { giveBackStarted } from './started-claims';
 import { type KeelContextLog, KeelLog } from '../logging/keel-log';
 
+/**
+ * The most attempts a drain's claims start ahead of each worker. A crash uses up the attempts of
+ * those it held without running them (docs/reliability.md "Attempts started ahead"), so they are few:
+ * enough for each worker's next handlers while the next claim is on its way.
+ */
+const STARTED_AHEAD_PER_WORKER = 4;
 /** Claims per store round trip; the queue's free space caps it too. */
 const CLAIM_BATCH = 500;
 const RETRY_AFTER_ERROR_MS = 1_000;
@@ -66,7 +72,12 @@ export class FeederService implements BeforeApplicationShutdown {
   ) {
     this.logger = log.for('Feeder');
     this.shared = shared !== undefined;
-    this.hold = new ClaimHold(config.workerConcurrency, Math.min(queue.capacity, HOLD_MAX), performance.now());
+    this.hold = new ClaimHold(
+      config.workerConcurrency,
+      Math.min(queue.capacity, HOLD_MAX),
+      performance.now(),
+      Math.min(queue.capacity, HOLD_MAX, STARTED_AHEAD_PER_WORKER * config.workerConcurrency),
+    );
     queue.onTaken(() => this.hold.started(1));
     if (shared) {
       this.giveBacks = new PeriodicTask(
