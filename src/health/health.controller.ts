@@ -3,6 +3,7 @@ import { ApiOkResponse, ApiOperation, ApiTags } from '../common/swagger';
 import { ApiErrorResponse } from '../openapi/api-responses';
 import { LifecycleService } from '../lifecycle/lifecycle.service';
 import { expectedAnswer } from '../logging/request-logging';
+import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
 import { JOBS_STORE, type JobStore } from '../store/job-store';
 import { WorkerPool } from '../workers/worker-pool.service';
 
@@ -13,6 +14,7 @@ export class HealthController {
     @Inject(JOBS_STORE) private readonly store: JobStore,
     private readonly workers: WorkerPool,
     private readonly lifecycle: LifecycleService,
+    @Inject(KEEL_CONFIG) private readonly config: KeelConfig,
   ) {}
 
   @Get('live')
@@ -30,7 +32,9 @@ export class HealthController {
   async ready(): Promise<{ status: string }> {
     // The expected answers of a start and a stop: logged at info, not as errors.
     if (this.lifecycle.shuttingDown) throw expectedAnswer(new ServiceUnavailableException('shutting down'));
-    if (!this.workers.isRunning) throw expectedAnswer(new ServiceUnavailableException('starting: recovery or workers not ready yet'));
+    // An api-only process has no workers to wait for: its recovery is nothing, done before the port opens.
+    if (this.config.processRole !== 'api' && !this.workers.isRunning)
+      throw expectedAnswer(new ServiceUnavailableException('starting: recovery or workers not ready yet'));
     try {
       await this.store.ping();
     } catch (err) {
