@@ -11,7 +11,7 @@ import { createRequire } from 'node:module';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { TextDecoder } from 'node:util';
-import { pgAdmin, startKeel, stopKeel } from './keel-process.mjs';
+import { KEEL_SEARCH_PATH, pgAdmin, startKeel, stopKeel } from './keel-process.mjs';
 
 const n = Number(process.argv[2] ?? 50_000);
 const checkout = path.resolve(process.argv[3] ?? path.join(path.dirname(fileURLToPath(import.meta.url)), '..'));
@@ -39,7 +39,7 @@ await stopKeel(await startKeel(checkout, env, port)); // creates the schema
 const now = Date.now();
 if (postgres) {
   const pg = require('pg');
-  const client = new pg.Client({ connectionString: env.DATABASE_URL });
+  const client = new pg.Client({ connectionString: env.DATABASE_URL, options: KEEL_SEARCH_PATH });
   await client.connect();
   const ids = Array.from({ length: n }, () => uuidv7());
   await client.query(

@@ -5,6 +5,12 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 /** Starts `checkout`'s dist/main.js with `env` (`nodeArgs` before it) and resolves once /health/ready answers on `port`. */
+/**
+ * The search_path of the bench's own connections to a Keel database: Keel's schema (DATABASE_SCHEMA,
+ * `keel` by default), then public, where a checkout from before DATABASE_SCHEMA keeps its tables.
+ */
+export const KEEL_SEARCH_PATH = '-c search_path=keel,public';
+
 export async function startKeel(checkout, env, port, nodeArgs = []) {
   const child = spawn(process.execPath, [...nodeArgs, path.join(checkout, 'dist', 'main.js')], { env, stdio: ['ignore', 'inherit', 'inherit'] });
   for (;;) {

@@ -15,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { KEEL_SEARCH_PATH } from './keel-process.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
@@ -244,7 +245,7 @@ async function prefill(store, target, n) {
     })();
     db.close();
   } else {
-    const c = new pg.Client({ connectionString: `${PG_URL}/${target.dbName}` });
+    const c = new pg.Client({ connectionString: `${PG_URL}/${target.dbName}`, options: KEEL_SEARCH_PATH });
     await c.connect();
     for (let done = 0; done < n; done += 10000) {
       const ids = Array.from({ length: Math.min(10000, n - done) }, () => uuidv7());
@@ -271,7 +272,7 @@ async function keelSpan(store, target) {
     db.close();
     return { first: Number(r.first), last: Number(r.last) };
   }
-  const c = new pg.Client({ connectionString: `${PG_URL}/${target.dbName}` });
+  const c = new pg.Client({ connectionString: `${PG_URL}/${target.dbName}`, options: KEEL_SEARCH_PATH });
   await c.connect();
   const r = (await c.query(sql('keel_jobs'))).rows[0];
   await c.end();

@@ -3,7 +3,7 @@ import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { NextFunction, Request, Response } from 'express';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { closeConnectionWhenStopping, type ExtraImports, type KeelApp, setupRoutingAndDocs } from './app.common';
 import { AppModule } from './app.module';
 import type { KeelConfig } from './config/keel-config';
@@ -13,6 +13,8 @@ import { requestLogging } from './logging/request-logging';
 import { jsonBodyProblem, MAX_JSON_DEPTH } from './common/input-validation';
 import { isJsonBodyChecked, isJsonContentType } from './common/json-body.guard';
 import { MAX_BODY, RequestGate } from './gate/request-gate';
+import { directSubmit } from './jobs/direct-submit';
+import { JobsService } from './jobs/jobs.service';
 
 export type { ExtraImports, KeelApp } from './app.common';
 
@@ -52,16 +54,42 @@ async function createExpressApp(config: KeelConfig, extraImports: ExtraImports):
 
 /** Global pipes, filter, versioning, body limit and the OpenAPI document (Express; Fastify: `app.fastify.ts`). */
 function setupApp(app: NestExpressApplication): void {
-  // First: a request refused by the body parser gets its id and its line too.
-  app.use(requestLogging(app.get<string, KeelLogger>(KEEL_LOGGER).root));
-  app.use(closeConnectionWhenStopping(app.get(LifecycleService)));
+  const logging = requestLogging(app.get<string, KeelLogger>(KEEL_LOGGER).root);
+  const closing = closeConnectionWhenStopping(app.get(LifecycleService));
+  const gate = app.get(RequestGate);
+  const submit = directSubmit(app.get(JobsService));
+  const nothing = (): void => undefined;
   app.disable('x-powered-by');
   // Answers describe jobs that change from one request to the next: a hash of every body (Express
   // computes one per response by default) costs CPU on each submission and saves no transfer.
   app.set('etag', false);
-  // Keel's API (/v1): the key (401 whatever the body, never 400/413/415), the content type (415),
-  // the JSON body (1 MiB, 413) and hostile JSON (400): the request gate, as in a host.
-  app.use(app.get(RequestGate).express);
+  // Every request meets Keel's front first, on Node's request and response, before Express (as on
+  // Fastify, one hook): the request line and id, so that a refused request has them too; the
+  // Connection: close of a shutdown; then on Keel's API (/v1) the request gate, as in a host: the
+  // key (401 whatever the body, never 400/413/415), the content type (415), the JSON body (1 MiB,
+  // 413) and hostile JSON (400). A submission the route would take as it is is answered there
+  // (`directSubmit`), without Express's request handling and Nest's route pipeline; every other
+  // request goes on to Express, an error with it: the first middleware passes it on, so it is
+  // answered as any middleware's error is (Nest's handler, then DomainExceptionFilter).
+  const express = app.getHttpAdapter().getInstance() as (req: IncomingMessage, res: ServerResponse) => void;
+  const failed = new WeakMap<IncomingMessage, unknown>();
+  const toExpress = (req: IncomingMessage, res: ServerResponse, err?: unknown): void => {
+    if (err !== undefined) failed.set(req, err);
+    express(req, res);
+  };
+  const front = (req: IncomingMessage, res: ServerResponse): void => {
+    try {
+      logging(req, res, nothing);
+      closing(req, res, nothing);
+      gate.express(req, res, (err?: unknown) => (err !== undefined ? toExpress(req, res, err) : submit(req, res, (e?: unknown) => toExpress(req, res, e))));
+    } catch (err) {
+      toExpress(req, res, err);
+    }
+  };
+  const server = app.getHttpServer();
+  server.removeListener('request', express);
+  server.on('request', front);
+  app.use((req: Request, _res: Response, next: NextFunction) => next(failed.get(req)));
   // Any other path: no route of Keel's takes a body there, but a body sent anyway is read by the
   // same rules (an unknown path with a broken body is 400, as it always was).
   app.useBodyParser('json', { limit: MAX_BODY, type: (req: IncomingMessage) => isJsonContentType(req.headers['content-type']) });

@@ -10,12 +10,17 @@ export type { KeelSettings, StoreKind, LogLevel, ProcessRole } from './config/ke
 export { ConfigError } from './config/keel-config';
 
 export { JobHandler, JobHandlerBase, PermanentJobError } from './core/job-handler';
-export type { JobContext, JobHandlerOptions } from './core/job-handler';
+export type { JobContext, JobHandlerOptions, JobHandlerClass, PayloadOf } from './core/job-handler';
 export type { ScheduleDefinition, ScheduleDeclaration, HandlerSchedule } from './core/schedule.model';
 export type { RateLimit, TypeSettings } from './core/type-settings';
 
 export { JobsClient } from './jobs/jobs.client';
-export type { JobOptions, BulkJob, ListQuery } from './jobs/jobs.client';
+export type { JobOptions, BulkJob, TypedBulkJob, CheckedBulkJobs, ListQuery } from './jobs/jobs.client';
+export type { CallerTransaction } from './store/transactional-insert';
+export { KeelTypes } from './types/keel-types';
+export type { JobTypeView, TypeLimitsPatch } from './types/keel-types';
+export { KeelSchedules } from './schedules/keel-schedules';
+export type { ScheduleView } from './schedules/schedule.view';
 export { JobEvents, KEEL_EVENT_NAMES } from './events/job-events';
 export type { KeelEvent, KeelEventName } from './events/job-events';
 

@@ -87,6 +87,8 @@ export function assembleKeel(
   const api = http && processRole !== 'workers';
   if (docs && api) requireSwagger('docs');
   const jobs = JobsModule.register({ http: api });
+  const schedules = SchedulesModule.register({ http: api, jobs });
+  const types = TypesModule.register({ http: api });
   const pages: Array<Type<unknown>> = api ? [DashboardModule, ...(docs ? [DocsModule] : [])] : [];
   const routes: Array<Type<unknown>> = api ? [...KEEL_API_MODULES, ...pages] : [HealthModule, MetricsHttpModule];
   return {
@@ -104,13 +106,14 @@ export function assembleKeel(
       WorkersModule,
       RetentionModule,
       jobs,
-      SchedulesModule.register({ http: api, jobs }),
+      schedules,
+      types,
       ...(http ? [AuthModule, RequestGateModule.register({ path, mount: gate }), HealthModule, MetricsHttpModule] : []),
-      ...(api ? [TypesModule, EventsHttpModule, ...pages] : []),
+      ...(api ? [EventsHttpModule, ...pages] : []),
       ...(http && path !== '' ? [routesUnder(path, routes)] : []),
     ],
     providers: [...(definition.providers ?? []), config, LOGGER, LOG, SCHEDULES_FROM_OPTIONS, ...handlers],
-    // JobsClient through the jobs module; JobEvents, the lifecycle and the metrics are global already.
-    exports: [KEEL_CONFIG, KEEL_LOGGER, KeelLog, KEEL_SCHEDULES, jobs],
+    // JobsClient, KeelSchedules and KeelTypes through their modules; JobEvents, the lifecycle and the metrics are global already.
+    exports: [KEEL_CONFIG, KEEL_LOGGER, KeelLog, KEEL_SCHEDULES, jobs, schedules, types],
   };
 }

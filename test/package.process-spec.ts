@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Browser } from 'playwright-core';
+import ts from 'typescript';
 import { hasChromium, launchChromium } from './support/chromium';
 import { freePort, REPO_ROOT } from './support/process';
 import { waitFor } from './support/wait';
@@ -43,16 +44,16 @@ function hostSource(module: 'commonjs' | 'module'): string {
     module === 'module'
       ? [
           "import 'reflect-metadata';",
-          "import { Controller, Get, Module, VersioningType } from '@nestjs/common';",
+          "import { Controller, Get, Inject, Module, VersioningType } from '@nestjs/common';",
           "import { NestFactory } from '@nestjs/core';",
-          "import { JobHandler, JobHandlerBase, KeelModule } from 'keel';",
+          "import { JobHandler, JobHandlerBase, JobsClient, KeelModule, KeelSchedules, KeelTypes } from 'keel';",
         ]
       : [
           "'use strict';",
           "require('reflect-metadata');",
-          "const { Controller, Get, Module, VersioningType } = require('@nestjs/common');",
+          "const { Controller, Get, Inject, Module, VersioningType } = require('@nestjs/common');",
           "const { NestFactory } = require('@nestjs/core');",
-          "const { JobHandler, JobHandlerBase, KeelModule } = require('keel');",
+          "const { JobHandler, JobHandlerBase, JobsClient, KeelModule, KeelSchedules, KeelTypes } = require('keel');",
         ];
   return [
     ...imports,
@@ -64,6 +65,25 @@ function hostSource(module: 'commonjs' | 'module'): string {
     'class ReportHandler extends JobHandlerBase { async handle(job) { return { for: job.payload.to ?? null }; } }',
     "JobHandler('report')(ReportHandler);",
     '',
+    "// Keel from the host's code: a typed add by the handler class, the types and the schedules.",
+    'class ManageController {',
+    '  constructor(jobs, types, schedules) { Object.assign(this, { jobs, types, schedules }); }',
+    '  async manage() {',
+    "    const job = await this.jobs.add(ReportHandler, { to: 'typed@b.c' }, { priority: 2 });",
+    "    const [bulk] = await this.jobs.addBulk([{ type: ReportHandler, payload: { to: 'bulk@b.c' } }]);",
+    "    const paused = await this.types.pause('report');",
+    "    const resumed = await this.types.resume('report');",
+    "    const put = await this.schedules.put('host-nightly', { cron: '0 3 * * *', type: 'report' });",
+    '    const names = (await this.schedules.list()).map((s) => s.name);',
+    "    await this.schedules.delete('host-nightly');",
+    "    const orphan = await this.jobs.add(class Nope {}, {}).then(() => 'accepted', (e) => e.constructor.name);",
+    '    return { job: [job.type, job.priority], bulk: bulk.type, paused: paused.paused, resumed: resumed.paused, created: put.created, names, orphan };',
+    '  }',
+    '}',
+    "Get('manage')(ManageController.prototype, 'manage', Object.getOwnPropertyDescriptor(ManageController.prototype, 'manage'));",
+    "Controller('host')(ManageController);",
+    '[JobsClient, KeelTypes, KeelSchedules].forEach((token, i) => Inject(token)(ManageController, undefined, i));',
+    '',
     'class AppModule {}',
     'Module({',
     '  imports: [',
@@ -73,7 +93,7 @@ function hostSource(module: 'commonjs' | 'module'): string {
     "      docs: process.env.KEEL_DOCS === 'true',",
     '    }),',
     '  ],',
-    '  controllers: [HostController],',
+    '  controllers: [HostController, ManageController],',
     '  providers: [ReportHandler],',
     '})(AppModule);',
     '',
@@ -91,6 +111,80 @@ function hostSource(module: 'commonjs' | 'module'): string {
     '});',
     '',
   ].join('\n');
+}
+
+/**
+ * A host's TypeScript, compiled against the types of the installed package (its dist/*.d.ts) and
+ * the host's own Nest: typed producers and typed management results. Each `@ts-expect-error` line
+ * must have its error (an unused one is an error itself), so a wrong payload is proven not to compile.
+ */
+const HOST_TYPED_SOURCE = `import { Injectable } from '@nestjs/common';
+import { JobHandler, JobHandlerBase, JobsClient, KeelSchedules, KeelTypes, type Job } from 'keel';
+
+export class InvoicePayload {
+  invoiceId!: string;
+  copies?: number;
+}
+
+@JobHandler('invoice')
+export class InvoiceHandler extends JobHandlerBase<InvoicePayload> {
+  async handle(job: Job<InvoicePayload>): Promise<string> {
+    return job.payload.invoiceId;
+  }
+}
+
+@Injectable()
+export class Billing {
+  constructor(
+    private readonly jobs: JobsClient,
+    private readonly types: KeelTypes,
+    private readonly schedules: KeelSchedules,
+  ) {}
+
+  async run(): Promise<void> {
+    const job = await this.jobs.add(InvoiceHandler, { invoiceId: 'i-1' }, { priority: 1, idempotencyKey: 'invoice:i-1' });
+    const id: string = job.payload.invoiceId;
+    await this.jobs.addBulk([{ type: InvoiceHandler, payload: { invoiceId: id, copies: 2 } }, { type: 'other', payload: {} }]);
+    await this.jobs.add('invoice', { free: 'form' });
+    // @ts-expect-error a wrong payload
+    await this.jobs.add(InvoiceHandler, { invoiceId: 1 });
+    // @ts-expect-error a wrong payload in a bulk
+    await this.jobs.addBulk([{ type: InvoiceHandler, payload: { id: 'i-1' } }]);
+    const limit: number | null = (await this.types.update('invoice', { concurrency: 2 })).concurrency;
+    const paused: boolean = (await this.types.pause('invoice')).paused;
+    // @ts-expect-error a limit is a number or null
+    await this.types.update('invoice', { concurrency: 'two' });
+    const { schedule, created } = await this.schedules.put('nightly', { cron: '0 3 * * *', type: 'invoice' });
+    const next: string | null = schedule.nextRunAt;
+    const names: string[] = (await this.schedules.list()).map((s) => s.name);
+    // @ts-expect-error a schedule needs its cron expression
+    await this.schedules.put('nightly', { type: 'invoice' });
+    void [limit, paused, created, next, names];
+  }
+}
+`;
+
+function checkHostTypes(host: Host): void {
+  const file = join(host.dir, 'billing.ts');
+  writeFileSync(file, HOST_TYPED_SOURCE);
+  const program = ts.createProgram([file], {
+    module: ts.ModuleKind.NodeNext,
+    moduleResolution: ts.ModuleResolutionKind.NodeNext,
+    target: ts.ScriptTarget.ES2022,
+    strict: true,
+    experimentalDecorators: true,
+    emitDecoratorMetadata: true,
+    skipLibCheck: true,
+    noEmit: true,
+    types: [],
+  });
+  const errors = ts.getPreEmitDiagnostics(program).map((d) => {
+    const where = d.file ? `${d.file.fileName}:${d.file.getLineAndCharacterOfPosition(d.start ?? 0).line + 1}` : 'options';
+    return `${where}: ${ts.flattenDiagnosticMessageText(d.messageText, ' ')}`;
+  });
+  expect(errors).toEqual([]);
+  // Keel's types came from the installed package, not from this repository.
+  expect(program.getSourceFiles().some((f) => f.fileName === join(host.dir, 'node_modules', 'keel', 'dist', 'index.d.ts'))).toBe(true);
 }
 
 async function npm(dir: string, args: string[]): Promise<string> {
@@ -246,6 +340,19 @@ async function checkRoutes(app: Running): Promise<void> {
     { timeoutMs: 30_000 },
   );
 
+  // The host's code: a typed add by its handler class, its types and schedules through KeelTypes and KeelSchedules.
+  const managed = await call(app, '/api/v2/host/manage');
+  expect(managed.status).toBe(200);
+  expect(await managed.json()).toEqual({
+    job: ['report', 2],
+    bulk: 'report',
+    paused: true,
+    resumed: false,
+    created: true,
+    names: ['host-nightly'],
+    orphan: 'InvalidJob',
+  });
+
   // Only the host's type: no demo type unless asked.
   const types = (await (await call(app, '/api/queue/v1/types', withKey())).json()) as { items: Array<{ type: string }> };
   expect(types.items.map((t) => t.type)).toEqual(['report']);
@@ -348,6 +455,7 @@ describe('Keel installed from its packed tarball into a Nest application', () =>
         rxjs: '^7.8.0',
       });
       await installKeel(host, tarball, 11);
+      checkHostTypes(host);
 
       // Without @nestjs/swagger: Keel runs, its routes carry no OpenAPI description.
       let app = await start(host, {});
@@ -386,6 +494,7 @@ describe('Keel installed from its packed tarball into a Nest application', () =>
         rxjs: '^7.8.0',
       });
       await installKeel(host, tarball, 12);
+      checkHostTypes(host);
 
       const app = await start(host, { KEEL_DOCS: 'true' });
       await checkRoutes(app);

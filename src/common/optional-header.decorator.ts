@@ -9,6 +9,11 @@ import type { IncomingHttpHeaders } from 'node:http';
  * `name` in lower case, as Node and Fastify keep header names.
  */
 export const OptionalHeader = createParamDecorator((name: string, ctx: ExecutionContext): string | undefined => {
-  const value = ctx.switchToHttp().getRequest<{ headers: IncomingHttpHeaders }>().headers[name];
-  return Array.isArray(value) ? value.join(', ') : value;
+  return optionalHeader(ctx.switchToHttp().getRequest<object>(), name);
 });
+
+/** The header `name` (lower case) of a request of either platform, as `@OptionalHeader(name)` reads it. */
+export function optionalHeader(req: object, name: string): string | undefined {
+  const value = (req as { headers: IncomingHttpHeaders }).headers[name];
+  return Array.isArray(value) ? value.join(', ') : value;
+}

@@ -163,6 +163,16 @@ describe('loadConfig', () => {
     expect(configError({ STORE: 'postgres', DATABASE_URL: url }).message).toContain('DATABASE_URL');
   });
 
+  it('keeps PostgreSQL tables in DATABASE_SCHEMA, keel by default, a lower-case name PostgreSQL need not quote', () => {
+    expect(loadConfig({}).databaseSchema).toBe('keel');
+    expect(loadConfig({ DATABASE_SCHEMA: 'jobs_2' }).databaseSchema).toBe('jobs_2');
+    expect(configFromSettings({ databaseSchema: 'public' }).databaseSchema).toBe('public');
+    for (const bad of ['Jobs', '2jobs', 'pg_jobs', 'a-b', 'x'.repeat(64), 'keel; DROP TABLE x']) {
+      expect(configError({ DATABASE_SCHEMA: bad }).message).toMatch(/^DATABASE_SCHEMA must be a PostgreSQL schema name/);
+    }
+    expect(() => configFromSettings({ databaseSchema: 'Nope' })).toThrow(/^databaseSchema must be a PostgreSQL schema name/);
+  });
+
   it.each(['postgres://keel@db:5432/keel', 'postgresql://keel:secret@127.0.0.1/keel?sslmode=disable'])('accepts STORE=postgres with DATABASE_URL=%s', (url) => {
     expect(loadConfig({ STORE: 'postgres', DATABASE_URL: url })).toMatchObject({ store: 'postgres', databaseUrl: url });
   });

@@ -24,6 +24,8 @@ export interface KeelConfig {
   processRole: ProcessRole;
   sqliteFile: string;
   databaseUrl?: string;
+  /** The PostgreSQL schema that holds every table, trigger and function of Keel's (docs/operations.md "Configuration"). */
+  databaseSchema: string;
   workerConcurrency: number;
   queueCapacity: number;
   maxBacklog: number;
@@ -72,6 +74,7 @@ export interface KeelSettings {
   store?: StoreKind;
   sqliteFile?: string;
   databaseUrl?: string;
+  databaseSchema?: string;
   workerConcurrency?: number;
   queueCapacity?: number;
   maxBacklog?: number;
@@ -93,6 +96,7 @@ const SETTING_VARIABLES: Record<keyof KeelSettings, string> = {
   store: 'STORE',
   sqliteFile: 'SQLITE_FILE',
   databaseUrl: 'DATABASE_URL',
+  databaseSchema: 'DATABASE_SCHEMA',
   workerConcurrency: 'WORKER_CONCURRENCY',
   queueCapacity: 'QUEUE_CAPACITY',
   maxBacklog: 'MAX_BACKLOG',
@@ -140,6 +144,7 @@ export function settingsOf(config: KeelConfig): KeelSettings {
     store: config.store,
     sqliteFile: config.sqliteFile,
     databaseUrl: config.databaseUrl,
+    databaseSchema: config.databaseSchema,
     workerConcurrency: config.workerConcurrency,
     queueCapacity: config.queueCapacity,
     maxBacklog: config.maxBacklog,
@@ -192,6 +197,7 @@ function configFrom(src: Source): KeelConfig {
     processRole,
     sqliteFile: text(src, 'SQLITE_FILE') ?? 'data/jobs.sqlite',
     databaseUrl,
+    databaseSchema: schemaName(src, 'DATABASE_SCHEMA', 'keel'),
     workerConcurrency: int(src, 'WORKER_CONCURRENCY', 8, 1, 1000),
     queueCapacity: int(src, 'QUEUE_CAPACITY', 1000, 1, 1_000_000),
     maxBacklog: int(src, 'MAX_BACKLOG', 100_000, 1, 1_000_000_000),
@@ -208,6 +214,20 @@ function configFrom(src: Source): KeelConfig {
     pruneIntervalMs: int(src, 'PRUNE_INTERVAL_MS', 60_000, 100, 86_400_000),
     syncIntervalMs: int(src, 'SYNC_INTERVAL_MS', 100, 0, 60_000),
   };
+}
+
+/**
+ * A schema name as PostgreSQL keeps an unquoted one: lower case, so that it is the same name
+ * quoted or not, in a connection's search_path and in every statement.
+ */
+function schemaName(src: Source, name: string, fallback: string): string {
+  const value = text(src, name) ?? fallback;
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(value) || value.startsWith('pg_')) {
+    throw new ConfigError(
+      `${src.nameOf(name)} must be a PostgreSQL schema name in lower case (letters, digits and _, not starting with a digit or pg_, at most 63), got "${value}"`,
+    );
+  }
+  return value;
 }
 
 function hostList(src: Source, name: string): string[] {

@@ -55,6 +55,25 @@ export function JobHandler(type: string, options: JobHandlerOptions = {}): Class
   return applyDecorators(Injectable(), JOB_HANDLER_METADATA({ type, ...options }));
 }
 
+/** Any handler, whatever its payload and result types. */
+export type AnyJobHandler = JobHandlerBase<never, unknown>;
+
+/** A handler class (`@JobHandler`, extending `JobHandlerBase`): what the typed `JobsClient.add(Handler, payload)` takes. */
+export type JobHandlerClass<H extends AnyJobHandler = AnyJobHandler> = abstract new (...args: never[]) => H;
+
+/** The payload type of a handler (its class's `JobHandlerBase<Payload>`). */
+export type PayloadOf<H> = H extends JobHandlerBase<infer P, unknown> ? P : never;
+
+/**
+ * The job type a class declares with `@JobHandler(type)`, read from the decorator's metadata (the
+ * same the handler discovery reads); undefined for a class without it.
+ */
+export function jobTypeOf(cls: unknown): string | undefined {
+  if (typeof cls !== 'function') return undefined;
+  const meta = Reflect.getMetadata(JOB_HANDLER_METADATA.KEY, cls) as JobHandlerMetadata | undefined;
+  return typeof meta?.type === 'string' ? meta.type : undefined;
+}
+
 /** Thrown by a handler: the job fails at once, without retry. */
 export class PermanentJobError extends Error {
   override readonly name = 'PermanentJobError';

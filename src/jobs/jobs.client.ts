@@ -1,11 +1,15 @@
 import { Injectable } from '@nestjs/common';
 import { validateInput } from '../common/input-validation';
+import { jobTypeOf, type AnyJobHandler, type JobHandlerClass, type PayloadOf } from '../core/job-handler';
+import { InvalidJob } from '../core/job.errors';
 import type { JobPayload } from '../core/job.model';
 import { toJobView, type JobView } from '../core/job.view';
+import { JobHandlerRegistry } from '../handlers/job-handler.registry';
 import { CreateJobDto } from './dto/create-job.dto';
 import { CreateJobsBatchDto } from './dto/create-jobs-batch.dto';
 import { ListJobsQuery } from './dto/list-jobs.query';
 import { JobsService } from './jobs.service';
+import type { CallerTransaction } from '../store/transactional-insert';
 
 /** What `add` takes besides the type and payload: the fields of a submission (docs/api.md "Routes and errors"). */
 export interface JobOptions {
@@ -18,6 +22,13 @@ export interface JobOptions {
   delayMs?: number;
   /** As the `Idempotency-Key` header: the same key and job again returns the job created first; `schedule:…` keys are refused (`InvalidJob`). */
   idempotencyKey?: string;
+  /**
+   * Your open transaction on Keel's PostgreSQL database (docs/embedding.md "Enqueue in your
+   * transaction"): a node-postgres client inside `BEGIN`, a TypeORM `QueryRunner` with a
+   * transaction, or a TypeORM transaction's `EntityManager`. The job exists if and only if it
+   * commits; workers see it at the commit. Refused (`InvalidJob`) on SQLite.
+   */
+  tx?: CallerTransaction;
 }
 
 /** One job of `addBulk`. */
@@ -25,6 +36,15 @@ export interface BulkJob extends Omit<JobOptions, 'idempotencyKey'> {
   type: string;
   payload?: JobPayload;
 }
+
+/** One job of `addBulk` named by its handler class: the payload is typed by the handler's. */
+export type TypedBulkJob<H extends AnyJobHandler> = Omit<JobOptions, 'idempotencyKey'> & { type: JobHandlerClass<H>; payload: PayloadOf<H> };
+
+/** What `addBulk` takes of each job before `CheckedBulkJobs` checks its payload. */
+type BulkJobInput = Omit<BulkJob, 'type' | 'payload'> & { type: string | JobHandlerClass; payload?: object };
+
+/** Each job of an `addBulk` list checked against its own handler's payload type (a string type: `BulkJob`). */
+export type CheckedBulkJobs<J extends readonly unknown[]> = { [K in keyof J]: J[K] extends { type: JobHandlerClass<infer H> } ? TypedBulkJob<H> : BulkJob };
 
 export interface ListQuery {
   state?: JobView['state'];
@@ -41,18 +61,39 @@ export interface ListQuery {
  */
 @Injectable()
 export class JobsClient {
-  constructor(private readonly jobs: JobsService) {}
+  constructor(
+    private readonly jobs: JobsService,
+    private readonly registry: JobHandlerRegistry,
+  ) {}
 
-  async add<P extends object = JobPayload>(type: string, payload?: P, options: JobOptions = {}): Promise<JobView> {
-    const { idempotencyKey, ...fields } = options;
+  /**
+   * Enqueues a job of the type `handler` declares (`@JobHandler(type)`), its payload typed by the
+   * handler's `JobHandlerBase<Payload>`: a wrong payload does not compile. A class that is not a
+   * handler registered in this application rejects with `InvalidJob`.
+   */
+  add<H extends AnyJobHandler>(handler: JobHandlerClass<H>, payload: PayloadOf<H>, options?: JobOptions): Promise<JobView<PayloadOf<H>>>;
+  add<P extends object = JobPayload>(type: string, payload?: P, options?: JobOptions): Promise<JobView>;
+  async add(typeOrHandler: string | JobHandlerClass, payload?: object, options: JobOptions = {}): Promise<JobView> {
+    const { idempotencyKey, tx, ...fields } = options;
+    const type = this.typeOf(typeOrHandler);
     const dto = await validateInput(CreateJobDto, { ...fields, type, ...(payload === undefined ? {} : { payload }) });
-    return toJobView((await this.jobs.submit(dto, idempotencyKey)).job);
+    return toJobView((await this.jobs.submit(dto, idempotencyKey, undefined, tx)).job);
   }
 
-  /** All or nothing, as `POST /v1/jobs/batch`: one invalid job refuses the whole batch, naming its index. */
-  async addBulk(jobs: BulkJob[]): Promise<JobView[]> {
-    const dto = await validateInput(CreateJobsBatchDto, { jobs });
-    return (await this.jobs.submitBatch(dto.jobs)).map(toJobView);
+  /**
+   * All or nothing, as `POST /v1/jobs/batch`: one invalid job refuses the whole batch, naming its
+   * index. Each job's `type` is a string, or a handler class whose payload type its payload must have.
+   * With `tx`, all of them in your transaction, as `add`'s.
+   */
+  async addBulk<const J extends readonly BulkJobInput[]>(jobs: J & CheckedBulkJobs<J>, options: Pick<JobOptions, 'tx'> = {}): Promise<JobView[]> {
+    // Anything but a list is left to the batch's validation, which answers as the route does.
+    const named: unknown = Array.isArray(jobs)
+      ? (jobs as readonly BulkJobInput[]).map((job) =>
+          job !== null && typeof job === 'object' && typeof job.type === 'function' ? { ...job, type: this.typeOf(job.type) } : job,
+        )
+      : jobs;
+    const dto = await validateInput(CreateJobsBatchDto, { jobs: named });
+    return (await this.jobs.submitBatch(dto.jobs, undefined, options.tx)).map(toJobView);
   }
 
   async get(id: string): Promise<JobView> {
@@ -71,5 +112,17 @@ export class JobsClient {
 
   async retry(id: string): Promise<JobView> {
     return toJobView(await this.jobs.retry(id));
+  }
+
+  /** A string as it is; a class: the type of its `@JobHandler`, when that handler is this application's. */
+  private typeOf(typeOrHandler: string | JobHandlerClass): string {
+    if (typeof typeOrHandler !== 'function') return typeOrHandler;
+    const name = typeOrHandler.name || 'the class';
+    const type = jobTypeOf(typeOrHandler);
+    if (type === undefined) throw new InvalidJob(`${name} is not a job handler: a class given as a job type must be marked @JobHandler('type')`);
+    if (!(this.registry.get(type)?.handler instanceof typeOrHandler)) {
+      throw new InvalidJob(`${name} (@JobHandler('${type}')) is not a registered job handler: add it to the providers of a module of the application`);
+    }
+    return type;
   }
 }

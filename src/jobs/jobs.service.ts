@@ -1,7 +1,8 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
 import { LifecycleService } from '../lifecycle/lifecycle.service';
 import { JOBS_STORE, type JobStore } from '../store/job-store';
+import { TRANSACTIONAL_INSERT, type CallerTransaction, type TransactionalInsert } from '../store/transactional-insert';
 import { JobHandlerRegistry } from '../handlers/job-handler.registry';
 import type { CreateJobDto } from './dto/create-job.dto';
 import type { ListJobsQuery } from './dto/list-jobs.query';
@@ -35,6 +36,7 @@ export class JobsService {
     private readonly registry: JobHandlerRegistry,
     private readonly lifecycle: LifecycleService,
     log: KeelLog,
+    @Optional() @Inject(TRANSACTIONAL_INSERT) private readonly transactional?: TransactionalInsert,
   ) {
     this.logger = log.for('Jobs');
   }
@@ -43,30 +45,30 @@ export class JobsService {
    * With an Idempotency-Key: the first request creates the job; the same key with the same body
    * returns that job; with another body it is refused. Keys live as long as their job.
    */
-  async submit(dto: CreateJobDto, idempotencyKey?: string, requestId?: string): Promise<Submission> {
+  async submit(dto: CreateJobDto, idempotencyKey?: string, requestId?: string, tx?: CallerTransaction): Promise<Submission> {
     if (idempotencyKey === undefined) {
-      const [job] = await this.submitMany([dto], asIs, requestId);
+      const [job] = await this.submitMany([dto], asIs, requestId, undefined, tx);
       return { job, created: true };
     }
     const key = checkIdempotencyKey(idempotencyKey);
     const requestHash = requestFingerprint(dto);
-    const earlier = await this.replay(key, requestHash);
+    const earlier = await this.replay(key, requestHash, tx);
     if (earlier) return { job: earlier, created: false };
     try {
-      const [job] = await this.submitMany([dto], asIs, requestId, { key, requestHash });
+      const [job] = await this.submitMany([dto], asIs, requestId, { key, requestHash }, tx);
       return { job, created: true };
     } catch (err) {
       if (!(err instanceof IdempotencyKeyTaken)) throw err;
       // A concurrent request with the same key committed first: answer as its replay.
-      const winner = await this.replay(key, requestHash);
+      const winner = await this.replay(key, requestHash, tx);
       if (!winner) throw err;
       return { job: winner, created: false };
     }
   }
 
   /** All or nothing: one invalid job refuses the whole batch, naming its index. */
-  async submitBatch(dtos: CreateJobDto[], requestId?: string): Promise<Job[]> {
-    return this.submitMany(dtos, (message, index) => `jobs.${index}: ${message}`, requestId);
+  async submitBatch(dtos: CreateJobDto[], requestId?: string, tx?: CallerTransaction): Promise<Job[]> {
+    return this.submitMany(dtos, (message, index) => `jobs.${index}: ${message}`, requestId, undefined, tx);
   }
 
   async get(id: string): Promise<Job> {
@@ -112,8 +114,8 @@ export class JobsService {
     this.logger.debug(requestId === undefined ? msg : { msg, req: { id: requestId } });
   }
 
-  private async replay(key: string, requestHash: string): Promise<Job | undefined> {
-    const earlier = await this.store.findByIdempotencyKey(key);
+  private async replay(key: string, requestHash: string, tx: CallerTransaction | undefined): Promise<Job | undefined> {
+    const earlier = tx === undefined ? await this.store.findByIdempotencyKey(key) : await this.inTransaction(tx).findByIdempotencyKeyIn(tx, key);
     if (!earlier) return undefined;
     if (earlier.requestHash !== requestHash) throw new IdempotencyKeyReused(key);
     return earlier.job;
@@ -124,6 +126,7 @@ export class JobsService {
     describe: (message: string, index: number) => string,
     requestId: string | undefined,
     idempotency?: { key: string; requestHash: string },
+    tx?: CallerTransaction,
   ): Promise<Job[]> {
     if (this.lifecycle.shuttingDown) throw new ShuttingDown();
     const now = Date.now();
@@ -139,10 +142,18 @@ export class JobsService {
         throw err;
       }
     }
-    const stored = await this.store.insert(jobs, this.config.maxBacklog);
+    const stored =
+      tx === undefined ? await this.store.insert(jobs, this.config.maxBacklog) : await this.inTransaction(tx).insertIn(tx, jobs, this.config.maxBacklog);
     // Built only when written: the default level has no line per job.
     if (this.logger.enabled('debug')) for (const job of stored) this.debug(`job ${job.id} (${job.type}) submitted → pending`, requestId);
     return stored;
+  }
+
+  /** The port that enqueues in an application's transaction: the PostgreSQL store's; refused on any other. */
+  private inTransaction(tx: CallerTransaction): TransactionalInsert {
+    if (typeof tx !== 'object' || tx === null) throw new InvalidJob('tx must be the connection of an open transaction');
+    if (!this.transactional) throw new InvalidJob(`enqueueing in a transaction (tx) needs the PostgreSQL store; this one is ${this.config.store}`);
+    return this.transactional;
   }
 
   /** A job's type and payload as a submission checks them; a schedule's definition goes through here too. */

@@ -4,12 +4,13 @@ import { LifecycleModule } from '../lifecycle/lifecycle.module';
 import { QueueModule } from '../queue/queue.module';
 import { RecoveryModule } from '../recovery/recovery.module';
 import { StoreModule } from '../store/store.module';
+import { KeelSchedules } from './keel-schedules';
 import { SchedulerService } from './scheduler.service';
 import { SchedulesController } from './schedules.controller';
 import { SchedulesService } from './schedules.service';
 
 /**
- * Schedules (docs/api.md "Schedules"): the scheduler always, the `/v1/schedules` routes when `http`. Imports
+ * Schedules (docs/api.md "Schedules"): the scheduler and `KeelSchedules` always, the `/v1/schedules` routes when `http`. Imports
  * RecoveryModule (the scheduler awaits recovery) and HandlersModule (the schedules the handlers declare).
  */
 @Module({})
@@ -20,7 +21,8 @@ export class SchedulesModule {
       module: SchedulesModule,
       imports: [HandlersModule, StoreModule, QueueModule, RecoveryModule, LifecycleModule, jobs],
       controllers: http ? [SchedulesController] : [],
-      providers: [SchedulesService, SchedulerService],
+      providers: [SchedulesService, SchedulerService, KeelSchedules],
+      exports: [KeelSchedules],
     };
   }
 }

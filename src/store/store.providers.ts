@@ -4,6 +4,7 @@ import { KeelLog } from '../logging/keel-log';
 import { JOBS_STORE, type JobStore } from './job-store';
 import { PgJobStore } from './postgres/pg-job.store';
 import { SHARED_STORE, type SharedStore } from './shared-store';
+import { TRANSACTIONAL_INSERT, type TransactionalInsert } from './transactional-insert';
 import { IN_MEMORY, SqliteJobStore } from './sqlite/sqlite-job.store';
 
 function createJobStore(config: KeelConfig, log: KeelLog): JobStore {
@@ -16,6 +17,7 @@ function createJobStore(config: KeelConfig, log: KeelLog): JobStore {
     case 'postgres':
       return new PgJobStore({
         connectionString: config.databaseUrl!,
+        schema: config.databaseSchema,
         poolSize: Math.min(20, config.workerConcurrency + 4),
         syncIntervalMs: config.syncIntervalMs,
         log,
@@ -27,6 +29,13 @@ export const jobStoreProvider: Provider = {
   provide: JOBS_STORE,
   inject: [KEEL_CONFIG, KeelLog],
   useFactory: (config: KeelConfig, log: KeelLog) => createJobStore(config, log),
+};
+
+/** The same store as its `TransactionalInsert` port when it is on the application's database (PostgreSQL); none otherwise. */
+export const transactionalInsertProvider: Provider = {
+  provide: TRANSACTIONAL_INSERT,
+  inject: [JOBS_STORE],
+  useFactory: (store: JobStore): TransactionalInsert | undefined => (store instanceof PgJobStore ? store : undefined),
 };
 
 /** The same store as its `SharedStore` port when other instances may share it; none for an embedded one. */

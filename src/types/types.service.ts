@@ -26,6 +26,12 @@ export class TypesService {
     return this.registry.types().map((type) => view(type, this.limits.settingsOf(type), counts.get(type)));
   }
 
+  /** One type's settings in force in this instance; `JobTypeNotFound` when no handler declares it. */
+  async get(type: string): Promise<JobTypeDto> {
+    if (!this.registry.get(type)) throw new JobTypeNotFound(type);
+    return view(type, this.limits.settingsOf(type), (await this.store.activeCountsByType()).get(type));
+  }
+
   /**
    * Stores the fields the patch names (null removes a limit), synced before it resolves; in force
    * in this process at once, in the others at their next poll. Answers the type as stored after

@@ -47,7 +47,7 @@ const ABORT_GRACE_MS = 500;
  * runs further handlers. A crash re-runs the attempts running and those whose outcome had not
  * committed: at most (1 + this) × WORKER_CONCURRENCY (docs/reliability.md "What is promised").
  */
-export const OUTCOMES_AHEAD_PER_WORKER = 4;
+const OUTCOMES_AHEAD_PER_WORKER = 4;
 
 /**
  * `WORKER_CONCURRENCY` loops that take job ids from the delivery queue and run one attempt each.

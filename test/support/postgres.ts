@@ -72,7 +72,8 @@ export function withHostPort(url: string, host: string, port: number): string {
 
 /** Runs `work` with a fresh client on `url`, then ends it. */
 export async function withClient<T>(url: string, work: (client: Client) => Promise<T>): Promise<T> {
-  const client = new Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
+  // Keel's tables are in its schema (DATABASE_SCHEMA, keel by default); public for what a test makes there.
+  const client = new Client({ connectionString: url, connectionTimeoutMillis: 10_000, options: '-c search_path=keel,public' });
   await client.connect();
   try {
     return await work(client);

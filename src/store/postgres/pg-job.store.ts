@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Pool, type PoolClient } from 'pg';
-import { BacklogFull, ConcurrentChange, IdempotencyKeyTaken, JobNotFound, StoreUnavailable } from '../../core/job.errors';
+import { BacklogFull, ConcurrentChange, IdempotencyKeyTaken, InvalidJob, JobNotFound, StoreUnavailable } from '../../core/job.errors';
 import type { JobEvent } from '../../core/job-state-machine';
 import type { Schedule } from '../../core/schedule.model';
 import { compareDispatch, newJobRecord, type DispatchKey, type Job, type JobProgress, type JobState, type NewJob } from '../../core/job.model';
@@ -20,12 +20,14 @@ import {
 import { activeCountsFromRows, listFilters, settingsFromRow, type TypeSettingsRow } from '../sql-rows';
 import { CommitStream } from '../commit-stream';
 import { type SharedStore } from '../shared-store';
+import type { CallerTransaction, TransactionalInsert } from '../transactional-insert';
 import { SyncSchedule } from '../sync-schedule';
 import { planTransition } from '../plan-transition';
 import { windowFullUntil } from '../rate-window';
 import { SCHEDULER_RUNS_KEPT_MS, type SlotFiring, type SlotOutcome } from '../schedule-store';
 import { poolConfig, unavailable } from './pg-connection';
 import { migrate } from './pg-migrations';
+import { moveFromPublic, quoteIdent } from './pg-schema-move';
 import { PgEventFeed } from './pg-event-feed';
 import { INSERT_JOBS, insertJobsParams, PgInsertGroups, SUBMIT_JOBS, submitJobsParams } from './pg-insert-groups';
 import { PgListener } from './pg-listener';
@@ -38,7 +40,10 @@ import { type KeelContextLog, KeelLog } from '../../logging/keel-log';
 
 export interface PgJobStoreOptions {
   connectionString: string;
-  /** A schema of its own (created if missing); tests use one each. Default: the search_path's. */
+  /**
+   * The schema of Keel's tables (created if missing; Keel's tables in `public` are moved into it):
+   * DATABASE_SCHEMA, `keel` by default; tests use one each. None: the connection's search_path.
+   */
   schema?: string;
   poolSize?: number;
   /** SYNC_INTERVAL_MS (docs/reliability.md "How recovery keeps every job"); default 100. */
@@ -53,7 +58,7 @@ export interface PgJobStoreOptions {
  * carry their owner, whose lease (renewed by the owner, judged by the database clock) tells the
  * others whether it is alive. Submissions and jobs back to pending are announced with NOTIFY.
  */
-export class PgJobStore implements JobStore, SharedStore {
+export class PgJobStore implements JobStore, SharedStore, TransactionalInsert {
   readonly commits: CommitStream;
   readonly events: PgEventFeed;
   readonly pollIntervalMs = 2_000;
@@ -68,6 +73,12 @@ export class PgJobStore implements JobStore, SharedStore {
   private readonly syncSchedule: SyncSchedule;
   private readonly transitions: PgTransitionGroups;
   private readonly inserts: PgInsertGroups;
+  /**
+   * Jobs inserted in applications' transactions, by the token their NOTIFY carries, until that
+   * NOTIFY says the transaction committed (then they go out on the commit stream). A transaction
+   * rolled back sends none: its entry is dropped after TX_TOKENS_KEPT_MS.
+   */
+  private readonly uncommitted = new Map<string, { records: Job[]; at: number }>();
 
   constructor(private readonly options: PgJobStoreOptions) {
     const log = options.log ?? new KeelLog('info');
@@ -100,6 +111,7 @@ export class PgJobStore implements JobStore, SharedStore {
       {
         work: () => this.commits.publish([{ kind: 'remoteWork' }]),
         cancelRequested: (id) => this.commits.publish([{ kind: 'cancelRequested', id }]),
+        transactionCommitted: (token) => this.transactionCommitted(token),
         eventChannel: this.events.channel,
         event: (payload) => this.events.received(payload),
         relistened: () => this.events.relistened(),
@@ -130,7 +142,11 @@ export class PgJobStore implements JobStore, SharedStore {
     leasePool.on('error', (err) => this.logger.warn(`idle PostgreSQL lease connection failed: ${err.message}`));
     this.leasePool = leasePool;
     try {
-      if (this.options.schema) await pool.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(this.options.schema)}`);
+      if (this.options.schema) {
+        await pool.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(this.options.schema)}`);
+        // A database from before DATABASE_SCHEMA keeps Keel's tables in public: they move first.
+        if (await moveFromPublic(pool, this.options.schema)) this.logger.log(`moved Keel's tables from schema public to ${this.options.schema}`);
+      }
       await migrate(pool);
       await this.scheduleSyncs(pool);
     } catch (err) {
@@ -220,6 +236,67 @@ export class PgJobStore implements JobStore, SharedStore {
     const records = await this.inserts.insert(jobs, maxBacklog);
     this.commits.publish(records.map((job) => ({ kind: 'created', job })));
     return records;
+  }
+
+  /**
+   * In the caller's transaction, inside a savepoint of its own: the backlog check, the insert and a
+   * NOTIFY whose payload names this store and a token, delivered (to every instance) only if the
+   * caller commits. The statement goes as text, its tables named with their schema: the caller's
+   * connection has its own search_path and its own prepared statements.
+   */
+  async insertIn(tx: CallerTransaction, jobs: NewJob[], maxBacklog: number): Promise<Job[]> {
+    const client = await callerClient(tx);
+    const records = jobs.map(newJobRecord);
+    const token = randomUUID();
+    const params = submitJobsParams(records, jobs, maxBacklog, { ...this.channels, notifier: `${this.channels.notifier}|tx|${token}` });
+    const now = Date.now();
+    for (const [key, entry] of this.uncommitted) if (entry.at < now - TX_TOKENS_KEPT_MS) this.uncommitted.delete(key);
+    this.uncommitted.set(token, { records, at: now });
+    try {
+      await client.query('SAVEPOINT keel_enqueue');
+    } catch (err) {
+      this.uncommitted.delete(token);
+      if ((err as { code?: string }).code === '25P01') throw new InvalidJob('tx: the client is not inside a transaction (BEGIN first)');
+      throw unavailable(err);
+    }
+    let outcome: { pending: number; inserted: number };
+    try {
+      outcome = (await client.query<{ pending: number; inserted: number }>(this.inSchema(SUBMIT_JOBS), params)).rows[0];
+    } catch (err) {
+      this.uncommitted.delete(token);
+      await client.query('ROLLBACK TO SAVEPOINT keel_enqueue');
+      if ((err as { code?: string }).code === '23505' && (err as { constraint?: string }).constraint === 'keel_jobs_idempotency_key') {
+        throw new IdempotencyKeyTaken(keyInDetail(err) ?? records.find((r) => r.idempotencyKey !== null)?.idempotencyKey ?? '');
+      }
+      throw unavailable(err);
+    }
+    await client.query('RELEASE SAVEPOINT keel_enqueue');
+    if (outcome.inserted !== records.length) {
+      this.uncommitted.delete(token);
+      throw new BacklogFull(outcome.pending, maxBacklog);
+    }
+    return records;
+  }
+
+  async findByIdempotencyKeyIn(tx: CallerTransaction, key: string): Promise<{ job: Job; requestHash: string | null } | undefined> {
+    const client = await callerClient(tx);
+    const { rows } = await client.query<JobRow>(this.inSchema(PG_SQL.getJobByIdempotencyKey), [key]);
+    // The caller's connection parses bigint as text: epoch milliseconds are read as numbers here.
+    return rows[0] && { job: fromRow(numericTimes(rows[0])), requestHash: rows[0].request_hash };
+  }
+
+  /** An application's transaction that enqueued jobs here committed: they are out, and go on the commit stream. */
+  private transactionCommitted(token: string): void {
+    const entry = this.uncommitted.get(token);
+    if (!entry) return;
+    this.uncommitted.delete(token);
+    this.commits.publish(entry.records.map((job) => ({ kind: 'created', job })));
+  }
+
+  /** `sql` with Keel's tables named with their schema, for a connection whose search_path is the application's. */
+  private inSchema(sql: string): string {
+    if (!this.options.schema) return sql;
+    return sql.replace(/\bkeel_(jobs|state_counts)\b/g, `${quoteIdent(this.options.schema)}.keel_$1`);
   }
 
   /** How submissions were committed so far: groups taken, and transactions begun. For tests. */
@@ -600,11 +677,45 @@ function changedRows(result: { rowCount: number | null }): boolean {
   return (result.rowCount ?? 0) > 0;
 }
 
-function quoteIdent(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
+/** The key a unique violation of the idempotency key names (`Key (idempotency_key)=(k) already exists.`). */
+/** How long the jobs of an application's transaction wait for its commit to be announced before they are forgotten (it rolled back). */
+const TX_TOKENS_KEPT_MS = 3_600_000;
+
+/** The bigint columns of a job row as numbers, from a connection that parses them as text. */
+function numericTimes(row: JobRow): JobRow {
+  const times = ['run_at', 'created_at', 'updated_at', 'started_at', 'finished_at', 'cancel_requested_at'] as const;
+  const out = { ...row } as Record<string, unknown>;
+  for (const column of times) if (out[column] !== null && out[column] !== undefined) out[column] = Number(out[column]);
+  return out as unknown as JobRow;
 }
 
-/** The key a unique violation of the idempotency key names (`Key (idempotency_key)=(k) already exists.`). */
+/** A node-postgres client-like connection. */
+interface QueryClient {
+  query<R>(text: string, values?: unknown[]): Promise<{ rows: R[] }>;
+}
+
+/**
+ * The connection of the application's transaction: a node-postgres client as it is; a TypeORM
+ * `EntityManager` of a transaction through its query runner; a TypeORM `QueryRunner` through the
+ * node-postgres client it holds once connected. Anything else, or one not inside a transaction, is refused.
+ */
+async function callerClient(tx: CallerTransaction): Promise<QueryClient> {
+  const t = tx as { queryRunner?: unknown; connect?: () => Promise<unknown>; isTransactionActive?: boolean; query?: unknown };
+  const runner = (t.queryRunner ?? (typeof t.isTransactionActive === 'boolean' ? t : undefined)) as
+    { isTransactionActive: boolean; connect(): Promise<unknown> } | undefined;
+  if (runner) {
+    if (!runner.isTransactionActive)
+      throw new InvalidJob('tx: the TypeORM query runner has no transaction started (startTransaction, or the manager of dataSource.transaction)');
+    return (await runner.connect()) as QueryClient;
+  }
+  if (t.queryRunner === undefined && 'queryRunner' in t)
+    throw new InvalidJob('tx: this TypeORM EntityManager is not a transaction’s (use the manager dataSource.transaction passes)');
+  if (typeof t.query === 'function') return tx as QueryClient;
+  throw new InvalidJob(
+    'tx must be a node-postgres client inside BEGIN, a TypeORM QueryRunner with a transaction, or the EntityManager of a TypeORM transaction',
+  );
+}
+
 function keyInDetail(err: unknown): string | undefined {
   return /^Key \(idempotency_key\)=\((.*)\) already exists\.$/s.exec((err as { detail?: string }).detail ?? '')?.[1];
 }

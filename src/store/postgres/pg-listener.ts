@@ -10,6 +10,8 @@ const LISTEN_RETRY_MAX_MS = 5_000;
 export interface PgListenerRoutes {
   /** Work may be ready: another store announced it, or a new connection began (announcements meanwhile are lost). */
   work(): void;
+  /** A transaction of the application's that enqueued jobs through this store committed (`TransactionalInsert`): its token. */
+  transactionCommitted(token: string): void;
   /** A cancel request, with the id of the job whose running attempt is asked to stop. */
   cancelRequested(id: string): void;
   /** The event feed's channel (LISTENed only while the feed runs) and where its payloads go. */
@@ -79,6 +81,9 @@ export class PgListener {
         this.routes.cancelRequested(message.payload ?? '');
       } else if (message.channel === this.routes.eventChannel) {
         this.routes.event(message.payload);
+      } else if (message.payload?.startsWith(`${this.names.notifier}|tx|`)) {
+        // Jobs this store enqueued in an application's transaction: committed now.
+        this.routes.transactionCommitted(message.payload.slice(this.names.notifier.length + 4));
       } else if (message.payload !== this.names.notifier) {
         // A store's own NOTIFYs come back to it: its commit stream has told this process already.
         this.routes.work();
