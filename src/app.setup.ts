@@ -48,17 +48,21 @@ async function createExpressApp(config: KeelConfig, extraImports: ExtraImports):
     abortOnError: false,
     logger: keelLoggerFor(config),
   });
-  setupApp(app);
+  setupApp(app, config);
   return app;
 }
 
 /** Global pipes, filter, versioning, body limit and the OpenAPI document (Express; Fastify: `app.fastify.ts`). */
-function setupApp(app: NestExpressApplication): void {
+function setupApp(app: NestExpressApplication, config: KeelConfig): void {
   const logging = requestLogging(app.get<string, KeelLogger>(KEEL_LOGGER).root);
   const closing = closeConnectionWhenStopping(app.get(LifecycleService));
   const gate = app.get(RequestGate);
-  const submit = directSubmit(app.get(JobsService));
   const nothing = (): void => undefined;
+  // A workers-only process has no job API: its submissions go on to Express, which answers 404.
+  const submit =
+    config.processRole === 'workers'
+      ? (_req: IncomingMessage, _res: ServerResponse, next: (err?: unknown) => void) => next()
+      : directSubmit(app.get(JobsService));
   app.disable('x-powered-by');
   // Answers describe jobs that change from one request to the next: a hash of every body (Express
   // computes one per response by default) costs CPU on each submission and saves no transfer.

@@ -6,7 +6,7 @@ export { KeelModule } from './keel.module';
 export { keelOpenApiDocument } from './openapi/keel-openapi-document';
 export type { KeelModuleOptions, KeelModuleExtras } from './keel.options';
 export type { BuiltInType } from './workers/handlers/built-in';
-export type { KeelSettings, StoreKind, LogLevel } from './config/keel-config';
+export type { KeelSettings, StoreKind, LogLevel, ProcessRole } from './config/keel-config';
 export { ConfigError } from './config/keel-config';
 
 export { JobHandler, JobHandlerBase, PermanentJobError } from './core/job-handler';

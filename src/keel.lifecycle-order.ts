@@ -16,7 +16,7 @@ import { WorkerPool } from './workers/worker-pool.service';
 /**
  * Keel's startup and shutdown, in order: the one place that says it (docs/architecture.md
  * "Startup and shutdown"). test/lifecycle-order.e2e-spec.ts boots the standalone server (and a host
- * with `http: false`), records the hooks as Nest calls them, and fails unless they run exactly as listed here: a hook added,
+ * with `http: false`, and on PostgreSQL an api-only and a workers-only server), records the hooks as Nest calls them, and fails unless they run exactly as listed here: a hook added,
  * removed or moved (a module imported elsewhere, a provider moved to another module) must be
  * written here, with its reason, in the same change.
  *
@@ -32,6 +32,11 @@ import { WorkerPool } from './workers/worker-pool.service';
  *
  * The standalone server (`KeelModule.forServer`) has every step; a host module with `http: false`
  * has none of the `httpOnly` steps, and opens its port when its own `listen` says so.
+ *
+ * Process roles (PROCESS_ROLE, the module's `processRole`; docs/decisions.md "Process roles") keep
+ * this order: a workers-only process has none of the `httpOnly` steps (it serves health and
+ * metrics only); an api-only process has every step, and the ones with `inApiRole` do only that
+ * there (no lease, no job held: nothing of its own for recovery to wait for, so its port opens at once).
  */
 
 /** Nest's lifecycle hooks (the last startup step, `listen`, is no hook: the port opening once `init()` returned). */
@@ -45,8 +50,10 @@ export interface LifecycleStep {
   /** Why it is there: what must have happened before it, or what must not yet have. */
   readonly why: string;
   readonly heldBy: 'phase' | 'RECOVERY_READY' | 'imports';
-  /** Only in a Keel with its HTTP routes (`http: true`, the standalone server). */
+  /** Only in a Keel that serves its job API (`http: true`, the standalone server) and whose role is `all` or `api`. */
   readonly httpOnly?: true;
+  /** What the step does in an api-only process, when that is less than `does`. */
+  readonly inApiRole?: string;
 }
 
 /** A step of `provider`'s `hook`: a hook the class does not have is a type error. */
@@ -56,7 +63,7 @@ function step<T>(
   heldBy: LifecycleStep['heldBy'],
   does: string,
   why: string,
-  options: { httpOnly?: true } = {},
+  options: { httpOnly?: true; inApiRole?: string } = {},
 ): LifecycleStep {
   return { step: `${provider.name}.${hook}`, does, why, heldBy, ...options };
 }
@@ -94,6 +101,7 @@ export const STARTUP_ORDER: readonly LifecycleStep[] = [
     'phase',
     "takes the lease, resets dead owners' processing jobs to pending, releases their claims, primes the queue, starts the feeder, resolves RECOVERY_READY",
     'after the store opened and before any worker takes a job: a job left processing by a crash runs again, never twice at once',
+    { inApiRole: 'resolves RECOVERY_READY at once: no lease, no reset, no claim, no feeder, no sweep (the workers processes recover)' },
   ),
   step(
     WorkerPool,
@@ -101,6 +109,7 @@ export const STARTUP_ORDER: readonly LifecycleStep[] = [
     'RECOVERY_READY',
     'awaits RECOVERY_READY, then starts WORKER_CONCURRENCY loops taking ids from the delivery queue',
     'workers consume only what recovery left consistent',
+    { inApiRole: 'starts no loop' },
   ),
   step(
     RetentionService,
@@ -108,6 +117,7 @@ export const STARTUP_ORDER: readonly LifecycleStep[] = [
     'phase',
     'starts the pruning timer',
     'its first pass comes PRUNE_INTERVAL_MS later, whatever runs around it',
+    { inApiRole: 'nothing: the workers processes prune' },
   ),
   step(
     SchedulerService,
@@ -115,6 +125,7 @@ export const STARTUP_ORDER: readonly LifecycleStep[] = [
     'RECOVERY_READY',
     'awaits RECOVERY_READY, stores the declared schedules, then fires the slots that are due',
     'the jobs it creates go to a queue that recovery already primed, and the slots that waited do not hold up the start',
+    { inApiRole: 'nothing: the workers processes store the declared schedules and fire them' },
   ),
   {
     step: 'listen',

@@ -12,5 +12,7 @@ export const { ConfigurableModuleClass: KeelConfigurableModule } = new Configura
   optionsInjectionToken: KEEL_MODULE_OPTIONS,
 })
   .setClassMethodName('forRoot')
-  .setExtras<KeelModuleExtras>({ http: true, builtInTypes: [], path: '', docs: false }, (definition, extras) => assembleKeel(definition, extrasOf(extras)))
+  .setExtras<KeelModuleExtras>({ http: true, processRole: 'all', builtInTypes: [], path: '', docs: false }, (definition, extras) =>
+    assembleKeel(definition, extrasOf(extras)),
+  )
   .build();

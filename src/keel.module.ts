@@ -26,7 +26,7 @@ export class KeelModule extends KeelConfigurableModule {
    */
   static forServer(config: KeelConfig): DynamicModule {
     // The docs when @nestjs/swagger is there (always in this repository; `npx keel` in an application without it serves none).
-    const extras: KeelModuleExtras = { http: true, builtInTypes: BUILT_IN_TYPES, path: '', docs: swagger !== undefined };
+    const extras: KeelModuleExtras = { http: true, processRole: config.processRole, builtInTypes: BUILT_IN_TYPES, path: '', docs: swagger !== undefined };
     const definition = { module: KeelModule, providers: [{ provide: KEEL_MODULE_OPTIONS, useValue: settingsOf(config) }] };
     return assembleKeel(definition, extras, { provide: KEEL_CONFIG, useValue: config }, 'app');
   }

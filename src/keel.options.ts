@@ -1,4 +1,4 @@
-import { ConfigError, type KeelSettings } from './config/keel-config';
+import { ConfigError, PROCESS_ROLES, type KeelSettings, type ProcessRole } from './config/keel-config';
 import type { ScheduleDeclaration } from './core/schedule.model';
 import type { BuiltInType } from './workers/handlers/built-in';
 
@@ -12,6 +12,13 @@ export type KeelModuleOptions = KeelSettings & { schedules?: ScheduleDeclaration
 export interface KeelModuleExtras {
   /** true (default): the HTTP API, health, metrics and docs routes; false: none, enqueue in process only. */
   http: boolean;
+  /**
+   * What this process runs (docs/embedding.md "Process roles"): `'all'` (default) the job API and
+   * the workers; `'api'` the routes and `JobsClient`, no recovery, claims, workers, scheduler or
+   * retention; `'workers'` those, with only the health and metrics routes. `'api'` and `'workers'`
+   * need `store: 'postgres'`. Decided here, not by an async factory: it decides which routes exist.
+   */
+  processRole: ProcessRole;
   /** The demo job types to register (`noop`, `sleep`, `fail`, `http`); default none. */
   builtInTypes: BuiltInType[];
   /**
@@ -38,6 +45,15 @@ export function keelPathOf(path: unknown): string {
     throw new ConfigError(`path must be URL path segments such as 'queue' or 'ops/jobs', got ${JSON.stringify(path)}`);
   }
   return trimmed;
+}
+
+/** The `processRole` option, checked when the module is declared (a ConfigError naming it). */
+export function processRoleOf(role: unknown): ProcessRole {
+  if (role === undefined || role === null) return 'all';
+  if (!(PROCESS_ROLES as readonly unknown[]).includes(role)) {
+    throw new ConfigError(`processRole must be one of ${PROCESS_ROLES.join(', ')}, got ${JSON.stringify(role)}`);
+  }
+  return role as ProcessRole;
 }
 
 /** Where the options given to `forRoot` / `forRootAsync` are provided. */

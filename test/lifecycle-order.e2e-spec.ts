@@ -6,9 +6,12 @@ import { createApp } from '../src/app.setup';
 import { loadConfig } from '../src/config/keel-config';
 import { KeelModule } from '../src/index';
 import { SHUTDOWN_ORDER, STARTUP_ORDER, type LifecycleHook, type LifecycleStep } from '../src/keel.lifecycle-order';
+import { JobsClient } from '../src/jobs/jobs.client';
 import { RecoveryService } from '../src/recovery/recovery.service';
+import { WorkerPool } from '../src/workers/worker-pool.service';
 import { BASE_ENV, everyStore, removeTempDirs, submit, waitForState } from './support/app';
-import { dropTestDatabases } from './support/postgres';
+import { createTestDatabase, describePg, dropTestDatabases } from './support/postgres';
+import { waitFor } from './support/wait';
 
 /**
  * The startup and shutdown order written in src/keel.lifecycle-order.ts is the order Nest runs:
@@ -117,4 +120,44 @@ it('a host with http: false starts and stops in the written order, without the H
   }
   expect(recorded.shutdown()).toEqual(names(SHUTDOWN_ORDER.filter((s) => !s.httpOnly)));
   expect(recorded.problems).toEqual([]);
+});
+
+describePg('the process roles on postgres', () => {
+  it('an api-only server has every step, the ones marked inApiRole doing only that: no worker runs', async () => {
+    const app = await createApp(loadConfig({ ...BASE_ENV, STORE: 'postgres', DATABASE_URL: (await createTestDatabase()).url, PROCESS_ROLE: 'api' }));
+    const recorded = record(app);
+    try {
+      await app.listen(0, '127.0.0.1');
+      expect(recorded.startup()).toEqual(names(STARTUP_ORDER));
+      expect(app.get(WorkerPool).isRunning).toBe(false);
+      await request(app.getHttpServer()).get('/health/ready').expect(200);
+      expect(STARTUP_ORDER.filter((s) => s.inApiRole).map((s) => s.step)).toEqual([
+        'RecoveryService.onApplicationBootstrap',
+        'WorkerPool.onApplicationBootstrap',
+        'RetentionService.onApplicationBootstrap',
+        'SchedulerService.onApplicationBootstrap',
+      ]);
+    } finally {
+      await app.close();
+    }
+    expect(recorded.shutdown()).toEqual(names(SHUTDOWN_ORDER));
+    expect(recorded.problems).toEqual([]);
+  });
+
+  it('a workers-only server has every step but the HTTP-only ones', async () => {
+    const app = await createApp(loadConfig({ ...BASE_ENV, STORE: 'postgres', DATABASE_URL: (await createTestDatabase()).url, PROCESS_ROLE: 'workers' }));
+    const recorded = record(app);
+    try {
+      await app.listen(0, '127.0.0.1');
+      expect(recorded.startup()).toEqual(names(STARTUP_ORDER.filter((s) => !s.httpOnly)));
+      // the workers run: a job added in process goes through before the shutdown
+      const jobs = app.get(JobsClient);
+      const { id } = await jobs.add('noop');
+      await waitFor(async () => (await jobs.get(id)).state === 'completed', `job ${id} completed`);
+    } finally {
+      await app.close();
+    }
+    expect(recorded.shutdown()).toEqual(names(SHUTDOWN_ORDER.filter((s) => !s.httpOnly)));
+    expect(recorded.problems).toEqual([]);
+  });
 });

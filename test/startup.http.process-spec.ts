@@ -90,6 +90,8 @@ describe('startup (process)', () => {
     { name: 'WORKER_CONCURRENCY=0', env: { WORKER_CONCURRENCY: '0' }, mentions: ['WORKER_CONCURRENCY'] },
     { name: 'STORE=nope', env: { STORE: 'nope' }, mentions: ['STORE', 'nope'] },
     { name: 'STORE=postgres without DATABASE_URL', env: { STORE: 'postgres', DATABASE_URL: undefined }, mentions: ['DATABASE_URL'] },
+    { name: 'PROCESS_ROLE=worker', env: { PROCESS_ROLE: 'worker' }, mentions: ['PROCESS_ROLE', 'worker'] },
+    { name: 'PROCESS_ROLE=api on SQLite', env: { PROCESS_ROLE: 'api' }, mentions: ['PROCESS_ROLE=api', 'STORE=postgres'] },
   ];
 
   /** SQLITE_FILE values that cannot be opened: a folder, a file that is not a database. */

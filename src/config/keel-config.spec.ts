@@ -176,4 +176,30 @@ describe('loadConfig', () => {
   it.each(['postgres://keel@db:5432/keel', 'postgresql://keel:secret@127.0.0.1/keel?sslmode=disable'])('accepts STORE=postgres with DATABASE_URL=%s', (url) => {
     expect(loadConfig({ STORE: 'postgres', DATABASE_URL: url })).toMatchObject({ store: 'postgres', databaseUrl: url });
   });
+  it('runs both roles unless PROCESS_ROLE says api or workers, which need PostgreSQL', () => {
+    const pg = { STORE: 'postgres', DATABASE_URL: 'postgres://keel@db/keel' };
+    expect(loadConfig({}).processRole).toBe('all');
+    expect(loadConfig({ ...pg, PROCESS_ROLE: ' api ' }).processRole).toBe('api');
+    expect(loadConfig({ ...pg, PROCESS_ROLE: 'workers' }).processRole).toBe('workers');
+    expect(loadConfig({ STORE: 'memory', PROCESS_ROLE: 'all' }).processRole).toBe('all');
+    expect(configError({ ...pg, PROCESS_ROLE: 'worker' }).message).toBe('PROCESS_ROLE must be one of all, api, workers, got "worker"');
+  });
+
+  it.each([
+    ['sqlite', 'api'],
+    ['sqlite', 'workers'],
+    ['memory', 'api'],
+  ])('refuses STORE=%s with PROCESS_ROLE=%s in one line: one process owns an embedded store', (store, role) => {
+    const message = configError({ STORE: store, PROCESS_ROLE: role }).message;
+    expect(message).toMatch(new RegExp(`^PROCESS_ROLE=${role} needs STORE=postgres: on ${store} `));
+    expect(message).not.toContain('\n');
+  });
+
+  it("takes the role as the module's processRole, and names processRole in its errors", () => {
+    const pg = { store: 'postgres', databaseUrl: 'postgres://keel@db/keel' } as const;
+    expect(configFromSettings(pg, 'workers').processRole).toBe('workers');
+    expect(configFromSettings(pg).processRole).toBe('all');
+    expect(() => configFromSettings({ store: 'sqlite' }, 'api')).toThrow(/^processRole=api needs store=postgres: on sqlite /);
+    expect(() => configFromSettings(pg, 'both' as never)).toThrow(/^processRole must be one of all, api, workers, got "both"$/);
+  });
 });

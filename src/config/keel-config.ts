@@ -5,6 +5,13 @@ export const KEEL_CONFIG = 'KEEL:CONFIG';
 export type StoreKind = 'sqlite' | 'postgres' | 'memory';
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 type HttpAdapterKind = 'express' | 'fastify';
+/**
+ * What one process runs (docs/operations.md "Process roles"): `all` the job API and the workers;
+ * `api` the routes only, no recovery, claims or workers; `workers` recovery, claims, workers,
+ * the scheduler and retention, with only the health and metrics routes.
+ */
+export type ProcessRole = 'all' | 'api' | 'workers';
+export const PROCESS_ROLES: readonly ProcessRole[] = ['all', 'api', 'workers'];
 
 /** The validated configuration (docs/operations.md "Configuration"). Built once at startup by `loadConfig`. */
 export interface KeelConfig {
@@ -13,6 +20,8 @@ export interface KeelConfig {
   /** The standalone server's HTTP platform (like PORT and HOST, not a module setting). */
   httpAdapter: HttpAdapterKind;
   store: StoreKind;
+  /** `all` unless PROCESS_ROLE (the module: its `processRole` option) says `api` or `workers`; those need PostgreSQL. */
+  processRole: ProcessRole;
   sqliteFile: string;
   databaseUrl?: string;
   /** The PostgreSQL schema that holds every table, trigger and function of Keel's (docs/operations.md "Configuration"). */
@@ -109,9 +118,9 @@ const SETTING_VARIABLES: Record<keyof KeelSettings, string> = {
  * environment's, and a bad value is a `ConfigError` naming the setting (`workerConcurrency must
  * be ...`). Unknown settings are refused too: a typo must not fall back to a default silently.
  */
-export function configFromSettings(settings: KeelSettings): KeelConfig {
-  const env: Env = {};
-  const names: Record<string, string> = {};
+export function configFromSettings(settings: KeelSettings, processRole?: ProcessRole): KeelConfig {
+  const env: Env = { PROCESS_ROLE: processRole };
+  const names: Record<string, string> = { PROCESS_ROLE: 'processRole' };
   for (const [key, value] of Object.entries(settings) as Array<[keyof KeelSettings, unknown]>) {
     const variable = SETTING_VARIABLES[key];
     if (variable === undefined) throw new ConfigError(`${String(key)} is not a Keel setting; known: ${Object.keys(SETTING_VARIABLES).join(', ')}`);
@@ -172,11 +181,20 @@ function configFrom(src: Source): KeelConfig {
     if (databaseUrl === undefined) throw new ConfigError(`${url} is required when ${kind}=postgres`);
     if (!/^postgres(ql)?:\/\//.test(databaseUrl)) throw new ConfigError(`${url} must be a postgres:// or postgresql:// connection string`);
   }
+  const processRole = oneOf(src, 'PROCESS_ROLE', PROCESS_ROLES, 'all');
+  if (processRole !== 'all' && store !== 'postgres') {
+    // One process owns an embedded store: another process can neither run its jobs nor submit any.
+    const [role, kind] = [src.nameOf('PROCESS_ROLE'), src.nameOf('STORE')];
+    throw new ConfigError(
+      `${role}=${processRole} needs ${kind}=postgres: on ${store} no other process can ${processRole === 'api' ? 'run the jobs it takes' : 'submit the jobs it runs'}`,
+    );
+  }
   return {
     port: int(src, 'PORT', 3000, 0, 65535),
     host: text(src, 'HOST') ?? '127.0.0.1',
     httpAdapter: oneOf(src, 'HTTP_ADAPTER', ['express', 'fastify'] as const, 'express'),
     store,
+    processRole,
     sqliteFile: text(src, 'SQLITE_FILE') ?? 'data/jobs.sqlite',
     databaseUrl,
     databaseSchema: schemaName(src, 'DATABASE_SCHEMA', 'keel'),

@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
 import { LifecycleService } from '../lifecycle/lifecycle.service';
 import { JOBS_STORE, type JobStore } from '../store/job-store';
 import { WorkerPool } from '../workers/worker-pool.service';
@@ -8,8 +9,8 @@ export type KeelReadiness = { ready: true; status: 'ready' } | { ready: false; s
 
 /**
  * Keel's readiness check, for a host's own health route or probe (docs/embedding.md "Health in
- * your application"): recovery finished and the workers run, the store answers, and no shutdown
- * began. The same check `GET /health/ready` answers with.
+ * your application"): recovery finished and the workers run (an api-only process has none), the
+ * store answers, and no shutdown began. The same check `GET /health/ready` answers with.
  */
 @Injectable()
 export class KeelHealth {
@@ -17,11 +18,15 @@ export class KeelHealth {
     @Inject(JOBS_STORE) private readonly store: JobStore,
     private readonly workers: WorkerPool,
     private readonly lifecycle: LifecycleService,
+    @Inject(KEEL_CONFIG) private readonly config: KeelConfig,
   ) {}
 
   async check(): Promise<KeelReadiness> {
     if (this.lifecycle.shuttingDown) return { ready: false, status: 'shutting down', message: 'shutting down' };
-    if (!this.workers.isRunning) return { ready: false, status: 'starting', message: 'starting: recovery or workers not ready yet' };
+    // An api-only process has no workers to wait for: its recovery is nothing, done before the port opens.
+    if (this.config.processRole !== 'api' && !this.workers.isRunning) {
+      return { ready: false, status: 'starting', message: 'starting: recovery or workers not ready yet' };
+    }
     try {
       await this.store.ping();
     } catch (err) {

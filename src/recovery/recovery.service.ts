@@ -72,6 +72,7 @@ export class RecoveryService implements OnApplicationBootstrap, BeforeApplicatio
   }
 
   async onApplicationBootstrap(): Promise<void> {
+    if (this.config.processRole === 'api') return this.takeNoWork();
     try {
       this.done.resolve(await this.recover());
     } catch (err) {
@@ -100,6 +101,18 @@ export class RecoveryService implements OnApplicationBootstrap, BeforeApplicatio
       void this.sweeps.runNow();
     }, SWEEP_SOON_MS);
     this.sweepSoonTimer.unref();
+  }
+
+  /**
+   * An api-only process holds no job: no lease, no reset, no claim, no sweep, no feeder. The
+   * workers processes recover the jobs of dead instances (each at its start, then every LEASE_MS / 2);
+   * here readiness needs only the store, which is open.
+   */
+  private takeNoWork(): void {
+    const now = new Date().toISOString();
+    this.lastReport = { startedAt: now, finishedAt: now, durationMs: 0, resetToPending: 0, pendingFound: 0 };
+    this.logger.log('api only: no recovery, no claims and no workers here; the workers processes run the jobs');
+    this.done.resolve(this.report);
   }
 
   private async recover(): Promise<RecoveryReport> {

@@ -33,6 +33,8 @@ export class RetentionService implements OnApplicationBootstrap, BeforeApplicati
   }
 
   onApplicationBootstrap(): void {
+    // An api-only process leaves pruning to the workers processes (docs/decisions.md "Process roles").
+    if (this.config.processRole === 'api') return;
     this.passes.start(this.config.pruneIntervalMs);
   }
 

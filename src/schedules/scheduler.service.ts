@@ -83,6 +83,8 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
   }
 
   async onApplicationBootstrap(): Promise<void> {
+    // The workers processes store the declared schedules and fire them (docs/decisions.md "Process roles").
+    if (this.config.processRole === 'api') return;
     await this.recovered.done;
     if (this.lifecycle.shuttingDown) return;
     await this.schedules.upsertDeclared();

@@ -158,6 +158,8 @@ export class WorkerPool implements OnApplicationBootstrap, BeforeApplicationShut
     await this.recovered.done;
     // A signal during startup: no worker starts. From a later signal on, no loop takes a new job.
     if (this.state !== 'created' || this.lifecycle.shuttingDown) return;
+    // An api-only process runs no job: the workers processes do (docs/decisions.md "Process roles").
+    if (this.config.processRole === 'api') return;
     this.lifecycle.signal.addEventListener('abort', () => this.stopTaking.abort(), { once: true });
     this.state = 'running';
     // Each idle loop waits on the stop signal: more than Node's default of 10 listeners is expected.
