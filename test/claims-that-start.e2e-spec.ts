@@ -39,7 +39,8 @@ describe.each(everyStore('claims that start'))('claims that start (%s)', (storeN
     await dropTestDatabases();
   });
 
-  it('a drain is started by its claims, and every job runs once', async () => {
+  // Only a shared store starts ahead (on SQLite it measured slower: docs/decisions.md "Claims that start").
+  (storeName === 'postgres' ? it : it.skip)('a drain is started by its claims, and every job runs once', async () => {
     const { app, http } = await startApp({ ...env, WORKER_CONCURRENCY: '2' });
     const store = app.get<string, JobStore>(JOBS_STORE);
     let startedByClaims = 0;

@@ -2,6 +2,11 @@
 export const HOLD_HORIZON_MS = 200;
 /** The most claimed, not started jobs an instance holds on a shared store (its queue's capacity, if smaller). */
 export const HOLD_MAX = 1_000;
+/**
+ * How far ahead a drain's claims start attempts: about the starts of this long (docs/architecture.md
+ * "Claims that start"). A crash uses up the attempts of those not run yet, so it is short.
+ */
+const AHEAD_HORIZON_MS = 50;
 /** A claim that has not started within this long is given back: another instance may be idle. */
 export const HOLD_GIVE_BACK_MS = 2_000;
 /** How often the start rate is sampled. */
@@ -23,8 +28,6 @@ export class ClaimHold {
     private readonly floor: number,
     private readonly cap: number,
     now: number,
-    /** The most attempts started ahead (`startAhead`): what a crash may cost in attempts never run. */
-    private readonly aheadCap = cap,
   ) {
     this.sampledAt = now;
   }
@@ -36,22 +39,22 @@ export class ClaimHold {
 
   /** The hold at `now` (a monotonic time in ms). */
   limit(now: number): number {
-    return Math.min(this.cap, Math.max(this.floor, this.horizon(now)));
+    return Math.min(this.cap, Math.max(this.floor, this.startsWithin(HOLD_HORIZON_MS, now)));
   }
 
   /**
    * How many attempts a claim may start ahead of the workers at `now` (docs/architecture.md
-   * "Claims that start"): the starts of the horizon while they are at least twice the floor (a
-   * drain), none otherwise: jobs that start slowly are started one by one by the worker that runs
+   * "Claims that start"): the starts of AHEAD_HORIZON_MS while they are at least twice the floor
+   * (a drain), none otherwise: jobs that start slowly are started one by one by the worker that runs
    * them, and a job waiting in the queue stays pending.
    */
   startAhead(now: number): number {
-    const horizon = this.horizon(now);
-    return horizon >= 2 * this.floor ? Math.min(this.aheadCap, horizon) : 0;
+    const ahead = this.startsWithin(AHEAD_HORIZON_MS, now);
+    return ahead >= 2 * this.floor ? Math.min(this.cap, ahead) : 0;
   }
 
-  /** The starts expected within HOLD_HORIZON_MS at the measured rate. */
-  private horizon(now: number): number {
+  /** The starts expected within `ms` at the measured rate. */
+  private startsWithin(ms: number, now: number): number {
     const elapsed = now - this.sampledAt;
     if (elapsed >= SAMPLE_MS) {
       const measured = (this.starts * 1000) / elapsed;
@@ -59,6 +62,6 @@ export class ClaimHold {
       this.starts = 0;
       this.sampledAt = now;
     }
-    return Math.ceil((this.rate * HOLD_HORIZON_MS) / 1000);
+    return Math.ceil((this.rate * ms) / 1000);
   }
 }

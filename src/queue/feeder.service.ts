@@ -12,12 +12,6 @@ import { TypeLimits } from './type-limits';
 import { giveBackStarted } from './started-claims';
 import { type KeelContextLog, KeelLog } from '../logging/keel-log';
 
-/**
- * The most attempts a drain's claims start ahead of each worker. A crash uses up the attempts of
- * those it held without running them (docs/reliability.md "Attempts started ahead"), so they are few:
- * enough for each worker's next handlers while the next claim is on its way.
- */
-const STARTED_AHEAD_PER_WORKER = 4;
 /** Claims per store round trip; the queue's free space caps it too. */
 const CLAIM_BATCH = 500;
 const RETRY_AFTER_ERROR_MS = 1_000;
@@ -72,12 +66,7 @@ export class FeederService implements BeforeApplicationShutdown {
   ) {
     this.logger = log.for('Feeder');
     this.shared = shared !== undefined;
-    this.hold = new ClaimHold(
-      config.workerConcurrency,
-      Math.min(queue.capacity, HOLD_MAX),
-      performance.now(),
-      Math.min(queue.capacity, HOLD_MAX, STARTED_AHEAD_PER_WORKER * config.workerConcurrency),
-    );
+    this.hold = new ClaimHold(config.workerConcurrency, Math.min(queue.capacity, HOLD_MAX), performance.now());
     queue.onTaken(() => this.hold.started(1));
     if (shared) {
       this.giveBacks = new PeriodicTask(
@@ -89,7 +78,10 @@ export class FeederService implements BeforeApplicationShutdown {
     // a claim per limit/2 jobs. A submission still wakes the feeder at once (see `wake`).
     queue.onSpace(() => {
       this.heldBack = false;
-      if (this.storeMayHaveReady && queue.depth <= Math.floor(this.limit / 2)) this.schedule();
+      if (!this.storeMayHaveReady) return;
+      // During a drain the queue holds a few started attempts: refilled once half of them are taken.
+      const low = this.draining() ? queue.started <= Math.floor(this.hold.startAhead(performance.now()) / 2) : queue.depth <= Math.floor(this.limit / 2);
+      if (low) this.schedule();
     });
     queue.onWaiting(() => {
       if (!this.heldBack) return;
@@ -246,22 +238,23 @@ export class FeederService implements BeforeApplicationShutdown {
     }
     if (unlimited.length === 0) this.storeMayHaveReady = false;
     while (unlimited.length > 0 && this.free() > 0 && !this.stopped) {
-      const wanted = Math.min(this.free(), CLAIM_BATCH);
-      // During a drain, the first ones are started as they are claimed (see `aheadRoom`).
-      const ahead = Math.min(wanted, this.aheadRoom());
-      let found = 0;
-      if (ahead > 0) {
-        const { started, failed } = await this.store.claimAndStart(this.config.owner, ahead, Date.now(), unlimited);
+      // During a drain the claims start what they claim, as many as `aheadRoom` allows, and claim
+      // nothing more: a job claimed but not started would wait behind them for a start of its own.
+      const draining = this.draining();
+      const wanted = Math.min(this.free(), CLAIM_BATCH, draining ? this.aheadRoom() : Infinity);
+      if (wanted <= 0) break;
+      let found: number;
+      if (draining) {
+        const { started, failed } = await this.store.claimAndStart(this.config.owner, wanted, Date.now(), unlimited);
         for (const job of failed) this.logger.warn(`job ${job.id} (${job.type}) failed without running: ${job.lastError}`);
         this.queue.push(started);
         delivered += started.length;
-        found += started.length + failed.length;
-      }
-      if (found === ahead && wanted > ahead && !this.stopped) {
-        const keys = await this.store.claimReady(this.config.owner, wanted - ahead, Date.now(), unlimited);
+        found = started.length + failed.length;
+      } else {
+        const keys = await this.store.claimReady(this.config.owner, wanted, Date.now(), unlimited);
         this.queue.push(keys);
         delivered += keys.length;
-        found += keys.length;
+        found = keys.length;
       }
       if (found < wanted) {
         this.storeMayHaveReady = false;
@@ -280,6 +273,15 @@ export class FeederService implements BeforeApplicationShutdown {
   private aheadRoom(): number {
     if (this.stopped) return 0;
     return Math.max(0, this.hold.startAhead(performance.now()) - this.queue.started);
+  }
+
+  /**
+   * Whether the workers take jobs fast enough for claims to start them (`ClaimHold.startAhead`).
+   * Only on a shared store: on SQLite a start is one more write in the group its worker's outcome
+   * goes in, and starting ahead measured slower (docs/decisions.md "Claims that start").
+   */
+  private draining(): boolean {
+    return this.shared && !this.stopped && this.hold.startAhead(performance.now()) > 0;
   }
 
   private free(): number {
