@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { pgAdmin, startKeel, stopKeel } from './keel-process.mjs';
+import { benchKeel, pgAdmin, startKeel, stopKeel } from './keel-process.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const store = process.argv[2] ?? 'sqlite';
@@ -19,19 +19,7 @@ const batches = Number(process.argv[3] ?? 100);
 const checkout = path.resolve(process.argv[4] ?? path.join(here, '..'));
 const require = createRequire(path.join(checkout, 'package.json'));
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keel-batch-'));
-const port = 20_000 + Math.floor(Math.random() * 20_000);
-const pgUrl = (process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432').replace(/\/$/, '');
-const dbName = `keel_batch_${process.pid}`;
-const env = {
-  ...process.env,
-  PORT: String(port),
-  HOST: '127.0.0.1',
-  WORKER_CONCURRENCY: '10',
-  LOG_LEVEL: 'warn',
-  MAX_BACKLOG: '5000000',
-  ...(store === 'postgres' ? { STORE: 'postgres', DATABASE_URL: `${pgUrl}/${dbName}` } : { STORE: 'sqlite', SQLITE_FILE: path.join(dir, 'jobs.sqlite') }),
-};
+const { dir, port, pgUrl, dbName, env } = benchKeel(store, 'batch');
 const job = process.env.KEEL_BATCH_DELAYED ? { type: 'noop', delayMs: 3_600_000 } : { type: 'noop' };
 const body = JSON.stringify({ jobs: Array.from({ length: 1000 }, () => job) });
 

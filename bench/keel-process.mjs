@@ -1,6 +1,8 @@
 // What the one-off bench scripts (drain.mjs, submit.mjs) share: a built Keel started as a child
 // process and waited for, stopped with SIGTERM, and one admin statement on PostgreSQL.
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -40,4 +42,43 @@ export async function pgAdmin(require, pgUrl, sql) {
   } finally {
     await client.end();
   }
+}
+
+/**
+ * A one-off Keel run's place and settings: a temp folder (its SQLite file), a random port, and a
+ * PostgreSQL database name of its own (`keel_<tag>_<pid>`, created by the caller), 10 workers.
+ */
+export function benchKeel(store, tag) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `keel-${tag}-`));
+  const port = 20_000 + Math.floor(Math.random() * 20_000);
+  const pgUrl = (process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432').replace(/\/$/, '');
+  const dbName = `keel_${tag}_${process.pid}`;
+  const env = {
+    ...process.env,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    WORKER_CONCURRENCY: '10',
+    LOG_LEVEL: 'warn',
+    MAX_BACKLOG: '5000000',
+    ...(store === 'postgres' ? { STORE: 'postgres', DATABASE_URL: `${pgUrl}/${dbName}` } : { STORE: 'sqlite', SQLITE_FILE: path.join(dir, 'jobs.sqlite') }),
+  };
+  return { dir, port, pgUrl, dbName, env };
+}
+
+/** Single submissions to `port` for `duration` s over 10 connections (autocannon, from bench/'s own packages). */
+export function submitLoad(autocannon, port, duration) {
+  return new Promise((resolve, reject) =>
+    autocannon(
+      {
+        url: `http://127.0.0.1:${port}/v1/jobs`,
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: process.env.KEEL_SUBMIT_BODY ?? JSON.stringify({ type: 'noop' }),
+        connections: 10,
+        duration,
+        ...(process.env.KEEL_SUBMIT_RATE ? { overallRate: Number(process.env.KEEL_SUBMIT_RATE) } : {}),
+      },
+      (err, res) => (err ? reject(err) : resolve(res)),
+    ),
+  );
 }

@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { pgAdmin, startKeel, stopKeel } from './keel-process.mjs';
+import { pgAdmin, startKeel, stopKeel, submitLoad } from './keel-process.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const [A, B] = [process.argv[2], process.argv[3]].map((p) => path.resolve(p));
@@ -26,22 +26,7 @@ function cpuMicros(pid) {
   const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
   return ((Number(fields[11]) + Number(fields[12])) * 1e6) / 100;
 }
-function cannon(port, duration) {
-  return new Promise((resolve, reject) =>
-    autocannon(
-      {
-        url: `http://127.0.0.1:${port}/v1/jobs`,
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: process.env.KEEL_SUBMIT_BODY ?? JSON.stringify({ type: 'noop' }),
-        connections: 10,
-        duration,
-        ...(process.env.KEEL_SUBMIT_RATE ? { overallRate: Number(process.env.KEEL_SUBMIT_RATE) } : {}),
-      },
-      (err, res) => (err ? reject(err) : resolve(res)),
-    ),
-  );
-}
+const cannon = (port, duration) => submitLoad(autocannon, port, duration);
 
 async function start(checkout, name) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keel-pair-'));

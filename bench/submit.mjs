@@ -14,7 +14,7 @@ import path from 'node:path';
 import { createRequire } from 'node:module';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { pgAdmin, startKeel, stopKeel } from './keel-process.mjs';
+import { benchKeel, pgAdmin, startKeel, stopKeel, submitLoad } from './keel-process.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const store = process.argv[2] ?? 'sqlite';
@@ -23,40 +23,13 @@ const checkout = path.resolve(process.argv[4] ?? path.join(here, '..'));
 const require = createRequire(path.join(checkout, 'package.json'));
 const autocannon = createRequire(path.join(here, 'package.json'))('autocannon');
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keel-submit-'));
-const port = 20_000 + Math.floor(Math.random() * 20_000);
-const pgUrl = (process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432').replace(/\/$/, '');
-const dbName = `keel_submit_${process.pid}`;
-const env = {
-  ...process.env,
-  PORT: String(port),
-  HOST: '127.0.0.1',
-  WORKER_CONCURRENCY: '10',
-  LOG_LEVEL: 'warn',
-  MAX_BACKLOG: '5000000',
-  ...(store === 'postgres' ? { STORE: 'postgres', DATABASE_URL: `${pgUrl}/${dbName}` } : { STORE: 'sqlite', SQLITE_FILE: path.join(dir, 'jobs.sqlite') }),
-};
+const { dir, port, pgUrl, dbName, env } = benchKeel(store, 'submit');
 
 function cpuMicros(pid) {
   const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
   return ((Number(fields[11]) + Number(fields[12])) * 1e6) / 100; // utime + stime, in clock ticks of 10 ms
 }
-function cannon(duration) {
-  return new Promise((resolve, reject) =>
-    autocannon(
-      {
-        url: `http://127.0.0.1:${port}/v1/jobs`,
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: process.env.KEEL_SUBMIT_BODY ?? JSON.stringify({ type: 'noop' }),
-        connections: 10,
-        duration,
-        ...(process.env.KEEL_SUBMIT_RATE ? { overallRate: Number(process.env.KEEL_SUBMIT_RATE) } : {}),
-      },
-      (err, res) => (err ? reject(err) : resolve(res)),
-    ),
-  );
-}
+const cannon = (duration) => submitLoad(autocannon, port, duration);
 
 if (store === 'postgres') await pgAdmin(require, pgUrl, `CREATE DATABASE ${dbName}`);
 const profileDir = process.env.KEEL_PROFILE ? fs.mkdtempSync(path.join(os.tmpdir(), 'keel-profile-')) : undefined;
