@@ -40,40 +40,42 @@ describe.each(everyStore('claims that start'))('claims that start (%s)', (storeN
   });
 
   // Only a shared store starts ahead (on SQLite it measured slower: docs/decisions.md "Claims that start").
-  (storeName === 'postgres' ? it : it.skip)('a drain is started by its claims, and every job runs once', async () => {
-    const { app, http } = await startApp({ ...env, WORKER_CONCURRENCY: '2' });
-    const store = app.get<string, JobStore>(JOBS_STORE);
-    let startedByClaims = 0;
-    const claimAndStart = store.claimAndStart.bind(store);
-    store.claimAndStart = async (...args) => {
-      const claimed = await claimAndStart(...args);
-      startedByClaims += claimed.started.length;
-      return claimed;
-    };
-    const completionsPerCommit: number[] = [];
-    store.commits.subscribe((batch) => completionsPerCommit.push(batch.filter((c) => c.kind === 'transition' && c.job.state === 'completed').length));
-    const jobs = 6_000;
-    for (let i = 0; i < jobs / 1_000; i++) {
-      await http
-        .post('/v1/jobs/batch')
-        .send({ jobs: Array.from({ length: 1_000 }, () => ({ type: 'noop' })) })
-        .expect(201);
-    }
-    await waitFor(async () => (await queueStats(http)).counts.completed === jobs, `${jobs} jobs to complete`, { timeoutMs: 50_000 });
+  if (storeName === 'postgres') {
+    it('a drain is started by its claims, and every job runs once', async () => {
+      const { app, http } = await startApp({ ...env, WORKER_CONCURRENCY: '2' });
+      const store = app.get<string, JobStore>(JOBS_STORE);
+      let startedByClaims = 0;
+      const claimAndStart = store.claimAndStart.bind(store);
+      store.claimAndStart = async (...args) => {
+        const claimed = await claimAndStart(...args);
+        startedByClaims += claimed.started.length;
+        return claimed;
+      };
+      const completionsPerCommit: number[] = [];
+      store.commits.subscribe((batch) => completionsPerCommit.push(batch.filter((c) => c.kind === 'transition' && c.job.state === 'completed').length));
+      const jobs = 6_000;
+      for (let i = 0; i < jobs / 1_000; i++) {
+        await http
+          .post('/v1/jobs/batch')
+          .send({ jobs: Array.from({ length: 1_000 }, () => ({ type: 'noop' })) })
+          .expect(201);
+      }
+      await waitFor(async () => (await queueStats(http)).counts.completed === jobs, `${jobs} jobs to complete`, { timeoutMs: 50_000 });
 
-    expect(startedByClaims).toBeGreaterThan(0);
-    const stats = await queueStats(http);
-    expect(stats.counts).toEqual({ pending: 0, processing: 0, completed: jobs, failed: 0, cancelled: 0 });
-    // One attempt each: none was started twice, none given back.
-    const twice = await http.get('/v1/jobs?state=completed&limit=100').expect(200);
-    for (const job of (twice.body as { items: JobView[] }).items) expect(job.attempts).toBe(1);
-    if (store instanceof PgJobStore) {
-      // The outcomes of attempts started ahead go to the store together across the loops and their
-      // turns: some commit carries more completions than there are workers, which a loop that
-      // waits for its own outcome before its next handler never makes.
-      expect(Math.max(...completionsPerCommit)).toBeGreaterThan(2);
-    }
-  });
+      expect(startedByClaims).toBeGreaterThan(0);
+      const stats = await queueStats(http);
+      expect(stats.counts).toEqual({ pending: 0, processing: 0, completed: jobs, failed: 0, cancelled: 0 });
+      // One attempt each: none was started twice, none given back.
+      const twice = await http.get('/v1/jobs?state=completed&limit=100').expect(200);
+      for (const job of (twice.body as { items: JobView[] }).items) expect(job.attempts).toBe(1);
+      if (store instanceof PgJobStore) {
+        // The outcomes of attempts started ahead go to the store together across the loops and their
+        // turns: some commit carries more completions than there are workers, which a loop that
+        // waits for its own outcome before its next handler never makes.
+        expect(Math.max(...completionsPerCommit)).toBeGreaterThan(2);
+      }
+    });
+  }
 
   it('a cancel ends an attempt started ahead without running it; the others run once', async () => {
     const running = await startBlocked(env);
