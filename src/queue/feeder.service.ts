@@ -41,8 +41,8 @@ export class FeederService implements BeforeApplicationShutdown {
   /**
    * The rate at which workers take jobs here, and what follows from it: on a shared store, how
    * many claimed ids the queue may hold (a claimed job that waits in one instance's queue is a job
-   * its idle peers cannot run; on an embedded store the queue's capacity), and on every store how
-   * many attempts a claim may start ahead of the workers (`startAhead`).
+   * its idle peers cannot run; on an embedded store the queue's capacity), and, on a shared store
+   * during a drain, how many attempts a claim may start ahead of the workers (`startAhead`).
    */
   private readonly hold: ClaimHold;
   private readonly shared: boolean;
