@@ -28,6 +28,7 @@ const FOLDERS = [
   'gate',
   'common',
   'dashboard',
+  'tracing',
 ];
 const ELEMENTS = [
   ...FOLDERS.map((type) => ({ type, pattern: `src/${type}`, partialMatch: false })),
@@ -85,6 +86,11 @@ const LAYERS = {
       from: fromTypes({ anyOf: ['core', 'handlers', 'store', 'queue', 'recovery', 'workers', 'jobs', 'schedules'] }),
       disallow: to({ anyOf: ['types'] }),
       message: 'the job types routes (src/types) sit on the workers: the layers below never import them',
+    },
+    {
+      from: fromTypes('tracing'),
+      disallow: to({ noneOf: ['tracing', 'core'] }),
+      message: 'tracing wraps what the layers do in spans: it imports only the domain core',
     },
     {
       from: fromTypes('dashboard'),

@@ -151,11 +151,13 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
         createdAt: T0 - 1,
         idempotencyKey: 'key-1',
         requestHash: 'hash-1',
+        traceContext: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
       });
       const [returned] = await store.insert([input], NO_LIMIT);
       const expected: Job = {
         cancelRequestedAt: null,
         progress: null,
+        traceContext: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
         id: input.id,
         type: 'http',
         payload: input.payload,

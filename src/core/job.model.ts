@@ -32,6 +32,11 @@ export interface Job {
   cancelRequestedAt: number | null;
   /** The last progress a handler reported for the job (any attempt); null until one does. */
   progress: JobProgress | null;
+  /**
+   * The W3C `traceparent` of the span that submitted the job, when one was recorded (docs/operations.md
+   * "Traces"): each attempt's span continues that trace. Not part of the HTTP view.
+   */
+  traceContext?: string | null;
 }
 
 /** The options a submission (or a schedule) leaves out: docs/api.md "The job". The timeout's is `JOB_TIMEOUT_MS`. */
@@ -51,6 +56,8 @@ export interface NewJob {
   idempotencyKey: string | null;
   /** Fingerprint of the submission that carried `idempotencyKey`, to tell a replay from a reuse. */
   requestHash?: string | null;
+  /** The submission's `traceparent`, set by its span when tracing is on. */
+  traceContext?: string | null;
 }
 
 /** Fields named one by one: a rest/spread copy costs several times more on the submission path. */
@@ -75,6 +82,7 @@ export function newJobRecord(input: NewJob): Job {
     idempotencyKey: input.idempotencyKey,
     cancelRequestedAt: null,
     progress: null,
+    traceContext: input.traceContext ?? null,
   };
 }
 

@@ -11,6 +11,7 @@ import { newJobIds } from './job-ids';
 import { IdempotencyKeyReused, IdempotencyKeyTaken, InvalidJob, JobNotFound, ShuttingDown } from '../core/job.errors';
 import { JOB_DEFAULTS, type Job, type JobPayload, type NewJob } from '../core/job.model';
 import { type KeelContextLog, KeelLog } from '../logging/keel-log';
+import { traceSubmission } from '../tracing/job-tracing';
 
 export interface Submission {
   job: Job;
@@ -142,8 +143,9 @@ export class JobsService {
         throw err;
       }
     }
-    const stored =
-      tx === undefined ? await this.store.insert(jobs, this.config.maxBacklog) : await this.inTransaction(tx).insertIn(tx, jobs, this.config.maxBacklog);
+    const insert =
+      tx === undefined ? () => this.store.insert(jobs, this.config.maxBacklog) : () => this.inTransaction(tx).insertIn(tx, jobs, this.config.maxBacklog);
+    const stored = await traceSubmission(jobs, insert);
     // Built only when written: the default level has no line per job.
     if (this.logger.enabled('debug')) for (const job of stored) this.debug(`job ${job.id} (${job.type}) submitted → pending`, requestId);
     return stored;

@@ -82,6 +82,7 @@ export interface JobRow<J> {
   owner: string | null;
   cancel_requested_at: number | null;
   progress?: J | null;
+  trace_context?: string | null;
 }
 
 export function jobFromRow<J>(row: JobRow<J>, json: JsonColumn<J>): Job {
@@ -105,6 +106,7 @@ export function jobFromRow<J>(row: JobRow<J>, json: JsonColumn<J>): Job {
     idempotencyKey: row.idempotency_key,
     cancelRequestedAt: row.cancel_requested_at ?? null,
     progress: row.progress === null || row.progress === undefined ? null : (json(row.progress) as JobProgress),
+    traceContext: row.trace_context ?? null,
   };
 }
 

@@ -11,6 +11,7 @@ import { AttemptAborted } from './attempt-abort';
 import type { JobHandlerRegistry } from '../handlers/job-handler.registry';
 import { ProgressReporter } from './progress-reporter';
 import { RunningAttempt } from './running-attempt';
+import { traceAttempt } from '../tracing/job-tracing';
 
 /**
  * One attempt end to end, from the job its start returned to the outcome the pool commits: the
@@ -97,10 +98,11 @@ export class AttemptRunner {
       },
       progress,
     };
+    const span = traceAttempt(job, this.config.owner);
     let event: JobEvent;
     try {
       // Awaited to its end, even once the signal fired: the attempt holds its slot until then.
-      const result = await Promise.resolve().then(() => registered.handler.handle(toJobView(job), context));
+      const result = await span.run(() => Promise.resolve().then(() => registered.handler.handle(toJobView(job), context)));
       // The outcome was decided when the signal fired, whatever the handler did after.
       event = running.reason ? outcomeOfError(attempt, running.reason) : completion(attempt, result);
     } catch (err) {
@@ -109,6 +111,7 @@ export class AttemptRunner {
       duration.observe((performance.now() - startedAt) / 1000);
       this.running.delete(id);
     }
+    span.end(event, running.reason?.reason === 'cancel');
     // The last progress reported is stored before the outcome: never lost at the end of an attempt.
     await reporter?.end();
     return event;

@@ -156,10 +156,10 @@ export class PgInsertGroups extends TurnGroups<Submission> {
   }
 }
 
-/** Jobs to insert, one array per column (in `JOB_COLUMNS` order): $1 … $19, see `insertColumns`. */
+/** Jobs to insert, one array per column (in `JOB_COLUMNS` order): $1 … $20, see `insertColumns`. */
 const UNNEST_JOBS = `unnest($1::uuid[], $2::text[], $3::json[], $4::text[], $5::int[], $6::int[], $7::int[], $8::int[], $9::int[],
                              $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[], $15::json[], $16::text[],
-                             $17::text[], $18::text[], $19::text[])`;
+                             $17::text[], $18::text[], $19::text[], $20::text[])`;
 
 /**
  * A whole submission in one statement and one round trip: the backlog check, the insert of all
@@ -173,15 +173,15 @@ export const SUBMIT_JOBS = preparedAs(
     inserted AS (
       INSERT INTO keel_jobs (${JOB_COLUMNS})
       SELECT u.* FROM ${UNNEST_JOBS} AS u, backlog
-       WHERE backlog.n + $20::int <= $21::int
+       WHERE backlog.n + $21::int <= $22::int
       RETURNING 1
     )
     SELECT backlog.n AS pending, (SELECT count(*)::int FROM inserted) AS inserted,
-           CASE WHEN EXISTS (SELECT 1 FROM inserted) THEN pg_notify($22, $23) END AS notified
+           CASE WHEN EXISTS (SELECT 1 FROM inserted) THEN pg_notify($23, $24) END AS notified
       FROM backlog`,
 );
 
-/** The parameters of `SUBMIT_JOBS`: the columns, $20 the number of jobs, $21 MAX_BACKLOG, $22 the work channel, $23 this store's name. */
+/** The parameters of `SUBMIT_JOBS`: the columns, $21 the number of jobs, $22 MAX_BACKLOG, $23 the work channel, $24 this store's name. */
 export function submitJobsParams(records: Job[], jobs: NewJob[], maxBacklog: number, channels: PgChannels): unknown[] {
   return [...insertColumns(records, jobs), records.length, maxBacklog, channels.work, channels.notifier];
 }
@@ -195,15 +195,15 @@ export const INSERT_JOBS = preparedAs(
       SELECT u.* FROM ${UNNEST_JOBS} AS u
       RETURNING 1
     )
-    SELECT CASE WHEN EXISTS (SELECT 1 FROM inserted) THEN pg_notify($20, $21) END AS notified`,
+    SELECT CASE WHEN EXISTS (SELECT 1 FROM inserted) THEN pg_notify($21, $22) END AS notified`,
 );
 
-/** The parameters of `INSERT_JOBS`: the columns, $20 the work channel, $21 this store's name. */
+/** The parameters of `INSERT_JOBS`: the columns, $21 the work channel, $22 this store's name. */
 export function insertJobsParams(records: Job[], jobs: NewJob[], channels: Pick<PgChannels, 'work' | 'notifier'>): unknown[] {
   return [...insertColumns(records, jobs), channels.work, channels.notifier];
 }
 
-/** $1 … $19 of the insert statements: one array per column, in `JOB_COLUMNS` order. */
+/** $1 … $20 of the insert statements: one array per column, in `JOB_COLUMNS` order. */
 function insertColumns(records: Job[], jobs: NewJob[]): unknown[][] {
   const col = <T>(pick: (job: Job, i: number) => T) => records.map(pick);
   return [
@@ -226,5 +226,6 @@ function insertColumns(records: Job[], jobs: NewJob[]): unknown[][] {
     col((j) => j.idempotencyKey),
     col((_j, i) => jobs[i].requestHash ?? null),
     col(() => null),
+    col((j) => j.traceContext ?? null),
   ];
 }

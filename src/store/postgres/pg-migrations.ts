@@ -281,4 +281,8 @@ export const PG_MIGRATIONS: readonly string[] = [
     ran_until bigint NOT NULL
   );
   `,
+  `
+  -- The W3C traceparent of the span that submitted the job (docs/operations.md "Traces"); NULL when none was recorded.
+  ALTER TABLE keel_jobs ADD COLUMN trace_context text;
+  `,
 ];

@@ -37,7 +37,7 @@ const GONE = (column: string) => `NOT EXISTS (SELECT 1 FROM keel_leases l WHERE 
 
 /** The columns an insert writes, in the order of its parameters. */
 export const JOB_COLUMNS = `id, type, payload, state, priority, attempts, max_attempts, backoff_ms, timeout_ms, run_at, created_at,
-  updated_at, started_at, finished_at, result, last_error, idempotency_key, request_hash, owner`;
+  updated_at, started_at, finished_at, result, last_error, idempotency_key, request_hash, owner, trace_context`;
 
 /** What a read returns: every column a job is made of. */
 const SELECT_COLUMNS = `${JOB_COLUMNS}, cancel_requested_at, progress`;

@@ -642,6 +642,7 @@ function pushInsertParams(params: unknown[], job: Job, requestHash: string | nul
     job.updatedAt,
     job.idempotencyKey,
     requestHash,
+    job.traceContext ?? null,
   );
 }
 

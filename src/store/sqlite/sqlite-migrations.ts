@@ -110,6 +110,10 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
     ran_until INTEGER NOT NULL
   );
   `,
+  `
+  -- The W3C traceparent of the span that submitted the job (docs/operations.md "Traces"); NULL when none was recorded.
+  ALTER TABLE jobs ADD COLUMN trace_context TEXT;
+  `,
 ];
 
 /** Applies the migrations `db` (the database at SQLITE_FILE `file`) has not run yet, each in a transaction of its own. */

@@ -1,8 +1,8 @@
 /** The parameters of each row of `insertJobsSql`. */
-export const INSERT_ROW_PARAMS = 12;
+export const INSERT_ROW_PARAMS = 13;
 
 /**
- * The most rows in one insert statement: 12,288 parameters, under SQLite's limit of 32,766. A
+ * The most rows in one insert statement: 13,312 parameters, under SQLite's limit of 32,766. A
  * submission is inserted by statements of power-of-two sizes up to it (1,000 jobs: six statements).
  */
 export const INSERT_ROWS_MAX = 1024;
@@ -11,13 +11,14 @@ export const INSERT_ROWS_MAX = 1024;
  * Inserts `rows` new pending jobs: one statement per row costs twice the SQLite work of the rows
  * in binding and stepping. Each row takes INSERT_ROW_PARAMS parameters: id, type, payload,
  * priority, max_attempts, backoff_ms, timeout_ms, run_at, created_at, updated_at,
- * idempotency_key, request_hash.
+ * idempotency_key, request_hash, trace_context.
  */
 export function insertJobsSql(rows: number): string {
-  const row = `(?, ?, ?, 'pending', ?, 0, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, ?, NULL, ?)`;
+  const row = `(?, ?, ?, 'pending', ?, 0, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, ?, NULL, ?, ?)`;
   return `
     INSERT INTO jobs (id, type, payload, state, priority, attempts, max_attempts, backoff_ms, timeout_ms,
-                      run_at, created_at, updated_at, started_at, finished_at, result, last_error, idempotency_key, owner, request_hash)
+                      run_at, created_at, updated_at, started_at, finished_at, result, last_error, idempotency_key, owner, request_hash,
+                      trace_context)
     VALUES ${Array.from({ length: rows }, () => row).join(', ')}`;
 }
 
