@@ -90,7 +90,7 @@ export async function installComplaints(host: Host, output: string): Promise<str
 }
 
 /** Every version of `name` in the host's tree, and whether a copy sits inside Keel's folder. */
-async function copiesOf(host: Host, name: string): Promise<{ versions: string[]; nested: boolean }> {
+export async function copiesOf(host: Host, name: string): Promise<{ versions: string[]; nested: boolean }> {
   const { stdout } = await run('npm', ['ls', name, '--json', '--all'], { cwd: host.dir });
   const versions = new Set<string>();
   const walk = (deps: Record<string, { version?: string; dependencies?: Record<string, unknown> }> | undefined): void => {
