@@ -43,7 +43,7 @@ import { waitFor } from './support/wait';
 
 const PRELUDE = `'use strict';
 require('reflect-metadata');
-const { Body, Controller, Get, HttpCode, Inject, Module, Post } = require('@nestjs/common');
+const { Body, Controller, Get, Inject, Module, Post } = require('@nestjs/common');
 const { NestFactory } = require('@nestjs/core');
 const { HealthCheck, HealthCheckService, TerminusModule } = require('@nestjs/terminus');
 const { Pool } = require('pg');
@@ -172,8 +172,6 @@ interface JobJson {
   result: unknown;
 }
 
-const CREATED = 201;
-
 /** A database of the host's: its orders and the handler's runs, in public. */
 async function hostDatabase(): Promise<TestDatabase> {
   const db = await createTestDatabase();
@@ -186,7 +184,7 @@ function hostEnv(db: TestDatabase, env: Record<string, string> = {}): Record<str
   return { DATABASE_URL: db.url, INSTANCE_ID: 'host', NO_COLOR: '1', ...env };
 }
 
-async function postJson<T>(app: Running, path: string, body: unknown, status = CREATED): Promise<T> {
+async function postJson<T>(app: Running, path: string, body: unknown, status = 201): Promise<T> {
   const res = await call(app, path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
   const text = await res.text();
   if (res.status !== status) throw new Error(`POST ${path} answered ${res.status}, not ${status}: ${text}`);
