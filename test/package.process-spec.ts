@@ -1,12 +1,26 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Browser } from 'playwright-core';
 import ts from 'typescript';
 import { hasChromium, launchChromium } from './support/chromium';
-import { freePort, REPO_ROOT } from './support/process';
+import {
+  call,
+  checkCleanStop,
+  type Host,
+  INSTALL_TIMEOUT_MS,
+  installComplaints,
+  installKeel,
+  killHosts,
+  newHost,
+  npm,
+  packKeel,
+  type Running,
+  start,
+} from './support/packed-host';
+import { REPO_ROOT } from './support/process';
 import { waitFor } from './support/wait';
 
 /**
@@ -14,29 +28,13 @@ import { waitFor } from './support/wait';
  * of this repository, installed from the registry into a fresh Nest application with the host's
  * own NestJS, the newest 11.x (CommonJS) and the newest 12.x (ES modules, which load Keel's
  * CommonJS and are loaded by it through require(esm)). The host has a route of its own, a handler
- * of its own, a global prefix and URI versioning; Keel sits under `path: 'queue'`.
- *
- * better-sqlite3 and its dependencies are copied into each host from this repository's
- * node_modules before the install when the versions match: npm keeps packages that are already
- * there, and the host is spared a two-minute compile of SQLite (the prebuilt binaries are not
- * reachable from this machine).
+ * of its own, a global prefix and URI versioning; Keel sits under `path: 'queue'`. The packing,
+ * the install and the running host: test/support/packed-host.ts. On PostgreSQL:
+ * test/package-postgres.process-spec.ts.
  */
 
 const run = promisify(execFile);
 const KEY = 'host-key_0123456789';
-const INSTALL_TIMEOUT_MS = 8 * 60_000;
-
-interface Host {
-  dir: string;
-  main: string;
-}
-
-interface Running {
-  child: ChildProcess;
-  port: number;
-  output: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
 
 /** The host application: one file, plain JavaScript (decorators applied as functions). */
 function hostSource(module: 'commonjs' | 'module'): string {
@@ -187,23 +185,6 @@ function checkHostTypes(host: Host): void {
   expect(program.getSourceFiles().some((f) => f.fileName === join(host.dir, 'node_modules', 'keel', 'dist', 'index.d.ts'))).toBe(true);
 }
 
-async function npm(dir: string, args: string[]): Promise<string> {
-  const { stdout, stderr } = await run('npm', [...args, '--no-audit', '--no-fund', '--prefer-offline'], {
-    cwd: dir,
-    maxBuffer: 64 * 1024 * 1024,
-    timeout: INSTALL_TIMEOUT_MS,
-    env: { ...process.env, npm_config_update_notifier: 'false' },
-  });
-  return `${stdout}\n${stderr}`;
-}
-
-/** `npm pack` of this repository (its dist/ is fresh: Jest's global setup rebuilds a stale one). */
-async function packKeel(into: string): Promise<string> {
-  const { stdout } = await run('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', into], { cwd: REPO_ROOT, maxBuffer: 16 * 1024 * 1024 });
-  const [packed] = JSON.parse(stdout) as Array<{ filename: string; files: Array<{ path: string }> }>;
-  return join(into, packed.filename);
-}
-
 function packedFiles(tarball: string): Promise<string[]> {
   return run('tar', ['tzf', tarball]).then(({ stdout }) =>
     stdout
@@ -213,106 +194,9 @@ function packedFiles(tarball: string): Promise<string[]> {
   );
 }
 
-function newHost(root: string, name: string, module: 'commonjs' | 'module', dependencies: Record<string, string>): Host {
-  const dir = join(root, name);
-  mkdirSync(join(dir, 'node_modules'), { recursive: true });
-  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name, version: '1.0.0', private: true, type: module, dependencies }, null, 2));
-  const main = module === 'module' ? 'main.mjs' : 'main.cjs';
-  writeFileSync(join(dir, main), hostSource(module));
-  const ours = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
-  if (manifest('better-sqlite3').version === ours.dependencies['better-sqlite3']) {
-    for (const name of closureOf('better-sqlite3')) cpSync(join(REPO_ROOT, 'node_modules', name), join(dir, 'node_modules', name), { recursive: true });
-  }
-  return { dir, main };
-}
-
-function manifest(name: string): { version: string; dependencies?: Record<string, string> } {
-  return JSON.parse(readFileSync(join(REPO_ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string; dependencies?: Record<string, string> };
-}
-
-/** `name` and every package it depends on, as this repository's node_modules holds them (hoisted). */
-function closureOf(name: string, seen = new Set<string>()): Set<string> {
-  if (seen.has(name) || !existsSync(join(REPO_ROOT, 'node_modules', name, 'package.json'))) return seen;
-  seen.add(name);
-  for (const dep of Object.keys(manifest(name).dependencies ?? {})) closureOf(dep, seen);
-  return seen;
-}
-
-/** What npm said about engines and peers, but engine warnings of packages outside Keel's tree (the host's own Nest). */
-async function installComplaints(host: Host, output: string): Promise<string[]> {
-  const complaints = output.split('\n').filter((line) => /ERESOLVE|peer dep|overriding peer|conflicting peer/i.test(line));
-  const engines = [...output.matchAll(/EBADENGINE\s+package: '([^']+)@[^@']+'/g)].map((m) => m[1]);
-  for (const name of new Set(engines)) {
-    const { stdout } = await run('npm', ['ls', name, '--json', '--all'], { cwd: host.dir }).catch((error: { stdout: string }) => ({ stdout: error.stdout }));
-    const tree = JSON.parse(stdout) as { dependencies?: Record<string, unknown> };
-    if (tree.dependencies?.keel !== undefined) complaints.push(`EBADENGINE ${name}, in Keel's dependencies`);
-  }
-  return complaints;
-}
-
-/** Every version of `name` in the host's tree, and where a copy sits inside Keel's folder. */
-async function copiesOf(host: Host, name: string): Promise<{ versions: string[]; nested: boolean }> {
-  const { stdout } = await run('npm', ['ls', name, '--json', '--all'], { cwd: host.dir });
-  const versions = new Set<string>();
-  const walk = (deps: Record<string, { version?: string; dependencies?: Record<string, unknown> }> | undefined): void => {
-    for (const [dep, node] of Object.entries(deps ?? {})) {
-      if (dep === name && node.version) versions.add(node.version);
-      walk(node.dependencies as never);
-    }
-  };
-  walk((JSON.parse(stdout) as { dependencies?: never }).dependencies);
-  return { versions: [...versions], nested: existsSync(join(host.dir, 'node_modules', 'keel', 'node_modules', ...name.split('/'))) };
-}
-
-/** `npm install` of the tarball: nothing said about engines or peers, and one @nestjs/core, the host's. */
-async function installKeel(host: Host, tarball: string, nestMajor: number): Promise<void> {
-  const installed = await npm(host.dir, ['install', tarball]);
-  expect(await installComplaints(host, installed)).toEqual([]);
-  const core = await copiesOf(host, '@nestjs/core');
-  expect(core.versions).toHaveLength(1);
-  expect(core.versions[0].split('.')[0]).toBe(String(nestMajor));
-  expect(core.nested).toBe(false);
-}
-
-async function start(host: Host, env: Record<string, string>, command: string[] = ['node', host.main]): Promise<Running> {
-  const port = await freePort();
-  let output = '';
-  const child = spawn(command[0], command.slice(1), {
-    cwd: host.dir,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, PORT: String(port), SQLITE_FILE: join(host.dir, 'keel.db'), KEEL_KEY: KEY, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('exit', (code, signal) => resolve({ code, signal })),
-  );
-  running.add(child);
-  await waitFor(
-    async () => {
-      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`the host exited before it listened:\n${output}`);
-      return fetch(`http://127.0.0.1:${port}/`).then(
-        () => true,
-        () => false,
-      );
-    },
-    `the host to listen on ${port}`,
-    { timeoutMs: 60_000 },
-  );
-  return { child, port, output: () => output, exited };
-}
-
-async function stop(app: Running): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  app.child.kill('SIGTERM');
-  const exit = await app.exited;
-  running.delete(app.child);
-  return exit;
-}
-
-const running = new Set<ChildProcess>();
-
-function call(app: Running, path: string, init: RequestInit = {}): Promise<Response> {
-  return fetch(`http://127.0.0.1:${app.port}${path}`, init);
+/** The host with its SQLite file and Keel's key (the host's source reads them). */
+function startHost(host: Host, env: Record<string, string>, command?: string[]): Promise<Running> {
+  return start(host, { SQLITE_FILE: join(host.dir, 'keel.db'), KEEL_KEY: KEY, ...env }, command);
 }
 
 function withKey(init: RequestInit = {}): RequestInit {
@@ -403,14 +287,6 @@ async function checkDashboard(browser: Browser, app: Running): Promise<void> {
   }
 }
 
-async function checkCleanStop(app: Running): Promise<void> {
-  const exit = await stop(app);
-  // Nest's shutdown hook closes the application, then raises the signal again.
-  expect(exit.signal === 'SIGTERM' || exit.code === 0).toBe(true);
-  expect(app.output()).toContain('workers stopped');
-  expect(app.output()).not.toMatch(/\bERROR\b|Unhandled|TypeError/);
-}
-
 const withChromium = hasChromium('test/package.process-spec.ts: the dashboard checks');
 
 describe('Keel installed from its packed tarball into a Nest application', () => {
@@ -424,10 +300,7 @@ describe('Keel installed from its packed tarball into a Nest application', () =>
     if (withChromium) browser = await launchChromium();
   }, 120_000);
 
-  afterEach(() => {
-    for (const child of running) child.kill('SIGKILL');
-    running.clear();
-  });
+  afterEach(() => killHosts());
 
   afterAll(async () => {
     await browser?.close();
@@ -447,34 +320,40 @@ describe('Keel installed from its packed tarball into a Nest application', () =>
   it(
     'Nest 11 (CommonJS): a plain install, then @nestjs/swagger for the docs',
     async () => {
-      const host = newHost(root, 'host11', 'commonjs', {
-        '@nestjs/common': '^11.0.0',
-        '@nestjs/core': '^11.0.0',
-        '@nestjs/platform-express': '^11.0.0',
-        'reflect-metadata': '^0.2.0',
-        rxjs: '^7.8.0',
-      });
+      const host = newHost(
+        root,
+        'host11',
+        'commonjs',
+        {
+          '@nestjs/common': '^11.0.0',
+          '@nestjs/core': '^11.0.0',
+          '@nestjs/platform-express': '^11.0.0',
+          'reflect-metadata': '^0.2.0',
+          rxjs: '^7.8.0',
+        },
+        hostSource('commonjs'),
+      );
       await installKeel(host, tarball, 11);
       checkHostTypes(host);
 
       // Without @nestjs/swagger: Keel runs, its routes carry no OpenAPI description.
-      let app = await start(host, {});
+      let app = await startHost(host, {});
       await checkRoutes(app);
       expect((await call(app, '/api/queue/docs-json')).status).toBe(404);
       await checkCleanStop(app);
       // Asking for the docs without it stops the start with one line naming the option.
-      await expect(start(host, { KEEL_DOCS: 'true' })).rejects.toThrow(/docs needs @nestjs\/swagger/);
+      await expect(startHost(host, { KEEL_DOCS: 'true' })).rejects.toThrow(/docs needs @nestjs\/swagger/);
 
       // With the host's own @nestjs/swagger (the release of its Nest major): docs: true.
       const added = await npm(host.dir, ['install', '@nestjs/swagger@^11.0.0']);
       expect(await installComplaints(host, added)).toEqual([]);
-      app = await start(host, { KEEL_DOCS: 'true' });
+      app = await startHost(host, { KEEL_DOCS: 'true' });
       await checkDocs(app);
       if (browser) await checkDashboard(browser, app);
       await checkCleanStop(app);
 
       // The package's bin is the standalone server.
-      const server = await start(host, { STORE: 'memory', API_KEY: KEY }, [join(host.dir, 'node_modules', '.bin', 'keel')]);
+      const server = await startHost(host, { STORE: 'memory', API_KEY: KEY }, [join(host.dir, 'node_modules', '.bin', 'keel')]);
       expect((await call(server, '/health/ready')).status).toBe(200);
       expect((await call(server, '/v1/types', withKey())).status).toBe(200);
       await checkCleanStop(server);
@@ -485,18 +364,24 @@ describe('Keel installed from its packed tarball into a Nest application', () =>
   it(
     'Nest 12 (ES modules) with its @nestjs/swagger',
     async () => {
-      const host = newHost(root, 'host12', 'module', {
-        '@nestjs/common': '^12.0.0',
-        '@nestjs/core': '^12.0.0',
-        '@nestjs/platform-express': '^12.0.0',
-        '@nestjs/swagger': '^12.0.0',
-        'reflect-metadata': '^0.2.0',
-        rxjs: '^7.8.0',
-      });
+      const host = newHost(
+        root,
+        'host12',
+        'module',
+        {
+          '@nestjs/common': '^12.0.0',
+          '@nestjs/core': '^12.0.0',
+          '@nestjs/platform-express': '^12.0.0',
+          '@nestjs/swagger': '^12.0.0',
+          'reflect-metadata': '^0.2.0',
+          rxjs: '^7.8.0',
+        },
+        hostSource('module'),
+      );
       await installKeel(host, tarball, 12);
       checkHostTypes(host);
 
-      const app = await start(host, { KEEL_DOCS: 'true' });
+      const app = await startHost(host, { KEEL_DOCS: 'true' });
       await checkRoutes(app);
       await checkDocs(app);
       if (browser) await checkDashboard(browser, app);
