@@ -28,6 +28,7 @@ export type { KeelEvent, KeelEventName } from './events/job-events';
 export { JOB_STATES } from './core/job.model';
 export type { JobState, JobPayload, JobProgress } from './core/job.model';
 export type { JobView as Job, JobView } from './core/job.view';
+export type { AttemptOutcome, AttemptView } from './core/attempt.model';
 export {
   DomainError,
   InvalidJob,

@@ -33,6 +33,7 @@ const ROUTES: Route[] = [
   },
   { name: 'GET /v1/jobs', ok: 200, send: (http, _ids, auth) => withAuth(http.get('/v1/jobs'), auth) },
   { name: 'GET /v1/jobs/:id', ok: 200, send: (http, ids, auth) => withAuth(http.get(`/v1/jobs/${ids.pending}`), auth) },
+  { name: 'GET /v1/jobs/:id/attempts', ok: 200, send: (http, ids, auth) => withAuth(http.get(`/v1/jobs/${ids.pending}/attempts`), auth) },
   { name: 'POST /v1/jobs/:id/cancel', ok: 200, send: (http, ids, auth) => withAuth(http.post(`/v1/jobs/${ids.pending}/cancel`), auth) },
   { name: 'POST /v1/jobs/:id/retry', ok: 200, send: (http, ids, auth) => withAuth(http.post(`/v1/jobs/${ids.cancelled}/retry`), auth) },
   { name: 'GET /v1/queue', ok: 200, send: (http, _ids, auth) => withAuth(http.get('/v1/queue'), auth) },

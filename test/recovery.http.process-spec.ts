@@ -51,11 +51,14 @@ describe('recovery after kill -9 (process)', () => {
     await waitForState(http, failedExhausted.id, 'failed');
     const terminalIds = [...completedIds, failedPermanent.id, failedExhausted.id, toCancel.id];
     const terminalBefore = new Map<string, string>();
+    const attemptsBefore = new Map<string, string>();
     for (const id of terminalIds) {
       const res = await http.get(`/v1/jobs/${id}`);
       expect(res.status).toBe(200);
       terminalBefore.set(id, res.text);
+      attemptsBefore.set(id, (await http.get(`/v1/jobs/${id}/attempts`)).text);
     }
+    expect(JSON.parse(attemptsBefore.get(failedPermanent.id)!)).toMatchObject({ items: [{ attempt: 1, outcome: 'failed', error: 'boom' }] });
 
     // --- pending, scheduled far in the future
     const scheduled = await submitJob(http, { type: 'noop', delayMs: HOUR });
@@ -117,8 +120,9 @@ describe('recovery after kill -9 (process)', () => {
     expect(recoveryLine).toMatch(new RegExp(`\\b${pendingAfterReset} pending\\b`));
     expect(recoveryLine).toMatch(new RegExp(`\\b${stats.recovery.durationMs} ms\\b`));
 
-    // terminal jobs: byte-for-byte what they were
+    // terminal jobs: byte-for-byte what they were, their attempts too
     for (const id of terminalIds) expect((await http2.get(`/v1/jobs/${id}`)).text).toBe(terminalBefore.get(id));
+    for (const id of terminalIds) expect((await http2.get(`/v1/jobs/${id}/attempts`)).text).toBe(attemptsBefore.get(id));
 
     // the scheduled job stays pending, same runAt, not run
     const scheduledAfter = await getJob(http2, scheduled.id);
@@ -136,11 +140,18 @@ describe('recovery after kill -9 (process)', () => {
       expect(done.attempts).toBe(1);
     }
 
-    // the interrupted jobs run again: one more attempt, and they complete
+    // the interrupted jobs run again: one more attempt, and they complete; the attempt the crash
+    // cut short is recorded as interrupted, by the instance that died
     for (const [i, job] of running.entries()) {
       const done = await waitForState(http2, job.id, 'completed', 30_000);
       expect(done.attempts).toBe(runningBefore[i].attempts + 1);
       expect(done.result).toEqual({ sleptMs: 5_000 });
+      const { items } = (await http2.get<{ items: Array<{ attempt: number; outcome: string; instance: string }> }>(`/v1/jobs/${job.id}/attempts`)).body;
+      expect(items.map((a) => [a.attempt, a.outcome])).toEqual([
+        [1, 'interrupted'],
+        [2, 'completed'],
+      ]);
+      expect(items[0].instance).not.toBe(items[1].instance);
     }
 
     const final = await getQueue(http2);

@@ -614,6 +614,105 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
     });
   });
 
+  describe('attempts: each ended attempt recorded with the change that ended it', () => {
+    it('records every outcome of a processing job, in order, with its instance, times, error and stack', async () => {
+      const job = await heldJob(SELF, 'processing', { backoffMs: 0, maxAttempts: 3 });
+      const firstStart = clock;
+      const failure: JobEvent = {
+        type: 'fail',
+        now: clock + 250,
+        attempt: 1,
+        error: 'the mail service answered 503',
+        permanent: false,
+        jitter: 0,
+        stack: 'Error: the mail service answered 503\n    at handle (mail.ts:1:1)',
+      };
+      await store.transition(job.id, failure, { owner: SELF });
+      clock += 1000;
+      await store.claimReady(SELF, 10, clock);
+      const second = await step(job.id, 'start', {}, { owner: SELF });
+      await step(job.id, 'complete', {}, { owner: SELF });
+      expect(await store.attempts(job.id, 100)).toEqual([
+        {
+          jobId: job.id,
+          attempt: 1,
+          instance: SELF,
+          startedAt: firstStart,
+          finishedAt: firstStart + 250,
+          outcome: 'retry',
+          error: 'the mail service answered 503',
+          stack: failure.stack,
+        },
+        { jobId: job.id, attempt: 2, instance: SELF, startedAt: second.startedAt, finishedAt: clock, outcome: 'completed', error: null, stack: null },
+      ]);
+    });
+
+    it('names each way an attempt ends: failed, cancelled, interrupted (with the owner that was gone), given back', async () => {
+      // All held before any ends: an interrupted or given-back job is ready again, and heldJob claims every ready job.
+      const failed = await heldJob(SELF, 'processing');
+      const cancelled = await heldJob(SELF, 'processing');
+      const abandoned = await heldJob(OTHER, 'processing');
+      const givenBack = await heldJob(SELF, 'processing');
+      await step(failed.id, 'fail', { permanent: true, error: 'bad input' }, { owner: SELF });
+      await step(cancelled.id, 'cancel');
+      await step(cancelled.id, 'complete', {}, { owner: SELF });
+      await step(abandoned.id, 'interrupt', { attempt: 1 }, { owner: OTHER });
+      await step(givenBack.id, 'giveBack', {}, { owner: SELF });
+      const outcome = async (id: string) => (await store.attempts(id, 10)).map((a) => [a.attempt, a.instance, a.outcome, a.error]);
+      expect(await outcome(failed.id)).toEqual([[1, SELF, 'failed', 'bad input']]);
+      expect(await outcome(cancelled.id)).toEqual([[1, SELF, 'cancelled', null]]);
+      expect(await outcome(abandoned.id)).toEqual([[1, OTHER, 'interrupted', 'interrupted: the process running attempt 1 stopped before it finished']]);
+      expect(await outcome(givenBack.id)).toEqual([[1, SELF, 'given-back', 'interrupted by shutdown: attempt 1 was given back and will run again']]);
+    });
+
+    it('records nothing for a change that ends no attempt, nor for an outcome refused as stale', async () => {
+      const cancelledPending = await insertOne();
+      await step(cancelledPending.id, 'cancel');
+      await step(cancelledPending.id, 'retry');
+      const running = await heldJob(SELF, 'processing');
+      await step(running.id, 'cancel');
+      await expect(store.transition(running.id, event('complete', clock + 1, { attempt: 2 }), { owner: SELF })).rejects.toBeInstanceOf(StaleOutcome);
+      await expect(store.transition(running.id, event('complete', clock + 1), { owner: OTHER })).rejects.toBeInstanceOf(InvalidTransition);
+      expect(await store.attempts(cancelledPending.id, 10)).toEqual([]);
+      expect(await store.attempts(running.id, 10)).toEqual([]);
+    });
+
+    it('answers the last `limit` attempts, oldest first, and none for an unknown job', async () => {
+      const job = await heldJob(SELF, 'processing', { backoffMs: 0, maxAttempts: 5 });
+      for (let attempt = 1; attempt <= 4; attempt++) {
+        await step(job.id, 'fail', {}, { owner: SELF });
+        await store.claimReady(SELF, 10, clock);
+        await step(job.id, 'start', {}, { owner: SELF });
+      }
+      await step(job.id, 'complete', {}, { owner: SELF });
+      expect((await store.attempts(job.id, 2)).map((a) => [a.attempt, a.outcome])).toEqual([
+        [4, 'retry'],
+        [5, 'completed'],
+      ]);
+      expect(await store.attempts(newJob().id, 10)).toEqual([]);
+    });
+
+    it('records the outcome of a worker planned on the row its start returned', async () => {
+      const job = await insertOne();
+      await store.claimReady(SELF, 10, NOW);
+      const started = await store.transition(job.id, { type: 'start', now: NOW + 10 }, { owner: SELF });
+      await store.transition(job.id, event('complete', NOW + 30), { owner: SELF, expected: started });
+      expect(await store.attempts(job.id, 10)).toEqual([
+        { jobId: job.id, attempt: 1, instance: SELF, startedAt: NOW + 10, finishedAt: NOW + 30, outcome: 'completed', error: null, stack: null },
+      ]);
+    });
+
+    it('deletes the attempts with their job when retention prunes it', async () => {
+      const done = await jobIn('completed');
+      const kept = await jobIn('completed');
+      expect(await store.attempts(done.id, 10)).toHaveLength(1);
+      expect(await store.prune(kept.finishedAt!, 0, 10)).toBe(1);
+      expect(await store.get(done.id)).toBeUndefined();
+      expect(await store.attempts(done.id, 10)).toEqual([]);
+      expect(await store.attempts(kept.id, 10)).toHaveLength(1);
+    });
+  });
+
   describe('recordProgress', () => {
     it('records progress on the running attempt of its owner only, without touching state or updatedAt', async () => {
       const job = await heldJob(SELF, 'processing');
@@ -1415,8 +1514,17 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
         const heldBefore = byId(await store.heldBy(SELF));
         expect(countsBefore).toEqual({ pending: 4, processing: 1, completed: 1, failed: 1, cancelled: 1 });
 
+        const attemptsBefore = await Promise.all(jobsBefore.map((job) => store.attempts(job.id, 10)));
+        expect(
+          attemptsBefore
+            .flat()
+            .map((a) => a.outcome)
+            .sort(),
+        ).toEqual(['completed', 'failed']);
+
         store = await subject.reopen!();
         expect(await store.list({ limit: 100 })).toEqual(jobsBefore);
+        expect(await Promise.all(jobsBefore.map((job) => store.attempts(job.id, 10)))).toEqual(attemptsBefore);
         await expectExactCounts(countsBefore);
         expect(await store.findByIdempotencyKey('k')).toEqual({ job: keyed, requestHash: 'h' });
         // Claims outlive a restart: recovery, not the store, decides what to release.

@@ -14,7 +14,7 @@ import type { Job, JobState } from './job.model';
 export type JobEvent =
   | { type: 'start'; now: number }
   | { type: 'complete'; now: number; attempt: number; result: unknown }
-  | { type: 'fail'; now: number; attempt: number; error: string; permanent: boolean; jitter: number }
+  | { type: 'fail'; now: number; attempt: number; error: string; permanent: boolean; jitter: number; stack?: string }
   | { type: 'interrupt'; now: number; attempt?: number }
   | { type: 'giveBack'; now: number; attempt: number }
   | { type: 'cancel'; now: number }

@@ -4,6 +4,7 @@ import { jobTypeOf, type AnyJobHandler, type JobHandlerClass, type PayloadOf } f
 import { InvalidJob } from '../core/job.errors';
 import type { JobPayload } from '../core/job.model';
 import { toJobView, type JobView } from '../core/job.view';
+import { toAttemptView, type AttemptView } from '../core/attempt.model';
 import { JobHandlerRegistry } from '../handlers/job-handler.registry';
 import { CreateJobDto } from './dto/create-job.dto';
 import { CreateJobsBatchDto } from './dto/create-jobs-batch.dto';
@@ -103,6 +104,11 @@ export class JobsClient {
   async list(query: ListQuery = {}): Promise<{ items: JobView[]; nextCursor: string | null }> {
     const page = await this.jobs.list(await validateInput(ListJobsQuery, query));
     return { items: page.items.map(toJobView), nextCursor: page.nextCursor };
+  }
+
+  /** The job's ended attempts, oldest first (docs/api.md "Attempts"). */
+  async attempts(id: string): Promise<AttemptView[]> {
+    return (await this.jobs.attempts(id)).map(toAttemptView);
   }
 
   /** Cancelled at once when pending; when processing, a cancel request (the job is cancelled when its attempt ends). */

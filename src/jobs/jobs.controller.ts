@@ -7,6 +7,8 @@ import type { Response } from 'express';
 import { CREATE_JOB_EXAMPLES, CreateJobDto } from './dto/create-job.dto';
 import { CREATE_JOBS_BATCH_EXAMPLES, CreateJobsBatchDto, MAX_BATCH } from './dto/create-jobs-batch.dto';
 import { JobBatchDto, JobDto, JobListDto } from './dto/job.dto';
+import { AttemptListDto } from './dto/attempt.dto';
+import { toAttemptView, type AttemptView } from '../core/attempt.model';
 import { ListJobsQuery } from './dto/list-jobs.query';
 import { RequestId } from '../logging/request-id.decorator';
 import { toJobView, type JobView } from '../core/job.view';
@@ -130,6 +132,16 @@ export class JobsController {
   @NOT_FOUND
   async get(@Param('id') id: string): Promise<JobView> {
     return toJobView(await this.jobs.get(id));
+  }
+
+  @Get(':id/attempts')
+  @ApiOperation({ summary: "A job's ended attempts: when and where each ran, how long, how it ended, its error and stack" })
+  @ID_PARAM
+  @ApiOkResponse({ type: AttemptListDto, description: 'Oldest first. The attempt running now is the job itself (state processing, startedAt).' })
+  @BAD_ID
+  @NOT_FOUND
+  async attempts(@Param('id') id: string): Promise<{ items: AttemptView[] }> {
+    return { items: (await this.jobs.attempts(id)).map(toAttemptView) };
   }
 
   @Post(':id/cancel')

@@ -12,6 +12,10 @@ import { IdempotencyKeyReused, IdempotencyKeyTaken, InvalidJob, JobNotFound, Shu
 import { JOB_DEFAULTS, type Job, type JobPayload, type NewJob } from '../core/job.model';
 import { type KeelContextLog, KeelLog } from '../logging/keel-log';
 import { traceSubmission } from '../tracing/job-tracing';
+import type { AttemptRecord } from '../core/attempt.model';
+
+/** The most attempts of a job one answer shows: the last ones. */
+const ATTEMPTS_SHOWN = 1000;
 
 export interface Submission {
   job: Job;
@@ -76,6 +80,12 @@ export class JobsService {
     const job = await this.store.get(checkId(id));
     if (!job) throw new JobNotFound(id);
     return job;
+  }
+
+  /** The job's ended attempts, oldest first (the last ATTEMPTS_SHOWN); 404 for a job that does not exist. */
+  async attempts(id: string): Promise<AttemptRecord[]> {
+    const job = await this.get(id);
+    return this.store.attempts(job.id, ATTEMPTS_SHOWN);
   }
 
   async list(query: ListJobsQuery): Promise<JobPage> {

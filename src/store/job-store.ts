@@ -1,4 +1,5 @@
 import type { JobEvent } from '../core/job-state-machine';
+import type { AttemptRecord } from '../core/attempt.model';
 import type { DispatchKey, Job, JobProgress, JobState, NewJob } from '../core/job.model';
 import type { CommitStream } from './commit-stream';
 import type { EventFeed } from './event-feed';
@@ -77,6 +78,11 @@ export interface JobStore extends ScheduleStore {
    */
   insert(jobs: NewJob[], maxBacklog: number): Promise<Job[]>;
   get(id: string): Promise<Job | undefined>;
+  /**
+   * The last `limit` ended attempts of a job, oldest first (docs/api.md "Attempts"): each is
+   * written in the transaction of the change that ended it, and deleted with its job.
+   */
+  attempts(id: string, limit: number): Promise<AttemptRecord[]>;
   /** The job submitted with this idempotency key, and the fingerprint of that submission. */
   findByIdempotencyKey(key: string): Promise<{ job: Job; requestHash: string | null } | undefined>;
   list(query: ListQuery): Promise<Job[]>;

@@ -1,6 +1,7 @@
 import { InvalidTransition, StaleOutcome } from '../core/job.errors';
 import { applyChange, decide, isOutcome, outcomeAttempt, type JobChange, type JobEvent } from '../core/job-state-machine';
 import type { Job } from '../core/job.model';
+import { attemptEndedBy, type AttemptRecord } from '../core/attempt.model';
 import type { TransitionGuard } from './job-store';
 
 export interface PlannedTransition {
@@ -8,6 +9,8 @@ export interface PlannedTransition {
   next: Job;
   /** The owner the job has after the change: kept while processing, released otherwise. */
   owner: string | null;
+  /** The record of the attempt the change ends, written with it (docs/api.md "Attempts"). */
+  attempt?: AttemptRecord;
 }
 
 /**
@@ -22,5 +25,5 @@ export function planTransition(job: Job, owner: string | null, event: JobEvent, 
   }
   const change = decide(job, event);
   const next = applyChange(job, change, event.now);
-  return { change, next, owner: change.to === 'processing' ? owner : null };
+  return { change, next, owner: change.to === 'processing' ? owner : null, attempt: attemptEndedBy(job, owner, event, change) };
 }

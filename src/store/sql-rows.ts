@@ -1,3 +1,4 @@
+import type { AttemptOutcome, AttemptRecord } from '../core/attempt.model';
 import type { Job, JobProgress, JobState } from '../core/job.model';
 import type { Schedule } from '../core/schedule.model';
 import { patched, type TypeSettings } from '../core/type-settings';
@@ -107,6 +108,31 @@ export function jobFromRow<J>(row: JobRow<J>, json: JsonColumn<J>): Job {
     cancelRequestedAt: row.cancel_requested_at ?? null,
     progress: row.progress === null || row.progress === undefined ? null : (json(row.progress) as JobProgress),
     traceContext: row.trace_context ?? null,
+  };
+}
+
+/** An attempts row of either SQL store (PostgreSQL's bigint times come back as numbers: see pg-connection.ts). */
+export interface AttemptRow {
+  job_id: string;
+  attempt: number;
+  instance: string | null;
+  started_at: number | string;
+  finished_at: number | string;
+  outcome: string;
+  error: string | null;
+  stack: string | null;
+}
+
+export function attemptFromRow(row: AttemptRow): AttemptRecord {
+  return {
+    jobId: row.job_id,
+    attempt: row.attempt,
+    instance: row.instance,
+    startedAt: Number(row.started_at),
+    finishedAt: Number(row.finished_at),
+    outcome: row.outcome as AttemptOutcome,
+    error: row.error,
+    stack: row.stack,
   };
 }
 

@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import type { KeelConfig } from '../config/keel-config';
 import { PermanentJobError, type JobContext } from '../core/job-handler';
 import type { JobEvent } from '../core/job-state-machine';
+import { STACK_MAX_CHARS } from '../core/attempt.model';
 import type { Job, JobProgress } from '../core/job.model';
 import { toJobView } from '../core/job.view';
 import type { KeelContextLog } from '../logging/keel-log';
@@ -174,15 +175,21 @@ export function outcomeOfError(attempt: number, err: unknown): JobEvent {
     if (err.reason === 'lease') return { type: 'interrupt', now, attempt };
     return failure(attempt, err.message, false);
   }
-  if (err instanceof PermanentJobError) return failure(attempt, err.message, true);
-  return failure(attempt, err instanceof Error ? err.message : String(err), false);
+  if (err instanceof PermanentJobError) return failure(attempt, err.message, true, err.stack);
+  return failure(attempt, err instanceof Error ? err.message : String(err), false, err instanceof Error ? err.stack : undefined);
 }
 
 /**
  * An error text as every store can keep it: PostgreSQL text refuses NUL, and an outcome that
  * never commits would leave the job processing until a restart.
  */
-export function failure(attempt: number, error: string, permanent: boolean): JobEvent {
+export function failure(attempt: number, error: string, permanent: boolean, stack?: string): JobEvent {
+  const event: JobEvent = { type: 'fail', now: Date.now(), attempt, error: storable(error), permanent, jitter: Math.random() };
+  if (typeof stack === 'string') event.stack = storable(stack.slice(0, STACK_MAX_CHARS));
+  return event;
+}
+
+function storable(text: string): string {
   // eslint-disable-next-line no-control-regex -- NUL is the very character PostgreSQL text refuses
-  return { type: 'fail', now: Date.now(), attempt, error: error.replace(/\u0000/g, '\ufffd'), permanent, jitter: Math.random() };
+  return text.replace(/\u0000/g, '\ufffd');
 }

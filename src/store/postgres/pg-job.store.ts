@@ -3,6 +3,7 @@ import { Pool, type PoolClient } from 'pg';
 import { BacklogFull, ConcurrentChange, IdempotencyKeyTaken, InvalidJob, JobNotFound, StoreUnavailable } from '../../core/job.errors';
 import type { JobEvent } from '../../core/job-state-machine';
 import type { Schedule } from '../../core/schedule.model';
+import type { AttemptRecord } from '../../core/attempt.model';
 import { compareDispatch, newJobRecord, type DispatchKey, type Job, type JobProgress, type JobState, type NewJob } from '../../core/job.model';
 import type { RateLimit, TypeSettings } from '../../core/type-settings';
 import {
@@ -17,7 +18,7 @@ import {
   type TransitionGuard,
   type WriteDurability,
 } from '../job-store';
-import { activeCountsFromRows, listFilters, settingsFromRow, type TypeSettingsRow } from '../sql-rows';
+import { activeCountsFromRows, attemptFromRow, listFilters, settingsFromRow, type AttemptRow, type TypeSettingsRow } from '../sql-rows';
 import { CommitStream } from '../commit-stream';
 import { type SharedStore } from '../shared-store';
 import type { CallerTransaction, TransactionalInsert } from '../transactional-insert';
@@ -34,7 +35,7 @@ import { PgListener } from './pg-listener';
 import { fromRow, type JobRow } from './pg-rows';
 import { PG_SCHEDULE_SQL, scheduleFromRow, scheduleParams } from './pg-schedules';
 import { PG_SQL, prepared, type PgChannels } from './pg-statements';
-import { APPLY_TRANSITION, applyTransitionParams, casParams, PgTransitionGroups } from './pg-transition-groups';
+import { APPLY_TRANSITION, applyTransitionParams, attemptParams, casParams, PgTransitionGroups } from './pg-transition-groups';
 import { PATCH_TYPE_SETTINGS, patchTypeSettingsParams } from './pg-type-settings';
 import { type KeelContextLog, KeelLog } from '../../logging/keel-log';
 
@@ -333,6 +334,11 @@ export class PgJobStore implements JobStore, SharedStore, TransactionalInsert {
     return rows[0] && fromRow(rows[0]);
   }
 
+  async attempts(id: string, limit: number): Promise<AttemptRecord[]> {
+    const { rows } = await this.query<AttemptRow>(PG_SQL.attemptsOf, [id, limit]);
+    return rows.map(attemptFromRow);
+  }
+
   async findByIdempotencyKey(key: string): Promise<{ job: Job; requestHash: string | null } | undefined> {
     const { rows } = await this.query<JobRow>(PG_SQL.getJobByIdempotencyKey, [key]);
     return rows[0] && { job: fromRow(rows[0]), requestHash: rows[0].request_hash };
@@ -409,7 +415,7 @@ export class PgJobStore implements JobStore, SharedStore, TransactionalInsert {
           if (retryAt !== undefined) return { retryAt };
           await client.query(PG_SQL.logStart, [row.type, window.now]);
         }
-        const params = applyTransitionParams(casParams(row, planned), this.channels, this.synchronousCommit('worker'));
+        const params = applyTransitionParams(casParams(row, planned), this.channels, this.synchronousCommit('worker'), attemptParams([planned]));
         const { rowCount } = await client.query(APPLY_TRANSITION, params);
         if (rowCount !== 1) throw new ConcurrentChange(id);
         return { job: planned.next };

@@ -285,4 +285,20 @@ export const PG_MIGRATIONS: readonly string[] = [
   -- The W3C traceparent of the span that submitted the job (docs/operations.md "Traces"); NULL when none was recorded.
   ALTER TABLE keel_jobs ADD COLUMN trace_context text;
   `,
+  `
+  -- Every ended attempt of a job (docs/api.md "Attempts"), written by the statement of the change that
+  -- ended it, deleted with its job. seq orders a job's attempts (a given-back attempt's number is used again).
+  CREATE TABLE keel_attempts (
+    seq         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    job_id      uuid NOT NULL REFERENCES keel_jobs (id) ON DELETE CASCADE,
+    attempt     integer NOT NULL,
+    instance    text,
+    started_at  bigint NOT NULL,
+    finished_at bigint NOT NULL,
+    outcome     text NOT NULL,
+    error       text,
+    stack       text
+  );
+  CREATE INDEX keel_attempts_by_job ON keel_attempts (job_id, seq);
+  `,
 ];

@@ -1,8 +1,8 @@
 import type { Pool, PoolClient } from 'pg';
 
 /**
- * What a database made before DATABASE_SCHEMA may hold of Keel's in `public` (every migration's
- * objects up to then). Named, not matched by prefix: a table of the application's own that happens
+ * What a database may hold of Keel's in `public`: one made before DATABASE_SCHEMA (every
+ * migration's objects up to then), or run with `databaseSchema: 'public'`. Named, not matched by prefix: a table of the application's own that happens
  * to start with `keel_` stays where it is.
  */
 const TABLES = [
@@ -16,6 +16,7 @@ const TABLES = [
   'keel_event_listeners',
   'keel_event_state',
   'keel_scheduler_runs',
+  'keel_attempts',
 ];
 const SEQUENCES = ['keel_event_ids'];
 const FUNCTIONS = ['keel_count_states', 'keel_event_job', 'keel_publish_events'];

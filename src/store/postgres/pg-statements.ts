@@ -79,6 +79,11 @@ export const PG_SQL = {
   /** The rows of a group of transitions, read once for all of them. */
   getJobs: preparedAs('getJobs', `SELECT ${SELECT_COLUMNS} FROM keel_jobs WHERE id = ANY($1::uuid[])`),
   getJobByIdempotencyKey: `SELECT ${SELECT_COLUMNS} FROM keel_jobs WHERE idempotency_key = $1`,
+  /** A job's ended attempts, the last $2 of them, oldest first. */
+  attemptsOf: `
+    SELECT * FROM (SELECT job_id::text, attempt, instance, started_at, finished_at, outcome, error, stack, seq
+                     FROM keel_attempts WHERE job_id = $1 ORDER BY seq DESC LIMIT $2) AS last
+     ORDER BY seq`,
   listJobs: (where: string, limit: string) => `SELECT ${SELECT_COLUMNS} FROM keel_jobs ${where} ORDER BY id DESC LIMIT ${limit}`,
   /**
    * Ready jobs of the types this instance handles ($4; NULL: any), in dispatch order, none locked

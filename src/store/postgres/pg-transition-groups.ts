@@ -232,6 +232,7 @@ export class PgTransitionGroups extends TurnGroups<Asked> {
         planned.map((p) => p.cas),
         this.db.channels,
         this.db.synchronousCommit(durability),
+        attemptParams(planned.map((p) => p.plan)),
       );
       const rows = await this.commit<{ id: string; progress: Job['progress'] }>(APPLY_TRANSITIONS, params);
       // A plan made on a carried row has the progress of its start: the row's is the one written since.
@@ -277,7 +278,7 @@ export class PgTransitionGroups extends TurnGroups<Asked> {
       const row = rows[0];
       // (read here even when the caller had the row: this path is the fallback of a failed group)
       const plan = planTransition(fromRow(row), row.owner, asked.event, asked.guard);
-      const params = applyTransitionParams(casParams(row, plan), this.db.channels, this.db.synchronousCommit(asked.durability));
+      const params = applyTransitionParams(casParams(row, plan), this.db.channels, this.db.synchronousCommit(asked.durability), attemptParams([plan]));
       const applied = await this.commit(APPLY_TRANSITION, params);
       if (applied.length === 1) {
         this.db.committed([{ kind: 'transition', from: plan.change.from, event: asked.event.type, job: plan.next }]);
@@ -325,6 +326,35 @@ const NOTIFY_CHANGED = `
          (SELECT synchronous_commit FROM durability) AS synchronous_commit FROM changed`;
 
 /**
+ * The records of the attempts the statement's changes end (`AttemptRecord`, one array per field:
+ * $22 … $29), inserted for the jobs whose compare-and-set applied: an attempt's record commits
+ * with the outcome that ended it, in the same statement, or not at all.
+ */
+const RECORD_ATTEMPTS = `
+    recorded AS (
+      INSERT INTO keel_attempts (job_id, attempt, instance, started_at, finished_at, outcome, error, stack)
+      SELECT a.job_id, a.attempt, a.instance, a.started_at, a.finished_at, a.outcome, a.error, a.stack
+        FROM unnest($22::uuid[], $23::int[], $24::text[], $25::bigint[], $26::bigint[], $27::text[], $28::text[], $29::text[])
+             AS a(job_id, attempt, instance, started_at, finished_at, outcome, error, stack)
+       WHERE a.job_id IN (SELECT id FROM changed)
+    ),`;
+
+/** $22 … $29 of the statements that change jobs: the records of the attempts `plans` end, one array per field. */
+export function attemptParams(plans: readonly PlannedTransition[]): unknown[][] {
+  const records = plans.flatMap((plan) => (plan.attempt ? [plan.attempt] : []));
+  return [
+    records.map((r) => r.jobId),
+    records.map((r) => r.attempt),
+    records.map((r) => r.instance),
+    records.map((r) => r.startedAt),
+    records.map((r) => r.finishedAt),
+    records.map((r) => r.outcome),
+    records.map((r) => r.error),
+    records.map((r) => r.stack),
+  ];
+}
+
+/**
  * The compare-and-set of every state change: it applies only if the job is still as it was
  * read (state, attempts, updated_at, owner and cancel_requested_at: a cancel request recorded in
  * the millisecond of the start leaves updated_at as it was), so a change computed from a stale row fails. Its NOTIFYs (work ready, a cancel request) are part of it.
@@ -343,12 +373,15 @@ export const APPLY_TRANSITION = preparedAs(
        WHERE id = $1 AND state = $11 AND attempts = $12 AND updated_at = $13 AND owner IS NOT DISTINCT FROM $14
          AND cancel_requested_at IS NOT DISTINCT FROM $17
       RETURNING id, state, cancel_requested_at, progress
-    ),${NOTIFY_CHANGED}`,
+    ),${RECORD_ATTEMPTS}${NOTIFY_CHANGED}`,
 );
 
-/** The parameters of `APPLY_TRANSITION`: $1 … $17 the job's `casParams`, $18 … $20 the NOTIFYs', $21 synchronous_commit. */
-export function applyTransitionParams(cas: unknown[], channels: PgChannels, synchronousCommit: 'on' | 'off'): unknown[] {
-  return [...cas, channels.work, channels.notifier, channels.cancel, synchronousCommit];
+/**
+ * The parameters of `APPLY_TRANSITION`: $1 … $17 the job's `casParams`, $18 … $20 the NOTIFYs', $21 synchronous_commit,
+ * $22 … $29 the record of the attempt its change ends (`attemptParams`).
+ */
+export function applyTransitionParams(cas: unknown[], channels: PgChannels, synchronousCommit: 'on' | 'off', attempts: unknown[][]): unknown[] {
+  return [...cas, channels.work, channels.notifier, channels.cancel, synchronousCommit, ...attempts];
 }
 
 /**
@@ -374,15 +407,16 @@ const APPLY_TRANSITIONS = preparedAs(
        WHERE j.id = v.id AND j.state = v.was_state AND j.attempts = v.was_attempts AND j.updated_at = v.was_updated_at
          AND j.owner IS NOT DISTINCT FROM v.was_owner AND j.cancel_requested_at IS NOT DISTINCT FROM v.was_cancel_requested_at
       RETURNING j.id, j.state, j.cancel_requested_at, j.progress
-    ),${NOTIFY_CHANGED}`,
+    ),${RECORD_ATTEMPTS}${NOTIFY_CHANGED}`,
 );
 
 /** The parameters of `APPLY_TRANSITIONS`: $1 … $17 one array per parameter of the jobs' `casParams`, then as `applyTransitionParams`. */
-function applyTransitionsParams(cas: unknown[][], channels: PgChannels, synchronousCommit: 'on' | 'off'): unknown[] {
+function applyTransitionsParams(cas: unknown[][], channels: PgChannels, synchronousCommit: 'on' | 'off', attempts: unknown[][]): unknown[] {
   return applyTransitionParams(
     cas[0].map((_, i) => cas.map((params) => params[i])),
     channels,
     synchronousCommit,
+    attempts,
   );
 }
 

@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { BacklogFull, ConcurrentChange, IdempotencyKeyTaken, JobNotFound, StoreUnavailable } from '../../core/job.errors';
 import type { Schedule } from '../../core/schedule.model';
+import type { AttemptRecord } from '../../core/attempt.model';
 import type { JobEvent } from '../../core/job-state-machine';
 import { compareDispatch, newJobRecord, type DispatchKey, type Job, type JobProgress, type JobState, type NewJob } from '../../core/job.model';
 import type { RateLimit, TypeSettings } from '../../core/type-settings';
@@ -32,6 +33,8 @@ import {
   scheduleFromRow,
   settingsFromRow,
   type JobRow as SqlJobRow,
+  attemptFromRow,
+  type AttemptRow,
   type ScheduleRow,
   type TypeSettingsRow,
 } from '../sql-rows';
@@ -253,6 +256,10 @@ export class SqliteJobStore implements JobStore {
     return (stmt.all(params) as JobRow[]).map(fromRow);
   }
 
+  async attempts(id: string, limit: number): Promise<AttemptRecord[]> {
+    return (this.statements().attemptsOf.all(id, limit) as AttemptRow[]).map(attemptFromRow);
+  }
+
   /**
    * Reads, decides and writes inside the group's transaction: the compare-and-set sees every earlier
    * write. A caller that has the row (a worker's outcome: its start's) is planned on it, without
@@ -304,12 +311,19 @@ export class SqliteJobStore implements JobStore {
     const stmt = this.maskedStatement(this.expectedStatements, mask, applyExpectedTransitionSql);
     const applied = write(() => stmt.get(params)) as { progress: string | null } | undefined;
     if (!applied) return undefined;
+    if (planned.attempt) this.recordAttempt(planned.attempt);
     // A progress reported since the row was had is the row's.
     planned.next.progress = applied.progress === null ? null : (JSON.parse(applied.progress) as Job['progress']);
     this.stateCounts[planned.change.from] -= 1;
     this.stateCounts[planned.change.to] += 1;
     this.noted.push({ kind: 'transition', from: planned.change.from, event: event.type, job: planned.next });
     return planned.next;
+  }
+
+  /** The record of an attempt a change ended, in the change's transaction. */
+  private recordAttempt(record: AttemptRecord): void {
+    const r = record;
+    write(() => this.statements().insertAttempt.run(r.jobId, r.attempt, r.instance, r.startedAt, r.finishedAt, r.outcome, r.error, r.stack));
   }
 
   /**
@@ -323,6 +337,7 @@ export class SqliteJobStore implements JobStore {
     const stmt = this.maskedStatement(this.transitionStatements, mask, applyTransitionSql);
     const { changes } = write(() => stmt.run(params));
     if (changes !== 1) throw new ConcurrentChange(planned.next.id);
+    if (planned.attempt) this.recordAttempt(planned.attempt);
     this.stateCounts[planned.change.from] -= 1;
     this.stateCounts[planned.change.to] += 1;
     this.noted.push({ kind: 'transition', from: planned.change.from, event, job: planned.next });

@@ -114,6 +114,22 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   -- The W3C traceparent of the span that submitted the job (docs/operations.md "Traces"); NULL when none was recorded.
   ALTER TABLE jobs ADD COLUMN trace_context TEXT;
   `,
+  `
+  -- Every ended attempt of a job (docs/api.md "Attempts"), written in the transaction of the change that
+  -- ended it, deleted with its job. seq orders a job's attempts (a given-back attempt's number is used again).
+  CREATE TABLE attempts (
+    seq         INTEGER PRIMARY KEY,
+    job_id      TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    attempt     INTEGER NOT NULL,
+    instance    TEXT,
+    started_at  INTEGER NOT NULL,
+    finished_at INTEGER NOT NULL,
+    outcome     TEXT NOT NULL,
+    error       TEXT,
+    stack       TEXT
+  );
+  CREATE INDEX attempts_by_job ON attempts (job_id, seq);
+  `,
 ];
 
 /** Applies the migrations `db` (the database at SQLITE_FILE `file`) has not run yet, each in a transaction of its own. */

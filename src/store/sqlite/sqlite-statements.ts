@@ -99,6 +99,15 @@ export const SQL = {
   startsOf: `SELECT at FROM type_starts WHERE type = ? ORDER BY at`,
   logStart: `INSERT INTO type_starts (type, at) VALUES (?, ?)`,
   ping: `SELECT 1`,
+  /** The record of an ended attempt, in the transaction of the change that ended it (`AttemptRecord`'s fields in order). */
+  insertAttempt: `
+    INSERT INTO attempts (job_id, attempt, instance, started_at, finished_at, outcome, error, stack)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+  /** A job's ended attempts, the last ? of them, oldest first. */
+  attemptsOf: `
+    SELECT * FROM (SELECT job_id, attempt, instance, started_at, finished_at, outcome, error, stack, seq
+                     FROM attempts WHERE job_id = ? ORDER BY seq DESC LIMIT ?)
+     ORDER BY seq`,
 } as const;
 
 /**
