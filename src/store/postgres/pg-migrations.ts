@@ -281,4 +281,8 @@ export const PG_MIGRATIONS: readonly string[] = [
     ran_until bigint NOT NULL
   );
   `,
+  `
+  -- Search by creation time (docs/decisions.md "Search: each filter on an index, payload fields within the others").
+  CREATE INDEX keel_jobs_created ON keel_jobs (created_at);
+  `,
 ];

@@ -110,6 +110,10 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
     ran_until INTEGER NOT NULL
   );
   `,
+  `
+  -- Search by creation time (docs/decisions.md "Search: each filter on an index, payload fields within the others").
+  CREATE INDEX jobs_created ON jobs (created_at);
+  `,
 ];
 
 /** Applies the migrations `db` (the database at SQLITE_FILE `file`) has not run yet, each in a transaction of its own. */
