@@ -76,7 +76,9 @@ export function decide(job: Job, event: JobEvent): JobChange {
   const from = job.state;
   const attempt = outcomeAttempt(event);
   if (attempt !== undefined && attempt !== job.attempts) throw new StaleOutcome(job.id, job.state, job.attempts, event.type, attempt);
-  if (event.type === 'runNow' && job.runAt <= event.now) throw new InvalidTransition(job.id, job.state, 'runNow (the job is due already)');
+  if (event.type === 'runNow' && job.runAt <= event.now) {
+    throw new InvalidTransition(job.id, job.state, event.type, 'it is due already; runNow applies to delayed jobs only');
+  }
   if (OUTCOMES.has(event.type) && job.cancelRequestedAt !== null) {
     // Whatever the handler returned: the cancel was asked for while it ran.
     const patch: JobPatch = { finishedAt: event.now };
