@@ -41,7 +41,7 @@ export interface BulkResult {
  * are asked for at once, so each store commits them in a few groups (SQLite's group commit,
  * PostgreSQL's transition groups) instead of one transaction each.
  */
-export const BULK_BATCH = 500;
+const BULK_BATCH = 500;
 
 type BulkEvent = Extract<JobEventType, 'retry' | 'cancel' | 'runNow'>;
 const BULK_EVENTS: Record<Exclude<BulkAction, 'delete'>, BulkEvent> = { retry: 'retry', cancel: 'cancel', 'run-now': 'runNow' };

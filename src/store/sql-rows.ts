@@ -151,7 +151,7 @@ export function scheduleFromRow<J>(row: ScheduleRow<J>, json: JsonColumn<J>): Sc
 const FINISHED_STATES = `('completed', 'failed', 'cancelled')`;
 
 /** The first and the last UUID that start with `prefix` (lower-case hex and dashes, a prefix of a UUID). */
-export function idPrefixBounds(prefix: string): { from: string; to: string } {
+function idPrefixBounds(prefix: string): { from: string; to: string } {
   return {
     from: prefix + '00000000-0000-0000-0000-000000000000'.slice(prefix.length),
     to: prefix + 'ffffffff-ffff-ffff-ffff-ffffffffffff'.slice(prefix.length),

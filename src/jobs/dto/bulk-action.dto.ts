@@ -4,11 +4,11 @@ import { IsBoolean, IsIn, IsInt, IsObject, IsOptional, Max, Min, ValidateNested 
 import type { PayloadValue } from '../../store/job-store';
 import { JobFilterDto, MAX_PAYLOAD_FILTERS } from './job-filter.dto';
 
-export const BULK_ACTIONS = ['retry', 'cancel', 'delete', 'run-now'] as const;
+const BULK_ACTIONS = ['retry', 'cancel', 'delete', 'run-now'] as const;
 export type BulkAction = (typeof BULK_ACTIONS)[number];
 
 /** The most jobs one bulk action goes through (`limit`). */
-export const MAX_BULK_LIMIT = 1_000_000;
+const MAX_BULK_LIMIT = 1_000_000;
 
 /** The filter of a bulk action: the search's, with the payload fields as a JSON object. */
 export class BulkFilterDto extends JobFilterDto {

@@ -7,7 +7,7 @@ import type { PayloadValue } from '../../store/job-store';
 /** The most payload fields one search or bulk action compares (docs/api.md "Search"). */
 export const MAX_PAYLOAD_FILTERS = 5;
 /** The most keys in one payload field's path (`a.b.c`). */
-export const MAX_PAYLOAD_PATH_DEPTH = 5;
+const MAX_PAYLOAD_PATH_DEPTH = 5;
 
 const PATH_KEY = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
 const RESERVED_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
@@ -17,12 +17,12 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const ZONED = /^\d{4}-\d{2}-\d{2}$|(Z|[+-]\d{2}:?\d{2})$/i;
 
 /** Whether `value` starts a UUID: hex digits with the dashes where a UUID has them. */
-export function isIdPrefix(value: unknown): boolean {
+function isIdPrefix(value: unknown): boolean {
   return typeof value === 'string' && value.length >= 1 && value.length <= 36 && UUID.test(value + UUID_TEMPLATE.slice(value.length));
 }
 
 /** Why a payload filter object is refused, or undefined. Keys are dotted paths, values JSON scalars. */
-export function payloadFilterProblem(value: unknown): string | undefined {
+function payloadFilterProblem(value: unknown): string | undefined {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     return 'payload must be an object of payload fields and the values they must equal (in a query: payload.<field>=<value>)';
   }
@@ -54,7 +54,7 @@ function isPayloadValue(value: unknown): value is PayloadValue {
  * parses as one (`42`, `true`, `null`, `"42"`), else the text itself. An object or array literal
  * stays parsed, for the validation to refuse.
  */
-export function payloadQueryValue(text: unknown): unknown {
+function payloadQueryValue(text: unknown): unknown {
   if (typeof text !== 'string') return text;
   try {
     return JSON.parse(text) as unknown;
