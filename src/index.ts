@@ -15,7 +15,10 @@ export type { ScheduleDefinition, ScheduleDeclaration, HandlerSchedule } from '.
 export type { RateLimit, TypeSettings } from './core/type-settings';
 
 export { JobsClient } from './jobs/jobs.client';
-export type { JobOptions, BulkJob, TypedBulkJob, CheckedBulkJobs, ListQuery } from './jobs/jobs.client';
+export type { JobOptions, BulkJob, TypedBulkJob, CheckedBulkJobs, ListQuery, JobFilter } from './jobs/jobs.client';
+export type { BulkAction } from './jobs/dto/bulk-action.dto';
+export type { BulkResult } from './jobs/jobs.service';
+export type { PayloadValue } from './store/job-store';
 export type { CallerTransaction } from './store/transactional-insert';
 export { KeelTypes } from './types/keel-types';
 export { KeelHealth, type KeelReadiness } from './health/keel-health';

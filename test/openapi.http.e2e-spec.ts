@@ -203,13 +203,14 @@ describe('OpenAPI document, default settings (no API_KEY), with an application h
         if (!/At$/.test(field)) expect([name, field, prop.type]).toEqual([name, field, 'integer']);
       }
     }
-    for (const path of ['/v1/jobs/{id}', '/v1/jobs/{id}/cancel', '/v1/jobs/{id}/retry']) {
+    for (const path of ['/v1/jobs/{id}', '/v1/jobs/{id}/cancel', '/v1/jobs/{id}/retry', '/v1/jobs/{id}/run-now']) {
       for (const op of Object.values(doc.paths[path])) {
         expect(op.parameters?.find((p) => p.name === 'id')?.schema).toMatchObject({ type: 'string', format: 'uuid' });
       }
     }
     expect(doc.paths['/v1/jobs'].get.parameters?.find((p) => p.name === 'limit')?.schema).toMatchObject({ type: 'integer', minimum: 1, maximum: 500 });
-    // `number` only where any JSON value is meant (a job's result) and for progress, a percentage that may have decimals
+    // `number` only where any JSON value is meant (a job's result, a payload field's value a bulk action compares) and for
+    // progress, a percentage that may have decimals
     expect(
       collect(doc, 'type')
         .filter((t) => t.value === 'number')
@@ -217,6 +218,7 @@ describe('OpenAPI document, default settings (no API_KEY), with an application h
     ).toEqual([
       expect.stringMatching(/^\$\.components\.schemas\.JobDto\.properties\.result\.oneOf\.\d+\.type$/),
       '$.components.schemas.JobDto.properties.progress.oneOf.0.type',
+      '$.components.schemas.BulkFilterDto.properties.payload.additionalProperties.oneOf.1.type',
     ]);
     // the result is any JSON value, the payload of a job any object
     expect(job.properties.result.oneOf).toEqual(expect.arrayContaining([{ type: 'object', additionalProperties: true }, { type: 'string' }]));
@@ -339,7 +341,7 @@ describe('OpenAPI document with API_KEY', () => {
       expect(unauthorized.headers?.['WWW-Authenticate']?.schema).toMatchObject({ type: 'string' });
       expect(unauthorized.content?.['application/json'].example).toEqual({ statusCode: 401, error: 'Unauthorized', message: expect.any(String) });
     }
-    expect(v1).toBe(15);
+    expect(v1).toBe(17);
     const example = doc.paths['/v1/queue'].get.responses['401'].content!['application/json'].example as { message: string };
     const res = await http.get('/v1/queue');
     expectError(res, 401, example.message);

@@ -37,6 +37,7 @@ export const ApiBearerAuth: Swagger['ApiBearerAuth'] = swagger?.ApiBearerAuth ??
 export const ApiBody: Swagger['ApiBody'] = swagger?.ApiBody ?? describesNothing();
 export const ApiCreatedResponse: Swagger['ApiCreatedResponse'] = swagger?.ApiCreatedResponse ?? describesNothing();
 export const ApiExcludeController: Swagger['ApiExcludeController'] = swagger?.ApiExcludeController ?? describesNothing();
+export const ApiHideProperty: Swagger['ApiHideProperty'] = swagger?.ApiHideProperty ?? describesNothing();
 export const ApiHeader: Swagger['ApiHeader'] = swagger?.ApiHeader ?? describesNothing();
 export const ApiNoContentResponse: Swagger['ApiNoContentResponse'] = swagger?.ApiNoContentResponse ?? describesNothing();
 export const ApiOkResponse: Swagger['ApiOkResponse'] = swagger?.ApiOkResponse ?? describesNothing();

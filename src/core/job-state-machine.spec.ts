@@ -15,7 +15,7 @@ import { JOB_STATES, type Job } from './job.model';
 const NOW = 1_800_000_000_000;
 const EARLIER = NOW - 60_000;
 
-const EVENT_TYPES: readonly JobEventType[] = ['start', 'complete', 'fail', 'interrupt', 'giveBack', 'cancel', 'retry'];
+const EVENT_TYPES: readonly JobEventType[] = ['start', 'complete', 'fail', 'interrupt', 'giveBack', 'cancel', 'retry', 'runNow'];
 
 /** The transitions of docs/api.md "The job", written out independently of TRANSITIONS so that a change to either is caught. */
 const CONTRACT_PAIRS: ReadonlySet<string> = new Set([
@@ -28,6 +28,7 @@ const CONTRACT_PAIRS: ReadonlySet<string> = new Set([
   'cancel:processing',
   'retry:failed',
   'retry:cancelled',
+  'runNow:pending',
 ]);
 
 function job(overrides: Partial<Job> = {}): Job {
@@ -238,6 +239,12 @@ const SCENARIOS: Scenario[] = [
       patch: { attempts: 0, runAt: NOW, startedAt: null, finishedAt: null, result: null, cancelRequestedAt: null, progress: null },
     },
   },
+  {
+    name: 'runNow: a delayed job is due now, nothing else changes',
+    job: job({ state: 'pending', runAt: NOW + 60_000, attempts: 1, lastError: 'boom' }),
+    event: event('runNow'),
+    expected: { from: 'pending', to: 'pending', patch: { runAt: NOW, progress: null } },
+  },
 ];
 
 const ALL_PAIRS = EVENT_TYPES.flatMap((type) => JOB_STATES.map((state) => ({ type, state, key: `${type}:${state}` })));
@@ -245,12 +252,12 @@ const FORBIDDEN_PAIRS = ALL_PAIRS.filter((p) => !CONTRACT_PAIRS.has(p.key));
 
 describe('job state machine', () => {
   describe('the transition table', () => {
-    it('knows exactly the 7 events and the 9 (event, state) pairs of docs/api.md "The job" and docs/reliability.md "The one-running-attempt rule"', () => {
+    it('knows exactly the 8 events and the 10 (event, state) pairs of docs/api.md "The job" and docs/reliability.md "The one-running-attempt rule"', () => {
       expect(Object.keys(TRANSITIONS).sort()).toEqual([...EVENT_TYPES].sort());
       const pairs = Object.entries(TRANSITIONS).flatMap(([type, from]) => Object.keys(from).map((state) => `${type}:${state}`));
       expect(new Set(pairs)).toEqual(CONTRACT_PAIRS);
-      expect(ALL_PAIRS).toHaveLength(35);
-      expect(FORBIDDEN_PAIRS).toHaveLength(26);
+      expect(ALL_PAIRS).toHaveLength(40);
+      expect(FORBIDDEN_PAIRS).toHaveLength(30);
     });
 
     it('never lets completed change', () => {
@@ -309,6 +316,13 @@ describe('job state machine', () => {
       expect(before.state).toBe('pending');
       expect(after).toMatchObject({ state: 'processing', attempts: 1, startedAt: NOW, updatedAt: NOW });
     });
+  });
+
+  it('runNow refuses a pending job that is due already (its runAt at or before now): nothing to bring forward', () => {
+    expect(() => decide(job({ state: 'pending', runAt: NOW }), event('runNow'))).toThrow(InvalidTransition);
+    expect(() => decide(job({ state: 'pending', runAt: EARLIER }), event('runNow'))).toThrow(
+      /is pending: it is due already; runNow applies to delayed jobs only/,
+    );
   });
 
   it('a giveBack never makes attempts negative', () => {

@@ -18,7 +18,8 @@ export type JobEvent =
   | { type: 'interrupt'; now: number; attempt?: number }
   | { type: 'giveBack'; now: number; attempt: number }
   | { type: 'cancel'; now: number }
-  | { type: 'retry'; now: number };
+  | { type: 'retry'; now: number }
+  | { type: 'runNow'; now: number };
 
 export type JobEventType = JobEvent['type'];
 
@@ -33,6 +34,8 @@ export const TRANSITIONS: Readonly<Record<JobEventType, Partial<Record<JobState,
   // processing → processing: the cancel request is recorded; the attempt's end cancels the job
   cancel: { pending: ['cancelled'], processing: ['processing'] },
   retry: { failed: ['pending'], cancelled: ['pending'] },
+  // pending → pending: a delayed job's runAt brought forward to now (refused when it is due already)
+  runNow: { pending: ['pending'] },
 };
 
 /** The events that end an attempt: each names the attempt it ends. */
@@ -73,6 +76,9 @@ export function decide(job: Job, event: JobEvent): JobChange {
   const from = job.state;
   const attempt = outcomeAttempt(event);
   if (attempt !== undefined && attempt !== job.attempts) throw new StaleOutcome(job.id, job.state, job.attempts, event.type, attempt);
+  if (event.type === 'runNow' && job.runAt <= event.now) {
+    throw new InvalidTransition(job.id, job.state, event.type, 'it is due already; runNow applies to delayed jobs only');
+  }
   if (OUTCOMES.has(event.type) && job.cancelRequestedAt !== null) {
     // Whatever the handler returned: the cancel was asked for while it ran.
     const patch: JobPatch = { finishedAt: event.now };
@@ -128,6 +134,8 @@ export function decide(job: Job, event: JobEvent): JobChange {
         to: 'pending',
         patch: { attempts: 0, runAt: event.now, startedAt: null, finishedAt: null, result: null, cancelRequestedAt: null, progress: null },
       };
+    case 'runNow':
+      return { from, to: 'pending', patch: { runAt: event.now, progress: null } };
   }
 }
 

@@ -19,8 +19,10 @@ export class InvalidTransition extends DomainError {
     readonly jobId: string,
     readonly from: JobState,
     readonly event: string,
+    /** Why, when the pair exists but this job cannot take it (a runNow of a job that is due already). */
+    reason?: string,
   ) {
-    super(`job ${jobId} is ${from}: ${event} is not allowed from ${from}`);
+    super(`job ${jobId} is ${from}: ${reason ?? `${event} is not allowed from ${from}`}`);
   }
 }
 

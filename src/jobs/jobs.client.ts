@@ -9,7 +9,9 @@ import { JobHandlerRegistry } from '../handlers/job-handler.registry';
 import { CreateJobDto } from './dto/create-job.dto';
 import { CreateJobsBatchDto } from './dto/create-jobs-batch.dto';
 import { ListJobsQuery } from './dto/list-jobs.query';
-import { JobsService } from './jobs.service';
+import { BulkActionDto, type BulkAction } from './dto/bulk-action.dto';
+import { JobsService, type BulkResult } from './jobs.service';
+import type { PayloadValue } from '../store/job-store';
 import type { CallerTransaction } from '../store/transactional-insert';
 
 /** What `add` takes besides the type and payload: the fields of a submission (docs/api.md "Routes and errors"). */
@@ -47,9 +49,23 @@ type BulkJobInput = Omit<BulkJob, 'type' | 'payload'> & { type: string | JobHand
 /** Each job of an `addBulk` list checked against its own handler's payload type (a string type: `BulkJob`). */
 export type CheckedBulkJobs<J extends readonly unknown[]> = { [K in keyof J]: J[K] extends { type: JobHandlerClass<infer H> } ? TypedBulkJob<H> : BulkJob };
 
-export interface ListQuery {
+/** Which jobs `list` and `bulk` select (docs/api.md "Search"): every filter given must hold. */
+export interface JobFilter {
   state?: JobView['state'];
   type?: string;
+  /** The start of a job id. */
+  idPrefix?: string;
+  idempotencyKey?: string;
+  /** ISO 8601 with a zone (or a date alone); `…After` inclusive, `…Before` exclusive. */
+  createdAfter?: string;
+  createdBefore?: string;
+  finishedAfter?: string;
+  finishedBefore?: string;
+  /** Payload fields (a path of names joined by dots) and the values they must equal, in JSON type and value; at most 5. */
+  payload?: Record<string, PayloadValue>;
+}
+
+export interface ListQuery extends JobFilter {
   limit?: number;
   cursor?: string;
 }
@@ -118,6 +134,21 @@ export class JobsClient {
 
   async retry(id: string): Promise<JobView> {
     return toJobView(await this.jobs.retry(id));
+  }
+
+  /** A delayed pending job due now; `InvalidTransition` when it is due already, running or finished. */
+  async runNow(id: string): Promise<JobView> {
+    return toJobView(await this.jobs.runNow(id));
+  }
+
+  /**
+   * As `POST /v1/jobs/actions`: `action` on every job `filter` selects (at least one filter, or
+   * `all: true`), at most `limit` of them, each as its single method would; resolves to how many
+   * matched, were changed, and were skipped.
+   */
+  async bulk(action: BulkAction, filter: JobFilter, options: { all?: boolean; limit?: number } = {}): Promise<BulkResult> {
+    const dto = await validateInput(BulkActionDto, { action, filter, ...options });
+    return this.jobs.bulk(dto.action, dto.filter, { all: dto.all, limit: dto.limit });
   }
 
   /** A string as it is; a class: the type of its `@JobHandler`, when that handler is this application's. */

@@ -10,6 +10,9 @@ import { JobBatchDto, JobDto, JobListDto } from './dto/job.dto';
 import { AttemptListDto } from './dto/attempt.dto';
 import { toAttemptView, type AttemptView } from '../core/attempt.model';
 import { ListJobsQuery } from './dto/list-jobs.query';
+import { BULK_ACTION_EXAMPLES, BulkActionDto, BulkActionResultDto } from './dto/bulk-action.dto';
+import { MAX_PAYLOAD_FILTERS } from './dto/job-filter.dto';
+import type { BulkResult } from './jobs.service';
 import { RequestId } from '../logging/request-id.decorator';
 import { toJobView, type JobView } from '../core/job.view';
 import { JobsService } from './jobs.service';
@@ -116,12 +119,41 @@ export class JobsController {
   }
 
   @Get()
-  @ApiOperation({ summary: 'List jobs, newest first' })
+  @ApiOperation({
+    summary: 'List and search jobs, newest first',
+    description:
+      'Every filter given must hold; each combines with the others and with the cursor. Times: `…After` inclusive, `…Before` exclusive. ' +
+      `Payload fields: up to ${MAX_PAYLOAD_FILTERS} parameters \`payload.<field>=<value>\`, e.g. \`payload.customerId=42\` or ` +
+      '`payload.customer.region=eu` (a nested field: names joined by dots). The value is the JSON literal it reads as (`42`, `true`, `null`, ' +
+      '`"42"` for the string), else the text as it is; a field equals it in JSON type and value (42 is not "42"). A payload field has no index: ' +
+      'it is compared within what the other filters select (docs/api.md "Search").',
+  })
   @ApiOkResponse({ type: JobListDto, description: 'One page of jobs, newest first; nextCursor fetches the next.' })
   @ApiErrorResponse(400, 'A query parameter is invalid.', 'limit must not be less than 1')
   async list(@Query() query: ListJobsQuery): Promise<{ items: JobView[]; nextCursor: string | null }> {
     const page = await this.jobs.list(query);
     return { items: page.items.map(toJobView), nextCursor: page.nextCursor };
+  }
+
+  @Post('actions')
+  @HttpCode(200)
+  @ApiOperation({
+    summary: 'Retry, cancel, delete or run now every job a filter selects',
+    description:
+      'Goes through the jobs the filter selects, newest first, 500 at a time, each as its single route would change it; ' +
+      'a job in a state the action does not apply to, or that changed meanwhile, is skipped (docs/api.md "Bulk actions").',
+  })
+  @ApiBody({ type: BulkActionDto, examples: BULK_ACTION_EXAMPLES })
+  @ApiOkResponse({ type: BulkActionResultDto, description: 'How many jobs the filter selected, how many the action changed, how many it skipped.' })
+  @ApiErrorResponse(
+    400,
+    'Invalid body: an unknown action, an invalid filter, or a filter that selects every job without `all: true`.',
+    'filter selects every job: give at least one filter, or all: true to act on every job',
+  )
+  @TOO_LARGE
+  @NOT_JSON
+  async bulk(@Body() body: BulkActionDto, @RequestId() requestId: string | undefined): Promise<BulkResult> {
+    return this.jobs.bulk(body.action, body.filter, { all: body.all, limit: body.limit }, requestId);
   }
 
   @Get(':id')
@@ -166,5 +198,21 @@ export class JobsController {
   @ApiErrorResponse(409, 'Neither failed nor cancelled.', `job ${EXAMPLE_ID} is processing: retry is not allowed from processing`)
   async retry(@Param('id') id: string, @RequestId() requestId: string | undefined): Promise<JobView> {
     return toJobView(await this.jobs.retry(id, requestId));
+  }
+
+  @Post(':id/run-now')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Run a delayed pending job now' })
+  @ID_PARAM
+  @ApiOkResponse({ type: JobDto, description: 'The job, pending and due now: it starts as soon as a worker is free.' })
+  @BAD_ID
+  @NOT_FOUND
+  @ApiErrorResponse(
+    409,
+    'Not a delayed pending job (due already, running or finished).',
+    `job ${EXAMPLE_ID} is pending: it is due already; runNow applies to delayed jobs only`,
+  )
+  async runNow(@Param('id') id: string, @RequestId() requestId: string | undefined): Promise<JobView> {
+    return toJobView(await this.jobs.runNow(id, requestId));
   }
 }

@@ -1,14 +1,17 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
 import { LifecycleService } from '../lifecycle/lifecycle.service';
-import { JOBS_STORE, type JobStore } from '../store/job-store';
+import { JOBS_STORE, type JobFilter, type JobStore } from '../store/job-store';
 import { TRANSACTIONAL_INSERT, type CallerTransaction, type TransactionalInsert } from '../store/transactional-insert';
 import { JobHandlerRegistry } from '../handlers/job-handler.registry';
 import type { CreateJobDto } from './dto/create-job.dto';
 import type { ListJobsQuery } from './dto/list-jobs.query';
+import type { JobFilterDto } from './dto/job-filter.dto';
+import type { BulkAction } from './dto/bulk-action.dto';
 import { checkIdempotencyKey, requestFingerprint } from './idempotency';
 import { newJobIds } from './job-ids';
-import { IdempotencyKeyReused, IdempotencyKeyTaken, InvalidJob, JobNotFound, ShuttingDown } from '../core/job.errors';
+import { ConcurrentChange, IdempotencyKeyReused, IdempotencyKeyTaken, InvalidJob, InvalidTransition, JobNotFound, ShuttingDown } from '../core/job.errors';
+import { canApply, type JobEventType } from '../core/job-state-machine';
 import { JOB_DEFAULTS, type Job, type JobPayload, type NewJob } from '../core/job.model';
 import { type KeelContextLog, KeelLog } from '../logging/keel-log';
 import { traceSubmission } from '../tracing/job-tracing';
@@ -27,6 +30,27 @@ export interface JobPage {
   items: Job[];
   nextCursor: string | null;
 }
+
+/** What a bulk action did (docs/api.md "Bulk actions"). */
+export interface BulkResult {
+  /** Jobs the filter selected, at most the limit. */
+  matched: number;
+  /** Jobs changed (or deleted). */
+  affected: number;
+  /** matched − affected: in a state the action does not apply to, or changed meanwhile. */
+  skipped: number;
+}
+
+/**
+ * How many jobs a bulk action reads in one page and applies together: the transitions of a batch
+ * are asked for at once, so each store commits them in a few groups (SQLite's group commit,
+ * PostgreSQL's transition groups) instead of one transaction each.
+ */
+const BULK_BATCH = 500;
+
+type BulkEvent = Extract<JobEventType, 'retry' | 'cancel' | 'runNow'>;
+const BULK_EVENTS: Record<Exclude<BulkAction, 'delete'>, BulkEvent> = { retry: 'retry', cancel: 'cancel', 'run-now': 'runNow' };
+const FINISHED: ReadonlySet<Job['state']> = new Set(['completed', 'failed', 'cancelled']);
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -91,7 +115,7 @@ export class JobsService {
   async list(query: ListJobsQuery): Promise<JobPage> {
     const limit = query.limit ?? 50;
     const beforeId = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
-    const rows = await this.store.list({ state: query.state, type: query.type, limit: limit + 1, beforeId });
+    const rows = await this.store.list({ ...toJobFilter(query), limit: limit + 1, beforeId });
     const items = rows.slice(0, limit);
     const nextCursor = rows.length > limit ? encodeCursor(items[items.length - 1].id) : null;
     return { items, nextCursor };
@@ -118,6 +142,66 @@ export class JobsService {
     const job = await this.store.transition(checkId(id), { type: 'retry', now: Date.now() });
     this.debug(`job ${job.id} (${job.type}) retry → pending`, requestId);
     return job;
+  }
+
+  /** A delayed pending job made due now: the feeder is woken by the commit, as by a submission. */
+  async runNow(id: string, requestId?: string): Promise<Job> {
+    const job = await this.store.transition(checkId(id), { type: 'runNow', now: Date.now() });
+    this.debug(`job ${job.id} (${job.type}) run now`, requestId);
+    return job;
+  }
+
+  /**
+   * A bulk action (docs/api.md "Bulk actions"): the jobs the filter selects, newest first, in pages
+   * of BULK_BATCH, each job through the store as its single route does (the same compare-and-set,
+   * commits, events and counts). A job whose state the action does not apply to, or that changed
+   * meanwhile (InvalidTransition, ConcurrentChange, gone), is skipped, never forced. Paging by id
+   * visits each job once, and never one created after the action began.
+   */
+  async bulk(action: BulkAction, filterDto: JobFilterDto, options: { all?: boolean; limit?: number } = {}, requestId?: string): Promise<BulkResult> {
+    const filter = toJobFilter(filterDto);
+    if (Object.values(filter).every((value) => value === undefined) && options.all !== true) {
+      throw new InvalidJob('filter selects every job: give at least one filter, or all: true to act on every job');
+    }
+    const cap = options.limit ?? Infinity;
+    let matched = 0;
+    let affected = 0;
+    let beforeId: string | undefined;
+    while (matched < cap) {
+      const limit = Math.min(BULK_BATCH, cap - matched);
+      const page = await this.store.list({ ...filter, limit, beforeId });
+      matched += page.length;
+      affected += action === 'delete' ? await this.deleteBatch(page) : await this.transitionBatch(BULK_EVENTS[action], page);
+      if (page.length < limit) break;
+      beforeId = page[page.length - 1].id;
+    }
+    const result = { matched, affected, skipped: matched - affected };
+    this.logger.log(
+      requestId === undefined
+        ? `bulk ${action}: ${matched} matched, ${affected} affected, ${result.skipped} skipped`
+        : { msg: `bulk ${action}: ${matched} matched, ${affected} affected, ${result.skipped} skipped`, req: { id: requestId } },
+    );
+    return result;
+  }
+
+  /** The jobs of a page that the event applies to as they were read, all at once; how many changed. */
+  private async transitionBatch(event: BulkEvent, page: Job[]): Promise<number> {
+    const now = Date.now();
+    const outcomes = await Promise.allSettled(
+      page.filter((job) => canApply(job.state, event)).map((job) => this.store.transition(job.id, { type: event, now })),
+    );
+    let changed = 0;
+    for (const outcome of outcomes) {
+      if (outcome.status === 'fulfilled') changed += 1;
+      else if (!(outcome.reason instanceof InvalidTransition || outcome.reason instanceof ConcurrentChange || outcome.reason instanceof JobNotFound))
+        throw outcome.reason;
+    }
+    return changed;
+  }
+
+  /** The finished jobs of a page, deleted if still finished when the statement runs; how many were. */
+  private async deleteBatch(page: Job[]): Promise<number> {
+    return (await this.store.deleteFinished(page.filter((job) => FINISHED.has(job.state)).map((job) => job.id))).length;
   }
 
   /** A debug line that carries the id of the request it belongs to. */
@@ -218,6 +302,22 @@ function refuseProblems(problems: string[]): void {
 function checkId(id: string): string {
   if (!UUID.test(id)) throw new InvalidJob(`id must be a UUID, got "${id.slice(0, 100)}"`);
   return id.toLowerCase();
+}
+
+/** A search's or bulk action's filters as the store takes them: times in epoch ms, the id prefix lower-case, payload fields as paths. */
+function toJobFilter(dto: JobFilterDto): JobFilter {
+  const at = (iso: string | undefined) => (iso === undefined ? undefined : Date.parse(iso));
+  return {
+    state: dto.state,
+    type: dto.type,
+    idPrefix: dto.idPrefix?.toLowerCase(),
+    idempotencyKey: dto.idempotencyKey,
+    createdAfter: at(dto.createdAfter),
+    createdBefore: at(dto.createdBefore),
+    finishedAfter: at(dto.finishedAfter),
+    finishedBefore: at(dto.finishedBefore),
+    payload: dto.payload === undefined ? undefined : Object.entries(dto.payload).map(([path, value]) => ({ path: path.split('.'), value })),
+  };
 }
 
 function encodeCursor(id: string): string {

@@ -17,6 +17,8 @@ export type Commit =
   | { kind: 'released' }
   /** Finished jobs deleted by retention. */
   | { kind: 'pruned'; count: number }
+  /** Finished jobs deleted by a bulk delete (`POST /v1/jobs/actions`), not by retention. */
+  | { kind: 'deleted'; count: number }
   /** Another instance committed work that may be ready now (a shared store's notification). */
   | { kind: 'remoteWork' }
   /** A cancel request of a running job was recorded, through any instance (a shared store's notification). */

@@ -11,9 +11,32 @@ export const JOBS_STORE = 'KEEL:JOBS_STORE';
 
 export type StateCounts = Record<JobState, number>;
 
-export interface ListQuery {
+/** A JSON scalar a payload field must equal (docs/api.md "Search"). */
+export type PayloadValue = string | number | boolean | null;
+
+/** A payload field, named by its path of object keys (`['customer', 'id']`), equal to `value`. */
+export interface PayloadMatch {
+  path: readonly string[];
+  value: PayloadValue;
+}
+
+/**
+ * Which jobs a listing or a bulk action selects: every filter given must hold. Times are epoch
+ * milliseconds, `…After` inclusive and `…Before` exclusive. `idPrefix` is lower-case.
+ */
+export interface JobFilter {
   state?: JobState;
   type?: string;
+  idPrefix?: string;
+  idempotencyKey?: string;
+  createdAfter?: number;
+  createdBefore?: number;
+  finishedAfter?: number;
+  finishedBefore?: number;
+  payload?: readonly PayloadMatch[];
+}
+
+export interface ListQuery extends JobFilter {
   limit: number;
   /** Exclusive: list jobs older than this id (ids are UUIDv7, so id order is creation order). */
   beforeId?: string;
@@ -178,6 +201,12 @@ export interface JobStore extends ScheduleStore {
    * prune at a time: another's call meanwhile deletes nothing (0).
    */
   prune(completedBefore: number, failedBefore: number, limit: number): Promise<number>;
+  /**
+   * Deletes the jobs of `ids` that are finished (completed, failed, cancelled) when the statement
+   * runs, as `prune` deletes them; pending and processing jobs never. One transaction, acknowledged;
+   * returns the ids deleted.
+   */
+  deleteFinished(ids: readonly string[]): Promise<string[]>;
 }
 
 /**

@@ -2,7 +2,7 @@ import type { AttemptOutcome, AttemptRecord } from '../core/attempt.model';
 import type { Job, JobProgress, JobState } from '../core/job.model';
 import type { Schedule } from '../core/schedule.model';
 import { patched, type TypeSettings } from '../core/type-settings';
-import type { ActiveCounts, ListQuery, StoredTypeSettings } from './job-store';
+import type { ActiveCounts, ListQuery, PayloadMatch, StoredTypeSettings } from './job-store';
 
 /** A row of the type settings table, in either SQL store (SQLite keeps `paused` as 0/1). */
 export interface TypeSettingsRow {
@@ -175,15 +175,50 @@ export function scheduleFromRow<J>(row: ScheduleRow<J>, json: JsonColumn<J>): Sc
   };
 }
 
+/** The finished states, as SQL: `finished_at` is set exactly on these (docs/decisions.md "Retention"). */
+const FINISHED_STATES = `('completed', 'failed', 'cancelled')`;
+
+/** The first and the last UUID that start with `prefix` (lower-case hex and dashes, a prefix of a UUID). */
+function idPrefixBounds(prefix: string): { from: string; to: string } {
+  return {
+    from: prefix + '00000000-0000-0000-0000-000000000000'.slice(prefix.length),
+    to: prefix + 'ffffffff-ffff-ffff-ffff-ffffffffffff'.slice(prefix.length),
+  };
+}
+
+/** A dialect's placeholder for a value (`name` is unique within the statement). */
+type Param = (name: string, value: unknown) => string;
+
 /**
- * The filters of a job listing, in the dialect's placeholder style: `param` takes each value in
- * order (state, type, beforeId, limit) and returns its placeholder. The SELECT around them stays
- * with each store: the tables and columns differ, and SQLite prepares one statement per shape.
+ * The filters of a job listing, in the dialect's placeholder style: `param` takes each value and
+ * returns its placeholder; `payloadMatch` writes one payload equality (the JSON functions differ).
+ * The SELECT around them stays with each store: the tables and columns differ, and SQLite
+ * prepares one statement per shape. Each filter is written so that an index can serve it
+ * (docs/decisions.md "Search: each filter on an index, payload fields within the others"): an id
+ * prefix as a range of the primary key, a finished range with the finished states named (the
+ * partial index on (state, finished_at) is read once per state).
  */
-export function listFilters(query: ListQuery, param: (name: keyof ListQuery, value: unknown) => string): { where: string; limit: string } {
+export function listFilters(
+  query: ListQuery,
+  param: Param,
+  payloadMatch: (match: PayloadMatch, index: number, param: Param) => string,
+): { where: string; limit: string } {
   const where: string[] = [];
   if (query.state !== undefined) where.push(`state = ${param('state', query.state)}`);
   if (query.type !== undefined) where.push(`type = ${param('type', query.type)}`);
+  if (query.idPrefix !== undefined) {
+    const { from, to } = idPrefixBounds(query.idPrefix);
+    where.push(`id >= ${param('idFrom', from)} AND id <= ${param('idTo', to)}`);
+  }
+  if (query.idempotencyKey !== undefined) where.push(`idempotency_key = ${param('idempotencyKey', query.idempotencyKey)}`);
+  if (query.createdAfter !== undefined) where.push(`created_at >= ${param('createdAfter', query.createdAfter)}`);
+  if (query.createdBefore !== undefined) where.push(`created_at < ${param('createdBefore', query.createdBefore)}`);
+  if (query.finishedAfter !== undefined || query.finishedBefore !== undefined) {
+    if (query.state === undefined) where.push(`state IN ${FINISHED_STATES}`);
+    if (query.finishedAfter !== undefined) where.push(`finished_at >= ${param('finishedAfter', query.finishedAfter)}`);
+    if (query.finishedBefore !== undefined) where.push(`finished_at < ${param('finishedBefore', query.finishedBefore)}`);
+  }
+  (query.payload ?? []).forEach((match, index) => where.push(payloadMatch(match, index, param)));
   if (query.beforeId !== undefined) where.push(`id < ${param('beforeId', query.beforeId)}`);
   return { where: where.length ? `WHERE ${where.join(' AND ')}` : '', limit: param('limit', query.limit) };
 }

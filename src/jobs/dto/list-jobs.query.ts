@@ -1,19 +1,13 @@
 import { ApiPropertyOptional } from '../../common/swagger';
 import { Type } from 'class-transformer';
-import { IsIn, IsInt, IsOptional, IsString, Length, Max, Min } from 'class-validator';
-import { JOB_STATES, type JobState } from '../../core/job.model';
+import { IsInt, IsOptional, IsString, Length, Max, Min } from 'class-validator';
+import { gatherPayloadParams, JobFilterDto } from './job-filter.dto';
 
-export class ListJobsQuery {
-  @ApiPropertyOptional({ enum: JOB_STATES, description: 'Only jobs in this state.' })
-  @IsOptional()
-  @IsIn(JOB_STATES)
-  state?: JobState;
-
-  @ApiPropertyOptional({ example: 'sleep', maxLength: 100, description: 'Only jobs of this type.' })
-  @IsOptional()
-  @IsString()
-  @Length(1, 100)
-  type?: string;
+export class ListJobsQuery extends JobFilterDto {
+  /** The query as it came, with its `payload.<field>` parameters gathered (see KeelValidationPipe). */
+  static fromQuery(query: Record<string, unknown>): Record<string, unknown> {
+    return gatherPayloadParams(query);
+  }
 
   @ApiPropertyOptional({ type: 'integer', minimum: 1, maximum: 500, default: 50 })
   @IsOptional()

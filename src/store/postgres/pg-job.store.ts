@@ -13,6 +13,7 @@ import {
   type JobStore,
   type LimitedStart,
   type ListQuery,
+  type PayloadMatch,
   type StateCounts,
   type StoredTypeSettings,
   type TransitionGuard,
@@ -345,10 +346,16 @@ export class PgJobStore implements JobStore, SharedStore, TransactionalInsert {
   }
 
   async list(query: ListQuery): Promise<Job[]> {
-    const params: unknown[] = [];
-    const { where, limit } = listFilters(query, (_name, value) => `$${params.push(value)}`);
-    const { rows } = await this.query<JobRow>(PG_SQL.listJobs(where, limit), params);
+    const { sql, params } = listStatement(query);
+    const { rows } = await this.query<JobRow>(sql, params);
     return rows.map(fromRow);
+  }
+
+  /** The plan PostgreSQL makes for `list(query)` (EXPLAIN), as text. For tests. */
+  async explainList(query: ListQuery): Promise<string> {
+    const { sql, params } = listStatement(query);
+    const { rows } = await this.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${sql}`, params);
+    return rows.map((row) => row['QUERY PLAN']).join('\n');
   }
 
   /** Applied in groups: see `PgTransitionGroups`. */
@@ -515,6 +522,17 @@ export class PgJobStore implements JobStore, SharedStore, TransactionalInsert {
     );
     if (deleted > 0) this.commits.publish([{ kind: 'pruned', count: deleted }]);
     return deleted;
+  }
+
+  /** Acknowledged, unlike a prune: the answer of a bulk delete says they are gone. */
+  async deleteFinished(ids: readonly string[]): Promise<string[]> {
+    if (ids.length === 0) return [];
+    const { rows } = await this.synced(
+      () => this.query<{ id: string }>(PG_SQL.deleteFinished, [ids]),
+      (result) => result.rows.length > 0,
+    );
+    if (rows.length > 0) this.commits.publish([{ kind: 'deleted', count: rows.length }]);
+    return rows.map((row) => row.id);
   }
 
   async putSchedule(name: string, plan: (stored: Schedule | undefined) => Schedule): Promise<{ schedule: Schedule; created: boolean }> {
@@ -724,4 +742,20 @@ async function callerClient(tx: CallerTransaction): Promise<QueryClient> {
 
 function keyInDetail(err: unknown): string | undefined {
   return /^Key \(idempotency_key\)=\((.*)\) already exists\.$/s.exec((err as { detail?: string }).detail ?? '')?.[1];
+}
+
+/** The statement of a listing and its parameters. */
+function listStatement(query: ListQuery): { sql: string; params: unknown[] } {
+  const params: unknown[] = [];
+  const { where, limit } = listFilters(query, (_name, value) => `$${params.push(value)}`, payloadMatchSql);
+  return { sql: PG_SQL.listJobs(where, limit), params };
+}
+
+/**
+ * One payload equality on PostgreSQL: the field (`#>` with the path's keys) and the value compared
+ * as jsonb, so that `true` never equals 1 and the number 42 never the string "42"; 42 and 42.0 are equal,
+ * as on SQLite.
+ */
+function payloadMatchSql(match: PayloadMatch, index: number, param: (name: string, value: unknown) => string): string {
+  return `(payload #> ${param(`payloadPath${index}`, match.path)}::text[])::jsonb = ${param(`payloadValue${index}`, JSON.stringify(match.value))}::jsonb`;
 }

@@ -301,4 +301,8 @@ export const PG_MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX keel_attempts_by_job ON keel_attempts (job_id, seq);
   `,
+  `
+  -- Search by creation time (docs/decisions.md "Search: each filter on an index, payload fields within the others").
+  CREATE INDEX keel_jobs_created ON keel_jobs (created_at);
+  `,
 ];

@@ -135,6 +135,10 @@ export const PG_SQL = {
       DELETE FROM keel_jobs j USING victims v WHERE j.id = v.id RETURNING 1
     )
     SELECT count(*)::int AS n FROM deleted`,
+  /** A bulk delete: the jobs of $1 that are finished. */
+  deleteFinished: `
+    DELETE FROM keel_jobs WHERE id = ANY($1::uuid[]) AND state IN ('completed', 'failed', 'cancelled')
+    RETURNING id::text`,
   renewLease: `
     INSERT INTO keel_leases (owner, expires_at) VALUES ($1, ${NOW_MS} + $2)
     ON CONFLICT (owner) DO UPDATE SET expires_at = EXCLUDED.expires_at`,

@@ -130,6 +130,10 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX attempts_by_job ON attempts (job_id, seq);
   `,
+  `
+  -- Search by creation time (docs/decisions.md "Search: each filter on an index, payload fields within the others").
+  CREATE INDEX jobs_created ON jobs (created_at);
+  `,
 ];
 
 /** Applies the migrations `db` (the database at SQLITE_FILE `file`) has not run yet, each in a transaction of its own. */

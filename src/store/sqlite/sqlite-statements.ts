@@ -78,6 +78,11 @@ export const SQL = {
                   SELECT id FROM jobs INDEXED BY jobs_finished WHERE state IN ('failed', 'cancelled') AND finished_at < ?
                   LIMIT ?)
     RETURNING state`,
+  /** A bulk delete: the jobs of ? (a JSON array of ids) that are finished; their states, to keep the counts exact. */
+  deleteFinished: `
+    DELETE FROM jobs
+     WHERE id IN (SELECT value FROM json_each(?)) AND state IN ('completed', 'failed', 'cancelled')
+    RETURNING id, state`,
   /** Pending and processing jobs by type, read through the state index: active work only. */
   activeCountsByType: `
     SELECT type, state, count(*) AS n FROM jobs INDEXED BY jobs_state
