@@ -1,17 +1,20 @@
 /**
  * Keel's PostgreSQL features in a host application tested as a process: the packed package
- * installed into one fresh Nest 11 application (CommonJS) with the host's own `pg` and
- * `@nestjs/terminus`, run as a child process over real HTTP against real PostgreSQL
+ * installed into one fresh Nest 11 application (CommonJS) with the host's own `pg`,
+ * `@nestjs/terminus` and OpenTelemetry, run as a child process over real HTTP against real PostgreSQL
  * (docs/embedding.md). Each check has a database of its own:
  *
  * - enqueue in the host's transaction: its own node-postgres client inside BEGIN passed as `tx`;
  * - `databaseSchema` (default `keel`): a database with Keel's tables in `public` moves at the first start;
  * - `processRole` `'api'` and `'workers'`: two host processes on one database drain a flow between them;
- * - health: `KeelHealth` and `KeelHealthIndicator` (from `keel/terminus`) in the host's own health route.
+ * - health: `KeelHealth` and `KeelHealthIndicator` (from `keel/terminus`) in the host's own health route;
+ * - traces: the host's own `@opentelemetry/api`, SDK and in-memory exporter; its span, Keel's submit
+ *   span under it and one linked span per attempt, in one process and across an api and a workers host.
  *
  * The packing, the install and the running host: test/support/packed-host.ts; the in-process
  * tests of the same features: test/transactional-enqueue.e2e-spec.ts,
- * test/database-schema.e2e-spec.ts, test/process-roles.e2e-spec.ts, test/keel-health.e2e-spec.ts.
+ * test/database-schema.e2e-spec.ts, test/process-roles.e2e-spec.ts, test/keel-health.e2e-spec.ts,
+ * test/tracing.e2e-spec.ts.
  * Runs only with TEST_DATABASE_URL.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -37,8 +40,8 @@ import { waitFor } from './support/wait';
 /*
  * The host application: one file, plain JavaScript (decorators applied as functions), assembled
  * from the fragments below. Each route of the host is a controller in a fragment of its own, listed
- * in CONTROLLERS; a check that needs a route of its own (a trace check, once Keel has tracing)
- * adds a fragment and its name there, and an `it` below.
+ * in CONTROLLERS; a check that needs a route of its own adds a fragment and its name there, and an
+ * `it` below. A fragment runs as the file loads, before main() makes the application.
  */
 
 const PRELUDE = `'use strict';
@@ -58,7 +61,10 @@ function route(decorator, target, method) {
   decorator(target.prototype, method, Object.getOwnPropertyDescriptor(target.prototype, method));
 }
 
-/** Each run of the handler leaves a row in the host's own table: how the spec counts runs, and where they ran. */
+/**
+ * Each run of the handler leaves a row in the host's own table: how the spec counts runs, and where
+ * they ran. A payload with \`failFirst\` fails its first attempt.
+ */
 class OrderMailHandler extends JobHandlerBase {
   async handle(job, context) {
     await pool.query('INSERT INTO public.handler_runs (job_id, attempt, runner) VALUES ($1, $2, $3)', [
@@ -66,6 +72,7 @@ class OrderMailHandler extends JobHandlerBase {
       context.attempt,
       process.env.INSTANCE_ID,
     ]);
+    if (job.payload.failFirst && context.attempt === 1) throw new Error('the first attempt fails');
     return { mailed: job.payload.orderId };
   }
 }
@@ -126,7 +133,60 @@ Controller('health')(HealthController);
 [HealthCheckService, KeelHealthIndicator, KeelHealth].forEach((token, i) => Inject(token)(HealthController, undefined, i));
 `;
 
-const CONTROLLERS: Record<string, string> = { OrdersController: ORDERS_CONTROLLER, HealthController: HEALTH_CONTROLLER };
+const TRACES_CONTROLLER = `
+/**
+ * The host's tracing, registered as the file loads, before the application is made: its own
+ * @opentelemetry/api, context manager and tracer provider, every finished span kept in memory.
+ */
+const { context, SpanKind, trace } = require('@opentelemetry/api');
+const { AsyncLocalStorageContextManager } = require('@opentelemetry/context-async-hooks');
+const { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } = require('@opentelemetry/sdk-trace-base');
+
+const exporter = new InMemorySpanExporter();
+context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+trace.setGlobalTracerProvider(new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] }));
+
+/** An order's mail job added inside a span of the host's own; and the spans this process finished. */
+class TracesController {
+  constructor(jobs) {
+    this.jobs = jobs;
+  }
+
+  order(body) {
+    return trace.getTracer('host').startActiveSpan('host order', { kind: SpanKind.SERVER }, async (span) => {
+      try {
+        const job = await this.jobs.add('order-mail', { orderId: body.id, failFirst: true }, { backoffMs: 0 });
+        return { jobId: job.id, traceId: span.spanContext().traceId, spanId: span.spanContext().spanId };
+      } finally {
+        span.end();
+      }
+    });
+  }
+
+  spans() {
+    return exporter.getFinishedSpans().map((span) => ({
+      name: span.name,
+      kind: SpanKind[span.kind],
+      traceId: span.spanContext().traceId,
+      spanId: span.spanContext().spanId,
+      parentSpanId: span.parentSpanContext?.spanId ?? null,
+      links: span.links.map((link) => link.context.spanId),
+      attributes: span.attributes,
+    }));
+  }
+}
+route(Post('order'), TracesController, 'order');
+Body()(TracesController.prototype, 'order', 0);
+route(Get('spans'), TracesController, 'spans');
+Controller('traces')(TracesController);
+Inject(JobsClient)(TracesController, undefined, 0);
+`;
+
+const CONTROLLERS: Record<string, string> = {
+  OrdersController: ORDERS_CONTROLLER,
+  HealthController: HEALTH_CONTROLLER,
+  TracesController: TRACES_CONTROLLER,
+};
 
 function hostSource(): string {
   const main = `
@@ -224,6 +284,71 @@ function handlerRuns(db: TestDatabase): Promise<Array<{ job_id: string; attempt:
   );
 }
 
+/** A span as the host's GET /traces/spans gives it. */
+interface SpanJson {
+  name: string;
+  kind: string;
+  traceId: string;
+  spanId: string;
+  parentSpanId: string | null;
+  links: string[];
+  attributes: Record<string, unknown>;
+}
+
+async function spansOf(app: Running): Promise<SpanJson[]> {
+  return (await (await call(app, '/traces/spans')).json()) as SpanJson[];
+}
+
+/**
+ * A job added inside a span of the host's (its POST /traces/order) on `submitter` and run on
+ * `runner` (the same host or another; `runnerId` its INSTANCE_ID) fails its first attempt and
+ * completes its second. The exported spans: the host's span; `send order-mail`, its child, from
+ * the submitter's exporter; and from the runner's, one `process order-mail` per attempt, each a
+ * child of the send span and linked to it once, saying its attempt and outcome; the four in one
+ * trace, and no other span in it.
+ */
+async function checkTrace(submitter: Running, runner: Running, db: TestDatabase, runnerId: string): Promise<void> {
+  const placed = await postJson<{ jobId: string; traceId: string; spanId: string }>(submitter, '/traces/order', { id: 7 });
+  expect(await waitForState(submitter, placed.jobId, 'completed')).toMatchObject({ attempts: 2, result: { mailed: 7 } });
+  expect(await handlerRuns(db)).toEqual([1, 2].map((attempt) => ({ job_id: placed.jobId, attempt, runner: runnerId })));
+
+  const isJobs = (span: SpanJson): boolean => span.attributes['messaging.message.id'] === placed.jobId;
+  // The attempt's span ends as the attempt is recorded: wait for both.
+  const attempts = await waitFor(async () => {
+    const found = (await spansOf(runner)).filter((span) => span.name === 'process order-mail' && isJobs(span));
+    return found.length >= 2 && found.sort((a, b) => Number(a.attributes['keel.job.attempt']) - Number(b.attributes['keel.job.attempt']));
+  }, 'two spans "process order-mail" of the job');
+  const submitted = await spansOf(submitter);
+  const own = submitted.filter((span) => span.spanId === placed.spanId);
+  const sends = submitted.filter((span) => span.name === 'send order-mail' && isJobs(span));
+  expect(own).toEqual([{ name: 'host order', kind: 'SERVER', traceId: placed.traceId, spanId: placed.spanId, parentSpanId: null, links: [], attributes: {} }]);
+  expect(sends).toEqual([expect.objectContaining({ kind: 'PRODUCER', traceId: placed.traceId, parentSpanId: placed.spanId, links: [] })]);
+  const [send] = sends;
+  expect(attempts).toEqual(
+    [
+      [1, 'retry'],
+      [2, 'completed'],
+    ].map(([attempt, outcome]) =>
+      expect.objectContaining({
+        kind: 'CONSUMER',
+        traceId: placed.traceId,
+        parentSpanId: send.spanId,
+        links: [send.spanId],
+        attributes: expect.objectContaining({
+          'messaging.message.id': placed.jobId,
+          'keel.job.attempt': attempt,
+          'keel.job.outcome': outcome,
+          'keel.instance': expect.stringMatching(new RegExp(`^${runnerId}/`)),
+        }),
+      }),
+    ),
+  );
+  const inTrace = [...new Map([...submitted, ...(await spansOf(runner))].map((span) => [span.spanId, span])).values()].filter(
+    (span) => span.traceId === placed.traceId,
+  );
+  expect(inTrace.map((span) => span.name).sort()).toEqual(['host order', 'process order-mail', 'process order-mail', 'send order-mail']);
+}
+
 /** Keel's tables (and sequence) by schema: `{ keel: [...], public: [...] }`, names sorted. */
 async function keelRelations(db: TestDatabase): Promise<Record<string, string[]>> {
   const rows = await pgQuery<{ schema: string; name: string }>(
@@ -252,6 +377,9 @@ describePg('Keel installed from its packed tarball into a Nest application on Po
         '@nestjs/core': '^11.0.0',
         '@nestjs/platform-express': '^11.0.0',
         '@nestjs/terminus': '^11.1.1',
+        '@opentelemetry/api': '~1.9.0',
+        '@opentelemetry/context-async-hooks': '2.12.1',
+        '@opentelemetry/sdk-trace-base': '2.12.1',
         pg: '^8.23.1',
         'reflect-metadata': '^0.2.0',
         rxjs: '^7.8.0',
@@ -263,6 +391,10 @@ describePg('Keel installed from its packed tarball into a Nest application on Po
     const terminus = await copiesOf(host, '@nestjs/terminus');
     expect(terminus.versions).toHaveLength(1);
     expect(terminus.nested).toBe(false);
+    // So does tracing with the host's @opentelemetry/api (pinned below 1.10 for its SDK): one copy, the host's.
+    const api = await copiesOf(host, '@opentelemetry/api');
+    expect(api.versions).toEqual([expect.stringMatching(/^1\.9\./)]);
+    expect(api.nested).toBe(false);
   }, INSTALL_TIMEOUT_MS);
 
   afterEach(async () => {
@@ -385,5 +517,21 @@ describePg('Keel installed from its packed tarball into a Nest application on Po
     await proxy.restore();
     await waitFor(async () => (await health()).status === 200, 'the host’s health check to answer 200 again');
     expect((await health()).keel).toEqual({ ready: true, status: 'ready' });
+  });
+
+  it('traces: the host’s span, Keel’s submit span under it, and one linked span per attempt, in one trace', async () => {
+    const db = await hostDatabase();
+    const app = await start(host, hostEnv(db));
+    await checkTrace(app, app, db, 'host');
+    await checkCleanStop(app);
+  });
+
+  it('traces across an api host and a workers host: each exports its own spans, which join in one trace', async () => {
+    const db = await hostDatabase();
+    const api = await start(host, hostEnv(db, { KEEL_ROLE: 'api', INSTANCE_ID: 'host-api' }));
+    const workers = await start(host, hostEnv(db, { KEEL_ROLE: 'workers', INSTANCE_ID: 'host-workers' }));
+    await checkTrace(api, workers, db, 'host-workers');
+    await checkCleanStop(api, { workers: false });
+    await checkCleanStop(workers);
   });
 });

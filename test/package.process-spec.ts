@@ -1,3 +1,4 @@
+import Database from 'better-sqlite3';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,7 +30,8 @@ import { waitFor } from './support/wait';
  * own NestJS, the newest 11.x (CommonJS) and the newest 12.x (ES modules, which load Keel's
  * CommonJS and are loaded by it through require(esm)). The host has a route of its own, a handler
  * of its own, a global prefix and URI versioning; Keel sits under `path: 'queue'`. The packing,
- * the install and the running host: test/support/packed-host.ts. On PostgreSQL:
+ * the install and the running host: test/support/packed-host.ts. Neither host traces: its jobs
+ * keep no trace context. On PostgreSQL, and traces in a host with its tracer provider:
  * test/package-postgres.process-spec.ts.
  */
 
@@ -183,6 +185,26 @@ function checkHostTypes(host: Host): void {
   expect(errors).toEqual([]);
   // Keel's types came from the installed package, not from this repository.
   expect(program.getSourceFiles().some((f) => f.fileName === join(host.dir, 'node_modules', 'keel', 'dist', 'index.d.ts'))).toBe(true);
+}
+
+/**
+ * A host that does not trace: it installs no OpenTelemetry and registers no tracer provider. The
+ * API is in its tree all the same, a dependency of prom-client (Keel's metrics), so Keel loads it
+ * and its spans are the API's no-op ones: the jobs the host ran completed, and none of them stored
+ * a trace context.
+ */
+function checkUntraced(host: Host): void {
+  const manifest = (dir: string): { dependencies?: Record<string, string> } => JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
+  expect(manifest(host.dir).dependencies).not.toHaveProperty(['@opentelemetry/api']);
+  expect(manifest(join(host.dir, 'node_modules', 'prom-client')).dependencies).toHaveProperty(['@opentelemetry/api']);
+  const db = new Database(join(host.dir, 'keel.db'), { readonly: true });
+  try {
+    const jobs = db.prepare('SELECT state, trace_context FROM jobs').all() as Array<{ state: string; trace_context: string | null }>;
+    expect(jobs.filter((job) => job.state === 'completed').length).toBeGreaterThan(0);
+    expect(jobs.filter((job) => job.trace_context !== null)).toEqual([]);
+  } finally {
+    db.close();
+  }
 }
 
 function packedFiles(tarball: string): Promise<string[]> {
@@ -341,6 +363,7 @@ describe('Keel installed from its packed tarball into a Nest application', () =>
       await checkRoutes(app);
       expect((await call(app, '/api/queue/docs-json')).status).toBe(404);
       await checkCleanStop(app);
+      checkUntraced(host);
       // Asking for the docs without it stops the start with one line naming the option.
       await expect(startHost(host, { KEEL_DOCS: 'true' })).rejects.toThrow(/docs needs @nestjs\/swagger/);
 
@@ -386,6 +409,7 @@ describe('Keel installed from its packed tarball into a Nest application', () =>
       await checkDocs(app);
       if (browser) await checkDashboard(browser, app);
       await checkCleanStop(app);
+      checkUntraced(host);
     },
     INSTALL_TIMEOUT_MS,
   );
