@@ -12,8 +12,9 @@ import { waitFor } from './support/wait';
  * Traces across the queue (docs/operations.md "Traces"): with @opentelemetry/api and an SDK
  * registered (here the SDK's in-memory exporter), a submission makes a producer span, the job
  * keeps its context, and each attempt makes a consumer span that continues the submission's trace
- * and links to it, on whichever instance runs it. The host without the API is the packed-package
- * test (test/package.process-spec.ts): its hosts never install it.
+ * and links to it, on whichever instance runs it. A host that registers no tracer provider (the
+ * API itself comes with every install, through prom-client) is checked in
+ * test/package.process-spec.ts: its jobs store no trace context.
  */
 
 const exporter = new InMemorySpanExporter();
