@@ -1,9 +1,11 @@
 import { Api } from './api.js';
-import { byTestId } from './dom.js';
+import { BulkActions } from './bulk.js';
+import { byTestId, el } from './dom.js';
 import { followEvents } from './events.js';
 import { JobDetail } from './job-detail.js';
 import { JobList } from './job-list.js';
 import { showCounts, showSchedules, TypesTable } from './overview.js';
+import { parseSearch } from './search.js';
 
 /** The least time between two reads of the counts: a burst of events costs a read or two, not one each. */
 const REFRESH_GAP_MS = 250;
@@ -90,7 +92,18 @@ const refreshCounts = coalesced(async () => {
   const [queue, typeList] = await Promise.all([api.json('GET', 'v1/queue'), api.json('GET', 'v1/types')]);
   showCounts(queue.counts);
   types.show(typeList.items);
+  showTypeChoices(typeList.items.map((type) => type.type));
 }, REFRESH_GAP_MS);
+
+/** The type filter's choices: the types this server knows, the one chosen kept. */
+function showTypeChoices(names) {
+  const select = byTestId('type-filter');
+  const known = [...select.options].slice(1).map((option) => option.value);
+  if (known.join('\n') === names.join('\n')) return;
+  const chosen = select.value;
+  select.replaceChildren(select.options[0], ...names.map((name) => el('option', { value: name }, name)));
+  select.value = names.includes(chosen) ? chosen : '';
+}
 
 // a read of the types that was on its way during a change would show it undone: read them again after it
 const types = new TypesTable(api, { onChange: () => void refreshCounts(), onError: showError });
@@ -110,8 +123,35 @@ function loadAll() {
   detail.reload().catch((err) => showError(err.message));
 }
 
-byTestId('state-filter').addEventListener('change', (event) => {
-  list.filter(event.target.value).catch((err) => showError(err.message));
+const bulk = new BulkActions(api, list, {
+  onDone: () => {
+    void refreshCounts();
+    list.reload().catch((err) => showError(err.message));
+  },
+  onError: showError,
+});
+
+/** The list shown by new filters; a refused filter (a 400 naming it) is shown as the message. */
+function filterJobs(filters) {
+  message.hidden = true;
+  list
+    .filter(filters)
+    .catch((err) => showError(err.message))
+    .finally(() => bulk.show());
+}
+
+byTestId('state-filter').addEventListener('change', (event) => filterJobs({ state: event.target.value }));
+byTestId('type-filter').addEventListener('change', (event) => filterJobs({ type: event.target.value }));
+byTestId('job-search-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  let search;
+  try {
+    search = parseSearch(byTestId('job-search').value);
+  } catch (err) {
+    showError(err.message);
+    return;
+  }
+  filterJobs({ search });
 });
 
 void followEvents(api, {

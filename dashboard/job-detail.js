@@ -1,7 +1,11 @@
-import { byTestId, formatJson, formatTime } from './dom.js';
+import { byTestId, el, formatJson, formatTime } from './dom.js';
 import { isNewer, progressView, stateBadge } from './job-view.js';
 
-/** A job's detail, with its cancel and retry buttons; kept live by `apply(job)` like the list. */
+/**
+ * A job's detail, with its cancel, retry and run-now buttons and its ended attempts; kept live by
+ * `apply(job)` like the list. The attempts are read again whenever the job's state or attempt
+ * number changes (an attempt ends with one or the other).
+ */
 export class JobDetail {
   #api;
   #onJob;
@@ -9,6 +13,11 @@ export class JobDetail {
   #section = byTestId('job-detail');
   #cancel = byTestId('job-cancel');
   #retry = byTestId('job-retry');
+  #runNow = byTestId('job-run-now');
+  #attempts = byTestId('detail-attempt-rows');
+  #attemptsEmpty = byTestId('detail-attempts-empty');
+  /** Bumped by every read of the attempts: an answer for an older read is dropped. */
+  #attemptsRead = 0;
   #id = null;
   #job = null;
   #busy = false;
@@ -20,6 +29,7 @@ export class JobDetail {
     this.#onError = onError;
     this.#cancel.addEventListener('click', () => void this.#act('cancel'));
     this.#retry.addEventListener('click', () => void this.#act('retry'));
+    this.#runNow.addEventListener('click', () => void this.#act('run-now'));
     byTestId('job-close').addEventListener('click', () => {
       this.#id = null;
       this.#job = null;
@@ -36,6 +46,8 @@ export class JobDetail {
     this.#id = id;
     this.#job = null;
     this.#section.hidden = false;
+    this.#attempts.replaceChildren();
+    this.#attemptsEmpty.hidden = true;
     await this.reload();
     this.#section.querySelector('h2').focus();
   }
@@ -49,7 +61,9 @@ export class JobDetail {
 
   apply(job) {
     if (job.id !== this.#id || (this.#job && !isNewer(job, this.#job))) return;
+    const before = this.#job;
     this.#job = job;
+    if (!before || before.state !== job.state || before.attempts !== job.attempts) void this.#readAttempts(job.id);
     const text = (testId, value) => (byTestId(testId, this.#section).textContent = value);
     text('detail-id', job.id);
     text('detail-type', job.type);
@@ -66,13 +80,27 @@ export class JobDetail {
     this.#showButtons();
   }
 
-  /** Cancel while it may still be stopped; retry once it failed or was cancelled (contract §4). */
+  /** Cancel while it may still be stopped; retry once it failed or was cancelled (contract §4); run now while it waits for its time. */
   #showButtons() {
     const job = this.#job;
     const cancellable = job && (job.state === 'pending' || (job.state === 'processing' && !job.cancelRequestedAt));
     const retryable = job && (job.state === 'failed' || job.state === 'cancelled');
+    const delayed = job && job.state === 'pending' && Date.parse(job.runAt) > Date.now();
     this.#cancel.disabled = this.#busy || !cancellable;
     this.#retry.disabled = this.#busy || !retryable;
+    this.#runNow.disabled = this.#busy || !delayed;
+  }
+
+  async #readAttempts(id) {
+    const read = ++this.#attemptsRead;
+    try {
+      const { items } = await this.#api.json('GET', `v1/jobs/${id}/attempts`);
+      if (read !== this.#attemptsRead || id !== this.#id) return;
+      this.#attempts.replaceChildren(...items.map(attemptRow));
+      this.#attemptsEmpty.hidden = items.length > 0;
+    } catch (err) {
+      if (read === this.#attemptsRead) this.#onError(`attempts of job ${id}: ${err.message}`);
+    }
   }
 
   async #act(action) {
@@ -88,4 +116,25 @@ export class JobDetail {
       this.#showButtons();
     }
   }
+}
+
+/** One ended attempt; its stack, when it has one, folded under its error. */
+function attemptRow(attempt) {
+  const error = attempt.error ?? '–';
+  return el(
+    'tr',
+    { 'data-testid': 'attempt-row', 'data-outcome': attempt.outcome },
+    el('td', { class: 'num' }, String(attempt.attempt)),
+    el('td', {}, el('span', { class: `badge outcome-${attempt.outcome}` }, attempt.outcome)),
+    el('td', {}, formatTime(attempt.startedAt)),
+    el('td', { class: 'num' }, `${attempt.durationMs} ms`),
+    el('td', { class: 'mono' }, attempt.instance ?? '–'),
+    el(
+      'td',
+      { class: 'attempt-error' },
+      attempt.stack
+        ? el('details', {}, el('summary', { 'data-testid': 'attempt-error' }, error), el('pre', { 'data-testid': 'attempt-stack' }, attempt.stack))
+        : el('span', { 'data-testid': 'attempt-error' }, error),
+    ),
+  );
 }

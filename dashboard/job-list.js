@@ -1,12 +1,14 @@
 import { byTestId, el, formatTime } from './dom.js';
-import { isNewer, progressView, shortId, stateBadge } from './job-view.js';
+import { isNewer, progressView, runsAt, shortId, stateBadge } from './job-view.js';
+import { jobFilter } from './search.js';
 
 const PAGE_SIZE = 50;
 
 /**
- * The job list: newest first, every state until a filter is chosen, a page at a time. Kept live by
- * `apply(job)` for every event: a row changes in place, leaves when its job leaves the filtered
- * state, and a job that enters it takes its place by id (UUIDv7 ids sort by creation time).
+ * The job list: newest first, every job until a filter is chosen (a state, a type, a search), a
+ * page at a time. Kept live by `apply(job)` for every event: a row changes in place, leaves when
+ * its job no longer matches the filters, and a job that comes to match them takes its place by id
+ * (UUIDv7 ids sort by creation time).
  */
 export class JobList {
   #api;
@@ -16,7 +18,8 @@ export class JobList {
   #more = byTestId('jobs-more');
   /** id → the job as shown, with its row. */
   #rows = new Map();
-  #state = '';
+  #filters = { state: '', type: '', search: { query: {}, payload: {} } };
+  #selection = jobFilter(this.#filters);
   #nextCursor = null;
   /** The id of the last job of the pages loaded: an older job belongs to a page not loaded yet. */
   #oldestId = null;
@@ -38,10 +41,16 @@ export class JobList {
     this.#more.addEventListener('click', () => this.loadMore().catch((err) => onError(err.message)));
   }
 
-  /** Shows only jobs in `state` ('' for every state), from the newest. */
-  filter(state) {
-    this.#state = state;
+  /** Shows only the jobs that match `filters` (`state`, `type`: '' for any; `search`: a parsed search), from the newest. */
+  filter(filters) {
+    this.#filters = { ...this.#filters, ...filters };
+    this.#selection = jobFilter(this.#filters);
     return this.reload();
+  }
+
+  /** The filters shown, as a bulk action's `filter`; `empty` when none is set. */
+  get selection() {
+    return this.#selection;
   }
 
   async reload() {
@@ -77,7 +86,7 @@ export class JobList {
     }
     const shown = this.#rows.get(job.id);
     if (shown && !isNewer(job, shown.job)) return;
-    const wanted = this.#state === '' || job.state === this.#state;
+    const wanted = this.#selection.matches(job);
     if (shown && !wanted) {
       shown.row.remove();
       this.#rows.delete(job.id);
@@ -116,8 +125,10 @@ export class JobList {
   }
 
   #fetchPage(cursor) {
-    const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
-    if (this.#state) query.set('state', this.#state);
+    const { state, type, search } = this.#filters;
+    const query = new URLSearchParams({ limit: String(PAGE_SIZE), ...search.query });
+    if (state) query.set('state', state);
+    if (type) query.set('type', type);
     if (cursor) query.set('cursor', cursor);
     return this.#api.json('GET', `v1/jobs?${query}`);
   }
@@ -143,6 +154,7 @@ export class JobList {
       el('td', { class: 'num' }, `${job.attempts} / ${job.maxAttempts}`),
       el('td', {}, progressView(job.progress)),
       el('td', {}, formatTime(job.createdAt)),
+      el('td', {}, runsAt(job)),
     );
   }
 

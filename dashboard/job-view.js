@@ -1,4 +1,4 @@
-import { el } from './dom.js';
+import { el, formatTime } from './dom.js';
 
 export const STATES = ['pending', 'processing', 'completed', 'failed', 'cancelled'];
 
@@ -17,6 +17,12 @@ export function isNewer(next, shown) {
 /** The end of a UUIDv7: its start is a timestamp that jobs created together share. */
 export function shortId(id) {
   return `…${id.slice(-12)}`;
+}
+
+/** When a delayed pending job will run: its time, marked for tests; nothing for any other job. */
+export function runsAt(job) {
+  if (job.state !== 'pending' || Date.parse(job.runAt) <= Date.now()) return '';
+  return el('time', { datetime: job.runAt, 'data-testid': 'job-runs-at' }, formatTime(job.runAt));
 }
 
 export function stateBadge(job) {
