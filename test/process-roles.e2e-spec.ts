@@ -11,16 +11,18 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import request from 'supertest';
 import { ConfigError, KeelModule } from '../src/index';
 import { JOBS_STORE, type JobStore } from '../src/store/job-store';
+import { SHARED_STORE, type SharedStore } from '../src/store/shared-store';
 import { closeAllApps, getJob, startApp, submit, waitForState, type Env, type TestApp } from './support/app';
 import { createTestDatabase, describePg, dropTestDatabases, pgQuery } from './support/postgres';
 
 /** Counts the claims `app`'s store makes: an api-only process must make none. */
 function countClaims(app: TestApp): () => number {
   const store = app.app.get<string, JobStore>(JOBS_STORE);
+  const shared = app.app.get<string, SharedStore>(SHARED_STORE);
   let claims = 0;
-  const [claimReady, claimAndStart] = [store.claimReady.bind(store), store.claimAndStart.bind(store)];
+  const [claimReady, claimAndStart] = [store.claimReady.bind(store), shared.claimAndStart.bind(shared)];
   store.claimReady = (...args) => ((claims += 1), claimReady(...args));
-  store.claimAndStart = (...args) => ((claims += 1), claimAndStart(...args));
+  shared.claimAndStart = (...args) => ((claims += 1), claimAndStart(...args));
   return () => claims;
 }
 

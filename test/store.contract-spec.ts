@@ -912,7 +912,12 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
     });
   });
 
-  describe('claimAndStart', () => {
+  // The SharedStore port's (PostgreSQL): an embedded store has no such port and never starts ahead.
+  const describeShared = kind.name === 'postgres' ? describe : (_name: string, _suite: () => void) => undefined;
+  describeShared('claimAndStart (the SharedStore port)', () => {
+    /** The store as its SharedStore port: the store itself. */
+    const port = () => sharedPortOf(store)!;
+
     it('starts what claimReady would claim, in dispatch order, each as the state machine starts it for its owner', async () => {
       const jobs = await store.insert(
         [newJob({ type: 'noop', priority: 0 }), newJob({ type: 'noop', priority: 5 }), newJob({ type: 'http' }), newJob({ type: 'noop', runAt: NOW + 1 })],
@@ -920,7 +925,7 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
       );
       const commits: Commit[] = [];
       store.commits.subscribe((batch) => commits.push(...batch));
-      const { started, failed } = await store.claimAndStart(SELF, 10, NOW, ['noop']);
+      const { started, failed } = await port().claimAndStart(SELF, 10, NOW, ['noop']);
       expect(failed).toEqual([]);
       expect(ids(started)).toEqual([jobs[1].id, jobs[0].id]);
       for (const key of started) {
@@ -940,7 +945,7 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
       ).toEqual(ids(started).sort());
       await expectExactCounts({ pending: 2, processing: 2 });
       // Nothing is started twice, and the outcome of such an attempt is its owner's.
-      expect((await store.claimAndStart(OTHER, 10, NOW, ['noop'])).started).toEqual([]);
+      expect((await port().claimAndStart(OTHER, 10, NOW, ['noop'])).started).toEqual([]);
       const done = await store.transition(jobs[1].id, event('complete', NOW + 1, { attempt: 1 }), { owner: SELF, expected: started[0].started });
       expect(done.state).toBe('completed');
     });
@@ -948,17 +953,17 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
     it('respects limit and leaves claimed jobs alone', async () => {
       const jobs = await store.insert([newJob(), newJob(), newJob()], NO_LIMIT);
       expect(ids(await store.claimReady(OTHER, 1, NOW))).toEqual([jobs[0].id]);
-      expect(ids((await store.claimAndStart(SELF, 1, NOW, ['noop'])).started)).toEqual([jobs[1].id]);
-      expect(ids((await store.claimAndStart(SELF, 10, NOW, ['noop'])).started)).toEqual([jobs[2].id]);
-      expect(await store.claimAndStart(SELF, 10, NOW, ['noop'])).toEqual({ started: [], failed: [] });
-      expect(await store.claimAndStart(SELF, 0, NOW, ['noop'])).toEqual({ started: [], failed: [] });
+      expect(ids((await port().claimAndStart(SELF, 1, NOW, ['noop'])).started)).toEqual([jobs[1].id]);
+      expect(ids((await port().claimAndStart(SELF, 10, NOW, ['noop'])).started)).toEqual([jobs[2].id]);
+      expect(await port().claimAndStart(SELF, 10, NOW, ['noop'])).toEqual({ started: [], failed: [] });
+      expect(await port().claimAndStart(SELF, 0, NOW, ['noop'])).toEqual({ started: [], failed: [] });
     });
 
     it('fails a job whose attempts are used up instead of starting it (the poison-pill guard)', async () => {
       const spent = await jobIn('processing', { maxAttempts: 1 });
       await step(spent.id, 'interrupt');
       const fresh = await insertOne();
-      const { started, failed } = await store.claimAndStart(SELF, 10, NOW, ['noop']);
+      const { started, failed } = await port().claimAndStart(SELF, 10, NOW, ['noop']);
       expect(ids(started)).toEqual([fresh.id]);
       expect(failed).toHaveLength(1);
       expect(failed[0]).toMatchObject({ id: spent.id, state: 'failed', attempts: 1 });

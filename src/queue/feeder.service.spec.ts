@@ -194,7 +194,7 @@ describe('FeederService.wakeAt', () => {
     const shared = new SqliteJobStore(IN_MEMORY);
     await shared.open();
     // Its `SharedStore` port (the leases): what makes the feeder hold back for the other instances.
-    const port: SharedStore = { renewLease: async () => undefined, dropLease: async () => undefined };
+    const port: SharedStore = { renewLease: async () => undefined, dropLease: async () => undefined, claimAndStart: async () => ({ started: [], failed: [] }) };
     const config = { queueCapacity: 10, workerConcurrency: 2, owner: OWNER } as KeelConfig;
     const sharedQueue = new DeliveryQueue(config);
     const sharedFeeder = new FeederService(shared, sharedQueue, config, new TypeLimits(shared, sharedQueue, NO_DEFAULTS, LOG), handling(['noop']), LOG, port);

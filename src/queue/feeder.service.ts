@@ -62,9 +62,10 @@ export class FeederService implements BeforeApplicationShutdown {
     /** The job types this process has handlers for: it claims no other (another version's are left to its instances). */
     @Inject(JobHandlerRegistry) private readonly handlers: Pick<JobHandlerRegistry, 'types'>,
     log: KeelLog,
-    @Optional() @Inject(SHARED_STORE) shared?: SharedStore,
+    @Optional() @Inject(SHARED_STORE) private readonly sharedStore?: SharedStore,
   ) {
     this.logger = log.for('Feeder');
+    const shared = sharedStore;
     this.shared = shared !== undefined;
     this.hold = new ClaimHold(config.workerConcurrency, Math.min(queue.capacity, HOLD_MAX), performance.now());
     queue.onTaken(() => this.hold.started(1));
@@ -244,8 +245,8 @@ export class FeederService implements BeforeApplicationShutdown {
       const wanted = Math.min(this.free(), CLAIM_BATCH, draining ? this.aheadRoom() : Infinity);
       if (wanted <= 0) break;
       let found: number;
-      if (draining) {
-        const { started, failed } = await this.store.claimAndStart(this.config.owner, wanted, Date.now(), unlimited);
+      if (draining && this.sharedStore) {
+        const { started, failed } = await this.sharedStore.claimAndStart(this.config.owner, wanted, Date.now(), unlimited);
         for (const job of failed) this.logger.warn(`job ${job.id} (${job.type}) failed without running: ${job.lastError}`);
         this.queue.push(started);
         delivered += started.length;

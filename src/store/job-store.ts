@@ -124,14 +124,6 @@ export interface JobStore extends ScheduleStore {
    * feeder always names its types (without them, every type is claimed: tests and tools).
    */
   claimReady(owner: string, limit: number, now: number, types?: readonly string[]): Promise<DispatchKey[]>;
-  /**
-   * Claims as `claimReady` does, and starts each claimed job's attempt in the same go: each start
-   * decided by the state machine as the worker's own start would be (`planTransition`), applied
-   * with its compare-and-set, committed as a worker write, published as a transition. `started`
-   * are the keys of the attempts it started (`DispatchKey.started`), in dispatch order; `failed`
-   * the jobs whose start failed them (attempts used up: the poison-pill guard).
-   */
-  claimAndStart(owner: string, limit: number, now: number, types: readonly string[]): Promise<{ started: DispatchKey[]; failed: Job[] }>;
   /** Releases `owner`'s claim on one pending job (a claim whose id never reached the queue). */
   releaseClaim(id: string, owner: string): Promise<boolean>;
   /** Releases the claims of `owner` on pending jobs (a clean shutdown drops its queue). */

@@ -405,37 +405,6 @@ export class SqliteJobStore implements JobStore {
     return rows.map((r) => ({ id: r.id, type: r.type, priority: r.priority, runAt: r.run_at })).sort(compareDispatch);
   }
 
-  /**
-   * One group: the ready jobs read level by level as `claimReady` claims them, and each one's start
-   * planned by the state machine for `owner` and applied with the start's compare-and-set, which
-   * sets the owner too: one write per job instead of a claim and then a start.
-   */
-  async claimAndStart(owner: string, limit: number, now: number, types: readonly string[]): Promise<{ started: DispatchKey[]; failed: Job[] }> {
-    const started: DispatchKey[] = [];
-    const failed: Job[] = [];
-    if (limit <= 0 || types.length === 0) return { started, failed };
-    const stmts = this.statements();
-    const typeList = JSON.stringify(types);
-    const event = { type: 'start', now } as const;
-    await this.writes().run(() => {
-      let below = Number.MAX_SAFE_INTEGER;
-      let found = 0;
-      while (found < limit) {
-        const { priority } = stmts.levelBelow.get(below) as { priority: number | null };
-        if (priority === null) break;
-        for (const row of stmts.readyAt.all({ now, priority, types: typeList, limit: limit - found }) as JobRow[]) {
-          found += 1;
-          // The row is unclaimed: planned as held by `owner`, which the start's write sets.
-          const job = this.apply(row, planTransition(fromRow(row), owner, event), 'start');
-          if (job.state === 'processing') started.push({ id: job.id, type: job.type, priority: job.priority, runAt: job.runAt, started: job });
-          else failed.push(job);
-        }
-        below = priority;
-      }
-    }, this.durabilityOf('worker'));
-    return { started, failed };
-  }
-
   readonly pollIntervalMs = 30_000;
 
   async releaseClaims(owner: string): Promise<number> {

@@ -52,16 +52,6 @@ export const SQL = {
                    ORDER BY run_at, id
                    LIMIT @limit)
     RETURNING id, type, priority, run_at`,
-  /**
-   * The jobs `claimReadyAt` would claim, whole, without claiming them: `claimAndStart` starts each
-   * (owner set by the start itself) in the same transaction, one write per job.
-   */
-  readyAt: `
-    SELECT * FROM jobs INDEXED BY jobs_dispatch
-     WHERE state = 'pending' AND owner IS NULL AND priority = @priority AND run_at <= @now
-       AND (@types IS NULL OR type IN (SELECT value FROM json_each(@types)))
-     ORDER BY run_at, id
-     LIMIT @limit`,
   releaseClaim: `UPDATE jobs SET owner = NULL WHERE id = ? AND owner = ? AND state = 'pending'`,
   releaseClaimsOf: `UPDATE jobs SET owner = NULL WHERE owner = ? AND state = 'pending'`,
   releaseClaimsNotOf: `UPDATE jobs SET owner = NULL WHERE owner IS NOT NULL AND owner <> ? AND state = 'pending'`,
