@@ -15,7 +15,8 @@ export type { ScheduleDefinition, ScheduleDeclaration, HandlerSchedule } from '.
 export type { RateLimit, TypeSettings } from './core/type-settings';
 
 export { JobsClient } from './jobs/jobs.client';
-export type { JobOptions, BulkJob, TypedBulkJob, CheckedBulkJobs, ListQuery } from './jobs/jobs.client';
+export type { JobOptions, BulkJob, TypedBulkJob, CheckedBulkJobs, ListQuery, LogsQuery } from './jobs/jobs.client';
+export type { JobLogLineView } from './jobs/dto/job-log.dto';
 export type { CallerTransaction } from './store/transactional-insert';
 export { KeelTypes } from './types/keel-types';
 export { KeelHealth, type KeelReadiness } from './health/keel-health';
@@ -23,7 +24,7 @@ export type { JobTypeView, TypeLimitsPatch } from './types/keel-types';
 export { KeelSchedules } from './schedules/keel-schedules';
 export type { ScheduleView } from './schedules/schedule.view';
 export { JobEvents, KEEL_EVENT_NAMES } from './events/job-events';
-export type { KeelEvent, KeelEventName } from './events/job-events';
+export type { KeelEvent, KeelEventName, KeelJobEvent, KeelLogEvent, KeelEventLogLine } from './events/job-events';
 
 export { JOB_STATES } from './core/job.model';
 export type { JobState, JobPayload, JobProgress } from './core/job.model';

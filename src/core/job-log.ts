@@ -62,7 +62,7 @@ export interface LogQuery {
 }
 
 /** The event form of `line`: its message and fields left out when they are over EVENT_LOG_LINE_MAX_BYTES together. */
-export function eventLogLine(line: JobLogLine): EventLogLine {
+function eventLogLine(line: JobLogLine): EventLogLine {
   const size = Buffer.byteLength(JSON.stringify(line.message)) + (line.fields === null ? 4 : Buffer.byteLength(JSON.stringify(line.fields)));
   if (size > EVENT_LOG_LINE_MAX_BYTES) return { seq: line.seq, at: line.at, message: null, fields: null, omitted: true };
   return { seq: line.seq, at: line.at, message: line.message, fields: line.fields };

@@ -8,6 +8,8 @@ import { JobHandlerRegistry } from '../handlers/job-handler.registry';
 import { CreateJobDto } from './dto/create-job.dto';
 import { CreateJobsBatchDto } from './dto/create-jobs-batch.dto';
 import { ListJobsQuery } from './dto/list-jobs.query';
+import { ListJobLogsQuery, type JobLogLineView } from './dto/job-log.dto';
+import { toLogLineView } from './job-log.view';
 import { JobsService } from './jobs.service';
 import type { CallerTransaction } from '../store/transactional-insert';
 
@@ -49,6 +51,13 @@ export type CheckedBulkJobs<J extends readonly unknown[]> = { [K in keyof J]: J[
 export interface ListQuery {
   state?: JobView['state'];
   type?: string;
+  limit?: number;
+  cursor?: string;
+}
+
+/** What `logs` takes: as the query of `GET /v1/jobs/:id/logs`. */
+export interface LogsQuery {
+  attempt?: number;
   limit?: number;
   cursor?: string;
 }
@@ -103,6 +112,15 @@ export class JobsClient {
   async list(query: ListQuery = {}): Promise<{ items: JobView[]; nextCursor: string | null }> {
     const page = await this.jobs.list(await validateInput(ListJobsQuery, query));
     return { items: page.items.map(toJobView), nextCursor: page.nextCursor };
+  }
+
+  /**
+   * A page of the job's log, as `GET /v1/jobs/:id/logs`: the lines its handler wrote
+   * (`context.log`), oldest first, of one attempt when `attempt` is given. `JobNotFound` for an unknown job.
+   */
+  async logs(id: string, query: LogsQuery = {}): Promise<{ items: JobLogLineView[]; nextCursor: string | null }> {
+    const page = await this.jobs.logs(id, await validateInput(ListJobLogsQuery, query));
+    return { items: page.items.map(toLogLineView), nextCursor: page.nextCursor };
   }
 
   /** Cancelled at once when pending; when processing, a cancel request (the job is cancelled when its attempt ends). */

@@ -17,7 +17,7 @@ export interface CommittedJobEvent {
 }
 
 /** Log lines of a running attempt (`job.log`): one commit's lines of one attempt, in one event or several (see `eventLogChunks`). */
-export interface CommittedLogEvent {
+interface CommittedLogEvent {
   id: number;
   name: 'job.log';
   job: { id: string; type: string };

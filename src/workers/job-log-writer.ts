@@ -41,7 +41,7 @@ export function cutToBytes(text: string, max: number): string {
 }
 
 /** The line that says how many lines an attempt dropped, stored after its last one. */
-export function droppedLine(dropped: number, at: number): NewLogLine {
+function droppedLine(dropped: number, at: number): NewLogLine {
   return {
     at,
     message: `${dropped} log line${dropped === 1 ? '' : 's'} dropped: over this attempt's bounds (${MAX_LOG_LINES} lines, ${MAX_LOG_BYTES / 1024} KiB)`,
