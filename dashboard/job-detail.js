@@ -1,5 +1,6 @@
 import { byTestId, formatJson, formatTime } from './dom.js';
 import { isNewer, progressView, stateBadge } from './job-view.js';
+import { JobLog } from './job-log.js';
 
 /** A job's detail, with its cancel and retry buttons; kept live by `apply(job)` like the list. */
 export class JobDetail {
@@ -12,17 +13,20 @@ export class JobDetail {
   #id = null;
   #job = null;
   #busy = false;
+  #log;
 
   /** `onJob` gets the job an action answered with; `onError` the message of a refused action. */
   constructor(api, { onJob, onError, onClose }) {
     this.#api = api;
     this.#onJob = onJob;
     this.#onError = onError;
+    this.#log = new JobLog(api);
     this.#cancel.addEventListener('click', () => void this.#act('cancel'));
     this.#retry.addEventListener('click', () => void this.#act('retry'));
     byTestId('job-close').addEventListener('click', () => {
       this.#id = null;
       this.#job = null;
+      this.#log.close();
       this.#section.hidden = true;
       onClose();
     });
@@ -36,7 +40,7 @@ export class JobDetail {
     this.#id = id;
     this.#job = null;
     this.#section.hidden = false;
-    await this.reload();
+    await Promise.all([this.reload(), this.#log.open(id)]);
     this.#section.querySelector('h2').focus();
   }
 
@@ -45,6 +49,16 @@ export class JobDetail {
     if (id === null) return;
     const job = await this.#api.json('GET', `v1/jobs/${id}`);
     if (this.#id === id) this.apply(job);
+  }
+
+  /** The job and its log read again (after events may have been missed). */
+  async reloadAll() {
+    await Promise.all([this.reload(), this.#log.reload()]);
+  }
+
+  /** A `job.log` event: lines for the open job's log. */
+  applyLog(data) {
+    return this.#log.apply(data);
   }
 
   apply(job) {
