@@ -131,7 +131,7 @@ export interface JobStore extends ScheduleStore {
    */
   recordProgress(id: string, attempt: number, owner: string, progress: JobProgress): Promise<Job | undefined>;
   /**
-   * Appends a handler's log lines (docs/api.md "Handler logs") to the log of `attempt`, numbered
+   * Appends a handler's log lines (at least one; docs/api.md "Handler logs") to the log of `attempt`, numbered
    * after the lines it has (`seq` from 1), in one transaction, only while the job is processing
    * `attempt` under `owner`, as `recordProgress`. Changes nothing on the job. The lines as stored,
    * or undefined when the attempt no longer runs there (nothing stored). Worker durability.
