@@ -92,13 +92,16 @@ describe('JobLogWriter', () => {
   });
 
   it('never throws into the handler: a write that fails loses its lines, later ones are still written', async () => {
+    jest.useFakeTimers({ doNotFake: ['setImmediate', 'nextTick', 'queueMicrotask'] });
     let calls = 0;
     const writer = new JobLogWriter(async () => {
       calls += 1;
       if (calls === 1) throw new Error('store down');
     });
     expect(() => writer.log(Symbol('not a string') as unknown as string)).not.toThrow();
-    await new Promise((resolve) => setTimeout(resolve, 0));
+    jest.advanceTimersByTime(0);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(calls).toBe(1);
     writer.log('second');
     await expect(writer.end()).resolves.toBeUndefined();
     expect(calls).toBe(2);
