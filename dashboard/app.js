@@ -120,7 +120,7 @@ function loadAll() {
   void refreshCounts();
   void refreshSchedules();
   list.reload().catch((err) => showError(err.message));
-  detail.reload().catch((err) => showError(err.message));
+  detail.reloadAll().catch((err) => showError(err.message));
 }
 
 const bulk = new BulkActions(api, list, {
@@ -169,6 +169,11 @@ void followEvents(api, {
   onMessage: ({ event, data }) => {
     if (event === 'reset') {
       loadAll();
+      return;
+    }
+    // log lines name their job only: they go to its detail when it is open
+    if (event === 'job.log') {
+      detail.applyLog(data).catch((err) => showError(err.message));
       return;
     }
     const job = data?.job;

@@ -1,5 +1,6 @@
 import { byTestId, el, formatJson, formatTime } from './dom.js';
 import { isNewer, progressView, stateBadge } from './job-view.js';
+import { JobLog } from './job-log.js';
 
 /**
  * A job's detail, with its cancel, retry and run-now buttons and its ended attempts; kept live by
@@ -21,18 +22,21 @@ export class JobDetail {
   #id = null;
   #job = null;
   #busy = false;
+  #log;
 
   /** `onJob` gets the job an action answered with; `onError` the message of a refused action. */
   constructor(api, { onJob, onError, onClose }) {
     this.#api = api;
     this.#onJob = onJob;
     this.#onError = onError;
+    this.#log = new JobLog(api);
     this.#cancel.addEventListener('click', () => void this.#act('cancel'));
     this.#retry.addEventListener('click', () => void this.#act('retry'));
     this.#runNow.addEventListener('click', () => void this.#act('run-now'));
     byTestId('job-close').addEventListener('click', () => {
       this.#id = null;
       this.#job = null;
+      this.#log.close();
       this.#section.hidden = true;
       onClose();
     });
@@ -48,7 +52,7 @@ export class JobDetail {
     this.#section.hidden = false;
     this.#attempts.replaceChildren();
     this.#attemptsEmpty.hidden = true;
-    await this.reload();
+    await Promise.all([this.reload(), this.#log.open(id)]);
     this.#section.querySelector('h2').focus();
   }
 
@@ -57,6 +61,16 @@ export class JobDetail {
     if (id === null) return;
     const job = await this.#api.json('GET', `v1/jobs/${id}`);
     if (this.#id === id) this.apply(job);
+  }
+
+  /** The job and its log read again (after events may have been missed). */
+  async reloadAll() {
+    await Promise.all([this.reload(), this.#log.reload()]);
+  }
+
+  /** A `job.log` event: lines for the open job's log. */
+  applyLog(data) {
+    return this.#log.apply(data);
   }
 
   apply(job) {

@@ -15,10 +15,11 @@ export type { ScheduleDefinition, ScheduleDeclaration, HandlerSchedule } from '.
 export type { RateLimit, TypeSettings } from './core/type-settings';
 
 export { JobsClient } from './jobs/jobs.client';
-export type { JobOptions, BulkJob, TypedBulkJob, CheckedBulkJobs, ListQuery, JobFilter } from './jobs/jobs.client';
+export type { JobOptions, BulkJob, TypedBulkJob, CheckedBulkJobs, ListQuery, JobFilter, LogsQuery } from './jobs/jobs.client';
 export type { BulkAction } from './jobs/dto/bulk-action.dto';
 export type { BulkResult } from './jobs/jobs.service';
 export type { PayloadValue } from './store/job-store';
+export type { JobLogLineView } from './jobs/dto/job-log.dto';
 export type { CallerTransaction } from './store/transactional-insert';
 export { KeelTypes } from './types/keel-types';
 export { KeelHealth, type KeelReadiness } from './health/keel-health';
@@ -26,7 +27,7 @@ export type { JobTypeView, TypeLimitsPatch } from './types/keel-types';
 export { KeelSchedules } from './schedules/keel-schedules';
 export type { ScheduleView } from './schedules/schedule.view';
 export { JobEvents, KEEL_EVENT_NAMES } from './events/job-events';
-export type { KeelEvent, KeelEventName } from './events/job-events';
+export type { KeelEvent, KeelEventName, KeelJobEvent, KeelLogEvent, KeelEventLogLine } from './events/job-events';
 
 export { JOB_STATES } from './core/job.model';
 export type { JobState, JobPayload, JobProgress } from './core/job.model';

@@ -31,7 +31,18 @@ class ReportHandler extends JobHandlerBase<{ progress: JobProgress }, null> {
   }
 }
 
-@Module({ providers: [ReportHandler] })
+/** Logs a line, then one more when it is cancelled (while its detail is open: that one arrives live). */
+@JobHandler('chatty')
+class ChattyHandler extends JobHandlerBase<Record<string, never>, null> {
+  async handle(_job: JobView<Record<string, never>>, context: JobContext): Promise<null> {
+    context.log('fetched page 1 of 2', { page: 1 });
+    await new Promise((resolve) => context.signal.addEventListener('abort', resolve, { once: true }));
+    context.log('<b>stopping</b> at page 2');
+    return null;
+  }
+}
+
+@Module({ providers: [ReportHandler, ChattyHandler] })
 class ReportModule {}
 
 const describeWithChromium = hasChromium('test/dashboard.http.e2e-spec.ts:') ? describe : describe.skip;
@@ -248,6 +259,39 @@ describeWithChromium('the dashboard in a browser', () => {
     await textIs(byTestId('detail-progress'), '{"done":2,"of":5}');
     await textIs(byTestId('count-cancelled'), '1');
     await page.screenshot({ path: join(mkdirOutput(), 'dashboard-progress.png') });
+    expect(dashboard.problems()).toEqual([]);
+  });
+
+  it('shows the job’s log in its detail, read when opened and live from job.log events, as text', async () => {
+    const dashboard = await open();
+    const { http, byTestId, page } = dashboard;
+    await live(dashboard);
+    const job = await submit(http, { type: 'chatty' });
+    await waitFor(async () => ((await http.get(`/v1/jobs/${job.id}/logs`).expect(200)).body.items as unknown[]).length === 1, 'the first line stored');
+    await rowState(dashboard, job.id, 'processing');
+    await dashboard.row(job.id).click();
+    const lines = page.locator('[data-testid="detail-log"] [data-testid="log-line"]');
+    await textIs(lines.first().locator('[data-testid="log-message"]'), 'fetched page 1 of 2');
+    expect(await lines.first().locator('[data-testid="log-fields"]').textContent()).toBe('{"page":1}');
+    expect(await byTestId('detail-log-empty').isHidden()).toBe(true);
+
+    // written after the detail opened: only the event brings it
+    await byTestId('job-cancel').click();
+    await rowState(dashboard, job.id, 'cancelled');
+    await textIs(lines.nth(1).locator('[data-testid="log-message"]'), '<b>stopping</b> at page 2');
+    expect(await lines.evaluateAll((items) => items.map((li) => [li.getAttribute('data-attempt'), li.getAttribute('data-seq')]))).toEqual([
+      ['1', '1'],
+      ['1', '2'],
+    ]);
+    expect(await page.locator('[data-testid="detail-log"] b').count()).toBe(0);
+
+    // another job without lines: the log says so
+    const quiet = await submit(http, { type: 'noop' });
+    await rowState(dashboard, quiet.id, 'completed');
+    await dashboard.row(quiet.id).click();
+    await textIs(byTestId('detail-id'), quiet.id);
+    await byTestId('detail-log-empty').waitFor({ state: 'visible' });
+    expect(await lines.count()).toBe(0);
     expect(dashboard.problems()).toEqual([]);
   });
 

@@ -779,6 +779,91 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
     });
   });
 
+  describe('handler logs: appendLogs and logs', () => {
+    const line = (message: string, fields: Record<string, unknown> | null = null, at = T0) => ({ at, message, fields });
+    const texts = (lines: Array<{ attempt: number; seq: number; message: string }>) => lines.map((l) => `${l.attempt}.${l.seq} ${l.message}`);
+
+    it('appends lines to the running attempt of its owner only, numbered from 1 in order, and reads them back whole', async () => {
+      const job = await heldJob(SELF, 'processing');
+      const stored = await store.appendLogs(job.id, 1, SELF, [line('first', { n: 1, nested: { ok: true } }, T0 + 1), line('second', null, T0 + 2)]);
+      expect(stored).toEqual([
+        { attempt: 1, seq: 1, at: T0 + 1, message: 'first', fields: { n: 1, nested: { ok: true } } },
+        { attempt: 1, seq: 2, at: T0 + 2, message: 'second', fields: null },
+      ]);
+      expect(await store.appendLogs(job.id, 1, SELF, [line('third')])).toEqual([{ attempt: 1, seq: 3, at: T0, message: 'third', fields: null }]);
+      // another owner, another attempt, an unknown job: nothing stored
+      expect(await store.appendLogs(job.id, 1, OTHER, [line('other owner')])).toBeUndefined();
+      expect(await store.appendLogs(job.id, 2, SELF, [line('other attempt')])).toBeUndefined();
+      expect(await store.appendLogs('00000000-0000-7000-8000-000000000000', 1, SELF, [line('nobody')])).toBeUndefined();
+      expect(texts(await store.logs(job.id, { limit: 100 }))).toEqual(['1.1 first', '1.2 second', '1.3 third']);
+      // the lines change nothing on the job: its outcome's compare-and-set still applies
+      expect(await store.get(job.id)).toEqual(job);
+      await step(job.id, 'complete', {}, { owner: SELF });
+      // after the outcome: refused
+      expect(await store.appendLogs(job.id, 1, SELF, [line('late')])).toBeUndefined();
+      expect(texts(await store.logs(job.id, { limit: 100 }))).toEqual(['1.1 first', '1.2 second', '1.3 third']);
+    });
+
+    it('a pending job takes no lines; lines are read by attempt, in pages after a position', async () => {
+      const job = await heldJob(SELF, 'processing', { backoffMs: 0, maxAttempts: 3 });
+      expect(await store.appendLogs((await insertOne({ runAt: T0 + 3_600_000 })).id, 0, SELF, [line('pending')])).toBeUndefined();
+      await store.appendLogs(job.id, 1, SELF, [line('a'), line('b')]);
+      await step(job.id, 'fail', {}, { owner: SELF });
+      expect(await store.appendLogs(job.id, 1, SELF, [line('between attempts')])).toBeUndefined();
+      expect(ids(await store.claimReady(SELF, NO_LIMIT, clock))).toEqual([job.id]);
+      await step(job.id, 'start', {}, { owner: SELF });
+      await store.appendLogs(job.id, 2, SELF, [line('c'), line('d'), line('e')]);
+      expect(texts(await store.logs(job.id, { limit: 100 }))).toEqual(['1.1 a', '1.2 b', '2.1 c', '2.2 d', '2.3 e']);
+      expect(texts(await store.logs(job.id, { attempt: 2, limit: 100 }))).toEqual(['2.1 c', '2.2 d', '2.3 e']);
+      expect(texts(await store.logs(job.id, { attempt: 3, limit: 100 }))).toEqual([]);
+      expect(texts(await store.logs(job.id, { limit: 2 }))).toEqual(['1.1 a', '1.2 b']);
+      expect(texts(await store.logs(job.id, { after: { attempt: 1, seq: 2 }, limit: 2 }))).toEqual(['2.1 c', '2.2 d']);
+      expect(texts(await store.logs(job.id, { attempt: 2, after: { attempt: 2, seq: 1 }, limit: 100 }))).toEqual(['2.2 d', '2.3 e']);
+    });
+
+    it('an attempt given back and started again with the same number goes on numbering after its lines', async () => {
+      const job = await heldJob(SELF, 'processing');
+      await store.appendLogs(job.id, 1, SELF, [line('before shutdown')]);
+      await step(job.id, 'giveBack', {}, { owner: SELF });
+      expect(ids(await store.claimReady(SELF, NO_LIMIT, clock))).toEqual([job.id]);
+      await step(job.id, 'start', {}, { owner: SELF });
+      await store.appendLogs(job.id, 1, SELF, [line('after restart')]);
+      expect(texts(await store.logs(job.id, { limit: 100 }))).toEqual(['1.1 before shutdown', '1.2 after restart']);
+    });
+
+    it('publishes the stored lines on its commit stream', async () => {
+      const job = await heldJob(SELF, 'processing');
+      const seen: Commit[] = [];
+      const unsubscribe = store.commits.subscribe((batch) => seen.push(...batch));
+      await store.appendLogs(job.id, 1, SELF, [line('published', { k: 'v' })]);
+      await store.appendLogs(job.id, 1, OTHER, [line('refused')]);
+      unsubscribe();
+      expect(seen.filter((c) => c.kind === 'logs')).toEqual([
+        { kind: 'logs', jobId: job.id, type: job.type, attempt: 1, lines: [{ attempt: 1, seq: 1, at: T0, message: 'published', fields: { k: 'v' } }] },
+      ]);
+    });
+
+    it('deletes a job’s lines with the job when retention prunes it', async () => {
+      const job = await heldJob(SELF, 'processing');
+      await store.appendLogs(job.id, 1, SELF, [line('kept until pruned')]);
+      await step(job.id, 'complete', {}, { owner: SELF });
+      const other = await heldJob(SELF, 'processing');
+      await store.appendLogs(other.id, 1, SELF, [line('still running')]);
+      expect(await store.prune(clock + 1, 0, 10)).toBe(1);
+      expect(await store.logs(job.id, { limit: 100 })).toEqual([]);
+      expect(texts(await store.logs(other.id, { limit: 100 }))).toEqual(['1.1 still running']);
+    });
+
+    if (kind.durable) {
+      it('keeps the lines across close and reopen', async () => {
+        const job = await heldJob(SELF, 'processing');
+        await store.appendLogs(job.id, 1, SELF, [line('durable', { n: 1 })]);
+        store = await subject.reopen!();
+        expect(await store.logs(job.id, { limit: 100 })).toEqual([{ attempt: 1, seq: 1, at: T0, message: 'durable', fields: { n: 1 } }]);
+      });
+    }
+  });
+
   describe('prune (retention)', () => {
     it('deletes finished jobs older than their state’s threshold, never pending or processing ones, in batches of at most limit', async () => {
       const completed = [await jobIn('completed'), await jobIn('completed'), await jobIn('completed')];

@@ -18,6 +18,14 @@ export interface JobContext {
    * always stored. Returns at once: the write happens behind it.
    */
   progress(value: JobProgress): void;
+  /**
+   * Writes a line to the log of this attempt (docs/api.md "Handler logs"): a message (cut at
+   * 2 KiB) and optional fields, a JSON object of at most 4 KiB (else the line is dropped). At most
+   * 100 lines and 64 KiB per attempt; past them lines are dropped, and their count is stored as a
+   * last line. Never throws and returns at once: lines are written in batches behind it, the last
+   * ones before the attempt's outcome. Lines written after the attempt ended are not stored.
+   */
+  log(message: string, fields?: Record<string, unknown>): void;
 }
 
 /** Every job handler extends this and is marked with `@JobHandler('type')`. */

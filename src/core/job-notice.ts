@@ -1,15 +1,26 @@
 import type { JobState } from './job.model';
 
 /** What happened to a job, as the event stream names it. */
-export const KEEL_EVENT_NAMES = ['job.created', 'job.started', 'job.progress', 'job.completed', 'job.retrying', 'job.failed', 'job.cancelled'] as const;
+export const KEEL_EVENT_NAMES = [
+  'job.created',
+  'job.started',
+  'job.progress',
+  'job.completed',
+  'job.retrying',
+  'job.failed',
+  'job.cancelled',
+  'job.log',
+] as const;
 export type KeelEventName = (typeof KEEL_EVENT_NAMES)[number];
+/** The events that carry the job as it was (every one but `job.log`, which carries log lines). */
+export type JobChangeEventName = Exclude<KeelEventName, 'job.log'>;
 
 /**
  * The event a committed state change is, from the state before and after it; none for a change
  * that keeps the state (a cancel request: the job stays processing until its attempt ends).
  * The PostgreSQL store's trigger (`keel_publish_events`) decides the same way in SQL.
  */
-export function eventOfChange(from: JobState, to: JobState): KeelEventName | undefined {
+export function eventOfChange(from: JobState, to: JobState): JobChangeEventName | undefined {
   switch (to) {
     case 'processing':
       return from === 'pending' ? 'job.started' : undefined;

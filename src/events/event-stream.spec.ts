@@ -5,7 +5,7 @@ import { CommitStream } from '../store/commit-stream';
 import { LocalEventFeed } from '../store/event-feed';
 import type { JobStore } from '../store/job-store';
 import { EVENT_BUFFER_SIZE, EventStream, LINGER_MS, type StreamItem } from './event-stream';
-import { feedItem, JobEvents } from './job-events';
+import { feedItem as anyFeedItem, JobEvents, type FeedItem, type KeelJobEvent } from './job-events';
 
 function job(n: number, overrides: Partial<Job> = {}): Job {
   const now = Date.now();
@@ -119,6 +119,9 @@ describe('EventStream and the feed', () => {
 });
 
 describe('feedItem', () => {
+  /** The item of a job's change: its event is a `KeelJobEvent`. */
+  const feedItem = (committed: Parameters<typeof anyFeedItem>[0]) =>
+    anyFeedItem(committed) as Exclude<FeedItem, { kind: 'event' }> | { kind: 'event'; event: KeelJobEvent; data: string };
   const committed = (j: Job) => ({ id: 1, name: 'job.completed' as const, job: j, omitted: [] });
 
   it('keeps a small job whole', () => {

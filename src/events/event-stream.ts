@@ -197,7 +197,9 @@ export class EventStream implements OnModuleDestroy {
       return;
     }
     const { event, data } = item;
-    const kept: StreamEvent = { id: event.id, event: event.event, type: event.job.type, jobId: event.job.id, state: event.job.state, data };
+    // A job.log event's job is processing the attempt that logged: its lines are taken only then.
+    const state = event.event === 'job.log' ? 'processing' : event.job.state;
+    const kept: StreamEvent = { id: event.id, event: event.event, type: event.job.type, jobId: event.job.id, state, data };
     // After a gap, the first event starts what is known again: an id before it may have missed some.
     this.floor ??= kept.id;
     this.lastSeen = Math.max(this.lastSeen, kept.id);

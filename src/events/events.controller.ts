@@ -42,7 +42,8 @@ export class EventsController {
     summary: 'Live job events (Server-Sent Events)',
     description:
       'Each event has a strictly increasing `id`, a name (`job.created`, `job.started`, `job.progress`, `job.completed`, ' +
-      '`job.retrying`, `job.failed`, `job.cancelled`) and `data: {"job": <the job as it was at that event>}`. A payload, ' +
+      '`job.retrying`, `job.failed`, `job.cancelled`) and `data: {"job": <the job as it was at that event>}`; or `job.log`, lines a ' +
+      'running attempt logged, with `data: {"job": {"id", "type"}, "attempt", "lines": [{"seq", "at", "message", "fields"}]}`. A payload, ' +
       'result or lastError over 1 KiB of JSON is left out of the event (null, and named in `data.omitted`): read the job ' +
       'for it. Every event that commits after the response headers are sent is on the stream, on every instance, in commit ' +
       'order. Reconnect with `Last-Event-ID` (on any instance) to get what was missed from the last 10,000 events; when ' +

@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { filter, map, Observable, Subject } from 'rxjs';
-import { EVENT_FIELD_MAX_BYTES, EVENT_MAX_BYTES, KEEL_EVENT_NAMES, type KeelEventName, type OmittableField } from '../core/job-notice';
+import { EVENT_FIELD_MAX_BYTES, EVENT_MAX_BYTES, KEEL_EVENT_NAMES, type JobChangeEventName, type KeelEventName, type OmittableField } from '../core/job-notice';
+import type { LogFields } from '../core/job-log';
 import type { JobPayload } from '../core/job.model';
 import { toJobView, type JobView } from '../core/job.view';
 import type { CommittedEvent, EventSink } from '../store/event-feed';
@@ -16,12 +17,37 @@ type EventJob = Omit<JobView, 'payload'> & { payload: JobPayload | null };
  * the job as it was at that event. A payload, result or lastError over 1 KiB of JSON is left out
  * (null, and named in `omitted`), and so is a progress that would make the event over 7,600 bytes.
  */
-export interface KeelEvent {
+export interface KeelJobEvent {
   id: number;
-  event: KeelEventName;
+  event: JobChangeEventName;
   job: EventJob;
   omitted?: OmittableField[];
 }
+
+/** A log line in a `job.log` event; `omitted`: its message and fields were over 1 KiB together, read them with the log route. */
+export interface KeelEventLogLine {
+  seq: number;
+  /** ISO 8601: when the handler wrote it. */
+  at: string;
+  message: string | null;
+  fields: LogFields | null;
+  omitted?: true;
+}
+
+/**
+ * `job.log` (docs/api.md "Handler logs"): lines a running attempt's handler logged, in the order
+ * written. The job is named only (id and type): it is processing that attempt.
+ */
+export interface KeelLogEvent {
+  id: number;
+  event: 'job.log';
+  job: { id: string; type: string };
+  attempt: number;
+  lines: KeelEventLogLine[];
+}
+
+/** One event of the stream: a change of a job, or a running attempt's log lines. */
+export type KeelEvent = KeelJobEvent | KeelLogEvent;
 
 /** What the feed brings: an event with its stream data serialized once, or a gap (events may be missing before the next). */
 export type FeedItem = { kind: 'event'; event: KeelEvent; data: string } | { kind: 'gap' };
@@ -123,6 +149,11 @@ const LARGE_FIELDS = ['payload', 'result', 'lastError'] as const;
 
 /** The event as the stream and `events$` show it: its job bounded (see `KeelEvent`), its data serialized. */
 export function feedItem(committed: CommittedEvent): FeedItem {
+  if (committed.name === 'job.log') {
+    const lines = committed.lines.map((line): KeelEventLogLine => ({ ...line, at: new Date(line.at).toISOString() }));
+    const event: KeelLogEvent = { id: committed.id, event: 'job.log', job: committed.job, attempt: committed.attempt, lines };
+    return { kind: 'event', event, data: JSON.stringify({ job: event.job, attempt: event.attempt, lines }) };
+  }
   const job = toJobView(committed.job) as EventJob;
   const omitted: OmittableField[] = [...committed.omitted];
   let data = JSON.stringify({ job });
@@ -144,6 +175,6 @@ export function feedItem(committed: CommittedEvent): FeedItem {
   } else if (omitted.length > 0) {
     data = JSON.stringify({ job, omitted });
   }
-  const event: KeelEvent = omitted.length > 0 ? { id: committed.id, event: committed.name, job, omitted } : { id: committed.id, event: committed.name, job };
+  const event: KeelJobEvent = omitted.length > 0 ? { id: committed.id, event: committed.name, job, omitted } : { id: committed.id, event: committed.name, job };
   return { kind: 'event', event, data };
 }

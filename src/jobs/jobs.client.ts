@@ -12,6 +12,8 @@ import { ListJobsQuery } from './dto/list-jobs.query';
 import { BulkActionDto, type BulkAction } from './dto/bulk-action.dto';
 import { JobsService, type BulkResult } from './jobs.service';
 import type { PayloadValue } from '../store/job-store';
+import { ListJobLogsQuery, type JobLogLineView } from './dto/job-log.dto';
+import { toLogLineView } from './job-log.view';
 import type { CallerTransaction } from '../store/transactional-insert';
 
 /** What `add` takes besides the type and payload: the fields of a submission (docs/api.md "Routes and errors"). */
@@ -66,6 +68,13 @@ export interface JobFilter {
 }
 
 export interface ListQuery extends JobFilter {
+  limit?: number;
+  cursor?: string;
+}
+
+/** What `logs` takes: as the query of `GET /v1/jobs/:id/logs`. */
+export interface LogsQuery {
+  attempt?: number;
   limit?: number;
   cursor?: string;
 }
@@ -125,6 +134,15 @@ export class JobsClient {
   /** The job's ended attempts, oldest first (docs/api.md "Attempts"). */
   async attempts(id: string): Promise<AttemptView[]> {
     return (await this.jobs.attempts(id)).map(toAttemptView);
+  }
+
+  /**
+   * A page of the job's log, as `GET /v1/jobs/:id/logs`: the lines its handler wrote
+   * (`context.log`), oldest first, of one attempt when `attempt` is given. `JobNotFound` for an unknown job.
+   */
+  async logs(id: string, query: LogsQuery = {}): Promise<{ items: JobLogLineView[]; nextCursor: string | null }> {
+    const page = await this.jobs.logs(id, await validateInput(ListJobLogsQuery, query));
+    return { items: page.items.map(toLogLineView), nextCursor: page.nextCursor };
   }
 
   /** Cancelled at once when pending; when processing, a cancel request (the job is cancelled when its attempt ends). */

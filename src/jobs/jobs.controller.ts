@@ -13,6 +13,8 @@ import { ListJobsQuery } from './dto/list-jobs.query';
 import { BULK_ACTION_EXAMPLES, BulkActionDto, BulkActionResultDto } from './dto/bulk-action.dto';
 import { MAX_PAYLOAD_FILTERS } from './dto/job-filter.dto';
 import type { BulkResult } from './jobs.service';
+import { JobLogPageDto, ListJobLogsQuery, type JobLogLineView } from './dto/job-log.dto';
+import { toLogLineView } from './job-log.view';
 import { RequestId } from '../logging/request-id.decorator';
 import { toJobView, type JobView } from '../core/job.view';
 import { JobsService } from './jobs.service';
@@ -174,6 +176,24 @@ export class JobsController {
   @NOT_FOUND
   async attempts(@Param('id') id: string): Promise<{ items: AttemptView[] }> {
     return { items: (await this.jobs.attempts(id)).map(toAttemptView) };
+  }
+
+  @Get(':id/logs')
+  @ApiOperation({
+    summary: "A job's log: the lines its handler wrote, by attempt",
+    description:
+      'Lines written with `context.log(message, fields?)`, oldest first (by attempt, then seq), in pages. At most 100 lines ' +
+      'and 64 KiB per attempt are kept; when an attempt dropped lines, a last line with `fields: {"dropped": n}` counts them. ' +
+      'Lines arrive while the attempt runs (a few writes per second); they are live as `job.log` events on `/v1/events`. ' +
+      'Deleted with the job.',
+  })
+  @ID_PARAM
+  @ApiOkResponse({ type: JobLogPageDto, description: 'One page of the log; nextCursor fetches the next.' })
+  @ApiErrorResponse(400, 'The id is not a UUID, or a query parameter is invalid.', 'id must be a UUID, got "42"')
+  @NOT_FOUND
+  async logs(@Param('id') id: string, @Query() query: ListJobLogsQuery): Promise<{ items: JobLogLineView[]; nextCursor: string | null }> {
+    const page = await this.jobs.logs(id, query);
+    return { items: page.items.map(toLogLineView), nextCursor: page.nextCursor };
   }
 
   @Post(':id/cancel')

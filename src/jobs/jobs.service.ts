@@ -8,6 +8,8 @@ import type { CreateJobDto } from './dto/create-job.dto';
 import type { ListJobsQuery } from './dto/list-jobs.query';
 import type { JobFilterDto } from './dto/job-filter.dto';
 import type { BulkAction } from './dto/bulk-action.dto';
+import type { ListJobLogsQuery } from './dto/job-log.dto';
+import type { JobLogLine, LogPosition } from '../core/job-log';
 import { checkIdempotencyKey, requestFingerprint } from './idempotency';
 import { newJobIds } from './job-ids';
 import { ConcurrentChange, IdempotencyKeyReused, IdempotencyKeyTaken, InvalidJob, InvalidTransition, JobNotFound, ShuttingDown } from '../core/job.errors';
@@ -110,6 +112,20 @@ export class JobsService {
   async attempts(id: string): Promise<AttemptRecord[]> {
     const job = await this.get(id);
     return this.store.attempts(job.id, ATTEMPTS_SHOWN);
+  }
+
+  /**
+   * A page of the job's log (docs/api.md "Handler logs"), oldest line first. The job is read
+   * first: an unknown job is a 404, not an empty log.
+   */
+  async logs(id: string, query: ListJobLogsQuery): Promise<{ items: JobLogLine[]; nextCursor: string | null }> {
+    const job = await this.get(id);
+    const limit = query.limit ?? 200;
+    const after = query.cursor === undefined ? undefined : decodeLogCursor(query.cursor);
+    const rows = await this.store.logs(job.id, { attempt: query.attempt, after, limit: limit + 1 });
+    const items = rows.slice(0, limit);
+    const last = items[items.length - 1];
+    return { items, nextCursor: rows.length > limit ? encodeCursor(`${last.attempt}.${last.seq}`) : null };
   }
 
   async list(query: ListJobsQuery): Promise<JobPage> {
@@ -322,6 +338,12 @@ function toJobFilter(dto: JobFilterDto): JobFilter {
 
 function encodeCursor(id: string): string {
   return Buffer.from(id, 'utf8').toString('base64url');
+}
+
+function decodeLogCursor(cursor: string): LogPosition {
+  const match = /^(\d{1,3})\.(\d{1,9})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
+  if (!match) throw new InvalidJob('cursor is not one that this API returned');
+  return { attempt: Number(match[1]), seq: Number(match[2]) };
 }
 
 function decodeCursor(cursor: string): string {

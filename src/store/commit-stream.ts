@@ -1,5 +1,6 @@
 import type { JobEvent } from '../core/job-state-machine';
 import type { Job, JobState } from '../core/job.model';
+import type { JobLogLine } from '../core/job-log';
 
 /**
  * One change a store committed. The reactions to writes (the feeder's wake-ups, the counters,
@@ -13,6 +14,8 @@ export type Commit =
   | { kind: 'transition'; from: JobState; event: JobEvent['type']; job: Job }
   /** A running attempt's progress was recorded. */
   | { kind: 'progress'; job: Job }
+  /** A running attempt's log lines were stored. */
+  | { kind: 'logs'; jobId: string; type: string; attempt: number; lines: JobLogLine[] }
   /** Claims on pending jobs were released: those jobs may be claimed again. */
   | { kind: 'released' }
   /** Finished jobs deleted by retention. */

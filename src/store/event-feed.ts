@@ -1,15 +1,28 @@
-import { eventOfChange, type KeelEventName, type OmittableField } from '../core/job-notice';
+import { eventOfChange, type JobChangeEventName, type OmittableField } from '../core/job-notice';
+import { eventLogChunks, type EventLogLine } from '../core/job-log';
 import type { Commit, CommitStream } from './commit-stream';
 import type { Job } from '../core/job.model';
 
 /** One committed event, as a store's feed delivers it. */
-export interface CommittedEvent {
+export type CommittedEvent = CommittedJobEvent | CommittedLogEvent;
+
+/** A change of a job. */
+export interface CommittedJobEvent {
   /** Strictly increasing along the feed; on a shared store the same id for the same event on every instance. */
   id: number;
-  name: KeelEventName;
+  name: JobChangeEventName;
   /** The job as it was at this event. Fields named in `omitted` are null here. */
   job: Job;
   omitted: readonly OmittableField[];
+}
+
+/** Log lines of a running attempt (`job.log`): one commit's lines of one attempt, in one event or several (see `eventLogChunks`). */
+interface CommittedLogEvent {
+  id: number;
+  name: 'job.log';
+  job: { id: string; type: string };
+  attempt: number;
+  lines: EventLogLine[];
 }
 
 /** Where a feed delivers its events. */
@@ -60,6 +73,11 @@ export class LocalEventFeed implements EventFeed {
     this.unsubscribe = this.commits.subscribe((batch) => {
       const events: CommittedEvent[] = [];
       for (const commit of batch) {
+        if (commit.kind === 'logs') {
+          const job = { id: commit.jobId, type: commit.type };
+          for (const lines of eventLogChunks(commit.lines)) events.push({ id: ++this.last, name: 'job.log', job, attempt: commit.attempt, lines });
+          continue;
+        }
         const name = eventOf(commit);
         if (name) events.push({ id: ++this.last, name, job: (commit as { job: Job }).job, omitted: NONE });
       }
@@ -79,7 +97,7 @@ export class LocalEventFeed implements EventFeed {
 }
 
 /** The event a committed change is, if any. */
-function eventOf(commit: Commit): KeelEventName | undefined {
+function eventOf(commit: Commit): JobChangeEventName | undefined {
   switch (commit.kind) {
     case 'created':
       return 'job.created';

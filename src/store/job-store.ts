@@ -5,6 +5,7 @@ import type { CommitStream } from './commit-stream';
 import type { EventFeed } from './event-feed';
 import type { ScheduleStore } from './schedule-store';
 import type { RateLimit, TypeSettings } from '../core/type-settings';
+import type { JobLogLine, LogQuery, NewLogLine } from '../core/job-log';
 
 /** Injection token of the one `JobStore` of the app. */
 export const JOBS_STORE = 'KEEL:JOBS_STORE';
@@ -150,6 +151,15 @@ export interface JobStore extends ScheduleStore {
    * undefined when it no longer runs that attempt there. Worker durability.
    */
   recordProgress(id: string, attempt: number, owner: string, progress: JobProgress): Promise<Job | undefined>;
+  /**
+   * Appends a handler's log lines (at least one; docs/api.md "Handler logs") to the log of `attempt`, numbered
+   * after the lines it has (`seq` from 1), in one transaction, only while the job is processing
+   * `attempt` under `owner`, as `recordProgress`. Changes nothing on the job. The lines as stored,
+   * or undefined when the attempt no longer runs there (nothing stored). Worker durability.
+   */
+  appendLogs(id: string, attempt: number, owner: string, lines: readonly NewLogLine[]): Promise<JobLogLine[] | undefined>;
+  /** The log lines of a job in (attempt, seq) order: those of `query.attempt` only when given, after `query.after`, at most `query.limit`. */
+  logs(id: string, query: LogQuery): Promise<JobLogLine[]>;
   /**
    * The changes this store commits, in commit order (what the feeder, the counters, the event
    * feed of an embedded store and the delivery of cancel requests react to), and on a shared

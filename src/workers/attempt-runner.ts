@@ -11,6 +11,8 @@ import type { JobStore } from '../store/job-store';
 import { AttemptAborted } from './attempt-abort';
 import type { JobHandlerRegistry } from '../handlers/job-handler.registry';
 import { ProgressReporter } from './progress-reporter';
+import { JobLogWriter } from './job-log-writer';
+import type { NewLogLine } from '../core/job-log';
 import { RunningAttempt } from './running-attempt';
 import { traceAttempt } from '../tracing/job-tracing';
 
@@ -86,6 +88,16 @@ export class AttemptRunner {
       reporter ??= new ProgressReporter((reported) => this.writeProgress(job, attempt, reported));
       reporter.report(value);
     };
+    // Made on the first line only, like the reporter.
+    let logWriter: JobLogWriter | undefined;
+    const log = (message: string, fields?: Record<string, unknown>): void => {
+      try {
+        logWriter ??= new JobLogWriter((lines) => this.writeLogs(job, attempt, lines));
+        logWriter.log(message, fields);
+      } catch {
+        // never into the handler: a line that cannot be taken is a line not logged
+      }
+    };
     const running = new RunningAttempt(attempt, job.timeoutMs, performance.now() + job.timeoutMs);
     this.running.set(id, running);
     this.armTimeout(running.deadline);
@@ -98,6 +110,7 @@ export class AttemptRunner {
         return running.signal;
       },
       progress,
+      log,
     };
     const span = traceAttempt(job, this.config.owner);
     let event: JobEvent;
@@ -113,8 +126,9 @@ export class AttemptRunner {
       this.running.delete(id);
     }
     span.end(event, running.reason?.reason === 'cancel');
-    // The last progress reported is stored before the outcome: never lost at the end of an attempt.
-    await reporter?.end();
+    // The last progress reported and the last lines logged are stored before the outcome: never
+    // lost at the end of an attempt.
+    await Promise.all([reporter?.end(), logWriter?.end()]);
     return event;
   }
 
@@ -124,6 +138,16 @@ export class AttemptRunner {
       await this.store.recordProgress(job.id, attempt, this.config.owner, progress);
     } catch (err) {
       this.logger.warn(`job ${job.id} (${job.type}): could not record progress: ${(err as Error).message}`);
+    }
+  }
+
+  /** Log lines that cannot be written are logged here, at warn; the attempt goes on. */
+  private async writeLogs(job: Job, attempt: number, lines: NewLogLine[]): Promise<void> {
+    try {
+      const stored = await this.store.appendLogs(job.id, attempt, this.config.owner, lines);
+      if (!stored) this.logger.debug(`job ${job.id} (${job.type}): ${lines.length} log lines refused: attempt ${attempt} no longer runs here`);
+    } catch (err) {
+      this.logger.warn(`job ${job.id} (${job.type}): could not store ${lines.length} log lines: ${(err as Error).message}`);
     }
   }
 

@@ -1,4 +1,5 @@
-import { KEEL_EVENT_NAMES, OMITTABLE_FIELDS, type KeelEventName, type OmittableField } from '../../core/job-notice';
+import { KEEL_EVENT_NAMES, OMITTABLE_FIELDS, type JobChangeEventName, type OmittableField } from '../../core/job-notice';
+import type { EventLogLine, LogFields } from '../../core/job-log';
 import type { Job, JobProgress, JobState } from '../../core/job.model';
 import { PeriodicTask } from '../../common/periodic-task';
 import type { CommittedEvent, EventFeed, EventSink } from '../event-feed';
@@ -197,9 +198,10 @@ export class PgEventFeed implements EventFeed {
   }
 }
 
-/** `[id, name, job]` as `keel_publish_events` writes it; undefined for anything else. */
+/** `[id, name, job]` as `keel_publish_events` writes it, or `[id, 'job.log', log]` as `keel_publish_log_events` does; undefined for anything else. */
 function eventOf(item: unknown): CommittedEvent | undefined {
   if (!Array.isArray(item) || typeof item[0] !== 'number' || typeof item[1] !== 'string' || !NAMES.has(item[1]) || !Array.isArray(item[2])) return undefined;
+  if (item[1] === 'job.log') return logEventOf(item[0], item[2] as unknown[]);
   const j = item[2] as unknown[];
   const mask = Number(j[19] ?? 0);
   const job: Job = {
@@ -224,5 +226,17 @@ function eventOf(item: unknown): CommittedEvent | undefined {
     progress: (j[18] ?? null) as JobProgress | null,
   };
   const omitted: OmittableField[] = OMITTABLE_FIELDS.filter((_, bit) => (mask & (1 << bit)) !== 0);
-  return { id: item[0], name: item[1] as KeelEventName, job, omitted };
+  return { id: item[0], name: item[1] as JobChangeEventName, job, omitted };
+}
+
+/** `[jobId, type, attempt, [[seq, at, message, fields, omitted]...]]`; undefined when it is not that. */
+function logEventOf(id: number, log: unknown[]): CommittedEvent | undefined {
+  const [jobId, type, attempt, rows] = log;
+  if (typeof jobId !== 'string' || typeof type !== 'string' || typeof attempt !== 'number' || !Array.isArray(rows)) return undefined;
+  const lines = (rows as unknown[][]).map((row): EventLogLine => {
+    const line: EventLogLine = { seq: row[0] as number, at: row[1] as number, message: row[2] as string | null, fields: (row[3] ?? null) as LogFields | null };
+    if (row[4] === 1) line.omitted = true;
+    return line;
+  });
+  return { id, name: 'job.log', job: { id: jobId, type }, attempt, lines };
 }

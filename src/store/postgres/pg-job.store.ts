@@ -6,6 +6,7 @@ import type { Schedule } from '../../core/schedule.model';
 import type { AttemptRecord } from '../../core/attempt.model';
 import { compareDispatch, newJobRecord, type DispatchKey, type Job, type JobProgress, type JobState, type NewJob } from '../../core/job.model';
 import type { RateLimit, TypeSettings } from '../../core/type-settings';
+import type { JobLogLine, LogQuery, NewLogLine } from '../../core/job-log';
 import {
   emptyCounts,
   type ActiveCounts,
@@ -492,6 +493,32 @@ export class PgJobStore implements JobStore, SharedStore, TransactionalInsert {
     const job = fromRow(rows[0]);
     this.commits.publish([{ kind: 'progress', job }]);
     return job;
+  }
+
+  /** One statement: the guard, the numbering and the lines; the trigger publishes their events. */
+  async appendLogs(id: string, attempt: number, owner: string, lines: readonly NewLogLine[]): Promise<JobLogLine[] | undefined> {
+    const setting = this.synchronousCommit('worker');
+    const mark = this.syncSchedule.mark();
+    const params = [
+      id,
+      attempt,
+      owner,
+      lines.map((line) => line.at),
+      lines.map((line) => line.message),
+      lines.map((line) => (line.fields === null ? null : JSON.stringify(line.fields))),
+      setting,
+    ];
+    const { rows } = await this.query<JobLogLine & { type: string }>(PG_SQL.appendLogs, params);
+    if (rows.length === 0) return undefined;
+    this.committed(setting, mark);
+    const stored = rows.map(({ type: _type, ...line }) => line);
+    this.commits.publish([{ kind: 'logs', jobId: id, type: rows[0].type, attempt, lines: stored }]);
+    return stored;
+  }
+
+  async logs(id: string, query: LogQuery): Promise<JobLogLine[]> {
+    const { rows } = await this.query<JobLogLine>(PG_SQL.logsOf, [id, query.attempt ?? null, query.after?.attempt ?? 0, query.after?.seq ?? 0, query.limit]);
+    return rows;
   }
 
   async cancelRequests(owner: string): Promise<{ id: string; attempt: number }[]> {

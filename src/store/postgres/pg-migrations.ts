@@ -305,4 +305,76 @@ export const PG_MIGRATIONS: readonly string[] = [
   -- Search by creation time (docs/decisions.md "Search: each filter on an index, payload fields within the others").
   CREATE INDEX keel_jobs_created ON keel_jobs (created_at);
   `,
+  `
+  -- A handler's log lines (docs/api.md "Handler logs"), numbered per attempt; deleted with their job
+  -- by every delete path. The key is the read order.
+  CREATE TABLE keel_job_logs (
+    job_id  uuid NOT NULL REFERENCES keel_jobs (id) ON DELETE CASCADE,
+    attempt integer NOT NULL,
+    seq     integer NOT NULL,
+    at      bigint NOT NULL,
+    message text NOT NULL,
+    fields  json,
+    PRIMARY KEY (job_id, attempt, seq)
+  );
+
+  -- Their job.log events, as keel_publish_events does for the jobs: while some instance listens,
+  -- numbered from keel_event_ids under the same locks (so in commit order), one event per at most
+  -- 6,000 bytes of lines of one attempt, sent with NOTIFY. A line whose message (as a JSON string)
+  -- and fields are over 1,024 bytes together comes without them (see src/core/job-log.ts).
+  CREATE FUNCTION keel_publish_log_events() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+  DECLARE
+    target record;
+    grp record;
+    line text;
+    lines text;
+    items text[] := '{}';
+    item text;
+    head text;
+    body text := '';
+  BEGIN
+    PERFORM pg_advisory_xact_lock_shared(hashtext('keel_event_gate:' || current_schema()));
+    SELECT s.epoch, s.channel INTO target FROM keel_event_state s
+     WHERE EXISTS (SELECT 1 FROM keel_event_listeners l WHERE l.expires_at > (extract(epoch from clock_timestamp()) * 1000)::bigint);
+    IF NOT FOUND THEN
+      RETURN NULL;
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtext('keel_event_order:' || current_schema()));
+    FOR grp IN
+      SELECT n.job_id, j.type, n.attempt,
+             array_agg(CASE WHEN octet_length(to_json(n.message)::text) + coalesce(octet_length(n.fields::text), 4) > 1024
+                            THEN json_build_array(n.seq, n.at, NULL, NULL, 1)::text
+                            ELSE json_build_array(n.seq, n.at, n.message, n.fields, 0)::text END
+                       ORDER BY n.seq) AS lines
+        FROM keel_new_rows n JOIN keel_jobs j ON j.id = n.job_id
+       GROUP BY n.job_id, j.type, n.attempt
+       ORDER BY n.job_id, n.attempt
+    LOOP
+      lines := '';
+      FOREACH line IN ARRAY grp.lines LOOP
+        IF lines <> '' AND octet_length(lines) + octet_length(line) + 1 > 6000 THEN
+          items := items || ('[' || nextval('keel_event_ids') || ',"job.log",[' || to_json(grp.job_id)::text || ',' || to_json(grp.type)::text || ',' || grp.attempt || ',[' || lines || ']]]');
+          lines := '';
+        END IF;
+        lines := CASE WHEN lines = '' THEN line ELSE lines || ',' || line END;
+      END LOOP;
+      items := items || ('[' || nextval('keel_event_ids') || ',"job.log",[' || to_json(grp.job_id)::text || ',' || to_json(grp.type)::text || ',' || grp.attempt || ',[' || lines || ']]]');
+    END LOOP;
+    IF array_length(items, 1) IS NULL THEN
+      RETURN NULL;
+    END IF;
+    head := '{"p":' || target.epoch || ',"e":[';
+    FOREACH item IN ARRAY items LOOP
+      IF body <> '' AND octet_length(head) + octet_length(body) + octet_length(item) + 3 > 7900 THEN
+        PERFORM pg_notify(target.channel, head || body || ']}');
+        body := '';
+      END IF;
+      body := CASE WHEN body = '' THEN item ELSE body || ',' || item END;
+    END LOOP;
+    PERFORM pg_notify(target.channel, head || body || ']}');
+    RETURN NULL;
+  END $$;
+  CREATE TRIGGER keel_job_logs_publish_inserts AFTER INSERT ON keel_job_logs
+    REFERENCING NEW TABLE AS keel_new_rows FOR EACH STATEMENT EXECUTE FUNCTION keel_publish_log_events();
+  `,
 ];

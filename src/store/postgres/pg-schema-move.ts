@@ -17,9 +17,10 @@ const TABLES = [
   'keel_event_state',
   'keel_scheduler_runs',
   'keel_attempts',
+  'keel_job_logs',
 ];
 const SEQUENCES = ['keel_event_ids'];
-const FUNCTIONS = ['keel_count_states', 'keel_event_job', 'keel_publish_events'];
+const FUNCTIONS = ['keel_count_states', 'keel_event_job', 'keel_publish_events', 'keel_publish_log_events'];
 
 /**
  * Moves Keel's tables (their indexes, constraints and triggers go with them), its sequence and its

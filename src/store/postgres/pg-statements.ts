@@ -72,6 +72,30 @@ export const PG_SQL = {
        AND (SELECT synchronous_commit FROM durability) IS NOT NULL
     RETURNING ${SELECT_COLUMNS}`,
   ),
+  /**
+   * A handler's log lines (docs/api.md "Handler logs"), numbered after the attempt's last, only while the job runs
+   * `attempt` ($2) under `owner` ($3). $4 ats, $5 messages, $6 fields (JSON text or NULL), $7 synchronous_commit.
+   */
+  appendLogs: preparedAs(
+    'appendLogs',
+    `
+    WITH ${durability('$7')},
+    running AS (SELECT id, type FROM keel_jobs WHERE id = $1 AND state = 'processing' AND attempts = $2 AND owner = $3),
+    last AS (SELECT coalesce(max(seq), 0) AS seq FROM keel_job_logs WHERE job_id = $1 AND attempt = $2),
+    stored AS (
+      INSERT INTO keel_job_logs (job_id, attempt, seq, at, message, fields)
+      SELECT running.id, $2, last.seq + l.n, l.at, l.message, l.fields::json
+        FROM running, last, unnest($4::bigint[], $5::text[], $6::text[]) WITH ORDINALITY AS l (at, message, fields, n)
+       WHERE (SELECT synchronous_commit FROM durability) IS NOT NULL
+      RETURNING attempt, seq, at, message, fields)
+    SELECT stored.*, running.type FROM stored, running ORDER BY stored.seq`,
+  ),
+  /** A page of a job's log in (attempt, seq) order; $2 NULL: every attempt. */
+  logsOf: `
+    SELECT attempt, seq, at, message, fields FROM keel_job_logs
+     WHERE job_id = $1 AND ($2::int IS NULL OR attempt = $2) AND (attempt, seq) > ($3::int, $4::int)
+     ORDER BY attempt, seq
+     LIMIT $5`,
   /** Syncs the WAL up to now: a commit that takes a transaction id writes a commit record and waits for its flush. */
   flushWal: `SELECT pg_current_xact_id()`,
   /** How long PostgreSQL's WAL writer waits between flushes, in ms. */

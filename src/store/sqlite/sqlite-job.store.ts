@@ -7,6 +7,7 @@ import type { AttemptRecord } from '../../core/attempt.model';
 import type { JobEvent } from '../../core/job-state-machine';
 import { compareDispatch, newJobRecord, type DispatchKey, type Job, type JobProgress, type JobState, type NewJob } from '../../core/job.model';
 import type { RateLimit, TypeSettings } from '../../core/type-settings';
+import type { JobLogLine, LogQuery, NewLogLine } from '../../core/job-log';
 import {
   emptyCounts,
   type ActiveCounts,
@@ -442,6 +443,33 @@ export class SqliteJobStore implements JobStore {
       this.noted.push({ kind: 'progress', job });
       return job;
     }, this.durabilityOf('worker'));
+  }
+
+  /** Through the group commit like a progress: the guard, the numbering and the lines in one transaction. */
+  async appendLogs(id: string, attempt: number, owner: string, lines: readonly NewLogLine[]): Promise<JobLogLine[] | undefined> {
+    const stmts = this.statements();
+    return this.writes().run(() => {
+      const running = stmts.runningAttempt.get(id, attempt, owner) as { type: string } | undefined;
+      if (!running) return undefined;
+      const { seq } = stmts.lastLogSeq.get(id, attempt) as { seq: number };
+      const stored = lines.map((line, i): JobLogLine => ({ attempt, seq: seq + i + 1, at: line.at, message: line.message, fields: line.fields }));
+      for (const line of stored) {
+        write(() => stmts.appendLog.run(id, attempt, line.seq, line.at, line.message, line.fields === null ? null : JSON.stringify(line.fields)));
+      }
+      if (stored.length > 0) this.noted.push({ kind: 'logs', jobId: id, type: running.type, attempt, lines: stored });
+      return stored;
+    }, this.durabilityOf('worker'));
+  }
+
+  async logs(id: string, query: LogQuery): Promise<JobLogLine[]> {
+    const rows = this.statements().logsOf.all({
+      id,
+      attempt: query.attempt ?? null,
+      afterAttempt: query.after?.attempt ?? 0,
+      afterSeq: query.after?.seq ?? 0,
+      limit: query.limit,
+    }) as { attempt: number; seq: number; at: number; message: string; fields: string | null }[];
+    return rows.map((row) => ({ ...row, fields: row.fields === null ? null : (JSON.parse(row.fields) as JobLogLine['fields']) }));
   }
 
   async cancelRequests(owner: string): Promise<{ id: string; attempt: number }[]> {

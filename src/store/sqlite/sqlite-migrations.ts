@@ -134,6 +134,19 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   -- Search by creation time (docs/decisions.md "Search: each filter on an index, payload fields within the others").
   CREATE INDEX jobs_created ON jobs (created_at);
   `,
+  `
+  -- A handler's log lines (docs/api.md "Handler logs"), numbered per attempt; deleted with their job
+  -- by every delete path (the store's connection sets foreign_keys = ON). The key is the read order.
+  CREATE TABLE job_logs (
+    job_id  TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    attempt INTEGER NOT NULL,
+    seq     INTEGER NOT NULL,
+    at      INTEGER NOT NULL,
+    message TEXT NOT NULL,
+    fields  TEXT,
+    PRIMARY KEY (job_id, attempt, seq)
+  ) WITHOUT ROWID;
+  `,
 ];
 
 /** Applies the migrations `db` (the database at SQLITE_FILE `file`) has not run yet, each in a transaction of its own. */

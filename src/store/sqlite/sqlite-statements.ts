@@ -35,6 +35,16 @@ export const SQL = {
   /** A handler's progress, on the attempt that reported it only; no state, no updated_at. */
   recordProgress: `UPDATE jobs SET progress = ? WHERE id = ? AND state = 'processing' AND attempts = ? AND owner = ?`,
   getJobByIdempotencyKey: `SELECT * FROM jobs WHERE idempotency_key = ?`,
+  /** The type of the job while it runs `attempt` under `owner`: log lines are taken only then. */
+  runningAttempt: `SELECT type FROM jobs WHERE id = ? AND state = 'processing' AND attempts = ? AND owner = ?`,
+  lastLogSeq: `SELECT coalesce(max(seq), 0) AS seq FROM job_logs WHERE job_id = ? AND attempt = ?`,
+  appendLog: `INSERT INTO job_logs (job_id, attempt, seq, at, message, fields) VALUES (?, ?, ?, ?, ?, ?)`,
+  /** A page of a job's log in (attempt, seq) order; @attempt NULL: every attempt. */
+  logsOf: `
+    SELECT attempt, seq, at, message, fields FROM job_logs
+     WHERE job_id = @id AND (@attempt IS NULL OR attempt = @attempt) AND (attempt, seq) > (@afterAttempt, @afterSeq)
+     ORDER BY attempt, seq
+     LIMIT @limit`,
   /** The next priority level below `below` that has unclaimed pending jobs (ready or not). */
   levelBelow: `
     SELECT max(priority) AS priority FROM jobs INDEXED BY jobs_dispatch
