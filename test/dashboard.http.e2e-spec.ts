@@ -1,14 +1,14 @@
 import { Module } from '@nestjs/common';
 import { mkdirSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
+import type { Browser, BrowserContext } from 'playwright-core';
 import { hasChromium, launchChromium } from './support/chromium';
 import { JobHandler, JobHandlerBase, type JobContext } from '../src/core/job-handler';
 import type { JobProgress } from '../src/core/job.model';
 import type { JobView } from '../src/core/job.view';
-import { closeAllApps, getJob, startApp, submit, waitForState, type Env, type Http, type TestApp } from './support/app';
+import { closeAllApps, getJob, submit, waitForState, type Env, type Http } from './support/app';
 import { waitFor } from './support/wait';
+import { live, openDashboard, rowState, textIs, type Dashboard } from './support/dashboard-page';
 
 /**
  * The dashboard in a real browser (docs/api.md "Dashboard"): Debian's chromium driven by playwright-core,
@@ -47,16 +47,6 @@ class ReportModule {}
 
 const describeWithChromium = hasChromium('test/dashboard.http.e2e-spec.ts:') ? describe : describe.skip;
 
-interface Dashboard {
-  page: Page;
-  app: TestApp['app'];
-  http: Http;
-  /** Console errors and uncaught exceptions of the page, but those `allowed` matches. */
-  problems: () => string[];
-  byTestId: (id: string) => Locator;
-  row: (jobId: string) => Locator;
-}
-
 describeWithChromium('the dashboard in a browser', () => {
   let browser: Browser;
   let context: BrowserContext | undefined;
@@ -77,52 +67,14 @@ describeWithChromium('the dashboard in a browser', () => {
 
   /** Starts the app, opens /dashboard in a fresh context; `allowed` console errors are expected ones. */
   async function open(env: Env = {}, allowed?: RegExp): Promise<Dashboard> {
-    const { app, http } = await startApp(env, [ReportModule]);
-    const { port } = app.getHttpServer().address() as AddressInfo;
-    context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
-    const page = await context.newPage();
-    const seen: string[] = [];
-    page.on('console', (message) => {
-      if (message.type() === 'error') seen.push(`console: ${message.text()}`);
-    });
-    page.on('pageerror', (err) => seen.push(`page error: ${err.message}`));
-    await page.goto(`http://127.0.0.1:${port}/dashboard`);
-    const byTestId = (id: string) => page.locator(`[data-testid="${id}"]`);
-    return {
-      page,
-      app,
-      http,
-      byTestId,
-      row: (jobId: string) => page.locator(`[data-testid="job-row"][data-job-id="${jobId}"]`),
-      problems: () => seen.filter((text) => !allowed?.test(text)),
-    };
-  }
-
-  async function live(dashboard: Dashboard): Promise<void> {
-    await dashboard.byTestId('live-status').and(dashboard.page.locator('[data-status="live"]')).waitFor();
-    await textIs(dashboard.byTestId('count-pending'), /^\d+$/);
+    const dashboard = await openDashboard(browser, env, [ReportModule], allowed);
+    context = dashboard.context;
+    return dashboard;
   }
 
   function mkdirOutput(): string {
     mkdirSync(OUTPUT, { recursive: true });
     return OUTPUT;
-  }
-
-  async function textIs(locator: Locator, expected: string | RegExp): Promise<void> {
-    await waitFor(
-      async () => {
-        const text = (await locator.textContent()) ?? '';
-        return typeof expected === 'string' ? text === expected : expected.test(text);
-      },
-      `${locator.toString()} to read ${String(expected)}`,
-    );
-  }
-
-  async function rowState(dashboard: Dashboard, jobId: string, state: string): Promise<void> {
-    await dashboard
-      .row(jobId)
-      .and(dashboard.page.locator(`[data-state="${state}"]`))
-      .waitFor();
   }
 
   async function typeOf(http: Http, type: string): Promise<{ paused: boolean }> {
