@@ -301,4 +301,21 @@ export const PG_MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX keel_attempts_by_job ON keel_attempts (job_id, seq);
   `,
+  `
+  -- Stats per minute and type (docs/api.md "Stats"): counts, and the wait histogram (metric 'wait',
+  -- bucket the index of its bound). Insert-only: each statement that changes jobs inserts its own
+  -- rows (one per minute, type, metric and bucket it touched), so concurrent writers never share a
+  -- row or wait for one; reads sum. The retention pass folds a key's rows into one (folded) and
+  -- deletes minutes older than 48 h (docs/decisions.md "Stats: insert-only rows on PostgreSQL").
+  CREATE TABLE keel_stats (
+    minute bigint NOT NULL,
+    type   text NOT NULL,
+    metric text NOT NULL,
+    bucket smallint NOT NULL,
+    n      bigint NOT NULL,
+    folded boolean NOT NULL DEFAULT false
+  );
+  CREATE INDEX keel_stats_by_minute ON keel_stats (minute, type);
+  CREATE UNIQUE INDEX keel_stats_folded ON keel_stats (minute, type, metric, bucket) WHERE folded;
+  `,
 ];

@@ -17,6 +17,7 @@ const TABLES = [
   'keel_event_state',
   'keel_scheduler_runs',
   'keel_attempts',
+  'keel_stats',
 ];
 const SEQUENCES = ['keel_event_ids'];
 const FUNCTIONS = ['keel_count_states', 'keel_event_job', 'keel_publish_events'];

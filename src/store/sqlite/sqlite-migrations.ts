@@ -130,6 +130,18 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX attempts_by_job ON attempts (job_id, seq);
   `,
+  `
+  -- Stats per minute and type (docs/api.md "Stats"): counts, and the wait histogram (metric 'wait',
+  -- bucket the index of its bound), added to by the transaction of each change, deleted after 48 h.
+  CREATE TABLE stats_minutes (
+    minute INTEGER NOT NULL,
+    type   TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    bucket INTEGER NOT NULL,
+    n      INTEGER NOT NULL,
+    PRIMARY KEY (minute, type, metric, bucket)
+  ) WITHOUT ROWID;
+  `,
 ];
 
 /** Applies the migrations `db` (the database at SQLITE_FILE `file`) has not run yet, each in a transaction of its own. */
