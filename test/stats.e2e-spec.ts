@@ -110,6 +110,20 @@ describe.each(everyStore('test/stats.e2e-spec.ts'))('stats (%s)', (store, storeE
     }
   });
 
+  if (store !== 'memory') {
+    it('counts no retry for an attempt given back at shutdown, and the wait of the attempt that follows it after the restart', async () => {
+      const job = await submit(app.http, { type: 'sleep', payload: { ms: 60_000 } });
+      await waitForJob(app.http, job.id, (j) => j.state === 'processing', 'processing');
+      // SHUTDOWN_TIMEOUT_MS is 100: the running attempt is given back.
+      await closeAllApps();
+      const again = await startApp(env);
+      await waitForJob(again.http, job.id, (j) => j.state === 'processing', 'processing again');
+      await again.http.post(`/v1/jobs/${job.id}/cancel`).expect(200);
+      await waitForState(again.http, job.id, 'cancelled');
+      expect(countsByType(await statsOf(again.http))).toEqual({ sleep: [1, 0, 0, 0, 1, 2] });
+    });
+  }
+
   it('answers 400 for a range that is not one', async () => {
     expectError(
       await app.http.get('/v1/stats').query({ since: '2026-12-06T10:00:00.000Z', until: '2026-12-06T09:00:00.000Z' }),
