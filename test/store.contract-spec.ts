@@ -786,6 +786,20 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
       expect(await kept()).toEqual(before);
     });
 
+    it('counts a refused write of a group (a taken key, a full backlog) as nothing, and the writes committed with it', async () => {
+      await insertOne({ idempotencyKey: 'k' });
+      // One turn: on SQLite one group, each write in a savepoint of its own.
+      const [taken, full, fine] = await Promise.allSettled([
+        store.insert([newJob({ idempotencyKey: 'k' })], NO_LIMIT),
+        store.insert([newJob(), newJob()], 1),
+        store.insert([newJob()], NO_LIMIT),
+      ]);
+      expect(taken.status === 'rejected' && taken.reason).toBeInstanceOf(IdempotencyKeyTaken);
+      expect(full.status === 'rejected' && full.reason).toBeInstanceOf(BacklogFull);
+      expect(fine.status).toBe('fulfilled');
+      expect(await kept()).toEqual([at('noop', 'created', 2)]);
+    });
+
     it('is left unchanged by pruning jobs; pruneStats deletes the minutes before its bound only', async () => {
       await jobIn('completed');
       await jobIn('failed');
