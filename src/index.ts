@@ -33,6 +33,7 @@ export { JOB_STATES } from './core/job.model';
 export type { JobState, JobPayload, JobProgress } from './core/job.model';
 export type { JobView as Job, JobView } from './core/job.view';
 export type { AttemptOutcome, AttemptView } from './core/attempt.model';
+export type { StatsView, StatsMinuteView, StatsTotalView, WaitView } from './core/job-stats.model';
 export {
   DomainError,
   InvalidJob,

@@ -38,6 +38,7 @@ const ROUTES: Route[] = [
   { name: 'POST /v1/jobs/:id/cancel', ok: 200, send: (http, ids, auth) => withAuth(http.post(`/v1/jobs/${ids.pending}/cancel`), auth) },
   { name: 'POST /v1/jobs/:id/retry', ok: 200, send: (http, ids, auth) => withAuth(http.post(`/v1/jobs/${ids.cancelled}/retry`), auth) },
   { name: 'GET /v1/queue', ok: 200, send: (http, _ids, auth) => withAuth(http.get('/v1/queue'), auth) },
+  { name: 'GET /v1/stats', ok: 200, send: (http, _ids, auth) => withAuth(http.get('/v1/stats'), auth) },
 ];
 
 const OPEN_ROUTES = ['/health/live', '/health/ready', '/metrics', '/docs', '/docs-json'];

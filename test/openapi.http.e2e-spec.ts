@@ -341,7 +341,7 @@ describe('OpenAPI document with API_KEY', () => {
       expect(unauthorized.headers?.['WWW-Authenticate']?.schema).toMatchObject({ type: 'string' });
       expect(unauthorized.content?.['application/json'].example).toEqual({ statusCode: 401, error: 'Unauthorized', message: expect.any(String) });
     }
-    expect(v1).toBe(18);
+    expect(v1).toBe(19);
     const example = doc.paths['/v1/queue'].get.responses['401'].content!['application/json'].example as { message: string };
     const res = await http.get('/v1/queue');
     expectError(res, 401, example.message);

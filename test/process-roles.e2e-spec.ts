@@ -26,7 +26,7 @@ function countClaims(app: TestApp): () => number {
   return () => claims;
 }
 
-const KEEL_PATHS = ['/v1/jobs', '/v1/queue', '/v1/schedules', '/v1/types', '/v1/events', '/dashboard', '/docs'];
+const KEEL_PATHS = ['/v1/jobs', '/v1/queue', '/v1/stats', '/v1/schedules', '/v1/types', '/v1/events', '/dashboard', '/docs'];
 
 describePg('process roles on PostgreSQL', () => {
   let env: Env;

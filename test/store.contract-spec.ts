@@ -16,6 +16,7 @@ import { PgJobStore } from '../src/store/postgres/pg-job.store';
 import { describePg, randomName, TEST_DATABASE_URL, withClient } from './support/postgres';
 import { STORE_KINDS, openTempSqlite, sharedPortOf, type StoreUnderTest, type TempSqlite } from './support/stores';
 import { newJob as newJobAt } from './support/new-job';
+import { minuteOf, STATS_KEPT_MS, waitBucket, type StatDelta } from '../src/core/job-stats.model';
 
 /**
  * The JobStore contract (see src/store/job-store.ts), run against every store in
@@ -711,6 +712,124 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
       expect(await store.attempts(done.id, 10)).toEqual([]);
       expect(await store.attempts(kept.id, 10)).toHaveLength(1);
     });
+  });
+
+  describe('stats: deltas per minute and type, written with the changes', () => {
+    const M0 = minuteOf(T0);
+    /** Every stat kept around T0, as (metric, type, bucket, n) at minute M0 unless said. */
+    const kept = async (type?: string) => store.stats(M0 - 3_600_000, M0 + 3_600_000, type);
+    const at = (type: string, metric: StatDelta['metric'], n: number, bucket = 0, minute = M0): StatDelta => ({ minute, type, metric, bucket, n });
+    const sorted = (deltas: StatDelta[]) =>
+      [...deltas].sort((a, b) => a.minute - b.minute || a.type.localeCompare(b.type) || a.metric.localeCompare(b.metric) || a.bucket - b.bucket);
+
+    it('counts creations, starts (as waits from runAt), completions, failures, retries and cancels of pending and running jobs', async () => {
+      const [done, flaky, queued] = await store.insert([newJob(), newJob({ backoffMs: 0, maxAttempts: 2 }), newJob({ type: 'mail' })], NO_LIMIT);
+      const running = await insertOne({ type: 'mail' });
+      expect(ids(await store.claimReady(SELF, NO_LIMIT, NOW, ['noop']))).toEqual([done.id, flaky.id]);
+      const started = await step(done.id, 'start', {}, { owner: SELF });
+      await step(done.id, 'complete', {}, { owner: SELF, expected: started });
+      await step(flaky.id, 'start', {}, { owner: SELF });
+      await step(flaky.id, 'fail', {}, { owner: SELF });
+      await store.claimReady(SELF, NO_LIMIT, clock, ['noop']);
+      const again = await step(flaky.id, 'start', {}, { owner: SELF });
+      await step(flaky.id, 'fail', {}, { owner: SELF });
+      await step(queued.id, 'cancel');
+      await store.claimReady(SELF, NO_LIMIT, clock, ['mail']);
+      const mailStart = await step(running.id, 'start', {}, { owner: SELF });
+      await step(running.id, 'cancel');
+      await step(running.id, 'complete', {}, { owner: SELF });
+      expect(await kept()).toEqual(
+        sorted([
+          at('mail', 'created', 2),
+          at('mail', 'cancelled', 2),
+          at('mail', 'wait', 1, waitBucket(mailStart.startedAt! - T0)),
+          at('noop', 'created', 2),
+          at('noop', 'completed', 1),
+          at('noop', 'retried', 1),
+          at('noop', 'failed', 1),
+          // Waits from runAt: 11 s and 13 s for the first starts, 0 for the retry (backoff 0) that started 1 s after its failure.
+          at('noop', 'wait', 2, waitBucket(started.startedAt! - T0)),
+          at('noop', 'wait', 1, waitBucket(again.startedAt! - again.runAt)),
+        ]),
+      );
+      expect(waitBucket(again.startedAt! - again.runAt)).not.toBe(waitBucket(started.startedAt! - T0));
+      expect(await kept('mail')).toEqual((await kept()).filter((d) => d.type === 'mail'));
+    });
+
+    it('counts no retry for an interruption or a give-back, a wait for each start after them, and a used-up job as failed', async () => {
+      // Both held before either ends: an interrupted or given-back job is ready again, and heldJob claims every ready job.
+      const abandoned = await heldJob(OTHER, 'processing', { maxAttempts: 1 });
+      const givenBack = await heldJob(SELF, 'processing');
+      await step(abandoned.id, 'interrupt', { attempt: 1 }, { owner: OTHER });
+      await step(givenBack.id, 'giveBack', {}, { owner: SELF });
+      const before = await kept();
+      expect(before.filter((d) => d.metric !== 'created' && d.metric !== 'wait')).toEqual([]);
+      expect(before.filter((d) => d.metric === 'wait').reduce((n, d) => n + d.n, 0)).toBe(2);
+      // The starts: the poison-pill guard fails the interrupted job; the given-back one starts again.
+      const claimed = await store.claimReady(SELF, 10, clock + 1000);
+      const starts = await Promise.all(claimed.map((key) => store.transition(key.id, { type: 'start', now: clock + 1000 }, { owner: SELF })));
+      expect(starts.filter((job) => job.state === 'failed').map((job) => job.id)).toEqual([abandoned.id]);
+      expect(starts.filter((job) => job.state === 'processing').map((job) => job.id)).toEqual([givenBack.id]);
+      const after = await kept();
+      expect(after.filter((d) => d.metric === 'failed')).toEqual([at('noop', 'failed', 1)]);
+      expect(after.filter((d) => d.metric === 'retried')).toEqual([]);
+      expect(after.filter((d) => d.metric === 'wait').reduce((n, d) => n + d.n, 0)).toBe(3);
+    });
+
+    it('counts nothing for a refused change, a stale outcome, a cancel request or a retry asked for', async () => {
+      const running = await heldJob(SELF, 'processing');
+      const finished = await jobIn('failed');
+      const before = await kept();
+      await expect(store.transition(running.id, event('complete', clock + 1, { attempt: 2 }), { owner: SELF })).rejects.toBeInstanceOf(StaleOutcome);
+      await expect(store.transition(finished.id, event('cancel', clock + 1))).rejects.toBeInstanceOf(InvalidTransition);
+      await step(running.id, 'cancel');
+      await step(finished.id, 'retry');
+      expect(await kept()).toEqual(before);
+    });
+
+    it('counts a refused write of a group (a taken key, a full backlog) as nothing, and the writes committed with it', async () => {
+      await insertOne({ idempotencyKey: 'k' });
+      // One turn: on SQLite one group, each write in a savepoint of its own.
+      const [taken, full, fine] = await Promise.allSettled([
+        store.insert([newJob({ idempotencyKey: 'k' })], NO_LIMIT),
+        store.insert([newJob(), newJob()], 1),
+        store.insert([newJob()], NO_LIMIT),
+      ]);
+      expect(taken.status === 'rejected' && taken.reason).toBeInstanceOf(IdempotencyKeyTaken);
+      expect(full.status === 'rejected' && full.reason).toBeInstanceOf(BacklogFull);
+      expect(fine.status).toBe('fulfilled');
+      expect(await kept()).toEqual([at('noop', 'created', 2)]);
+    });
+
+    it('is left unchanged by pruning jobs; pruneStats deletes the minutes before its bound only', async () => {
+      await jobIn('completed');
+      await jobIn('failed');
+      const old = await insertOne({ createdAt: T0 - STATS_KEPT_MS - 60_000 });
+      const before = await kept();
+      expect(await store.prune(clock + 1, clock + 1, 100)).toBe(2);
+      expect(await kept()).toEqual(before);
+      const oldMinute = minuteOf(old.createdAt);
+      expect(await store.stats(oldMinute, oldMinute + 60_000)).toEqual([at('noop', 'created', 1, 0, oldMinute)]);
+      expect(await store.pruneStats(T0 - STATS_KEPT_MS)).toBe(1);
+      expect(await store.stats(oldMinute, oldMinute + 60_000)).toEqual([]);
+      // A second pass (folding what was written since, on a shared store) leaves the sums as they were.
+      await insertOne();
+      await store.pruneStats(T0 - STATS_KEPT_MS);
+      expect(await kept()).toEqual(before.map((d) => (d.metric === 'created' ? { ...d, n: d.n + 1 } : d)));
+      // The range: the minute of `since` included, `until` excluded.
+      expect(await store.stats(M0 + 60_000, M0 + 120_000)).toEqual([]);
+      expect(await store.stats(M0, M0 + 1)).toEqual(await kept());
+    });
+
+    if (kind.durable) {
+      it('keeps the stats across a reopen', async () => {
+        await jobIn('completed');
+        const before = await kept();
+        expect(before).not.toEqual([]);
+        store = await subject.reopen!();
+        expect(await kept()).toEqual(before);
+      });
+    }
   });
 
   describe('recordProgress', () => {

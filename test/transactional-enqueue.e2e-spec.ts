@@ -63,6 +63,10 @@ describePg('enqueue in the application’s transaction (PostgreSQL)', () => {
       expect(await pgQuery(url, 'SELECT id FROM public.orders ORDER BY id')).toEqual([{ id: 2 }]);
       // Counted once, at the commit; the rolled-back one never.
       await waitForCount(before + 1);
+      // In the stats too: the job the rolled-back transaction inserted was never created.
+      expect((await jobs.stats()).types).toEqual([
+        expect.objectContaining({ type: 'noop', created: 1, completed: 1, wait: expect.objectContaining({ count: 1 }) }),
+      ]);
       // The key outside the transaction now names the committed job.
       expect((await jobs.add('noop', { order: 2 }, { idempotencyKey: 'order-2' })).id).toBe(committed.id);
     } finally {

@@ -5,6 +5,8 @@ import { InvalidJob } from '../core/job.errors';
 import type { JobPayload } from '../core/job.model';
 import { toJobView, type JobView } from '../core/job.view';
 import { toAttemptView, type AttemptView } from '../core/attempt.model';
+import type { StatsView } from '../core/job-stats.model';
+import { StatsQuery } from './dto/stats.query';
 import { JobHandlerRegistry } from '../handlers/job-handler.registry';
 import { CreateJobDto } from './dto/create-job.dto';
 import { CreateJobsBatchDto } from './dto/create-jobs-batch.dto';
@@ -143,6 +145,14 @@ export class JobsClient {
   async logs(id: string, query: LogsQuery = {}): Promise<{ items: JobLogLineView[]; nextCursor: string | null }> {
     const page = await this.jobs.logs(id, await validateInput(ListJobLogsQuery, query));
     return { items: page.items.map(toLogLineView), nextCursor: page.nextCursor };
+  }
+
+  /**
+   * Per-minute counts by type and wait percentiles (docs/api.md "Stats"), as `GET /v1/stats`:
+   * `since` and `until` ISO 8601 (default: the last hour), `type` one type. Validated as the route is.
+   */
+  async stats(query: { since?: string; until?: string; type?: string } = {}): Promise<StatsView> {
+    return this.jobs.stats(await validateInput(StatsQuery, query));
   }
 
   /** Cancelled at once when pending; when processing, a cancel request (the job is cancelled when its attempt ends). */

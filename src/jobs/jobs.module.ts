@@ -8,6 +8,7 @@ import { JobsController } from './jobs.controller';
 import { JobsClient } from './jobs.client';
 import { JobsService } from './jobs.service';
 import { QueueController } from './queue.controller';
+import { StatsController } from './stats.controller';
 
 /** The jobs feature: `JobsClient` always, the `/v1` routes when `http`. */
 @Module({})
@@ -16,7 +17,7 @@ export class JobsModule {
     return {
       module: JobsModule,
       imports: [StoreModule, QueueModule, RecoveryModule, WorkersModule, HandlersModule],
-      controllers: http ? [JobsController, QueueController] : [],
+      controllers: http ? [JobsController, QueueController, StatsController] : [],
       providers: [JobsService, JobsClient],
       exports: [JobsService, JobsClient],
     };

@@ -18,6 +18,8 @@ import { JOB_DEFAULTS, type Job, type JobPayload, type NewJob } from '../core/jo
 import { type KeelContextLog, KeelLog } from '../logging/keel-log';
 import { traceSubmission } from '../tracing/job-tracing';
 import type { AttemptRecord } from '../core/attempt.model';
+import { minuteOf, toStatsView, type StatsView } from '../core/job-stats.model';
+import type { StatsQuery } from './dto/stats.query';
 
 /** The most attempts of a job one answer shows: the last ones. */
 const ATTEMPTS_SHOWN = 1000;
@@ -126,6 +128,17 @@ export class JobsService {
     const items = rows.slice(0, limit);
     const last = items[items.length - 1];
     return { items, nextCursor: rows.length > limit ? encodeCursor(`${last.attempt}.${last.seq}`) : null };
+  }
+
+  /**
+   * The stats of the range (docs/api.md "Stats"): from the minute of `since` (default an hour
+   * before `until`) to `until` (default now), excluded, summed over every instance.
+   */
+  async stats(query: StatsQuery): Promise<StatsView> {
+    const until = query.until === undefined ? Date.now() : Date.parse(query.until);
+    const since = minuteOf(query.since === undefined ? until - 3_600_000 : Date.parse(query.since));
+    if (!(since < until)) throw new InvalidJob('since must be before until');
+    return toStatsView(since, until, await this.store.stats(since, until, query.type));
   }
 
   async list(query: ListJobsQuery): Promise<JobPage> {

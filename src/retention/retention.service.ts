@@ -3,6 +3,7 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { PeriodicTask } from '../common/periodic-task';
 import { KEEL_CONFIG, type KeelConfig } from '../config/keel-config';
 import { JOBS_STORE, type JobStore } from '../store/job-store';
+import { STATS_KEPT_MS } from '../core/job-stats.model';
 import { type KeelContextLog, KeelLog } from '../logging/keel-log';
 
 /** Rows deleted per transaction: no long lock, no pause of the submissions between two batches. */
@@ -11,7 +12,8 @@ const PRUNE_BATCH = 1_000;
 /**
  * Retention (docs/operations.md "Retention"): every `PRUNE_INTERVAL_MS`, finished jobs older than their state's
  * retention are deleted, in batches of `PRUNE_BATCH`, the event loop free between two batches.
- * A pruned job answers 404 and its Idempotency-Key is free again. On a shared store one instance
+ * A pruned job answers 404 and its Idempotency-Key is free again. Each pass also deletes the
+ * stats minutes older than STATS_KEPT_MS (and folds a shared store's rows). On a shared store one instance
  * prunes at a time (the store's lock); the others' passes find nothing to do meanwhile.
  */
 @Injectable()
@@ -63,6 +65,8 @@ export class RetentionService implements OnApplicationBootstrap, BeforeApplicati
         await yieldToEventLoop();
       }
       if (total > 0) this.logger.log(`pruned ${total} finished jobs`);
+      // The stats keep their own bound, whatever the jobs' retention (docs/api.md "Stats").
+      if (!stopped.aborted) await this.store.pruneStats(now - STATS_KEPT_MS);
     } finally {
       this.lastPruned = total;
     }

@@ -1,5 +1,6 @@
 import type { JobEvent } from '../core/job-state-machine';
 import type { AttemptRecord } from '../core/attempt.model';
+import type { StatDelta } from '../core/job-stats.model';
 import type { DispatchKey, Job, JobProgress, JobState, NewJob } from '../core/job.model';
 import type { CommitStream } from './commit-stream';
 import type { EventFeed } from './event-feed';
@@ -209,6 +210,20 @@ export interface JobStore extends ScheduleStore {
    * returns the ids deleted.
    */
   deleteFinished(ids: readonly string[]): Promise<string[]>;
+
+  /**
+   * The stats kept per minute and type (docs/api.md "Stats"), summed per (minute, type, metric,
+   * bucket) over every instance: the minutes from `since` (its minute included) to before `until`,
+   * of `type` when given. Each change's delta (`statOf`) is written in the transaction of the change,
+   * so they count exactly what committed; deleting jobs leaves them as they are.
+   */
+  stats(since: number, until: number, type?: string): Promise<StatDelta[]>;
+  /**
+   * Deletes the stats of minutes before `before` (the retention pass, STATS_KEPT_MS) and folds what
+   * can be folded (a shared store's rows of one key into one). Returns the rows deleted. A shared
+   * store lets one instance do it at a time, as `prune`.
+   */
+  pruneStats(before: number): Promise<number>;
 }
 
 /**

@@ -162,6 +162,16 @@ const UNNEST_JOBS = `unnest($1::uuid[], $2::text[], $3::json[], $4::text[], $5::
                              $17::text[], $18::text[], $19::text[], $20::text[])`;
 
 /**
+ * The stats of the jobs a statement inserts (`inserted`: their type and created_at), counted per
+ * minute and type by the same statement: insert-only rows, no row shared with another writer.
+ */
+const COUNT_CREATED = `
+    created AS (
+      INSERT INTO keel_stats (minute, type, metric, bucket, n)
+      SELECT created_at / 60000 * 60000, type, 'created', 0, count(*) FROM inserted GROUP BY 1, 2
+    )`;
+
+/**
  * A whole submission in one statement and one round trip: the backlog check, the insert of all
  * its jobs (one array per column) and, when any was inserted, the NOTIFY; all of it or nothing.
  * The count and the insert see one snapshot.
@@ -174,8 +184,8 @@ export const SUBMIT_JOBS = preparedAs(
       INSERT INTO keel_jobs (${JOB_COLUMNS})
       SELECT u.* FROM ${UNNEST_JOBS} AS u, backlog
        WHERE backlog.n + $21::int <= $22::int
-      RETURNING 1
-    )
+      RETURNING type, created_at
+    ),${COUNT_CREATED}
     SELECT backlog.n AS pending, (SELECT count(*)::int FROM inserted) AS inserted,
            CASE WHEN EXISTS (SELECT 1 FROM inserted) THEN pg_notify($23, $24) END AS notified
       FROM backlog`,
@@ -193,8 +203,8 @@ export const INSERT_JOBS = preparedAs(
     WITH inserted AS (
       INSERT INTO keel_jobs (${JOB_COLUMNS})
       SELECT u.* FROM ${UNNEST_JOBS} AS u
-      RETURNING 1
-    )
+      RETURNING type, created_at
+    ),${COUNT_CREATED}
     SELECT CASE WHEN EXISTS (SELECT 1 FROM inserted) THEN pg_notify($21, $22) END AS notified`,
 );
 

@@ -4,6 +4,7 @@ import { BacklogFull, ConcurrentChange, IdempotencyKeyTaken, InvalidJob, JobNotF
 import type { JobEvent } from '../../core/job-state-machine';
 import type { Schedule } from '../../core/schedule.model';
 import type { AttemptRecord } from '../../core/attempt.model';
+import type { StatDelta } from '../../core/job-stats.model';
 import { compareDispatch, newJobRecord, type DispatchKey, type Job, type JobProgress, type JobState, type NewJob } from '../../core/job.model';
 import type { RateLimit, TypeSettings } from '../../core/type-settings';
 import type { JobLogLine, LogQuery, NewLogLine } from '../../core/job-log';
@@ -37,7 +38,7 @@ import { PgListener } from './pg-listener';
 import { fromRow, type JobRow } from './pg-rows';
 import { PG_SCHEDULE_SQL, scheduleFromRow, scheduleParams } from './pg-schedules';
 import { PG_SQL, prepared, type PgChannels } from './pg-statements';
-import { APPLY_TRANSITION, applyTransitionParams, attemptParams, casParams, PgTransitionGroups } from './pg-transition-groups';
+import { APPLY_TRANSITION, applyTransitionParams, attemptParams, casParams, PgTransitionGroups, statParams } from './pg-transition-groups';
 import { PATCH_TYPE_SETTINGS, patchTypeSettingsParams } from './pg-type-settings';
 import { type KeelContextLog, KeelLog } from '../../logging/keel-log';
 
@@ -299,7 +300,7 @@ export class PgJobStore implements JobStore, SharedStore, TransactionalInsert {
   /** `sql` with Keel's tables named with their schema, for a connection whose search_path is the application's. */
   private inSchema(sql: string): string {
     if (!this.options.schema) return sql;
-    return sql.replace(/\bkeel_(jobs|state_counts)\b/g, `${quoteIdent(this.options.schema)}.keel_$1`);
+    return sql.replace(/\bkeel_(jobs|state_counts|stats)\b/g, `${quoteIdent(this.options.schema)}.keel_$1`);
   }
 
   /** How submissions were committed so far: groups taken, and transactions begun. For tests. */
@@ -423,7 +424,8 @@ export class PgJobStore implements JobStore, SharedStore, TransactionalInsert {
           if (retryAt !== undefined) return { retryAt };
           await client.query(PG_SQL.logStart, [row.type, window.now]);
         }
-        const params = applyTransitionParams(casParams(row, planned), this.channels, this.synchronousCommit('worker'), attemptParams([planned]));
+        const stat = statParams([planned], [event.type]).map((column) => column[0]);
+        const params = applyTransitionParams(casParams(row, planned), this.channels, this.synchronousCommit('worker'), attemptParams([planned]), stat);
         const { rowCount } = await client.query(APPLY_TRANSITION, params);
         if (rowCount !== 1) throw new ConcurrentChange(id);
         return { job: planned.next };
@@ -560,6 +562,23 @@ export class PgJobStore implements JobStore, SharedStore, TransactionalInsert {
     );
     if (rows.length > 0) this.commits.publish([{ kind: 'deleted', count: rows.length }]);
     return rows.map((row) => row.id);
+  }
+
+  async stats(since: number, until: number, type?: string): Promise<StatDelta[]> {
+    return (await this.query<StatDelta>(PG_SQL.statsBetween, [since, until, type ?? null])).rows;
+  }
+
+  /**
+   * Under the prune lock, as `prune`: every key's unfolded rows folded into its one row, then the
+   * minutes before `before` deleted. Another instance's call meanwhile does nothing (0).
+   */
+  async pruneStats(before: number): Promise<number> {
+    return this.inTransaction(async (client) => {
+      const { rows } = await client.query<{ locked: boolean }>(PG_SQL.tryPruneLock);
+      if (!rows[0].locked) return 0;
+      await client.query(PG_SQL.foldStats);
+      return (await client.query(PG_SQL.pruneStats, [before])).rowCount ?? 0;
+    }, 'worker');
   }
 
   async putSchedule(name: string, plan: (stored: Schedule | undefined) => Schedule): Promise<{ schedule: Schedule; created: boolean }> {

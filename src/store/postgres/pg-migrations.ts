@@ -377,4 +377,21 @@ export const PG_MIGRATIONS: readonly string[] = [
   CREATE TRIGGER keel_job_logs_publish_inserts AFTER INSERT ON keel_job_logs
     REFERENCING NEW TABLE AS keel_new_rows FOR EACH STATEMENT EXECUTE FUNCTION keel_publish_log_events();
   `,
+  `
+  -- Stats per minute and type (docs/api.md "Stats"): counts, and the wait histogram (metric 'wait',
+  -- bucket the index of its bound). Insert-only: each statement that changes jobs inserts its own
+  -- rows (one per minute, type, metric and bucket it touched), so concurrent writers never share a
+  -- row or wait for one; reads sum. The retention pass folds a key's rows into one (folded) and
+  -- deletes minutes older than 48 h (docs/decisions.md "Stats: insert-only rows on PostgreSQL").
+  CREATE TABLE keel_stats (
+    minute bigint NOT NULL,
+    type   text NOT NULL,
+    metric text NOT NULL,
+    bucket smallint NOT NULL,
+    n      bigint NOT NULL,
+    folded boolean NOT NULL DEFAULT false
+  );
+  CREATE INDEX keel_stats_by_minute ON keel_stats (minute, type);
+  CREATE UNIQUE INDEX keel_stats_folded ON keel_stats (minute, type, metric, bucket) WHERE folded;
+  `,
 ];

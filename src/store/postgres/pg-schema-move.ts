@@ -18,6 +18,7 @@ const TABLES = [
   'keel_scheduler_runs',
   'keel_attempts',
   'keel_job_logs',
+  'keel_stats',
 ];
 const SEQUENCES = ['keel_event_ids'];
 const FUNCTIONS = ['keel_count_states', 'keel_event_job', 'keel_publish_events', 'keel_publish_log_events'];

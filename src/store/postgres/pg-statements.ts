@@ -191,5 +191,21 @@ export const PG_SQL = {
                     '{}') AS starts
       FROM clock`,
   logStart: `INSERT INTO keel_type_starts (type, at) VALUES ($1, $2)`,
+  /** The stats of the minutes in [$1, $2), of type $3 unless NULL, summed over their rows (every instance's). */
+  statsBetween: `
+    SELECT minute, type, metric, bucket::int, sum(n)::int8 AS n FROM keel_stats
+     WHERE minute >= $1 AND minute < $2 AND ($3::text IS NULL OR type = $3)
+     GROUP BY minute, type, metric, bucket
+     ORDER BY minute, type, metric, bucket`,
+  /**
+   * Under the prune lock (one instance at a time): the unfolded rows of each key summed into its one
+   * folded row. Writers only insert unfolded rows and never lock one, so this waits for none.
+   */
+  foldStats: `
+    WITH gone AS (DELETE FROM keel_stats WHERE NOT folded RETURNING minute, type, metric, bucket, n)
+    INSERT INTO keel_stats AS s (minute, type, metric, bucket, n, folded)
+    SELECT minute, type, metric, bucket, sum(n), true FROM gone GROUP BY minute, type, metric, bucket
+    ON CONFLICT (minute, type, metric, bucket) WHERE folded DO UPDATE SET n = s.n + EXCLUDED.n`,
+  pruneStats: `DELETE FROM keel_stats WHERE minute < $1`,
   ping: `SELECT 1`,
 } as const;

@@ -6,6 +6,7 @@ import type { Commit } from '../commit-stream';
 import type { TransitionGuard, WriteDurability } from '../job-store';
 import type { SyncSchedule } from '../sync-schedule';
 import { planTransition, type PlannedTransition } from '../plan-transition';
+import { statOf } from '../../core/job-stats.model';
 import { fromRow, jsonOrNull, type JobRow } from './pg-rows';
 import { durability, PG_SQL, preparedAs, type PgChannels } from './pg-statements';
 import { TurnGroups } from './turn-groups';
@@ -233,6 +234,10 @@ export class PgTransitionGroups extends TurnGroups<Asked> {
         this.db.channels,
         this.db.synchronousCommit(durability),
         attemptParams(planned.map((p) => p.plan)),
+        statParams(
+          planned.map((p) => p.plan),
+          planned.map((p) => p.asked.event.type),
+        ),
       );
       const rows = await this.commit<{ id: string; progress: Job['progress'] }>(APPLY_TRANSITIONS, params);
       // A plan made on a carried row has the progress of its start: the row's is the one written since.
@@ -278,7 +283,8 @@ export class PgTransitionGroups extends TurnGroups<Asked> {
       const row = rows[0];
       // (read here even when the caller had the row: this path is the fallback of a failed group)
       const plan = planTransition(fromRow(row), row.owner, asked.event, asked.guard);
-      const params = applyTransitionParams(casParams(row, plan), this.db.channels, this.db.synchronousCommit(asked.durability), attemptParams([plan]));
+      const stat = statParams([plan], [asked.event.type]).map((column) => column[0]);
+      const params = applyTransitionParams(casParams(row, plan), this.db.channels, this.db.synchronousCommit(asked.durability), attemptParams([plan]), stat);
       const applied = await this.commit(APPLY_TRANSITION, params);
       if (applied.length === 1) {
         this.db.committed([{ kind: 'transition', from: plan.change.from, event: asked.event.type, job: plan.next }]);
@@ -337,7 +343,23 @@ const RECORD_ATTEMPTS = `
         FROM unnest($22::uuid[], $23::int[], $24::text[], $25::bigint[], $26::bigint[], $27::text[], $28::text[], $29::text[])
              AS a(job_id, attempt, instance, started_at, finished_at, outcome, error, stack)
        WHERE a.job_id IN (SELECT id FROM changed)
+    ),
+    counted AS (
+      INSERT INTO keel_stats (minute, type, metric, bucket, n)
+      SELECT updated_at / 60000 * 60000, type, stat_metric, stat_bucket, count(*) FROM changed
+       WHERE stat_metric IS NOT NULL GROUP BY 1, 2, 3, 4
     ),`;
+
+/**
+ * What each change adds to the stats (`statOf`): its metric (NULL: nothing) and the wait's bucket,
+ * $30 and $31 of the statements that change jobs, one per job (arrays in the grouped one). The
+ * `counted` CTE (with RECORD_ATTEMPTS) counts them per minute and type for the rows in `changed`
+ * only: the stats of a change commit with it, in the same statement, or not at all.
+ */
+export function statParams(plans: readonly PlannedTransition[], events: readonly JobEvent['type'][]): [Array<string | null>, number[]] {
+  const stats = plans.map((plan, i) => statOf(plan.change.from, events[i], plan.next));
+  return [stats.map((stat) => stat?.metric ?? null), stats.map((stat) => stat?.bucket ?? 0)];
+}
 
 /** $22 … $29 of the statements that change jobs: the records of the attempts `plans` end, one array per field. */
 export function attemptParams(plans: readonly PlannedTransition[]): unknown[][] {
@@ -372,16 +394,22 @@ export const APPLY_TRANSITION = preparedAs(
              progress = CASE WHEN $16::boolean THEN NULL ELSE progress END
        WHERE id = $1 AND state = $11 AND attempts = $12 AND updated_at = $13 AND owner IS NOT DISTINCT FROM $14
          AND cancel_requested_at IS NOT DISTINCT FROM $17
-      RETURNING id, state, cancel_requested_at, progress
+      RETURNING id, state, cancel_requested_at, progress, type, updated_at, $30::text AS stat_metric, $31::smallint AS stat_bucket
     ),${RECORD_ATTEMPTS}${NOTIFY_CHANGED}`,
 );
 
 /**
  * The parameters of `APPLY_TRANSITION`: $1 … $17 the job's `casParams`, $18 … $20 the NOTIFYs', $21 synchronous_commit,
- * $22 … $29 the record of the attempt its change ends (`attemptParams`).
+ * $22 … $29 the record of the attempt its change ends (`attemptParams`), $30 and $31 its stat (`statParams`, one of each).
  */
-export function applyTransitionParams(cas: unknown[], channels: PgChannels, synchronousCommit: 'on' | 'off', attempts: unknown[][]): unknown[] {
-  return [...cas, channels.work, channels.notifier, channels.cancel, synchronousCommit, ...attempts];
+export function applyTransitionParams(
+  cas: unknown[],
+  channels: PgChannels,
+  synchronousCommit: 'on' | 'off',
+  attempts: unknown[][],
+  stats: unknown[],
+): unknown[] {
+  return [...cas, channels.work, channels.notifier, channels.cancel, synchronousCommit, ...attempts, ...stats];
 }
 
 /**
@@ -401,22 +429,24 @@ const APPLY_TRANSITIONS = preparedAs(
              cancel_requested_at = v.cancel_requested_at, progress = CASE WHEN v.clears_progress THEN NULL ELSE j.progress END
         FROM unnest($1::uuid[], $2::text[], $3::int[], $4::bigint[], $5::bigint[], $6::bigint[], $7::json[], $8::text[],
                     $9::bigint[], $10::text[], $11::text[], $12::int[], $13::bigint[], $14::text[], $15::bigint[], $16::boolean[],
-                    $17::bigint[])
+                    $17::bigint[], $30::text[], $31::smallint[])
              AS v(id, state, attempts, run_at, started_at, finished_at, result, last_error, updated_at, owner,
-                  was_state, was_attempts, was_updated_at, was_owner, cancel_requested_at, clears_progress, was_cancel_requested_at)
+                  was_state, was_attempts, was_updated_at, was_owner, cancel_requested_at, clears_progress, was_cancel_requested_at,
+                  stat_metric, stat_bucket)
        WHERE j.id = v.id AND j.state = v.was_state AND j.attempts = v.was_attempts AND j.updated_at = v.was_updated_at
          AND j.owner IS NOT DISTINCT FROM v.was_owner AND j.cancel_requested_at IS NOT DISTINCT FROM v.was_cancel_requested_at
-      RETURNING j.id, j.state, j.cancel_requested_at, j.progress
+      RETURNING j.id, j.state, j.cancel_requested_at, j.progress, j.type, j.updated_at, v.stat_metric, v.stat_bucket
     ),${RECORD_ATTEMPTS}${NOTIFY_CHANGED}`,
 );
 
 /** The parameters of `APPLY_TRANSITIONS`: $1 … $17 one array per parameter of the jobs' `casParams`, then as `applyTransitionParams`. */
-function applyTransitionsParams(cas: unknown[][], channels: PgChannels, synchronousCommit: 'on' | 'off', attempts: unknown[][]): unknown[] {
+function applyTransitionsParams(cas: unknown[][], channels: PgChannels, synchronousCommit: 'on' | 'off', attempts: unknown[][], stats: unknown[][]): unknown[] {
   return applyTransitionParams(
     cas[0].map((_, i) => cas.map((params) => params[i])),
     channels,
     synchronousCommit,
     attempts,
+    stats,
   );
 }
 

@@ -4,6 +4,7 @@ import { dirname } from 'node:path';
 import { BacklogFull, ConcurrentChange, IdempotencyKeyTaken, JobNotFound, StoreUnavailable } from '../../core/job.errors';
 import type { Schedule } from '../../core/schedule.model';
 import type { AttemptRecord } from '../../core/attempt.model';
+import { statOf, sumDeltas, type StatDelta } from '../../core/job-stats.model';
 import type { JobEvent } from '../../core/job-state-machine';
 import { compareDispatch, newJobRecord, type DispatchKey, type Job, type JobProgress, type JobState, type NewJob } from '../../core/job.model';
 import type { RateLimit, TypeSettings } from '../../core/type-settings';
@@ -165,7 +166,10 @@ export class SqliteJobStore implements JobStore {
         this.files?.secureWal();
         return unavailable(err);
       },
-      beforeCommit: () => this.files?.check(),
+      beforeCommit: () => {
+        this.files?.check();
+        this.writeStats();
+      },
       // Nothing in memory is ever synced: no sync is counted, no timer armed.
       synced: this.inMemory ? undefined : () => this.syncSchedule.syncedThrough(this.syncSchedule.mark()),
       unsynced: this.inMemory ? undefined : () => this.syncSchedule.committedUnsynced(),
@@ -322,6 +326,27 @@ export class SqliteJobStore implements JobStore {
     this.stateCounts[planned.change.to] += 1;
     this.noted.push({ kind: 'transition', from: planned.change.from, event: event.type, job: planned.next });
     return planned.next;
+  }
+
+  /**
+   * The stats of what the group changed (its `noted` commits), one upsert per key, in the group's
+   * transaction right before COMMIT: they commit with the changes, or roll back with them.
+   */
+  private writeStats(): void {
+    if (this.noted.length === 0) return;
+    const deltas = sumDeltas(
+      this.noted.flatMap((commit) => {
+        const stat =
+          commit.kind === 'created'
+            ? statOf('new', 'create', commit.job)
+            : commit.kind === 'transition'
+              ? statOf(commit.from, commit.event, commit.job)
+              : undefined;
+        return stat ? [stat] : [];
+      }),
+    );
+    const addStat = this.statements().addStat;
+    for (const d of deltas) write(() => addStat.run(d.minute, d.type, d.metric, d.bucket, d.n));
   }
 
   /** The record of an attempt a change ended, in the change's transaction. */
@@ -512,6 +537,16 @@ export class SqliteJobStore implements JobStore {
       if (deleted.length > 0) this.noted.push({ kind: 'deleted', count: deleted.length });
       return deleted.map((row) => row.id);
     });
+  }
+
+  async stats(since: number, until: number, type?: string): Promise<StatDelta[]> {
+    return this.statements().statsBetween.all({ since, until, type: type ?? null }) as StatDelta[];
+  }
+
+  /** Without a sync of its own, as `prune`. */
+  async pruneStats(before: number): Promise<number> {
+    const stmts = this.statements();
+    return this.writes().run(() => write(() => stmts.pruneStats.run(before)).changes, 'none');
   }
 
   async putSchedule(name: string, plan: (stored: Schedule | undefined) => Schedule): Promise<{ schedule: Schedule; created: boolean }> {

@@ -145,6 +145,17 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
     message TEXT NOT NULL,
     fields  TEXT,
     PRIMARY KEY (job_id, attempt, seq)
+  `,
+  `
+  -- Stats per minute and type (docs/api.md "Stats"): counts, and the wait histogram (metric 'wait',
+  -- bucket the index of its bound), added to by the transaction of each change, deleted after 48 h.
+  CREATE TABLE stats_minutes (
+    minute INTEGER NOT NULL,
+    type   TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    bucket INTEGER NOT NULL,
+    n      INTEGER NOT NULL,
+    PRIMARY KEY (minute, type, metric, bucket)
   ) WITHOUT ROWID;
   `,
 ];

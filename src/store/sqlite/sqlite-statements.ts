@@ -113,6 +113,16 @@ export const SQL = {
     SELECT * FROM (SELECT job_id, attempt, instance, started_at, finished_at, outcome, error, stack, seq
                      FROM attempts WHERE job_id = ? ORDER BY seq DESC LIMIT ?)
      ORDER BY seq`,
+  /** A group's delta of one stats key (minute, type, metric, bucket, n), before its COMMIT. */
+  addStat: `
+    INSERT INTO stats_minutes (minute, type, metric, bucket, n) VALUES (?, ?, ?, ?, ?)
+    ON CONFLICT (minute, type, metric, bucket) DO UPDATE SET n = n + excluded.n`,
+  /** The stats of the minutes in [@since, @until), of @type unless NULL. */
+  statsBetween: `
+    SELECT minute, type, metric, bucket, n FROM stats_minutes
+     WHERE minute >= @since AND minute < @until AND (@type IS NULL OR type = @type)
+     ORDER BY minute, type, metric, bucket`,
+  pruneStats: `DELETE FROM stats_minutes WHERE minute < ?`,
 } as const;
 
 /**
