@@ -145,6 +145,7 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
     message TEXT NOT NULL,
     fields  TEXT,
     PRIMARY KEY (job_id, attempt, seq)
+  ) WITHOUT ROWID;
   `,
   `
   -- Stats per minute and type (docs/api.md "Stats"): counts, and the wait histogram (metric 'wait',
