@@ -333,8 +333,14 @@ function judgeBody(body: Record<string, unknown>): Verdict {
     worse(rule ? rule(value) : 'invalid');
   }
   if ('runAt' in body && 'delayMs' in body) worse('invalid');
-  // A `fail` job validates its payload against its own schema: only {} is decided here.
-  if (body.type === 'fail' && body.payload !== undefined && (typeof body.payload !== 'object' || Object.keys(body.payload as object).length > 0)) {
+  // A `fail` job validates its payload against its own schema: only {} is decided here (null is
+  // not an object: judged invalid above).
+  if (
+    body.type === 'fail' &&
+    body.payload !== undefined &&
+    body.payload !== null &&
+    (typeof body.payload !== 'object' || Object.keys(body.payload).length > 0)
+  ) {
     worse('unknown');
   }
   return verdict;
