@@ -1,5 +1,6 @@
 import { Api } from './api.js';
 import { BulkActions } from './bulk.js';
+import { Charts } from './charts.js';
 import { byTestId, el } from './dom.js';
 import { followEvents } from './events.js';
 import { JobDetail } from './job-detail.js';
@@ -108,6 +109,12 @@ function showTypeChoices(names) {
 // a read of the types that was on its way during a change would show it undone: read them again after it
 const types = new TypesTable(api, { onChange: () => void refreshCounts(), onError: showError });
 
+/** The trends: read again after changes, at most every 2 s, and every 30 s as the minutes go by. */
+const STATS_GAP_MS = 2_000;
+const charts = new Charts(api);
+const refreshStats = coalesced(() => charts.refresh(), STATS_GAP_MS);
+setInterval(() => void refreshStats(), 30_000);
+
 const refreshSchedules = coalesced(async () => showSchedules((await api.json('GET', 'v1/schedules')).items), REFRESH_GAP_MS);
 
 function openJob(id) {
@@ -119,6 +126,7 @@ function openJob(id) {
 function loadAll() {
   void refreshCounts();
   void refreshSchedules();
+  void refreshStats();
   list.reload().catch((err) => showError(err.message));
   detail.reloadAll().catch((err) => showError(err.message));
 }
@@ -141,7 +149,10 @@ function filterJobs(filters) {
 }
 
 byTestId('state-filter').addEventListener('change', (event) => filterJobs({ state: event.target.value }));
-byTestId('type-filter').addEventListener('change', (event) => filterJobs({ type: event.target.value }));
+byTestId('type-filter').addEventListener('change', (event) => {
+  filterJobs({ type: event.target.value });
+  charts.setType(event.target.value).catch((err) => showError(err.message));
+});
 byTestId('job-search-form').addEventListener('submit', (event) => {
   event.preventDefault();
   let search;
@@ -183,7 +194,10 @@ void followEvents(api, {
     if (!data.omitted?.length) detail.apply(job);
     else if (detail.id === job.id) detail.reload().catch((err) => showError(err.message));
     // progress changes no count
-    if (event !== 'job.progress') void refreshCounts();
+    if (event !== 'job.progress') {
+      void refreshCounts();
+      void refreshStats();
+    }
     if (event === 'job.created' && job.idempotencyKey?.startsWith('schedule:')) void refreshSchedules();
   },
 });

@@ -1,6 +1,6 @@
 import type { Browser, BrowserContext } from 'playwright-core';
 import { hasChromium, launchChromium } from './support/chromium';
-import { closeAllApps, getJob, submit, waitForState } from './support/app';
+import { closeAllApps, getJob, submit, waitForJob, waitForState } from './support/app';
 import { live, openDashboard, rowState, shownIds, textIs, type Dashboard } from './support/dashboard-page';
 import { waitFor } from './support/wait';
 
@@ -149,6 +149,39 @@ describeWithChromium('the operator’s tools in the dashboard', () => {
     await textIs(rows.nth(0).locator('[data-testid="attempt-stack"]'), /^Error: gateway timeout\n\s+at /);
     await textIs(rows.nth(1).locator('[data-testid="attempt-error"]'), '–');
     expect(await byTestId('detail-attempts-empty').isHidden()).toBe(true);
+    expect(dashboard.problems()).toEqual([]);
+  });
+
+  it('draws the last hour from GET /v1/stats: the totals, a bar per minute and count, a wait point per minute and type; of one type when the filter names it', async () => {
+    const dashboard = await open();
+    const { http, byTestId, page } = dashboard;
+    const done = await Promise.all([
+      ...Array.from({ length: 3 }, () => submit(http, { type: 'noop' })),
+      ...Array.from({ length: 2 }, () => submit(http, { type: 'fail', payload: { permanent: true } })),
+      submit(http, { type: 'fail', payload: { failTimes: 1 }, backoffMs: 0 }),
+    ]);
+    for (const job of done) await waitForJob(http, job.id, (j) => j.state === 'completed' || j.state === 'failed', 'finished');
+    const stats = (await http.get('/v1/stats').expect(200)).body as { totals: Record<string, number> };
+    expect(stats.totals).toMatchObject({ created: 6, completed: 4, failed: 2, retried: 1, cancelled: 0 });
+    const totals = byTestId('stats-totals');
+    await waitFor(async () => (await totals.getAttribute('data-completed')) === '4' && (await totals.getAttribute('data-retried')) === '1', 'the totals');
+    expect(await totals.getAttribute('data-failed')).toBe('2');
+    await textIs(totals, /^every type, last hour: 6 created, 4 completed, 2 failed, 1 retried, 0 cancelled; wait p50 /);
+
+    const drawn = async (metric: string) =>
+      (
+        await page.locator(`[data-testid="chart-bar"][data-metric="${metric}"]`).evaluateAll((bars) => bars.map((bar) => Number(bar.getAttribute('data-n'))))
+      ).reduce((a, b) => a + b, 0);
+    expect([await drawn('completed'), await drawn('failed'), await drawn('retried')]).toEqual([4, 2, 1]);
+    const waitTypes = await page
+      .locator('[data-testid="chart-wait-point"]')
+      .evaluateAll((points) => [...new Set(points.map((p) => p.getAttribute('data-type')))].sort());
+    expect(waitTypes).toEqual(['fail', 'noop']);
+    await textIs(byTestId('chart-waits-legend'), 'failnoop');
+
+    await byTestId('type-filter').selectOption('fail');
+    await textIs(totals, /^fail, last hour: 3 created, 1 completed, 2 failed, 1 retried, 0 cancelled/);
+    expect([await drawn('completed'), await drawn('failed'), await drawn('retried')]).toEqual([1, 2, 1]);
     expect(dashboard.problems()).toEqual([]);
   });
 
