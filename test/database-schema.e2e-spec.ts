@@ -50,18 +50,24 @@ describePg('DATABASE_SCHEMA: Keel’s tables in a schema of their own', () => {
     );
     expect(where.filter((r) => r.schema === 'public').map((r) => r.name)).toEqual(['keel_custom']);
     expect(where.filter((r) => r.schema === 'keel').map((r) => r.name)).toEqual(
-      expect.arrayContaining(['keel_jobs', 'keel_migrations', 'keel_state_counts', 'keel_leases', 'keel_schedules', 'keel_event_ids', 'keel_job_logs']),
+      expect.arrayContaining([
+        'keel_jobs',
+        'keel_migrations',
+        'keel_state_counts',
+        'keel_leases',
+        'keel_schedules',
+        'keel_event_ids',
+        'keel_job_logs',
+        'keel_attempts',
+        'keel_stats',
+      ]),
     );
     const functions = await pgQuery<{ schema: string; config: string[] | null }>(
       db.url,
       `SELECT n.nspname AS schema, p.proconfig AS config FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-        WHERE p.proname IN ('keel_count_states', 'keel_publish_events', 'keel_publish_log_events')`,
+        WHERE p.proname IN ('keel_count_states', 'keel_publish_events', 'keel_publish_log_events', 'keel_delete_attempts')`,
     );
-    expect(functions).toEqual([
-      { schema: 'keel', config: ['search_path=keel'] },
-      { schema: 'keel', config: ['search_path=keel'] },
-      { schema: 'keel', config: ['search_path=keel'] },
-    ]);
+    expect(functions).toEqual(Array.from({ length: 4 }, () => ({ schema: 'keel', config: ['search_path=keel'] })));
 
     // Every job kept, as it was: the finished one with its result, the scheduled one still waiting.
     const jobs = new Map((await listAll(http)).map((job: JobView) => [job.id, job]));

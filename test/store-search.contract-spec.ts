@@ -191,12 +191,16 @@ describe.each(STORE_KINDS)('JobStore search: $name', (kind) => {
       await finish(jobs[1], 'fail', T0 + 100);
       await finish(jobs[2], 'cancel', T0 + 100);
       await store.transition(jobs[3].id, { type: 'start', now: T0 + 100 });
+      const attemptsOf = async (job: Job) => (await store.attempts(job.id, 10)).map((a) => a.outcome);
+      expect([await attemptsOf(jobs[0]), await attemptsOf(jobs[1])]).toEqual([['completed'], ['failed']]);
       const commits: Commit[] = [];
       const unsubscribe = store.commits.subscribe((batch) => commits.push(...batch));
       const deleted = await store.deleteFinished([...ids(jobs), uuidv7()]);
       unsubscribe();
       expect([...deleted].sort()).toEqual(ids(jobs.slice(0, 3)).sort());
       for (const job of jobs.slice(0, 3)) expect(await store.get(job.id)).toBeUndefined();
+      // Their attempts go with them.
+      expect([await attemptsOf(jobs[0]), await attemptsOf(jobs[1])]).toEqual([[], []]);
       expect((await store.get(jobs[3].id))!.state).toBe('processing');
       expect((await store.get(jobs[4].id))!.state).toBe('pending');
       expect(await store.counts()).toEqual({ ...emptyCounts(), pending: 2, processing: 1 });

@@ -128,7 +128,7 @@ export class AttemptRunner {
     span.end(event, running.reason?.reason === 'cancel');
     // The last progress reported and the last lines logged are stored before the outcome: never
     // lost at the end of an attempt.
-    await Promise.all([reporter?.end(), logWriter?.end()]);
+    if (reporter || logWriter) await Promise.all([reporter?.end(), logWriter?.end()]);
     return event;
   }
 

@@ -288,9 +288,11 @@ export const PG_MIGRATIONS: readonly string[] = [
   `
   -- Every ended attempt of a job (docs/api.md "Attempts"), written by the statement of the change that
   -- ended it, deleted with its job. seq orders a job's attempts (a given-back attempt's number is used again).
+  -- No foreign key: its check is a query per inserted row, on the path every drained job takes; a
+  -- statement trigger deletes a deleted job's attempts instead, whatever deleted it.
   CREATE TABLE keel_attempts (
     seq         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    job_id      uuid NOT NULL REFERENCES keel_jobs (id) ON DELETE CASCADE,
+    job_id      uuid NOT NULL,
     attempt     integer NOT NULL,
     instance    text,
     started_at  bigint NOT NULL,
@@ -300,6 +302,13 @@ export const PG_MIGRATIONS: readonly string[] = [
     stack       text
   );
   CREATE INDEX keel_attempts_by_job ON keel_attempts (job_id, seq);
+  CREATE FUNCTION keel_delete_attempts() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+  BEGIN
+    DELETE FROM keel_attempts a USING keel_deleted_jobs d WHERE a.job_id = d.id;
+    RETURN NULL;
+  END $$;
+  CREATE TRIGGER keel_jobs_delete_attempts AFTER DELETE ON keel_jobs
+    REFERENCING OLD TABLE AS keel_deleted_jobs FOR EACH STATEMENT EXECUTE FUNCTION keel_delete_attempts();
   `,
   `
   -- Search by creation time (docs/decisions.md "Search: each filter on an index, payload fields within the others").

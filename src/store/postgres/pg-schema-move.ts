@@ -21,7 +21,7 @@ const TABLES = [
   'keel_stats',
 ];
 const SEQUENCES = ['keel_event_ids'];
-const FUNCTIONS = ['keel_count_states', 'keel_event_job', 'keel_publish_events', 'keel_publish_log_events'];
+const FUNCTIONS = ['keel_count_states', 'keel_event_job', 'keel_publish_events', 'keel_publish_log_events', 'keel_delete_attempts'];
 
 /**
  * Moves Keel's tables (their indexes, constraints and triggers go with them), its sequence and its
