@@ -425,7 +425,8 @@ export class PgJobStore implements JobStore, SharedStore, TransactionalInsert {
           await client.query(PG_SQL.logStart, [row.type, window.now]);
         }
         const stat = statParams([planned], [event.type]).map((column) => column[0]);
-        const params = applyTransitionParams(casParams(row, planned), this.channels, this.synchronousCommit('worker'), attemptParams([planned]), stat);
+        const attempt = attemptParams([planned]).map((column) => column[0]);
+        const params = applyTransitionParams(casParams(row, planned), this.channels, this.synchronousCommit('worker'), attempt, stat);
         const { rowCount } = await client.query(APPLY_TRANSITION, params);
         if (rowCount !== 1) throw new ConcurrentChange(id);
         return { job: planned.next };

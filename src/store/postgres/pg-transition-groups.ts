@@ -284,7 +284,8 @@ export class PgTransitionGroups extends TurnGroups<Asked> {
       // (read here even when the caller had the row: this path is the fallback of a failed group)
       const plan = planTransition(fromRow(row), row.owner, asked.event, asked.guard);
       const stat = statParams([plan], [asked.event.type]).map((column) => column[0]);
-      const params = applyTransitionParams(casParams(row, plan), this.db.channels, this.db.synchronousCommit(asked.durability), attemptParams([plan]), stat);
+      const attempt = attemptParams([plan]).map((column) => column[0]);
+      const params = applyTransitionParams(casParams(row, plan), this.db.channels, this.db.synchronousCommit(asked.durability), attempt, stat);
       const applied = await this.commit(APPLY_TRANSITION, params);
       if (applied.length === 1) {
         this.db.committed([{ kind: 'transition', from: plan.change.from, event: asked.event.type, job: plan.next }]);
@@ -332,17 +333,18 @@ const NOTIFY_CHANGED = `
          (SELECT synchronous_commit FROM durability) AS synchronous_commit FROM changed`;
 
 /**
- * The records of the attempts the statement's changes end (`AttemptRecord`, one array per field:
- * $22 … $29), inserted for the jobs whose compare-and-set applied: an attempt's record commits
- * with the outcome that ended it, in the same statement, or not at all.
+ * The records of the attempts the statement's changes end (`AttemptRecord`), inserted for the
+ * jobs whose compare-and-set applied: an attempt's record commits with the outcome that ended it,
+ * in the same statement, or not at all. The record's job, number, instance and times are the
+ * compare-and-set's own values (the row as it was: its attempt and owner; the change: its
+ * started_at and updated_at, the event's time); only its outcome, error and stack are sent, $22 …
+ * $24 (`attemptParams`), NULL for a change that ends no attempt.
  */
 const RECORD_ATTEMPTS = `
     recorded AS (
       INSERT INTO keel_attempts (job_id, attempt, instance, started_at, finished_at, outcome, error, stack)
-      SELECT a.job_id, a.attempt, a.instance, a.started_at, a.finished_at, a.outcome, a.error, a.stack
-        FROM unnest($22::uuid[], $23::int[], $24::text[], $25::bigint[], $26::bigint[], $27::text[], $28::text[], $29::text[])
-             AS a(job_id, attempt, instance, started_at, finished_at, outcome, error, stack)
-       WHERE a.job_id IN (SELECT id FROM changed)
+      SELECT id, attempt_number, attempt_instance, coalesce(started_at, updated_at), updated_at, attempt_outcome, attempt_error, attempt_stack
+        FROM changed WHERE attempt_outcome IS NOT NULL
     ),
     counted AS (
       INSERT INTO keel_stats (minute, type, metric, bucket, n)
@@ -352,7 +354,7 @@ const RECORD_ATTEMPTS = `
 
 /**
  * What each change adds to the stats (`statOf`): its metric (NULL: nothing) and the wait's bucket,
- * $30 and $31 of the statements that change jobs, one per job (arrays in the grouped one). The
+ * $25 and $26 of the statements that change jobs, one per job (arrays in the grouped one). The
  * `counted` CTE (with RECORD_ATTEMPTS) counts them per minute and type for the rows in `changed`
  * only: the stats of a change commit with it, in the same statement, or not at all.
  */
@@ -361,18 +363,12 @@ export function statParams(plans: readonly PlannedTransition[], events: readonly
   return [stats.map((stat) => stat?.metric ?? null), stats.map((stat) => stat?.bucket ?? 0)];
 }
 
-/** $22 … $29 of the statements that change jobs: the records of the attempts `plans` end, one array per field. */
-export function attemptParams(plans: readonly PlannedTransition[]): unknown[][] {
-  const records = plans.flatMap((plan) => (plan.attempt ? [plan.attempt] : []));
+/** $22 … $24 of the statements that change jobs: the outcome, error and stack of the attempt each of `plans` ends (NULLs: none), one array each. */
+export function attemptParams(plans: readonly PlannedTransition[]): [Array<string | null>, Array<string | null>, Array<string | null>] {
   return [
-    records.map((r) => r.jobId),
-    records.map((r) => r.attempt),
-    records.map((r) => r.instance),
-    records.map((r) => r.startedAt),
-    records.map((r) => r.finishedAt),
-    records.map((r) => r.outcome),
-    records.map((r) => r.error),
-    records.map((r) => r.stack),
+    plans.map((plan) => plan.attempt?.outcome ?? null),
+    plans.map((plan) => plan.attempt?.error ?? null),
+    plans.map((plan) => plan.attempt?.stack ?? null),
   ];
 }
 
@@ -394,21 +390,16 @@ export const APPLY_TRANSITION = preparedAs(
              progress = CASE WHEN $16::boolean THEN NULL ELSE progress END
        WHERE id = $1 AND state = $11 AND attempts = $12 AND updated_at = $13 AND owner IS NOT DISTINCT FROM $14
          AND cancel_requested_at IS NOT DISTINCT FROM $17
-      RETURNING id, state, cancel_requested_at, progress, type, updated_at, $30::text AS stat_metric, $31::smallint AS stat_bucket
+      RETURNING id, state, cancel_requested_at, progress, type, updated_at, started_at, $12::int AS attempt_number, $14::text AS attempt_instance,
+                $22::text AS attempt_outcome, $23::text AS attempt_error, $24::text AS attempt_stack, $25::text AS stat_metric, $26::smallint AS stat_bucket
     ),${RECORD_ATTEMPTS}${NOTIFY_CHANGED}`,
 );
 
 /**
  * The parameters of `APPLY_TRANSITION`: $1 … $17 the job's `casParams`, $18 … $20 the NOTIFYs', $21 synchronous_commit,
- * $22 … $29 the record of the attempt its change ends (`attemptParams`), $30 and $31 its stat (`statParams`, one of each).
+ * $22 … $24 the outcome, error and stack of the attempt its change ends (`attemptParams`), $25 and $26 its stat (`statParams`, one of each).
  */
-export function applyTransitionParams(
-  cas: unknown[],
-  channels: PgChannels,
-  synchronousCommit: 'on' | 'off',
-  attempts: unknown[][],
-  stats: unknown[],
-): unknown[] {
+export function applyTransitionParams(cas: unknown[], channels: PgChannels, synchronousCommit: 'on' | 'off', attempts: unknown[], stats: unknown[]): unknown[] {
   return [...cas, channels.work, channels.notifier, channels.cancel, synchronousCommit, ...attempts, ...stats];
 }
 
@@ -429,18 +420,19 @@ const APPLY_TRANSITIONS = preparedAs(
              cancel_requested_at = v.cancel_requested_at, progress = CASE WHEN v.clears_progress THEN NULL ELSE j.progress END
         FROM unnest($1::uuid[], $2::text[], $3::int[], $4::bigint[], $5::bigint[], $6::bigint[], $7::json[], $8::text[],
                     $9::bigint[], $10::text[], $11::text[], $12::int[], $13::bigint[], $14::text[], $15::bigint[], $16::boolean[],
-                    $17::bigint[], $30::text[], $31::smallint[])
+                    $17::bigint[], $22::text[], $23::text[], $24::text[], $25::text[], $26::smallint[])
              AS v(id, state, attempts, run_at, started_at, finished_at, result, last_error, updated_at, owner,
                   was_state, was_attempts, was_updated_at, was_owner, cancel_requested_at, clears_progress, was_cancel_requested_at,
-                  stat_metric, stat_bucket)
+                  attempt_outcome, attempt_error, attempt_stack, stat_metric, stat_bucket)
        WHERE j.id = v.id AND j.state = v.was_state AND j.attempts = v.was_attempts AND j.updated_at = v.was_updated_at
          AND j.owner IS NOT DISTINCT FROM v.was_owner AND j.cancel_requested_at IS NOT DISTINCT FROM v.was_cancel_requested_at
-      RETURNING j.id, j.state, j.cancel_requested_at, j.progress, j.type, j.updated_at, v.stat_metric, v.stat_bucket
+      RETURNING j.id, j.state, j.cancel_requested_at, j.progress, j.type, j.updated_at, j.started_at, v.was_attempts AS attempt_number,
+                v.was_owner AS attempt_instance, v.attempt_outcome, v.attempt_error, v.attempt_stack, v.stat_metric, v.stat_bucket
     ),${RECORD_ATTEMPTS}${NOTIFY_CHANGED}`,
 );
 
 /** The parameters of `APPLY_TRANSITIONS`: $1 … $17 one array per parameter of the jobs' `casParams`, then as `applyTransitionParams`. */
-function applyTransitionsParams(cas: unknown[][], channels: PgChannels, synchronousCommit: 'on' | 'off', attempts: unknown[][], stats: unknown[][]): unknown[] {
+function applyTransitionsParams(cas: unknown[][], channels: PgChannels, synchronousCommit: 'on' | 'off', attempts: unknown[], stats: unknown[]): unknown[] {
   return applyTransitionParams(
     cas[0].map((_, i) => cas.map((params) => params[i])),
     channels,

@@ -117,9 +117,11 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   `
   -- Every ended attempt of a job (docs/api.md "Attempts"), written in the transaction of the change that
   -- ended it, deleted with its job. seq orders a job's attempts (a given-back attempt's number is used again).
+  -- No foreign key: its check is a search of the jobs per recorded attempt, on the path every drained
+  -- job takes; a trigger deletes a deleted job's attempts instead, whatever deleted it.
   CREATE TABLE attempts (
     seq         INTEGER PRIMARY KEY,
-    job_id      TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    job_id      TEXT NOT NULL,
     attempt     INTEGER NOT NULL,
     instance    TEXT,
     started_at  INTEGER NOT NULL,
@@ -129,6 +131,10 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
     stack       TEXT
   );
   CREATE INDEX attempts_by_job ON attempts (job_id, seq);
+  CREATE TRIGGER jobs_delete_attempts AFTER DELETE ON jobs
+  BEGIN
+    DELETE FROM attempts WHERE job_id = OLD.id;
+  END;
   `,
   `
   -- Search by creation time (docs/decisions.md "Search: each filter on an index, payload fields within the others").
