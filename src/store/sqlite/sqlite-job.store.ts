@@ -47,7 +47,16 @@ import { GroupCommit, type Durability } from './group-commit';
 import { own, probeWrite, SqliteFiles } from './sqlite-files';
 import { migrate } from './sqlite-migrations';
 import { SCHEDULE_SQL, scheduleRow } from './sqlite-schedules';
-import { applyExpectedTransitionSql, applyTransitionSql, INSERT_ROW_PARAMS, INSERT_ROWS_MAX, insertJobsSql, SQL } from './sqlite-statements';
+import {
+  applyExpectedTransitionSql,
+  applyTransitionSql,
+  ATTEMPT_ROWS_MAX,
+  INSERT_ROW_PARAMS,
+  INSERT_ROWS_MAX,
+  insertAttemptsSql,
+  insertJobsSql,
+  SQL,
+} from './sqlite-statements';
 
 /** SQLite keeps JSON as text. */
 type JobRow = SqlJobRow<string>;
@@ -86,6 +95,10 @@ export class SqliteJobStore implements JobStore {
   readonly commits: CommitStream;
   /** The changes of the group's transaction under way: they go out at its COMMIT, or never. */
   private noted: Commit[] = [];
+  /** The records of the attempts this group's changes ended, written before its COMMIT (`writeAttempts`). */
+  private attemptsToWrite: AttemptRecord[] = [];
+  /** The prepared multi-row inserts of attempt records, by row count. */
+  private readonly attemptInserts = new Map<number, Database.Statement>();
   readonly events: LocalEventFeed;
   private readonly logger: KeelContextLog;
 
@@ -155,6 +168,7 @@ export class SqliteJobStore implements JobStore {
         return () => {
           this.stateCounts = saved;
           this.noted = [];
+          this.attemptsToWrite = [];
         };
       },
       committed: () => {
@@ -168,6 +182,7 @@ export class SqliteJobStore implements JobStore {
       },
       beforeCommit: () => {
         this.files?.check();
+        this.writeAttempts();
         this.writeStats();
       },
       // Nothing in memory is ever synced: no sync is counted, no timer armed.
@@ -195,6 +210,7 @@ export class SqliteJobStore implements JobStore {
     this.transitionStatements.clear();
     this.expectedStatements.clear();
     this.insertStatements.clear();
+    this.attemptInserts.clear();
   }
 
   /**
@@ -319,11 +335,11 @@ export class SqliteJobStore implements JobStore {
     const stmt = this.maskedStatement(this.expectedStatements, mask, applyExpectedTransitionSql);
     const applied = write(() => stmt.get(params)) as { progress: string | null } | undefined;
     if (!applied) return undefined;
-    if (planned.attempt) this.recordAttempt(planned.attempt);
     // A progress reported since the row was had is the row's.
     planned.next.progress = applied.progress === null ? null : (JSON.parse(applied.progress) as Job['progress']);
     this.stateCounts[planned.change.from] -= 1;
     this.stateCounts[planned.change.to] += 1;
+    if (planned.attempt) this.attemptsToWrite.push(planned.attempt);
     this.noted.push({ kind: 'transition', from: planned.change.from, event: event.type, job: planned.next });
     return planned.next;
   }
@@ -349,10 +365,27 @@ export class SqliteJobStore implements JobStore {
     for (const d of deltas) write(() => addStat.run(d.minute, d.type, d.metric, d.bucket, d.n));
   }
 
-  /** The record of an attempt a change ended, in the change's transaction. */
-  private recordAttempt(record: AttemptRecord): void {
-    const r = record;
-    write(() => this.statements().insertAttempt.run(r.jobId, r.attempt, r.instance, r.startedAt, r.finishedAt, r.outcome, r.error, r.stack));
+  /**
+   * The records of the attempts the group's changes ended, in the group's transaction, before its
+   * COMMIT: one statement for up to ATTEMPT_ROWS_MAX records. A write undone alone never queued
+   * its record (the queue is the last thing a change does, as its commit note); an undone group
+   * drops them all.
+   */
+  private writeAttempts(): void {
+    const records = this.attemptsToWrite;
+    if (records.length === 0) return;
+    this.attemptsToWrite = [];
+    for (let at = 0; at < records.length; at += ATTEMPT_ROWS_MAX) {
+      const chunk = records.slice(at, at + ATTEMPT_ROWS_MAX);
+      const params: unknown[] = [];
+      for (const r of chunk) params.push(r.jobId, r.attempt, r.instance, r.startedAt, r.finishedAt, r.outcome, r.error, r.stack);
+      let stmt = this.attemptInserts.get(chunk.length);
+      if (!stmt) {
+        if (!this.db) throw new Error('the SQLite store is not open');
+        this.attemptInserts.set(chunk.length, (stmt = this.db.prepare(insertAttemptsSql(chunk.length))));
+      }
+      write(() => stmt.run(params));
+    }
   }
 
   /**
@@ -366,9 +399,9 @@ export class SqliteJobStore implements JobStore {
     const stmt = this.maskedStatement(this.transitionStatements, mask, applyTransitionSql);
     const { changes } = write(() => stmt.run(params));
     if (changes !== 1) throw new ConcurrentChange(planned.next.id);
-    if (planned.attempt) this.recordAttempt(planned.attempt);
     this.stateCounts[planned.change.from] -= 1;
     this.stateCounts[planned.change.to] += 1;
+    if (planned.attempt) this.attemptsToWrite.push(planned.attempt);
     this.noted.push({ kind: 'transition', from: planned.change.from, event, job: planned.next });
     return planned.next;
   }

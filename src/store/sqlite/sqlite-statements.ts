@@ -22,6 +22,19 @@ export function insertJobsSql(rows: number): string {
     VALUES ${Array.from({ length: rows }, () => row).join(', ')}`;
 }
 
+/** The most attempt records in one insert statement: a group's are inserted in chunks of this many, then the rest. */
+export const ATTEMPT_ROWS_MAX = 64;
+
+/**
+ * Inserts `rows` attempt records (`AttemptRecord`'s fields in order, eight parameters a row): a
+ * group's records go in one statement before its COMMIT, not one statement each.
+ */
+export function insertAttemptsSql(rows: number): string {
+  return `
+    INSERT INTO attempts (job_id, attempt, instance, started_at, finished_at, outcome, error, stack)
+    VALUES ${Array.from({ length: rows }, () => '(?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}`;
+}
+
 /**
  * Every SQL statement of the SQLite store, named for what it does. The two statements on the hot
  * path take positional parameters: binding an array costs less than binding named properties.
@@ -105,9 +118,6 @@ export const SQL = {
   logStart: `INSERT INTO type_starts (type, at) VALUES (?, ?)`,
   ping: `SELECT 1`,
   /** The record of an ended attempt, in the transaction of the change that ended it (`AttemptRecord`'s fields in order). */
-  insertAttempt: `
-    INSERT INTO attempts (job_id, attempt, instance, started_at, finished_at, outcome, error, stack)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
   /** A job's ended attempts, the last ? of them, oldest first. */
   attemptsOf: `
     SELECT * FROM (SELECT job_id, attempt, instance, started_at, finished_at, outcome, error, stack, seq
