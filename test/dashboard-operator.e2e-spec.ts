@@ -1,7 +1,6 @@
-import type { Browser, BrowserContext } from 'playwright-core';
-import { hasChromium, launchChromium } from './support/chromium';
-import { closeAllApps, getJob, submit, waitForJob, waitForState } from './support/app';
-import { live, openDashboard, rowState, shownIds, textIs, type Dashboard } from './support/dashboard-page';
+import { hasChromium } from './support/chromium';
+import { getJob, submit, waitForJob, waitForState } from './support/app';
+import { live, rowState, shownIds, textIs, useDashboards, type Dashboard } from './support/dashboard-page';
 import { waitFor } from './support/wait';
 
 /**
@@ -16,26 +15,10 @@ const HOUR_MS = 3_600_000;
 const describeWithChromium = hasChromium('test/dashboard-operator.e2e-spec.ts:') ? describe : describe.skip;
 
 describeWithChromium('the operator’s tools in the dashboard', () => {
-  let browser: Browser;
-  let context: BrowserContext | undefined;
-
-  beforeAll(async () => {
-    browser = await launchChromium();
-  }, 60_000);
-
-  afterEach(async () => {
-    await context?.close();
-    context = undefined;
-    await closeAllApps();
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-  });
+  const dashboards = useDashboards();
 
   async function open(): Promise<Dashboard> {
-    const dashboard = await openDashboard(browser, { WORKER_CONCURRENCY: '2' });
-    context = dashboard.context;
+    const dashboard = await dashboards.open({ WORKER_CONCURRENCY: '2' });
     await live(dashboard);
     return dashboard;
   }

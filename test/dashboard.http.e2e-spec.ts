@@ -1,14 +1,13 @@
 import { Module } from '@nestjs/common';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Browser, BrowserContext } from 'playwright-core';
-import { hasChromium, launchChromium } from './support/chromium';
+import { hasChromium } from './support/chromium';
 import { JobHandler, JobHandlerBase, type JobContext } from '../src/core/job-handler';
 import type { JobProgress } from '../src/core/job.model';
 import type { JobView } from '../src/core/job.view';
-import { closeAllApps, getJob, submit, waitForState, type Env, type Http } from './support/app';
+import { getJob, submit, waitForState, type Http } from './support/app';
 import { waitFor } from './support/wait';
-import { live, openDashboard, rowState, textIs, type Dashboard } from './support/dashboard-page';
+import { live, rowState, textIs, useDashboards } from './support/dashboard-page';
 
 /**
  * The dashboard in a real browser (docs/api.md "Dashboard"): Debian's chromium driven by playwright-core,
@@ -48,29 +47,8 @@ class ReportModule {}
 const describeWithChromium = hasChromium('test/dashboard.http.e2e-spec.ts:') ? describe : describe.skip;
 
 describeWithChromium('the dashboard in a browser', () => {
-  let browser: Browser;
-  let context: BrowserContext | undefined;
-
-  beforeAll(async () => {
-    browser = await launchChromium();
-  }, 60_000);
-
-  afterEach(async () => {
-    await context?.close();
-    context = undefined;
-    await closeAllApps();
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-  });
-
   /** Starts the app, opens /dashboard in a fresh context; `allowed` console errors are expected ones. */
-  async function open(env: Env = {}, allowed?: RegExp): Promise<Dashboard> {
-    const dashboard = await openDashboard(browser, env, [ReportModule], allowed);
-    context = dashboard.context;
-    return dashboard;
-  }
+  const { open } = useDashboards([ReportModule]);
 
   function mkdirOutput(): string {
     mkdirSync(OUTPUT, { recursive: true });

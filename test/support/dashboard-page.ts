@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
-import { startApp, type Env, type ExtraImports, type Http, type TestApp } from './app';
+import { closeAllApps, startApp, type Env, type ExtraImports, type Http, type TestApp } from './app';
+import { launchChromium } from './chromium';
 import { waitFor } from './wait';
 
 /** The dashboard open in a browser page, on an app started for it. */
@@ -40,6 +41,34 @@ export async function openDashboard(browser: Browser, env: Env = {}, imports: Ex
     byTestId,
     row: (jobId: string) => page.locator(`[data-testid="job-row"][data-job-id="${jobId}"]`),
     problems: () => seen.filter((text) => !allowed?.test(text)),
+  };
+}
+
+/**
+ * The hooks of a browser spec: one Chromium for the file, a fresh context per test, closed after it
+ * with the apps. `open` starts an app (`env`, `imports`) and opens its dashboard.
+ */
+export function useDashboards(imports: ExtraImports = []): { open: (env?: Env, allowed?: RegExp) => Promise<Dashboard>; browser: () => Browser } {
+  let browser: Browser | undefined;
+  let context: BrowserContext | undefined;
+  beforeAll(async () => {
+    browser = await launchChromium();
+  }, 60_000);
+  afterEach(async () => {
+    await context?.close();
+    context = undefined;
+    await closeAllApps();
+  });
+  afterAll(async () => {
+    await browser?.close();
+  });
+  return {
+    browser: () => browser!,
+    open: async (env = {}, allowed) => {
+      const dashboard = await openDashboard(browser!, env, imports, allowed);
+      context = dashboard.context;
+      return dashboard;
+    },
   };
 }
 
