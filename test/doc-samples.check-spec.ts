@@ -6,7 +6,7 @@ import ts from 'typescript';
 // Every TypeScript sample of README.md and docs/*.md compiles against Keel's public surface and
 // passes the project's lint (docs/embedding.md). Each ```ts or ```typescript block is written to a
 // file of its own in a folder inside the repository (so node_modules resolve), where `'keel'` is
-// src/index.ts (a generated tsconfig's `paths`); the folder is type-checked with the compiler API
+// src/index.ts and `'keel/terminus'` src/health/terminus.ts (a generated tsconfig's `paths`); the folder is type-checked with the compiler API
 // and linted with eslint.config.mjs as it is. A block preceded by
 //   <!-- sample: not-checked (the reason) -->
 // is skipped, and
@@ -96,7 +96,7 @@ describe('the code samples of README.md and docs/*.md', () => {
       path.join(dir, 'tsconfig.json'),
       JSON.stringify({
         extends: '../tsconfig.json',
-        compilerOptions: { noEmit: true, baseUrl: '..', paths: { keel: ['src/index.ts'] }, types: ['node'] },
+        compilerOptions: { noEmit: true, baseUrl: '..', paths: { keel: ['src/index.ts'], 'keel/terminus': ['src/health/terminus.ts'] }, types: ['node'] },
         include: ['*.ts'],
       }),
     );
