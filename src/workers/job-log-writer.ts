@@ -1,3 +1,4 @@
+import { ThrottledWrites } from './throttled-writes';
 import { LOG_INTERVAL_MS, MAX_LOG_BYTES, MAX_LOG_FIELDS_BYTES, MAX_LOG_LINES, MAX_LOG_MESSAGE_BYTES, type LogFields, type NewLogLine } from '../core/job-log';
 
 /** The line a handler's `log(message, fields)` makes, and its size against the attempt's bounds; undefined when it is refused. */
@@ -62,19 +63,29 @@ export class JobLogWriter {
   private accepted = 0;
   private bytes = 0;
   private dropped = 0;
-  private lastWriteAt = -Infinity;
-  private writing?: Promise<void>;
-  private timer?: NodeJS.Timeout;
-  private ended = false;
+  private readonly writes: ThrottledWrites<NewLogLine[]>;
 
   constructor(
-    private readonly write: (lines: NewLogLine[]) => Promise<void>,
-    private readonly now: () => number = () => performance.now(),
+    write: (lines: NewLogLine[]) => Promise<void>,
+    now: () => number = () => performance.now(),
     private readonly clock: () => number = () => Date.now(),
-  ) {}
+  ) {
+    this.writes = new ThrottledWrites({
+      intervalMs: LOG_INTERVAL_MS,
+      pending: () => this.buffer.length > 0,
+      take: () => {
+        const lines = this.buffer;
+        this.buffer = [];
+        return lines;
+      },
+      write,
+      batch: true,
+      now,
+    });
+  }
 
   log(message: unknown, fields?: unknown): void {
-    if (this.ended) return;
+    if (this.writes.isEnded) return;
     let checked: ReturnType<typeof checkLogLine>;
     try {
       checked = checkLogLine(message, fields, this.clock());
@@ -88,41 +99,13 @@ export class JobLogWriter {
     this.accepted += 1;
     this.bytes += checked.bytes;
     this.buffer.push(checked.line);
-    this.schedule();
+    this.writes.schedule();
   }
 
   /** The attempt ended: no timer left, and every line taken (and the dropped count) is stored, or failed to be. */
-  async end(): Promise<void> {
-    this.ended = true;
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    await this.writing;
-    if (this.dropped > 0) this.buffer.push(droppedLine(this.dropped, this.clock()));
-    if (this.buffer.length > 0) await this.flush();
-  }
-
-  private schedule(): void {
-    if (this.writing || this.timer || this.ended) return;
-    // At least a macrotask away: a burst of lines written in one go is one batch.
-    const wait = Math.max(0, this.lastWriteAt + LOG_INTERVAL_MS - this.now());
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      void this.flush();
-    }, wait);
-    this.timer.unref();
-  }
-
-  private flush(): Promise<void> {
-    const lines = this.buffer;
-    this.buffer = [];
-    this.lastWriteAt = this.now();
-    // A write that fails loses its lines (the runner logs why); the later ones are still written.
-    this.writing = this.write(lines)
-      .catch(() => undefined)
-      .finally(() => {
-        this.writing = undefined;
-        if (this.buffer.length > 0) this.schedule();
-      });
-    return this.writing;
+  end(): Promise<void> {
+    return this.writes.end(() => {
+      if (this.dropped > 0) this.buffer.push(droppedLine(this.dropped, this.clock()));
+    });
   }
 }

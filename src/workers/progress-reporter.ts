@@ -1,3 +1,4 @@
+import { ThrottledWrites } from './throttled-writes';
 import type { JobProgress } from '../core/job.model';
 
 /** Intermediate progress is stored at most this often per job (docs/api.md "Live events and progress"). */
@@ -39,55 +40,32 @@ export function checkProgress(value: unknown): JobProgress {
 export class ProgressReporter {
   private latest?: JobProgress;
   private unwritten = false;
-  private lastWriteAt = -Infinity;
-  private writing?: Promise<void>;
-  private timer?: NodeJS.Timeout;
-  private ended = false;
+  private readonly writes: ThrottledWrites<JobProgress>;
 
-  constructor(
-    private readonly write: (progress: JobProgress) => Promise<void>,
-    private readonly now: () => number = () => performance.now(),
-  ) {}
+  constructor(write: (progress: JobProgress) => Promise<void>, now: () => number = () => performance.now()) {
+    this.writes = new ThrottledWrites({
+      intervalMs: PROGRESS_INTERVAL_MS,
+      pending: () => this.unwritten,
+      take: () => {
+        this.unwritten = false;
+        return this.latest as JobProgress;
+      },
+      write,
+      batch: false,
+      now,
+    });
+  }
 
   report(value: unknown): void {
     const progress = checkProgress(value);
-    if (this.ended) return;
+    if (this.writes.isEnded) return;
     this.latest = progress;
     this.unwritten = true;
-    this.schedule();
+    this.writes.schedule();
   }
 
   /** The attempt ended: no timer left, and the last value reported is stored (or failed to be). */
-  async end(): Promise<void> {
-    this.ended = true;
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    await this.writing;
-    if (this.unwritten) await this.flush();
-  }
-
-  private schedule(): void {
-    if (this.writing || this.timer || this.ended) return;
-    const wait = this.lastWriteAt + PROGRESS_INTERVAL_MS - this.now();
-    if (wait <= 0) {
-      void this.flush();
-      return;
-    }
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      void this.flush();
-    }, wait);
-    this.timer.unref();
-  }
-
-  private flush(): Promise<void> {
-    const value = this.latest as JobProgress;
-    this.unwritten = false;
-    this.lastWriteAt = this.now();
-    this.writing = this.write(value).finally(() => {
-      this.writing = undefined;
-      if (this.unwritten) this.schedule();
-    });
-    return this.writing;
+  end(): Promise<void> {
+    return this.writes.end();
   }
 }

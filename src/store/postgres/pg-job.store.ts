@@ -748,7 +748,6 @@ function changedRows(result: { rowCount: number | null }): boolean {
   return (result.rowCount ?? 0) > 0;
 }
 
-/** The key a unique violation of the idempotency key names (`Key (idempotency_key)=(k) already exists.`). */
 /** How long the jobs of an application's transaction wait for its commit to be announced before they are forgotten (it rolled back). */
 const TX_TOKENS_KEPT_MS = 3_600_000;
 
@@ -787,6 +786,7 @@ async function callerClient(tx: CallerTransaction): Promise<QueryClient> {
   );
 }
 
+/** The key a unique violation of the idempotency key names (`Key (idempotency_key)=(k) already exists.`). */
 function keyInDetail(err: unknown): string | undefined {
   return /^Key \(idempotency_key\)=\((.*)\) already exists\.$/s.exec((err as { detail?: string }).detail ?? '')?.[1];
 }

@@ -237,7 +237,10 @@ export class SqliteJobStore implements JobStore {
       // Checked in the group, after the writes queued before it: the count is exact.
       if (this.stateCounts.pending + records.length > maxBacklog) throw new BacklogFull(this.stateCounts.pending, maxBacklog);
       try {
-        for (const params of chunks) this.insertStatement(params.length / INSERT_ROW_PARAMS).run(params);
+        for (const params of chunks) {
+          const rows = params.length / INSERT_ROW_PARAMS;
+          this.preparedIn(this.insertStatements, rows, () => insertJobsSql(rows)).run(params);
+        }
       } catch (err) {
         // The failed statement is undone, the chunks before it are still there: a key is taken
         // when it is stored, or when two of these jobs carry it. (The savepoint undoes them all.)
@@ -264,13 +267,7 @@ export class SqliteJobStore implements JobStore {
   async list(query: ListQuery): Promise<Job[]> {
     const { sql, params } = listStatement(query);
     // One statement per shape of the query, prepared once.
-    let stmt = this.listStatements.get(sql);
-    if (!stmt) {
-      if (!this.db) throw new Error('the SQLite store is not open');
-      stmt = this.db.prepare(sql);
-      this.listStatements.set(sql, stmt);
-    }
-    return (stmt.all(params) as JobRow[]).map(fromRow);
+    return (this.preparedIn(this.listStatements, sql, () => sql).all(params) as JobRow[]).map(fromRow);
   }
 
   async attempts(id: string, limit: number): Promise<AttemptRecord[]> {
@@ -379,11 +376,7 @@ export class SqliteJobStore implements JobStore {
       const chunk = records.slice(at, at + ATTEMPT_ROWS_MAX);
       const params: unknown[] = [];
       for (const r of chunk) params.push(r.jobId, r.attempt, r.instance, r.startedAt, r.finishedAt, r.outcome, r.error, r.stack);
-      let stmt = this.attemptInserts.get(chunk.length);
-      if (!stmt) {
-        if (!this.db) throw new Error('the SQLite store is not open');
-        this.attemptInserts.set(chunk.length, (stmt = this.db.prepare(insertAttemptsSql(chunk.length))));
-      }
+      const stmt = this.preparedIn(this.attemptInserts, chunk.length, () => insertAttemptsSql(chunk.length));
       write(() => stmt.run(params));
     }
   }
@@ -655,22 +648,16 @@ export class SqliteJobStore implements JobStore {
 
   /** A compare-and-set that sets the columns of `mask` (bits in TRANSITION_COLUMNS order), prepared once in `cache`. */
   private maskedStatement(cache: Map<number, Database.Statement>, mask: number, sql: (columns: readonly string[]) => string): Database.Statement {
-    let stmt = cache.get(mask);
-    if (!stmt) {
-      if (!this.db) throw new Error('the SQLite store is not open');
-      stmt = this.db.prepare(sql(TRANSITION_COLUMNS.filter((_, i) => mask & (1 << i))));
-      cache.set(mask, stmt);
-    }
-    return stmt;
+    return this.preparedIn(cache, mask, () => sql(TRANSITION_COLUMNS.filter((_, i) => mask & (1 << i))));
   }
 
-  /** The insert of `rows` jobs, prepared once. */
-  private insertStatement(rows: number): Database.Statement {
-    let stmt = this.insertStatements.get(rows);
+  /** The statement of `key` in `cache`, prepared from `sql()` the first time. */
+  private preparedIn<K>(cache: Map<K, Database.Statement>, key: K, sql: () => string): Database.Statement {
+    let stmt = cache.get(key);
     if (!stmt) {
       if (!this.db) throw new Error('the SQLite store is not open');
-      stmt = this.db.prepare(insertJobsSql(rows));
-      this.insertStatements.set(rows, stmt);
+      stmt = this.db.prepare(sql());
+      cache.set(key, stmt);
     }
     return stmt;
   }
