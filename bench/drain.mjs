@@ -3,7 +3,9 @@
 //   KEEL_PROFILE=1 node bench/drain.mjs                  (also writes a CPU profile of the server)
 //   KEEL_DRAIN_STREAM=1 node bench/drain.mjs             (with a client reading GET /v1/events throughout)
 //   KEEL_DRAIN_STORE=postgres node bench/drain.mjs       (a fresh database on PG_URL, postgres://postgres@127.0.0.1:5432)
-// Prints one JSON line: jobs/s, the event loop's p99 delay over the drain, syncs, the profile's folder.
+// Prints one JSON line: jobs/s, the server's CPU time over the drain (user and system, all its
+// threads: steadier than jobs/s on a shared host), the event loop's p99 and longest delay over the drain,
+// syncs, the profile's folder.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { TextDecoder } from 'node:util';
 import { KEEL_SEARCH_PATH, pgAdmin, startKeel, stopKeel } from './keel-process.mjs';
 
+const CLOCK_TICKS = 100; // USER_HZ, 100 on Linux
 const n = Number(process.argv[2] ?? 50_000);
 const checkout = path.resolve(process.argv[3] ?? path.join(path.dirname(fileURLToPath(import.meta.url)), '..'));
 const require = createRequire(path.join(checkout, 'package.json'));
@@ -58,6 +61,15 @@ if (postgres) {
   db.close();
 }
 
+/** The user and system CPU time of process `pid` so far, all its threads, in ms (Linux: /proc/<pid>/stat). */
+function cpuMs(pid) {
+  const fields = fs
+    .readFileSync(`/proc/${pid}/stat`, 'utf8')
+    .replace(/^.*\) /, '')
+    .split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+}
+
 const profileDir = process.env.KEEL_PROFILE ? fs.mkdtempSync(path.join(os.tmpdir(), 'keel-profile-')) : undefined;
 const keel = await startKeel(checkout, env, port, profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []);
 let streamed = 0;
@@ -74,6 +86,7 @@ if (process.env.KEEL_DRAIN_STREAM) {
   })();
 }
 await fetch(url('/metrics')); // a scrape resets the delay histogram: the next one covers the drain
+const cpu0 = cpuMs(keel.pid);
 const t0 = performance.now();
 for (;;) {
   const { counts } = await (await fetch(url('/v1/queue'))).json();
@@ -81,6 +94,7 @@ for (;;) {
   await sleep(25);
 }
 const ms = performance.now() - t0;
+const cpu = cpuMs(keel.pid) - cpu0;
 reader.abort();
 const metrics = await (await fetch(url('/metrics'))).text();
 await stopKeel(keel);
@@ -92,7 +106,10 @@ console.log(
     jobs: n,
     ms: Math.round(ms),
     jobsPerSecond: Math.round((n * 1000) / ms),
+    cpuMs: Math.round(cpu),
+    cpuUsPerJob: Number(((cpu * 1000) / n).toFixed(1)),
     eventLoopP99Ms: Number(/^nodejs_eventloop_lag_p99_seconds (\S+)/m.exec(metrics)?.[1]) * 1000,
+    eventLoopMaxMs: Number(/^nodejs_eventloop_lag_max_seconds (\S+)/m.exec(metrics)?.[1]) * 1000,
     syncs: Number(/^store_syncs_total (\S+)/m.exec(metrics)?.[1]),
     streamedEvents: process.env.KEEL_DRAIN_STREAM ? streamed : undefined,
     profileDir,

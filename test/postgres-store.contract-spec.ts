@@ -1094,6 +1094,50 @@ describePg('PgJobStore: several stores on one database', () => {
     expect((await upgraded.counts()).pending).toBe(6);
   });
 
+  it('an upgraded database shows each attempt of its jobs once, the completing one from its job’s row', async () => {
+    const rowKept = PG_MIGRATIONS.findIndex((sql) => sql.includes('ADD COLUMN completed_by'));
+    expect(rowKept).toBeGreaterThan(0);
+    // A database written before completed jobs kept their last attempt in their row: both records in keel_attempts.
+    const job = newJob();
+    const t = job.createdAt;
+    const client = new Client({ connectionString: db.url, options: `-c search_path=${schema}` });
+    await client.connect();
+    try {
+      await client.query(`CREATE SCHEMA ${schema}`);
+      await client.query(`CREATE TABLE keel_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`);
+      for (let version = 0; version < rowKept; version++) {
+        await client.query(PG_MIGRATIONS[version]);
+        await client.query(`INSERT INTO keel_migrations (version) VALUES ($1)`, [version + 1]);
+      }
+      await client.query(
+        `INSERT INTO keel_jobs (id, type, payload, state, priority, attempts, max_attempts, backoff_ms, timeout_ms, run_at, created_at, updated_at, started_at, finished_at)
+         VALUES ($1, 'noop', '{}', 'completed', 0, 2, 3, 0, 1000, $2, $2, $3, $4, $3)`,
+        [job.id, t, t + 300, t + 200],
+      );
+      await client.query(
+        `INSERT INTO keel_attempts (job_id, attempt, instance, started_at, finished_at, outcome, error, stack)
+         VALUES ($1, 1, 'keel-a', $2, $3, 'retry', 'the mail service answered 503', 'Error: 503'), ($1, 2, 'keel-b', $4, $5, 'completed', NULL, NULL)`,
+        [job.id, t + 100, t + 150, t + 200, t + 300],
+      );
+    } finally {
+      await client.end();
+    }
+    const upgraded = await openStore();
+    expect(await upgraded.attempts(job.id, 10)).toEqual([
+      {
+        jobId: job.id,
+        attempt: 1,
+        instance: 'keel-a',
+        startedAt: t + 100,
+        finishedAt: t + 150,
+        outcome: 'retry',
+        error: 'the mail service answered 503',
+        stack: 'Error: 503',
+      },
+      { jobId: job.id, attempt: 2, instance: 'keel-b', startedAt: t + 200, finishedAt: t + 300, outcome: 'completed', error: null, stack: null },
+    ]);
+  });
+
   /** A sink that keeps what a feed delivers: events, and a '-- gap --' line at each gap. */
   function collecting(): EventSink & { seen: Array<CommittedEvent | 'gap'> } {
     const seen: Array<CommittedEvent | 'gap'> = [];

@@ -1,6 +1,8 @@
+import Database from 'better-sqlite3';
 import { v7 as uuidv7 } from 'uuid';
 import type { JobView } from '../src/core/job.view';
 import { SqliteJobStore } from '../src/store/sqlite/sqlite-job.store';
+import { SQLITE_MIGRATIONS } from '../src/store/sqlite/sqlite-migrations';
 import { StoreOwnershipError } from '../src/store/store.errors';
 import {
   closeAllApps,
@@ -114,6 +116,44 @@ describe('the sqlite store, end to end', () => {
     expectError(res, 429);
     expect(res.headers['retry-after']).toBeDefined();
     expect((await queueStats(second.http)).counts.pending).toBe(2);
+  });
+
+  it('an upgraded file shows each attempt of its jobs once, the completing one from its job’s row', async () => {
+    // A file written before completed jobs kept their last attempt in their row: both records in the attempts table.
+    const file = tempSqliteFile();
+    const rowKept = SQLITE_MIGRATIONS.findIndex((sql) => sql.includes('ADD COLUMN completed_by'));
+    expect(rowKept).toBeGreaterThan(0);
+    const db = new Database(file);
+    for (let version = 0; version < rowKept; version++) db.exec(SQLITE_MIGRATIONS[version]);
+    db.pragma(`user_version = ${rowKept}`);
+    const id = uuidv7();
+    const t = Date.now() - 60_000;
+    db.prepare(
+      `INSERT INTO jobs (id, type, payload, state, priority, attempts, max_attempts, backoff_ms, timeout_ms, run_at, created_at, updated_at, started_at, finished_at)
+       VALUES (?, 'noop', '{}', 'completed', 0, 2, 3, 0, 1000, ?, ?, ?, ?, ?)`,
+    ).run(id, t, t, t + 300, t + 200, t + 300);
+    const record = db.prepare(
+      `INSERT INTO attempts (job_id, attempt, instance, started_at, finished_at, outcome, error, stack) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    record.run(id, 1, 'keel-a', t + 100, t + 150, 'retry', 'the mail service answered 503', 'Error: 503');
+    record.run(id, 2, 'keel-b', t + 200, t + 300, 'completed', null, null);
+    db.close();
+
+    const { http } = await startApp(sqliteEnv(file));
+    const at = (ms: number) => new Date(ms).toISOString();
+    expect((await http.get(`/v1/jobs/${id}/attempts`).expect(200)).body.items).toEqual([
+      {
+        attempt: 1,
+        instance: 'keel-a',
+        startedAt: at(t + 100),
+        finishedAt: at(t + 150),
+        durationMs: 50,
+        outcome: 'retry',
+        error: 'the mail service answered 503',
+        stack: 'Error: 503',
+      },
+      { attempt: 2, instance: 'keel-b', startedAt: at(t + 200), finishedAt: at(t + 300), durationMs: 100, outcome: 'completed', error: null, stack: null },
+    ]);
   });
 
   it('refuses a second app on a file another app owns', async () => {

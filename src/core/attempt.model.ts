@@ -47,6 +47,21 @@ export function attemptEndedBy(job: Job, instance: string | null, event: JobEven
   };
 }
 
+/**
+ * Whether a store keeps `record` in its job's row instead of as a record of its own: the attempt
+ * that completed the job. Completed is final and the row already holds that attempt's number and
+ * times; the row's `completed_by` adds its instance. The change most jobs end with then writes
+ * no row besides the job's (docs/decisions.md "The completing attempt is kept in its job's row").
+ */
+export function keptInJobRow(record: AttemptRecord): boolean {
+  return record.outcome === 'completed';
+}
+
+/** The instance a job's row keeps as `completed_by` after the change that ended `record`'s attempt (see `keptInJobRow`): null but for a completion. */
+export function completedBy(record: AttemptRecord | undefined): string | null {
+  return record !== undefined && keptInJobRow(record) ? record.instance : null;
+}
+
 function outcomeOf(event: JobEvent, change: JobChange): AttemptOutcome {
   if (change.to === 'completed' || change.to === 'failed' || change.to === 'cancelled') return change.to;
   if (event.type === 'interrupt') return 'interrupted';

@@ -84,6 +84,8 @@ export interface JobRow<J> {
   cancel_requested_at: number | null;
   progress?: J | null;
   trace_context?: string | null;
+  /** The instance that ran the attempt that completed the job (`keptInJobRow`); null in any other state. */
+  completed_by?: string | null;
 }
 
 export function jobFromRow<J>(row: JobRow<J>, json: JsonColumn<J>): Job {
@@ -122,6 +124,9 @@ export interface AttemptRow {
   error: string | null;
   stack: string | null;
 }
+
+/** The seq a completed job's attempt, the one its row keeps (`keptInJobRow`), takes among its records: after all of them. */
+export const ROW_ATTEMPT_SEQ = Number.MAX_SAFE_INTEGER;
 
 export function attemptFromRow(row: AttemptRow): AttemptRecord {
   return {

@@ -403,4 +403,13 @@ export const PG_MIGRATIONS: readonly string[] = [
   CREATE INDEX keel_stats_by_minute ON keel_stats (minute, type);
   CREATE UNIQUE INDEX keel_stats_folded ON keel_stats (minute, type, metric, bucket) WHERE folded;
   `,
+  `
+  -- The instance that ran the attempt that completed the job: with the row's attempts, started_at
+  -- and finished_at, that attempt's record, which keel_attempts then does not hold; NULL in any
+  -- other state (docs/decisions.md "The completing attempt is kept in its job's row").
+  ALTER TABLE keel_jobs ADD COLUMN completed_by text;
+  UPDATE keel_jobs j SET completed_by = a.instance
+    FROM keel_attempts a WHERE a.job_id = j.id AND a.outcome = 'completed' AND j.state = 'completed';
+  DELETE FROM keel_attempts WHERE outcome = 'completed';
+  `,
 ];

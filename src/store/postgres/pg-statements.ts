@@ -1,4 +1,5 @@
 import type { QueryConfig } from 'pg';
+import { ROW_ATTEMPT_SEQ } from '../sql-rows';
 
 /** The NOTIFY channels of a store's schema, and the store's name. */
 export interface PgChannels {
@@ -103,10 +104,17 @@ export const PG_SQL = {
   /** The rows of a group of transitions, read once for all of them. */
   getJobs: preparedAs('getJobs', `SELECT ${SELECT_COLUMNS} FROM keel_jobs WHERE id = ANY($1::uuid[])`),
   getJobByIdempotencyKey: `SELECT ${SELECT_COLUMNS} FROM keel_jobs WHERE idempotency_key = $1`,
-  /** A job's ended attempts, the last $2 of them, oldest first. */
+  /**
+   * A job's ended attempts, the last $2 of them, oldest first. A completed job's last one is its
+   * row's (`keptInJobRow`), after every record.
+   */
   attemptsOf: `
     SELECT * FROM (SELECT job_id::text, attempt, instance, started_at, finished_at, outcome, error, stack, seq
-                     FROM keel_attempts WHERE job_id = $1 ORDER BY seq DESC LIMIT $2) AS last
+                     FROM keel_attempts WHERE job_id = $1
+                    UNION ALL
+                   SELECT id::text, attempts, completed_by, coalesce(started_at, finished_at), finished_at, 'completed', NULL, NULL, ${ROW_ATTEMPT_SEQ}
+                     FROM keel_jobs WHERE id = $1 AND state = 'completed'
+                    ORDER BY seq DESC LIMIT $2) AS last
      ORDER BY seq`,
   listJobs: (where: string, limit: string) => `SELECT ${SELECT_COLUMNS} FROM keel_jobs ${where} ORDER BY id DESC LIMIT ${limit}`,
   /**

@@ -7,6 +7,7 @@ import type { TransitionGuard, WriteDurability } from '../job-store';
 import type { SyncSchedule } from '../sync-schedule';
 import { planTransition, type PlannedTransition } from '../plan-transition';
 import { statOf } from '../../core/job-stats.model';
+import { keptInJobRow } from '../../core/attempt.model';
 import { fromRow, jsonOrNull, type JobRow } from './pg-rows';
 import { durability, PG_SQL, preparedAs, type PgChannels } from './pg-statements';
 import { TurnGroups } from './turn-groups';
@@ -338,7 +339,8 @@ const NOTIFY_CHANGED = `
  * in the same statement, or not at all. The record's job, number, instance and times are the
  * compare-and-set's own values (the row as it was: its attempt and owner; the change: its
  * started_at and updated_at, the event's time); only its outcome, error and stack are sent, $22 …
- * $24 (`attemptParams`), NULL for a change that ends no attempt.
+ * $24 (`attemptParams`), NULL for a change that ends no attempt and for one that completes the job
+ * (its row keeps that attempt: the compare-and-set sets completed_by).
  */
 const RECORD_ATTEMPTS = `
     recorded AS (
@@ -363,13 +365,14 @@ export function statParams(plans: readonly PlannedTransition[], events: readonly
   return [stats.map((stat) => stat?.metric ?? null), stats.map((stat) => stat?.bucket ?? 0)];
 }
 
-/** $22 … $24 of the statements that change jobs: the outcome, error and stack of the attempt each of `plans` ends (NULLs: none), one array each. */
+/**
+ * $22 … $24 of the statements that change jobs: the outcome, error and stack of the attempt each of
+ * `plans` ends (NULLs: none), one array each. A completing attempt has none: the job's row keeps it
+ * (`keptInJobRow`; the statement sets completed_by).
+ */
 export function attemptParams(plans: readonly PlannedTransition[]): [Array<string | null>, Array<string | null>, Array<string | null>] {
-  return [
-    plans.map((plan) => plan.attempt?.outcome ?? null),
-    plans.map((plan) => plan.attempt?.error ?? null),
-    plans.map((plan) => plan.attempt?.stack ?? null),
-  ];
+  const records = plans.map((plan) => (plan.attempt && !keptInJobRow(plan.attempt) ? plan.attempt : undefined));
+  return [records.map((r) => r?.outcome ?? null), records.map((r) => r?.error ?? null), records.map((r) => r?.stack ?? null)];
 }
 
 /**
@@ -387,7 +390,8 @@ export const APPLY_TRANSITION = preparedAs(
       UPDATE keel_jobs
          SET state = $2, attempts = $3, run_at = $4, started_at = $5, finished_at = $6, result = $7::json,
              last_error = $8, updated_at = $9, owner = $10, cancel_requested_at = $15,
-             progress = CASE WHEN $16::boolean THEN NULL ELSE progress END
+             progress = CASE WHEN $16::boolean THEN NULL ELSE progress END,
+             completed_by = CASE WHEN $2::text = 'completed' THEN $14::text END
        WHERE id = $1 AND state = $11 AND attempts = $12 AND updated_at = $13 AND owner IS NOT DISTINCT FROM $14
          AND cancel_requested_at IS NOT DISTINCT FROM $17
       RETURNING id, state, cancel_requested_at, progress, type, updated_at, started_at, $12::int AS attempt_number, $14::text AS attempt_instance,
@@ -417,7 +421,8 @@ const APPLY_TRANSITIONS = preparedAs(
       UPDATE keel_jobs j
          SET state = v.state, attempts = v.attempts, run_at = v.run_at, started_at = v.started_at, finished_at = v.finished_at,
              result = v.result, last_error = v.last_error, updated_at = v.updated_at, owner = v.owner,
-             cancel_requested_at = v.cancel_requested_at, progress = CASE WHEN v.clears_progress THEN NULL ELSE j.progress END
+             cancel_requested_at = v.cancel_requested_at, progress = CASE WHEN v.clears_progress THEN NULL ELSE j.progress END,
+             completed_by = CASE WHEN v.state = 'completed' THEN v.was_owner END
         FROM unnest($1::uuid[], $2::text[], $3::int[], $4::bigint[], $5::bigint[], $6::bigint[], $7::json[], $8::text[],
                     $9::bigint[], $10::text[], $11::text[], $12::int[], $13::bigint[], $14::text[], $15::bigint[], $16::boolean[],
                     $17::bigint[], $22::text[], $23::text[], $24::text[], $25::text[], $26::smallint[])

@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { BacklogFull, ConcurrentChange, IdempotencyKeyTaken, JobNotFound, StoreUnavailable } from '../../core/job.errors';
 import type { Schedule } from '../../core/schedule.model';
-import type { AttemptRecord } from '../../core/attempt.model';
+import { completedBy, keptInJobRow, type AttemptRecord } from '../../core/attempt.model';
 import { statOf, sumDeltas, type StatDelta } from '../../core/job-stats.model';
 import type { JobEvent } from '../../core/job-state-machine';
 import { compareDispatch, newJobRecord, type DispatchKey, type Job, type JobProgress, type JobState, type NewJob } from '../../core/job.model';
@@ -271,7 +271,7 @@ export class SqliteJobStore implements JobStore {
   }
 
   async attempts(id: string, limit: number): Promise<AttemptRecord[]> {
-    return (this.statements().attemptsOf.all(id, limit) as AttemptRow[]).map(attemptFromRow);
+    return (this.statements().attemptsOf.all({ id, limit }) as AttemptRow[]).map(attemptFromRow);
   }
 
   /** The plan SQLite makes for `list(query)`, one line per step (EXPLAIN QUERY PLAN). For tests. */
@@ -326,8 +326,9 @@ export class SqliteJobStore implements JobStore {
     } catch {
       return undefined;
     }
-    const was = transitionValues(job, owner);
-    const { mask, params } = changedColumns(transitionValues(planned.next, planned.owner), (i) => was[i]);
+    // A job that changes is not completed: its row keeps no completed_by.
+    const was = transitionValues(job, owner, null);
+    const { mask, params } = changedColumns(transitionValues(planned.next, planned.owner, completedBy(planned.attempt)), (i) => was[i]);
     params.push(job.id, job.state, job.attempts, job.updatedAt, owner, job.cancelRequestedAt);
     const stmt = this.maskedStatement(this.expectedStatements, mask, applyExpectedTransitionSql);
     const applied = write(() => stmt.get(params)) as { progress: string | null } | undefined;
@@ -336,7 +337,7 @@ export class SqliteJobStore implements JobStore {
     planned.next.progress = applied.progress === null ? null : (JSON.parse(applied.progress) as Job['progress']);
     this.stateCounts[planned.change.from] -= 1;
     this.stateCounts[planned.change.to] += 1;
-    if (planned.attempt) this.attemptsToWrite.push(planned.attempt);
+    if (planned.attempt && !keptInJobRow(planned.attempt)) this.attemptsToWrite.push(planned.attempt);
     this.noted.push({ kind: 'transition', from: planned.change.from, event: event.type, job: planned.next });
     return planned.next;
   }
@@ -364,7 +365,8 @@ export class SqliteJobStore implements JobStore {
 
   /**
    * The records of the attempts the group's changes ended, in the group's transaction, before its
-   * COMMIT: one statement for up to ATTEMPT_ROWS_MAX records. A write undone alone never queued
+   * COMMIT: one statement for up to ATTEMPT_ROWS_MAX records. A completing attempt is not among
+   * them: its job's row keeps it (`keptInJobRow`). A write undone alone never queued
    * its record (the queue is the last thing a change does, as its commit note); an undone group
    * drops them all.
    */
@@ -387,14 +389,14 @@ export class SqliteJobStore implements JobStore {
    * indexes that hold an assigned column, so a start leaves the owner's index alone.
    */
   private apply(row: JobRow, planned: PlannedTransition, event: JobEvent['type']): Job {
-    const { mask, params } = changedColumns(transitionValues(planned.next, planned.owner), (i) => row[TRANSITION_COLUMNS[i]]);
+    const { mask, params } = changedColumns(transitionValues(planned.next, planned.owner, completedBy(planned.attempt)), (i) => row[TRANSITION_COLUMNS[i]]);
     params.push(planned.next.id, planned.change.from);
     const stmt = this.maskedStatement(this.transitionStatements, mask, applyTransitionSql);
     const { changes } = write(() => stmt.run(params));
     if (changes !== 1) throw new ConcurrentChange(planned.next.id);
     this.stateCounts[planned.change.from] -= 1;
     this.stateCounts[planned.change.to] += 1;
-    if (planned.attempt) this.attemptsToWrite.push(planned.attempt);
+    if (planned.attempt && !keptInJobRow(planned.attempt)) this.attemptsToWrite.push(planned.attempt);
     this.noted.push({ kind: 'transition', from: planned.change.from, event, job: planned.next });
     return planned.next;
   }
@@ -774,6 +776,7 @@ const TRANSITION_COLUMNS = [
   'owner',
   'cancel_requested_at',
   'progress',
+  'completed_by',
 ] as const satisfies readonly (keyof JobRow)[];
 const UPDATED_AT_BIT = 1 << TRANSITION_COLUMNS.indexOf('updated_at');
 
@@ -797,8 +800,8 @@ function changedColumns(values: readonly unknown[], was: (i: number) => unknown)
   return { mask, params };
 }
 
-/** The values of TRANSITION_COLUMNS after a change, as stored. */
-function transitionValues(next: Job, owner: string | null): unknown[] {
+/** The values of TRANSITION_COLUMNS after a change, as stored; `completedBy` is the row's completed_by (`completedBy` of the ended attempt). */
+function transitionValues(next: Job, owner: string | null, completedBy: string | null): unknown[] {
   return [
     next.state,
     next.attempts,
@@ -811,6 +814,7 @@ function transitionValues(next: Job, owner: string | null): unknown[] {
     owner,
     next.cancelRequestedAt,
     next.progress === null || next.progress === undefined ? null : JSON.stringify(next.progress),
+    completedBy,
   ];
 }
 

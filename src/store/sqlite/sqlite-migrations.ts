@@ -165,6 +165,15 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
     PRIMARY KEY (minute, type, metric, bucket)
   ) WITHOUT ROWID;
   `,
+  `
+  -- The instance that ran the attempt that completed the job: with the row's attempts, started_at
+  -- and finished_at, that attempt's record, which the attempts table then does not hold; NULL in
+  -- any other state (docs/decisions.md "The completing attempt is kept in its job's row").
+  ALTER TABLE jobs ADD COLUMN completed_by TEXT;
+  UPDATE jobs SET completed_by = (SELECT instance FROM attempts a WHERE a.job_id = jobs.id AND a.outcome = 'completed')
+   WHERE state = 'completed' AND id IN (SELECT job_id FROM attempts WHERE outcome = 'completed');
+  DELETE FROM attempts WHERE outcome = 'completed';
+  `,
 ];
 
 /** Applies the migrations `db` (the database at SQLITE_FILE `file`) has not run yet, each in a transaction of its own. */

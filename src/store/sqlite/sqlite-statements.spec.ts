@@ -46,6 +46,13 @@ describe('SQLite statements: query plans of the hot path', () => {
     expect(detail).not.toMatch(/SCAN jobs(?! USING)/);
   });
 
+  it('reads a job’s attempts by an index search on (job_id, seq) and its row by its primary key, never a scan', () => {
+    const detail = plan(SQL.attemptsOf, { id: 'x', limit: 10 });
+    expect(detail).toContain('SEARCH attempts USING INDEX attempts_by_job (job_id=?)');
+    expect(detail).toContain('SEARCH jobs USING INDEX sqlite_autoindex_jobs_1 (id=?)');
+    expect(detail).not.toMatch(/SCAN (attempts|jobs)/);
+  });
+
   it('reads and changes one job by its primary key', () => {
     expect(plan(SQL.getJob, ['x'])).toMatch(/SEARCH jobs USING INDEX sqlite_autoindex_jobs_1 \(id=\?\)/);
     expect(plan(applyTransitionSql(['state', 'attempts', 'started_at', 'updated_at']), ['processing', 1, 0, 0, 'x', 'pending'])).toMatch(

@@ -1,3 +1,5 @@
+import { ROW_ATTEMPT_SEQ } from '../sql-rows';
+
 /** The parameters of each row of `insertJobsSql`. */
 export const INSERT_ROW_PARAMS = 13;
 
@@ -117,11 +119,17 @@ export const SQL = {
   startsOf: `SELECT at FROM type_starts WHERE type = ? ORDER BY at`,
   logStart: `INSERT INTO type_starts (type, at) VALUES (?, ?)`,
   ping: `SELECT 1`,
-  /** The record of an ended attempt, in the transaction of the change that ended it (`AttemptRecord`'s fields in order). */
-  /** A job's ended attempts, the last ? of them, oldest first. */
+  /**
+   * A job's ended attempts, the last @limit of them, oldest first. A completed job's last one is
+   * its row's (`keptInJobRow`), after every record.
+   */
   attemptsOf: `
     SELECT * FROM (SELECT job_id, attempt, instance, started_at, finished_at, outcome, error, stack, seq
-                     FROM attempts WHERE job_id = ? ORDER BY seq DESC LIMIT ?)
+                     FROM attempts WHERE job_id = @id
+                    UNION ALL
+                   SELECT id, attempts, completed_by, coalesce(started_at, finished_at), finished_at, 'completed', NULL, NULL, ${ROW_ATTEMPT_SEQ}
+                     FROM jobs WHERE id = @id AND state = 'completed'
+                    ORDER BY seq DESC LIMIT @limit)
      ORDER BY seq`,
   /** A group's delta of one stats key (minute, type, metric, bucket, n), before its COMMIT. */
   addStat: `
