@@ -703,6 +703,24 @@ describe.each(STORE_KINDS)('JobStore contract: $name', (kind) => {
       ]);
     });
 
+    it('keeps the completing attempt of each job with the instance that ran it, across a reopen where the store is durable', async () => {
+      const mine = await heldJob(SELF, 'processing');
+      const theirs = await heldJob(OTHER, 'processing');
+      await step(mine.id, 'complete', {}, { owner: SELF });
+      await step(theirs.id, 'complete', {}, { owner: OTHER });
+      const instances = async () => [(await store.attempts(mine.id, 10)).map((a) => a.instance), (await store.attempts(theirs.id, 10)).map((a) => a.instance)];
+      expect(await instances()).toEqual([[SELF], [OTHER]]);
+      if (!kind.durable) return;
+      store = await subject.reopen!();
+      expect(await instances()).toEqual([[SELF], [OTHER]]);
+      // Both names are known again after the reopen: a third completion by each is told apart.
+      const again = [await heldJob(OTHER, 'processing'), await heldJob(SELF, 'processing')];
+      await step(again[0].id, 'complete', {}, { owner: OTHER });
+      await step(again[1].id, 'complete', {}, { owner: SELF });
+      expect((await store.attempts(again[0].id, 10)).map((a) => a.instance)).toEqual([OTHER]);
+      expect((await store.attempts(again[1].id, 10)).map((a) => a.instance)).toEqual([SELF]);
+    });
+
     it('deletes the attempts with their job when retention prunes it', async () => {
       const done = await jobIn('completed');
       const kept = await jobIn('completed');

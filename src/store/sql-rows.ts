@@ -84,8 +84,8 @@ export interface JobRow<J> {
   cancel_requested_at: number | null;
   progress?: J | null;
   trace_context?: string | null;
-  /** The instance that ran the attempt that completed the job (`keptInJobRow`); null in any other state. */
-  completed_by?: string | null;
+  /** The instance that ran the attempt that completed the job (`keptInJobRow`; SQLite: its number in `instances`); null in any other state. */
+  completed_by?: string | number | null;
 }
 
 export function jobFromRow<J>(row: JobRow<J>, json: JsonColumn<J>): Job {

@@ -97,6 +97,13 @@ export class SqliteJobStore implements JobStore {
   private noted: Commit[] = [];
   /** The records of the attempts this group's changes ended, written before its COMMIT (`writeAttempts`). */
   private attemptsToWrite: AttemptRecord[] = [];
+  /**
+   * The number of each instance that completed jobs here, by name: a completed job's row keeps the
+   * number as completed_by (`instances`). Numbered in memory, as this process is the file's only
+   * writer; the names numbered in the group under way are inserted before its COMMIT.
+   */
+  private instanceNumbers = new Map<string, number>();
+  private instancesToWrite: Array<[number, string]> = [];
   /** The prepared multi-row inserts of attempt records, by row count. */
   private readonly attemptInserts = new Map<number, Database.Statement>();
   readonly events: LocalEventFeed;
@@ -162,6 +169,7 @@ export class SqliteJobStore implements JobStore {
     const counts = emptyCounts();
     for (const { state, n } of this.stmts.countByState.all() as { state: JobState; n: number }[]) counts[state] = n;
     this.stateCounts = counts;
+    this.instanceNumbers = new Map((this.stmts.instances.all() as { seq: number; name: string }[]).map((row) => [row.name, row.seq]));
     this.group = new GroupCommit(db, {
       snapshot: () => {
         const saved = { ...this.stateCounts };
@@ -169,6 +177,8 @@ export class SqliteJobStore implements JobStore {
           this.stateCounts = saved;
           this.noted = [];
           this.attemptsToWrite = [];
+          for (const [, name] of this.instancesToWrite) this.instanceNumbers.delete(name);
+          this.instancesToWrite = [];
         };
       },
       committed: () => {
@@ -182,6 +192,7 @@ export class SqliteJobStore implements JobStore {
       },
       beforeCommit: () => {
         this.files?.check();
+        this.writeInstances();
         this.writeAttempts();
         this.writeStats();
       },
@@ -328,7 +339,7 @@ export class SqliteJobStore implements JobStore {
     }
     // A job that changes is not completed: its row keeps no completed_by.
     const was = transitionValues(job, owner, null);
-    const { mask, params } = changedColumns(transitionValues(planned.next, planned.owner, completedBy(planned.attempt)), (i) => was[i]);
+    const { mask, params } = changedColumns(transitionValues(planned.next, planned.owner, this.completedBy(planned)), (i) => was[i]);
     params.push(job.id, job.state, job.attempts, job.updatedAt, owner, job.cancelRequestedAt);
     const stmt = this.maskedStatement(this.expectedStatements, mask, applyExpectedTransitionSql);
     const applied = write(() => stmt.get(params)) as { progress: string | null } | undefined;
@@ -363,6 +374,29 @@ export class SqliteJobStore implements JobStore {
     for (const d of deltas) write(() => addStat.run(d.minute, d.type, d.metric, d.bucket, d.n));
   }
 
+  /** The row's completed_by after `planned`: the number of the instance whose attempt completed the job (see `instanceNumbers`), else null. */
+  private completedBy(planned: PlannedTransition): number | null {
+    const name = completedBy(planned.attempt);
+    if (name === null) return null;
+    let number = this.instanceNumbers.get(name);
+    if (number === undefined) {
+      number = Math.max(0, ...this.instanceNumbers.values()) + 1;
+      this.instanceNumbers.set(name, number);
+      this.instancesToWrite.push([number, name]);
+    }
+    return number;
+  }
+
+  /**
+   * The instances numbered in the group, before its COMMIT. A write undone alone may leave its
+   * instance numbered and unused: a row of its own, harmless; an undone group forgets them all.
+   */
+  private writeInstances(): void {
+    const addInstance = this.statements().addInstance;
+    for (const [number, name] of this.instancesToWrite) write(() => addInstance.run(number, name));
+    this.instancesToWrite = [];
+  }
+
   /**
    * The records of the attempts the group's changes ended, in the group's transaction, before its
    * COMMIT: one statement for up to ATTEMPT_ROWS_MAX records. A completing attempt is not among
@@ -389,7 +423,7 @@ export class SqliteJobStore implements JobStore {
    * indexes that hold an assigned column, so a start leaves the owner's index alone.
    */
   private apply(row: JobRow, planned: PlannedTransition, event: JobEvent['type']): Job {
-    const { mask, params } = changedColumns(transitionValues(planned.next, planned.owner, completedBy(planned.attempt)), (i) => row[TRANSITION_COLUMNS[i]]);
+    const { mask, params } = changedColumns(transitionValues(planned.next, planned.owner, this.completedBy(planned)), (i) => row[TRANSITION_COLUMNS[i]]);
     params.push(planned.next.id, planned.change.from);
     const stmt = this.maskedStatement(this.transitionStatements, mask, applyTransitionSql);
     const { changes } = write(() => stmt.run(params));
@@ -800,8 +834,8 @@ function changedColumns(values: readonly unknown[], was: (i: number) => unknown)
   return { mask, params };
 }
 
-/** The values of TRANSITION_COLUMNS after a change, as stored; `completedBy` is the row's completed_by (`completedBy` of the ended attempt). */
-function transitionValues(next: Job, owner: string | null, completedBy: string | null): unknown[] {
+/** The values of TRANSITION_COLUMNS after a change, as stored; `completedBy` is the row's completed_by. */
+function transitionValues(next: Job, owner: string | null, completedBy: number | null): unknown[] {
   return [
     next.state,
     next.attempts,

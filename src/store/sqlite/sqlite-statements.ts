@@ -127,10 +127,15 @@ export const SQL = {
     SELECT * FROM (SELECT job_id, attempt, instance, started_at, finished_at, outcome, error, stack, seq
                      FROM attempts WHERE job_id = @id
                     UNION ALL
-                   SELECT id, attempts, completed_by, coalesce(started_at, finished_at), finished_at, 'completed', NULL, NULL, ${ROW_ATTEMPT_SEQ}
+                   SELECT id, attempts, (SELECT name FROM instances WHERE seq = completed_by), coalesce(started_at, finished_at),
+                          finished_at, 'completed', NULL, NULL, ${ROW_ATTEMPT_SEQ}
                      FROM jobs WHERE id = @id AND state = 'completed'
                     ORDER BY seq DESC LIMIT @limit)
      ORDER BY seq`,
+  /** The instances that completed jobs, by number (completed_by). */
+  instances: `SELECT seq, name FROM instances`,
+  /** An instance numbered in the group under way, before its COMMIT. */
+  addInstance: `INSERT INTO instances (seq, name) VALUES (?, ?)`,
   /** A group's delta of one stats key (minute, type, metric, bucket, n), before its COMMIT. */
   addStat: `
     INSERT INTO stats_minutes (minute, type, metric, bucket, n) VALUES (?, ?, ?, ?, ?)
