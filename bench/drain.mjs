@@ -4,7 +4,7 @@
 //   KEEL_DRAIN_STREAM=1 node bench/drain.mjs             (with a client reading GET /v1/events throughout)
 //   KEEL_DRAIN_STORE=postgres node bench/drain.mjs       (a fresh database on PG_URL, postgres://postgres@127.0.0.1:5432)
 // Prints one JSON line: jobs/s, the server's CPU time over the drain (user and system, all its
-// threads: steadier than jobs/s on a shared host), the event loop's p99 and longest delay over the drain,
+// threads), on PostgreSQL the WAL it wrote per job (the cluster's: run nothing else on it), the event loop's p99 and longest delay over the drain,
 // syncs, the profile's folder.
 import fs from 'node:fs';
 import os from 'node:os';
@@ -70,6 +70,26 @@ function cpuMs(pid) {
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
 }
 
+/** PostgreSQL's WAL position now (the whole cluster's: run nothing else against it meanwhile). */
+async function walLsn() {
+  return (await pgQuery('SELECT pg_current_wal_lsn()::text AS lsn')).lsn;
+}
+
+async function walBytesSince(lsn) {
+  return Number((await pgQuery('SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1)::bigint AS bytes', [lsn])).bytes);
+}
+
+async function pgQuery(sql, params = []) {
+  const pg = require('pg');
+  const client = new pg.Client({ connectionString: `${pgUrl}/postgres` });
+  await client.connect();
+  try {
+    return (await client.query(sql, params)).rows[0];
+  } finally {
+    await client.end();
+  }
+}
+
 const profileDir = process.env.KEEL_PROFILE ? fs.mkdtempSync(path.join(os.tmpdir(), 'keel-profile-')) : undefined;
 const keel = await startKeel(checkout, env, port, profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []);
 let streamed = 0;
@@ -87,6 +107,7 @@ if (process.env.KEEL_DRAIN_STREAM) {
 }
 await fetch(url('/metrics')); // a scrape resets the delay histogram: the next one covers the drain
 const cpu0 = cpuMs(keel.pid);
+const wal0 = postgres ? await walLsn() : undefined;
 const t0 = performance.now();
 for (;;) {
   const { counts } = await (await fetch(url('/v1/queue'))).json();
@@ -95,6 +116,7 @@ for (;;) {
 }
 const ms = performance.now() - t0;
 const cpu = cpuMs(keel.pid) - cpu0;
+const walBytes = postgres ? await walBytesSince(wal0) : undefined;
 reader.abort();
 const metrics = await (await fetch(url('/metrics'))).text();
 await stopKeel(keel);
@@ -110,6 +132,7 @@ console.log(
     cpuUsPerJob: Number(((cpu * 1000) / n).toFixed(1)),
     eventLoopP99Ms: Number(/^nodejs_eventloop_lag_p99_seconds (\S+)/m.exec(metrics)?.[1]) * 1000,
     eventLoopMaxMs: Number(/^nodejs_eventloop_lag_max_seconds (\S+)/m.exec(metrics)?.[1]) * 1000,
+    walBytesPerJob: walBytes === undefined ? undefined : Math.round(walBytes / n),
     syncs: Number(/^store_syncs_total (\S+)/m.exec(metrics)?.[1]),
     streamedEvents: process.env.KEEL_DRAIN_STREAM ? streamed : undefined,
     profileDir,

@@ -1,9 +1,9 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NewJob } from '../src/core/job.model';
 import { PgJobStore } from '../src/store/postgres/pg-job.store';
-import { IN_MEMORY, SqliteJobStore } from '../src/store/sqlite/sqlite-job.store';
+import { IN_MEMORY, SqliteJobStore, WAL_CHECKPOINT_PAGES } from '../src/store/sqlite/sqlite-job.store';
 import { describePg, randomName, TEST_DATABASE_URL, warnPgSkipped, withClient } from './support/postgres';
 import { sharedPortOf } from './support/stores';
 import { waitFor } from './support/wait';
@@ -167,6 +167,33 @@ describePg('durability classes: postgres reports the synchronous_commit of each 
     expect(store.transitionStats.commitsBySetting).toEqual({ on, off: off + 1 });
     await store.transition(other.id, { type: 'cancel', now: Date.now() });
     expect(store.transitionStats.commitsBySetting).toEqual({ on: on + 1, off: off + 1 });
+  });
+});
+
+describe('SQLite checkpoints', () => {
+  it('checkpoints the WAL every WAL_CHECKPOINT_PAGES pages written, not every 1,000: the -wal file grows to that, then starts over', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'keel-checkpoint-'));
+    const file = join(dir, 'jobs.sqlite');
+    const store = new SqliteJobStore(file, 100);
+    await store.open();
+    const page = 'x'.repeat(3_500);
+    try {
+      // About a page a job, 50 jobs a commit: 1.5 times the interval's pages in all.
+      for (let commit = 0; commit < (1.5 * WAL_CHECKPOINT_PAGES) / 50; commit++) {
+        await store.insert(
+          Array.from({ length: 50 }, () => ({ ...newJob(), payload: { page } })),
+          1_000_000,
+        );
+      }
+      // A WAL frame is a 24-byte header and a 4 KiB page. The file is never truncated while the
+      // store is open: its size is the most frames it held between two checkpoints.
+      const most = (statSync(`${file}-wal`).size - 32) / (24 + 4096);
+      expect(most).toBeGreaterThan(WAL_CHECKPOINT_PAGES);
+      expect(most).toBeLessThan(WAL_CHECKPOINT_PAGES + 200);
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
