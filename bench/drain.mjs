@@ -1,4 +1,4 @@
-// One SQLite drain, for profiling and side-by-side runs of two checkouts:
+// One drain of a built checkout, for profiling and side-by-side runs of two checkouts (bench/drain-pair.mjs):
 //   node bench/drain.mjs [jobs=50000] [checkout=.]      (after `npm run build` in the checkout)
 //   KEEL_PROFILE=1 node bench/drain.mjs                  (also writes a CPU profile of the server)
 //   KEEL_DRAIN_STREAM=1 node bench/drain.mjs             (with a client reading GET /v1/events throughout)
