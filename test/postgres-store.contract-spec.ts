@@ -1063,19 +1063,25 @@ describePg('PgJobStore: several stores on one database', () => {
     expect(after.completed + after.failed + after.cancelled).toBe(0);
   });
 
+  /** This test's schema as a Keel of `applied` migrations left it, and a client on it (the caller ends it). */
+  async function earlierSchema(applied: number): Promise<Client> {
+    const client = new Client({ connectionString: db.url, options: `-c search_path=${schema}` });
+    await client.connect();
+    await client.query(`CREATE SCHEMA ${schema}`);
+    await client.query(`CREATE TABLE keel_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`);
+    for (let version = 0; version < applied; version++) {
+      await client.query(PG_MIGRATIONS[version]);
+      await client.query(`INSERT INTO keel_migrations (version) VALUES ($1)`, [version + 1]);
+    }
+    return client;
+  }
+
   it('the counters start from the jobs already there when a database of an earlier schema is upgraded', async () => {
     const counted = PG_MIGRATIONS.findIndex((sql) => sql.includes('CREATE TABLE keel_state_counts'));
     expect(counted).toBeGreaterThan(0);
     // A database written by an earlier Keel: the migrations before the counters, and jobs.
-    const client = new Client({ connectionString: db.url, options: `-c search_path=${schema}` });
-    await client.connect();
+    const client = await earlierSchema(counted);
     try {
-      await client.query(`CREATE SCHEMA ${schema}`);
-      await client.query(`CREATE TABLE keel_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`);
-      for (let version = 0; version < counted; version++) {
-        await client.query(PG_MIGRATIONS[version]);
-        await client.query(`INSERT INTO keel_migrations (version) VALUES ($1)`, [version + 1]);
-      }
       const states = ['pending', 'pending', 'pending', 'pending', 'completed', 'cancelled'];
       for (const state of states) {
         const job = newJob();
@@ -1100,15 +1106,8 @@ describePg('PgJobStore: several stores on one database', () => {
     // A database written before completed jobs kept their last attempt in their row: both records in keel_attempts.
     const job = newJob();
     const t = job.createdAt;
-    const client = new Client({ connectionString: db.url, options: `-c search_path=${schema}` });
-    await client.connect();
+    const client = await earlierSchema(rowKept);
     try {
-      await client.query(`CREATE SCHEMA ${schema}`);
-      await client.query(`CREATE TABLE keel_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`);
-      for (let version = 0; version < rowKept; version++) {
-        await client.query(PG_MIGRATIONS[version]);
-        await client.query(`INSERT INTO keel_migrations (version) VALUES ($1)`, [version + 1]);
-      }
       await client.query(
         `INSERT INTO keel_jobs (id, type, payload, state, priority, attempts, max_attempts, backoff_ms, timeout_ms, run_at, created_at, updated_at, started_at, finished_at)
          VALUES ($1, 'noop', '{}', 'completed', 0, 2, 3, 0, 1000, $2, $2, $3, $4, $3)`,
