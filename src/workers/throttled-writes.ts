@@ -19,7 +19,7 @@ export class ThrottledWrites<T> {
       write: (value: T) => Promise<void>;
       /** A write at least a macrotask away even when the interval has passed: a burst is one write. */
       batch: boolean;
-      now?: () => number;
+      now: () => number;
     },
   ) {}
 
@@ -30,7 +30,7 @@ export class ThrottledWrites<T> {
   /** Something was reported: written at once, or when the interval allows. */
   schedule(): void {
     if (this.writing || this.timer || this.ended) return;
-    const wait = this.lastWriteAt + this.options.intervalMs - this.now();
+    const wait = this.lastWriteAt + this.options.intervalMs - this.options.now();
     if (wait <= 0 && !this.options.batch) {
       void this.flush();
       return;
@@ -55,13 +55,9 @@ export class ThrottledWrites<T> {
     if (this.options.pending()) await this.flush();
   }
 
-  private now(): number {
-    return (this.options.now ?? performance.now.bind(performance))();
-  }
-
   private flush(): Promise<void> {
     const value = this.options.take();
-    this.lastWriteAt = this.now();
+    this.lastWriteAt = this.options.now();
     // A write that fails loses what it carried (its writer logs why); later ones are still written.
     this.writing = this.options
       .write(value)

@@ -38,7 +38,7 @@ import { PgListener } from './pg-listener';
 import { fromRow, type JobRow } from './pg-rows';
 import { PG_SCHEDULE_SQL, scheduleFromRow, scheduleParams } from './pg-schedules';
 import { PG_SQL, prepared, type PgChannels } from './pg-statements';
-import { APPLY_TRANSITION, applyTransitionParams, attemptParams, casParams, PgTransitionGroups, statParams } from './pg-transition-groups';
+import { APPLY_TRANSITION, applyTransitionParams, PgTransitionGroups } from './pg-transition-groups';
 import { PATCH_TYPE_SETTINGS, patchTypeSettingsParams } from './pg-type-settings';
 import { type KeelContextLog, KeelLog } from '../../logging/keel-log';
 
@@ -424,9 +424,7 @@ export class PgJobStore implements JobStore, SharedStore, TransactionalInsert {
           if (retryAt !== undefined) return { retryAt };
           await client.query(PG_SQL.logStart, [row.type, window.now]);
         }
-        const stat = statParams([planned], [event.type]).map((column) => column[0]);
-        const attempt = attemptParams([planned]).map((column) => column[0]);
-        const params = applyTransitionParams(casParams(row, planned), this.channels, this.synchronousCommit('worker'), attempt, stat);
+        const params = applyTransitionParams(row, planned, event.type, this.channels, this.synchronousCommit('worker'));
         const { rowCount } = await client.query(APPLY_TRANSITION, params);
         if (rowCount !== 1) throw new ConcurrentChange(id);
         return { job: planned.next };

@@ -284,9 +284,7 @@ export class PgTransitionGroups extends TurnGroups<Asked> {
       const row = rows[0];
       // (read here even when the caller had the row: this path is the fallback of a failed group)
       const plan = planTransition(fromRow(row), row.owner, asked.event, asked.guard);
-      const stat = statParams([plan], [asked.event.type]).map((column) => column[0]);
-      const attempt = attemptParams([plan]).map((column) => column[0]);
-      const params = applyTransitionParams(casParams(row, plan), this.db.channels, this.db.synchronousCommit(asked.durability), attempt, stat);
+      const params = applyTransitionParams(row, plan, asked.event.type, this.db.channels, this.db.synchronousCommit(asked.durability));
       const applied = await this.commit(APPLY_TRANSITION, params);
       if (applied.length === 1) {
         this.db.committed([{ kind: 'transition', from: plan.change.from, event: asked.event.type, job: plan.next }]);
@@ -360,7 +358,7 @@ const RECORD_ATTEMPTS = `
  * `counted` CTE (with RECORD_ATTEMPTS) counts them per minute and type for the rows in `changed`
  * only: the stats of a change commit with it, in the same statement, or not at all.
  */
-export function statParams(plans: readonly PlannedTransition[], events: readonly JobEvent['type'][]): [Array<string | null>, number[]] {
+function statParams(plans: readonly PlannedTransition[], events: readonly JobEvent['type'][]): [Array<string | null>, number[]] {
   const stats = plans.map((plan, i) => statOf(plan.change.from, events[i], plan.next));
   return [stats.map((stat) => stat?.metric ?? null), stats.map((stat) => stat?.bucket ?? 0)];
 }
@@ -370,7 +368,7 @@ export function statParams(plans: readonly PlannedTransition[], events: readonly
  * `plans` ends (NULLs: none), one array each. A completing attempt has none: the job's row keeps it
  * (`keptInJobRow`; the statement sets completed_by).
  */
-export function attemptParams(plans: readonly PlannedTransition[]): [Array<string | null>, Array<string | null>, Array<string | null>] {
+function attemptParams(plans: readonly PlannedTransition[]): [Array<string | null>, Array<string | null>, Array<string | null>] {
   const records = plans.map((plan) => (plan.attempt && !keptInJobRow(plan.attempt) ? plan.attempt : undefined));
   return [records.map((r) => r?.outcome ?? null), records.map((r) => r?.error ?? null), records.map((r) => r?.stack ?? null)];
 }
@@ -400,10 +398,23 @@ export const APPLY_TRANSITION = preparedAs(
 );
 
 /**
- * The parameters of `APPLY_TRANSITION`: $1 … $17 the job's `casParams`, $18 … $20 the NOTIFYs', $21 synchronous_commit,
- * $22 … $24 the outcome, error and stack of the attempt its change ends (`attemptParams`), $25 and $26 its stat (`statParams`, one of each).
+ * The parameters of `APPLY_TRANSITION` for `plan`, made on `row` for an `event`: $1 … $17 the job's
+ * `casParams`, $18 … $20 the NOTIFYs', $21 synchronous_commit, $22 … $24 the outcome, error and
+ * stack of the attempt its change ends (`attemptParams`), $25 and $26 its stat (`statParams`).
  */
-export function applyTransitionParams(cas: unknown[], channels: PgChannels, synchronousCommit: 'on' | 'off', attempts: unknown[], stats: unknown[]): unknown[] {
+export function applyTransitionParams(
+  row: CasRow,
+  plan: PlannedTransition,
+  event: JobEvent['type'],
+  channels: PgChannels,
+  synchronousCommit: 'on' | 'off',
+): unknown[] {
+  const only = (columns: unknown[][]) => columns.map((column) => column[0]);
+  return statementParams(casParams(row, plan), channels, synchronousCommit, only(attemptParams([plan])), only(statParams([plan], [event])));
+}
+
+/** The parameters of both statements, in order: the compare-and-set's, the NOTIFYs', synchronous_commit, the attempt's and the stat's. */
+function statementParams(cas: unknown[], channels: PgChannels, synchronousCommit: 'on' | 'off', attempts: unknown[], stats: unknown[]): unknown[] {
   return [...cas, channels.work, channels.notifier, channels.cancel, synchronousCommit, ...attempts, ...stats];
 }
 
@@ -436,9 +447,9 @@ const APPLY_TRANSITIONS = preparedAs(
     ),${RECORD_ATTEMPTS}${NOTIFY_CHANGED}`,
 );
 
-/** The parameters of `APPLY_TRANSITIONS`: $1 … $17 one array per parameter of the jobs' `casParams`, then as `applyTransitionParams`. */
+/** The parameters of `APPLY_TRANSITIONS`: $1 … $17 one array per parameter of the jobs' `casParams`, then as `applyTransitionParams`, arrays. */
 function applyTransitionsParams(cas: unknown[][], channels: PgChannels, synchronousCommit: 'on' | 'off', attempts: unknown[], stats: unknown[]): unknown[] {
-  return applyTransitionParams(
+  return statementParams(
     cas[0].map((_, i) => cas.map((params) => params[i])),
     channels,
     synchronousCommit,
@@ -451,7 +462,7 @@ function applyTransitionsParams(cas: unknown[][], channels: PgChannels, synchron
  * The parameters $1 … $17 of `APPLY_TRANSITION` (and one row of the arrays of `APPLY_TRANSITIONS`):
  * the change, then the row as it was read, which the compare-and-set requires to be unchanged.
  */
-export function casParams(row: CasRow, plan: PlannedTransition): unknown[] {
+function casParams(row: CasRow, plan: PlannedTransition): unknown[] {
   const next = plan.next;
   return [
     row.id,

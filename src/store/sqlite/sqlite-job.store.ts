@@ -345,7 +345,7 @@ export class SqliteJobStore implements JobStore {
     }
     // A job that changes is not completed: its row keeps no completed_by.
     const was = transitionValues(job, owner, null);
-    const { mask, params } = changedColumns(transitionValues(planned.next, planned.owner, this.completedBy(planned)), (i) => was[i]);
+    const { mask, params } = changedColumns(transitionValues(planned.next, planned.owner, this.completedByNumber(planned)), (i) => was[i]);
     params.push(job.id, job.state, job.attempts, job.updatedAt, owner, job.cancelRequestedAt);
     const stmt = this.maskedStatement(this.expectedStatements, mask, applyExpectedTransitionSql);
     const applied = write(() => stmt.get(params)) as { progress: string | null } | undefined;
@@ -381,7 +381,7 @@ export class SqliteJobStore implements JobStore {
   }
 
   /** The row's completed_by after `planned`: the number of the instance whose attempt completed the job (see `instanceNumbers`), else null. */
-  private completedBy(planned: PlannedTransition): number | null {
+  private completedByNumber(planned: PlannedTransition): number | null {
     const name = completedBy(planned.attempt);
     if (name === null) return null;
     let number = this.instanceNumbers.get(name);
@@ -429,7 +429,7 @@ export class SqliteJobStore implements JobStore {
    * indexes that hold an assigned column, so a start leaves the owner's index alone.
    */
   private apply(row: JobRow, planned: PlannedTransition, event: JobEvent['type']): Job {
-    const { mask, params } = changedColumns(transitionValues(planned.next, planned.owner, this.completedBy(planned)), (i) => row[TRANSITION_COLUMNS[i]]);
+    const { mask, params } = changedColumns(transitionValues(planned.next, planned.owner, this.completedByNumber(planned)), (i) => row[TRANSITION_COLUMNS[i]]);
     params.push(planned.next.id, planned.change.from);
     const stmt = this.maskedStatement(this.transitionStatements, mask, applyTransitionSql);
     const { changes } = write(() => stmt.run(params));
